@@ -1,0 +1,372 @@
+// Package config reads the gateway's YAML configuration. Decoding is strict:
+// an unknown key, a wrong type or an invalid value is an error that names the
+// file, the line and the key, so an operator never runs a gateway whose
+// configuration says something other than they think.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration of a gateway.
+type Config struct {
+	// Listen is the address the HTTPS listener binds, host:port. Required.
+	Listen string `yaml:"listen"`
+	// Portal is the host name of the login portal. Required.
+	Portal string `yaml:"portal"`
+	// DataDir holds the SQLite database and generated keys. Relative paths
+	// are taken from the configuration file's folder. Required.
+	DataDir string  `yaml:"data_dir"`
+	TLS     TLS     `yaml:"tls"`
+	Session Session `yaml:"session"`
+	Apps    []App   `yaml:"apps"`
+
+	// File is the path the configuration was read from.
+	File string `yaml:"-"`
+	// Warnings are things that are valid but probably not meant.
+	Warnings []string `yaml:"-"`
+}
+
+// TLS says where the listener's certificate comes from: either SelfSigned,
+// or CertFile and KeyFile (PEM). Exactly one of the two is required.
+type TLS struct {
+	SelfSigned bool   `yaml:"self_signed"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+}
+
+// Session sets how long a login lasts.
+type Session struct {
+	// IdleTimeout ends a session unused for this long. Zero means 30m.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// Lifetime ends a session this long after login, used or not. Zero
+	// means 12h.
+	Lifetime Duration `yaml:"lifetime"`
+}
+
+// App is one web application behind the gateway.
+type App struct {
+	Name     string `yaml:"name"`
+	Host     string `yaml:"host"`
+	Upstream string `yaml:"upstream"`
+	// Allow is who may open the app. Without it nobody may.
+	Allow *Allow `yaml:"allow"`
+}
+
+// Allow is an app's access rule.
+type Allow struct {
+	Users  []string `yaml:"users"`
+	Groups []string `yaml:"groups"`
+	// MFA requires a second factor in the session. It defaults to false
+	// only because it is written out: sluis's portal always asks for one.
+	MFA bool `yaml:"mfa"`
+}
+
+// Defaults.
+const (
+	DefaultIdleTimeout = 30 * time.Minute
+	DefaultLifetime    = 12 * time.Hour
+)
+
+// Duration is a time.Duration written as "30m", "12h" in YAML.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want a duration such as 30m or 12h", n.Line)
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration such as 30m or 12h", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Error lists every problem found in a configuration file.
+type Error struct {
+	Problems []string // each "file:line: key: message"
+}
+
+func (e *Error) Error() string { return strings.Join(e.Problems, "\n") }
+
+// Load reads and validates the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates a configuration; name is used in messages and
+// to resolve relative paths.
+func Parse(name string, data []byte) (*Config, error) {
+	p := &parser{file: name, lines: map[string]int{}, keyAt: map[int]string{}}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{Problems: []string{p.syntax(err)}}
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		return nil, &Error{Problems: []string{name + ":1: the file is empty"}}
+	}
+	p.index(root.Content[0], "")
+
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, m := range te.Errors {
+				p.typeProblem(m)
+			}
+			return nil, &Error{Problems: p.problems}
+		}
+		// Errors of our own UnmarshalYAML methods read "line N: ...".
+		p.typeProblem(err.Error())
+		return nil, &Error{Problems: p.problems}
+	}
+	c.File = name
+	p.validate(&c)
+	if len(p.problems) > 0 {
+		return nil, &Error{Problems: p.problems}
+	}
+	c.Warnings = p.warnings
+	return &c, nil
+}
+
+type parser struct {
+	file     string
+	lines    map[string]int // key path ("apps[0].host") -> line
+	keyAt    map[int]string // line -> key path of the value starting there
+	problems []string
+	warnings []string
+}
+
+// index records the line of every key path, to point at the line of a
+// value that fails validation.
+func (p *parser) index(n *yaml.Node, path string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			kp := k.Value
+			if path != "" {
+				kp = path + "." + k.Value
+			}
+			p.lines[kp] = k.Line
+			p.keyAt[k.Line] = kp
+			// Deeper keys first, so a line names the innermost key on it.
+			p.index(v, kp)
+			if _, ok := p.keyAt[v.Line]; !ok {
+				p.keyAt[v.Line] = kp
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			ip := fmt.Sprintf("%s[%d]", path, i)
+			p.lines[ip] = c.Line
+			p.index(c, ip)
+		}
+	}
+}
+
+var (
+	lineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	unknownRE = regexp.MustCompile(`^field (\S+) not found in type`)
+)
+
+func (p *parser) syntax(err error) string {
+	msg := err.Error()
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%s:%s: %s", p.file, m[1], m[2])
+	}
+	return fmt.Sprintf("%s: %s", p.file, strings.TrimPrefix(msg, "yaml: "))
+}
+
+func (p *parser) typeProblem(m string) {
+	lm := lineRE.FindStringSubmatch(m)
+	if lm == nil {
+		p.problems = append(p.problems, fmt.Sprintf("%s: %s", p.file, m))
+		return
+	}
+	line, msg := lm[1], lm[2]
+	if u := unknownRE.FindStringSubmatch(msg); u != nil {
+		key := u[1]
+		n, _ := strconv.Atoi(line)
+		if kp, ok := p.keyAt[n]; ok {
+			key = kp
+		}
+		p.problems = append(p.problems, fmt.Sprintf("%s:%s: %s: unknown key", p.file, line, key))
+		return
+	}
+	n, _ := strconv.Atoi(line)
+	key := p.keyAt[n]
+	msg = strings.Replace(msg, "cannot unmarshal ", "cannot read ", 1)
+	if key != "" {
+		p.problems = append(p.problems, fmt.Sprintf("%s:%s: %s: %s", p.file, line, key, msg))
+	} else {
+		p.problems = append(p.problems, fmt.Sprintf("%s:%s: %s", p.file, line, msg))
+	}
+}
+
+// problem records a problem at the line of key path kp (or of its closest
+// parent that is in the file).
+func (p *parser) problem(kp, format string, args ...any) {
+	line := 1
+	for q := kp; q != ""; {
+		if l, ok := p.lines[q]; ok {
+			line = l
+			break
+		}
+		i := strings.LastIndexAny(q, ".[")
+		if i < 0 {
+			break
+		}
+		q = q[:i]
+	}
+	p.problems = append(p.problems, fmt.Sprintf("%s:%d: %s: %s", p.file, line, kp, fmt.Sprintf(format, args...)))
+}
+
+var (
+	hostRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+	// Group and user names: no commas (the X-Sluis-Groups separator), no
+	// spaces or controls.
+	principalRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$`)
+)
+
+// ValidHost reports whether h is a lower-case DNS host name sluis accepts.
+func ValidHost(h string) bool { return len(h) <= 253 && hostRE.MatchString(h) }
+
+// ValidPrincipal reports whether s is an acceptable user or group name.
+func ValidPrincipal(s string) bool { return principalRE.MatchString(s) }
+
+func (p *parser) validate(c *Config) {
+	base := filepath.Dir(p.file)
+	if c.Listen == "" {
+		p.problem("listen", "required (for example 127.0.0.1:8443)")
+	} else if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		p.problem("listen", "%q is not host:port", c.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.problem("listen", "%q has no valid port", c.Listen)
+	}
+	if c.Portal == "" {
+		p.problem("portal", "required: the host name of the login portal")
+	} else if !ValidHost(c.Portal) {
+		p.problem("portal", "%q is not a lower-case host name", c.Portal)
+	}
+	if c.DataDir == "" {
+		p.problem("data_dir", "required: where the database and keys live")
+	} else if !filepath.IsAbs(c.DataDir) {
+		c.DataDir = filepath.Join(base, c.DataDir)
+	}
+	switch {
+	case c.TLS.SelfSigned && (c.TLS.CertFile != "" || c.TLS.KeyFile != ""):
+		p.problem("tls", "set either self_signed or cert_file and key_file, not both")
+	case !c.TLS.SelfSigned && (c.TLS.CertFile == "" || c.TLS.KeyFile == ""):
+		p.problem("tls", "set self_signed: true, or both cert_file and key_file")
+	}
+	if c.TLS.CertFile != "" && !filepath.IsAbs(c.TLS.CertFile) {
+		c.TLS.CertFile = filepath.Join(base, c.TLS.CertFile)
+	}
+	if c.TLS.KeyFile != "" && !filepath.IsAbs(c.TLS.KeyFile) {
+		c.TLS.KeyFile = filepath.Join(base, c.TLS.KeyFile)
+	}
+	if c.Session.IdleTimeout == 0 {
+		c.Session.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if c.Session.Lifetime == 0 {
+		c.Session.Lifetime = Duration(DefaultLifetime)
+	}
+	if c.Session.IdleTimeout < Duration(time.Minute) {
+		p.problem("session.idle_timeout", "at least 1m")
+	}
+	if c.Session.IdleTimeout > c.Session.Lifetime {
+		p.problem("session.idle_timeout", "longer than session.lifetime (%s)", c.Session.Lifetime.D())
+	}
+	if c.Session.Lifetime > Duration(30*24*time.Hour) {
+		p.problem("session.lifetime", "at most 720h")
+	}
+
+	names, hosts := map[string]bool{}, map[string]bool{c.Portal: true}
+	for i := range c.Apps {
+		a := &c.Apps[i]
+		at := fmt.Sprintf("apps[%d]", i)
+		switch {
+		case a.Name == "":
+			p.problem(at+".name", "required")
+		case !nameRE.MatchString(a.Name):
+			p.problem(at+".name", "%q: use lower-case letters, digits, '-', '_' and '.'", a.Name)
+		case names[a.Name]:
+			p.problem(at+".name", "%q is used by another app", a.Name)
+		}
+		names[a.Name] = true
+		switch {
+		case a.Host == "":
+			p.problem(at+".host", "required")
+		case !ValidHost(a.Host):
+			p.problem(at+".host", "%q is not a lower-case host name", a.Host)
+		case hosts[a.Host]:
+			p.problem(at+".host", "%q is the portal's or another app's host", a.Host)
+		}
+		hosts[a.Host] = true
+		if u, err := url.Parse(a.Upstream); a.Upstream == "" {
+			p.problem(at+".upstream", "required (for example http://127.0.0.1:9001)")
+		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+			p.problem(at+".upstream", "%q: want http:// or https:// with a host and no user, query or fragment", a.Upstream)
+		}
+		if a.Allow == nil {
+			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s: no allow rule, so nobody can open this app", p.file, p.lines[at], at))
+			continue
+		}
+		if len(a.Allow.Users) == 0 && len(a.Allow.Groups) == 0 {
+			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s.allow: lists no users and no groups, so nobody can open this app", p.file, p.lines[at+".allow"], at))
+		}
+		for j, u := range a.Allow.Users {
+			if !ValidPrincipal(u) {
+				p.problem(fmt.Sprintf("%s.allow.users[%d]", at, j), "%q is not a valid user name", u)
+			}
+		}
+		for j, g := range a.Allow.Groups {
+			if !ValidPrincipal(g) {
+				p.problem(fmt.Sprintf("%s.allow.groups[%d]", at, j), "%q is not a valid group name", g)
+			}
+		}
+	}
+}
+
+// AppHosts returns the host of every app, in configuration order.
+func (c *Config) AppHosts() []string {
+	var out []string
+	for _, a := range c.Apps {
+		out = append(out, a.Host)
+	}
+	return out
+}
+
+// App returns the app with the given host.
+func (c *Config) App(host string) (App, bool) {
+	i := slices.IndexFunc(c.Apps, func(a App) bool { return a.Host == host })
+	if i < 0 {
+		return App{}, false
+	}
+	return c.Apps[i], true
+}

@@ -1,0 +1,143 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimal = `listen: 127.0.0.1:8443
+portal: login.corp.test
+data_dir: ./data
+tls:
+  self_signed: true
+session:
+  idle_timeout: 30m
+  lifetime: 12h
+apps:
+  - name: wiki
+    host: wiki.corp.test
+    upstream: http://127.0.0.1:9001
+    allow:
+      groups: [staff]
+      mfa: true
+`
+
+func TestMinimal(t *testing.T) {
+	c, err := Parse("/etc/sluis/sluis.yaml", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/etc/sluis/data" || c.Portal != "login.corp.test" || !c.TLS.SelfSigned {
+		t.Fatalf("config: %+v", c)
+	}
+	if c.Session.IdleTimeout.D() != 30*time.Minute || c.Session.Lifetime.D() != 12*time.Hour {
+		t.Fatalf("session: %+v", c.Session)
+	}
+	a, ok := c.App("wiki.corp.test")
+	if !ok || a.Allow == nil || !a.Allow.MFA || a.Allow.Groups[0] != "staff" {
+		t.Fatalf("app: %+v", a)
+	}
+	if len(c.Warnings) != 0 {
+		t.Fatalf("warnings: %v", c.Warnings)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse("s.yaml", []byte("listen: :8443\nportal: p.test\ndata_dir: /d\ntls: {self_signed: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Session.IdleTimeout.D() != DefaultIdleTimeout || c.Session.Lifetime.D() != DefaultLifetime {
+		t.Fatalf("defaults: %+v", c.Session)
+	}
+}
+
+func TestErrorsNameFileLineAndKey(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(string) string
+		want    string
+	}{
+		{"unknown top-level key", func(s string) string { return s + "listne: x\n" }, "sluis.yaml:16: listne: unknown key"},
+		{"unknown nested key", func(s string) string { return strings.Replace(s, "      mfa: true", "      mfa: true\n      grups: [x]", 1) }, "sluis.yaml:16: apps[0].allow.grups: unknown key"},
+		{"wrong type", func(s string) string { return strings.Replace(s, "mfa: true", "mfa: maybe", 1) }, "sluis.yaml:15: apps[0].allow.mfa: cannot read"},
+		{"bad duration", func(s string) string { return strings.Replace(s, "30m", "soon", 1) }, `sluis.yaml:7: session.idle_timeout: "soon" is not a duration`},
+		{"missing portal", func(s string) string { return strings.Replace(s, "portal: login.corp.test\n", "", 1) }, "sluis.yaml:1: portal: required"},
+		{"bad host", func(s string) string { return strings.Replace(s, "host: wiki.corp.test", "host: Wiki_Corp", 1) }, `sluis.yaml:11: apps[0].host: "Wiki_Corp" is not a lower-case host name`},
+		{"app host is portal", func(s string) string { return strings.Replace(s, "host: wiki.corp.test", "host: login.corp.test", 1) }, `sluis.yaml:11: apps[0].host: "login.corp.test" is the portal's`},
+		{"upstream with query", func(s string) string { return strings.Replace(s, "9001", "9001/?a=b", 1) }, `sluis.yaml:12: apps[0].upstream:`},
+		{"upstream scheme", func(s string) string { return strings.Replace(s, "http://", "file://", 1) }, `sluis.yaml:12: apps[0].upstream:`},
+		{"tls both", func(s string) string { return strings.Replace(s, "self_signed: true", "self_signed: true\n  cert_file: c.pem", 1) }, "sluis.yaml:4: tls: set either"},
+		{"tls none", func(s string) string { return strings.Replace(s, "self_signed: true", "self_signed: false", 1) }, "sluis.yaml:4: tls: set self_signed"},
+		{"idle beyond lifetime", func(s string) string { return strings.Replace(s, "30m", "13h", 1) }, "sluis.yaml:7: session.idle_timeout: longer than session.lifetime"},
+		{"group with comma", func(s string) string { return strings.Replace(s, "[staff]", `["a,b"]`, 1) }, `sluis.yaml:14: apps[0].allow.groups[0]: "a,b" is not a valid group name`},
+		{"listen without port", func(s string) string { return strings.Replace(s, "127.0.0.1:8443", "127.0.0.1", 1) }, `sluis.yaml:1: listen: "127.0.0.1" is not host:port`},
+		{"syntax", func(s string) string { return s + "  - : [\n" }, "sluis.yaml:"},
+		{"duplicate app", func(s string) string {
+			return s + "  - name: wiki\n    host: w2.corp.test\n    upstream: http://127.0.0.1:1\n"
+		}, `sluis.yaml:16: apps[1].name: "wiki" is used by another app`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("sluis.yaml", []byte(tt.edit(minimal)))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q\ndoes not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestWarnsAboutAppsNobodyCanOpen(t *testing.T) {
+	c, err := Parse("s.yaml", []byte(strings.Replace(minimal, "    allow:\n      groups: [staff]\n      mfa: true\n", "", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "nobody can open") {
+		t.Fatalf("warnings: %v", c.Warnings)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sluis.yaml")
+	if err := os.WriteFile(p, []byte(minimal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != filepath.Join(dir, "data") {
+		t.Fatalf("data dir %q", c.DataDir)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// FuzzParse: the loader must never panic, whatever the file holds, and every
+// error it returns must name the file.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte("listen: [\n"))
+	f.Add([]byte("apps: {a: b}\n"))
+	f.Add([]byte("session: {idle_timeout: -5m}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("f.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "f.yaml") {
+				t.Fatalf("error does not name the file: %q", err)
+			}
+			return
+		}
+		if c.Portal == "" || c.Listen == "" {
+			t.Fatalf("accepted config without portal or listen: %+v", c)
+		}
+	})
+}

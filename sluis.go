@@ -1,0 +1,223 @@
+// Package sluis holds the domain types of the sluis remote-access gateway
+// (users, sessions, apps, identities, audit events) and the interfaces of the
+// stores that keep them. It imports nothing of the project's own, so every
+// other package can depend on it without cycles.
+package sluis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// User is a person who may log in. Groups decide which apps they may open.
+type User struct {
+	Name         string
+	Groups       []string
+	PasswordHash string // argon2id, PHC string format; never the password
+	Disabled     bool
+	// TOTPSecret is the sealed (encrypted) TOTP secret, empty when the user
+	// has not enrolled. It is never stored or logged in the clear.
+	TOTPSecret []byte
+	CreatedAt  time.Time
+}
+
+// HasTOTP reports whether the user has an enrolled one-time-code generator.
+func (u User) HasTOTP() bool { return len(u.TOTPSecret) > 0 }
+
+// Session stages. A session becomes usable for apps only when complete.
+const (
+	StagePassword = "password" // password accepted, second factor pending
+	StageComplete = "complete" // fully logged in
+)
+
+// Session is one login of one user. The token that proves it lives only in
+// the user's cookies; the store keeps hashes of those tokens.
+type Session struct {
+	ID        string // public identifier, safe to show and log
+	User      string
+	Stage     string
+	CreatedAt time.Time
+	LastSeen  time.Time
+	ExpiresAt time.Time // absolute lifetime
+	MFAAt     time.Time // when the second factor was last passed; zero if never
+	Source    string    // client address at login
+	UserAgent string
+	// EnrollSecret is a sealed TOTP secret offered during first-login
+	// enrolment and not yet confirmed.
+	EnrollSecret []byte
+	RevokedAt    time.Time
+}
+
+// Revoked reports whether the session has been revoked.
+func (s Session) Revoked() bool { return !s.RevokedAt.IsZero() }
+
+// Identity is what the gateway knows about the caller of one request.
+type Identity struct {
+	User      string
+	Groups    []string
+	SessionID string
+	MFA       bool
+	MFAAt     time.Time
+}
+
+// Allow is an app's access rule. An empty rule (no users and no groups)
+// allows nobody: access is denied by default.
+type Allow struct {
+	Users  []string
+	Groups []string
+	MFA    bool // the session must have passed a second factor
+}
+
+// App is a web application reached through the gateway.
+type App struct {
+	Name     string
+	Host     string // the host name requests arrive for, lower case, no port
+	Upstream string // base URL of the upstream, from configuration only
+	Allow    Allow
+}
+
+// Decision is the outcome of a policy decision for one request.
+type Decision struct {
+	Allowed bool
+	Reason  string // why, in words fit for the audit trail (never a secret)
+}
+
+// Event types recorded in the audit trail.
+const (
+	EventLoginSuccess   = "login.success"
+	EventLoginFailure   = "login.failure"
+	EventMFASuccess     = "mfa.success"
+	EventMFAFailure     = "mfa.failure"
+	EventMFAEnrolled    = "mfa.enrolled"
+	EventLogout         = "logout"
+	EventSessionRevoked = "session.revoked"
+	EventAccessDenied   = "access.denied"
+)
+
+// Outcomes of an event.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+	OutcomeDenied  = "denied"
+)
+
+// Event is one entry of the audit trail. It never holds a password, a code
+// or a token.
+type Event struct {
+	ID      int64
+	Time    time.Time
+	Type    string
+	User    string
+	Source  string
+	App     string
+	Outcome string
+	Detail  string
+}
+
+// UserStore keeps users.
+type UserStore interface {
+	CreateUser(ctx context.Context, u User) error
+	User(ctx context.Context, name string) (User, error)
+	Users(ctx context.Context) ([]User, error)
+	SetPassword(ctx context.Context, name, hash string) error
+	SetGroups(ctx context.Context, name string, groups []string) error
+	SetDisabled(ctx context.Context, name string, disabled bool) error
+	// SetTOTP replaces the user's sealed TOTP secret and forgets used codes.
+	SetTOTP(ctx context.Context, name string, sealed []byte) error
+	// UseTOTPStep records that the code of the given time step was used. It
+	// returns false if that step or a later one was used before, so that
+	// every code works at most once.
+	UseTOTPStep(ctx context.Context, name string, step int64) (bool, error)
+}
+
+// SessionStore keeps sessions and the hashes of the tokens that prove them.
+type SessionStore interface {
+	// CreateSession stores s with the hash of its first token, bound to host.
+	CreateSession(ctx context.Context, s Session, tokenHash []byte, host string) error
+	// AddToken binds another token (for another host) to a session.
+	AddToken(ctx context.Context, sessionID string, tokenHash []byte, host string) error
+	// SessionByToken finds the session a token hash proves for host.
+	SessionByToken(ctx context.Context, tokenHash []byte, host string) (Session, error)
+	Session(ctx context.Context, id string) (Session, error)
+	Sessions(ctx context.Context) ([]Session, error)
+	// CompleteSession marks the second factor passed, replaces the session's
+	// tokens with the one given (so a token from before the second factor is
+	// worth nothing after it) and clears any enrolment secret.
+	CompleteSession(ctx context.Context, id string, mfaAt time.Time, tokenHash []byte, host string) error
+	SetEnrollSecret(ctx context.Context, id string, sealed []byte) error
+	TouchSession(ctx context.Context, id string, at time.Time) error
+	RevokeSession(ctx context.Context, id string, at time.Time) error
+	// RevokeUserSessions revokes every live session of a user and returns
+	// their IDs.
+	RevokeUserSessions(ctx context.Context, user string, at time.Time) ([]string, error)
+	// CreateGrant stores a single-use code that carries a session to an app
+	// host, with the path to land on.
+	CreateGrant(ctx context.Context, codeHash []byte, sessionID, host, path string, expires time.Time) error
+	// RedeemGrant consumes a grant; it works once and only before expiry.
+	RedeemGrant(ctx context.Context, codeHash []byte, host string, now time.Time) (sessionID, path string, err error)
+}
+
+// AuditStore keeps the audit trail.
+type AuditStore interface {
+	AppendEvent(ctx context.Context, e Event) error
+	Events(ctx context.Context, since time.Time) ([]Event, error)
+}
+
+// Store is everything the gateway keeps. Every change that can take access
+// away (a revoked session, a user disabled or moved out of a group) advances
+// the revision, so a running gateway knows its caches are stale.
+type Store interface {
+	UserStore
+	SessionStore
+	AuditStore
+	// Revision returns a number that changes whenever access-relevant data
+	// changes, in this process or another one sharing the store. It is
+	// called on every request and must be cheap.
+	Revision(ctx context.Context) (int64, error)
+	Close() error
+}
+
+// Error codes.
+const (
+	ENOTFOUND = "not_found"
+	ECONFLICT = "conflict"
+	EINVALID  = "invalid"
+	EINTERNAL = "internal"
+)
+
+// Error is an error meant for the user: Message is safe to show. Any error
+// that is not an *Error is shown as "internal error" and only logged.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of an *Error in err's chain, or EINTERNAL.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	if err == nil {
+		return ""
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the user-safe message of err.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

@@ -1,0 +1,495 @@
+// Package sqlite is the default store of sluis: an embedded SQLite database
+// in the data directory, through a pure-Go driver so the binary needs no cgo.
+// The gateway and the operator's CLI open the same file at once; SQLite's WAL
+// mode and a busy timeout let them share it.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is a sluis.Store backed by one SQLite file.
+type DB struct {
+	db *sql.DB
+
+	// revMu guards the dedicated connection used by Revision and what it
+	// last saw.
+	revMu       sync.Mutex
+	revConn     *sql.Conn
+	dataVersion int64
+	revision    int64
+}
+
+var _ sluis.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the database at path and brings its schema
+// up to date.
+func Open(ctx context.Context, path string) (*DB, error) {
+	// synchronous(FULL): a commit survives a power cut, not only a crash.
+	// _txlock=immediate: a write transaction takes the write lock at BEGIN,
+	// so two processes never deadlock upgrading read locks.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(0)
+	s := &DB{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	s.revConn = conn
+	s.dataVersion = -1
+	return s, nil
+}
+
+// Close closes the database.
+func (s *DB) Close() error {
+	s.revMu.Lock()
+	if s.revConn != nil {
+		s.revConn.Close()
+		s.revConn = nil
+	}
+	s.revMu.Unlock()
+	return s.db.Close()
+}
+
+// migrate applies the embedded migrations that have not run yet, each in its
+// own transaction, in file-name order.
+func (s *DB) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY) STRICT`); err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		err = s.tx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name) VALUES (?)`, name)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// bump advances the revision inside tx; callers use it for every change
+// that can take access away.
+func bump(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `UPDATE meta SET value = value + 1 WHERE key = 'revision'`)
+	return err
+}
+
+// Revision reads PRAGMA data_version, which changes only when another
+// connection commits, and reads the revision row only then. In the steady
+// state that is one cheap statement per request.
+func (s *DB) Revision(ctx context.Context) (int64, error) {
+	s.revMu.Lock()
+	defer s.revMu.Unlock()
+	if s.revConn == nil {
+		return 0, errors.New("database closed")
+	}
+	var dv int64
+	if err := s.revConn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&dv); err != nil {
+		return 0, err
+	}
+	if dv == s.dataVersion {
+		return s.revision, nil
+	}
+	var rev int64
+	if err := s.revConn.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'revision'`).Scan(&rev); err != nil {
+		return 0, err
+	}
+	s.dataVersion, s.revision = dv, rev
+	return rev, nil
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func joinGroups(g []string) string { return strings.Join(g, ",") }
+
+func splitGroups(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// ---- users ----
+
+func (s *DB) CreateUser(ctx context.Context, u sluis.User) error {
+	_, err := s.db.ExecContext(ctx,
+		`INSERT INTO users (name, groups, password_hash, disabled, totp_secret, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		u.Name, joinGroups(u.Groups), u.PasswordHash, u.Disabled, nullBlob(u.TOTPSecret), unixNano(u.CreatedAt))
+	if isUnique(err) {
+		return sluis.Errorf(sluis.ECONFLICT, "user %q exists already", u.Name)
+	}
+	return err
+}
+
+func nullBlob(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+const userCols = `name, groups, password_hash, disabled, totp_secret, created_at`
+
+func scanUser(sc interface{ Scan(...any) error }) (sluis.User, error) {
+	var u sluis.User
+	var groups string
+	var created int64
+	err := sc.Scan(&u.Name, &groups, &u.PasswordHash, &u.Disabled, &u.TOTPSecret, &created)
+	u.Groups = splitGroups(groups)
+	u.CreatedAt = fromNano(created)
+	return u, err
+}
+
+func (s *DB) User(ctx context.Context, name string) (sluis.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, sluis.Errorf(sluis.ENOTFOUND, "no user %q", name)
+	}
+	return u, err
+}
+
+func (s *DB) Users(ctx context.Context) ([]sluis.User, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []sluis.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// updateUser runs one UPDATE on a user, bumping the revision, and reports a
+// missing user as ENOTFOUND.
+func (s *DB) updateUser(ctx context.Context, name, query string, args ...any) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return sluis.Errorf(sluis.ENOTFOUND, "no user %q", name)
+		}
+		return bump(ctx, tx)
+	})
+}
+
+func (s *DB) SetPassword(ctx context.Context, name, hash string) error {
+	return s.updateUser(ctx, name, `UPDATE users SET password_hash = ? WHERE name = ?`, hash, name)
+}
+
+func (s *DB) SetGroups(ctx context.Context, name string, groups []string) error {
+	return s.updateUser(ctx, name, `UPDATE users SET groups = ? WHERE name = ?`, joinGroups(groups), name)
+}
+
+func (s *DB) SetDisabled(ctx context.Context, name string, disabled bool) error {
+	return s.updateUser(ctx, name, `UPDATE users SET disabled = ? WHERE name = ?`, disabled, name)
+}
+
+func (s *DB) SetTOTP(ctx context.Context, name string, sealed []byte) error {
+	return s.updateUser(ctx, name, `UPDATE users SET totp_secret = ?, totp_last_step = 0 WHERE name = ?`, nullBlob(sealed), name)
+}
+
+func (s *DB) UseTOTPStep(ctx context.Context, name string, step int64) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE users SET totp_last_step = ? WHERE name = ? AND totp_last_step < ?`, step, name, step)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// ---- sessions ----
+
+const sessionCols = `s.id, s.user, s.stage, s.created_at, s.last_seen, s.expires_at, s.mfa_at, s.source, s.user_agent, s.enroll_secret, s.revoked_at`
+
+func scanSession(sc interface{ Scan(...any) error }) (sluis.Session, error) {
+	var x sluis.Session
+	var created, seen, expires, mfa, revoked int64
+	err := sc.Scan(&x.ID, &x.User, &x.Stage, &created, &seen, &expires, &mfa, &x.Source, &x.UserAgent, &x.EnrollSecret, &revoked)
+	x.CreatedAt, x.LastSeen, x.ExpiresAt = fromNano(created), fromNano(seen), fromNano(expires)
+	x.MFAAt, x.RevokedAt = fromNano(mfa), fromNano(revoked)
+	return x, err
+}
+
+func (s *DB) CreateSession(ctx context.Context, x sluis.Session, tokenHash []byte, host string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO sessions (id, user, stage, created_at, last_seen, expires_at, mfa_at, source, user_agent, enroll_secret)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			x.ID, x.User, x.Stage, unixNano(x.CreatedAt), unixNano(x.LastSeen), unixNano(x.ExpiresAt),
+			unixNano(x.MFAAt), x.Source, x.UserAgent, nullBlob(x.EnrollSecret))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO session_tokens (hash, session_id, host) VALUES (?, ?, ?)`, tokenHash, x.ID, host)
+		return err
+	})
+}
+
+func (s *DB) AddToken(ctx context.Context, sessionID string, tokenHash []byte, host string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO session_tokens (hash, session_id, host) VALUES (?, ?, ?)`, tokenHash, sessionID, host)
+	return err
+}
+
+func (s *DB) SessionByToken(ctx context.Context, tokenHash []byte, host string) (sluis.Session, error) {
+	x, err := scanSession(s.db.QueryRowContext(ctx,
+		`SELECT `+sessionCols+` FROM session_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = ? AND t.host = ?`,
+		tokenHash, host))
+	if errors.Is(err, sql.ErrNoRows) {
+		return x, sluis.Errorf(sluis.ENOTFOUND, "no such session")
+	}
+	return x, err
+}
+
+func (s *DB) Session(ctx context.Context, id string) (sluis.Session, error) {
+	x, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions s WHERE s.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return x, sluis.Errorf(sluis.ENOTFOUND, "no session %q", id)
+	}
+	return x, err
+}
+
+func (s *DB) Sessions(ctx context.Context) ([]sluis.Session, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions s ORDER BY s.created_at, s.id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []sluis.Session
+	for rows.Next() {
+		x, err := scanSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+func (s *DB) CompleteSession(ctx context.Context, id string, mfaAt time.Time, tokenHash []byte, host string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE sessions SET stage = ?, mfa_at = ?, enroll_secret = NULL WHERE id = ? AND revoked_at = 0`,
+			sluis.StageComplete, unixNano(mfaAt), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return sluis.Errorf(sluis.ENOTFOUND, "no session %q", id)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM session_tokens WHERE session_id = ?`, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO session_tokens (hash, session_id, host) VALUES (?, ?, ?)`, tokenHash, id, host); err != nil {
+			return err
+		}
+		// The old token is dead now; caches holding it must reload.
+		return bump(ctx, tx)
+	})
+}
+
+func (s *DB) SetEnrollSecret(ctx context.Context, id string, sealed []byte) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE sessions SET enroll_secret = ? WHERE id = ?`, nullBlob(sealed), id)
+	return err
+}
+
+func (s *DB) TouchSession(ctx context.Context, id string, at time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE sessions SET last_seen = ? WHERE id = ? AND last_seen < ?`, unixNano(at), id, unixNano(at))
+	return err
+}
+
+func (s *DB) RevokeSession(ctx context.Context, id string, at time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, unixNano(at), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var exists int
+			tx.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE id = ?`, id).Scan(&exists)
+			if exists == 0 {
+				return sluis.Errorf(sluis.ENOTFOUND, "no session %q", id)
+			}
+			return nil // revoked already
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM grants WHERE session_id = ?`, id); err != nil {
+			return err
+		}
+		return bump(ctx, tx)
+	})
+}
+
+func (s *DB) RevokeUserSessions(ctx context.Context, user string, at time.Time) ([]string, error) {
+	var ids []string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE user = ? AND revoked_at = 0 ORDER BY created_at`, user)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE user = ? AND revoked_at = 0`, unixNano(at), user); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM grants WHERE session_id IN (SELECT id FROM sessions WHERE user = ?)`, user); err != nil {
+			return err
+		}
+		return bump(ctx, tx)
+	})
+	return ids, err
+}
+
+func (s *DB) CreateGrant(ctx context.Context, codeHash []byte, sessionID, host, path string, expires time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO grants (hash, session_id, host, path, expires_at) VALUES (?, ?, ?, ?, ?)`,
+		codeHash, sessionID, host, path, unixNano(expires))
+	return err
+}
+
+func (s *DB) RedeemGrant(ctx context.Context, codeHash []byte, host string, now time.Time) (string, string, error) {
+	var sessionID, path string
+	var expires int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// The grant is deleted whether or not it is still valid: a code is
+		// consumed by its first use, successful or not.
+		err := tx.QueryRowContext(ctx, `DELETE FROM grants WHERE hash = ? AND host = ? RETURNING session_id, path, expires_at`, codeHash, host).
+			Scan(&sessionID, &path, &expires)
+		if errors.Is(err, sql.ErrNoRows) {
+			return sluis.Errorf(sluis.ENOTFOUND, "unknown or used code")
+		}
+		if err != nil {
+			return err
+		}
+		// Expired grants of anyone are swept on the way.
+		_, err = tx.ExecContext(ctx, `DELETE FROM grants WHERE expires_at <= ?`, now.UnixNano())
+		return err
+	})
+	if err != nil {
+		return "", "", err
+	}
+	if now.UnixNano() >= expires {
+		return "", "", sluis.Errorf(sluis.ENOTFOUND, "expired code")
+	}
+	return sessionID, path, nil
+}
+
+// ---- audit ----
+
+func (s *DB) AppendEvent(ctx context.Context, e sluis.Event) error {
+	_, err := s.db.ExecContext(ctx,
+		`INSERT INTO audit_events (time, type, user, source, app, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		unixNano(e.Time), e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail)
+	return err
+}
+
+func (s *DB) Events(ctx context.Context, since time.Time) ([]sluis.Event, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT id, time, type, user, source, app, outcome, detail FROM audit_events WHERE time >= ? ORDER BY id`, unixNano(since))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []sluis.Event
+	for rows.Next() {
+		var e sluis.Event
+		var t int64
+		if err := rows.Scan(&e.ID, &t, &e.Type, &e.User, &e.Source, &e.App, &e.Outcome, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.Time = fromNano(t)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

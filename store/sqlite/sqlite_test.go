@@ -1,0 +1,72 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/store/sqlite"
+	"github.com/sluis-gateway/sluis/store/storetest"
+)
+
+func open(t *testing.T, path string) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) sluis.Store {
+		return open(t, filepath.Join(t.TempDir(), "sluis.db"))
+	})
+}
+
+// The CLI and the gateway are separate processes with separate connections:
+// a change made through one must show in the other's Revision at once.
+func TestRevisionSeesOtherConnections(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sluis.db")
+	server, cli := open(t, path), open(t, path)
+	if err := cli.CreateUser(ctx, sluis.User{Name: "anna"}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := server.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.SetDisabled(ctx, "anna", true); err != nil {
+		t.Fatal(err)
+	}
+	after, err := server.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after == before {
+		t.Fatal("revision did not change after another connection's commit")
+	}
+	// Reopening migrates nothing twice and keeps data.
+	again := open(t, path)
+	if u, err := again.User(ctx, "anna"); err != nil || !u.Disabled {
+		t.Fatalf("reopened: %+v %v", u, err)
+	}
+}
+
+func BenchmarkRevision(b *testing.B) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "sluis.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := db.Revision(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

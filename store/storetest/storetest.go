@@ -1,0 +1,239 @@
+// Package storetest is the one suite every sluis.Store implementation must
+// pass, so the gateway behaves the same on every backend.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+)
+
+// Run runs the suite. open must return a new, empty store each call.
+func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s sluis.Store)
+	}{
+		{"Users", testUsers},
+		{"TOTPStepsAreSingleUse", testTOTPSteps},
+		{"SessionLifecycle", testSessionLifecycle},
+		{"TokensAreBoundToHost", testTokenHost},
+		{"GrantsWorkOnce", testGrants},
+		{"RevisionAdvancesOnAccessChanges", testRevision},
+		{"Audit", testAudit},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+	}
+}
+
+var t0 = time.Date(2026, 1, 15, 9, 0, 0, 0, time.UTC)
+
+func hash(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+
+func mustUser(t *testing.T, s sluis.Store, name string, groups ...string) {
+	t.Helper()
+	if err := s.CreateUser(context.Background(), sluis.User{Name: name, Groups: groups, PasswordHash: "h", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustSession(t *testing.T, s sluis.Store, id, user, token, host string) {
+	t.Helper()
+	x := sluis.Session{ID: id, User: user, Stage: sluis.StageComplete, CreatedAt: t0, LastSeen: t0, ExpiresAt: t0.Add(time.Hour), MFAAt: t0, Source: "192.0.2.1"}
+	if err := s.CreateSession(context.Background(), x, hash(token), host); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testUsers(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	mustUser(t, s, "anna", "staff", "ops")
+	if err := s.CreateUser(ctx, sluis.User{Name: "anna", CreatedAt: t0}); sluis.ErrorCode(err) != sluis.ECONFLICT {
+		t.Fatalf("duplicate user: got %v, want conflict", err)
+	}
+	if _, err := s.User(ctx, "nobody"); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("missing user: got %v, want not found", err)
+	}
+	if err := s.SetDisabled(ctx, "nobody", true); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("disable missing user: got %v", err)
+	}
+	must(t, s.SetPassword(ctx, "anna", "h2"))
+	must(t, s.SetGroups(ctx, "anna", []string{"staff"}))
+	must(t, s.SetDisabled(ctx, "anna", true))
+	must(t, s.SetTOTP(ctx, "anna", []byte("sealed")))
+	u, err := s.User(ctx, "anna")
+	must(t, err)
+	if u.PasswordHash != "h2" || !slices.Equal(u.Groups, []string{"staff"}) || !u.Disabled || !bytes.Equal(u.TOTPSecret, []byte("sealed")) || !u.CreatedAt.Equal(t0) {
+		t.Fatalf("user after updates: %+v", u)
+	}
+	mustUser(t, s, "bert")
+	all, err := s.Users(ctx)
+	must(t, err)
+	if len(all) != 2 || all[0].Name != "anna" || all[1].Name != "bert" || all[1].HasTOTP() {
+		t.Fatalf("users: %+v", all)
+	}
+}
+
+func testTOTPSteps(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	mustUser(t, s, "anna")
+	for _, c := range []struct {
+		step int64
+		ok   bool
+	}{{100, true}, {100, false}, {99, false}, {101, true}, {101, false}} {
+		ok, err := s.UseTOTPStep(ctx, "anna", c.step)
+		must(t, err)
+		if ok != c.ok {
+			t.Fatalf("step %d: got %v, want %v", c.step, ok, c.ok)
+		}
+	}
+	// A new secret forgets the used steps.
+	must(t, s.SetTOTP(ctx, "anna", []byte("new")))
+	if ok, _ := s.UseTOTPStep(ctx, "anna", 50); !ok {
+		t.Fatal("step after new secret refused")
+	}
+}
+
+func testSessionLifecycle(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	mustUser(t, s, "anna")
+	pending := sluis.Session{ID: "s1", User: "anna", Stage: sluis.StagePassword, CreatedAt: t0, LastSeen: t0, ExpiresAt: t0.Add(time.Hour), EnrollSecret: []byte("e")}
+	must(t, s.CreateSession(ctx, pending, hash("tok1"), "login"))
+	got, err := s.SessionByToken(ctx, hash("tok1"), "login")
+	must(t, err)
+	if got.ID != "s1" || got.Stage != sluis.StagePassword || !bytes.Equal(got.EnrollSecret, []byte("e")) {
+		t.Fatalf("pending session: %+v", got)
+	}
+	must(t, s.CompleteSession(ctx, "s1", t0.Add(time.Minute), hash("tok2"), "login"))
+	if _, err := s.SessionByToken(ctx, hash("tok1"), "login"); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("token from before the second factor still works: %v", err)
+	}
+	got, err = s.SessionByToken(ctx, hash("tok2"), "login")
+	must(t, err)
+	if got.Stage != sluis.StageComplete || !got.MFAAt.Equal(t0.Add(time.Minute)) || got.EnrollSecret != nil {
+		t.Fatalf("completed session: %+v", got)
+	}
+	must(t, s.TouchSession(ctx, "s1", t0.Add(2*time.Minute)))
+	must(t, s.TouchSession(ctx, "s1", t0.Add(1*time.Minute))) // never goes back
+	got, _ = s.Session(ctx, "s1")
+	if !got.LastSeen.Equal(t0.Add(2 * time.Minute)) {
+		t.Fatalf("last seen %v", got.LastSeen)
+	}
+	must(t, s.RevokeSession(ctx, "s1", t0.Add(3*time.Minute)))
+	must(t, s.RevokeSession(ctx, "s1", t0.Add(4*time.Minute))) // idempotent
+	got, _ = s.Session(ctx, "s1")
+	if !got.Revoked() || !got.RevokedAt.Equal(t0.Add(3*time.Minute)) {
+		t.Fatalf("revoked: %+v", got)
+	}
+	if err := s.RevokeSession(ctx, "nope", t0); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("revoke unknown: %v", err)
+	}
+	mustSession(t, s, "s2", "anna", "a", "login")
+	mustSession(t, s, "s3", "anna", "b", "login")
+	ids, err := s.RevokeUserSessions(ctx, "anna", t0)
+	must(t, err)
+	if !slices.Equal(ids, []string{"s2", "s3"}) {
+		t.Fatalf("revoked ids %v", ids)
+	}
+	all, _ := s.Sessions(ctx)
+	for _, x := range all {
+		if !x.Revoked() {
+			t.Fatalf("session %s not revoked", x.ID)
+		}
+	}
+}
+
+func testTokenHost(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	mustUser(t, s, "anna")
+	mustSession(t, s, "s1", "anna", "portal-token", "login")
+	must(t, s.AddToken(ctx, "s1", hash("app-token"), "wiki"))
+	if _, err := s.SessionByToken(ctx, hash("app-token"), "wiki"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ tok, host string }{{"app-token", "login"}, {"portal-token", "wiki"}, {"app-token", "other"}, {"", "wiki"}} {
+		if _, err := s.SessionByToken(ctx, hash(c.tok), c.host); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+			t.Errorf("token %q on host %q: got %v, want not found", c.tok, c.host, err)
+		}
+	}
+}
+
+func testGrants(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	mustUser(t, s, "anna")
+	mustSession(t, s, "s1", "anna", "tok", "login")
+	must(t, s.CreateGrant(ctx, hash("code"), "s1", "wiki", "/page?x=1", t0.Add(time.Minute)))
+	if _, _, err := s.RedeemGrant(ctx, hash("code"), "other", t0); err == nil {
+		t.Fatal("grant redeemed on another host")
+	}
+	id, path, err := s.RedeemGrant(ctx, hash("code"), "wiki", t0)
+	must(t, err)
+	if id != "s1" || path != "/page?x=1" {
+		t.Fatalf("grant: %q %q", id, path)
+	}
+	if _, _, err := s.RedeemGrant(ctx, hash("code"), "wiki", t0); err == nil {
+		t.Fatal("grant redeemed twice")
+	}
+	must(t, s.CreateGrant(ctx, hash("late"), "s1", "wiki", "/", t0.Add(time.Minute)))
+	if _, _, err := s.RedeemGrant(ctx, hash("late"), "wiki", t0.Add(time.Minute)); err == nil {
+		t.Fatal("expired grant redeemed")
+	}
+	must(t, s.CreateGrant(ctx, hash("revoked"), "s1", "wiki", "/", t0.Add(time.Minute)))
+	must(t, s.RevokeSession(ctx, "s1", t0))
+	if _, _, err := s.RedeemGrant(ctx, hash("revoked"), "wiki", t0); err == nil {
+		t.Fatal("grant of a revoked session redeemed")
+	}
+}
+
+func testRevision(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	mustUser(t, s, "anna")
+	mustSession(t, s, "s1", "anna", "tok", "login")
+	changes := []struct {
+		name string
+		fn   func() error
+	}{
+		{"groups", func() error { return s.SetGroups(ctx, "anna", []string{"x"}) }},
+		{"disable", func() error { return s.SetDisabled(ctx, "anna", true) }},
+		{"password", func() error { return s.SetPassword(ctx, "anna", "h3") }},
+		{"totp", func() error { return s.SetTOTP(ctx, "anna", []byte("s")) }},
+		{"complete", func() error { return s.CompleteSession(ctx, "s1", t0, hash("tok9"), "login") }},
+		{"revoke", func() error { return s.RevokeSession(ctx, "s1", t0) }},
+		{"revoke user", func() error { _, err := s.RevokeUserSessions(ctx, "anna", t0); return err }},
+	}
+	for _, c := range changes {
+		before, err := s.Revision(ctx)
+		must(t, err)
+		must(t, c.fn())
+		after, err := s.Revision(ctx)
+		must(t, err)
+		if after == before {
+			t.Errorf("%s: revision stayed %d", c.name, before)
+		}
+	}
+}
+
+func testAudit(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	for i, typ := range []string{sluis.EventLoginFailure, sluis.EventLoginSuccess, sluis.EventLogout} {
+		must(t, s.AppendEvent(ctx, sluis.Event{Time: t0.Add(time.Duration(i) * time.Minute), Type: typ, User: "anna", Source: "192.0.2.1", Outcome: "x", Detail: "d"}))
+	}
+	evs, err := s.Events(ctx, t0.Add(time.Minute))
+	must(t, err)
+	if len(evs) != 2 || evs[0].Type != sluis.EventLoginSuccess || evs[1].Type != sluis.EventLogout || !evs[1].Time.Equal(t0.Add(2*time.Minute)) || evs[0].User != "anna" {
+		t.Fatalf("events: %+v", evs)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
