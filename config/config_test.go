@@ -57,12 +57,14 @@ func TestDefaults(t *testing.T) {
 
 func TestErrorsNameFileLineAndKey(t *testing.T) {
 	tests := []struct {
-		name    string
-		edit    func(string) string
-		want    string
+		name string
+		edit func(string) string
+		want string
 	}{
 		{"unknown top-level key", func(s string) string { return s + "listne: x\n" }, "sluis.yaml:16: listne: unknown key"},
-		{"unknown nested key", func(s string) string { return strings.Replace(s, "      mfa: true", "      mfa: true\n      grups: [x]", 1) }, "sluis.yaml:16: apps[0].allow.grups: unknown key"},
+		{"unknown nested key", func(s string) string {
+			return strings.Replace(s, "      mfa: true", "      mfa: true\n      grups: [x]", 1)
+		}, "sluis.yaml:16: apps[0].allow.grups: unknown key"},
 		{"wrong type", func(s string) string { return strings.Replace(s, "mfa: true", "mfa: maybe", 1) }, "sluis.yaml:15: apps[0].allow.mfa: cannot read"},
 		{"bad duration", func(s string) string { return strings.Replace(s, "30m", "soon", 1) }, `sluis.yaml:7: session.idle_timeout: "soon" is not a duration`},
 		{"missing portal", func(s string) string { return strings.Replace(s, "portal: login.corp.test\n", "", 1) }, "sluis.yaml:1: portal: required"},
@@ -70,7 +72,9 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"app host is portal", func(s string) string { return strings.Replace(s, "host: wiki.corp.test", "host: login.corp.test", 1) }, `sluis.yaml:11: apps[0].host: "login.corp.test" is the portal's`},
 		{"upstream with query", func(s string) string { return strings.Replace(s, "9001", "9001/?a=b", 1) }, `sluis.yaml:12: apps[0].upstream:`},
 		{"upstream scheme", func(s string) string { return strings.Replace(s, "http://", "file://", 1) }, `sluis.yaml:12: apps[0].upstream:`},
-		{"tls both", func(s string) string { return strings.Replace(s, "self_signed: true", "self_signed: true\n  cert_file: c.pem", 1) }, "sluis.yaml:4: tls: set either"},
+		{"tls both", func(s string) string {
+			return strings.Replace(s, "self_signed: true", "self_signed: true\n  cert_file: c.pem", 1)
+		}, "sluis.yaml:4: tls: set either"},
 		{"tls none", func(s string) string { return strings.Replace(s, "self_signed: true", "self_signed: false", 1) }, "sluis.yaml:4: tls: set self_signed"},
 		{"idle beyond lifetime", func(s string) string { return strings.Replace(s, "30m", "13h", 1) }, "sluis.yaml:7: session.idle_timeout: longer than session.lifetime"},
 		{"group with comma", func(s string) string { return strings.Replace(s, "[staff]", `["a,b"]`, 1) }, `sluis.yaml:14: apps[0].allow.groups[0]: "a,b" is not a valid group name`},
