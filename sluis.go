@@ -142,10 +142,11 @@ type SessionStore interface {
 	SessionByToken(ctx context.Context, tokenHash []byte, host string) (Session, error)
 	Session(ctx context.Context, id string) (Session, error)
 	Sessions(ctx context.Context) ([]Session, error)
-	// CompleteSession marks the second factor passed, replaces the session's
-	// tokens with the one given (so a token from before the second factor is
-	// worth nothing after it) and clears any enrolment secret.
-	CompleteSession(ctx context.Context, id string, mfaAt time.Time, tokenHash []byte, host string) error
+	// CompleteSession marks the second factor passed, sets the session's
+	// absolute expiry, replaces its tokens with the one given (so a token
+	// from before the second factor is worth nothing after it) and clears
+	// any enrolment secret.
+	CompleteSession(ctx context.Context, id string, mfaAt, expiresAt time.Time, tokenHash []byte, host string) error
 	SetEnrollSecret(ctx context.Context, id string, sealed []byte) error
 	TouchSession(ctx context.Context, id string, at time.Time) error
 	RevokeSession(ctx context.Context, id string, at time.Time) error

@@ -349,11 +349,11 @@ func (s *DB) Sessions(ctx context.Context) ([]sluis.Session, error) {
 	return out, rows.Err()
 }
 
-func (s *DB) CompleteSession(ctx context.Context, id string, mfaAt time.Time, tokenHash []byte, host string) error {
+func (s *DB) CompleteSession(ctx context.Context, id string, mfaAt, expiresAt time.Time, tokenHash []byte, host string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			`UPDATE sessions SET stage = ?, mfa_at = ?, enroll_secret = NULL WHERE id = ? AND revoked_at = 0`,
-			sluis.StageComplete, unixNano(mfaAt), id)
+			`UPDATE sessions SET stage = ?, mfa_at = ?, expires_at = ?, enroll_secret = NULL WHERE id = ? AND revoked_at = 0`,
+			sluis.StageComplete, unixNano(mfaAt), unixNano(expiresAt), id)
 		if err != nil {
 			return err
 		}

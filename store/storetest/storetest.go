@@ -110,13 +110,13 @@ func testSessionLifecycle(t *testing.T, s sluis.Store) {
 	if got.ID != "s1" || got.Stage != sluis.StagePassword || !bytes.Equal(got.EnrollSecret, []byte("e")) {
 		t.Fatalf("pending session: %+v", got)
 	}
-	must(t, s.CompleteSession(ctx, "s1", t0.Add(time.Minute), hash("tok2"), "login"))
+	must(t, s.CompleteSession(ctx, "s1", t0.Add(time.Minute), t0.Add(12*time.Hour), hash("tok2"), "login"))
 	if _, err := s.SessionByToken(ctx, hash("tok1"), "login"); sluis.ErrorCode(err) != sluis.ENOTFOUND {
 		t.Fatalf("token from before the second factor still works: %v", err)
 	}
 	got, err = s.SessionByToken(ctx, hash("tok2"), "login")
 	must(t, err)
-	if got.Stage != sluis.StageComplete || !got.MFAAt.Equal(t0.Add(time.Minute)) || got.EnrollSecret != nil {
+	if got.Stage != sluis.StageComplete || !got.MFAAt.Equal(t0.Add(time.Minute)) || !got.ExpiresAt.Equal(t0.Add(12*time.Hour)) || got.EnrollSecret != nil {
 		t.Fatalf("completed session: %+v", got)
 	}
 	must(t, s.TouchSession(ctx, "s1", t0.Add(2*time.Minute)))
@@ -203,7 +203,7 @@ func testRevision(t *testing.T, s sluis.Store) {
 		{"disable", func() error { return s.SetDisabled(ctx, "anna", true) }},
 		{"password", func() error { return s.SetPassword(ctx, "anna", "h3") }},
 		{"totp", func() error { return s.SetTOTP(ctx, "anna", []byte("s")) }},
-		{"complete", func() error { return s.CompleteSession(ctx, "s1", t0, hash("tok9"), "login") }},
+		{"complete", func() error { return s.CompleteSession(ctx, "s1", t0, t0.Add(time.Hour), hash("tok9"), "login") }},
 		{"revoke", func() error { return s.RevokeSession(ctx, "s1", t0) }},
 		{"revoke user", func() error { _, err := s.RevokeUserSessions(ctx, "anna", t0); return err }},
 	}

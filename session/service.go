@@ -1,0 +1,251 @@
+package session
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+)
+
+// Service finds sessions by token, with an in-memory cache that is only
+// trusted while the store's revision is unchanged.
+type Service struct {
+	Store sluis.Store
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// IdleTimeout ends a session not used for this long.
+	IdleTimeout time.Duration
+	// TouchEvery bounds how often use of a session is written to the store;
+	// zero means one minute. Idle expiry is exact in memory regardless.
+	TouchEvery time.Duration
+	// MaxCached bounds the cache; zero means 100000 entries.
+	MaxCached int
+
+	rev revisionGate
+
+	// mu guards cache.
+	mu    sync.RWMutex
+	cache map[cacheKey]*Active
+}
+
+type cacheKey struct {
+	hash [32]byte
+	host string
+}
+
+// Active is a live session as found for one request. It is shared between
+// requests and must not be modified, except through its methods.
+type Active struct {
+	Session  sluis.Session
+	User     sluis.User
+	Revision int64
+
+	lastSeen  atomic.Int64 // unix nanos, in memory
+	touchedAt atomic.Int64 // unix nanos, last written to the store
+
+	memoMu sync.Mutex
+	memo   map[string]memoEntry
+}
+
+type memoEntry struct {
+	value string
+	until time.Time
+}
+
+// Identity returns who this session belongs to.
+func (a *Active) Identity() sluis.Identity {
+	return sluis.Identity{
+		User:      a.User.Name,
+		Groups:    a.User.Groups,
+		SessionID: a.Session.ID,
+		MFA:       !a.Session.MFAAt.IsZero(),
+		MFAAt:     a.Session.MFAAt,
+	}
+}
+
+// Memo returns a value cached on this session under key until its expiry,
+// or makes a new one. The proxy keeps signed assertions here, so they are
+// dropped with the session's cache entry when anything changes.
+func (a *Active) Memo(key string, now time.Time, make func() (string, time.Time, error)) (string, error) {
+	a.memoMu.Lock()
+	defer a.memoMu.Unlock()
+	if e, ok := a.memo[key]; ok && now.Before(e.until) {
+		return e.value, nil
+	}
+	v, until, err := make()
+	if err != nil {
+		return "", err
+	}
+	if a.memo == nil {
+		a.memo = map[string]memoEntry{}
+	}
+	a.memo[key] = memoEntry{v, until}
+	return v, nil
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// ErrNoSession is returned for a missing, malformed, expired or revoked
+// session; callers treat all of them alike.
+var ErrNoSession = sluis.Errorf(sluis.ENOTFOUND, "no valid session")
+
+// Lookup returns the session that token proves on host. Disabled users,
+// revoked, expired and idle sessions are not found.
+func (s *Service) Lookup(ctx context.Context, token, host string) (*Active, error) {
+	hash, ok := ParseToken(token)
+	if !ok {
+		return nil, ErrNoSession
+	}
+	now := s.now()
+	rev, err := s.rev.get(ctx, s.Store)
+	if err != nil {
+		return nil, err
+	}
+	key := cacheKey{hash, host}
+	s.mu.RLock()
+	a := s.cache[key]
+	s.mu.RUnlock()
+	if a == nil || a.Revision != rev {
+		a, err = s.load(ctx, key, rev)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !s.valid(a, now) {
+		return nil, ErrNoSession
+	}
+	s.touch(ctx, a, now)
+	return a, nil
+}
+
+func (s *Service) load(ctx context.Context, key cacheKey, rev int64) (*Active, error) {
+	x, err := s.Store.SessionByToken(ctx, key.hash[:], key.host)
+	if sluis.ErrorCode(err) == sluis.ENOTFOUND {
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.Store.User(ctx, x.User)
+	if sluis.ErrorCode(err) == sluis.ENOTFOUND {
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	a := &Active{Session: x, User: u, Revision: rev}
+	a.lastSeen.Store(x.LastSeen.UnixNano())
+	a.touchedAt.Store(x.LastSeen.UnixNano())
+	s.mu.Lock()
+	if s.cache == nil || len(s.cache) >= orDefault(s.MaxCached, 100000) {
+		s.cache = map[cacheKey]*Active{}
+	}
+	// Entries of an older revision carry their idle clock over, so a
+	// revision change never makes an idle session look fresh or stale.
+	if old := s.cache[key]; old != nil && old.lastSeen.Load() > a.lastSeen.Load() {
+		a.lastSeen.Store(old.lastSeen.Load())
+		a.touchedAt.Store(old.touchedAt.Load())
+	}
+	s.cache[key] = a
+	s.mu.Unlock()
+	return a, nil
+}
+
+func orDefault[T comparable](v, d T) T {
+	var zero T
+	if v == zero {
+		return d
+	}
+	return v
+}
+
+func (s *Service) valid(a *Active, now time.Time) bool {
+	switch {
+	case a.Session.Revoked(), a.User.Disabled:
+		return false
+	case !now.Before(a.Session.ExpiresAt):
+		return false
+	case s.IdleTimeout > 0 && now.Sub(time.Unix(0, a.lastSeen.Load())) >= s.IdleTimeout:
+		return false
+	}
+	return true
+}
+
+// touch records use of the session: in memory always, in the store at most
+// every TouchEvery, so other processes see roughly when it was last used.
+func (s *Service) touch(ctx context.Context, a *Active, now time.Time) {
+	n := now.UnixNano()
+	for {
+		old := a.lastSeen.Load()
+		if n <= old || a.lastSeen.CompareAndSwap(old, n) {
+			break
+		}
+	}
+	every := orDefault(s.TouchEvery, time.Minute)
+	last := a.touchedAt.Load()
+	if n-last < int64(every) || !a.touchedAt.CompareAndSwap(last, n) {
+		return
+	}
+	// A failed touch only makes the stored idle time less precise; the
+	// in-memory clock still enforces the timeout.
+	_ = s.Store.TouchSession(ctx, a.Session.ID, now)
+}
+
+// Forget drops every cached entry (after a change made in this process that
+// the store's revision already reflects; it only saves a reload).
+func (s *Service) Forget() {
+	s.mu.Lock()
+	s.cache = nil
+	s.mu.Unlock()
+}
+
+// revisionGate reads the store's revision for every request, but lets
+// concurrent requests share one read: a request may use a read that began
+// after the request arrived, never one that began before. So a change
+// committed before a request arrives is always seen by it, and under load
+// one read serves many requests.
+type revisionGate struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	seq      uint64 // reads begun
+	doneSeq  uint64 // the last finished read
+	doneRev  int64
+	doneErr  error
+	inflight bool
+}
+
+func (g *revisionGate) get(ctx context.Context, st sluis.Store) (int64, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	// Any read that begins after this point is fresh enough for us.
+	need := g.seq + 1
+	for {
+		if g.doneSeq >= need {
+			return g.doneRev, g.doneErr
+		}
+		if !g.inflight {
+			g.inflight = true
+			g.seq++
+			mine := g.seq
+			g.mu.Unlock()
+			// The read is shared: one caller going away must not fail the rest.
+			rev, err := st.Revision(context.WithoutCancel(ctx))
+			g.mu.Lock()
+			g.inflight = false
+			g.doneSeq, g.doneRev, g.doneErr = mine, rev, err
+			g.cond.Broadcast()
+			return rev, err
+		}
+		g.cond.Wait()
+	}
+}
