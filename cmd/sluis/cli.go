@@ -1,0 +1,372 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/audit"
+	"github.com/sluis-gateway/sluis/authn"
+	"github.com/sluis-gateway/sluis/config"
+	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/mfa"
+	"golang.org/x/term"
+)
+
+const minPasswordLen = 8
+
+// admin opens the store for a CLI command that changes something, and
+// returns a function to record the change in the audit trail.
+func (e *env) admin() (*config.Config, sluis.Store, func(typ, user, detail string), error) {
+	c, err := e.loadConfig()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := openStore(e.ctx, c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rec := &audit.Recorder{Store: st, Log: discardLogger()}
+	operator := e.getenv("USER")
+	if operator == "" {
+		operator = "unknown"
+	}
+	record := func(typ, user, detail string) {
+		rec.Record(e.ctx, sluis.Event{Type: typ, User: user, Source: "cli", Outcome: sluis.OutcomeSuccess,
+			Detail: strings.TrimSpace("by " + operator + "; " + detail)})
+	}
+	return c, st, record, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, g := range strings.Split(s, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func checkNames(kind string, names ...string) error {
+	for _, n := range names {
+		if !config.ValidPrincipal(n) {
+			return fmt.Errorf("%q is not a valid %s name (letters, digits, '.', '_', '-', '@')", n, kind)
+		}
+	}
+	return nil
+}
+
+// readPassword reads a new password from stdin (one line) with
+// --password-stdin, or asks for it twice on a terminal.
+func (e *env) readPassword(fromStdin bool) (string, error) {
+	var pw string
+	if f, ok := e.stdin.(*os.File); ok && !fromStdin && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(e.stderr, "New password: ")
+		b1, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(e.stderr, "Repeat password: ")
+		b2, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return "", err
+		}
+		if string(b1) != string(b2) {
+			return "", errors.New("the passwords differ")
+		}
+		pw = string(b1)
+	} else {
+		if !fromStdin {
+			fmt.Fprint(e.stderr, "New password: ")
+		}
+		line, err := bufio.NewReader(io.LimitReader(e.stdin, authn.MaxPasswordLen+2)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		pw = strings.TrimRight(line, "\r\n")
+	}
+	if len(pw) < minPasswordLen {
+		return "", fmt.Errorf("the password must have at least %d characters", minPasswordLen)
+	}
+	if len(pw) > authn.MaxPasswordLen {
+		return "", fmt.Errorf("the password must have at most %d bytes", authn.MaxPasswordLen)
+	}
+	return pw, nil
+}
+
+func (e *env) user(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return errUsage
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
+	groups := fs.String("groups", "", "comma-separated groups")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
+	pos, err := parseFlags(fs, args, e.stderr)
+	if err != nil {
+		return err
+	}
+	needName := sub != "list"
+	if needName && len(pos) != 1 || !needName && len(pos) != 0 {
+		fmt.Fprintf(e.stderr, "sluis user %s: wrong arguments\n\n%s", sub, usage)
+		return errUsage
+	}
+	c, st, record, err := e.admin()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx := e.ctx
+	name := ""
+	if needName {
+		name = pos[0]
+		if err := checkNames("user", name); err != nil {
+			return err
+		}
+	}
+	switch sub {
+	case "add":
+		gs := splitList(*groups)
+		if err := checkNames("group", gs...); err != nil {
+			return err
+		}
+		if _, err := st.User(ctx, name); err == nil {
+			return fmt.Errorf("user %q exists already", name)
+		}
+		pw, err := e.readPassword(*pwStdin)
+		if err != nil {
+			return err
+		}
+		hash, err := authn.Hash(pw, authn.DefaultParams)
+		if err != nil {
+			return err
+		}
+		if err := st.CreateUser(ctx, sluis.User{Name: name, Groups: gs, PasswordHash: hash, CreatedAt: time.Now()}); err != nil {
+			return err
+		}
+		record("admin.user.add", name, "groups "+strings.Join(gs, ","))
+		fmt.Fprintf(e.stdout, "user %s added; they enrol a second factor at first login\n", name)
+	case "passwd":
+		if _, err := st.User(ctx, name); err != nil {
+			return err
+		}
+		pw, err := e.readPassword(*pwStdin)
+		if err != nil {
+			return err
+		}
+		hash, err := authn.Hash(pw, authn.DefaultParams)
+		if err != nil {
+			return err
+		}
+		if err := st.SetPassword(ctx, name, hash); err != nil {
+			return err
+		}
+		record("admin.user.passwd", name, "password changed")
+		fmt.Fprintf(e.stdout, "password of %s changed\n", name)
+	case "groups":
+		gs := splitList(*groups)
+		if err := checkNames("group", gs...); err != nil {
+			return err
+		}
+		if err := st.SetGroups(ctx, name, gs); err != nil {
+			return err
+		}
+		record("admin.user.groups", name, "groups "+strings.Join(gs, ","))
+		fmt.Fprintf(e.stdout, "groups of %s: %s\n", name, strings.Join(gs, ","))
+	case "disable", "enable":
+		if err := st.SetDisabled(ctx, name, sub == "disable"); err != nil {
+			return err
+		}
+		record("admin.user."+sub, name, "")
+		fmt.Fprintf(e.stdout, "user %s %sd\n", name, sub)
+	case "list":
+		users, err := st.Users(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tGROUPS\tTOTP\tSTATUS")
+		for _, u := range users {
+			status, totp := "active", "no"
+			if u.Disabled {
+				status = "disabled"
+			}
+			if u.HasTOTP() {
+				totp = "yes"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Groups, ","), totp, status)
+		}
+		return tw.Flush()
+	case "totp":
+		if _, err := st.User(ctx, name); err != nil {
+			return err
+		}
+		sealer, err := keys.LoadSealer(c.DataDir)
+		if err != nil {
+			return err
+		}
+		k, err := mfa.NewKey("sluis", name)
+		if err != nil {
+			return err
+		}
+		if err := st.SetTOTP(ctx, name, sealer.Seal([]byte(k.Secret), "totp:"+name)); err != nil {
+			return err
+		}
+		record("admin.user.totp", name, "new TOTP secret enrolled")
+		fmt.Fprintln(e.stdout, k.URI)
+	default:
+		fmt.Fprintf(e.stderr, "sluis: unknown command \"user %s\"\n\n%s", sub, usage)
+		return errUsage
+	}
+	return nil
+}
+
+func (e *env) session(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return errUsage
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("session "+sub, flag.ContinueOnError)
+	user := fs.String("user", "", "revoke every session of this user")
+	pos, err := parseFlags(fs, args, e.stderr)
+	if err != nil {
+		return err
+	}
+	_, st, record, err := e.admin()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx, now := e.ctx, time.Now()
+	switch sub {
+	case "list":
+		all, err := st.Sessions(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tUSER\tSTAGE\tSOURCE\tCREATED\tLAST SEEN\tEXPIRES")
+		for _, x := range all {
+			if x.Revoked() || !now.Before(x.ExpiresAt) {
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, x.User, x.Stage, x.Source,
+				x.CreatedAt.Local().Format(time.DateTime), x.LastSeen.Local().Format(time.DateTime), x.ExpiresAt.Local().Format(time.DateTime))
+		}
+		return tw.Flush()
+	case "revoke":
+		switch {
+		case *user != "" && len(pos) == 0:
+			ids, err := st.RevokeUserSessions(ctx, *user, now)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				record(sluis.EventSessionRevoked, *user, "session "+id)
+			}
+			fmt.Fprintf(e.stdout, "revoked %d session(s) of %s\n", len(ids), *user)
+		case *user == "" && len(pos) == 1:
+			x, err := st.Session(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			if err := st.RevokeSession(ctx, x.ID, now); err != nil {
+				return err
+			}
+			record(sluis.EventSessionRevoked, x.User, "session "+x.ID)
+			fmt.Fprintf(e.stdout, "revoked session %s of %s\n", x.ID, x.User)
+		default:
+			fmt.Fprintf(e.stderr, "sluis session revoke: give a session ID or --user NAME\n")
+			return errUsage
+		}
+	default:
+		fmt.Fprintf(e.stderr, "sluis: unknown command \"session %s\"\n\n%s", sub, usage)
+		return errUsage
+	}
+	return nil
+}
+
+// auditJSON is one line of `sluis audit --json`.
+type auditJSON struct {
+	ID      int64     `json:"id"`
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`
+	User    string    `json:"user"`
+	Source  string    `json:"source"`
+	App     string    `json:"app"`
+	Outcome string    `json:"outcome"`
+	Detail  string    `json:"detail"`
+}
+
+func (e *env) audit(args []string) error {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	since := fs.Duration("since", 24*time.Hour, "show events of this last period")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	if pos, err := parseFlags(fs, args, e.stderr); err != nil || len(pos) > 0 {
+		return errUsage
+	}
+	c, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(e.ctx, c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	evs, err := st.Events(e.ctx, time.Now().Add(-*since))
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		for _, ev := range evs {
+			if err := enc.Encode(auditJSON{ev.ID, ev.Time, ev.Type, ev.User, ev.Source, ev.App, ev.Outcome, ev.Detail}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tTYPE\tUSER\tSOURCE\tAPP\tOUTCOME\tDETAIL")
+	for _, ev := range evs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.Time.Local().Format(time.DateTime), ev.Type, ev.User, ev.Source, ev.App, ev.Outcome, ev.Detail)
+	}
+	return tw.Flush()
+}
+
+func (e *env) config(args []string) error {
+	if len(args) != 1 || args[0] != "check" {
+		fmt.Fprintf(e.stderr, "sluis config: the only command is \"config check\"\n")
+		return errUsage
+	}
+	c, err := config.Load(e.configPath)
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			for _, p := range ce.Problems {
+				fmt.Fprintln(e.stderr, p)
+			}
+			return fmt.Errorf("%s: %d problem(s)", e.configPath, len(ce.Problems))
+		}
+		return err
+	}
+	for _, w := range c.Warnings {
+		fmt.Fprintln(e.stdout, "warning:", w)
+	}
+	fmt.Fprintf(e.stdout, "%s: ok (portal %s, %d app(s))\n", e.configPath, c.Portal, len(c.Apps))
+	return nil
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/assertion"
+	"github.com/sluis-gateway/sluis/config"
+	"github.com/sluis-gateway/sluis/gateway"
+	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/store/sqlite"
+)
+
+// Limits of the public listener.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 32 << 10
+	shutdownGrace     = 10 * time.Second
+)
+
+func (e *env) loadConfig() (*config.Config, error) {
+	c, err := config.Load(e.configPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range c.Warnings {
+		fmt.Fprintln(e.stderr, "warning:", w)
+	}
+	return c, nil
+}
+
+// openStore opens the store in the configured data directory.
+func openStore(ctx context.Context, c *config.Config) (sluis.Store, error) {
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	return sqlite.Open(ctx, filepath.Join(c.DataDir, "sluis.db"))
+}
+
+func (e *env) serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	if _, err := parseFlags(fs, args, e.stderr); err != nil {
+		return err
+	}
+	c, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	return e.serveConfig(c, nil)
+}
+
+// serveConfig runs the gateway for c until the context ends. ready, if
+// set, is called once the listener accepts connections.
+func (e *env) serveConfig(c *config.Config, ready func(port int, signer *assertion.Signer)) error {
+	ctx := e.ctx
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	st, err := openStore(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	sealer, err := keys.LoadSealer(c.DataDir)
+	if err != nil {
+		return err
+	}
+	sigKey, err := keys.LoadSigningKey(c.DataDir)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	hosts := append([]string{c.Portal}, c.AppHosts()...)
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	if c.TLS.SelfSigned {
+		cert, caPath, err := keys.SelfSigned(c.DataDir, hosts, time.Now())
+		if err != nil {
+			return fmt.Errorf("self-signed TLS: %w", err)
+		}
+		tlsConf.Certificates = []tls.Certificate{cert}
+		fmt.Fprintf(e.stdout, "sluis: self-signed TLS; clients can trust the CA certificate in %s\n", caPath)
+	} else {
+		cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		tlsConf.Certificates = []tls.Certificate{cert}
+	}
+
+	base := gateway.BaseURLFunc(port)
+	signer, err := assertion.NewSigner(base(c.Portal), sigKey, keys.KeyID(&sigKey.PublicKey))
+	if err != nil {
+		return err
+	}
+	handler, err := gateway.New(gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port, Log: log})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	fmt.Fprintf(e.stdout, "sluis: portal at %s/\n", base(c.Portal))
+	for _, a := range c.Apps {
+		fmt.Fprintf(e.stdout, "sluis: app %s at %s/\n", a.Name, base(a.Host))
+	}
+	fmt.Fprintf(e.stdout, "sluis: listening on %s\n", net.JoinHostPort(ln.Addr().(*net.TCPAddr).IP.String(), strconv.Itoa(port)))
+	if ready != nil {
+		ready(port, signer)
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}

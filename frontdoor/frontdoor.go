@@ -1,0 +1,174 @@
+// Package frontdoor is the first step of every request on the public
+// listener, before routing, authentication or proxying. It checks the
+// request against explicit limits, accepts only known hosts, and puts the
+// request target into one canonical form, refusing rather than repairing
+// anything ambiguous, so that everything after it (router, policy, upstream)
+// sees the same path.
+package frontdoor
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sluis-gateway/sluis/errpage"
+)
+
+// MaxTargetLen is the longest request target accepted.
+const MaxTargetLen = 4096
+
+// Door is the front door handler.
+type Door struct {
+	// Hosts are the host names served (portal and apps), lower case,
+	// without port. Any other Host gets 421.
+	Hosts map[string]bool
+	Next  http.Handler
+	Log   *slog.Logger
+}
+
+var allowedMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
+}
+
+func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !allowedMethods[r.Method] {
+		d.refuse(w, r, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	host, ok := CanonicalHost(r.Host)
+	if !ok || !d.Hosts[host] {
+		d.refuse(w, r, http.StatusMisdirectedRequest, "unknown host")
+		return
+	}
+	target := r.RequestURI
+	if r.URL.IsAbs() || !strings.HasPrefix(target, "/") {
+		// Absolute-form targets could name another authority than Host.
+		d.refuse(w, r, http.StatusBadRequest, "target not in origin form")
+		return
+	}
+	path, query, err := Canonicalize(target)
+	if err != nil {
+		d.refuse(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	r.Host = host
+	r.URL.Path, r.URL.RawPath, r.URL.RawQuery = path, "", query
+	d.Next.ServeHTTP(w, r)
+}
+
+func (d *Door) refuse(w http.ResponseWriter, r *http.Request, status int, why string) {
+	id := errpage.NewID()
+	if d.Log != nil {
+		d.Log.Info("frontdoor: refused", "status", status, "why", why, "source", ClientIP(r), "error_id", id)
+	}
+	errpage.Write(w, status, id)
+}
+
+// CanonicalHost returns the lower-case host name of a Host header value,
+// without port.
+func CanonicalHost(h string) (string, bool) {
+	if h == "" || len(h) > 260 {
+		return "", false
+	}
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == ':') {
+			return "", false
+		}
+	}
+	return h, h != ""
+}
+
+// ClientIP returns the client's address, from the socket only.
+func ClientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+var (
+	errTooLong  = errors.New("request target too long")
+	errByte     = errors.New("forbidden byte in request target")
+	errEscape   = errors.New("forbidden or malformed percent-escape")
+	errSegment  = errors.New("dot-segment, empty segment or path parameter")
+	errEncoding = errors.New("path is not valid UTF-8")
+)
+
+// Canonicalize checks a raw origin-form request target and returns its
+// decoded path and raw query. It rejects every form that two parsers could
+// read differently: dot-segments (plain or encoded), encoded '/', '\', '.',
+// '%' and control bytes, '%u' escapes, backslashes, ';' parameters, empty
+// segments ("//"), raw non-ASCII or control bytes, and invalid or overlong
+// UTF-8. What it accepts decodes to exactly one path.
+func Canonicalize(target string) (path, query string, err error) {
+	if len(target) > MaxTargetLen {
+		return "", "", errTooLong
+	}
+	rawPath, query, _ := strings.Cut(target, "?")
+	if !strings.HasPrefix(rawPath, "/") {
+		return "", "", errSegment
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c <= 0x20 || c >= 0x7f || c == '\\' || c == '"' || c == '<' || c == '>' || c == '`' {
+			return "", "", errByte
+		}
+	}
+	var b strings.Builder
+	b.Grow(len(rawPath))
+	for i := 0; i < len(rawPath); i++ {
+		c := rawPath[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(rawPath) || !isHex(rawPath[i+1]) || !isHex(rawPath[i+2]) {
+				return "", "", errEscape
+			}
+			v := unhex(rawPath[i+1])<<4 | unhex(rawPath[i+2])
+			if v < 0x20 || v == 0x7f || v == '.' || v == '/' || v == '\\' || v == '%' || v == ';' {
+				return "", "", errEscape
+			}
+			b.WriteByte(v)
+			i += 2
+		case c <= 0x20 || c >= 0x7f || c == '\\' || c == '"' || c == '<' || c == '>' || c == '`' || c == '{' || c == '}' || c == '|' || c == '^':
+			return "", "", errByte
+		case c == ';':
+			return "", "", errSegment
+		default:
+			b.WriteByte(c)
+		}
+	}
+	path = b.String()
+	if !utf8.ValidString(path) {
+		return "", "", errEncoding
+	}
+	// Segments: no "." or "..", and no empty segment except a trailing one.
+	segs := strings.Split(path[1:], "/")
+	for i, s := range segs {
+		if s == "." || s == ".." || (s == "" && i != len(segs)-1) {
+			return "", "", errSegment
+		}
+	}
+	return path, query, nil
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}

@@ -1,0 +1,139 @@
+// Package gateway assembles the public handler of a sluis gateway from its
+// parts: the front door first, then the portal for the portal host, and for
+// each app host the session check, the policy decision and the proxy. It
+// does not listen; cmd/sluis does.
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/assertion"
+	"github.com/sluis-gateway/sluis/audit"
+	"github.com/sluis-gateway/sluis/config"
+	"github.com/sluis-gateway/sluis/errpage"
+	"github.com/sluis-gateway/sluis/frontdoor"
+	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/policy"
+	"github.com/sluis-gateway/sluis/portal"
+	"github.com/sluis-gateway/sluis/proxy"
+	"github.com/sluis-gateway/sluis/session"
+)
+
+// Options are what a gateway is built from.
+type Options struct {
+	Config     *config.Config
+	Store      sluis.Store
+	Sealer     *keys.Sealer
+	Signer     *assertion.Signer
+	PublicPort int              // the port in URLs the gateway builds
+	Now        func() time.Time // nil means time.Now
+	Log        *slog.Logger
+}
+
+// BaseURLFunc returns the function that builds a host's public URL: https,
+// with the port unless it is 443.
+func BaseURLFunc(port int) func(string) string {
+	return func(host string) string {
+		if port == 443 {
+			return "https://" + host
+		}
+		return fmt.Sprintf("https://%s:%d", host, port)
+	}
+}
+
+// Apps converts configured apps to domain apps. An app without an allow
+// rule gets an empty one, which allows nobody.
+func Apps(c *config.Config) []sluis.App {
+	var out []sluis.App
+	for _, a := range c.Apps {
+		app := sluis.App{Name: a.Name, Host: a.Host, Upstream: a.Upstream}
+		if a.Allow != nil {
+			app.Allow = sluis.Allow{Users: a.Allow.Users, Groups: a.Allow.Groups, MFA: a.Allow.MFA}
+		}
+		out = append(out, app)
+	}
+	return out
+}
+
+// New returns the gateway's public handler.
+func New(o Options) (http.Handler, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	base := BaseURLFunc(o.PublicPort)
+	c := o.Config
+	apps := Apps(c)
+	rec := &audit.Recorder{Store: o.Store, Log: o.Log, Now: o.Now}
+	sessions := &session.Service{Store: o.Store, Now: o.Now, IdleTimeout: c.Session.IdleTimeout.D()}
+	p := &portal.Portal{
+		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: sessions, Audit: rec,
+		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,
+	}
+	if err := p.Init(); err != nil {
+		return nil, err
+	}
+	hosts := map[string]http.Handler{c.Portal: p.Handler()}
+	transport := proxy.NewTransport()
+	for _, app := range apps {
+		px, err := proxy.New(app, base(app.Host), o.Signer, transport, o.Now, o.Log)
+		if err != nil {
+			return nil, fmt.Errorf("app %s: %w", app.Name, err)
+		}
+		hosts[app.Host] = &appHandler{app: app, portal: p, sessions: sessions, audit: rec, proxy: px,
+			callback: p.Callback(app), log: o.Log}
+	}
+	known := map[string]bool{}
+	for h := range hosts {
+		known[h] = true
+	}
+	return &frontdoor.Door{Hosts: known, Log: o.Log, Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The front door has canonicalised r.Host and refused unknown ones.
+		hosts[r.Host].ServeHTTP(w, r)
+	})}, nil
+}
+
+type appHandler struct {
+	app      sluis.App
+	portal   *portal.Portal
+	sessions *session.Service
+	audit    *audit.Recorder
+	proxy    *proxy.Proxy
+	callback http.Handler
+	log      *slog.Logger
+}
+
+func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == portal.CallbackPath {
+		h.callback.ServeHTTP(w, r)
+		return
+	}
+	var a *session.Active
+	if c, err := r.Cookie(session.CookieName); err == nil {
+		a, err = h.sessions.Lookup(r.Context(), c.Value, h.app.Host)
+		if err != nil && !errors.Is(err, session.ErrNoSession) {
+			id := errpage.NewID()
+			h.log.Error("gateway: session lookup", "app", h.app.Name, "error_id", id, "err", err)
+			errpage.Write(w, http.StatusServiceUnavailable, id)
+			return
+		}
+	}
+	if a == nil || a.Session.Stage != sluis.StageComplete {
+		h.portal.RequireLogin(w, r, h.app)
+		return
+	}
+	if d := policy.Decide(a.Identity(), h.app); !d.Allowed {
+		h.audit.Record(r.Context(), sluis.Event{Type: sluis.EventAccessDenied, User: a.User.Name,
+			Source: frontdoor.ClientIP(r), App: h.app.Name, Outcome: sluis.OutcomeDenied, Detail: d.Reason})
+		errpage.Write(w, http.StatusForbidden, errpage.NewID())
+		return
+	}
+	h.proxy.Serve(w, r, a)
+}

@@ -1,0 +1,831 @@
+// Package portal serves the login portal: the login form, the one-time-code
+// step, first-login TOTP enrolment, the launcher of apps, logout, the JWKS
+// with the assertion keys, and the hand-over of a login to an app host.
+//
+// Pages are html/template files compiled into the binary and parsed once at
+// start; assets are served from a fixed name-to-bytes table. No request
+// ever names a file or a template.
+package portal
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/assertion"
+	"github.com/sluis-gateway/sluis/audit"
+	"github.com/sluis-gateway/sluis/authn"
+	"github.com/sluis-gateway/sluis/errpage"
+	"github.com/sluis-gateway/sluis/frontdoor"
+	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/mfa"
+	"github.com/sluis-gateway/sluis/policy"
+	"github.com/sluis-gateway/sluis/session"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed assets/sluis.css
+var css []byte
+
+// assets is the complete list of static files: exact names only.
+var assets = map[string]struct {
+	body []byte
+	typ  string
+}{
+	"/assets/sluis.css": {css, "text/css; charset=utf-8"},
+}
+
+// Paths of the portal's routes, and the one route on app hosts.
+const (
+	CallbackPath = "/.sluis/callback"
+	maxFormBytes = 16 << 10
+	// pendingLifetime bounds the time between password and second factor.
+	pendingLifetime = 10 * time.Minute
+	// grantLifetime bounds the hand-over from portal to app host.
+	grantLifetime = 60 * time.Second
+	csrfCookie    = "__Host-sluis-csrf"
+)
+
+// Portal is the login portal. Fill in the exported fields, then call Init.
+type Portal struct {
+	Host     string                   // the portal's host name
+	BaseURL  func(host string) string // public https URL of a host, without trailing slash
+	Apps     []sluis.App
+	Store    sluis.Store
+	Sessions *session.Service
+	Audit    *audit.Recorder
+	Sealer   *keys.Sealer
+	Signer   *assertion.Signer
+	Lifetime time.Duration // absolute session lifetime
+	Issuer   string        // shown in authenticator apps; "" means "sluis"
+	Now      func() time.Time
+	Log      *slog.Logger
+
+	// Throttles for password and code guessing, per user and per source.
+	UserThrottle   *authn.Throttle
+	SourceThrottle *authn.Throttle
+
+	pages    map[string]*template.Template
+	csrfKey  []byte
+	csp      string
+	appHosts map[string]sluis.App
+}
+
+// Init parses the templates and prepares the portal. It fails only on a
+// broken build.
+func (p *Portal) Init() error {
+	p.pages = map[string]*template.Template{}
+	for _, name := range []string{"login", "mfa", "enroll", "launcher"} {
+		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return fmt.Errorf("portal template %s: %w", name, err)
+		}
+		p.pages[name] = t
+	}
+	p.csrfKey = make([]byte, 32)
+	rand.Read(p.csrfKey)
+	p.appHosts = map[string]sluis.App{}
+	formTargets := []string{"'self'"}
+	for _, a := range p.Apps {
+		p.appHosts[a.Host] = a
+		formTargets = append(formTargets, p.BaseURL(a.Host))
+	}
+	// form-action also governs where a form's redirects may lead, so the
+	// app hosts that a login hands over to are listed.
+	p.csp = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action " + strings.Join(formTargets, " ") +
+		"; frame-ancestors 'none'; base-uri 'none'"
+	if p.Issuer == "" {
+		p.Issuer = "sluis"
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	if p.UserThrottle == nil {
+		p.UserThrottle = &authn.Throttle{Free: 5, Base: time.Second, Max: time.Minute, Now: p.Now}
+	}
+	if p.SourceThrottle == nil {
+		p.SourceThrottle = &authn.Throttle{Free: 20, Base: time.Second, Max: 15 * time.Minute, Now: p.Now}
+	}
+	return nil
+}
+
+// handlerFunc is a portal handler; a returned error becomes a static page.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Handler returns the handler for the portal host. Every route is listed
+// here; anything else is 404.
+func (p *Portal) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", p.wrap(p.launcher))
+	mux.Handle("GET /login", p.wrap(p.loginForm))
+	mux.Handle("POST /login", p.wrap(p.login))
+	mux.Handle("GET /mfa", p.wrap(p.mfaForm))
+	mux.Handle("POST /mfa", p.wrap(p.mfa))
+	mux.Handle("GET /enroll", p.wrap(p.enrollForm))
+	mux.Handle("POST /enroll", p.wrap(p.enroll))
+	mux.Handle("POST /logout", p.wrap(p.logout))
+	mux.Handle("GET /.well-known/jwks.json", p.wrap(p.jwks))
+	mux.Handle("GET /healthz", p.wrap(health))
+	for name := range assets {
+		mux.Handle("GET "+name, p.wrap(asset))
+	}
+	mux.Handle("/", p.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		return statusError(http.StatusNotFound)
+	}))
+	cop := http.NewCrossOriginProtection()
+	return p.secureHeaders(cop.Handler(mux))
+}
+
+func (p *Portal) secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+		h.Set("Content-Security-Policy", p.csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusError int
+
+func (e statusError) Error() string { return http.StatusText(int(e)) }
+
+func (p *Portal) wrap(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		id := errpage.NewID()
+		var se statusError
+		if errors.As(err, &se) {
+			errpage.Write(w, int(se), id)
+			return
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			errpage.Write(w, http.StatusRequestEntityTooLarge, id)
+			return
+		}
+		p.Log.Error("portal: internal error", "path", r.URL.Path, "error_id", id, "err", err)
+		errpage.Write(w, http.StatusInternalServerError, id)
+	})
+}
+
+func health(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, err := w.Write([]byte("ok\n"))
+	return err
+}
+
+func asset(w http.ResponseWriter, r *http.Request) error {
+	a, ok := assets[r.URL.Path]
+	if !ok {
+		return statusError(http.StatusNotFound)
+	}
+	w.Header().Set("Content-Type", a.typ)
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_, err := w.Write(a.body)
+	return err
+}
+
+func (p *Portal) jwks(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, err := w.Write(p.Signer.JWKS())
+	return err
+}
+
+// ---- pages ----
+
+type pageData struct {
+	Title, Error, Notice, CSRF, RD, User string
+	QR, Secret                           string
+	Apps                                 []appLink
+}
+
+type appLink struct{ Name, Host, URL string }
+
+func (p *Portal) render(w http.ResponseWriter, status int, page string, d pageData) error {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	var buf strings.Builder
+	if err := p.pages[page].ExecuteTemplate(&buf, "layout", d); err != nil {
+		return err
+	}
+	w.WriteHeader(status)
+	_, err := w.Write([]byte(buf.String()))
+	return err
+}
+
+// ---- cookies and CSRF ----
+
+func (p *Portal) setSessionCookie(w http.ResponseWriter, token string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{Name: session.CookieName, Value: token, Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, MaxAge: int(maxAge / time.Second)})
+}
+
+func clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: session.CookieName, Value: "", Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, MaxAge: -1})
+}
+
+// csrfToken returns the token for forms on this page, setting the CSRF
+// cookie when the browser has none. The form token is an HMAC of the
+// cookie, so a page of another site can neither read nor forge it.
+func (p *Portal) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(csrfCookie)
+	val := ""
+	if err == nil && len(c.Value) == 43 {
+		val = c.Value
+	} else {
+		b := make([]byte, 32)
+		rand.Read(b)
+		val = base64.RawURLEncoding.EncodeToString(b)
+		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: val, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	}
+	return p.csrfFor(val)
+}
+
+func (p *Portal) csrfFor(cookie string) string {
+	m := hmac.New(sha256.New, p.csrfKey)
+	m.Write([]byte(cookie))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (p *Portal) csrfOK(r *http.Request) bool {
+	c, err := r.Cookie(csrfCookie)
+	if err != nil || len(c.Value) != 43 {
+		return false
+	}
+	return hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(p.csrfFor(c.Value)))
+}
+
+// parseForm reads a small urlencoded form body and checks its CSRF token.
+func (p *Portal) parseForm(w http.ResponseWriter, r *http.Request) (bool, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return false, err
+		}
+		return false, statusError(http.StatusBadRequest)
+	}
+	return p.csrfOK(r), nil
+}
+
+// current returns the caller's portal session, or nil.
+func (p *Portal) current(r *http.Request) *session.Active {
+	c, err := r.Cookie(session.CookieName)
+	if err != nil {
+		return nil
+	}
+	a, err := p.Sessions.Lookup(r.Context(), c.Value, p.Host)
+	if err != nil {
+		if !errors.Is(err, session.ErrNoSession) {
+			p.Log.Error("portal: session lookup", "err", err)
+		}
+		return nil
+	}
+	return a
+}
+
+// ---- return URLs ----
+
+// target is a checked place to return to after login.
+type target struct {
+	host string // the portal or an app host
+	path string // path and query, starting with "/"
+}
+
+// checkReturn accepts only an absolute https URL whose host and port are
+// exactly the portal's or a configured app's, and rebuilds it from
+// configuration. Anything else (other hosts, user info, other schemes,
+// scheme-relative or backslash tricks, control bytes) is refused.
+func (p *Portal) checkReturn(raw string) (target, bool) {
+	if raw == "" {
+		return target{host: p.Host, path: "/"}, true
+	}
+	if len(raw) > 2048 {
+		return target{}, false
+	}
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c <= 0x20 || c >= 0x7f || c == '\\' {
+			return target{}, false
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.User != nil || u.Opaque != "" || u.Host == "" {
+		return target{}, false
+	}
+	host := u.Hostname()
+	if host != p.Host {
+		if _, ok := p.appHosts[host]; !ok {
+			return target{}, false
+		}
+	}
+	// The port must be the one the gateway's own URLs carry.
+	if p.BaseURL(host) != "https://"+u.Host {
+		return target{}, false
+	}
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	if !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "//") {
+		return target{}, false
+	}
+	if _, _, err := frontdoor.Canonicalize(path); err != nil {
+		return target{}, false
+	}
+	if u.RawQuery != "" {
+		path += "?" + u.RawQuery
+	}
+	return target{host: host, path: path}, true
+}
+
+func (t target) url(p *Portal) string { return p.BaseURL(t.host) + t.path }
+
+// rdParam returns the checked return target from the request, or the
+// launcher when it is missing or refused.
+func (p *Portal) rdParam(r *http.Request) (target, string) {
+	raw := r.FormValue("rd")
+	t, ok := p.checkReturn(raw)
+	if !ok {
+		t, _ = p.checkReturn("")
+		return t, ""
+	}
+	if raw == "" {
+		return t, ""
+	}
+	return t, t.url(p)
+}
+
+func (p *Portal) loginURL(rd string) string {
+	if rd == "" {
+		return "/login"
+	}
+	return "/login?rd=" + url.QueryEscape(rd)
+}
+
+func withRD(path, rd string) string {
+	if rd == "" {
+		return path
+	}
+	return path + "?rd=" + url.QueryEscape(rd)
+}
+
+// ---- login ----
+
+func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
+	t, rd := p.rdParam(r)
+	if r.FormValue("rd") != "" && rd == "" {
+		p.Log.Info("portal: refused return URL", "source", frontdoor.ClientIP(r))
+	}
+	if a := p.current(r); a != nil && a.Session.Stage == sluis.StageComplete {
+		return p.continueTo(w, r, a.Session.ID, t)
+	}
+	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: rd}
+	if r.FormValue("logged_out") == "1" {
+		d.Notice = "You are logged out."
+	}
+	return p.render(w, http.StatusOK, "login", d)
+}
+
+func (p *Portal) event(r *http.Request, typ, user, outcome, detail string) {
+	p.Audit.Record(r.Context(), sluis.Event{Type: typ, User: user, Source: frontdoor.ClientIP(r), Outcome: outcome, Detail: detail})
+}
+
+// throttled returns how long the user or the source must wait.
+func (p *Portal) throttled(kind, user, src string) time.Duration {
+	return max(p.UserThrottle.Check(kind+":"+user), p.SourceThrottle.Check(kind+":"+src))
+}
+
+func (p *Portal) failed(kind, user, src string) {
+	p.UserThrottle.Fail(kind + ":" + user)
+	p.SourceThrottle.Fail(kind + ":" + src)
+}
+
+func waitMessage(d time.Duration) string {
+	return fmt.Sprintf("Too many attempts. Try again in %d seconds.", int(d.Round(time.Second)/time.Second)+1)
+}
+
+func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
+	csrfOK, err := p.parseForm(w, r)
+	if err != nil {
+		return err
+	}
+	_, rd := p.rdParam(r)
+	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: rd}
+	if !csrfOK {
+		d.Error = "The form expired. Please try again."
+		return p.render(w, http.StatusForbidden, "login", d)
+	}
+	name := strings.TrimSpace(r.PostFormValue("username"))
+	password := r.PostFormValue("password")
+	src := frontdoor.ClientIP(r)
+	if len(name) > 128 {
+		name = name[:128]
+	}
+	if wait := p.throttled("login", name, src); wait > 0 {
+		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, "throttled")
+		d.Error = waitMessage(wait)
+		return p.render(w, http.StatusTooManyRequests, "login", d)
+	}
+	u, err := p.Store.User(r.Context(), name)
+	if err != nil && sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		return err
+	}
+	known := err == nil
+	// Verify even for unknown users, so the answer takes as long.
+	good := authn.Verify(password, u.PasswordHash) && known
+	reason := ""
+	switch {
+	case !known:
+		reason = "unknown user"
+	case !good:
+		reason = "bad password"
+	case u.Disabled:
+		reason = "disabled"
+	}
+	if reason != "" {
+		p.failed("login", name, src)
+		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, reason)
+		d.Error = "Wrong user name or password."
+		return p.render(w, http.StatusUnauthorized, "login", d)
+	}
+	p.UserThrottle.Reset("login:" + name)
+	now := p.Now()
+	tok, hash := session.NewToken()
+	x := sluis.Session{
+		ID: session.NewID(), User: u.Name, Stage: sluis.StagePassword, CreatedAt: now, LastSeen: now,
+		ExpiresAt: now.Add(pendingLifetime), Source: src, UserAgent: truncate(r.UserAgent(), 256),
+	}
+	if err := p.Store.CreateSession(r.Context(), x, hash[:], p.Host); err != nil {
+		return err
+	}
+	p.setSessionCookie(w, tok, pendingLifetime)
+	p.event(r, sluis.EventLoginSuccess, u.Name, sluis.OutcomeSuccess, "password accepted; second factor next")
+	next := "/mfa"
+	if !u.HasTOTP() {
+		next = "/enroll"
+	}
+	http.Redirect(w, r, withRD(next, rd), http.StatusSeeOther)
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// pending returns the caller's session that passed the password step and
+// awaits its second factor, with its user.
+func (p *Portal) pending(r *http.Request) (*session.Active, bool) {
+	a := p.current(r)
+	if a == nil || a.Session.Stage != sluis.StagePassword {
+		return nil, false
+	}
+	return a, true
+}
+
+// ---- second factor ----
+
+func (p *Portal) mfaForm(w http.ResponseWriter, r *http.Request) error {
+	_, rd := p.rdParam(r)
+	a, ok := p.pending(r)
+	if !ok {
+		http.Redirect(w, r, p.loginURL(rd), http.StatusSeeOther)
+		return nil
+	}
+	if !a.User.HasTOTP() {
+		http.Redirect(w, r, withRD("/enroll", rd), http.StatusSeeOther)
+		return nil
+	}
+	return p.render(w, http.StatusOK, "mfa", pageData{Title: "One-time code", CSRF: p.csrfToken(w, r), RD: rd})
+}
+
+// checkCode verifies a one-time code for user with the given secret and
+// makes sure no code is used twice. It returns a message for the user, or
+// "" on success.
+func (p *Portal) checkCode(r *http.Request, user, secret, code string) (string, error) {
+	src := frontdoor.ClientIP(r)
+	if wait := p.throttled("mfa", user, src); wait > 0 {
+		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
+		return waitMessage(wait), nil
+	}
+	step, ok := mfa.Verify(secret, strings.TrimSpace(code), p.Now())
+	reason := ""
+	if !ok {
+		reason = "wrong code"
+	} else {
+		fresh, err := p.Store.UseTOTPStep(r.Context(), user, step)
+		if err != nil {
+			return "", err
+		}
+		if !fresh {
+			reason = "code already used"
+		}
+	}
+	if reason != "" {
+		p.failed("mfa", user, src)
+		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, reason)
+		return "That code is not valid. Wait for the next code and try again.", nil
+	}
+	p.UserThrottle.Reset("mfa:" + user)
+	return "", nil
+}
+
+func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
+	csrfOK, err := p.parseForm(w, r)
+	if err != nil {
+		return err
+	}
+	t, rd := p.rdParam(r)
+	a, ok := p.pending(r)
+	if !ok {
+		http.Redirect(w, r, p.loginURL(rd), http.StatusSeeOther)
+		return nil
+	}
+	d := pageData{Title: "One-time code", CSRF: p.csrfToken(w, r), RD: rd}
+	if !csrfOK {
+		d.Error = "The form expired. Please try again."
+		return p.render(w, http.StatusForbidden, "mfa", d)
+	}
+	if !a.User.HasTOTP() {
+		http.Redirect(w, r, withRD("/enroll", rd), http.StatusSeeOther)
+		return nil
+	}
+	secret, err := p.Sealer.Open(a.User.TOTPSecret, "totp:"+a.User.Name)
+	if err != nil {
+		return fmt.Errorf("open TOTP secret of %s: %w", a.User.Name, err)
+	}
+	msg, err := p.checkCode(r, a.User.Name, string(secret), r.PostFormValue("code"))
+	if err != nil {
+		return err
+	}
+	if msg != "" {
+		d.Error = msg
+		return p.render(w, http.StatusUnauthorized, "mfa", d)
+	}
+	return p.complete(w, r, a, "totp", t)
+}
+
+// complete finishes a login: the session gets a new token (the one from
+// before the second factor stops working) and its full lifetime.
+func (p *Portal) complete(w http.ResponseWriter, r *http.Request, a *session.Active, method string, t target) error {
+	now := p.Now()
+	tok, hash := session.NewToken()
+	if err := p.Store.CompleteSession(r.Context(), a.Session.ID, now, now.Add(p.Lifetime), hash[:], p.Host); err != nil {
+		return err
+	}
+	p.setSessionCookie(w, tok, p.Lifetime)
+	p.event(r, sluis.EventMFASuccess, a.User.Name, sluis.OutcomeSuccess, method)
+	return p.continueTo(w, r, a.Session.ID, t)
+}
+
+func (p *Portal) enrollForm(w http.ResponseWriter, r *http.Request) error {
+	_, rd := p.rdParam(r)
+	a, ok := p.pending(r)
+	if !ok {
+		http.Redirect(w, r, p.loginURL(rd), http.StatusSeeOther)
+		return nil
+	}
+	if a.User.HasTOTP() {
+		http.Redirect(w, r, withRD("/mfa", rd), http.StatusSeeOther)
+		return nil
+	}
+	return p.renderEnroll(w, r, a, http.StatusOK, pageData{RD: rd})
+}
+
+// enrollKey returns the secret offered to this session for enrolment,
+// creating it on first view. It is kept sealed on the session, so reloading
+// the page shows the same secret.
+func (p *Portal) enrollKey(ctx context.Context, a *session.Active) (mfa.Key, error) {
+	label := "enroll:" + a.Session.ID
+	if len(a.Session.EnrollSecret) > 0 {
+		secret, err := p.Sealer.Open(a.Session.EnrollSecret, label)
+		if err != nil {
+			return mfa.Key{}, err
+		}
+		return mfa.KeyFor(p.Issuer, a.User.Name, string(secret))
+	}
+	// The cached session predates the secret; read it fresh in case
+	// another request created one.
+	x, err := p.Store.Session(ctx, a.Session.ID)
+	if err != nil {
+		return mfa.Key{}, err
+	}
+	if len(x.EnrollSecret) > 0 {
+		secret, err := p.Sealer.Open(x.EnrollSecret, label)
+		if err != nil {
+			return mfa.Key{}, err
+		}
+		return mfa.KeyFor(p.Issuer, a.User.Name, string(secret))
+	}
+	k, err := mfa.NewKey(p.Issuer, a.User.Name)
+	if err != nil {
+		return mfa.Key{}, err
+	}
+	if err := p.Store.SetEnrollSecret(ctx, a.Session.ID, p.Sealer.Seal([]byte(k.Secret), label)); err != nil {
+		return mfa.Key{}, err
+	}
+	return k, nil
+}
+
+func (p *Portal) renderEnroll(w http.ResponseWriter, r *http.Request, a *session.Active, status int, d pageData) error {
+	k, err := p.enrollKey(r.Context(), a)
+	if err != nil {
+		return err
+	}
+	qr, err := k.QRDataURI()
+	if err != nil {
+		return err
+	}
+	d.Title, d.CSRF, d.QR, d.Secret = "Set up your authenticator", p.csrfToken(w, r), qr, k.Secret
+	return p.render(w, status, "enroll", d)
+}
+
+func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
+	csrfOK, err := p.parseForm(w, r)
+	if err != nil {
+		return err
+	}
+	t, rd := p.rdParam(r)
+	a, ok := p.pending(r)
+	if !ok {
+		http.Redirect(w, r, p.loginURL(rd), http.StatusSeeOther)
+		return nil
+	}
+	if a.User.HasTOTP() {
+		http.Redirect(w, r, withRD("/mfa", rd), http.StatusSeeOther)
+		return nil
+	}
+	if !csrfOK {
+		return p.renderEnroll(w, r, a, http.StatusForbidden, pageData{RD: rd, Error: "The form expired. Please try again."})
+	}
+	k, err := p.enrollKey(r.Context(), a)
+	if err != nil {
+		return err
+	}
+	// Read the user fresh: another session may have enrolled meanwhile.
+	u, err := p.Store.User(r.Context(), a.User.Name)
+	if err != nil {
+		return err
+	}
+	if u.HasTOTP() {
+		http.Redirect(w, r, withRD("/mfa", rd), http.StatusSeeOther)
+		return nil
+	}
+	src := frontdoor.ClientIP(r)
+	if wait := p.throttled("mfa", u.Name, src); wait > 0 {
+		p.event(r, sluis.EventMFAFailure, u.Name, sluis.OutcomeFailure, "throttled")
+		return p.renderEnroll(w, r, a, http.StatusTooManyRequests, pageData{RD: rd, Error: waitMessage(wait)})
+	}
+	step, ok := mfa.Verify(k.Secret, strings.TrimSpace(r.PostFormValue("code")), p.Now())
+	if !ok {
+		p.failed("mfa", u.Name, src)
+		p.event(r, sluis.EventMFAFailure, u.Name, sluis.OutcomeFailure, "wrong enrolment code")
+		return p.renderEnroll(w, r, a, http.StatusUnauthorized, pageData{RD: rd,
+			Error: "That code is not valid. Check the time on your device and try again."})
+	}
+	if err := p.Store.SetTOTP(r.Context(), u.Name, p.Sealer.Seal([]byte(k.Secret), "totp:"+u.Name)); err != nil {
+		return err
+	}
+	if _, err := p.Store.UseTOTPStep(r.Context(), u.Name, step); err != nil {
+		return err
+	}
+	p.event(r, sluis.EventMFAEnrolled, u.Name, sluis.OutcomeSuccess, "totp")
+	return p.complete(w, r, a, "totp enrolment", t)
+}
+
+// ---- after login ----
+
+// continueTo sends a logged-in browser where it wanted to go. For an app
+// host it mints a single-use code that the app host exchanges for a cookie
+// of its own (cookies are per host: no cookie is shared across hosts).
+func (p *Portal) continueTo(w http.ResponseWriter, r *http.Request, sessionID string, t target) error {
+	if t.host == p.Host {
+		http.Redirect(w, r, t.path, http.StatusSeeOther)
+		return nil
+	}
+	code, hash := session.NewToken()
+	if err := p.Store.CreateGrant(r.Context(), hash[:], sessionID, t.host, t.path, p.Now().Add(grantLifetime)); err != nil {
+		return err
+	}
+	http.Redirect(w, r, p.BaseURL(t.host)+CallbackPath+"?code="+code, http.StatusSeeOther)
+	return nil
+}
+
+func (p *Portal) launcher(w http.ResponseWriter, r *http.Request) error {
+	a := p.current(r)
+	if a == nil || a.Session.Stage != sluis.StageComplete {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return nil
+	}
+	id := a.Identity()
+	d := pageData{Title: "Your applications", CSRF: p.csrfToken(w, r), User: id.User}
+	for _, app := range p.Apps {
+		if policy.Decide(id, app).Allowed {
+			d.Apps = append(d.Apps, appLink{Name: app.Name, Host: app.Host, URL: p.BaseURL(app.Host) + "/"})
+		}
+	}
+	return p.render(w, http.StatusOK, "launcher", d)
+}
+
+func (p *Portal) logout(w http.ResponseWriter, r *http.Request) error {
+	csrfOK, err := p.parseForm(w, r)
+	if err != nil {
+		return err
+	}
+	if !csrfOK {
+		return statusError(http.StatusForbidden)
+	}
+	if a := p.current(r); a != nil {
+		if err := p.Store.RevokeSession(r.Context(), a.Session.ID, p.Now()); err != nil {
+			return err
+		}
+		p.Audit.Record(r.Context(), sluis.Event{Type: sluis.EventLogout, User: a.User.Name, Source: frontdoor.ClientIP(r),
+			Outcome: sluis.OutcomeSuccess, Detail: "session " + a.Session.ID})
+	}
+	clearSessionCookie(w)
+	http.Redirect(w, r, "/login?logged_out=1", http.StatusSeeOther)
+	return nil
+}
+
+// ---- app hosts ----
+
+// Callback returns the handler for CallbackPath on an app host: it redeems
+// the code minted by continueTo and sets the app host's own cookie.
+func (p *Portal) Callback(app sluis.App) http.Handler {
+	return p.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		if r.Method != http.MethodGet {
+			return statusError(http.StatusMethodNotAllowed)
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		hash, ok := session.ParseToken(r.URL.Query().Get("code"))
+		if !ok {
+			return statusError(http.StatusBadRequest)
+		}
+		now := p.Now()
+		sid, path, err := p.Store.RedeemGrant(r.Context(), hash[:], app.Host, now)
+		if sluis.ErrorCode(err) == sluis.ENOTFOUND {
+			return statusError(http.StatusBadRequest)
+		}
+		if err != nil {
+			return err
+		}
+		x, err := p.Store.Session(r.Context(), sid)
+		if err != nil {
+			return err
+		}
+		if x.Stage != sluis.StageComplete || x.Revoked() || !now.Before(x.ExpiresAt) {
+			return statusError(http.StatusUnauthorized)
+		}
+		tok, th := session.NewToken()
+		if err := p.Store.AddToken(r.Context(), sid, th[:], app.Host); err != nil {
+			return err
+		}
+		p.setSessionCookie(w, tok, x.ExpiresAt.Sub(now))
+		http.Redirect(w, r, path, http.StatusSeeOther)
+		return nil
+	})
+}
+
+// RequireLogin answers a request for an app host that has no valid
+// session: browsers asking for a page are sent to the portal and come back
+// after login; anything else gets 401.
+func (p *Portal) RequireLogin(w http.ResponseWriter, r *http.Request, app sluis.App) {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html") {
+		rd := p.BaseURL(app.Host) + r.URL.EscapedPath()
+		if r.URL.RawQuery != "" {
+			rd += "?" + r.URL.RawQuery
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, p.BaseURL(p.Host)+p.loginURL(rd), http.StatusSeeOther)
+		return
+	}
+	errpage.Write(w, http.StatusUnauthorized, errpage.NewID())
+}

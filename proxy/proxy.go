@@ -1,0 +1,207 @@
+// Package proxy is the authenticating reverse proxy in front of each web
+// app. It receives requests that already passed the session and policy
+// checks, removes everything a client could use to impersonate the gateway,
+// adds the caller's identity (plain headers plus a signed assertion), and
+// relays the request with net/http/httputil's ReverseProxy.
+//
+// It uses ReverseProxy.Rewrite, never Director: Rewrite runs after the
+// hop-by-hop headers (including those a client names in Connection) have
+// been removed, so a client cannot make the proxy delete the identity
+// headers added here.
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/assertion"
+	"github.com/sluis-gateway/sluis/errpage"
+	"github.com/sluis-gateway/sluis/session"
+)
+
+// Identity headers set for the upstream.
+const (
+	HeaderUser      = "X-Sluis-User"
+	HeaderGroups    = "X-Sluis-Groups"
+	HeaderAssertion = "X-Sluis-Assertion"
+)
+
+// NewTransport returns the transport shared by all apps. It keeps upstream
+// connections alive (Go's default keeps only 2 idle per host, which makes a
+// busy proxy reconnect on most requests) and bounds every wait.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: nil, // upstreams come from configuration; no environment proxy
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    256,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ResponseHeaderTimeout:  60 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+}
+
+// Proxy relays requests for one app.
+type Proxy struct {
+	app      sluis.App
+	audience string // the app's public URL
+	signer   *assertion.Signer
+	now      func() time.Time
+	log      *slog.Logger
+	rp       *httputil.ReverseProxy
+}
+
+// New returns the proxy for app, reachable publicly at appURL.
+func New(app sluis.App, appURL string, signer *assertion.Signer, transport http.RoundTripper, now func() time.Time, log *slog.Logger) (*Proxy, error) {
+	target, err := url.Parse(app.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	p := &Proxy{app: app, audience: appURL, signer: signer, now: now, log: log}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			p.rewrite(pr)
+		},
+		Transport:      transport,
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return p, nil
+}
+
+type activeKey struct{}
+
+// Serve relays r for the session a. The caller has decided a may use the
+// app.
+func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, a *session.Active) {
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), activeKey{}, a)))
+}
+
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	a, _ := pr.In.Context().Value(activeKey{}).(*session.Active)
+	h := pr.Out.Header
+	StripClientHeaders(h)
+	StripSessionCookie(h)
+	if a == nil {
+		// Unreachable by construction; fail closed with no identity.
+		return
+	}
+	id := a.Identity()
+	tok, err := a.Memo(p.app.Name, p.now(), func() (string, time.Time, error) {
+		tok, exp, err := p.signer.Sign(id.User, id.Groups, p.app.Name, p.audience, p.now())
+		// Reuse for the first half of its life, so an upstream always gets
+		// an assertion with at least half its lifetime left.
+		return tok, exp.Add(-assertion.Lifetime / 2), err
+	})
+	if err != nil {
+		p.log.Error("proxy: signing assertion", "app", p.app.Name, "err", err)
+	}
+	h[HeaderUser] = []string{id.User}
+	h[HeaderGroups] = []string{strings.Join(id.Groups, ",")}
+	h[HeaderAssertion] = []string{tok}
+	pr.SetXForwarded()
+}
+
+// spoofable reports whether a request header named name could let a client
+// pose as the gateway or as another client: our own identity headers, and
+// every forwarding header. Names are compared case-insensitively with '_'
+// read as '-', because some upstream stacks (CGI, some frameworks) fold
+// X_Sluis_User into the same variable as X-Sluis-User.
+func spoofable(name string) bool {
+	n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+	switch {
+	case strings.HasPrefix(n, "x-sluis-"), strings.HasPrefix(n, "x-forwarded-"):
+		return true
+	}
+	switch n {
+	case "forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "x-cluster-client-ip",
+		"x-original-url", "x-rewrite-url", "x-original-host", "x-forwarded", "x-remote-user",
+		"x-remote-addr", "x-authenticated-user", "remote-user", "x-middleware-subrequest":
+		return true
+	}
+	return false
+}
+
+// StripClientHeaders removes every header a client could use to forge
+// identity or origin.
+func StripClientHeaders(h http.Header) {
+	for name := range h {
+		if spoofable(name) {
+			delete(h, name)
+		}
+	}
+}
+
+// StripSessionCookie removes the gateway's session cookie from the Cookie
+// headers, leaving the app's own cookies as they were.
+func StripSessionCookie(h http.Header) {
+	vals := h["Cookie"]
+	if len(vals) == 0 {
+		return
+	}
+	var kept []string
+	for _, v := range vals {
+		for _, part := range strings.Split(v, ";") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(part, "=")
+			if strings.TrimSpace(name) == session.CookieName {
+				continue
+			}
+			kept = append(kept, part)
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = []string{strings.Join(kept, "; ")}
+}
+
+// modifyResponse drops any attempt by an upstream to set or clear the
+// gateway's own session cookie.
+func modifyResponse(resp *http.Response) error {
+	sc := resp.Header["Set-Cookie"]
+	if len(sc) == 0 {
+		return nil
+	}
+	kept := sc[:0:0]
+	for _, c := range sc {
+		name, _, _ := strings.Cut(c, "=")
+		if strings.TrimSpace(name) != session.CookieName {
+			kept = append(kept, c)
+		}
+	}
+	resp.Header["Set-Cookie"] = kept
+	return nil
+}
+
+// upstreamError answers 502 with the gateway's own page; the cause goes to
+// the log only.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return // the client went away; nobody to answer
+	}
+	id := errpage.NewID()
+	p.log.Warn("proxy: upstream failed", "app", p.app.Name, "error_id", id, "err", err)
+	errpage.Write(w, http.StatusBadGateway, id)
+}
