@@ -1,145 +1,27 @@
-// Command sluis is the gateway (`sluis serve`) and the operator's CLI. This
-// is the only place that wires the parts together and picks a store.
+// Command sluis is the sluis gateway and its operator's CLI in one binary.
+// Everything happens in internal/cli.Run, so tests can start the whole
+// program the way this does.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
+
+	"github.com/sluis-gateway/sluis/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	err := cli.Run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if !errors.Is(err, errUsage) {
+		if !errors.Is(err, cli.ErrUsage) {
 			fmt.Fprintln(os.Stderr, "sluis:", err)
 		}
 		os.Exit(1)
-	}
-}
-
-var errUsage = errors.New("usage")
-
-const usage = `sluis: a remote-access gateway
-
-Usage: sluis [--config FILE] COMMAND [ARGS]
-
-Gateway:
-  serve                                  run the gateway
-  demo [--listen ADDR] [--data DIR]      run a self-contained demo
-
-Users:
-  user add NAME --groups a,b [--password-stdin]
-  user passwd NAME [--password-stdin]
-  user groups NAME --groups a,b
-  user disable NAME | user enable NAME
-  user list
-  user totp NAME                         enrol a new TOTP secret, print its URI
-
-Sessions and audit:
-  session list
-  session revoke ID | session revoke --user NAME
-  audit [--since 1h] [--json]
-
-Configuration:
-  config check
-
---config FILE (default ./sluis.yaml) may stand before or after the command.
-`
-
-// env is what every command gets.
-type env struct {
-	ctx        context.Context
-	configPath string
-	getenv     func(string) string
-	stdin      io.Reader
-	stdout     io.Writer
-	stderr     io.Writer
-}
-
-// run is the whole program; tests call it like main does.
-func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		args = args[1:]
-	}
-	configPath, args, err := takeConfigFlag(args)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return errUsage
-	}
-	e := &env{ctx: ctx, configPath: configPath, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errUsage
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "serve":
-		return e.serve(rest)
-	case "demo":
-		return e.demo(rest)
-	case "user":
-		return e.user(rest)
-	case "session":
-		return e.session(rest)
-	case "audit":
-		return e.audit(rest)
-	case "config":
-		return e.config(rest)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	fmt.Fprintf(stderr, "sluis: unknown command %q\n\n%s", cmd, usage)
-	return errUsage
-}
-
-// takeConfigFlag removes the global --config flag from anywhere in args.
-func takeConfigFlag(args []string) (string, []string, error) {
-	path := "sluis.yaml"
-	var rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--config" || a == "-config":
-			if i+1 >= len(args) {
-				return "", nil, fmt.Errorf("sluis: --config needs a file name")
-			}
-			path = args[i+1]
-			i++
-		case strings.HasPrefix(a, "--config="), strings.HasPrefix(a, "-config="):
-			path = a[strings.Index(a, "=")+1:]
-		case a == "--":
-			rest = append(rest, args[i:]...)
-			i = len(args)
-		default:
-			rest = append(rest, a)
-		}
-	}
-	return path, rest, nil
-}
-
-// parseFlags parses fs from args, allowing flags after positional
-// arguments, and returns the positional arguments.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, error) {
-	fs.SetOutput(stderr)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, errUsage
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
 	}
 }

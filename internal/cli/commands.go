@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -108,7 +108,7 @@ func (e *env) readPassword(fromStdin bool) (string, error) {
 func (e *env) user(args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(e.stderr, usage)
-		return errUsage
+		return ErrUsage
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
@@ -121,7 +121,7 @@ func (e *env) user(args []string) error {
 	needName := sub != "list"
 	if needName && len(pos) != 1 || !needName && len(pos) != 0 {
 		fmt.Fprintf(e.stderr, "sluis user %s: wrong arguments\n\n%s", sub, usage)
-		return errUsage
+		return ErrUsage
 	}
 	c, st, record, err := e.admin()
 	if err != nil {
@@ -228,7 +228,7 @@ func (e *env) user(args []string) error {
 		fmt.Fprintln(e.stdout, k.URI)
 	default:
 		fmt.Fprintf(e.stderr, "sluis: unknown command \"user %s\"\n\n%s", sub, usage)
-		return errUsage
+		return ErrUsage
 	}
 	return nil
 }
@@ -236,7 +236,7 @@ func (e *env) user(args []string) error {
 func (e *env) session(args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(e.stderr, usage)
-		return errUsage
+		return ErrUsage
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("session "+sub, flag.ContinueOnError)
@@ -290,11 +290,11 @@ func (e *env) session(args []string) error {
 			fmt.Fprintf(e.stdout, "revoked session %s of %s\n", x.ID, x.User)
 		default:
 			fmt.Fprintf(e.stderr, "sluis session revoke: give a session ID or --user NAME\n")
-			return errUsage
+			return ErrUsage
 		}
 	default:
 		fmt.Fprintf(e.stderr, "sluis: unknown command \"session %s\"\n\n%s", sub, usage)
-		return errUsage
+		return ErrUsage
 	}
 	return nil
 }
@@ -316,7 +316,7 @@ func (e *env) audit(args []string) error {
 	since := fs.Duration("since", 24*time.Hour, "show events of this last period")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
 	if pos, err := parseFlags(fs, args, e.stderr); err != nil || len(pos) > 0 {
-		return errUsage
+		return ErrUsage
 	}
 	c, err := e.loadConfig()
 	if err != nil {
@@ -351,7 +351,7 @@ func (e *env) audit(args []string) error {
 func (e *env) config(args []string) error {
 	if len(args) != 1 || args[0] != "check" {
 		fmt.Fprintf(e.stderr, "sluis config: the only command is \"config check\"\n")
-		return errUsage
+		return ErrUsage
 	}
 	c, err := config.Load(e.configPath)
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -39,7 +39,7 @@ func (e *env) demo(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8443", "address of the gateway")
 	dataDir := fs.String("data", "", "data folder (default: a temporary one, removed at exit)")
 	if pos, err := parseFlags(fs, args, e.stderr); err != nil || len(pos) > 0 {
-		return errUsage
+		return ErrUsage
 	}
 	if *dataDir == "" {
 		dir, err := os.MkdirTemp("", "sluis-demo-")

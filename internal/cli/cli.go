@@ -1,0 +1,133 @@
+// Package cli is the sluis command: the gateway (`sluis serve`), the demo
+// and the operator's CLI. It is the only place that wires the parts
+// together and picks a store; cmd/sluis only calls Run, and tests start the
+// whole program through Run too.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// ErrUsage is returned after a usage message was printed.
+var ErrUsage = errors.New("usage")
+
+const usage = `sluis: a remote-access gateway
+
+Usage: sluis [--config FILE] COMMAND [ARGS]
+
+Gateway:
+  serve                                  run the gateway
+  demo [--listen ADDR] [--data DIR]      run a self-contained demo
+
+Users:
+  user add NAME --groups a,b [--password-stdin]
+  user passwd NAME [--password-stdin]
+  user groups NAME --groups a,b
+  user disable NAME | user enable NAME
+  user list
+  user totp NAME                         enrol a new TOTP secret, print its URI
+
+Sessions and audit:
+  session list
+  session revoke ID | session revoke --user NAME
+  audit [--since 1h] [--json]
+
+Configuration:
+  config check
+
+--config FILE (default ./sluis.yaml) may stand before or after the command.
+`
+
+// env is what every command gets.
+type env struct {
+	ctx        context.Context
+	configPath string
+	getenv     func(string) string
+	stdin      io.Reader
+	stdout     io.Writer
+	stderr     io.Writer
+}
+
+// Run is the whole program; args include the program name.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		args = args[1:]
+	}
+	configPath, args, err := takeConfigFlag(args)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ErrUsage
+	}
+	e := &env{ctx: ctx, configPath: configPath, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return ErrUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return e.serve(rest)
+	case "demo":
+		return e.demo(rest)
+	case "user":
+		return e.user(rest)
+	case "session":
+		return e.session(rest)
+	case "audit":
+		return e.audit(rest)
+	case "config":
+		return e.config(rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "sluis: unknown command %q\n\n%s", cmd, usage)
+	return ErrUsage
+}
+
+// takeConfigFlag removes the global --config flag from anywhere in args.
+func takeConfigFlag(args []string) (string, []string, error) {
+	path := "sluis.yaml"
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--config" || a == "-config":
+			if i+1 >= len(args) {
+				return "", nil, fmt.Errorf("sluis: --config needs a file name")
+			}
+			path = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--config="), strings.HasPrefix(a, "-config="):
+			path = a[strings.Index(a, "=")+1:]
+		case a == "--":
+			rest = append(rest, args[i:]...)
+			i = len(args)
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return path, rest, nil
+}
+
+// parseFlags parses fs from args, allowing flags after positional
+// arguments, and returns the positional arguments.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, error) {
+	fs.SetOutput(stderr)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, ErrUsage
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
