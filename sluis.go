@@ -156,7 +156,8 @@ type SessionStore interface {
 	// CreateGrant stores a single-use code that carries a session to an app
 	// host, with the path to land on.
 	CreateGrant(ctx context.Context, codeHash []byte, sessionID, host, path string, expires time.Time) error
-	// RedeemGrant consumes a grant; it works once and only before expiry.
+	// RedeemGrant consumes a grant; it works once, only before expiry and
+	// only on its host (a try on another host burns it).
 	RedeemGrant(ctx context.Context, codeHash []byte, host string, now time.Time) (sessionID, path string, err error)
 }
 

@@ -218,7 +218,8 @@ func (p *Portal) jwks(w http.ResponseWriter, r *http.Request) error {
 
 type pageData struct {
 	Title, Error, Notice, CSRF, RD, User string
-	QR, Secret                           string
+	QR                                   template.URL // a data: URI made here, never from input
+	Secret                               string
 	Apps                                 []appLink
 }
 
@@ -663,7 +664,7 @@ func (p *Portal) renderEnroll(w http.ResponseWriter, r *http.Request, a *session
 	if err != nil {
 		return err
 	}
-	d.Title, d.CSRF, d.QR, d.Secret = "Set up your authenticator", p.csrfToken(w, r), qr, k.Secret
+	d.Title, d.CSRF, d.QR, d.Secret = "Set up your authenticator", p.csrfToken(w, r), template.URL(qr), k.Secret
 	return p.render(w, status, "enroll", d)
 }
 

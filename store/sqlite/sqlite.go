@@ -439,13 +439,13 @@ func (s *DB) CreateGrant(ctx context.Context, codeHash []byte, sessionID, host, 
 }
 
 func (s *DB) RedeemGrant(ctx context.Context, codeHash []byte, host string, now time.Time) (string, string, error) {
-	var sessionID, path string
+	var sessionID, grantHost, path string
 	var expires int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		// The grant is deleted whether or not it is still valid: a code is
 		// consumed by its first use, successful or not.
-		err := tx.QueryRowContext(ctx, `DELETE FROM grants WHERE hash = ? AND host = ? RETURNING session_id, path, expires_at`, codeHash, host).
-			Scan(&sessionID, &path, &expires)
+		err := tx.QueryRowContext(ctx, `DELETE FROM grants WHERE hash = ? RETURNING session_id, host, path, expires_at`, codeHash).
+			Scan(&sessionID, &grantHost, &path, &expires)
 		if errors.Is(err, sql.ErrNoRows) {
 			return sluis.Errorf(sluis.ENOTFOUND, "unknown or used code")
 		}
@@ -458,6 +458,11 @@ func (s *DB) RedeemGrant(ctx context.Context, codeHash []byte, host string, now 
 	})
 	if err != nil {
 		return "", "", err
+	}
+	if grantHost != host {
+		// The deletion stands: a code shown to the wrong host may have
+		// leaked, so it is burnt.
+		return "", "", sluis.Errorf(sluis.ENOTFOUND, "unknown or used code")
 	}
 	if now.UnixNano() >= expires {
 		return "", "", sluis.Errorf(sluis.ENOTFOUND, "expired code")

@@ -169,8 +169,12 @@ func testGrants(t *testing.T, s sluis.Store) {
 	mustUser(t, s, "anna")
 	mustSession(t, s, "s1", "anna", "tok", "login")
 	must(t, s.CreateGrant(ctx, hash("code"), "s1", "wiki", "/page?x=1", t0.Add(time.Minute)))
-	if _, _, err := s.RedeemGrant(ctx, hash("code"), "other", t0); err == nil {
+	must(t, s.CreateGrant(ctx, hash("astray"), "s1", "wiki", "/", t0.Add(time.Minute)))
+	if _, _, err := s.RedeemGrant(ctx, hash("astray"), "other", t0); err == nil {
 		t.Fatal("grant redeemed on another host")
+	}
+	if _, _, err := s.RedeemGrant(ctx, hash("astray"), "wiki", t0); err == nil {
+		t.Fatal("grant tried on another host still works on its own")
 	}
 	id, path, err := s.RedeemGrant(ctx, hash("code"), "wiki", t0)
 	must(t, err)

@@ -1,0 +1,269 @@
+// Package testenv starts a whole sluis gateway for tests: the real program
+// (cli.Run, as `sluis serve` runs it) on a real TLS listener on a loopback
+// port, with a fresh data folder, and gives tests an HTTPS client that
+// trusts its CA, the CLI, and helpers to log in like a person.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluis-gateway/sluis/internal/cli"
+	"github.com/sluis-gateway/sluis/mfa"
+)
+
+// App is an app to put behind the gateway.
+type App struct {
+	Name, Host, Upstream string
+	Users, Groups        []string
+	MFA                  bool
+	NoAllow              bool // leave out the allow rule
+}
+
+// Gateway is a running gateway.
+type Gateway struct {
+	t          testing.TB
+	Dir        string
+	ConfigPath string
+	Portal     string // portal host
+	Port       int
+	CA         *x509.CertPool
+
+	stdout, stderr *syncBuffer
+	cancel         context.CancelFunc
+	done           chan error
+
+	mu       sync.Mutex
+	lastStep map[string]int64 // per user, the last TOTP step the tests used
+}
+
+// Start runs a gateway with the given apps and stops it when the test ends.
+func Start(t testing.TB, apps ...App) *Gateway {
+	t.Helper()
+	dir := t.TempDir()
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nportal: login.sluis.test\ndata_dir: %s\ntls:\n  self_signed: true\nsession:\n  idle_timeout: 30m\n  lifetime: 12h\napps:\n", filepath.Join(dir, "data"))
+	for _, a := range apps {
+		fmt.Fprintf(&b, "  - name: %s\n    host: %s\n    upstream: %s\n", a.Name, a.Host, a.Upstream)
+		if !a.NoAllow {
+			fmt.Fprintf(&b, "    allow:\n      users: [%s]\n      groups: [%s]\n      mfa: %v\n", strings.Join(a.Users, ", "), strings.Join(a.Groups, ", "), a.MFA)
+		}
+	}
+	g := &Gateway{t: t, Dir: dir, ConfigPath: filepath.Join(dir, "sluis.yaml"), Portal: "login.sluis.test",
+		stdout: newSyncBuffer("sluis: listening on "), stderr: newSyncBuffer(""), done: make(chan error, 1), lastStep: map[string]int64{}}
+	if err := os.WriteFile(g.ConfigPath, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	go func() {
+		g.done <- cli.Run(ctx, []string{"sluis", "serve", "--config", g.ConfigPath}, getenv, strings.NewReader(""), g.stdout, g.stderr)
+	}()
+	select {
+	case <-g.stdout.seen:
+	case err := <-g.done:
+		t.Fatalf("gateway did not start: %v\nstdout:\n%s\nstderr:\n%s", err, g.stdout, g.stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("gateway not listening after 30s\nstdout:\n%s\nstderr:\n%s", g.stdout, g.stderr)
+	}
+	m := regexp.MustCompile(`sluis: listening on 127\.0\.0\.1:(\d+)`).FindStringSubmatch(g.stdout.String())
+	if m == nil {
+		t.Fatalf("no listening line in:\n%s", g.stdout)
+	}
+	fmt.Sscan(m[1], &g.Port)
+	pem, err := os.ReadFile(filepath.Join(dir, "data", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.CA = x509.NewCertPool()
+	g.CA.AppendCertsFromPEM(pem)
+	t.Cleanup(g.Stop)
+	return g
+}
+
+func getenv(k string) string {
+	if k == "USER" {
+		return "test-operator"
+	}
+	return ""
+}
+
+// Stop stops the gateway and waits for it.
+func (g *Gateway) Stop() {
+	if g.cancel == nil {
+		return
+	}
+	g.cancel()
+	g.cancel = nil
+	select {
+	case err := <-g.done:
+		if err != nil {
+			g.t.Errorf("gateway exited with %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		g.t.Errorf("gateway did not stop within 15s")
+	}
+}
+
+// Logs returns what the gateway logged so far.
+func (g *Gateway) Logs() string { return g.stderr.String() + g.stdout.String() }
+
+// URL returns the public URL of path on host.
+func (g *Gateway) URL(host, path string) string {
+	return fmt.Sprintf("https://%s:%d%s", host, g.Port, path)
+}
+
+// Addr is the listener's address.
+func (g *Gateway) Addr() string { return fmt.Sprintf("127.0.0.1:%d", g.Port) }
+
+// TLSConfig trusts the gateway's CA, for raw connections to host.
+func (g *Gateway) TLSConfig(host string, protos ...string) *tls.Config {
+	if len(protos) == 0 {
+		protos = []string{"http/1.1"}
+	}
+	return &tls.Config{RootCAs: g.CA, ServerName: host, NextProtos: protos}
+}
+
+// Client returns a new browser-like client: it trusts the gateway's CA,
+// reaches every host name at the gateway's address, keeps cookies, and does
+// not follow redirects (tests follow them explicitly with Follow).
+func (g *Gateway) Client() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Jar:     jar,
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return dialer.DialContext(ctx, "tcp", g.Addr())
+			},
+			TLSClientConfig:   &tls.Config{RootCAs: g.CA},
+			ForceAttemptHTTP2: true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// HTTP1 returns a client with c's cookies that speaks only HTTP/1.1.
+func (g *Gateway) HTTP1(c *http.Client) *http.Client {
+	n := g.Client()
+	n.Jar = c.Jar
+	tr := n.Transport.(*http.Transport)
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	return n
+}
+
+// CLI runs a sluis command against this gateway's configuration, as an
+// operator would while it runs.
+func (g *Gateway) CLI(stdin string, args ...string) (string, error) {
+	var out, errb bytes.Buffer
+	full := append([]string{"sluis", "--config", g.ConfigPath}, args...)
+	err := cli.Run(context.Background(), full, getenv, strings.NewReader(stdin), &out, &errb)
+	if err != nil {
+		return out.String() + errb.String(), fmt.Errorf("sluis %s: %w\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), nil
+}
+
+// MustCLI is CLI failing the test on error.
+func (g *Gateway) MustCLI(stdin string, args ...string) string {
+	g.t.Helper()
+	out, err := g.CLI(stdin, args...)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return out
+}
+
+// AddUser creates a user with a password and an enrolled TOTP secret, and
+// returns the secret.
+func (g *Gateway) AddUser(name, password string, groups ...string) string {
+	g.t.Helper()
+	g.MustCLI(password+"\n", "user", "add", name, "--groups", strings.Join(groups, ","), "--password-stdin")
+	uri := strings.TrimSpace(g.MustCLI("", "user", "totp", name))
+	u, err := url.Parse(uri)
+	if err != nil || u.Query().Get("secret") == "" {
+		g.t.Fatalf("user totp printed %q", uri)
+	}
+	return u.Query().Get("secret")
+}
+
+// Code returns a TOTP code for user that the tests have not used yet,
+// waiting for the next time step if every acceptable one is used.
+func (g *Gateway) Code(user, secret string) string {
+	g.t.Helper()
+	for {
+		g.mu.Lock()
+		now := time.Now()
+		step := max(g.lastStep[user]+1, mfa.Step(now)-1)
+		if step <= mfa.Step(now)+1 {
+			g.lastStep[user] = step
+			g.mu.Unlock()
+			code, err := mfa.Code(secret, time.Unix(step*int64(mfa.Period/time.Second), 0))
+			if err != nil {
+				g.t.Fatal(err)
+			}
+			return code
+		}
+		g.mu.Unlock()
+		next := time.Unix((mfa.Step(now)+1)*int64(mfa.Period/time.Second), 0)
+		time.Sleep(time.Until(next) + 10*time.Millisecond) // waiting for the clock itself
+	}
+}
+
+// UseCode records that a code for step was used outside Code (for example
+// read from a page), so Code does not hand it out again.
+func (g *Gateway) UseCode(user string, step int64) {
+	g.mu.Lock()
+	g.lastStep[user] = max(g.lastStep[user], step)
+	g.mu.Unlock()
+}
+
+// syncBuffer is a goroutine-safe buffer that closes seen when a line
+// starting with its marker is written.
+type syncBuffer struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker string
+	seen   chan struct{}
+	once   sync.Once
+}
+
+func newSyncBuffer(marker string) *syncBuffer {
+	return &syncBuffer{marker: marker, seen: make(chan struct{})}
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, err := b.buf.Write(p)
+	if b.marker != "" && strings.Contains(b.buf.String(), "\n"+b.marker) || strings.HasPrefix(b.buf.String(), b.marker) && b.marker != "" {
+		b.once.Do(func() { close(b.seen) })
+	}
+	return n, err
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var _ io.Writer = (*syncBuffer)(nil)
