@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/sluis-gateway/sluis/internal/testenv"
+	"github.com/sluis-gateway/sluis/mfa"
+)
+
+// chromium finds the browser, or skips (fails under
+// SLUIS_REQUIRE_INTEGRATION=1, where a missing browser is a broken setup).
+func chromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("SLUIS_REQUIRE_INTEGRATION") == "1" {
+		t.Fatal("Chromium not found, and SLUIS_REQUIRE_INTEGRATION=1 (install Debian's chromium package)")
+	}
+	t.Skip("Chromium not found; install Debian's chromium package or run the README's test command")
+	return ""
+}
+
+// artifacts is where screenshots are kept: $SLUIS_ARTIFACTS, or the
+// repository's artifacts/ folder.
+func artifacts(t *testing.T) string {
+	dir := os.Getenv("SLUIS_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A person logs in with a real browser: password, TOTP enrolment by reading
+// the secret off the page, a code, and the app.
+func TestBrowserLogin(t *testing.T) {
+	exe := chromium(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>wiki</title><h1>Wiki</h1><p>Signed in as <b id="user">%s</b> (groups <span id="groups">%s</span>)</p>`,
+			html.EscapeString(r.Header.Get("X-Sluis-User")), html.EscapeString(r.Header.Get("X-Sluis-Groups")))
+	}))
+	defer app.Close()
+	g := testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: app.URL, Groups: []string{"staff"}, MFA: true})
+	g.MustCLI(pw+"\n", "user", "add", "anna", "--groups", "staff", "--password-stdin")
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.NoSandbox,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		// The gateway's CA is not in Chromium's store; certificate checks
+		// are covered by the Go tests.
+		chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.Flag("host-resolver-rules", "MAP *.sluis.test 127.0.0.1"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(900, 900),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+
+	dir := artifacts(t)
+	var loginURL, secret, enrolShot, user, groups, finalURL string
+	var shot []byte
+	err := chromedp.Do(bctx,
+		chromedp.Navigate(g.URL(wikiHost, "/welcome")),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		into(&loginURL, chromedp.Location()),
+		chromedp.SendKeys(chromedp.ID("username"), "anna"),
+		chromedp.SendKeys(chromedp.ID("password"), pw),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(chromedp.ID("totp-secret")),
+		into(&secret, chromedp.Text(chromedp.ID("totp-secret"))),
+		into(&shot, chromedp.FullScreenshot(100)),
+	)
+	if err != nil {
+		t.Fatalf("login and enrolment page: %v\n%s", err, g.Logs())
+	}
+	if !strings.HasPrefix(loginURL, g.URL(g.Portal, "/login?rd=")) {
+		t.Fatalf("the browser was not sent to the portal: %s", loginURL)
+	}
+	enrolShot = filepath.Join(dir, "browser-enrol.png")
+	os.WriteFile(enrolShot, shot, 0o644)
+	code, err := mfa.Code(secret, time.Now())
+	if err != nil {
+		t.Fatalf("secret %q from the page: %v", secret, err)
+	}
+	g.UseCode("anna", mfa.Step(time.Now()))
+	err = chromedp.Do(bctx,
+		chromedp.SendKeys(chromedp.ID("code"), code),
+		chromedp.Submit(chromedp.ID("code")),
+		chromedp.WaitVisible(chromedp.ID("user")),
+		into(&user, chromedp.Text(chromedp.ID("user"))),
+		into(&groups, chromedp.Text(chromedp.ID("groups"))),
+		into(&finalURL, chromedp.Location()),
+		into(&shot, chromedp.FullScreenshot(100)),
+	)
+	if err != nil {
+		t.Fatalf("code and app: %v\n%s", err, g.Logs())
+	}
+	os.WriteFile(filepath.Join(dir, "browser-app.png"), shot, 0o644)
+	if user != "anna" || groups != "staff" || finalURL != g.URL(wikiHost, "/welcome") {
+		t.Fatalf("app page: user %q groups %q at %s", user, groups, finalURL)
+	}
+
+	// The launcher lists the app; logging out ends the session.
+	var apps string
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(g.URL(g.Portal, "/")),
+		chromedp.WaitVisible(chromedp.CSS(".apps")),
+		into(&apps, chromedp.Text(chromedp.CSS(".apps"))),
+		into(&shot, chromedp.FullScreenshot(100)),
+		chromedp.Click(chromedp.CSS(".logout button")),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.Navigate(g.URL(wikiHost, "/welcome")),
+		chromedp.WaitVisible(chromedp.ID("username")),
+	)
+	if err != nil {
+		t.Fatalf("launcher and logout: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "browser-launcher.png"), shot, 0o644)
+	if !strings.Contains(apps, "wiki") {
+		t.Fatalf("launcher shows %q", apps)
+	}
+	t.Logf("screenshots in %s", dir)
+}
+
+// into runs a that yields a value and stores the value in dst.
+func into[T any](dst *T, a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		v, err := a(ctx, t)
+		*dst = v
+		return chromedp.Void{}, err
+	}
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, with every real component the tests need. It
+# installs what is missing (Debian packages), then runs the tests with
+# SLUIS_REQUIRE_INTEGRATION=1, under which a test whose dependency is
+# missing fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "test.sh: installing ${missing[*]} from Debian's packages"
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo=sudo
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export SLUIS_REQUIRE_INTEGRATION=1
+export SLUIS_ARTIFACTS="$PWD/artifacts"
+
+echo "test.sh: static build without cgo"
+CGO_ENABLED=0 go build -o /dev/null ./cmd/sluis
+echo "test.sh: go vet"
+go vet ./...
+echo "test.sh: go test (race detector on; fuzz targets run their seed corpora)"
+go test -race -count=1 -timeout 30m ./...
