@@ -5,6 +5,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,9 @@ type Options struct {
 	PublicPort int              // the port in URLs the gateway builds
 	Now        func() time.Time // nil means time.Now
 	Log        *slog.Logger
+	// Revision answers the store's current revision for the session
+	// cache; nil means asking the store on every request.
+	Revision func(ctx context.Context) (int64, error)
 }
 
 // BaseURLFunc returns the function that builds a host's public URL: https,
@@ -72,7 +76,7 @@ func New(o Options) (http.Handler, error) {
 	c := o.Config
 	apps := Apps(c)
 	rec := &audit.Recorder{Store: o.Store, Log: o.Log, Now: o.Now}
-	sessions := &session.Service{Store: o.Store, Now: o.Now, IdleTimeout: c.Session.IdleTimeout.D()}
+	sessions := &session.Service{Store: o.Store, Now: o.Now, IdleTimeout: c.Session.IdleTimeout.D(), Revision: o.Revision}
 	p := &portal.Portal{
 		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: sessions, Audit: rec,
 		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,

@@ -22,6 +22,11 @@ type Service struct {
 	TouchEvery time.Duration
 	// MaxCached bounds the cache; zero means 100000 entries.
 	MaxCached int
+	// Revision returns the store's current revision; cached entries of
+	// another revision are reloaded. Nil means asking the store on every
+	// lookup (exact, and as cheap as the store makes it); a gateway passes
+	// a changes.Watcher, which answers from memory.
+	Revision func(ctx context.Context) (int64, error)
 
 	rev revisionGate
 
@@ -104,7 +109,13 @@ func (s *Service) Lookup(ctx context.Context, token, host string) (*Active, erro
 		return nil, ErrNoSession
 	}
 	now := s.now()
-	rev, err := s.rev.get(ctx, s.Store)
+	var rev int64
+	var err error
+	if s.Revision != nil {
+		rev, err = s.Revision(ctx)
+	} else {
+		rev, err = s.rev.get(ctx, s.Store)
+	}
 	if err != nil {
 		return nil, err
 	}

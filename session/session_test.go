@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,6 +245,27 @@ func BenchmarkLookupAndDecide(b *testing.B) {
 	ctx := context.Background()
 	f := newFixture(b)
 	tok, _ := f.login(b, "wiki.test")
+	app := sluis.App{Allow: sluis.Allow{Groups: []string{"staff"}, MFA: true}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			a, err := f.svc.Lookup(ctx, tok, "wiki.test")
+			if err != nil || !policy.Decide(a.Identity(), app).Allowed {
+				b.Fatal("denied", err)
+			}
+		}
+	})
+}
+
+// The gateway's path: the revision comes from memory (changes.Watcher).
+func BenchmarkLookupAndDecideWatched(b *testing.B) {
+	ctx := context.Background()
+	f := newFixture(b)
+	tok, _ := f.login(b, "wiki.test")
+	rev, _ := f.store.Revision(ctx)
+	var cur atomic.Int64
+	cur.Store(rev)
+	f.svc.Revision = func(context.Context) (int64, error) { return cur.Load(), nil }
 	app := sluis.App{Allow: sluis.Allow{Groups: []string{"staff"}, MFA: true}}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -44,11 +44,14 @@ func ParseToken(s string) (hash [32]byte, ok bool) {
 	}
 	// The last character carries 2 bits of padding that must be zero, so
 	// each token has exactly one spelling.
-	if b, err := base64.RawURLEncoding.Strict().DecodeString(s); err != nil || len(b) != 32 {
+	var buf [33]byte
+	if n, err := strictB64.Decode(buf[:], []byte(s)); err != nil || n != 32 {
 		return hash, false
 	}
 	return sha256.Sum256([]byte(s)), true
 }
+
+var strictB64 = base64.RawURLEncoding.Strict()
 
 // NewID returns a random public session identifier (64 bits, hex).
 func NewID() string {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,6 +16,7 @@ import (
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/audit"
 	"github.com/sluis-gateway/sluis/authn"
+	"github.com/sluis-gateway/sluis/changes"
 	"github.com/sluis-gateway/sluis/config"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/mfa"
@@ -33,6 +35,12 @@ func (e *env) admin() (*config.Config, sluis.Store, func(typ, user, detail strin
 	st, err := openStore(e.ctx, c)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	// A running gateway learns of each change before the command returns.
+	st.Changed = func(ctx context.Context) {
+		if err := changes.Announce(ctx, c.DataDir); err != nil {
+			fmt.Fprintln(e.stderr, "warning:", err)
+		}
 	}
 	rec := &audit.Recorder{Store: st, Log: discardLogger()}
 	operator := e.getenv("USER")

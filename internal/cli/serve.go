@@ -14,8 +14,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/assertion"
+	"github.com/sluis-gateway/sluis/changes"
 	"github.com/sluis-gateway/sluis/config"
 	"github.com/sluis-gateway/sluis/gateway"
 	"github.com/sluis-gateway/sluis/keys"
@@ -43,7 +43,7 @@ func (e *env) loadConfig() (*config.Config, error) {
 }
 
 // openStore opens the store in the configured data directory.
-func openStore(ctx context.Context, c *config.Config) (sluis.Store, error) {
+func openStore(ctx context.Context, c *config.Config) (*sqlite.DB, error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
@@ -72,6 +72,17 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		return err
 	}
 	defer st.Close()
+	// The watcher keeps the store's revision in memory: changes made here
+	// refresh it directly, changes made by the CLI are announced to it.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watcher := &changes.Watcher{Source: st, DataDir: c.DataDir, Log: log}
+	if err := watcher.Start(watchCtx); err != nil {
+		stopWatch()
+		return err
+	}
+	defer watcher.Wait()
+	defer stopWatch()
+	st.Changed = watcher.Changed
 	sealer, err := keys.LoadSealer(c.DataDir)
 	if err != nil {
 		return err
@@ -110,7 +121,8 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	if err != nil {
 		return err
 	}
-	handler, err := gateway.New(gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port, Log: log})
+	handler, err := gateway.New(gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port, Log: log,
+		Revision: watcher.Current})
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,11 @@ var migrations embed.FS
 type DB struct {
 	db *sql.DB
 
+	// Changed, if set, is called after every committed change that
+	// advanced the revision, so the process can tell whoever caches
+	// (see package changes). Set it before use.
+	Changed func(ctx context.Context)
+
 	// revMu guards the dedicated connection used by Revision and what it
 	// last saw.
 	revMu       sync.Mutex
@@ -127,10 +132,19 @@ func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// bump advances the revision inside tx; callers use it for every change
-// that can take access away.
-func bump(ctx context.Context, tx *sql.Tx) error {
-	_, err := tx.ExecContext(ctx, `UPDATE meta SET value = value + 1 WHERE key = 'revision'`)
+// changeTx runs fn in a transaction that also advances the revision, for
+// every change that can take access away, and calls Changed after commit.
+func (s *DB) changeTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE meta SET value = value + 1 WHERE key = 'revision'`)
+		return err
+	})
+	if err == nil && s.Changed != nil {
+		s.Changed(ctx)
+	}
 	return err
 }
 
@@ -244,7 +258,7 @@ func (s *DB) Users(ctx context.Context) ([]sluis.User, error) {
 // updateUser runs one UPDATE on a user, bumping the revision, and reports a
 // missing user as ENOTFOUND.
 func (s *DB) updateUser(ctx context.Context, name, query string, args ...any) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.changeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -252,7 +266,7 @@ func (s *DB) updateUser(ctx context.Context, name, query string, args ...any) er
 		if n, _ := res.RowsAffected(); n == 0 {
 			return sluis.Errorf(sluis.ENOTFOUND, "no user %q", name)
 		}
-		return bump(ctx, tx)
+		return nil
 	})
 }
 
@@ -350,7 +364,7 @@ func (s *DB) Sessions(ctx context.Context) ([]sluis.Session, error) {
 }
 
 func (s *DB) CompleteSession(ctx context.Context, id string, mfaAt, expiresAt time.Time, tokenHash []byte, host string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.changeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
 			`UPDATE sessions SET stage = ?, mfa_at = ?, expires_at = ?, enroll_secret = NULL WHERE id = ? AND revoked_at = 0`,
 			sluis.StageComplete, unixNano(mfaAt), unixNano(expiresAt), id)
@@ -363,11 +377,9 @@ func (s *DB) CompleteSession(ctx context.Context, id string, mfaAt, expiresAt ti
 		if _, err := tx.ExecContext(ctx, `DELETE FROM session_tokens WHERE session_id = ?`, id); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO session_tokens (hash, session_id, host) VALUES (?, ?, ?)`, tokenHash, id, host); err != nil {
-			return err
-		}
 		// The old token is dead now; caches holding it must reload.
-		return bump(ctx, tx)
+		_, err = tx.ExecContext(ctx, `INSERT INTO session_tokens (hash, session_id, host) VALUES (?, ?, ?)`, tokenHash, id, host)
+		return err
 	})
 }
 
@@ -382,7 +394,7 @@ func (s *DB) TouchSession(ctx context.Context, id string, at time.Time) error {
 }
 
 func (s *DB) RevokeSession(ctx context.Context, id string, at time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.changeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, unixNano(at), id)
 		if err != nil {
 			return err
@@ -395,16 +407,14 @@ func (s *DB) RevokeSession(ctx context.Context, id string, at time.Time) error {
 			}
 			return nil // revoked already
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM grants WHERE session_id = ?`, id); err != nil {
-			return err
-		}
-		return bump(ctx, tx)
+		_, err = tx.ExecContext(ctx, `DELETE FROM grants WHERE session_id = ?`, id)
+		return err
 	})
 }
 
 func (s *DB) RevokeUserSessions(ctx context.Context, user string, at time.Time) ([]string, error) {
 	var ids []string
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.changeTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE user = ? AND revoked_at = 0 ORDER BY created_at`, user)
 		if err != nil {
 			return err
@@ -424,10 +434,8 @@ func (s *DB) RevokeUserSessions(ctx context.Context, user string, at time.Time) 
 		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE user = ? AND revoked_at = 0`, unixNano(at), user); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM grants WHERE session_id IN (SELECT id FROM sessions WHERE user = ?)`, user); err != nil {
-			return err
-		}
-		return bump(ctx, tx)
+		_, err = tx.ExecContext(ctx, `DELETE FROM grants WHERE session_id IN (SELECT id FROM sessions WHERE user = ?)`, user)
+		return err
 	})
 	return ids, err
 }
