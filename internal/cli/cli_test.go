@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type result struct {
+	out, errOut string
+	err         error
+}
+
+func runCLI(stdin string, args ...string) result {
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), append([]string{"sluis"}, args...), func(string) string { return "" }, strings.NewReader(stdin), &out, &errb)
+	return result{out.String(), errb.String(), err}
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sluis.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const goodConfig = `listen: 127.0.0.1:0
+portal: login.test
+data_dir: ./data
+tls: {self_signed: true}
+apps:
+  - name: wiki
+    host: wiki.test
+    upstream: http://127.0.0.1:9
+    allow: {groups: [staff], mfa: true}
+`
+
+func TestConfigCheck(t *testing.T) {
+	good := writeConfig(t, goodConfig)
+	r := runCLI("", "config", "check", "--config", good)
+	if r.err != nil || !strings.Contains(r.out, "ok (portal login.test, 1 app(s))") {
+		t.Fatalf("good config: %v %q %q", r.err, r.out, r.errOut)
+	}
+	bad := writeConfig(t, strings.Replace(goodConfig, "portal: login.test", "portal: login.test\nportl: x", 1)+"  - name: w2\n    host: BAD\n    upstream: ftp://x\n")
+	r = runCLI("", "--config", bad, "config", "check")
+	if r.err == nil {
+		t.Fatal("bad config passed")
+	}
+	// Only the unknown key is reported: decoding stops before validation.
+	if !strings.Contains(r.errOut, bad+":3: portl: unknown key") {
+		t.Fatalf("stderr %q", r.errOut)
+	}
+	bad2 := writeConfig(t, goodConfig+"  - name: w2\n    host: BAD\n    upstream: ftp://x\n")
+	r = runCLI("", "config", "check", "--config="+bad2)
+	for _, want := range []string{bad2 + ":11: apps[1].host:", bad2 + ":12: apps[1].upstream:"} {
+		if !strings.Contains(r.errOut, want) {
+			t.Errorf("stderr %q lacks %q", r.errOut, want)
+		}
+	}
+	if r.err == nil || !strings.Contains(r.err.Error(), "2 problem(s)") {
+		t.Errorf("error %v", r.err)
+	}
+	r = runCLI("", "config", "check", "--config", filepath.Join(t.TempDir(), "missing.yaml"))
+	if r.err == nil || !strings.Contains(r.err.Error(), "missing.yaml") {
+		t.Errorf("missing file: %v", r.err)
+	}
+}
+
+func TestUserCommands(t *testing.T) {
+	cfg := writeConfig(t, goodConfig)
+	steps := []struct {
+		args    []string
+		stdin   string
+		wantErr bool
+		want    string
+	}{
+		{[]string{"user", "add", "anna", "--groups", "staff,ops", "--password-stdin"}, "long enough pw\n", false, "user anna added"},
+		{[]string{"user", "add", "anna", "--password-stdin"}, "long enough pw\n", true, "exists already"},
+		{[]string{"user", "add", "bert", "--password-stdin"}, "short\n", true, "at least 8"},
+		{[]string{"user", "add", "bad,name", "--password-stdin"}, "long enough pw\n", true, "not a valid user name"},
+		{[]string{"user", "add", "carl", "--groups", "a b", "--password-stdin"}, "long enough pw\n", true, "not a valid group name"},
+		// --config after the command, and the password prompted (no terminal: one line).
+		{[]string{"user", "add", "dora", "--config", cfg}, "another password\n", false, "user dora added"},
+		{[]string{"user", "list"}, "", false, "anna  staff,ops  no    active"},
+		{[]string{"user", "totp", "anna"}, "", false, "otpauth://totp/sluis:anna?"},
+		{[]string{"user", "disable", "anna"}, "", false, "user anna disabled"},
+		{[]string{"user", "list"}, "", false, "anna  staff,ops  yes   disabled"},
+		{[]string{"user", "groups", "anna", "--groups", "staff"}, "", false, "groups of anna: staff"},
+		{[]string{"user", "passwd", "anna", "--password-stdin"}, "a new password\n", false, "password of anna changed"},
+		{[]string{"user", "passwd", "nobody", "--password-stdin"}, "a new password\n", true, "no user"},
+		{[]string{"session", "revoke", "--user", "anna"}, "", false, "revoked 0 session(s) of anna"},
+		{[]string{"session", "revoke", "nope"}, "", true, "no session"},
+		{[]string{"session", "list"}, "", false, "ID  USER"},
+	}
+	for _, s := range steps {
+		args := s.args
+		if !strings.Contains(strings.Join(args, " "), "--config") {
+			args = append([]string{"--config", cfg}, args...)
+		}
+		r := runCLI(s.stdin, args...)
+		if (r.err != nil) != s.wantErr {
+			t.Fatalf("%v: err %v\n%s%s", s.args, r.err, r.out, r.errOut)
+		}
+		got := r.out + r.errOut
+		if r.err != nil {
+			got += r.err.Error()
+		}
+		if !strings.Contains(got, s.want) {
+			t.Fatalf("%v: output %q lacks %q", s.args, got, s.want)
+		}
+		if strings.Contains(got, "long enough pw") || strings.Contains(got, "a new password") {
+			t.Fatalf("%v printed the password", s.args)
+		}
+	}
+	r := runCLI("", "--config", cfg, "audit", "--json")
+	for _, typ := range []string{`"type":"admin.user.add"`, `"type":"admin.user.totp"`, `"type":"admin.user.disable"`, `"type":"admin.user.groups"`, `"type":"admin.user.passwd"`} {
+		if !strings.Contains(r.out, typ) {
+			t.Errorf("audit lacks %s:\n%s", typ, r.out)
+		}
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"user"}, {"user", "frob", "x"}, {"session", "revoke"}, {"--config"}} {
+		r := runCLI("", args...)
+		if r.err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+	if r := runCLI("", "help"); r.err != nil || !strings.Contains(r.out, "user add NAME --groups") {
+		t.Errorf("help: %v %q", r.err, r.out)
+	}
+}
+
+func TestTakeConfigFlag(t *testing.T) {
+	tests := []struct {
+		in   []string
+		path string
+		rest string
+	}{
+		{[]string{"user", "list"}, "sluis.yaml", "user list"},
+		{[]string{"--config", "a.yaml", "user", "list"}, "a.yaml", "user list"},
+		{[]string{"user", "list", "--config", "b.yaml"}, "b.yaml", "user list"},
+		{[]string{"user", "--config=c.yaml", "list"}, "c.yaml", "user list"},
+		{[]string{"-config", "d.yaml", "serve"}, "d.yaml", "serve"},
+	}
+	for _, tt := range tests {
+		path, rest, err := takeConfigFlag(tt.in)
+		if err != nil || path != tt.path || strings.Join(rest, " ") != tt.rest {
+			t.Errorf("%v: %q %q %v", tt.in, path, rest, err)
+		}
+	}
+}

@@ -1,0 +1,132 @@
+// Package deptest keeps the architecture's import rules true: it reads the
+// imports of every non-test Go file and fails when a package imports what
+// it must not (as Tailscale's tstest/deptest does).
+package deptest
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/sluis-gateway/sluis"
+
+// imports returns, for each package directory (relative to the repository
+// root), the set of packages its non-test files import.
+func imports(t *testing.T) map[string]map[string]bool {
+	root := filepath.Join("..", "..")
+	out := map[string]map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "artifacts" || strings.HasPrefix(name, "zz")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		dir, _ := filepath.Rel(root, filepath.Dir(path))
+		dir = filepath.ToSlash(dir)
+		if out[dir] == nil {
+			out[dir] = map[string]bool{}
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			out[dir][p] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func own(p string) (string, bool) {
+	if p == module {
+		return ".", true
+	}
+	if strings.HasPrefix(p, module+"/") {
+		return strings.TrimPrefix(p, module+"/"), true
+	}
+	return "", false
+}
+
+func TestImportRules(t *testing.T) {
+	all := imports(t)
+	if len(all) < 10 {
+		t.Fatalf("found only %d packages; is the walk broken?", len(all))
+	}
+	for dir, imps := range all {
+		for imp := range imps {
+			ownPkg, isOwn := own(imp)
+			switch {
+			// The root package (domain types) imports nothing of ours.
+			case dir == "." && isOwn:
+				t.Errorf("root package imports %s", imp)
+			// Decisions are pure: policy imports only the root and the
+			// standard library.
+			case dir == "policy" && (isOwn && ownPkg != "." || strings.Contains(imp, ".") && !isOwn):
+				t.Errorf("policy imports %s", imp)
+			// Only the wiring picks a store.
+			case isOwn && strings.HasPrefix(ownPkg, "store/") && !strings.HasPrefix(dir, "store/") &&
+				dir != "internal/cli":
+				t.Errorf("%s imports the store implementation %s; only internal/cli picks a store", dir, imp)
+			// The server never starts a process; only benchmark programs may.
+			case imp == "os/exec" && !strings.HasPrefix(dir, "bench/"):
+				t.Errorf("%s imports os/exec", dir)
+			// No unsafe and no cgo on request paths.
+			case imp == "unsafe" || imp == "C":
+				t.Errorf("%s imports %s", dir, imp)
+			// Templates come only from html/template with embedded files.
+			case imp == "text/template" && dir != "internal/cli":
+				t.Errorf("%s imports text/template", dir)
+			// No pprof or expvar anywhere in the server.
+			case imp == "net/http/pprof" || imp == "expvar":
+				t.Errorf("%s imports %s", dir, imp)
+			}
+		}
+	}
+}
+
+// The packages that serve requests must not reach a file by a name derived
+// from a request: none of them may open files at all. (Keys and the store
+// read only fixed names in the data directory and are used at start-up.)
+func TestRequestPathOpensNoFiles(t *testing.T) {
+	requestPath := []string{"frontdoor", "portal", "proxy", "gateway", "policy", "session", "errpage", "assertion", "audit", "mfa", "authn"}
+	for _, dir := range requestPath {
+		root := filepath.Join("..", "..", dir)
+		entries, err := os.ReadDir(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(filepath.Join(root, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, call := range []string{"os.Open", "os.ReadFile", "os.Create", "os.WriteFile", "http.Dir(", "http.FileServer", "ServeFile", "template.ParseFiles", "template.ParseGlob", "template.New(", "os.DirFS"} {
+				if strings.Contains(string(src), call) {
+					t.Errorf("%s/%s uses %s", dir, name, call)
+				}
+			}
+		}
+	}
+}
