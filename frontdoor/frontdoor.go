@@ -123,8 +123,13 @@ func Canonicalize(target string) (path, query string, err error) {
 			return "", "", errByte
 		}
 	}
-	var b strings.Builder
-	b.Grow(len(rawPath))
+	// Most paths have no escapes: then the path is the raw path, with no
+	// copy.
+	escaped := strings.IndexByte(rawPath, '%') >= 0
+	var b []byte
+	if escaped {
+		b = make([]byte, 0, len(rawPath))
+	}
 	for i := 0; i < len(rawPath); i++ {
 		c := rawPath[i]
 		switch {
@@ -136,26 +141,35 @@ func Canonicalize(target string) (path, query string, err error) {
 			if v < 0x20 || v == 0x7f || v == '.' || v == '/' || v == '\\' || v == '%' || v == ';' {
 				return "", "", errEscape
 			}
-			b.WriteByte(v)
+			b = append(b, v)
 			i += 2
 		case c <= 0x20 || c >= 0x7f || c == '\\' || c == '"' || c == '<' || c == '>' || c == '`' || c == '{' || c == '}' || c == '|' || c == '^':
 			return "", "", errByte
 		case c == ';':
 			return "", "", errSegment
 		default:
-			b.WriteByte(c)
+			if escaped {
+				b = append(b, c)
+			}
 		}
 	}
-	path = b.String()
+	path = rawPath
+	if escaped {
+		path = string(b)
+	}
 	if !utf8.ValidString(path) {
 		return "", "", errEncoding
 	}
 	// Segments: no "." or "..", and no empty segment except a trailing one.
-	segs := strings.Split(path[1:], "/")
-	for i, s := range segs {
-		if s == "." || s == ".." || (s == "" && i != len(segs)-1) {
+	for rest := path[1:]; ; {
+		seg, more, found := strings.Cut(rest, "/")
+		if seg == "." || seg == ".." || (seg == "" && found) {
 			return "", "", errSegment
 		}
+		if !found {
+			break
+		}
+		rest = more
 	}
 	return path, query, nil
 }

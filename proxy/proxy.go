@@ -125,18 +125,45 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 // read as '-', because some upstream stacks (CGI, some frameworks) fold
 // X_Sluis_User into the same variable as X-Sluis-User.
 func spoofable(name string) bool {
-	n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
-	switch {
-	case strings.HasPrefix(n, "x-sluis-"), strings.HasPrefix(n, "x-forwarded-"):
+	if len(name) < 9 { // shortest listed name: "forwarded"
+		return false
+	}
+	if hasPrefixFold(name, "x-sluis-") || hasPrefixFold(name, "x-forwarded-") {
 		return true
 	}
-	switch n {
-	case "forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "x-cluster-client-ip",
-		"x-original-url", "x-rewrite-url", "x-original-host", "x-forwarded", "x-remote-user",
-		"x-remote-addr", "x-authenticated-user", "remote-user", "x-middleware-subrequest":
-		return true
+	for _, n := range spoofableNames {
+		if len(n) == len(name) && hasPrefixFold(name, n) {
+			return true
+		}
 	}
 	return false
+}
+
+var spoofableNames = []string{
+	"forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "x-cluster-client-ip",
+	"x-original-url", "x-rewrite-url", "x-original-host", "x-forwarded", "x-remote-user",
+	"x-remote-addr", "x-authenticated-user", "remote-user", "x-middleware-subrequest",
+}
+
+// hasPrefixFold reports whether s begins with prefix (lower case, '-' for
+// separators), ignoring case and reading '_' as '-'. It runs on every header
+// of every request, so it does not allocate.
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		} else if c == '_' {
+			c = '-'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // StripClientHeaders removes every header a client could use to forge
@@ -156,25 +183,30 @@ func StripSessionCookie(h http.Header) {
 	if len(vals) == 0 {
 		return
 	}
-	var kept []string
+	var b strings.Builder
 	for _, v := range vals {
-		for _, part := range strings.Split(v, ";") {
+		for v != "" {
+			var part string
+			part, v, _ = strings.Cut(v, ";")
 			part = strings.TrimSpace(part)
 			if part == "" {
 				continue
 			}
-			name, _, _ := strings.Cut(part, "=")
-			if strings.TrimSpace(name) == session.CookieName {
+			if name, _, _ := strings.Cut(part, "="); strings.TrimSpace(name) == session.CookieName {
 				continue
 			}
-			kept = append(kept, part)
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(part)
 		}
 	}
-	if len(kept) == 0 {
+	if b.Len() == 0 {
 		delete(h, "Cookie")
 		return
 	}
-	h["Cookie"] = []string{strings.Join(kept, "; ")}
+	vals[0] = b.String()
+	h["Cookie"] = vals[:1]
 }
 
 // modifyResponse drops any attempt by an upstream to set or clear the

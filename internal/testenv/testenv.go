@@ -64,15 +64,25 @@ func Start(t testing.TB, apps ...App) *Gateway {
 			fmt.Fprintf(&b, "    allow:\n      users: [%s]\n      groups: [%s]\n      mfa: %v\n", strings.Join(a.Users, ", "), strings.Join(a.Groups, ", "), a.MFA)
 		}
 	}
-	g := &Gateway{t: t, Dir: dir, ConfigPath: filepath.Join(dir, "sluis.yaml"), Portal: "login.sluis.test",
-		stdout: newSyncBuffer("sluis: listening on "), stderr: newSyncBuffer(""), done: make(chan error, 1), lastStep: map[string]int64{}}
-	if err := os.WriteFile(g.ConfigPath, []byte(b.String()), 0o600); err != nil {
+	cfg := filepath.Join(dir, "sluis.yaml")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	g := Run(t, filepath.Join(dir, "data"), "sluis", "serve", "--config", cfg)
+	g.Dir, g.ConfigPath, g.Portal = dir, cfg, "login.sluis.test"
+	return g
+}
+
+// Run runs the program with args (as `sluis serve` or `sluis demo`), waits
+// until it listens, and stops it when the test ends. dataDir is where it
+// keeps its CA.
+func Run(t testing.TB, dataDir string, args ...string) *Gateway {
+	t.Helper()
+	g := &Gateway{t: t, stdout: newSyncBuffer("sluis: listening on "), stderr: newSyncBuffer(""), done: make(chan error, 1), lastStep: map[string]int64{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	go func() {
-		g.done <- cli.Run(ctx, []string{"sluis", "serve", "--config", g.ConfigPath}, getenv, strings.NewReader(""), g.stdout, g.stderr)
+		g.done <- cli.Run(ctx, args, getenv, strings.NewReader(""), g.stdout, g.stderr)
 	}()
 	select {
 	case <-g.stdout.seen:
@@ -86,7 +96,7 @@ func Start(t testing.TB, apps ...App) *Gateway {
 		t.Fatalf("no listening line in:\n%s", g.stdout)
 	}
 	fmt.Sscan(m[1], &g.Port)
-	pem, err := os.ReadFile(filepath.Join(dir, "data", "ca.pem"))
+	pem, err := os.ReadFile(filepath.Join(dataDir, "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +105,9 @@ func Start(t testing.TB, apps ...App) *Gateway {
 	t.Cleanup(g.Stop)
 	return g
 }
+
+// Stdout returns what the program printed so far.
+func (g *Gateway) Stdout() string { return g.stdout.String() }
 
 func getenv(k string) string {
 	if k == "USER" {
@@ -267,3 +280,15 @@ func (b *syncBuffer) String() string {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+// WaitOutput waits until the program has printed s, for up to 10 seconds.
+func (g *Gateway) WaitOutput(s string) {
+	g.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(g.stdout.String(), s) {
+		if time.Now().After(deadline) {
+			g.t.Fatalf("program did not print %q:\n%s", s, g.stdout)
+		}
+		time.Sleep(10 * time.Millisecond) // the output comes from another goroutine
+	}
+}
