@@ -36,6 +36,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sluis-gateway/sluis/mfa"
@@ -122,7 +123,7 @@ apps:
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
+	defer func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }()
 	sluisAddr := fmt.Sprintf("127.0.0.1:%d", sluisPort)
 	if err := waitTCP(sluisAddr); err != nil {
 		return err
@@ -173,7 +174,8 @@ http {
 	if err := ngx.Start(); err != nil {
 		return err
 	}
-	defer func() { ngx.Process.Kill(); ngx.Wait() }()
+	// SIGTERM, not SIGKILL: the master then stops its workers too.
+	defer func() { ngx.Process.Signal(syscall.SIGTERM); ngx.Wait() }()
 	if err := waitTCP(fmt.Sprintf("127.0.0.1:%d", nginxPort)); err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "nginx.out"))
 		return fmt.Errorf("nginx: %v\n%s", err, b)
