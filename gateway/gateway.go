@@ -120,8 +120,9 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var a *session.Active
-	if c, err := r.Cookie(session.CookieName); err == nil {
-		a, err = h.sessions.Lookup(r.Context(), c.Value, h.app.Host)
+	if tok := session.FromRequest(r); tok != "" {
+		var err error
+		a, err = h.sessions.Lookup(r.Context(), tok, h.app.Host)
 		if err != nil && !errors.Is(err, session.ErrNoSession) {
 			id := errpage.NewID()
 			h.log.Error("gateway: session lookup", "app", h.app.Name, "error_id", id, "err", err)

@@ -296,11 +296,11 @@ func (p *Portal) parseForm(w http.ResponseWriter, r *http.Request) (bool, error)
 
 // current returns the caller's portal session, or nil.
 func (p *Portal) current(r *http.Request) *session.Active {
-	c, err := r.Cookie(session.CookieName)
-	if err != nil {
+	tok := session.FromRequest(r)
+	if tok == "" {
 		return nil
 	}
-	a, err := p.Sessions.Lookup(r.Context(), c.Value, p.Host)
+	a, err := p.Sessions.Lookup(r.Context(), tok, p.Host)
 	if err != nil {
 		if !errors.Is(err, session.ErrNoSession) {
 			p.Log.Error("portal: session lookup", "err", err)

@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -276,4 +277,26 @@ func BenchmarkLookupAndDecideWatched(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestFromRequest(t *testing.T) {
+	tests := []struct {
+		cookies []string
+		want    string
+	}{
+		{nil, ""},
+		{[]string{"a=1; __Host-sluis=tok; b=2"}, "tok"},
+		{[]string{"a=1", "__Host-sluis=tok"}, "tok"},
+		{[]string{"__Host-sluis=first; __Host-sluis=second"}, "first"},
+		{[]string{"x__Host-sluis=no; __Host-sluisx=no"}, ""},
+		{[]string{"__host-sluis=case"}, ""},
+		{[]string{"  __Host-sluis=spaced  ;"}, "spaced"},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header["Cookie"] = tt.cookies
+		if got := session.FromRequest(r); got != tt.want {
+			t.Errorf("%q: got %q, want %q", tt.cookies, got, tt.want)
+		}
+	}
 }

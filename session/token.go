@@ -9,6 +9,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"net/http"
+	"strings"
 )
 
 // CookieName is the session cookie on the portal and on every app host. The
@@ -58,4 +60,20 @@ func NewID() string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// FromRequest returns the value of the session cookie in r, or "". It looks
+// only for this one cookie, without parsing the others, because it runs on
+// every request.
+func FromRequest(r *http.Request) string {
+	for _, line := range r.Header["Cookie"] {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			if v, ok := strings.CutPrefix(strings.TrimSpace(part), CookieName+"="); ok {
+				return v
+			}
+		}
+	}
+	return ""
 }
