@@ -1,0 +1,362 @@
+package frontdoor_test
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/sluis-gateway/sluis/frontdoor"
+)
+
+type canonCase struct {
+	name   string
+	target string
+	ok     bool
+	path   string // decoded path when ok
+	query  string // raw query when ok
+}
+
+var canonCases = []canonCase{
+	// Accepted: one reading only, decoded once.
+	{"root", "/", true, "/", ""},
+	{"path and query", "/a/b?c=d", true, "/a/b", "c=d"},
+	{"empty query", "/a?", true, "/a", ""},
+	{"unreserved escape", "/%41", true, "/A", ""},
+	{"lower-case hex", "/%6a", true, "/j", ""},
+	{"trailing slash", "/a/", true, "/a/", ""},
+	{"utf-8 upper hex", "/caf%C3%A9", true, "/café", ""},
+	{"utf-8 lower hex", "/caf%c3%a9", true, "/café", ""},
+	{"four-byte utf-8", "/%F0%9F%98%80", true, "/😀", ""},
+	{"encoded space", "/a%20b", true, "/a b", ""},
+	{"encoded question mark", "/a%3Fb", true, "/a?b", ""},
+	{"plus is literal", "/a+b", true, "/a+b", ""},
+	{"dots inside a name", "/a.b/c..d/...", true, "/a.b/c..d/...", ""},
+	{"dot-file", "/.well-known/x", true, "/.well-known/x", ""},
+	{"sub-delims", "/a:b@c!$&'()*+,=", true, "/a:b@c!$&'()*+,=", ""},
+	{"tilde", "/~anna", true, "/~anna", ""},
+	{"query is not decoded", "/a?b=%2e%2e%2fx", true, "/a", "b=%2e%2e%2fx"},
+	{"query may hold slashes and dots", "/a?x=/../y", true, "/a", "x=/../y"},
+	{"second question mark in query", "/a?b?c", true, "/a", "b?c"},
+	{"longest target", "/" + strings.Repeat("a", frontdoor.MaxTargetLen-1), true, "/" + strings.Repeat("a", frontdoor.MaxTargetLen-1), ""},
+
+	// Not origin form.
+	{"empty", "", false, "", ""},
+	{"asterisk", "*", false, "", ""},
+	{"relative", "a/b", false, "", ""},
+	{"absolute form", "http://other/x", false, "", ""},
+	{"query only", "?a=b", false, "", ""},
+
+	// Dot-segments, raw and encoded.
+	{"dot-dot in middle", "/a/../b", false, "", ""},
+	{"dot in middle", "/a/./b", false, "", ""},
+	{"dot-dot alone", "/..", false, "", ""},
+	{"dot alone", "/.", false, "", ""},
+	{"trailing dot-dot", "/a/..", false, "", ""},
+	{"trailing dot", "/a/.", false, "", ""},
+	{"dot-dot then slash", "/../x", false, "", ""},
+	{"ivanti style", "/api/v1/totp/user-backup-code/../../system/system-information", false, "", ""},
+	{"encoded dot-dot", "/%2e%2e/x", false, "", ""},
+	{"half encoded dot-dot", "/.%2e/", false, "", ""},
+	{"encoded dot upper", "/%2E", false, "", ""},
+	{"encoded dot inside a name", "/a%2eb", false, "", ""},
+
+	// Encoded separators and escape characters.
+	{"encoded slash", "/a%2fb", false, "", ""},
+	{"encoded slash upper", "/a%2Fb", false, "", ""},
+	{"encoded backslash", "/a%5cb", false, "", ""},
+	{"encoded percent", "/%25", false, "", ""},
+	{"double encoding", "/%2577", false, "", ""},
+	{"encoded nul", "/a%00", false, "", ""},
+	{"encoded semicolon", "/a%3bx", false, "", ""},
+	{"encoded CR LF", "/a%0d%0aX:y", false, "", ""},
+	{"encoded tab", "/%09/evil", false, "", ""},
+	{"encoded DEL", "/a%7f", false, "", ""},
+	{"percent-u escape", "/%u002e", false, "", ""},
+
+	// Malformed escapes.
+	{"lone percent", "/%", false, "", ""},
+	{"one hex digit", "/%4", false, "", ""},
+	{"one hex digit before query", "/%4?x", false, "", ""},
+	{"not hex", "/%zz", false, "", ""},
+	{"half hex", "/%g1", false, "", ""},
+
+	// UTF-8.
+	{"overlong dot two bytes", "/%c0%ae", false, "", ""},
+	{"overlong dot three bytes", "/%e0%80%ae", false, "", ""},
+	{"overlong slash", "/%c0%af", false, "", ""},
+	{"invalid byte", "/%ff", false, "", ""},
+	{"lone continuation byte", "/%80", false, "", ""},
+	{"truncated sequence", "/%c3", false, "", ""},
+	{"surrogate", "/%ed%a0%80", false, "", ""},
+
+	// Raw bytes.
+	{"raw backslash", "/a\\b", false, "", ""},
+	{"raw backslash prefix", "/\\evil", false, "", ""},
+	{"f5 path parameter", "/tmui/login.jsp/..;/x", false, "", ""},
+	{"path parameter", "/a;jsessionid=1", false, "", ""},
+	{"leading double slash", "//x", false, "", ""},
+	{"double slash in middle", "/a//b", false, "", ""},
+	{"only slashes", "//", false, "", ""},
+	{"raw nul", "/a\x00b", false, "", ""},
+	{"raw tab", "/a\tb", false, "", ""},
+	{"raw space", "/a b", false, "", ""},
+	{"raw CR LF", "/a\r\nX-Sluis-User: admin", false, "", ""},
+	{"raw DEL", "/a\x7f", false, "", ""},
+	{"raw non-ASCII", "/caf\xc3\xa9", false, "", ""},
+	{"raw invalid byte", "/\xff", false, "", ""},
+	{"angle brackets", "/<script>", false, "", ""},
+	{"double quote", "/a\"b", false, "", ""},
+	{"backtick", "/a`b", false, "", ""},
+	{"braces", "/a{b}", false, "", ""},
+	{"pipe", "/a|b", false, "", ""},
+	{"caret", "/a^b", false, "", ""},
+	{"space in query", "/a?b c", false, "", ""},
+	{"nul in query", "/a?b\x00", false, "", ""},
+	{"CR LF in query", "/a?b\r\nX: y", false, "", ""},
+	{"backslash in query", "/a?x\\y", false, "", ""},
+	{"quote in query", "/a?x=\"", false, "", ""},
+	{"angle bracket in query", "/a?<script>", false, "", ""},
+	{"non-ASCII in query", "/a?x=\xc3\xa9", false, "", ""},
+
+	// Length.
+	{"one byte too long", "/" + strings.Repeat("a", frontdoor.MaxTargetLen), false, "", ""},
+	{"long query", "/a?" + strings.Repeat("b", frontdoor.MaxTargetLen), false, "", ""},
+}
+
+func TestCanonicalize(t *testing.T) {
+	for _, tt := range canonCases {
+		path, query, err := frontdoor.Canonicalize(tt.target)
+		switch {
+		case tt.ok && err != nil:
+			t.Errorf("%s: Canonicalize(%q) refused: %v", tt.name, tt.target, err)
+		case tt.ok && (path != tt.path || query != tt.query):
+			t.Errorf("%s: Canonicalize(%q) = %q, %q; want %q, %q", tt.name, tt.target, path, query, tt.path, tt.query)
+		case !tt.ok && err == nil:
+			t.Errorf("%s: Canonicalize(%q) accepted as %q, %q", tt.name, tt.target, path, query)
+		case !tt.ok && (path != "" || query != ""):
+			t.Errorf("%s: refused %q but returned %q, %q", tt.name, tt.target, path, query)
+		}
+	}
+}
+
+func FuzzCanonicalize(f *testing.F) {
+	for _, tt := range canonCases {
+		if len(tt.target) <= 256 {
+			f.Add(tt.target)
+		}
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		path, query, err := frontdoor.Canonicalize(target)
+		if err != nil {
+			return
+		}
+		checkCanonical(t, target, path)
+		if strings.ContainsAny(query, "\x00\r\n \\") {
+			t.Fatalf("Canonicalize(%q): query %q holds a forbidden byte", target, query)
+		}
+		// The form sent upstream reads back as the same path. Escaping can
+		// triple the length, past what a client may send; the upstream has
+		// no such limit, so only the reading is checked.
+		escaped := (&url.URL{Path: path}).EscapedPath()
+		if len(escaped) > frontdoor.MaxTargetLen {
+			return
+		}
+		path2, _, err := frontdoor.Canonicalize(escaped)
+		if err != nil {
+			t.Fatalf("Canonicalize(%q) = %q, but its escaped form %q is refused: %v", target, path, escaped, err)
+		}
+		if path2 != path {
+			t.Fatalf("Canonicalize(%q) = %q, but its escaped form %q reads as %q", target, path, escaped, path2)
+		}
+	})
+}
+
+func checkCanonical(t *testing.T, target, path string) {
+	t.Helper()
+	if !strings.HasPrefix(path, "/") {
+		t.Fatalf("Canonicalize(%q) = %q: does not start with /", target, path)
+	}
+	if strings.Contains(path, "//") {
+		t.Fatalf("Canonicalize(%q) = %q: empty segment", target, path)
+	}
+	if !utf8.ValidString(path) {
+		t.Fatalf("Canonicalize(%q) = %q: invalid UTF-8", target, path)
+	}
+	for _, seg := range strings.Split(path[1:], "/") {
+		if seg == "." || seg == ".." {
+			t.Fatalf("Canonicalize(%q) = %q: dot-segment", target, path)
+		}
+	}
+	if strings.ContainsAny(path, "\\;%") {
+		t.Fatalf("Canonicalize(%q) = %q: backslash, ';' or '%%' in path", target, path)
+	}
+	for i := 0; i < len(path); i++ {
+		if path[i] < 0x20 || path[i] == 0x7f {
+			t.Fatalf("Canonicalize(%q) = %q: control byte", target, path)
+		}
+	}
+}
+
+// seen records what reached the handler behind the door.
+type seen struct {
+	called             bool
+	host, path, raw, q string
+}
+
+func newDoor(t *testing.T) (*frontdoor.Door, *seen, *bytes.Buffer) {
+	t.Helper()
+	s := &seen{}
+	logs := &bytes.Buffer{}
+	d := &frontdoor.Door{
+		Hosts: map[string]bool{"login.test": true, "wiki.test": true},
+		Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			*s = seen{called: true, host: r.Host, path: r.URL.Path, raw: r.URL.RawPath, q: r.URL.RawQuery}
+			io.WriteString(w, "next")
+		}),
+		Log: slog.New(slog.NewTextHandler(logs, nil)),
+	}
+	return d, s, logs
+}
+
+func TestDoorServeHTTP(t *testing.T) {
+	tests := []struct {
+		name   string
+		method string
+		host   string
+		target string // RequestURI as the server received it
+		status int
+		// when status is 200: what the handler behind the door sees
+		wantHost, wantPath, wantQuery string
+	}{
+		{"good request", "GET", "wiki.test", "/a/b?c=d", 200, "wiki.test", "/a/b", "c=d"},
+		{"host with port and upper case", "GET", "Wiki.TEST:8443", "/x", 200, "wiki.test", "/x", ""},
+		{"host with trailing dot", "GET", "login.test.", "/", 200, "login.test", "/", ""},
+		{"escapes decoded once", "POST", "wiki.test", "/caf%C3%A9/%41?q=%2e%2e", 200, "wiki.test", "/café/A", "q=%2e%2e"},
+		{"head", "HEAD", "wiki.test", "/", 200, "wiki.test", "/", ""},
+		{"options", "OPTIONS", "wiki.test", "/", 200, "wiki.test", "/", ""},
+
+		{"unknown host", "GET", "evil.test", "/", 421, "", "", ""},
+		{"unknown host with known suffix", "GET", "evil.wiki.test", "/", 421, "", "", ""},
+		{"empty host", "GET", "", "/", 421, "", "", ""},
+		{"host with forbidden byte", "GET", "wiki.test/x", "/", 421, "", "", ""},
+		{"over-long host", "GET", strings.Repeat("a", 300), "/", 421, "", "", ""},
+		{"trace", "TRACE", "wiki.test", "/", 405, "", "", ""},
+		{"connect", "CONNECT", "wiki.test", "/", 405, "", "", ""},
+		{"unknown method", "PROPFIND", "wiki.test", "/", 405, "", "", ""},
+		{"absolute form", "GET", "wiki.test", "http://other/x", 400, "", "", ""},
+		{"absolute form naming a known host", "GET", "wiki.test", "https://wiki.test/x", 400, "", "", ""},
+		{"asterisk form", "OPTIONS", "wiki.test", "*", 400, "", "", ""},
+		{"dot-segment", "GET", "wiki.test", "/a/../b", 400, "", "", ""},
+		{"encoded dot-segment", "GET", "wiki.test", "/a/%2e%2e/b", 400, "", "", ""},
+		{"encoded slash", "GET", "wiki.test", "/a%2fb", 400, "", "", ""},
+		{"double encoding", "GET", "wiki.test", "/%2577", 400, "", "", ""},
+		{"path parameter", "GET", "wiki.test", "/tmui/login.jsp/..;/x", 400, "", "", ""},
+		{"empty segment", "GET", "wiki.test", "//evil.test/x", 400, "", "", ""},
+		{"raw backslash", "GET", "wiki.test", "/a\\b", 400, "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, s, logs := newDoor(t)
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Method = tt.method
+			r.Host = tt.host
+			r.RequestURI = tt.target
+			if u, err := url.ParseRequestURI(tt.target); err == nil {
+				r.URL = u
+			} else {
+				r.URL = &url.URL{Path: tt.target}
+			}
+			w := httptest.NewRecorder()
+			d.ServeHTTP(w, r)
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d; body %q", w.Code, tt.status, w.Body)
+			}
+			if tt.status != 200 {
+				if s.called {
+					t.Fatal("refused request reached the next handler")
+				}
+				checkErrorPage(t, w, logs)
+				return
+			}
+			if !s.called {
+				t.Fatal("accepted request did not reach the next handler")
+			}
+			if s.host != tt.wantHost || s.path != tt.wantPath || s.raw != "" || s.q != tt.wantQuery {
+				t.Errorf("next saw host %q path %q rawpath %q query %q; want %q %q \"\" %q",
+					s.host, s.path, s.raw, s.q, tt.wantHost, tt.wantPath, tt.wantQuery)
+			}
+		})
+	}
+}
+
+// checkErrorPage checks a refusal is the static page, with an error ID
+// that also appears in the log.
+func checkErrorPage(t *testing.T, w *httptest.ResponseRecorder, logs *bytes.Buffer) {
+	t.Helper()
+	if ct := w.Header().Get("Content-Type"); ct != "text/html; charset=utf-8" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if w.Header().Get("X-Content-Type-Options") != "nosniff" || w.Header().Get("Cache-Control") != "no-store" {
+		t.Errorf("error page headers %v", w.Header())
+	}
+	body := w.Body.String()
+	i := strings.Index(body, "Error ID: ")
+	if i < 0 {
+		t.Fatalf("no error ID in %q", body)
+	}
+	id := body[i+len("Error ID: "):]
+	id = id[:strings.IndexByte(id, '<')]
+	if id == "" || !strings.Contains(logs.String(), "error_id="+id) {
+		t.Errorf("error ID %q not in log %q", id, logs)
+	}
+}
+
+// Error pages are static: nothing from the request comes back, whatever
+// was refused.
+func TestDoorErrorPagesDoNotEchoTheRequest(t *testing.T) {
+	const marker = "zqxmarker"
+	tests := []struct {
+		name, method, host, target string
+	}{
+		{"unknown host", "GET", marker + ".evil.test", "/" + marker},
+		{"trace", "TRACE", "wiki.test", "/" + marker},
+		{"absolute form", "GET", "wiki.test", "http://" + marker + "/" + marker},
+		{"bad path", "GET", "wiki.test", "/" + marker + "/../" + marker},
+		{"bad escape", "GET", "wiki.test", "/" + marker + "%zz"},
+		{"script", "GET", "wiki.test", "/<script>" + marker},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, s, _ := newDoor(t)
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Method, r.Host, r.RequestURI = tt.method, tt.host, tt.target
+			if u, err := url.ParseRequestURI(tt.target); err == nil {
+				r.URL = u
+			}
+			r.Header.Set("Cookie", "__Host-sluis="+marker)
+			r.Header.Set("User-Agent", marker)
+			r.Header.Set("Referer", "https://"+marker)
+			w := httptest.NewRecorder()
+			d.ServeHTTP(w, r)
+			if w.Code < 400 || s.called {
+				t.Fatalf("status %d, next called %v", w.Code, s.called)
+			}
+			if strings.Contains(w.Body.String(), marker) || strings.Contains(w.Body.String(), "<script>") {
+				t.Errorf("error page echoes the request: %q", w.Body)
+			}
+			for name, vals := range w.Header() {
+				for _, v := range vals {
+					if strings.Contains(v, marker) {
+						t.Errorf("response header %s echoes the request: %q", name, v)
+					}
+				}
+			}
+		})
+	}
+}
