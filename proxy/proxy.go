@@ -13,11 +13,11 @@ package proxy
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -32,26 +32,6 @@ const (
 	HeaderGroups    = "X-Sluis-Groups"
 	HeaderAssertion = "X-Sluis-Assertion"
 )
-
-// NewTransport returns the transport shared by all apps. It keeps upstream
-// connections alive (Go's default keeps only 2 idle per host, which makes a
-// busy proxy reconnect on most requests) and bounds every wait.
-func NewTransport() *http.Transport {
-	return &http.Transport{
-		Proxy: nil, // upstreams come from configuration; no environment proxy
-		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		MaxIdleConns:           1024,
-		MaxIdleConnsPerHost:    256,
-		IdleConnTimeout:        90 * time.Second,
-		TLSHandshakeTimeout:    10 * time.Second,
-		ResponseHeaderTimeout:  60 * time.Second,
-		ExpectContinueTimeout:  time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
-	}
-}
 
 // Proxy relays requests for one app.
 type Proxy struct {
@@ -79,12 +59,30 @@ func New(app sluis.App, appURL string, signer *assertion.Signer, transport http.
 			p.rewrite(pr)
 		},
 		Transport:      transport,
+		BufferPool:     buffers,
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   p.upstreamError,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return p, nil
 }
+
+// buffers lends the 32 KiB copy buffers of response bodies, which
+// ReverseProxy would otherwise allocate (and zero) for every response.
+var buffers = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+// Put keeps buf for reuse. The proxy only ever writes out what it read into
+// a buffer in the same call, so stale bytes in a reused buffer are never sent.
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 type activeKey struct{}
 

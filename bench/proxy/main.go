@@ -52,13 +52,14 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "duration of each measurement")
 	conns := flag.Int("c", 64, "connections")
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
+	profile := flag.String("cpuprofile", "", "write sluis's CPU profile to this file (for cmd/sluis/default.pgo)")
 	flag.Parse()
-	if err := run(*dur, *conns, *rounds); err != nil {
+	if err := run(*dur, *conns, *rounds, *profile); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(dur time.Duration, conns, rounds int) error {
+func run(dur time.Duration, conns, rounds int, profile string) error {
 	if err := ensure("wrk", "wrk"); err != nil {
 		return err
 	}
@@ -120,6 +121,10 @@ apps:
 	secret := u.Query().Get("secret")
 	srv := exec.Command(bin, "serve", "--config", cfg)
 	srv.Stdout, srv.Stderr = io.Discard, io.Discard
+	if profile != "" {
+		abs, _ := filepath.Abs(profile)
+		srv.Env = append(os.Environ(), "SLUIS_CPUPROFILE="+abs)
+	}
 	if err := srv.Start(); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -74,6 +75,20 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		debug.SetGCPercent(400)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if path := e.getenv("SLUIS_CPUPROFILE"); path != "" {
+		// For profile-guided builds (cmd/sluis/default.pgo): the operator
+		// names the file; nothing is ever served over HTTP.
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("SLUIS_CPUPROFILE: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("SLUIS_CPUPROFILE: %w", err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	st, err := openStore(ctx, c)
 	if err != nil {
 		return err
