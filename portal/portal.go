@@ -75,9 +75,14 @@ type Portal struct {
 	Now      func() time.Time
 	Log      *slog.Logger
 
-	// Throttles for password and code guessing, per user and per source.
-	UserThrottle   *authn.Throttle
-	SourceThrottle *authn.Throttle
+	// Throttles for password and code guessing. A guess counts against
+	// the user from that source (strict), the user from anywhere (gentle:
+	// its lock is short, so an attacker cannot keep a real user out for
+	// long) and the source (strict, for spraying many users). Nil means the
+	// defaults set by Init.
+	UserSourceThrottle *authn.Throttle
+	UserThrottle       *authn.Throttle
+	SourceThrottle     *authn.Throttle
 
 	pages    map[string]*template.Template
 	csrfKey  []byte
@@ -114,8 +119,11 @@ func (p *Portal) Init() error {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
+	if p.UserSourceThrottle == nil {
+		p.UserSourceThrottle = &authn.Throttle{Free: 5, Base: time.Second, Max: 5 * time.Minute, Now: p.Now}
+	}
 	if p.UserThrottle == nil {
-		p.UserThrottle = &authn.Throttle{Free: 5, Base: time.Second, Max: time.Minute, Now: p.Now}
+		p.UserThrottle = &authn.Throttle{Free: 20, Base: time.Second, Max: 10 * time.Second, Now: p.Now}
 	}
 	if p.SourceThrottle == nil {
 		p.SourceThrottle = &authn.Throttle{Free: 20, Base: time.Second, Max: 15 * time.Minute, Now: p.Now}
@@ -418,12 +426,21 @@ func (p *Portal) event(r *http.Request, typ, user, outcome, detail string) {
 
 // throttled returns how long the user or the source must wait.
 func (p *Portal) throttled(kind, user, src string) time.Duration {
-	return max(p.UserThrottle.Check(kind+":"+user), p.SourceThrottle.Check(kind+":"+src))
+	return max(p.UserSourceThrottle.Check(kind+":"+user+"@"+src), p.UserThrottle.Check(kind+":"+user),
+		p.SourceThrottle.Check(kind+":"+src))
 }
 
 func (p *Portal) failed(kind, user, src string) {
+	p.UserSourceThrottle.Fail(kind + ":" + user + "@" + src)
 	p.UserThrottle.Fail(kind + ":" + user)
 	p.SourceThrottle.Fail(kind + ":" + src)
+}
+
+// succeeded forgets the user's failures (not the source's: an attacker with
+// one account must not clear its address's record by logging in).
+func (p *Portal) succeeded(kind, user, src string) {
+	p.UserSourceThrottle.Reset(kind + ":" + user + "@" + src)
+	p.UserThrottle.Reset(kind + ":" + user)
 }
 
 func waitMessage(d time.Duration) string {
@@ -474,7 +491,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		d.Error = "Wrong user name or password."
 		return p.render(w, http.StatusUnauthorized, "login", d)
 	}
-	p.UserThrottle.Reset("login:" + name)
+	p.succeeded("login", name, src)
 	now := p.Now()
 	tok, hash := session.NewToken()
 	x := sluis.Session{
@@ -554,7 +571,7 @@ func (p *Portal) checkCode(r *http.Request, user, secret, code string) (string, 
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, reason)
 		return "That code is not valid. Wait for the next code and try again.", nil
 	}
-	p.UserThrottle.Reset("mfa:" + user)
+	p.succeeded("mfa", user, src)
 	return "", nil
 }
 

@@ -1,0 +1,57 @@
+package portal
+
+import (
+	"testing"
+	"time"
+)
+
+// Guessing from one address locks that address out quickly, while the real
+// user, from their own address, waits at most a few seconds however long
+// the attack goes on.
+func TestGuessingCannotLockTheRealUserOut(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	p := newReturnPortal(t)
+	p.Now = func() time.Time { return now }
+	p.UserSourceThrottle, p.UserThrottle, p.SourceThrottle = nil, nil, nil
+	if err := p.Init(); err != nil {
+		t.Fatal(err)
+	}
+	const attacker, user = "198.51.100.9", "192.0.2.1"
+	attacks := 0
+	for i := 0; i < 2000; i++ {
+		// The attacker tries whenever they are allowed to.
+		if p.throttled("login", "anna", attacker) == 0 {
+			p.failed("login", "anna", attacker)
+			attacks++
+		}
+		now = now.Add(time.Second)
+		if w := p.throttled("login", "anna", user); w > 10*time.Second {
+			t.Fatalf("after %d guesses the real user must wait %v", attacks, w)
+		}
+	}
+	// 2000 seconds of attack got few guesses through.
+	if attacks > 40 {
+		t.Fatalf("attacker made %d guesses in 2000 s", attacks)
+	}
+	// The real user's success clears their own record, not the attacker's.
+	if p.UserSourceThrottle.Check("login:anna@"+attacker) == 0 {
+		t.Fatal("the attacker is not locked at the end of the attack")
+	}
+	p.succeeded("login", "anna", user)
+	if p.UserSourceThrottle.Check("login:anna@"+attacker) == 0 {
+		t.Fatal("the user's success cleared the attacker's record")
+	}
+	// A spray over many users from one address is slowed as well.
+	sprayed := 0
+	for i := 0; i < 500; i++ {
+		u := "user" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		if p.throttled("login", u, "203.0.113.5") == 0 {
+			p.failed("login", u, "203.0.113.5")
+			sprayed++
+		}
+		now = now.Add(time.Second)
+	}
+	if sprayed > 40 {
+		t.Fatalf("spraying made %d guesses in 500 s", sprayed)
+	}
+}
