@@ -7,7 +7,7 @@
 //
 // It installs nginx and wrk from Debian's packages when they are missing.
 //
-//	go run ./bench/proxy [-d 10s] [-c 64] [-rounds 3]
+//	GOTOOLCHAIN=go1.27.3 go run ./bench/proxy [-d 10s] [-c 64] [-rounds 3]
 package main
 
 import (
