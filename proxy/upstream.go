@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -86,9 +87,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(addr, "80")
 	}
-	// A reused connection may have been closed by the upstream while idle;
-	// then the request, having no body and an idempotent method, is sent
-	// once more on a fresh one.
+	// A reused connection may have been closed by the upstream just as it
+	// was taken from the pool; then the request, having no body and an
+	// idempotent method, is sent once more on a fresh connection. Only
+	// then: never after a timeout or once any byte of an answer arrived,
+	// so a slow request never runs twice.
 	for attempt := 0; ; attempt++ {
 		uc, reused, err := t.get(req.Context(), addr)
 		if err != nil {
@@ -99,10 +102,41 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		uc.c.Close()
-		if !reused || attempt > 0 || req.Context().Err() != nil {
+		if !reused || attempt > 0 || req.Context().Err() != nil || uc.lr.read > 0 || !connectionLost(err) {
 			return nil, err
 		}
 	}
+}
+
+// connectionLost reports whether err means the peer closed or reset the
+// connection (as opposed to a timeout or a malformed answer).
+func connectionLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// idleClean reports whether an idle pooled connection is still usable:
+// nothing has arrived on it since its last response (an upstream that sends
+// more than it framed would otherwise hand those bytes to the next request,
+// another user's) and the upstream has not closed it. It reads the socket
+// without waiting.
+func idleClean(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	clean := false
+	var buf [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, err := syscall.Read(int(fd), buf[:])
+		clean = n < 0 && errors.Is(err, syscall.EAGAIN)
+		return true // never wait
+	})
+	return err == nil && clean
 }
 
 func (t *Transport) get(ctx context.Context, addr string) (*upConn, bool, error) {
@@ -111,11 +145,16 @@ func (t *Transport) get(ctx context.Context, addr string) (*upConn, bool, error)
 	for list := t.idle[addr]; len(list) > 0; list = t.idle[addr] {
 		uc := list[len(list)-1]
 		t.idle[addr] = list[:len(list)-1]
-		if now.Sub(uc.used) < idleTimeout {
-			t.mu.Unlock()
+		if now.Sub(uc.used) >= idleTimeout {
+			uc.c.Close()
+			continue
+		}
+		t.mu.Unlock()
+		if idleClean(uc.c) {
 			return uc, true, nil
 		}
 		uc.c.Close()
+		t.mu.Lock()
 	}
 	t.mu.Unlock()
 	c, err := t.Dial(ctx, "tcp", addr)
@@ -155,6 +194,7 @@ func (t *Transport) exchange(req *http.Request, addr string, uc *upConn) (*http.
 		}
 		return nil, err
 	}
+	uc.lr.read = 0
 	uc.c.SetDeadline(time.Now().Add(t.ResponseHeaderTimeout))
 	if err := req.Write(uc.bw); err != nil {
 		return fail(err)
@@ -179,7 +219,8 @@ func (t *Transport) exchange(req *http.Request, addr string, uc *upConn) (*http.
 	}
 	uc.c.SetDeadline(time.Time{})
 	resp.Body = &upBody{ReadCloser: resp.Body, t: t, addr: addr, uc: uc, stop: stop,
-		reusable: !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols,
+		// After HEAD, a faulty upstream may still send a body: no reuse.
+		reusable: !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols && req.Method != http.MethodHead,
 		empty:    resp.Body == http.NoBody}
 	return resp, nil
 }
@@ -236,6 +277,7 @@ func (b *upBody) Close() error {
 type headerLimit struct {
 	r      io.Reader
 	budget int
+	read   int64 // bytes read since the exchange began
 }
 
 var errHeaderTooLarge = errors.New("upstream: response headers too large")
@@ -248,6 +290,7 @@ func (l *headerLimit) Read(p []byte) (int, error) {
 		p = p[:l.budget]
 	}
 	n, err := l.r.Read(p)
+	l.read += int64(n)
 	if l.budget > 0 {
 		l.budget -= n
 	}

@@ -50,21 +50,94 @@ func TestTransportReusesConnections(t *testing.T) {
 	})
 	tr := NewTransport()
 	for i := 0; i < 50; i++ {
-		method := "GET"
-		if i%5 == 4 {
-			method = "HEAD"
-		}
-		resp, body := get(t, tr, method, srv.URL+fmt.Sprintf("/%d", i))
-		want := fmt.Sprintf("hello /%d", i)
-		if method == "HEAD" {
-			want = ""
-		}
-		if resp.StatusCode != 200 || body != want {
+		resp, body := get(t, tr, "GET", srv.URL+fmt.Sprintf("/%d", i))
+		if want := fmt.Sprintf("hello /%d", i); resp.StatusCode != 200 || body != want {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
 		}
 	}
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("%d connections for 50 sequential requests, want 1", n)
+	}
+	// After HEAD a faulty upstream might still send a body: not reused.
+	if resp, body := get(t, tr, "HEAD", srv.URL); resp.StatusCode != 200 || body != "" {
+		t.Fatalf("HEAD: %d %q", resp.StatusCode, body)
+	}
+	get(t, tr, "GET", srv.URL)
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections after HEAD, want 2", n)
+	}
+}
+
+// An upstream that answers HEAD with a body must not make one user's
+// response the next user's.
+func TestTransportNeverHandsOneResponseToTheNextRequest(t *testing.T) {
+	url := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			body := "data of " + req.URL.Path[1:]
+			// Wrong for HEAD: the body is sent anyway.
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		}
+	})
+	tr := NewTransport()
+	get(t, tr, "HEAD", url+"/mallory")
+	for _, user := range []string{"anna", "bob", "carol"} {
+		if _, body := get(t, tr, "GET", url+"/"+user); body != "data of "+user {
+			t.Fatalf("%s got %q", user, body)
+		}
+	}
+	// The same with bytes arriving while the connection is idle.
+	url2 := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err == nil {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			time.Sleep(50 * time.Millisecond) // the unsolicited bytes come later
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nforeign")
+			for {
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nforeign")
+			}
+		}
+	})
+	get(t, tr, "GET", url2)
+	time.Sleep(200 * time.Millisecond) // let the unsolicited bytes arrive on the idle connection
+	if _, body := get(t, tr, "GET", url2); body != "ok" {
+		t.Fatalf("second request got %q", body)
+	}
+}
+
+// A request that timed out is not sent again.
+func TestTransportDoesNotRetryAfterATimeout(t *testing.T) {
+	var served atomic.Int64
+	release := make(chan struct{})
+	defer close(release)
+	url := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if req.URL.Path == "/slow" {
+				served.Add(1)
+				<-release
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	tr := NewTransport()
+	tr.ResponseHeaderTimeout = 200 * time.Millisecond
+	get(t, tr, "GET", url+"/fast") // leaves a pooled connection
+	req, _ := http.NewRequest("GET", url+"/slow", nil)
+	if _, err := tr.RoundTrip(req); err == nil {
+		t.Fatal("no timeout")
+	}
+	if n := served.Load(); n != 1 {
+		t.Fatalf("the slow request reached the upstream %d times", n)
 	}
 }
 
