@@ -61,9 +61,19 @@ type Watcher struct {
 	Log     *slog.Logger
 
 	rev       atomic.Int64
-	refreshMu sync.Mutex // one store read at a time
+	refreshMu sync.Mutex // one store read at a time; guards subs
+	subs      []func()
 	ln        net.Listener
 	wg        sync.WaitGroup
+}
+
+// OnChange registers f to run (on a goroutine of its own) after every
+// refresh that finds a new revision: for holders of long-lived connections
+// that must re-check them.
+func (w *Watcher) OnChange(f func()) {
+	w.refreshMu.Lock()
+	w.subs = append(w.subs, f)
+	w.refreshMu.Unlock()
 }
 
 // Start reads the revision, listens for announcements and starts polling.
@@ -103,7 +113,11 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.rev.Store(rev)
+	if w.rev.Swap(rev) != rev {
+		for _, f := range w.subs {
+			go f()
+		}
+	}
 	return nil
 }
 

@@ -783,3 +783,60 @@ func TestSecretsAreNotLoggedOrAudited(t *testing.T) {
 		}
 	}
 }
+
+// An open WebSocket ends when its session is revoked, within a second.
+func TestRevocationClosesOpenWebSockets(t *testing.T) {
+	w := setup(t)
+	c, _ := w.loggedIn(t, "anna", "staff")
+	u, _ := url.Parse(w.g.URL(wikiHost, "/"))
+	var cookies []string
+	for _, ck := range c.Jar.Cookies(u) {
+		cookies = append(cookies, ck.Name+"="+ck.Value)
+	}
+	conn, err := tls.Dial("tcp", w.g.Addr(), w.g.TLSConfig(wikiHost))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", wikiHost, strings.Join(cookies, "; "))
+	br := bufio.NewReader(conn)
+	if status, _ := br.ReadString('\n'); !strings.HasPrefix(status, "HTTP/1.1 101") {
+		t.Fatalf("status %q", status)
+	}
+	for {
+		if l, err := br.ReadString('\n'); err != nil || l == "\r\n" {
+			break
+		}
+	}
+	w.g.MustCLI("", "session", "revoke", "--user", "anna")
+	start := time.Now()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = br.ReadByte()
+	if err == nil || time.Since(start) > time.Second {
+		t.Fatalf("WebSocket after revocation: read %v after %v", err, time.Since(start))
+	}
+}
+
+func TestOnlyWebSocketUpgradesAreAccepted(t *testing.T) {
+	w := setup(t)
+	c, _ := w.loggedIn(t, "anna", "staff")
+	before := len(w.wiki.requests())
+	c1 := w.g.HTTP1(c)
+	for _, h := range []map[string]string{
+		{"Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA"},
+		{"Connection": "Upgrade", "Upgrade": "tls/1.2"},
+		{"Connection": "Upgrade", "Upgrade": "websocket, h2c"},
+	} {
+		req, _ := http.NewRequest("GET", w.g.URL(wikiHost, "/ws"), nil)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		if p := w.g.Do(c1, req); p.StatusCode != http.StatusBadRequest {
+			t.Errorf("%v: %d", h, p.StatusCode)
+		}
+	}
+	if n := len(w.wiki.requests()); n != before {
+		t.Fatalf("upstream saw %d refused upgrades", n-before)
+	}
+}

@@ -50,6 +50,14 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.refuse(w, r, http.StatusBadRequest, "target not in origin form")
 		return
 	}
+	// Upgrade only to WebSocket; never h2c, which would hand the client a
+	// raw HTTP/2 connection to the upstream past every later check.
+	if up := r.Header.Get("Upgrade"); up != "" || r.Header.Get("HTTP2-Settings") != "" {
+		if !strings.EqualFold(up, "websocket") || len(r.Header["Upgrade"]) != 1 || r.Header.Get("HTTP2-Settings") != "" {
+			d.refuse(w, r, http.StatusBadRequest, "upgrade other than websocket")
+			return
+		}
+	}
 	path, query, err := Canonicalize(target)
 	if err != nil {
 		d.refuse(w, r, http.StatusBadRequest, err.Error())

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -37,7 +38,16 @@ type Options struct {
 	// Revision answers the store's current revision for the session
 	// cache; nil means asking the store on every request.
 	Revision func(ctx context.Context) (int64, error)
+	// OnChange registers a function to run whenever the revision changes,
+	// to re-check long-lived (upgraded) connections; nil means they are
+	// re-checked only every RecheckInterval.
+	OnChange func(func())
 }
+
+// RecheckInterval is how often open upgraded connections (WebSocket) are
+// checked against their session and policy even when nothing changed, so
+// an expired session ends them too.
+const RecheckInterval = 30 * time.Second
 
 // BaseURLFunc returns the function that builds a host's public URL: https,
 // with the port unless it is 443.
@@ -64,8 +74,9 @@ func Apps(c *config.Config) []sluis.App {
 	return out
 }
 
-// New returns the gateway's public handler.
-func New(o Options) (http.Handler, error) {
+// New returns the gateway's public handler. Its background work (re-checking
+// upgraded connections) ends with ctx.
+func New(ctx context.Context, o Options) (http.Handler, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -86,13 +97,18 @@ func New(o Options) (http.Handler, error) {
 	}
 	hosts := map[string]http.Handler{c.Portal: p.Handler()}
 	transport := proxy.NewTransport()
+	live := &liveConns{sessions: sessions, conns: map[*liveConn]struct{}{}}
+	if o.OnChange != nil {
+		o.OnChange(live.recheck)
+	}
+	go live.every(ctx, RecheckInterval)
 	for _, app := range apps {
 		px, err := proxy.New(app, base(app.Host), o.Signer, transport, o.Now, o.Log)
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}
 		hosts[app.Host] = &appHandler{app: app, portal: p, sessions: sessions, audit: rec, proxy: px,
-			callback: p.Callback(app), log: o.Log}
+			callback: p.Callback(app), log: o.Log, live: live}
 	}
 	known := map[string]bool{}
 	for h := range hosts {
@@ -112,6 +128,7 @@ type appHandler struct {
 	proxy    *proxy.Proxy
 	callback http.Handler
 	log      *slog.Logger
+	live     *liveConns
 }
 
 func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -120,7 +137,8 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var a *session.Active
-	if tok := session.FromRequest(r); tok != "" {
+	tok := session.FromRequest(r)
+	if tok != "" {
 		var err error
 		a, err = h.sessions.Lookup(r.Context(), tok, h.app.Host)
 		if err != nil && !errors.Is(err, session.ErrNoSession) {
@@ -140,5 +158,70 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errpage.Write(w, http.StatusForbidden, errpage.NewID())
 		return
 	}
+	if r.Header.Get("Upgrade") != "" {
+		// An upgraded connection lives on after this decision: it is
+		// registered so a revocation or a policy change ends it.
+		ctx, cancel := context.WithCancel(r.Context())
+		lc := &liveConn{token: tok, app: h.app, cancel: cancel}
+		h.live.add(lc)
+		defer h.live.remove(lc)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
 	h.proxy.Serve(w, r, a)
+}
+
+// liveConns are the open upgraded connections.
+type liveConns struct {
+	sessions *session.Service
+	mu       sync.Mutex // guards conns
+	conns    map[*liveConn]struct{}
+}
+
+type liveConn struct {
+	token  string
+	app    sluis.App
+	cancel context.CancelFunc // closes the connection (ReverseProxy ends the tunnel when the request context ends)
+}
+
+func (l *liveConns) add(c *liveConn) {
+	l.mu.Lock()
+	l.conns[c] = struct{}{}
+	l.mu.Unlock()
+}
+
+func (l *liveConns) remove(c *liveConn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+}
+
+// recheck ends every upgraded connection whose session is gone or whose
+// user may no longer use the app.
+func (l *liveConns) recheck() {
+	l.mu.Lock()
+	conns := make([]*liveConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		a, err := l.sessions.Lookup(context.Background(), c.token, c.app.Host)
+		if err != nil || a.Session.Stage != sluis.StageComplete || !policy.Decide(a.Identity(), c.app).Allowed {
+			c.cancel()
+		}
+	}
+}
+
+func (l *liveConns) every(ctx context.Context, d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			l.recheck()
+		}
+	}
 }

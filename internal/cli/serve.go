@@ -143,8 +143,8 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	if err != nil {
 		return err
 	}
-	handler, err := gateway.New(gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port, Log: log,
-		Revision: watcher.Current})
+	handler, err := gateway.New(watchCtx, gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port, Log: log,
+		Revision: watcher.Current, OnChange: watcher.OnChange})
 	if err != nil {
 		return err
 	}
