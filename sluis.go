@@ -154,11 +154,12 @@ type SessionStore interface {
 	// their IDs.
 	RevokeUserSessions(ctx context.Context, user string, at time.Time) ([]string, error)
 	// CreateGrant stores a single-use code that carries a session to an app
-	// host, with the path to land on.
-	CreateGrant(ctx context.Context, codeHash []byte, sessionID, host, path string, expires time.Time) error
+	// host, with the path to land on and the hash of the state cookie of
+	// the browser it is meant for.
+	CreateGrant(ctx context.Context, codeHash []byte, sessionID, host, path string, state []byte, expires time.Time) error
 	// RedeemGrant consumes a grant; it works once, only before expiry and
 	// only on its host (a try on another host burns it).
-	RedeemGrant(ctx context.Context, codeHash []byte, host string, now time.Time) (sessionID, path string, err error)
+	RedeemGrant(ctx context.Context, codeHash []byte, host string, now time.Time) (sessionID, path string, state []byte, err error)
 }
 
 // AuditStore keeps the audit trail.

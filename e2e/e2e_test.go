@@ -461,9 +461,11 @@ func TestReturnURLMustBeThePortalOrAnApp(t *testing.T) {
 			t.Errorf("rd %q: %d to %q", rd, p.StatusCode, p.Header.Get("Location"))
 		}
 	}
+	// A good app URL is sent to the app host, which starts a hand-over
+	// bound to this browser.
 	good := g.URL(wikiHost, "/a/b?c=d")
 	p := g.Get(c, g.URL(g.Portal, "/login?rd="+url.QueryEscape(good)))
-	if loc := p.Header.Get("Location"); !strings.HasPrefix(loc, g.URL(wikiHost, "/.sluis/callback?code=")) {
+	if loc := p.Header.Get("Location"); loc != good {
 		t.Fatalf("good rd goes to %q", loc)
 	}
 	if p = g.Follow(c, p); p.Request.URL.String() != good {
@@ -471,27 +473,54 @@ func TestReturnURLMustBeThePortalOrAnApp(t *testing.T) {
 	}
 }
 
-func TestHandOverCodesWorkOnceAndOnlyOnTheirHost(t *testing.T) {
+// handOver starts a hand-over to host from browser c (logged in at the
+// portal) and returns the callback URL with its code, unvisited.
+func handOver(t *testing.T, g *testenv.Gateway, c *http.Client, host string) string {
+	t.Helper()
+	p := g.Get(c, g.URL(host, "/"))
+	p = g.Get(c, p.Header.Get("Location"))
+	loc := p.Header.Get("Location")
+	if !strings.HasPrefix(loc, g.URL(host, "/.sluis/callback?code=")) {
+		t.Fatalf("hand-over goes to %q", loc)
+	}
+	return loc
+}
+
+func TestHandOverCodesWorkOnceOnlyOnTheirHostAndInTheirBrowser(t *testing.T) {
 	w := setup(t)
 	g := w.g
 	c, _ := w.loggedIn(t, "anna", "staff", "hr")
-	p := g.Get(c, g.URL(g.Portal, "/login?rd="+url.QueryEscape(g.URL(wikiHost, "/"))))
-	loc := p.Header.Get("Location")
-	code := loc[strings.Index(loc, "code=")+5:]
+	// Drop the wiki cookie so the next visit needs a hand-over.
+	fresh := func() {
+		u, _ := url.Parse(g.URL(wikiHost, "/"))
+		c.Jar.SetCookies(u, []*http.Cookie{{Name: "__Host-sluis", Value: "", MaxAge: -1, Path: "/"}})
+	}
 	// On another app's host the code is worthless, and that use burns it.
-	other := g.Client()
-	if p := g.Get(other, g.URL(hrHost, "/.sluis/callback?code="+code)); p.StatusCode != http.StatusBadRequest {
+	fresh()
+	loc := handOver(t, g, c, wikiHost)
+	code := loc[strings.Index(loc, "code=")+5:]
+	if p := g.Get(c, g.URL(hrHost, "/.sluis/callback?code="+code)); p.StatusCode != http.StatusBadRequest {
 		t.Fatalf("code on another host: %d", p.StatusCode)
 	}
-	if p := g.Get(other, loc); p.StatusCode != http.StatusBadRequest {
+	if p := g.Get(c, loc); p.StatusCode != http.StatusBadRequest {
 		t.Fatalf("code after a use on another host: %d", p.StatusCode)
 	}
-	p = g.Get(c, g.URL(g.Portal, "/login?rd="+url.QueryEscape(g.URL(wikiHost, "/"))))
-	loc = p.Header.Get("Location")
-	if p := g.Get(other, loc); p.StatusCode != http.StatusSeeOther {
+	// A code planted in another browser (login CSRF / session fixation)
+	// does not work there, and is burnt.
+	loc = handOver(t, g, c, wikiHost)
+	victim := g.Client()
+	if p := g.Get(victim, loc); p.StatusCode != http.StatusBadRequest {
+		t.Fatalf("code in another browser: %d", p.StatusCode)
+	}
+	if p := g.Get(c, loc); p.StatusCode != http.StatusBadRequest {
+		t.Fatalf("code after a use in another browser: %d", p.StatusCode)
+	}
+	// In its own browser it works once.
+	loc = handOver(t, g, c, wikiHost)
+	if p := g.Get(c, loc); p.StatusCode != http.StatusSeeOther {
 		t.Fatalf("first use: %d", p.StatusCode)
 	}
-	if p := g.Get(g.Client(), loc); p.StatusCode != http.StatusBadRequest {
+	if p := g.Get(c, loc); p.StatusCode != http.StatusBadRequest {
 		t.Fatalf("second use: %d", p.StatusCode)
 	}
 }

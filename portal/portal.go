@@ -12,8 +12,10 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
@@ -58,6 +60,7 @@ const (
 	// grantLifetime bounds the hand-over from portal to app host.
 	grantLifetime = 60 * time.Second
 	csrfCookie    = "__Host-sluis-csrf"
+	stateCookie   = "__Host-sluis-state"
 )
 
 // Portal is the login portal. Fill in the exported fields, then call Init.
@@ -225,7 +228,7 @@ func (p *Portal) jwks(w http.ResponseWriter, r *http.Request) error {
 // ---- pages ----
 
 type pageData struct {
-	Title, Error, Notice, CSRF, RD, User string
+	Title, Error, Notice, CSRF, RD, State, User string
 	QR                                   template.URL // a data: URI made here, never from input
 	Secret                               string
 	Apps                                 []appLink
@@ -374,46 +377,66 @@ func (p *Portal) checkReturn(raw string) (target, bool) {
 
 func (t target) url(p *Portal) string { return p.BaseURL(t.host) + t.path }
 
-// rdParam returns the checked return target from the request, or the
-// launcher when it is missing or refused.
-func (p *Portal) rdParam(r *http.Request) (target, string) {
+// flow is what a login carries from page to page: where to return to and,
+// for an app host, the hash of the state cookie that the app host set on
+// the browser that started the login.
+type flow struct {
+	RD    string // the checked return URL, or ""
+	State string // hex SHA-256 of the app host's state cookie, or ""
+}
+
+// query returns the flow as a query string for the next page.
+func (f flow) query() string {
+	v := url.Values{}
+	if f.RD != "" {
+		v.Set("rd", f.RD)
+	}
+	if f.State != "" {
+		v.Set("state", f.State)
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
+}
+
+// flowParams returns the checked return target and flow from the request;
+// the launcher when the return URL is missing or refused.
+func (p *Portal) flowParams(r *http.Request) (target, flow) {
+	var f flow
+	if st := r.FormValue("state"); len(st) == 64 && isLowerHex(st) {
+		f.State = st
+	}
 	raw := r.FormValue("rd")
 	t, ok := p.checkReturn(raw)
-	if !ok {
+	if !ok || raw == "" {
 		t, _ = p.checkReturn("")
-		return t, ""
+		return t, f
 	}
-	if raw == "" {
-		return t, ""
-	}
-	return t, t.url(p)
+	f.RD = t.url(p)
+	return t, f
 }
 
-func (p *Portal) loginURL(rd string) string {
-	if rd == "" {
-		return "/login"
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
 	}
-	return "/login?rd=" + url.QueryEscape(rd)
-}
-
-func withRD(path, rd string) string {
-	if rd == "" {
-		return path
-	}
-	return path + "?rd=" + url.QueryEscape(rd)
+	return true
 }
 
 // ---- login ----
 
 func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
-	t, rd := p.rdParam(r)
-	if r.FormValue("rd") != "" && rd == "" {
+	t, f := p.flowParams(r)
+	if r.FormValue("rd") != "" && f.RD == "" {
 		p.Log.Info("portal: refused return URL", "source", frontdoor.ClientIP(r))
 	}
 	if a := p.current(r); a != nil && a.Session.Stage == sluis.StageComplete {
-		return p.continueTo(w, r, a.Session.ID, t)
+		return p.continueTo(w, r, a.Session.ID, t, f)
 	}
-	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: rd}
+	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State}
 	if r.FormValue("logged_out") == "1" {
 		d.Notice = "You are logged out."
 	}
@@ -452,8 +475,8 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	_, rd := p.rdParam(r)
-	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: rd}
+	_, f := p.flowParams(r)
+	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State}
 	if !csrfOK {
 		d.Error = "The form expired. Please try again."
 		return p.render(w, http.StatusForbidden, "login", d)
@@ -507,7 +530,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	if !u.HasTOTP() {
 		next = "/enroll"
 	}
-	http.Redirect(w, r, withRD(next, rd), http.StatusSeeOther)
+	http.Redirect(w, r, next+f.query(), http.StatusSeeOther)
 	return nil
 }
 
@@ -531,17 +554,17 @@ func (p *Portal) pending(r *http.Request) (*session.Active, bool) {
 // ---- second factor ----
 
 func (p *Portal) mfaForm(w http.ResponseWriter, r *http.Request) error {
-	_, rd := p.rdParam(r)
+	_, f := p.flowParams(r)
 	a, ok := p.pending(r)
 	if !ok {
-		http.Redirect(w, r, p.loginURL(rd), http.StatusSeeOther)
+		http.Redirect(w, r, "/login"+f.query(), http.StatusSeeOther)
 		return nil
 	}
 	if !a.User.HasTOTP() {
-		http.Redirect(w, r, withRD("/enroll", rd), http.StatusSeeOther)
+		http.Redirect(w, r, "/enroll"+f.query(), http.StatusSeeOther)
 		return nil
 	}
-	return p.render(w, http.StatusOK, "mfa", pageData{Title: "One-time code", CSRF: p.csrfToken(w, r), RD: rd})
+	return p.render(w, http.StatusOK, "mfa", pageData{Title: "One-time code", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State})
 }
 
 // checkCode verifies a one-time code for user with the given secret and
@@ -580,19 +603,19 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	t, rd := p.rdParam(r)
+	t, f := p.flowParams(r)
 	a, ok := p.pending(r)
 	if !ok {
-		http.Redirect(w, r, p.loginURL(rd), http.StatusSeeOther)
+		http.Redirect(w, r, "/login"+f.query(), http.StatusSeeOther)
 		return nil
 	}
-	d := pageData{Title: "One-time code", CSRF: p.csrfToken(w, r), RD: rd}
+	d := pageData{Title: "One-time code", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State}
 	if !csrfOK {
 		d.Error = "The form expired. Please try again."
 		return p.render(w, http.StatusForbidden, "mfa", d)
 	}
 	if !a.User.HasTOTP() {
-		http.Redirect(w, r, withRD("/enroll", rd), http.StatusSeeOther)
+		http.Redirect(w, r, "/enroll"+f.query(), http.StatusSeeOther)
 		return nil
 	}
 	secret, err := p.Sealer.Open(a.User.TOTPSecret, "totp:"+a.User.Name)
@@ -607,12 +630,12 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 		d.Error = msg
 		return p.render(w, http.StatusUnauthorized, "mfa", d)
 	}
-	return p.complete(w, r, a, "totp", t)
+	return p.complete(w, r, a, "totp", t, f)
 }
 
 // complete finishes a login: the session gets a new token (the one from
 // before the second factor stops working) and its full lifetime.
-func (p *Portal) complete(w http.ResponseWriter, r *http.Request, a *session.Active, method string, t target) error {
+func (p *Portal) complete(w http.ResponseWriter, r *http.Request, a *session.Active, method string, t target, f flow) error {
 	now := p.Now()
 	tok, hash := session.NewToken()
 	if err := p.Store.CompleteSession(r.Context(), a.Session.ID, now, now.Add(p.Lifetime), hash[:], p.Host); err != nil {
@@ -620,21 +643,21 @@ func (p *Portal) complete(w http.ResponseWriter, r *http.Request, a *session.Act
 	}
 	p.setSessionCookie(w, tok, p.Lifetime)
 	p.event(r, sluis.EventMFASuccess, a.User.Name, sluis.OutcomeSuccess, method)
-	return p.continueTo(w, r, a.Session.ID, t)
+	return p.continueTo(w, r, a.Session.ID, t, f)
 }
 
 func (p *Portal) enrollForm(w http.ResponseWriter, r *http.Request) error {
-	_, rd := p.rdParam(r)
+	_, f := p.flowParams(r)
 	a, ok := p.pending(r)
 	if !ok {
-		http.Redirect(w, r, p.loginURL(rd), http.StatusSeeOther)
+		http.Redirect(w, r, "/login"+f.query(), http.StatusSeeOther)
 		return nil
 	}
 	if a.User.HasTOTP() {
-		http.Redirect(w, r, withRD("/mfa", rd), http.StatusSeeOther)
+		http.Redirect(w, r, "/mfa"+f.query(), http.StatusSeeOther)
 		return nil
 	}
-	return p.renderEnroll(w, r, a, http.StatusOK, pageData{RD: rd})
+	return p.renderEnroll(w, r, a, http.StatusOK, pageData{RD: f.RD, State: f.State})
 }
 
 // enrollKey returns the secret offered to this session for enrolment,
@@ -690,18 +713,18 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	t, rd := p.rdParam(r)
+	t, f := p.flowParams(r)
 	a, ok := p.pending(r)
 	if !ok {
-		http.Redirect(w, r, p.loginURL(rd), http.StatusSeeOther)
+		http.Redirect(w, r, "/login"+f.query(), http.StatusSeeOther)
 		return nil
 	}
 	if a.User.HasTOTP() {
-		http.Redirect(w, r, withRD("/mfa", rd), http.StatusSeeOther)
+		http.Redirect(w, r, "/mfa"+f.query(), http.StatusSeeOther)
 		return nil
 	}
 	if !csrfOK {
-		return p.renderEnroll(w, r, a, http.StatusForbidden, pageData{RD: rd, Error: "The form expired. Please try again."})
+		return p.renderEnroll(w, r, a, http.StatusForbidden, pageData{RD: f.RD, State: f.State, Error: "The form expired. Please try again."})
 	}
 	k, err := p.enrollKey(r.Context(), a)
 	if err != nil {
@@ -713,19 +736,19 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if u.HasTOTP() {
-		http.Redirect(w, r, withRD("/mfa", rd), http.StatusSeeOther)
+		http.Redirect(w, r, "/mfa"+f.query(), http.StatusSeeOther)
 		return nil
 	}
 	src := frontdoor.ClientIP(r)
 	if wait := p.throttled("mfa", u.Name, src); wait > 0 {
 		p.event(r, sluis.EventMFAFailure, u.Name, sluis.OutcomeFailure, "throttled")
-		return p.renderEnroll(w, r, a, http.StatusTooManyRequests, pageData{RD: rd, Error: waitMessage(wait)})
+		return p.renderEnroll(w, r, a, http.StatusTooManyRequests, pageData{RD: f.RD, State: f.State, Error: waitMessage(wait)})
 	}
 	step, ok := mfa.Verify(k.Secret, strings.TrimSpace(r.PostFormValue("code")), p.Now())
 	if !ok {
 		p.failed("mfa", u.Name, src)
 		p.event(r, sluis.EventMFAFailure, u.Name, sluis.OutcomeFailure, "wrong enrolment code")
-		return p.renderEnroll(w, r, a, http.StatusUnauthorized, pageData{RD: rd,
+		return p.renderEnroll(w, r, a, http.StatusUnauthorized, pageData{RD: f.RD, State: f.State,
 			Error: "That code is not valid. Check the time on your device and try again."})
 	}
 	if err := p.Store.SetTOTP(r.Context(), u.Name, p.Sealer.Seal([]byte(k.Secret), "totp:"+u.Name)); err != nil {
@@ -735,21 +758,30 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p.event(r, sluis.EventMFAEnrolled, u.Name, sluis.OutcomeSuccess, "totp")
-	return p.complete(w, r, a, "totp enrolment", t)
+	return p.complete(w, r, a, "totp enrolment", t, f)
 }
 
 // ---- after login ----
 
 // continueTo sends a logged-in browser where it wanted to go. For an app
 // host it mints a single-use code that the app host exchanges for a cookie
-// of its own (cookies are per host: no cookie is shared across hosts).
-func (p *Portal) continueTo(w http.ResponseWriter, r *http.Request, sessionID string, t target) error {
+// of its own (cookies are per host: no cookie is shared across hosts). The
+// code is bound to the state cookie the app host set when it sent the
+// browser here, so a code cannot be planted in another browser; without a
+// state the browser is sent to the app host first, which starts a bound
+// hand-over.
+func (p *Portal) continueTo(w http.ResponseWriter, r *http.Request, sessionID string, t target, f flow) error {
 	if t.host == p.Host {
 		http.Redirect(w, r, t.path, http.StatusSeeOther)
 		return nil
 	}
+	state, err := hex.DecodeString(f.State)
+	if err != nil || len(state) != sha256.Size {
+		http.Redirect(w, r, t.url(p), http.StatusSeeOther)
+		return nil
+	}
 	code, hash := session.NewToken()
-	if err := p.Store.CreateGrant(r.Context(), hash[:], sessionID, t.host, t.path, p.Now().Add(grantLifetime)); err != nil {
+	if err := p.Store.CreateGrant(r.Context(), hash[:], sessionID, t.host, t.path, state, p.Now().Add(grantLifetime)); err != nil {
 		return err
 	}
 	http.Redirect(w, r, p.BaseURL(t.host)+CallbackPath+"?code="+code, http.StatusSeeOther)
@@ -808,13 +840,24 @@ func (p *Portal) Callback(app sluis.App) http.Handler {
 			return statusError(http.StatusBadRequest)
 		}
 		now := p.Now()
-		sid, path, err := p.Store.RedeemGrant(r.Context(), hash[:], app.Host, now)
+		sid, path, state, err := p.Store.RedeemGrant(r.Context(), hash[:], app.Host, now)
 		if sluis.ErrorCode(err) == sluis.ENOTFOUND {
 			return statusError(http.StatusBadRequest)
 		}
 		if err != nil {
 			return err
 		}
+		// Only the browser that started this hand-over holds the cookie.
+		c, err := r.Cookie(stateCookie)
+		if err != nil {
+			return statusError(http.StatusBadRequest)
+		}
+		sum := sha256.Sum256([]byte(c.Value))
+		if subtle.ConstantTimeCompare(sum[:], state) != 1 {
+			return statusError(http.StatusBadRequest)
+		}
+		http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: "/", Secure: true, HttpOnly: true,
+			SameSite: http.SameSiteLaxMode, MaxAge: -1})
 		x, err := p.Store.Session(r.Context(), sid)
 		if err != nil {
 			return err
@@ -841,8 +884,13 @@ func (p *Portal) RequireLogin(w http.ResponseWriter, r *http.Request, app sluis.
 		if r.URL.RawQuery != "" {
 			rd += "?" + r.URL.RawQuery
 		}
+		// The state cookie binds the hand-over code to this browser.
+		state, sum := session.NewToken()
+		http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: state, Path: "/", Secure: true, HttpOnly: true,
+			SameSite: http.SameSiteLaxMode, MaxAge: int(pendingLifetime / time.Second)})
 		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, p.BaseURL(p.Host)+p.loginURL(rd), http.StatusSeeOther)
+		f := flow{RD: rd, State: hex.EncodeToString(sum[:])}
+		http.Redirect(w, r, p.BaseURL(p.Host)+"/login"+f.query(), http.StatusSeeOther)
 		return
 	}
 	errpage.Write(w, http.StatusUnauthorized, errpage.NewID())

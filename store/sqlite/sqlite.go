@@ -440,20 +440,24 @@ func (s *DB) RevokeUserSessions(ctx context.Context, user string, at time.Time) 
 	return ids, err
 }
 
-func (s *DB) CreateGrant(ctx context.Context, codeHash []byte, sessionID, host, path string, expires time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO grants (hash, session_id, host, path, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		codeHash, sessionID, host, path, unixNano(expires))
+func (s *DB) CreateGrant(ctx context.Context, codeHash []byte, sessionID, host, path string, state []byte, expires time.Time) error {
+	if state == nil {
+		state = []byte{}
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO grants (hash, session_id, host, path, state, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		codeHash, sessionID, host, path, state, unixNano(expires))
 	return err
 }
 
-func (s *DB) RedeemGrant(ctx context.Context, codeHash []byte, host string, now time.Time) (string, string, error) {
+func (s *DB) RedeemGrant(ctx context.Context, codeHash []byte, host string, now time.Time) (string, string, []byte, error) {
 	var sessionID, grantHost, path string
+	var state []byte
 	var expires int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		// The grant is deleted whether or not it is still valid: a code is
 		// consumed by its first use, successful or not.
-		err := tx.QueryRowContext(ctx, `DELETE FROM grants WHERE hash = ? RETURNING session_id, host, path, expires_at`, codeHash).
-			Scan(&sessionID, &grantHost, &path, &expires)
+		err := tx.QueryRowContext(ctx, `DELETE FROM grants WHERE hash = ? RETURNING session_id, host, path, state, expires_at`, codeHash).
+			Scan(&sessionID, &grantHost, &path, &state, &expires)
 		if errors.Is(err, sql.ErrNoRows) {
 			return sluis.Errorf(sluis.ENOTFOUND, "unknown or used code")
 		}
@@ -465,17 +469,17 @@ func (s *DB) RedeemGrant(ctx context.Context, codeHash []byte, host string, now 
 		return err
 	})
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	if grantHost != host {
 		// The deletion stands: a code shown to the wrong host may have
 		// leaked, so it is burnt.
-		return "", "", sluis.Errorf(sluis.ENOTFOUND, "unknown or used code")
+		return "", "", nil, sluis.Errorf(sluis.ENOTFOUND, "unknown or used code")
 	}
 	if now.UnixNano() >= expires {
-		return "", "", sluis.Errorf(sluis.ENOTFOUND, "expired code")
+		return "", "", nil, sluis.Errorf(sluis.ENOTFOUND, "expired code")
 	}
-	return sessionID, path, nil
+	return sessionID, path, state, nil
 }
 
 // ---- audit ----

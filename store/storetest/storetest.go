@@ -168,29 +168,29 @@ func testGrants(t *testing.T, s sluis.Store) {
 	ctx := context.Background()
 	mustUser(t, s, "anna")
 	mustSession(t, s, "s1", "anna", "tok", "login")
-	must(t, s.CreateGrant(ctx, hash("code"), "s1", "wiki", "/page?x=1", t0.Add(time.Minute)))
-	must(t, s.CreateGrant(ctx, hash("astray"), "s1", "wiki", "/", t0.Add(time.Minute)))
-	if _, _, err := s.RedeemGrant(ctx, hash("astray"), "other", t0); err == nil {
+	must(t, s.CreateGrant(ctx, hash("code"), "s1", "wiki", "/page?x=1", hash("state"), t0.Add(time.Minute)))
+	must(t, s.CreateGrant(ctx, hash("astray"), "s1", "wiki", "/", hash("state"), t0.Add(time.Minute)))
+	if _, _, _, err := s.RedeemGrant(ctx, hash("astray"), "other", t0); err == nil {
 		t.Fatal("grant redeemed on another host")
 	}
-	if _, _, err := s.RedeemGrant(ctx, hash("astray"), "wiki", t0); err == nil {
+	if _, _, _, err := s.RedeemGrant(ctx, hash("astray"), "wiki", t0); err == nil {
 		t.Fatal("grant tried on another host still works on its own")
 	}
-	id, path, err := s.RedeemGrant(ctx, hash("code"), "wiki", t0)
+	id, path, state, err := s.RedeemGrant(ctx, hash("code"), "wiki", t0)
 	must(t, err)
-	if id != "s1" || path != "/page?x=1" {
+	if id != "s1" || path != "/page?x=1" || !bytes.Equal(state, hash("state")) {
 		t.Fatalf("grant: %q %q", id, path)
 	}
-	if _, _, err := s.RedeemGrant(ctx, hash("code"), "wiki", t0); err == nil {
+	if _, _, _, err := s.RedeemGrant(ctx, hash("code"), "wiki", t0); err == nil {
 		t.Fatal("grant redeemed twice")
 	}
-	must(t, s.CreateGrant(ctx, hash("late"), "s1", "wiki", "/", t0.Add(time.Minute)))
-	if _, _, err := s.RedeemGrant(ctx, hash("late"), "wiki", t0.Add(time.Minute)); err == nil {
+	must(t, s.CreateGrant(ctx, hash("late"), "s1", "wiki", "/", hash("state"), t0.Add(time.Minute)))
+	if _, _, _, err := s.RedeemGrant(ctx, hash("late"), "wiki", t0.Add(time.Minute)); err == nil {
 		t.Fatal("expired grant redeemed")
 	}
-	must(t, s.CreateGrant(ctx, hash("revoked"), "s1", "wiki", "/", t0.Add(time.Minute)))
+	must(t, s.CreateGrant(ctx, hash("revoked"), "s1", "wiki", "/", hash("state"), t0.Add(time.Minute)))
 	must(t, s.RevokeSession(ctx, "s1", t0))
-	if _, _, err := s.RedeemGrant(ctx, hash("revoked"), "wiki", t0); err == nil {
+	if _, _, _, err := s.RedeemGrant(ctx, hash("revoked"), "wiki", t0); err == nil {
 		t.Fatal("grant of a revoked session redeemed")
 	}
 }
