@@ -229,9 +229,9 @@ func (p *Portal) jwks(w http.ResponseWriter, r *http.Request) error {
 
 type pageData struct {
 	Title, Error, Notice, CSRF, RD, State, User string
-	QR                                   template.URL // a data: URI made here, never from input
-	Secret                               string
-	Apps                                 []appLink
+	QR                                          template.URL // a data: URI made here, never from input
+	Secret                                      string
+	Apps                                        []appLink
 }
 
 type appLink struct{ Name, Host, URL string }
