@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestHashAndVerify(t *testing.T) {
 		{strings.Repeat("x", MaxPasswordLen+1), h, false},
 	}
 	for _, tt := range tests {
-		if got := Verify(tt.pw, tt.hash); got != tt.want {
+		if got, err := Verify(tt.pw, tt.hash); got != tt.want || err != nil {
 			t.Errorf("Verify(%.20q, %.30q) = %v, want %v", tt.pw, tt.hash, got, tt.want)
 		}
 	}
@@ -91,6 +92,63 @@ func TestThrottleBoundsMemory(t *testing.T) {
 func BenchmarkVerify(b *testing.B) {
 	h, _ := Hash("correct horse", DefaultParams)
 	for b.Loop() {
-		Verify("correct horse", h)
+		if ok, _ := Verify("correct horse", h); !ok {
+			b.Fatal("no match")
+		}
+	}
+}
+
+func TestBeginCountsBeforeTheCheck(t *testing.T) {
+	now := time.Unix(1000, 0)
+	th := &Throttle{Free: 2, Base: time.Second, Max: time.Minute, Now: func() time.Time { return now }}
+	for i := 0; i < 3; i++ {
+		if w := th.Begin("k"); w != 0 {
+			t.Fatalf("attempt %d refused: %v", i, w)
+		}
+	}
+	if w := th.Begin("k"); w != time.Second {
+		t.Fatalf("fourth attempt: wait %v, want 1s", w)
+	}
+	// The third attempt turned out right: taking it back lifts the lock.
+	th.Forgive("k")
+	if w := th.Begin("k"); w != 0 {
+		t.Fatalf("after Forgive: wait %v", w)
+	}
+}
+
+// Filling the table with junk keys does not free a key under attack.
+func TestFullTableKeepsTheKeyUnderAttack(t *testing.T) {
+	now := time.Unix(1000, 0)
+	th := &Throttle{Free: 1, Base: time.Minute, Max: time.Hour, MaxKeys: 100, Now: func() time.Time { return now }}
+	for i := 0; i < 5000; i++ {
+		now = now.Add(time.Millisecond)
+		th.Begin("target")
+		th.Fail(fmt.Sprintf("junk%d", i))
+		if i > 2 && th.Check("target") == 0 {
+			t.Fatalf("target unlocked after %d junk keys", i)
+		}
+	}
+	if len(th.keys) > 100 {
+		t.Fatalf("%d keys, limit 100", len(th.keys))
+	}
+}
+
+func TestVerifyGivesUpWhenEverySlotIsTaken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits SlotWait")
+	}
+	h, _ := Hash("correct horse", DefaultParams)
+	for i := 0; i < cap(hashSlots); i++ {
+		hashSlots <- struct{}{}
+	}
+	defer func() {
+		for i := 0; i < cap(hashSlots); i++ {
+			<-hashSlots
+		}
+	}()
+	start := time.Now()
+	ok, err := Verify("correct horse", h)
+	if ok || err != ErrBusy || time.Since(start) < SlotWait {
+		t.Fatalf("ok %v err %v after %v", ok, err, time.Since(start))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -35,6 +36,29 @@ const (
 // hashSlots bounds how many argon2id computations run at once, so a flood of
 // login attempts costs bounded memory (slots × Params.Memory).
 var hashSlots = make(chan struct{}, 4)
+
+// SlotWait bounds how long a password check waits for a free slot; a flood
+// of attempts then gets ErrBusy instead of an ever longer queue.
+const SlotWait = 5 * time.Second
+
+// ErrBusy means too many password checks are running; try again shortly.
+var ErrBusy = errors.New("too many password checks at once; try again shortly")
+
+func acquireSlot() bool {
+	select {
+	case hashSlots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(SlotWait)
+	defer t.Stop()
+	select {
+	case hashSlots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
+}
 
 // Hash returns the PHC-format argon2id hash of password.
 func Hash(password string, p Params) (string, error) {
@@ -83,18 +107,21 @@ func parse(hash string) (Params, []byte, []byte, error) {
 var dummyHash, _ = Hash("sluis-dummy-password", DefaultParams)
 
 // Verify reports whether password matches hash. An empty or malformed hash
-// never matches, but costs the same time as a real one.
-func Verify(password, hash string) bool {
+// never matches, but costs the same time as a real one. It fails with
+// ErrBusy when no slot frees up within SlotWait.
+func Verify(password, hash string) (bool, error) {
 	if len(password) > MaxPasswordLen {
-		return false
+		return false, nil
 	}
 	p, salt, key, err := parse(hash)
 	valid := err == nil
 	if !valid {
 		p, salt, key, _ = parse(dummyHash)
 	}
-	hashSlots <- struct{}{}
+	if !acquireSlot() {
+		return false, ErrBusy
+	}
 	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
 	<-hashSlots
-	return subtle.ConstantTimeCompare(got, key) == 1 && valid
+	return subtle.ConstantTimeCompare(got, key) == 1 && valid, nil
 }

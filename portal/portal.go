@@ -448,22 +448,43 @@ func (p *Portal) event(r *http.Request, typ, user, outcome, detail string) {
 }
 
 // throttled returns how long the user or the source must wait.
-func (p *Portal) throttled(kind, user, src string) time.Duration {
-	return max(p.UserSourceThrottle.Check(kind+":"+user+"@"+src), p.UserThrottle.Check(kind+":"+user),
-		p.SourceThrottle.Check(kind+":"+src))
+// attempt reserves a guess of kind ("login", "mfa") by user from src on
+// all three throttles, before it is checked; it returns how long to wait
+// when one of them refuses (and then counts nothing).
+func (p *Portal) attempt(kind, user, src string) time.Duration {
+	keys := [...]struct {
+		th  *authn.Throttle
+		key string
+	}{
+		{p.UserSourceThrottle, kind + ":" + user + "@" + src},
+		{p.UserThrottle, kind + ":" + user},
+		{p.SourceThrottle, kind + ":" + src},
+	}
+	for i, k := range keys {
+		if wait := k.th.Begin(k.key); wait > 0 {
+			for _, prev := range keys[:i] {
+				prev.th.Forgive(prev.key)
+			}
+			return wait
+		}
+	}
+	return 0
 }
 
-func (p *Portal) failed(kind, user, src string) {
-	p.UserSourceThrottle.Fail(kind + ":" + user + "@" + src)
-	p.UserThrottle.Fail(kind + ":" + user)
-	p.SourceThrottle.Fail(kind + ":" + src)
+// retract takes back an attempt that was never checked.
+func (p *Portal) retract(kind, user, src string) {
+	p.UserSourceThrottle.Forgive(kind + ":" + user + "@" + src)
+	p.UserThrottle.Forgive(kind + ":" + user)
+	p.SourceThrottle.Forgive(kind + ":" + src)
 }
 
-// succeeded forgets the user's failures (not the source's: an attacker with
-// one account must not clear its address's record by logging in).
+// succeeded forgets the user's failures, and takes back the source's count
+// for this attempt (not its earlier failures: an attacker with one account
+// must not clear its address's record by logging in).
 func (p *Portal) succeeded(kind, user, src string) {
 	p.UserSourceThrottle.Reset(kind + ":" + user + "@" + src)
 	p.UserThrottle.Reset(kind + ":" + user)
+	p.SourceThrottle.Forgive(kind + ":" + src)
 }
 
 func waitMessage(d time.Duration) string {
@@ -487,7 +508,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	if len(name) > 128 {
 		name = name[:128]
 	}
-	if wait := p.throttled("login", name, src); wait > 0 {
+	if wait := p.attempt("login", name, src); wait > 0 {
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, "throttled")
 		d.Error = waitMessage(wait)
 		return p.render(w, http.StatusTooManyRequests, "login", d)
@@ -498,7 +519,13 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	known := err == nil
 	// Verify even for unknown users, so the answer takes as long.
-	good := authn.Verify(password, u.PasswordHash) && known
+	good, err := authn.Verify(password, u.PasswordHash)
+	if errors.Is(err, authn.ErrBusy) {
+		p.retract("login", name, src) // not checked: not counted
+		d.Error = "The service is busy. Try again in a few seconds."
+		return p.render(w, http.StatusServiceUnavailable, "login", d)
+	}
+	good = good && known
 	reason := ""
 	switch {
 	case !known:
@@ -509,7 +536,6 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		reason = "disabled"
 	}
 	if reason != "" {
-		p.failed("login", name, src)
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, reason)
 		d.Error = "Wrong user name or password."
 		return p.render(w, http.StatusUnauthorized, "login", d)
@@ -572,7 +598,7 @@ func (p *Portal) mfaForm(w http.ResponseWriter, r *http.Request) error {
 // "" on success.
 func (p *Portal) checkCode(r *http.Request, user, secret, code string) (string, error) {
 	src := frontdoor.ClientIP(r)
-	if wait := p.throttled("mfa", user, src); wait > 0 {
+	if wait := p.attempt("mfa", user, src); wait > 0 {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
 		return waitMessage(wait), nil
 	}
@@ -590,7 +616,6 @@ func (p *Portal) checkCode(r *http.Request, user, secret, code string) (string, 
 		}
 	}
 	if reason != "" {
-		p.failed("mfa", user, src)
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, reason)
 		return "That code is not valid. Wait for the next code and try again.", nil
 	}
@@ -740,13 +765,12 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	src := frontdoor.ClientIP(r)
-	if wait := p.throttled("mfa", u.Name, src); wait > 0 {
+	if wait := p.attempt("mfa", u.Name, src); wait > 0 {
 		p.event(r, sluis.EventMFAFailure, u.Name, sluis.OutcomeFailure, "throttled")
 		return p.renderEnroll(w, r, a, http.StatusTooManyRequests, pageData{RD: f.RD, State: f.State, Error: waitMessage(wait)})
 	}
 	step, ok := mfa.Verify(k.Secret, strings.TrimSpace(r.PostFormValue("code")), p.Now())
 	if !ok {
-		p.failed("mfa", u.Name, src)
 		p.event(r, sluis.EventMFAFailure, u.Name, sluis.OutcomeFailure, "wrong enrolment code")
 		return p.renderEnroll(w, r, a, http.StatusUnauthorized, pageData{RD: f.RD, State: f.State,
 			Error: "That code is not valid. Check the time on your device and try again."})
@@ -757,6 +781,7 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 	if _, err := p.Store.UseTOTPStep(r.Context(), u.Name, step); err != nil {
 		return err
 	}
+	p.succeeded("mfa", u.Name, src)
 	p.event(r, sluis.EventMFAEnrolled, u.Name, sluis.OutcomeSuccess, "totp")
 	return p.complete(w, r, a, "totp enrolment", t, f)
 }

@@ -1,6 +1,8 @@
 package portal
 
 import (
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,13 +22,15 @@ func TestGuessingCannotLockTheRealUserOut(t *testing.T) {
 	attacks := 0
 	for i := 0; i < 2000; i++ {
 		// The attacker tries whenever they are allowed to.
-		if p.throttled("login", "anna", attacker) == 0 {
-			p.failed("login", "anna", attacker)
+		if p.attempt("login", "anna", attacker) == 0 {
 			attacks++
 		}
 		now = now.Add(time.Second)
-		if w := p.throttled("login", "anna", user); w > 10*time.Second {
+		// The real user's try: refused for at most 10 s, then through.
+		if w := p.attempt("login", "anna", user); w > 10*time.Second {
 			t.Fatalf("after %d guesses the real user must wait %v", attacks, w)
+		} else if w == 0 {
+			p.succeeded("login", "anna", user)
 		}
 	}
 	// 2000 seconds of attack got few guesses through.
@@ -45,13 +49,33 @@ func TestGuessingCannotLockTheRealUserOut(t *testing.T) {
 	sprayed := 0
 	for i := 0; i < 500; i++ {
 		u := "user" + string(rune('a'+i%26)) + string(rune('a'+i/26))
-		if p.throttled("login", u, "203.0.113.5") == 0 {
-			p.failed("login", u, "203.0.113.5")
+		if p.attempt("login", u, "203.0.113.5") == 0 {
 			sprayed++
 		}
 		now = now.Add(time.Second)
 	}
 	if sprayed > 40 {
 		t.Fatalf("spraying made %d guesses in 500 s", sprayed)
+	}
+}
+
+// A burst of parallel guesses gets no more tries than guesses one by one:
+// each is counted before it is checked.
+func TestParallelGuessesAreCountedBeforeTheyAreChecked(t *testing.T) {
+	p := newReturnPortal(t)
+	var wg sync.WaitGroup
+	var through atomic.Int64
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if p.attempt("login", "anna", "198.51.100.9") == 0 {
+				through.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := through.Load(); n > 6 {
+		t.Fatalf("%d of 200 parallel guesses were let through", n)
 	}
 }
