@@ -23,6 +23,24 @@ type User struct {
 	CreatedAt  time.Time
 }
 
+// ValidName reports whether s is an acceptable user or group name: letters,
+// digits, '.', '_', '-' and '@', starting with a letter or digit, at most
+// 128 bytes. No commas (the X-Sluis-Groups separator), spaces or controls,
+// so a name can never forge a line or a list entry where it is shown.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-' && c != '@') {
+			return false
+		}
+	}
+	return true
+}
+
 // HasTOTP reports whether the user has an enrolled one-time-code generator.
 func (u User) HasTOTP() bool { return len(u.TOTPSecret) > 0 }
 

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluis-gateway/sluis"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -248,16 +249,11 @@ func (p *parser) problem(kp, format string, args ...any) {
 var (
 	hostRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
-	// Group and user names: no commas (the X-Sluis-Groups separator), no
-	// spaces or controls.
-	principalRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$`)
 )
 
 // ValidHost reports whether h is a lower-case DNS host name sluis accepts.
 func ValidHost(h string) bool { return len(h) <= 253 && hostRE.MatchString(h) }
 
-// ValidPrincipal reports whether s is an acceptable user or group name.
-func ValidPrincipal(s string) bool { return principalRE.MatchString(s) }
 
 func (p *parser) validate(c *Config) {
 	base := filepath.Dir(p.file)
@@ -341,12 +337,12 @@ func (p *parser) validate(c *Config) {
 			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s.allow: lists no users and no groups, so nobody can open this app", p.file, p.lines[at+".allow"], at))
 		}
 		for j, u := range a.Allow.Users {
-			if !ValidPrincipal(u) {
+			if !sluis.ValidName(u) {
 				p.problem(fmt.Sprintf("%s.allow.users[%d]", at, j), "%q is not a valid user name", u)
 			}
 		}
 		for j, g := range a.Allow.Groups {
-			if !ValidPrincipal(g) {
+			if !sluis.ValidName(g) {
 				p.problem(fmt.Sprintf("%s.allow.groups[%d]", at, j), "%q is not a valid group name", g)
 			}
 		}

@@ -354,6 +354,8 @@ func TestRevocationTakesEffectOnTheNextRequest(t *testing.T) {
 			}
 		}},
 		{"disable user", func(user string) { g.MustCLI("", "user", "disable", user) }},
+		{"new password", func(user string) { g.MustCLI("another password\n", "user", "passwd", user, "--password-stdin") }},
+		{"new TOTP secret", func(user string) { g.MustCLI("", "user", "totp", user) }},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -867,5 +869,21 @@ func TestOnlyWebSocketUpgradesAreAccepted(t *testing.T) {
 	}
 	if n := len(w.wiki.requests()); n != before {
 		t.Fatalf("upstream saw %d refused upgrades", n-before)
+	}
+}
+
+// What an attacker types as a user name cannot forge audit lines.
+func TestTypedNamesCannotForgeAuditLines(t *testing.T) {
+	w := setup(t)
+	g := w.g
+	forged := "x\n2026-11-26 16:00:00  admin.user.groups  mallory  cli  \x1b]0;pwned\x07"
+	g.SubmitPassword(g.Client(), "", forged, "whatever")
+	table := g.MustCLI("", "audit")
+	if strings.Contains(table, "\x1b") || strings.Contains(table, "admin.user.groups") {
+		t.Fatalf("audit table:\n%s", table)
+	}
+	assertAudit(t, g, "login.failure")
+	if !strings.Contains(table, "(invalid name)") {
+		t.Fatalf("audit table does not record the invalid name as such:\n%s", table)
 	}
 }

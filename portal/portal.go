@@ -505,8 +505,10 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	name := strings.TrimSpace(r.PostFormValue("username"))
 	password := r.PostFormValue("password")
 	src := frontdoor.ClientIP(r)
-	if len(name) > 128 {
-		name = name[:128]
+	if !sluis.ValidName(name) {
+		// No user has such a name; this keeps what was typed out of the
+		// audit trail and the throttle tables.
+		name = "(invalid name)"
 	}
 	if wait := p.attempt("login", name, src); wait > 0 {
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, "throttled")

@@ -30,9 +30,17 @@ type Service struct {
 
 	rev revisionGate
 
-	// mu guards cache.
-	mu    sync.RWMutex
-	cache map[cacheKey]*Active
+	// mu guards cache and clocks.
+	mu     sync.RWMutex
+	cache  map[cacheKey]*Active
+	clocks map[string]*idleClock // by session ID
+}
+
+// idleClock tracks the use of one session across all its hosts: working
+// only in one app keeps the whole session alive, portal included.
+type idleClock struct {
+	lastSeen  atomic.Int64 // unix nanos, in memory
+	touchedAt atomic.Int64 // unix nanos, last written to the store
 }
 
 type cacheKey struct {
@@ -47,8 +55,7 @@ type Active struct {
 	User     sluis.User
 	Revision int64
 
-	lastSeen  atomic.Int64 // unix nanos, in memory
-	touchedAt atomic.Int64 // unix nanos, last written to the store
+	clock *idleClock // shared by every token (host) of the session
 
 	memoMu sync.Mutex
 	memo   map[string]memoEntry
@@ -151,19 +158,23 @@ func (s *Service) load(ctx context.Context, key cacheKey, rev int64) (*Active, e
 	if err != nil {
 		return nil, err
 	}
-	a := &Active{Session: x, User: u, Revision: rev}
-	a.lastSeen.Store(x.LastSeen.UnixNano())
-	a.touchedAt.Store(x.LastSeen.UnixNano())
 	s.mu.Lock()
 	if s.cache == nil || len(s.cache) >= orDefault(s.MaxCached, 100000) {
 		s.cache = map[cacheKey]*Active{}
+		s.clocks = map[string]*idleClock{}
 	}
-	// Entries of an older revision carry their idle clock over, so a
-	// revision change never makes an idle session look fresh or stale.
-	if old := s.cache[key]; old != nil && old.lastSeen.Load() > a.lastSeen.Load() {
-		a.lastSeen.Store(old.lastSeen.Load())
-		a.touchedAt.Store(old.touchedAt.Load())
+	// The clock outlives cache entries (a revision change reloads them), so
+	// a reload never makes an idle session look fresh or a busy one stale.
+	clock := s.clocks[x.ID]
+	if clock == nil {
+		clock = &idleClock{}
+		clock.lastSeen.Store(x.LastSeen.UnixNano())
+		clock.touchedAt.Store(x.LastSeen.UnixNano())
+		s.clocks[x.ID] = clock
+	} else if stored := x.LastSeen.UnixNano(); stored > clock.lastSeen.Load() {
+		clock.lastSeen.Store(stored) // used through another gateway process
 	}
+	a := &Active{Session: x, User: u, Revision: rev, clock: clock}
 	s.cache[key] = a
 	s.mu.Unlock()
 	return a, nil
@@ -183,7 +194,7 @@ func (s *Service) valid(a *Active, now time.Time) bool {
 		return false
 	case !now.Before(a.Session.ExpiresAt):
 		return false
-	case s.IdleTimeout > 0 && now.Sub(time.Unix(0, a.lastSeen.Load())) >= s.IdleTimeout:
+	case s.IdleTimeout > 0 && now.Sub(time.Unix(0, a.clock.lastSeen.Load())) >= s.IdleTimeout:
 		return false
 	}
 	return true
@@ -194,14 +205,14 @@ func (s *Service) valid(a *Active, now time.Time) bool {
 func (s *Service) touch(ctx context.Context, a *Active, now time.Time) {
 	n := now.UnixNano()
 	for {
-		old := a.lastSeen.Load()
-		if n <= old || a.lastSeen.CompareAndSwap(old, n) {
+		old := a.clock.lastSeen.Load()
+		if n <= old || a.clock.lastSeen.CompareAndSwap(old, n) {
 			break
 		}
 	}
 	every := orDefault(s.TouchEvery, time.Minute)
-	last := a.touchedAt.Load()
-	if n-last < int64(every) || !a.touchedAt.CompareAndSwap(last, n) {
+	last := a.clock.touchedAt.Load()
+	if n-last < int64(every) || !a.clock.touchedAt.CompareAndSwap(last, n) {
 		return
 	}
 	// A failed touch only makes the stored idle time less precise; the

@@ -300,3 +300,27 @@ func TestFromRequest(t *testing.T) {
 		}
 	}
 }
+
+// Working only in one app keeps the session alive on every host.
+func TestIdleClockIsSharedByTheSessionsHosts(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	portalTok, id := f.login(t, "login.test")
+	appTok, hash := session.NewToken()
+	if err := f.store.AddToken(ctx, id, hash[:], "wiki.test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Lookup(ctx, portalTok, "login.test"); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		f.advance(20 * time.Minute)
+		if _, err := f.svc.Lookup(ctx, appTok, "wiki.test"); err != nil {
+			t.Fatalf("app: %v", err)
+		}
+	}
+	// 80 minutes after the portal was last used, but the session was busy.
+	if _, err := f.svc.Lookup(ctx, portalTok, "login.test"); err != nil {
+		t.Fatalf("portal after working in the app: %v", err)
+	}
+}

@@ -157,3 +157,18 @@ func TestTakeConfigFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestShownEscapesWhatATerminalWouldObey(t *testing.T) {
+	for in, want := range map[string]string{
+		"anna":             "anna",
+		"bad password":     "bad password",
+		"x\ny":             `"x\ny"`,
+		"\x1b]0;pwned\x07": `"\x1b]0;pwned\a"`,
+		"tab\there":        `"tab\there"`,
+		"caf\u00e9":        "caf\u00e9",
+	} {
+		if got := shown(in); got != want {
+			t.Errorf("shown(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/audit"
@@ -66,7 +68,7 @@ func splitList(s string) []string {
 
 func checkNames(kind string, names ...string) error {
 	for _, n := range names {
-		if !config.ValidPrincipal(n) {
+		if !sluis.ValidName(n) {
 			return fmt.Errorf("%q is not a valid %s name (letters, digits, '.', '_', '-', '@')", n, kind)
 		}
 	}
@@ -183,6 +185,7 @@ func (e *env) user(args []string) error {
 		}
 		record("admin.user.passwd", name, "password changed")
 		fmt.Fprintf(e.stdout, "password of %s changed\n", name)
+		return e.revokeAll(st, record, name)
 	case "groups":
 		gs := splitList(*groups)
 		if err := checkNames("group", gs...); err != nil {
@@ -199,6 +202,9 @@ func (e *env) user(args []string) error {
 		}
 		record("admin.user."+sub, name, "")
 		fmt.Fprintf(e.stdout, "user %s %sd\n", name, sub)
+		if sub == "disable" {
+			return e.revokeAll(st, record, name)
+		}
 	case "list":
 		users, err := st.Users(ctx)
 		if err != nil {
@@ -234,9 +240,26 @@ func (e *env) user(args []string) error {
 		}
 		record("admin.user.totp", name, "new TOTP secret enrolled")
 		fmt.Fprintln(e.stdout, k.URI)
+		return e.revokeAll(st, record, name)
 	default:
 		fmt.Fprintf(e.stderr, "sluis: unknown command \"user %s\"\n\n%s", sub, usage)
 		return ErrUsage
+	}
+	return nil
+}
+
+// revokeAll ends every session of user after a change of credentials, as
+// an operator resetting a compromised account expects.
+func (e *env) revokeAll(st sluis.Store, record func(typ, user, detail string), user string) error {
+	ids, err := st.RevokeUserSessions(e.ctx, user, time.Now())
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		record(sluis.EventSessionRevoked, user, "session "+id)
+	}
+	if len(ids) > 0 {
+		fmt.Fprintf(e.stderr, "revoked %d session(s) of %s\n", len(ids), user)
 	}
 	return nil
 }
@@ -351,7 +374,8 @@ func (e *env) audit(args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tTYPE\tUSER\tSOURCE\tAPP\tOUTCOME\tDETAIL")
 	for _, ev := range evs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.Time.Local().Format(time.DateTime), ev.Type, ev.User, ev.Source, ev.App, ev.Outcome, ev.Detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.Time.Local().Format(time.DateTime), shown(ev.Type), shown(ev.User),
+			shown(ev.Source), shown(ev.App), shown(ev.Outcome), shown(ev.Detail))
 	}
 	return tw.Flush()
 }
@@ -377,4 +401,17 @@ func (e *env) config(args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: ok (portal %s, %d app(s))\n", e.configPath, c.Portal, len(c.Apps))
 	return nil
+}
+
+// shown returns s for a terminal: as it is when every character is
+// printable, quoted with escapes otherwise, so no stored text (a user name
+// typed into the login form) can forge a line or send escape sequences to
+// the operator's terminal.
+func shown(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == '\t' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
