@@ -254,7 +254,6 @@ var (
 // ValidHost reports whether h is a lower-case DNS host name sluis accepts.
 func ValidHost(h string) bool { return len(h) <= 253 && hostRE.MatchString(h) }
 
-
 func (p *parser) validate(c *Config) {
 	base := filepath.Dir(p.file)
 	if c.Listen == "" {
