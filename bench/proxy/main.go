@@ -343,13 +343,22 @@ func login(addr string, port int, secret string) (string, error) {
 	if err != nil || resp.StatusCode != http.StatusSeeOther {
 		return "", fmt.Errorf("code step: %v %v", resp, err)
 	}
-	resp, _, err = step("GET", resp.Header.Get("Location"), nil)
-	if err != nil || resp.StatusCode != http.StatusSeeOther {
-		return "", fmt.Errorf("hand-over: %v %v", resp, err)
-	}
-	for _, ck := range resp.Cookies() {
-		if ck.Name == "__Host-sluis" {
-			return ck.Name + "=" + ck.Value, nil
+	// Follow the hand-over to the app host (through the app host's own
+	// redirect that binds it to this client) until the app's cookie is set.
+	for hop := 0; hop < 6 && resp.StatusCode == http.StatusSeeOther; hop++ {
+		next, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+		if err != nil {
+			return "", err
+		}
+		if resp, _, err = step("GET", next.String(), nil); err != nil {
+			return "", err
+		}
+		if resp.Request.URL.Host == fmt.Sprintf("%s:%d", appHost, port) {
+			for _, ck := range resp.Cookies() {
+				if ck.Name == "__Host-sluis" {
+					return ck.Name + "=" + ck.Value, nil
+				}
+			}
 		}
 	}
 	return "", fmt.Errorf("no app cookie")
