@@ -33,6 +33,7 @@ type Config struct {
 	DataDir string  `yaml:"data_dir"`
 	TLS     TLS     `yaml:"tls"`
 	Session Session `yaml:"session"`
+	Probes  Probes  `yaml:"probes"`
 	Apps    []App   `yaml:"apps"`
 
 	// File is the path the configuration was read from.
@@ -56,6 +57,23 @@ type Session struct {
 	// Lifetime ends a session this long after login, used or not. Zero
 	// means 12h.
 	Lifetime Duration `yaml:"lifetime"`
+}
+
+// Probes sets how the front door answers known exploit probes and refused
+// requests: each is recorded, and a source that sends BlockAfter of them
+// within BlockWindow is blocked for BlockFor.
+type Probes struct {
+	// BlockAfter is the number of probes that blocks a source. Zero means
+	// 10: enough that a user's mistyped URL or a browser quirk never
+	// blocks an office behind one address, few enough to stop a scanner.
+	BlockAfter int `yaml:"block_after"`
+	// BlockWindow is the period BlockAfter counts in. Zero means 1m.
+	BlockWindow Duration `yaml:"block_window"`
+	// BlockFor is how long a source stays blocked. Zero means 15m.
+	BlockFor Duration `yaml:"block_for"`
+	// EventEvery bounds the audit trail: per source and rule at most one
+	// security.probe event per this interval, with a count. Zero means 1m.
+	EventEvery Duration `yaml:"event_every"`
 }
 
 // App is one web application behind the gateway.
@@ -299,6 +317,29 @@ func (p *parser) validate(c *Config) {
 	}
 	if c.Session.Lifetime > Duration(30*24*time.Hour) {
 		p.problem("session.lifetime", "at most 720h")
+	}
+
+	if c.Probes.BlockAfter == 0 {
+		c.Probes.BlockAfter = 10
+	}
+	if c.Probes.BlockWindow == 0 {
+		c.Probes.BlockWindow = Duration(time.Minute)
+	}
+	if c.Probes.BlockFor == 0 {
+		c.Probes.BlockFor = Duration(15 * time.Minute)
+	}
+	if c.Probes.EventEvery == 0 {
+		c.Probes.EventEvery = Duration(time.Minute)
+	}
+	switch {
+	case c.Probes.BlockAfter < 1 || c.Probes.BlockAfter > 10000:
+		p.problem("probes.block_after", "between 1 and 10000")
+	case c.Probes.BlockWindow < Duration(time.Second) || c.Probes.BlockWindow > Duration(24*time.Hour):
+		p.problem("probes.block_window", "between 1s and 24h")
+	case c.Probes.BlockFor < Duration(time.Second) || c.Probes.BlockFor > Duration(30*24*time.Hour):
+		p.problem("probes.block_for", "between 1s and 720h")
+	case c.Probes.EventEvery < Duration(time.Second) || c.Probes.EventEvery > Duration(time.Hour):
+		p.problem("probes.event_every", "between 1s and 1h")
 	}
 
 	names, hosts := map[string]bool{}, map[string]bool{c.Portal: true}

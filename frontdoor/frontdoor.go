@@ -25,8 +25,15 @@ type Door struct {
 	// Hosts are the host names served (portal and apps), lower case,
 	// without port. Any other Host gets 421.
 	Hosts map[string]bool
-	Next  http.Handler
-	Log   *slog.Logger
+	// Portal is the portal's host: requests for it (and for unknown
+	// hosts) are checked against the probe signatures here; app hosts
+	// check them after the session lookup, for requests without one.
+	Portal string
+	// Detector records probes and refusals and blocks sources that keep
+	// probing; nil means none of that.
+	Detector *Detector
+	Next     http.Handler
+	Log      *slog.Logger
 }
 
 var allowedMethods = map[string]bool{
@@ -35,32 +42,47 @@ var allowedMethods = map[string]bool{
 }
 
 func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if d.Detector != nil && d.Detector.Blocked(ClientIP(r)) > 0 {
+		// Blocked sources learn nothing more, and are not recorded again.
+		errpage.Write(w, http.StatusForbidden, errpage.NewID())
+		return
+	}
 	if !allowedMethods[r.Method] {
-		d.refuse(w, r, http.StatusMethodNotAllowed, "method not allowed")
+		d.refuse(w, r, http.StatusMethodNotAllowed, "refused: method not allowed")
 		return
 	}
 	host, ok := CanonicalHost(r.Host)
 	if !ok || !d.Hosts[host] {
-		d.refuse(w, r, http.StatusMisdirectedRequest, "unknown host")
+		if rule := Match(r); rule != "" {
+			d.refuse(w, r, http.StatusForbidden, rule)
+			return
+		}
+		d.refuse(w, r, http.StatusMisdirectedRequest, "refused: unknown host")
 		return
+	}
+	if host == d.Portal {
+		if rule := Match(r); rule != "" {
+			d.refuse(w, r, http.StatusForbidden, rule)
+			return
+		}
 	}
 	target := r.RequestURI
 	if r.URL.IsAbs() || !strings.HasPrefix(target, "/") {
 		// Absolute-form targets could name another authority than Host.
-		d.refuse(w, r, http.StatusBadRequest, "target not in origin form")
+		d.refuse(w, r, http.StatusBadRequest, "refused: target not in origin form")
 		return
 	}
 	// Upgrade only to WebSocket; never h2c, which would hand the client a
 	// raw HTTP/2 connection to the upstream past every later check.
 	if up := r.Header.Get("Upgrade"); up != "" || r.Header.Get("HTTP2-Settings") != "" {
 		if !strings.EqualFold(up, "websocket") || len(r.Header["Upgrade"]) != 1 || r.Header.Get("HTTP2-Settings") != "" {
-			d.refuse(w, r, http.StatusBadRequest, "upgrade other than websocket")
+			d.refuse(w, r, http.StatusBadRequest, "refused: upgrade other than websocket")
 			return
 		}
 	}
 	path, query, err := Canonicalize(target)
 	if err != nil {
-		d.refuse(w, r, http.StatusBadRequest, err.Error())
+		d.refuse(w, r, http.StatusBadRequest, "refused: "+err.Error())
 		return
 	}
 	r.Host = host
@@ -69,6 +91,9 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Door) refuse(w http.ResponseWriter, r *http.Request, status int, why string) {
+	if d.Detector != nil {
+		d.Detector.Probe(r, why)
+	}
 	id := errpage.NewID()
 	if d.Log != nil {
 		d.Log.Info("frontdoor: refused", "status", status, "why", why, "source", ClientIP(r), "error_id", id)

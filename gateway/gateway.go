@@ -96,6 +96,10 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		return nil, err
 	}
 	hosts := map[string]http.Handler{c.Portal: p.Handler()}
+	detector := &frontdoor.Detector{
+		BlockAfter: c.Probes.BlockAfter, BlockWindow: c.Probes.BlockWindow.D(), BlockFor: c.Probes.BlockFor.D(),
+		EventEvery: c.Probes.EventEvery.D(), Record: rec.Record, Now: o.Now,
+	}
 	transport := proxy.NewTransport()
 	live := &liveConns{sessions: sessions, conns: map[*liveConn]struct{}{}}
 	if o.OnChange != nil {
@@ -108,13 +112,14 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}
 		hosts[app.Host] = &appHandler{app: app, portal: p, sessions: sessions, audit: rec, proxy: px,
-			callback: p.Callback(app), log: o.Log, live: live}
+			callback: p.Callback(app), log: o.Log, live: live, detector: detector}
 	}
 	known := map[string]bool{}
 	for h := range hosts {
 		known[h] = true
 	}
-	return &frontdoor.Door{Hosts: known, Log: o.Log, Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	go detector.Run(ctx)
+	return &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Log: o.Log, Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The front door has canonicalised r.Host and refused unknown ones.
 		hosts[r.Host].ServeHTTP(w, r)
 	})}, nil
@@ -129,6 +134,7 @@ type appHandler struct {
 	callback http.Handler
 	log      *slog.Logger
 	live     *liveConns
+	detector *frontdoor.Detector
 }
 
 func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -149,6 +155,13 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if a == nil || a.Session.Stage != sluis.StageComplete {
+		// Without a session, known exploit probes are recorded and
+		// refused; with one, the app's own paths are the app's business.
+		if rule := frontdoor.Match(r); rule != "" {
+			h.detector.Probe(r, rule)
+			errpage.Write(w, http.StatusForbidden, errpage.NewID())
+			return
+		}
 		h.portal.RequireLogin(w, r, h.app)
 		return
 	}

@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawRequest sends req byte for byte over TLS from the local address src
+// and returns the status line.
+func (w *world) rawRequest(t *testing.T, src, host, req string) string {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	conn, err := tls.DialWithDialer(d, "tcp", w.g.Addr(), w.g.TLSConfig(host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", req, err)
+	}
+	resp.Body.Close()
+	return resp.Status
+}
+
+// A wave of exploit probes: each is refused and recorded, the source is
+// blocked after ten, once, and other sources are unaffected.
+func TestExploitProbesAreRecordedAndBlockTheSource(t *testing.T) {
+	w := setup(t)
+	probes := []struct{ host, target, extra string }{
+		{w.g.Portal, "/vpn/../vpns/cfg/smb.conf", ""},
+		{w.g.Portal, "/vpns/portal/scripts/newbm.pl", "NSC_USER: ../../../netscaler/portal/templates/x\r\n"},
+		{wikiHost, "/dana-na/../dana/html5acc/guacamole/../../../../../../etc/passwd?/dana/html5acc/guacamole/", ""},
+		{wikiHost, "/remote/fgt_lang?lang=/../../../..//////////dev/cmdb/sslvpn_websession", ""},
+		{w.g.Portal, "/api/v1/totp/user-backup-code/../../system/system-information", ""},
+		{wikiHost, "/tmui/login.jsp/..;/tmui/locallb/workspace/fileRead.jsp?fileName=/etc/passwd", ""},
+		{wikiHost, "/ssl-vpn/hipreport.esp", "Cookie: SESSID=/../../../var/appweb/sslvpndocs/global-protect/portal/images/x.txt\r\n"},
+		{w.g.Portal, "/php/utils/debug.php", "X-PAN-AUTHCHECK: off\r\n"},
+		{wikiHost, "/mgmt/tm/util/bash", "Connection: keep-alive, X-F5-Auth-Token\r\nX-F5-Auth-Token: a\r\n"},
+		{w.g.Portal, "/p/u/doAuthentication.do", ""},
+	}
+	for i, p := range probes {
+		req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\n%sConnection: close\r\n\r\n", p.target, p.host, p.extra)
+		status := w.rawRequest(t, "127.0.0.1", p.host, req)
+		if !strings.HasPrefix(status, "403") && !strings.HasPrefix(status, "400") {
+			t.Fatalf("probe %d (%s): %s", i, p.target, status)
+		}
+	}
+	// Blocked now, even for an innocent request.
+	if status := w.rawRequest(t, "127.0.0.1", w.g.Portal, "GET /login HTTP/1.1\r\nHost: "+w.g.Portal+"\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(status, "403") {
+		t.Fatalf("blocked source: %s", status)
+	}
+	// Another source still gets the login page.
+	if status := w.rawRequest(t, "127.0.0.2", w.g.Portal, "GET /login HTTP/1.1\r\nHost: "+w.g.Portal+"\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(status, "200") {
+		t.Fatalf("other source: %s", status)
+	}
+	if n := len(w.wiki.requests()); n != 0 {
+		t.Fatalf("upstream saw %d probes", n)
+	}
+	evs := assertAudit(t, w.g, "security.probe", "security.blocked")
+	blocked, probeEvents := 0, 0
+	for _, ev := range evs {
+		switch ev["type"] {
+		case "security.blocked":
+			blocked++
+			if ev["source"] != "127.0.0.1" {
+				t.Errorf("blocked event for %v", ev["source"])
+			}
+		case "security.probe":
+			probeEvents++
+			if d, _ := ev["detail"].(string); !strings.Contains(d, "rule ") || !strings.Contains(d, "target \"") {
+				t.Errorf("probe event detail %q", d)
+			}
+		}
+	}
+	if blocked != 1 || probeEvents < 5 {
+		t.Fatalf("%d blocked and %d probe events", blocked, probeEvents)
+	}
+}

@@ -1,0 +1,299 @@
+package frontdoor
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+)
+
+// Audit event types of the front door.
+const (
+	EventProbe   = "security.probe"
+	EventBlocked = "security.blocked"
+)
+
+//go:embed signatures.txt
+var signatureData string
+
+// Rule is one known exploit probe.
+type Rule struct {
+	Name  string
+	Where string // "path", "target" or "header:<name>"
+	Text  string // lower case; "*" for header rules means any value
+}
+
+// Signatures are the built-in rules, parsed from data compiled into the
+// binary.
+var (
+	Signatures    = mustParseSignatures(signatureData)
+	headerRules   = map[string][]Rule{} // by header name, lower case, '-' for '_'
+	locationRules []Rule                // path and target rules
+)
+
+func init() {
+	for _, r := range Signatures {
+		if name, ok := strings.CutPrefix(r.Where, "header:"); ok {
+			headerRules[normalHeader(name)] = append(headerRules[normalHeader(name)], r)
+		} else {
+			locationRules = append(locationRules, r)
+		}
+	}
+}
+
+func mustParseSignatures(data string) []Rule {
+	var rules []Rule
+	for i, line := range strings.Split(data, "\n") {
+		if line = strings.TrimRight(line, "\r"); line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if len(f) != 3 || f[0] == "" || f[2] == "" {
+			panic(fmt.Sprintf("signatures.txt:%d: want NAME<TAB>WHERE<TAB>TEXT", i+1))
+		}
+		r := Rule{Name: f[0], Where: f[1], Text: strings.ToLower(f[2])}
+		if r.Where != "path" && r.Where != "target" && !strings.HasPrefix(r.Where, "header:") {
+			panic(fmt.Sprintf("signatures.txt:%d: unknown place %q", i+1, r.Where))
+		}
+		rules = append(rules, r)
+	}
+	return rules
+}
+
+// normalHeader folds a header name the way lenient upstream stacks do:
+// case-insensitive, '_' read as '-'.
+func normalHeader(name string) string {
+	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+}
+
+// Match returns the name of the first rule r matches, or "". It looks at
+// the request as sent (RequestURI), not the canonical form, because a probe
+// is recognised by what the attacker wrote.
+func Match(r *http.Request) string {
+	target := strings.ToLower(r.RequestURI)
+	path, _, _ := strings.Cut(target, "?")
+	for _, s := range locationRules {
+		in := target
+		if s.Where == "path" {
+			in = path
+		}
+		if strings.Contains(in, s.Text) {
+			return s.Name
+		}
+	}
+	for name, vals := range r.Header {
+		for _, s := range headerRules[normalHeader(name)] {
+			if s.Text == "*" {
+				return s.Name
+			}
+			for _, v := range vals {
+				if strings.Contains(strings.ToLower(v), s.Text) {
+					return s.Name
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// Detector records probes and blocks sources that keep probing.
+type Detector struct {
+	// BlockAfter probes from one source within BlockWindow block it for
+	// BlockFor. Zero values mean 10, 1m and 15m.
+	BlockAfter  int
+	BlockWindow time.Duration
+	BlockFor    time.Duration
+	// EventEvery bounds the audit events of one source and rule: at most
+	// one per this interval, carrying the count. Zero means 1m.
+	EventEvery time.Duration
+	// MaxSources bounds memory; zero means 100000.
+	MaxSources int
+	Record     func(ctx context.Context, e sluis.Event)
+	Now        func() time.Time
+
+	mu      sync.RWMutex // guards sources
+	sources map[string]*sourceState
+}
+
+type sourceState struct {
+	hits         []time.Time // probe times within the window
+	blockedUntil time.Time
+	rules        map[string]*ruleState
+	last         time.Time
+}
+
+type ruleState struct {
+	lastEvent  time.Time
+	suppressed int
+}
+
+func (d *Detector) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// Blocked returns how much longer src is blocked; zero if it is not.
+func (d *Detector) Blocked(src string) time.Duration {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	s := d.sources[src]
+	if s == nil {
+		return 0
+	}
+	if now := d.now(); now.Before(s.blockedUntil) {
+		return s.blockedUntil.Sub(now)
+	}
+	return 0
+}
+
+// Probe records that r from its source matched rule (a signature, or a
+// front-door refusal). It writes a security.probe event (at most one per
+// source and rule per EventEvery, with the count of those it stood for) and
+// a security.blocked event when the source crosses the threshold.
+func (d *Detector) Probe(r *http.Request, rule string) {
+	src := ClientIP(r)
+	now := d.now()
+	every := orDefault(d.EventEvery, time.Minute)
+	window := orDefault(d.BlockWindow, time.Minute)
+	var events []sluis.Event
+	d.mu.Lock()
+	if d.sources == nil {
+		d.sources = map[string]*sourceState{}
+	}
+	s := d.sources[src]
+	if s == nil {
+		if len(d.sources) >= orDefault(d.MaxSources, 100000) {
+			d.sweepLocked(now)
+		}
+		s = &sourceState{rules: map[string]*ruleState{}}
+		d.sources[src] = s
+	}
+	s.last = now
+	rs := s.rules[rule]
+	if rs == nil {
+		rs = &ruleState{}
+		s.rules[rule] = rs
+	}
+	if now.Sub(rs.lastEvent) >= every {
+		detail := fmt.Sprintf("rule %s; target %s", rule, quoteTarget(r.RequestURI))
+		if rs.suppressed > 0 {
+			detail += fmt.Sprintf("; %d more from this source and rule since the last event", rs.suppressed)
+		}
+		events = append(events, sluis.Event{Type: EventProbe, Source: src, App: r.Host, Outcome: sluis.OutcomeDenied, Detail: detail})
+		rs.lastEvent, rs.suppressed = now, 0
+	} else {
+		rs.suppressed++
+	}
+	// Sliding window of hits.
+	keep := s.hits[:0]
+	for _, t := range s.hits {
+		if now.Sub(t) < window {
+			keep = append(keep, t)
+		}
+	}
+	s.hits = append(keep, now)
+	if !now.Before(s.blockedUntil) && len(s.hits) >= orDefault(d.BlockAfter, 10) {
+		s.blockedUntil = now.Add(orDefault(d.BlockFor, 15*time.Minute))
+		s.hits = s.hits[:0]
+		events = append(events, sluis.Event{Type: EventBlocked, Source: src, Outcome: sluis.OutcomeDenied,
+			Detail: fmt.Sprintf("%d probes within %s; blocked until %s", orDefault(d.BlockAfter, 10), window, s.blockedUntil.UTC().Format(time.RFC3339))})
+	}
+	d.mu.Unlock()
+	if d.Record != nil {
+		for _, e := range events {
+			d.Record(r.Context(), e)
+		}
+	}
+}
+
+// sweepLocked drops sources with nothing pending, then, if still full, the
+// least recently seen of a random sample that is not blocked.
+func (d *Detector) sweepLocked(now time.Time) {
+	window := orDefault(d.BlockWindow, time.Minute)
+	for k, s := range d.sources {
+		if now.After(s.blockedUntil) && now.Sub(s.last) > max(window, orDefault(d.EventEvery, time.Minute)) {
+			delete(d.sources, k)
+		}
+	}
+	if len(d.sources) < orDefault(d.MaxSources, 100000) {
+		return
+	}
+	victim, n := "", 0
+	var at time.Time
+	for k, s := range d.sources {
+		if now.Before(s.blockedUntil) {
+			continue
+		}
+		if victim == "" || s.last.Before(at) {
+			victim, at = k, s.last
+		}
+		if n++; n == 16 {
+			break
+		}
+	}
+	delete(d.sources, victim)
+}
+
+// quoteTarget returns the request target escaped for the audit trail and
+// cut to a bounded length.
+func quoteTarget(t string) string {
+	if len(t) > 256 {
+		t = t[:256] + "…"
+	}
+	return strconv.QuoteToASCII(t)
+}
+
+func orDefault[T comparable](v, d T) T {
+	var zero T
+	if v == zero {
+		return d
+	}
+	return v
+}
+
+// Flush writes the counts of probes that were folded into an earlier event
+// and have waited at least EventEvery, so a source that stops probing still
+// has its count recorded. Run calls it periodically.
+func (d *Detector) Flush(ctx context.Context) {
+	now := d.now()
+	every := orDefault(d.EventEvery, time.Minute)
+	var events []sluis.Event
+	d.mu.Lock()
+	for src, s := range d.sources {
+		for rule, rs := range s.rules {
+			if rs.suppressed > 0 && now.Sub(rs.lastEvent) >= every {
+				events = append(events, sluis.Event{Type: EventProbe, Source: src, Outcome: sluis.OutcomeDenied,
+					Detail: fmt.Sprintf("rule %s; %d more from this source and rule since the last event", rule, rs.suppressed)})
+				rs.lastEvent, rs.suppressed = now, 0
+			}
+		}
+	}
+	d.mu.Unlock()
+	if d.Record != nil {
+		for _, e := range events {
+			d.Record(ctx, e)
+		}
+	}
+}
+
+// Run flushes folded counts every EventEvery until ctx ends.
+func (d *Detector) Run(ctx context.Context) {
+	t := time.NewTicker(orDefault(d.EventEvery, time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.Flush(ctx)
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package frontdoor
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+)
+
+func TestSignaturesRecogniseTheKnownProbes(t *testing.T) {
+	tests := []struct {
+		target  string
+		headers map[string]string
+		want    string // rule name prefix; "" for none
+	}{
+		{"/vpn/../vpns/cfg/smb.conf", nil, "citrix-cve-2019-19781"},
+		{"/vpns/portal/scripts/newbm.pl", map[string]string{"NSC_USER": "../../../netscaler/portal/templates/x"}, "citrix-cve-2019-19781"},
+		{"/p/u/doAuthentication.do", nil, "citrixbleed2-cve-2025-5777"},
+		{"/oauth/idp/.well-known/openid-configuration", nil, "citrixbleed-cve-2023-4966"},
+		{"/dana-na/../dana/html5acc/guacamole/../../../../../../etc/passwd?/dana/html5acc/guacamole/", nil, "pulse-cve-2019-11510"},
+		{"/api/v1/totp/user-backup-code/../../system/system-information", nil, "ivanti-cve-2023-46805"},
+		{"/api/v1/license/keys-status/%3bid", nil, "ivanti-cve-2024-21887"},
+		{"/dana-ws/saml20.ws", nil, "ivanti-cve-2024-21893"},
+		{"/remote/fgt_lang?lang=/../../../..//////////dev/cmdb/sslvpn_websession", nil, "fortinet-cve-2018-13379"},
+		{"/api/v2/cmdb/system/admin/admin", map[string]string{"User-Agent": "Report Runner", "Forwarded": "for=127.0.0.1"}, "fortinet-cve-2022-40684"},
+		{"/remote/logincheck", nil, "fortinet-cve-2022-42475"},
+		{"/ws/cli/open?cols=162&rows=100", nil, "fortinet-cve-2024-55591"},
+		{"/ssl-vpn/hipreport.esp", nil, "paloalto-cve-2024-3400"},
+		{"/global-protect/login.esp", map[string]string{"Cookie": "SESSID=/../../../var/appweb/sslvpndocs/global-protect/portal/images/x.txt"}, "paloalto-cve-2024-3400"},
+		{"/php/utils/debug.php", map[string]string{"X-PAN-AUTHCHECK": "off"}, "paloalto-cve-2024-0012"},
+		{"/unauth/%252e%252e/php/ztp_gate.php/PAN_help/x.css", nil, "paloalto-cve-2025-0108"},
+		{"/tmui/login.jsp/..;/tmui/locallb/workspace/fileRead.jsp?fileName=/etc/passwd", nil, "f5-cve-2020-5902"},
+		{"/mgmt/tm/util/bash", map[string]string{"X-F5-Auth-Token": "a"}, "f5-cve-2022-1388"},
+		{"/mgmt/shared/authn/login", nil, "f5-cve-2021-22986"},
+		{"/webui/logoutconfirm.html?logon_hash=1", nil, "cisco-cve-2023-20198"},
+		{"/%2577ebui_wsma_HTTP", nil, "cisco-cve-2023-20198"},
+		{"/+CSCOT+/translation-table?type=mst&textdomain=/%2bCSCOE%2b/portal_inc.lua", nil, "cisco-cve-2020-3452"},
+		{"/cgi-bin/supportInstaller", nil, "sonicwall-cve-2019-7481"},
+		{"/cgi-bin/sslvpnclient?launchplatform=", nil, "sonicwall-cve-2024-53704"},
+		{"/ztp/cgi-bin/handler", nil, "zyxel-cve-2022-30525"},
+		{"/clients/MyCRL", nil, ""},
+		{"/owa/auth/x.js", map[string]string{"Cookie": "X-BEResource=localhost/owa/auth/logon.aspx?~3"}, "exchange-proxylogon"},
+		{"/_next/data", map[string]string{"X-Middleware-Subrequest": "middleware"}, "nextjs-cve-2025-29927"},
+		{"/", map[string]string{"X-Original-URL": "/admin"}, "rewrite-headers"},
+		{"/?q=${jndi:ldap://x/a}", nil, "log4shell-cve-2021-44228"},
+		{"/", map[string]string{"User-Agent": "() { :; }; /bin/cat /etc/passwd"}, "shellshock-cve-2014-6271"},
+		{"/.env", nil, "file-read"},
+		{"/.git/config", nil, "file-read"},
+		// Ordinary requests match nothing.
+		{"/", nil, ""},
+		{"/login?rd=https%3A%2F%2Fwiki.corp.test%2F", nil, ""},
+		{"/assets/sluis.css", nil, ""},
+		{"/.well-known/jwks.json", nil, ""},
+		{"/docs/remote-work/vpn-guide", nil, ""},
+		{"/", map[string]string{"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0"}, ""},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", "https://login.test"+tt.target, nil)
+		r.RequestURI = tt.target
+		for k, v := range tt.headers {
+			r.Header[http.CanonicalHeaderKey(k)] = []string{v}
+		}
+		if got := Match(r); got != tt.want {
+			t.Errorf("%s %v: rule %q, want %q", tt.target, tt.headers, got, tt.want)
+		}
+	}
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	events []sluis.Event
+}
+
+func (r *recorder) record(_ context.Context, e sluis.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+
+func (r *recorder) count(typ string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+func TestDetectorAggregatesAndBlocks(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	rec := &recorder{}
+	d := &Detector{BlockAfter: 10, BlockWindow: time.Minute, BlockFor: 15 * time.Minute, EventEvery: time.Minute,
+		Record: rec.record, Now: func() time.Time { return now }}
+	probe := func(src string) {
+		r := httptest.NewRequest("GET", "https://login.test/vpns/x", nil)
+		r.RemoteAddr = src + ":1234"
+		d.Probe(r, "citrix-cve-2019-19781")
+	}
+	// Nine probes in a minute: one event, not blocked.
+	for i := 0; i < 9; i++ {
+		probe("198.51.100.9")
+		now = now.Add(time.Second)
+	}
+	if n := rec.count(EventProbe); n != 1 {
+		t.Fatalf("%d probe events for 9 probes within the interval, want 1", n)
+	}
+	if d.Blocked("198.51.100.9") != 0 {
+		t.Fatal("blocked after 9 probes")
+	}
+	// The tenth blocks, with one security.blocked event, however many more come.
+	for i := 0; i < 100; i++ {
+		probe("198.51.100.9")
+	}
+	if w := d.Blocked("198.51.100.9"); w != 15*time.Minute {
+		t.Fatalf("blocked for %v, want 15m", w)
+	}
+	if n := rec.count(EventBlocked); n != 1 {
+		t.Fatalf("%d blocked events, want 1", n)
+	}
+	if d.Blocked("203.0.113.7") != 0 {
+		t.Fatal("another source is blocked")
+	}
+	// The folded count is written once the interval has passed.
+	now = now.Add(time.Minute)
+	d.Flush(context.Background())
+	if n := rec.count(EventProbe); n != 2 {
+		t.Fatalf("%d probe events after flush, want 2", n)
+	}
+	last := rec.events[len(rec.events)-1]
+	if !strings.Contains(last.Detail, "108 more") || last.Source != "198.51.100.9" {
+		t.Fatalf("flushed event %+v", last)
+	}
+	// The block ends.
+	now = now.Add(15 * time.Minute)
+	if d.Blocked("198.51.100.9") != 0 {
+		t.Fatal("still blocked after 16 minutes")
+	}
+	// Probes spread out never block.
+	for i := 0; i < 100; i++ {
+		probe("192.0.2.44")
+		now = now.Add(10 * time.Second)
+	}
+	if d.Blocked("192.0.2.44") != 0 {
+		t.Fatal("a source probing once every 10 s was blocked with a limit of 10 a minute")
+	}
+}
+
+func TestDetectorBoundsMemory(t *testing.T) {
+	d := &Detector{MaxSources: 100}
+	for i := 0; i < 1000; i++ {
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.RemoteAddr = "src" + strings.Repeat("a", i) + ":1"
+		d.Probe(r, "x")
+	}
+	if len(d.sources) > 100 {
+		t.Fatalf("%d sources kept, limit 100", len(d.sources))
+	}
+}
+
+func TestEventsEscapeTheTarget(t *testing.T) {
+	rec := &recorder{}
+	d := &Detector{Record: rec.record}
+	r := httptest.NewRequest("GET", "/x", nil)
+	r.RequestURI = "/vpns/\x1b[31m\r\nforged" + strings.Repeat("A", 1000)
+	d.Probe(r, "citrix-cve-2019-19781")
+	detail := rec.events[0].Detail
+	if strings.ContainsAny(detail, "\x1b\r\n") || len(detail) > 400 {
+		t.Fatalf("detail %q", detail)
+	}
+}
