@@ -17,8 +17,85 @@ import (
 	"github.com/sluis-gateway/sluis/errpage"
 )
 
-// MaxTargetLen is the longest request target accepted.
-const MaxTargetLen = 4096
+// Limits of the front door (header bytes and timeouts are the listener's).
+const (
+	// MaxTargetLen is the longest request target accepted.
+	MaxTargetLen = 4096
+	// MaxHeaderCount is the most header field lines a request may carry.
+	MaxHeaderCount = 100
+)
+
+func headerCount(h http.Header) int {
+	n := 0
+	for _, v := range h {
+		n += len(v)
+	}
+	return n
+}
+
+// SecurityHeader reports whether a header named name carries identity,
+// origin, session or framing: those a client may never forge nor ask a proxy
+// to drop. Names are compared case-insensitively with '_' read as '-',
+// because some upstream stacks (CGI, some frameworks) fold X_Sluis_User into
+// the same variable as X-Sluis-User.
+func SecurityHeader(name string) bool {
+	if Spoofable(name) {
+		return true
+	}
+	for _, n := range framingNames {
+		if len(n) == len(name) && hasPrefixFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+var framingNames = []string{"cookie", "authorization", "host", "content-length", "transfer-encoding"}
+
+// Spoofable reports whether a request header named name could let a client
+// pose as the gateway or as another client: the gateway's own identity
+// headers and every forwarding header. The proxy deletes them all.
+func Spoofable(name string) bool {
+	if len(name) < 9 { // shortest listed name: "forwarded"
+		return false
+	}
+	if hasPrefixFold(name, "x-sluis-") || hasPrefixFold(name, "x-forwarded-") {
+		return true
+	}
+	for _, n := range spoofableNames {
+		if len(n) == len(name) && hasPrefixFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+var spoofableNames = []string{
+	"forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "x-cluster-client-ip",
+	"x-original-url", "x-rewrite-url", "x-original-host", "x-forwarded", "x-remote-user",
+	"x-remote-addr", "x-authenticated-user", "remote-user", "x-middleware-subrequest",
+}
+
+// hasPrefixFold reports whether s begins with prefix (lower case, '-' for
+// separators), ignoring case and reading '_' as '-'. It runs on every header
+// of every request, so it does not allocate.
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		} else if c == '_' {
+			c = '-'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
 
 // Door is the front door handler.
 type Door struct {
@@ -79,6 +156,26 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			d.refuse(w, r, http.StatusBadRequest, "refused: upgrade other than websocket")
 			return
 		}
+	}
+	// A client that names a security-relevant header in Connection asks
+	// every hop after this one to drop it, after decisions were made
+	// (F5 CVE-2022-1388): refused outright.
+	for _, v := range r.Header["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if SecurityHeader(strings.TrimSpace(tok)) {
+				d.refuse(w, r, http.StatusBadRequest, "refused: Connection names a security header")
+				return
+			}
+		}
+	}
+	if n := headerCount(r.Header); n > MaxHeaderCount {
+		d.refuse(w, r, http.StatusRequestHeaderFieldsTooLarge, "refused: too many header fields")
+		return
+	}
+	// The portal takes only small forms with a Content-Length.
+	if host == d.Portal && len(r.TransferEncoding) > 0 {
+		d.refuse(w, r, http.StatusBadRequest, "refused: Transfer-Encoding before login")
+		return
 	}
 	path, query, err := Canonicalize(target)
 	if err != nil {

@@ -2,6 +2,7 @@ package frontdoor_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -359,4 +360,51 @@ func TestDoorErrorPagesDoNotEchoTheRequest(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestDoorRefusesWhatWouldConfuseLaterHops(t *testing.T) {
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(299) })
+	d := &frontdoor.Door{Hosts: map[string]bool{"login.test": true, "wiki.test": true}, Portal: "login.test", Next: next}
+	tests := []struct {
+		name    string
+		host    string
+		headers map[string][]string
+		te      []string
+		want    int
+	}{
+		{"plain", "wiki.test", nil, nil, 299},
+		{"connection keep-alive", "wiki.test", map[string][]string{"Connection": {"keep-alive"}}, nil, 299},
+		{"connection upgrade", "wiki.test", map[string][]string{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}}, nil, 299},
+		{"connection names identity", "wiki.test", map[string][]string{"Connection": {"keep-alive, X-Sluis-User"}}, nil, 400},
+		{"connection names underscore twin", "wiki.test", map[string][]string{"Connection": {"x_sluis_user"}}, nil, 400},
+		{"connection names forwarding", "wiki.test", map[string][]string{"Connection": {"X-Forwarded-For"}}, nil, 400},
+		{"connection names cookie", "wiki.test", map[string][]string{"Connection": {"close", "Cookie"}}, nil, 400},
+		{"connection names F5 token", "wiki.test", map[string][]string{"Connection": {"X-F5-Auth-Token"}}, nil, 299},
+		{"too many headers", "wiki.test", manyHeaders(frontdoor.MaxHeaderCount + 1), nil, 431},
+		{"enough headers", "wiki.test", manyHeaders(frontdoor.MaxHeaderCount - 5), nil, 299},
+		{"chunked to the portal", "login.test", nil, []string{"chunked"}, 400},
+		{"chunked to an app", "wiki.test", nil, []string{"chunked"}, 299},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("POST", "https://"+tt.host+"/x", nil)
+		r.RequestURI = "/x" // origin form, as a server sees it
+		r.URL = &url.URL{Path: "/x"}
+		for k, v := range tt.headers {
+			r.Header[k] = v
+		}
+		r.TransferEncoding = tt.te
+		w := httptest.NewRecorder()
+		d.ServeHTTP(w, r)
+		if w.Code != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, w.Code, tt.want)
+		}
+	}
+}
+
+func manyHeaders(n int) map[string][]string {
+	h := map[string][]string{}
+	for i := 0; i < n; i++ {
+		h[fmt.Sprintf("X-H%d", i)] = []string{"v"}
+	}
+	return h
 }

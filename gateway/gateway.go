@@ -162,6 +162,11 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			errpage.Write(w, http.StatusForbidden, errpage.NewID())
 			return
 		}
+		if len(r.TransferEncoding) > 0 {
+			h.detector.Probe(r, "refused: Transfer-Encoding before login")
+			errpage.Write(w, http.StatusBadRequest, errpage.NewID())
+			return
+		}
 		h.portal.RequireLogin(w, r, h.app)
 		return
 	}

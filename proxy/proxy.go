@@ -23,6 +23,7 @@ import (
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/assertion"
 	"github.com/sluis-gateway/sluis/errpage"
+	"github.com/sluis-gateway/sluis/frontdoor"
 	"github.com/sluis-gateway/sluis/session"
 )
 
@@ -117,58 +118,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 }
 
-// spoofable reports whether a request header named name could let a client
-// pose as the gateway or as another client: our own identity headers, and
-// every forwarding header. Names are compared case-insensitively with '_'
-// read as '-', because some upstream stacks (CGI, some frameworks) fold
-// X_Sluis_User into the same variable as X-Sluis-User.
-func spoofable(name string) bool {
-	if len(name) < 9 { // shortest listed name: "forwarded"
-		return false
-	}
-	if hasPrefixFold(name, "x-sluis-") || hasPrefixFold(name, "x-forwarded-") {
-		return true
-	}
-	for _, n := range spoofableNames {
-		if len(n) == len(name) && hasPrefixFold(name, n) {
-			return true
-		}
-	}
-	return false
-}
-
-var spoofableNames = []string{
-	"forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "x-cluster-client-ip",
-	"x-original-url", "x-rewrite-url", "x-original-host", "x-forwarded", "x-remote-user",
-	"x-remote-addr", "x-authenticated-user", "remote-user", "x-middleware-subrequest",
-}
-
-// hasPrefixFold reports whether s begins with prefix (lower case, '-' for
-// separators), ignoring case and reading '_' as '-'. It runs on every header
-// of every request, so it does not allocate.
-func hasPrefixFold(s, prefix string) bool {
-	if len(s) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		} else if c == '_' {
-			c = '-'
-		}
-		if c != prefix[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // StripClientHeaders removes every header a client could use to forge
 // identity or origin.
 func StripClientHeaders(h http.Header) {
 	for name := range h {
-		if spoofable(name) {
+		if frontdoor.Spoofable(name) {
 			delete(h, name)
 		}
 	}
