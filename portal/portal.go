@@ -137,22 +137,43 @@ func (p *Portal) Init() error {
 // handlerFunc is a portal handler; a returned error becomes a static page.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// Handler returns the handler for the portal host. Every route is listed
-// here; anything else is 404.
+// Route is one route of the portal host.
+type Route struct {
+	Pattern string // net/http ServeMux pattern
+	// Access says what a request needs to get more than a redirect to the
+	// login page: "none" (the pre-login surface), "password" (a session
+	// that passed the password step) or "session" (a complete login).
+	Access  string
+	handler handlerFunc
+}
+
+// Routes returns every route of the portal host, in one place: whatever is
+// not listed is 404. Those with Access "none" are the whole surface that
+// answers before login; a test pins that list.
+func (p *Portal) Routes() []Route {
+	routes := []Route{
+		{"GET /{$}", "session", p.launcher},
+		{"POST /logout", "session", p.logout},
+		{"GET /mfa", "password", p.mfaForm},
+		{"POST /mfa", "password", p.mfa},
+		{"GET /enroll", "password", p.enrollForm},
+		{"POST /enroll", "password", p.enroll},
+		{"GET /login", "none", p.loginForm},
+		{"POST /login", "none", p.login},
+		{"GET /.well-known/jwks.json", "none", p.jwks},
+		{"GET /healthz", "none", health},
+	}
+	for name := range assets {
+		routes = append(routes, Route{"GET " + name, "none", asset})
+	}
+	return routes
+}
+
+// Handler returns the handler for the portal host.
 func (p *Portal) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", p.wrap(p.launcher))
-	mux.Handle("GET /login", p.wrap(p.loginForm))
-	mux.Handle("POST /login", p.wrap(p.login))
-	mux.Handle("GET /mfa", p.wrap(p.mfaForm))
-	mux.Handle("POST /mfa", p.wrap(p.mfa))
-	mux.Handle("GET /enroll", p.wrap(p.enrollForm))
-	mux.Handle("POST /enroll", p.wrap(p.enroll))
-	mux.Handle("POST /logout", p.wrap(p.logout))
-	mux.Handle("GET /.well-known/jwks.json", p.wrap(p.jwks))
-	mux.Handle("GET /healthz", p.wrap(health))
-	for name := range assets {
-		mux.Handle("GET "+name, p.wrap(asset))
+	for _, rt := range p.Routes() {
+		mux.Handle(rt.Pattern, p.wrap(rt.handler))
 	}
 	mux.Handle("/", p.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return statusError(http.StatusNotFound)

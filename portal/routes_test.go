@@ -1,0 +1,70 @@
+package portal
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+)
+
+// The pre-login surface is counted: adding a route that answers without a
+// login must change this list, in review, on purpose.
+func TestPreLoginSurfaceIsExactlyThis(t *testing.T) {
+	want := []string{
+		"GET /.well-known/jwks.json",
+		"GET /assets/sluis.css",
+		"GET /healthz",
+		"GET /login",
+		"POST /login",
+	}
+	var got []string
+	for _, rt := range newReturnPortal(t).Routes() {
+		if rt.Access == "none" {
+			got = append(got, rt.Pattern)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("pre-login routes:\n got %q\nwant %q", got, want)
+	}
+	// App hosts answer exactly one path before login.
+	if CallbackPath != "/.sluis/callback" {
+		t.Fatalf("app-host callback path changed to %q", CallbackPath)
+	}
+}
+
+// Every route that needs a login, asked without one, only redirects to
+// the login page (or refuses a form without its CSRF token): no content.
+func TestRoutesNeedingALoginGiveNothingWithoutOne(t *testing.T) {
+	p := newReturnPortal(t)
+	h := p.Handler()
+	for _, rt := range p.Routes() {
+		if rt.Access == "none" {
+			continue
+		}
+		method, path := "GET", rt.Pattern[len("GET "):]
+		if rt.Pattern[:4] == "POST" {
+			method, path = "POST", rt.Pattern[len("POST "):]
+		}
+		if path == "/{$}" {
+			path = "/"
+		}
+		r := httptest.NewRequest(method, "https://login.test"+path, nil)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusSeeOther && w.Code != http.StatusForbidden {
+			t.Errorf("%s without a login: %d", rt.Pattern, w.Code)
+		}
+		if loc := w.Header().Get("Location"); w.Code == http.StatusSeeOther && loc != "/login" {
+			t.Errorf("%s without a login redirects to %q", rt.Pattern, loc)
+		}
+	}
+	for _, path := range []string{"/admin", "/debug/pprof/", "/login/", "/assets/", "/.git/config", "/login.php"} {
+		r := httptest.NewRequest("GET", "https://login.test"+path, nil)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", path, w.Code)
+		}
+	}
+}
