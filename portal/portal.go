@@ -315,6 +315,12 @@ func (p *Portal) csrfOK(r *http.Request) bool {
 
 // parseForm reads a small urlencoded form body and checks its CSRF token.
 func (p *Portal) parseForm(w http.ResponseWriter, r *http.Request) (bool, error) {
+	// Forms before login come with a Content-Length (the front door
+	// refuses chunked ones) and are small: a larger one is refused before
+	// a byte of it is read.
+	if r.ContentLength > maxFormBytes {
+		return false, statusError(http.StatusRequestEntityTooLarge)
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
