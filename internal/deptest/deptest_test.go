@@ -131,3 +131,35 @@ func TestRequestPathOpensNoFiles(t *testing.T) {
 		}
 	}
 }
+
+// Nothing before login makes an outbound request: only the proxy (which
+// runs after the session and policy checks) and the upstream transport
+// dial out. The other packages that serve requests use no HTTP client and
+// no dialer at all.
+func TestOnlyTheProxyDialsOut(t *testing.T) {
+	for _, dir := range []string{"frontdoor", "portal", "gateway", "policy", "session", "errpage", "assertion", "audit", "mfa", "authn", "changes", "keys", "config", "store/sqlite"} {
+		root := filepath.Join("..", "..", dir)
+		entries, err := os.ReadDir(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(filepath.Join(root, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, call := range []string{"http.Client", "http.Get(", "http.Post(", "http.Head(", "http.DefaultClient", "http.Transport", "net.Dial", "net.Dialer", ".RoundTrip(", "tls.Dial"} {
+				if dir == "changes" && strings.HasPrefix(call, "net.Dial") {
+					continue // the local announcement socket of the CLI, never a network address
+				}
+				if strings.Contains(string(src), call) {
+					t.Errorf("%s/%s uses %s", dir, name, call)
+				}
+			}
+		}
+	}
+}
