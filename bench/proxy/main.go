@@ -33,12 +33,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/sluis-gateway/sluis/bench/internal/wrk"
 	"github.com/sluis-gateway/sluis/mfa"
 )
 
@@ -60,10 +59,10 @@ func main() {
 }
 
 func run(dur time.Duration, conns, rounds int, profile string) error {
-	if err := ensure("wrk", "wrk"); err != nil {
+	if err := wrk.Ensure("wrk", "wrk"); err != nil {
 		return err
 	}
-	if err := ensure("nginx", "nginx-light"); err != nil {
+	if err := wrk.Ensure("nginx", "nginx-light"); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "sluis-bench-")
@@ -186,16 +185,16 @@ http {
 		return fmt.Errorf("nginx: %v\n%s", err, b)
 	}
 
-	targets := []target{
-		{name: "direct", url: upURL + "/"},
-		{name: "nginx", url: fmt.Sprintf("https://127.0.0.1:%d/", nginxPort), headers: []string{"Host: " + appHost}},
-		{name: "sluis", url: fmt.Sprintf("https://127.0.0.1:%d/", sluisPort), headers: []string{"Host: " + appHost, "Cookie: " + cookie}},
+	targets := []wrk.Target{
+		{Name: "direct", URL: upURL + "/"},
+		{Name: "nginx", URL: fmt.Sprintf("https://127.0.0.1:%d/", nginxPort), Headers: []string{"Host: " + appHost}},
+		{Name: "sluis", URL: fmt.Sprintf("https://127.0.0.1:%d/", sluisPort), Headers: []string{"Host: " + appHost, "Cookie: " + cookie}},
 	}
 	// Each target must answer 200 with the 1 KB body before it is timed;
 	// for sluis that proves the request was authenticated.
 	for _, t := range targets {
 		if err := check(t, len(body)); err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
+			return fmt.Errorf("%s: %w", t.Name, err)
 		}
 	}
 	if err := checkUnauthenticated(targets[2]); err != nil {
@@ -204,86 +203,27 @@ http {
 
 	fmt.Printf("bench/proxy: authenticated 1 KB GET, %d connections, %s per measurement, %d interleaved rounds, %d cores\n",
 		conns, dur, rounds, runtime.NumCPU())
-	results := map[string][]result{}
+	results := map[string][]wrk.Result{}
 	for r := 1; r <= rounds; r++ {
 		for _, t := range targets {
-			res, err := wrk(t, dur, conns)
+			res, err := wrk.Run(t, dur, conns)
 			if err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
+				return fmt.Errorf("%s: %w", t.Name, err)
 			}
-			results[t.name] = append(results[t.name], res)
-			fmt.Printf("  round %d %-6s %9.0f req/s  p50 %7s  p99 %7s  errors %d\n", r, t.name, res.rps, res.p50, res.p99, res.errors)
+			results[t.Name] = append(results[t.Name], res)
+			fmt.Printf("  round %d %-6s %9.0f req/s  p50 %7s  p99 %7s  errors %d\n", r, t.Name, res.RPS, res.P50, res.P99, res.Errors)
 		}
 	}
-	med := map[string]result{}
+	med := map[string]wrk.Result{}
 	fmt.Println("median of rounds:")
 	for _, t := range targets {
-		med[t.name] = median(results[t.name])
-		m := med[t.name]
-		fmt.Printf("  %-6s %9.0f req/s  p50 %7s  p99 %7s\n", t.name, m.rps, m.p50, m.p99)
+		med[t.Name] = wrk.Median(results[t.Name])
+		m := med[t.Name]
+		fmt.Printf("  %-6s %9.0f req/s  p50 %7s  p99 %7s\n", t.Name, m.RPS, m.P50, m.P99)
 	}
 	fmt.Printf("ratios: sluis/nginx %.2f  sluis/direct %.2f  nginx/direct %.2f  (floor for sluis/nginx: 0.50)\n",
-		med["sluis"].rps/med["nginx"].rps, med["sluis"].rps/med["direct"].rps, med["nginx"].rps/med["direct"].rps)
+		med["sluis"].RPS/med["nginx"].RPS, med["sluis"].RPS/med["direct"].RPS, med["nginx"].RPS/med["direct"].RPS)
 	return nil
-}
-
-type target struct {
-	name    string
-	url     string
-	headers []string
-}
-
-type result struct {
-	rps      float64
-	p50, p99 time.Duration
-	errors   int
-}
-
-func median(rs []result) result {
-	sort.Slice(rs, func(i, j int) bool { return rs[i].rps < rs[j].rps })
-	return rs[len(rs)/2]
-}
-
-var (
-	rpsRE    = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
-	pctRE    = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)`)
-	errorsRE = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)|Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
-)
-
-func wrk(t target, dur time.Duration, conns int) (result, error) {
-	args := []string{"-t2", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(dur.Seconds())), "--latency"}
-	for _, h := range t.headers {
-		args = append(args, "-H", h)
-	}
-	args = append(args, t.url)
-	out, err := exec.Command("wrk", args...).CombinedOutput()
-	if err != nil {
-		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
-	}
-	s := string(out)
-	var r result
-	m := rpsRE.FindStringSubmatch(s)
-	if m == nil {
-		return r, fmt.Errorf("no Requests/sec in wrk output:\n%s", s)
-	}
-	r.rps, _ = strconv.ParseFloat(m[1], 64)
-	for _, pm := range pctRE.FindAllStringSubmatch(s, -1) {
-		v, _ := strconv.ParseFloat(pm[2], 64)
-		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[pm[3]]
-		d := time.Duration(v * float64(unit))
-		if pm[1] == "50" {
-			r.p50 = d.Round(time.Microsecond)
-		} else {
-			r.p99 = d.Round(time.Microsecond)
-		}
-	}
-	for _, em := range errorsRE.FindAllStringSubmatch(s, -1) {
-		for _, n := range em[1:] {
-			v, _ := strconv.Atoi(n)
-			r.errors += v
-		}
-	}
-	return r, nil
 }
 
 func client(addr string) *http.Client {
@@ -364,11 +304,11 @@ func login(addr string, port int, secret string) (string, error) {
 	return "", fmt.Errorf("no app cookie")
 }
 
-func check(t target, size int) error {
-	u, _ := url.Parse(t.url)
+func check(t wrk.Target, size int) error {
+	u, _ := url.Parse(t.URL)
 	c := client(u.Host)
-	req, _ := http.NewRequest("GET", t.url, nil)
-	for _, h := range t.headers {
+	req, _ := http.NewRequest("GET", t.URL, nil)
+	for _, h := range t.Headers {
 		k, v, _ := strings.Cut(h, ": ")
 		if k == "Host" {
 			req.Host = v
@@ -388,25 +328,10 @@ func check(t target, size int) error {
 	return nil
 }
 
-func checkUnauthenticated(t target) error {
-	noCookie := target{name: t.name, url: t.url, headers: []string{t.headers[0]}}
+func checkUnauthenticated(t wrk.Target) error {
+	noCookie := wrk.Target{Name: t.Name, URL: t.URL, Headers: []string{t.Headers[0]}}
 	if err := check(noCookie, 1024); err == nil {
 		return fmt.Errorf("sluis answered without a session: the benchmark would not measure authentication")
-	}
-	return nil
-}
-
-func ensure(cmd, pkg string) error {
-	if _, err := exec.LookPath(cmd); err == nil {
-		return nil
-	}
-	fmt.Printf("bench/proxy: installing %s from Debian's packages\n", pkg)
-	for _, args := range [][]string{{"apt-get", "update", "-qq"}, {"apt-get", "install", "-y", "-qq", "--no-install-recommends", pkg}} {
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
 	}
 	return nil
 }

@@ -1,0 +1,234 @@
+// Command frontdoor measures what the front door and the session check
+// cost the proxy. In one process it serves the same authenticated 1 KB GET
+// two ways, each on its own TLS listener with the same settings: through
+// the whole gateway handler (front door, probe check, session lookup,
+// policy, proxy), and through the bare proxy with a session looked up once
+// beforehand. wrk loads them in turn, interleaved, and the program prints
+// requests/s, p50 and p99 of each and the ratio. The goal: the front door
+// and the session check cost less than 10% of the throughput.
+//
+//	GOTOOLCHAIN=go1.27.3 go run ./bench/frontdoor [-d 10s] [-c 64] [-rounds 3]
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/assertion"
+	"github.com/sluis-gateway/sluis/bench/internal/wrk"
+	"github.com/sluis-gateway/sluis/changes"
+	"github.com/sluis-gateway/sluis/config"
+	"github.com/sluis-gateway/sluis/gateway"
+	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/proxy"
+	"github.com/sluis-gateway/sluis/session"
+	"github.com/sluis-gateway/sluis/store/sqlite"
+)
+
+const (
+	portalHost = "login.bench.test"
+	appHost    = "wiki.bench.test"
+)
+
+func main() {
+	dur := flag.Duration("d", 10*time.Second, "duration of each measurement")
+	conns := flag.Int("c", 64, "connections")
+	rounds := flag.Int("rounds", 3, "interleaved rounds")
+	flag.Parse()
+	if err := run(*dur, *conns, *rounds); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(dur time.Duration, conns, rounds int) error {
+	if err := wrk.Ensure("wrk", "wrk"); err != nil {
+		return err
+	}
+	debug.SetGCPercent(400) // as sluis serve does
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, err := os.MkdirTemp("", "sluis-bench-frontdoor-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	body := []byte(strings.Repeat("0123456789abcdef", 64))
+	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go http.Serve(upLn, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(body)
+	}))
+
+	gwLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	bareLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	port := gwLn.Addr().(*net.TCPAddr).Port
+	c, err := config.Parse("(bench)", []byte(fmt.Sprintf(`listen: 127.0.0.1:%d
+portal: %s
+data_dir: %s
+tls: {self_signed: true}
+apps:
+  - name: wiki
+    host: %s
+    upstream: http://%s
+    allow: {groups: [staff], mfa: true}
+`, port, portalHost, dir, appHost, upLn.Addr())))
+	if err != nil {
+		return err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "sluis.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	watcher := &changes.Watcher{Source: st, DataDir: dir, Log: quiet}
+	if err := watcher.Start(ctx); err != nil {
+		return err
+	}
+	st.Changed = watcher.Changed
+	sealer, err := keys.LoadSealer(dir)
+	if err != nil {
+		return err
+	}
+	sigKey, err := keys.LoadSigningKey(dir)
+	if err != nil {
+		return err
+	}
+	base := gateway.BaseURLFunc(port)
+	signer, err := assertion.NewSigner(base(portalHost), sigKey, keys.KeyID(&sigKey.PublicKey))
+	if err != nil {
+		return err
+	}
+	cert, _, err := keys.SelfSigned(dir, []string{portalHost, appHost}, time.Now())
+	if err != nil {
+		return err
+	}
+
+	// A logged-in user with a session on the app host.
+	now := time.Now()
+	if err := st.CreateUser(ctx, sluis.User{Name: "bench", Groups: []string{"staff"}, CreatedAt: now}); err != nil {
+		return err
+	}
+	tok, hash := session.NewToken()
+	x := sluis.Session{ID: session.NewID(), User: "bench", Stage: sluis.StageComplete, CreatedAt: now, LastSeen: now,
+		ExpiresAt: now.Add(time.Hour), MFAAt: now}
+	if err := st.CreateSession(ctx, x, hash[:], appHost); err != nil {
+		return err
+	}
+
+	gw, err := gateway.New(ctx, gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port,
+		Log: quiet, Revision: watcher.Current, OnChange: watcher.OnChange})
+	if err != nil {
+		return err
+	}
+	// The baseline: the same proxy, with the session looked up once.
+	sessions := &session.Service{Store: st, IdleTimeout: time.Hour, Revision: watcher.Current}
+	active, err := sessions.Lookup(ctx, tok, appHost)
+	if err != nil {
+		return err
+	}
+	app := gateway.Apps(c)[0]
+	px, err := proxy.New(app, base(appHost), signer, proxy.NewTransport(), nil, quiet)
+	if err != nil {
+		return err
+	}
+	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { px.Serve(w, r, active) })
+
+	serve := func(ln net.Listener, h http.Handler) {
+		srv := &http.Server{Handler: h, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}},
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 32 << 10,
+			ErrorLog: log.New(io.Discard, "", 0)}
+		go srv.ServeTLS(ln, "", "")
+		go func() { <-ctx.Done(); srv.Close() }()
+	}
+	serve(gwLn, gw)
+	serve(bareLn, bare)
+
+	headers := []string{"Host: " + appHost, "Cookie: " + session.CookieName + "=" + tok}
+	targets := []wrk.Target{
+		{Name: "bare", URL: fmt.Sprintf("https://%s/", bareLn.Addr()), Headers: headers},
+		{Name: "gateway", URL: fmt.Sprintf("https://%s/", gwLn.Addr()), Headers: headers},
+	}
+	// Both must answer with the upstream's body; the gateway also must
+	// refuse the same request without the cookie.
+	for _, t := range targets {
+		if err := check(t, http.StatusOK, len(body)); err != nil {
+			return fmt.Errorf("%s: %w", t.Name, err)
+		}
+	}
+	if err := check(wrk.Target{Name: "gateway", URL: targets[1].URL, Headers: headers[:1]}, http.StatusUnauthorized, -1); err != nil {
+		return fmt.Errorf("gateway without a session: %w", err)
+	}
+
+	fmt.Printf("bench/frontdoor: authenticated 1 KB GET, %d connections, %s per measurement, %d interleaved rounds, %d cores\n",
+		conns, dur, rounds, runtime.NumCPU())
+	results := map[string][]wrk.Result{}
+	for r := 1; r <= rounds; r++ {
+		for _, t := range targets {
+			res, err := wrk.Run(t, dur, conns)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.Name, err)
+			}
+			results[t.Name] = append(results[t.Name], res)
+			fmt.Printf("  round %d %-8s %9.0f req/s  p50 %7s  p99 %7s  errors %d\n", r, t.Name, res.RPS, res.P50, res.P99, res.Errors)
+		}
+	}
+	fmt.Println("median of rounds:")
+	med := map[string]wrk.Result{}
+	for _, t := range targets {
+		med[t.Name] = wrk.Median(results[t.Name])
+		m := med[t.Name]
+		fmt.Printf("  %-8s %9.0f req/s  p50 %7s  p99 %7s\n", t.Name, m.RPS, m.P50, m.P99)
+	}
+	ratio := med["gateway"].RPS / med["bare"].RPS
+	fmt.Printf("ratio gateway/bare %.3f: the front door and the session check cost %.1f%% of the throughput (goal: under 10%%)\n",
+		ratio, (1-ratio)*100)
+	return nil
+}
+
+func check(t wrk.Target, status, size int) error {
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 10 * time.Second}
+	req, _ := http.NewRequest("GET", t.URL, nil)
+	for _, h := range t.Headers {
+		k, v, _ := strings.Cut(h, ": ")
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status || size >= 0 && len(b) != size {
+		return fmt.Errorf("check request: %d, %d bytes", resp.StatusCode, len(b))
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+// Package wrk runs the wrk load generator for the benchmark programs and
+// reads its figures.
+package wrk
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Target is what one measurement loads.
+type Target struct {
+	Name    string
+	URL     string
+	Headers []string
+}
+
+// Result holds the figures of one measurement.
+type Result struct {
+	RPS      float64
+	P50, P99 time.Duration
+	Errors   int
+}
+
+// Median returns the result with the median requests/s.
+func Median(rs []Result) Result {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].RPS < rs[j].RPS })
+	return rs[len(rs)/2]
+}
+
+var (
+	rpsRE    = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	pctRE    = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)`)
+	errorsRE = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)|Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+// Run loads t with conns connections for dur (two threads) and reads the
+// figures.
+func Run(t Target, dur time.Duration, conns int) (Result, error) {
+	args := []string{"-t2", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(dur.Seconds())), "--latency"}
+	for _, h := range t.Headers {
+		args = append(args, "-H", h)
+	}
+	args = append(args, t.URL)
+	out, err := exec.Command("wrk", args...).CombinedOutput()
+	if err != nil {
+		return Result{}, fmt.Errorf("wrk: %v\n%s", err, out)
+	}
+	s := string(out)
+	var r Result
+	m := rpsRE.FindStringSubmatch(s)
+	if m == nil {
+		return r, fmt.Errorf("no Requests/sec in wrk output:\n%s", s)
+	}
+	r.RPS, _ = strconv.ParseFloat(m[1], 64)
+	for _, pm := range pctRE.FindAllStringSubmatch(s, -1) {
+		v, _ := strconv.ParseFloat(pm[2], 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[pm[3]]
+		d := time.Duration(v * float64(unit))
+		if pm[1] == "50" {
+			r.P50 = d.Round(time.Microsecond)
+		} else {
+			r.P99 = d.Round(time.Microsecond)
+		}
+	}
+	for _, em := range errorsRE.FindAllStringSubmatch(s, -1) {
+		for _, n := range em[1:] {
+			v, _ := strconv.Atoi(n)
+			r.Errors += v
+		}
+	}
+	return r, nil
+}
+
+// Ensure installs pkg from Debian's packages when cmd is missing.
+func Ensure(cmd, pkg string) error {
+	if _, err := exec.LookPath(cmd); err == nil {
+		return nil
+	}
+	fmt.Printf("bench: installing %s from Debian's packages\n", pkg)
+	for _, args := range [][]string{{"apt-get", "update", "-qq"}, {"apt-get", "install", "-y", "-qq", "--no-install-recommends", pkg}} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
