@@ -22,19 +22,24 @@ func open(t *testing.T, path string) *sqlite.DB {
 	return db
 }
 
-// The CLI's change is in force when its command returns: Announce waits
-// until the gateway has re-read the revision.
-func TestAnnouncedChangeIsInForceWhenAnnounceReturns(t *testing.T) {
+// startWatcher runs a gateway's watcher on a fresh data folder until the
+// test ends.
+func startWatcher(t *testing.T) (string, *changes.Watcher) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	dir := t.TempDir()
-	server := open(t, filepath.Join(dir, "sluis.db"))
-	w := &changes.Watcher{Source: server, DataDir: dir, Log: slog.Default()}
+	w := &changes.Watcher{Source: open(t, filepath.Join(dir, "sluis.db")), DataDir: dir, Log: slog.Default()}
 	if err := w.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer w.Wait()
-	defer cancel()
+	t.Cleanup(func() { cancel(); w.Wait() })
+	return dir, w
+}
+
+// The CLI's change is in force when its command returns: Announce waits
+// until the gateway has re-read the revision.
+func TestAnnouncedChangeIsInForceWhenAnnounceReturns(t *testing.T) {
+	ctx := context.Background()
+	dir, w := startWatcher(t)
 
 	cli := open(t, filepath.Join(dir, "sluis.db"))
 	cli.Changed = func(ctx context.Context) {
@@ -61,16 +66,8 @@ func TestAnnouncedChangeIsInForceWhenAnnounceReturns(t *testing.T) {
 // Without an announcement (a CLI killed after its commit), the change is
 // seen within the poll interval.
 func TestUnannouncedChangeIsSeenByPolling(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dir := t.TempDir()
-	server := open(t, filepath.Join(dir, "sluis.db"))
-	w := &changes.Watcher{Source: server, DataDir: dir, Log: slog.Default()}
-	if err := w.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Wait()
-	defer cancel()
+	ctx := context.Background()
+	dir, w := startWatcher(t)
 	silent := open(t, filepath.Join(dir, "sluis.db"))
 	silent.CreateUser(ctx, sluis.User{Name: "anna"})
 	before, _ := w.Current(ctx)

@@ -176,11 +176,11 @@ apps:
 	// Both must answer with the upstream's body; the gateway also must
 	// refuse the same request without the cookie.
 	for _, t := range targets {
-		if err := check(t, http.StatusOK, len(body)); err != nil {
+		if err := wrk.Check(t, http.StatusOK, len(body)); err != nil {
 			return fmt.Errorf("%s: %w", t.Name, err)
 		}
 	}
-	if err := check(wrk.Target{Name: "gateway", URL: targets[1].URL, Headers: headers[:1]}, http.StatusUnauthorized, -1); err != nil {
+	if err := wrk.Check(wrk.Target{Name: "gateway", URL: targets[1].URL, Headers: headers[:1]}, http.StatusUnauthorized, -1); err != nil {
 		return fmt.Errorf("gateway without a session: %w", err)
 	}
 
@@ -207,28 +207,5 @@ apps:
 	ratio := med["gateway"].RPS / med["bare"].RPS
 	fmt.Printf("ratio gateway/bare %.3f: the front door and the session check cost %.1f%% of the throughput (goal: under 10%%)\n",
 		ratio, (1-ratio)*100)
-	return nil
-}
-
-func check(t wrk.Target, status, size int) error {
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 10 * time.Second}
-	req, _ := http.NewRequest("GET", t.URL, nil)
-	for _, h := range t.Headers {
-		k, v, _ := strings.Cut(h, ": ")
-		if k == "Host" {
-			req.Host = v
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != status || size >= 0 && len(b) != size {
-		return fmt.Errorf("check request: %d, %d bytes", resp.StatusCode, len(b))
-	}
 	return nil
 }

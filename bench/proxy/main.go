@@ -193,7 +193,7 @@ http {
 	// Each target must answer 200 with the 1 KB body before it is timed;
 	// for sluis that proves the request was authenticated.
 	for _, t := range targets {
-		if err := check(t, len(body)); err != nil {
+		if err := wrk.Check(t, http.StatusOK, len(body)); err != nil {
 			return fmt.Errorf("%s: %w", t.Name, err)
 		}
 	}
@@ -304,33 +304,9 @@ func login(addr string, port int, secret string) (string, error) {
 	return "", fmt.Errorf("no app cookie")
 }
 
-func check(t wrk.Target, size int) error {
-	u, _ := url.Parse(t.URL)
-	c := client(u.Host)
-	req, _ := http.NewRequest("GET", t.URL, nil)
-	for _, h := range t.Headers {
-		k, v, _ := strings.Cut(h, ": ")
-		if k == "Host" {
-			req.Host = v
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || len(b) != size {
-		return fmt.Errorf("check request: %d, %d bytes", resp.StatusCode, len(b))
-	}
-	return nil
-}
-
 func checkUnauthenticated(t wrk.Target) error {
 	noCookie := wrk.Target{Name: t.Name, URL: t.URL, Headers: []string{t.Headers[0]}}
-	if err := check(noCookie, 1024); err == nil {
+	if err := wrk.Check(noCookie, http.StatusOK, 1024); err == nil {
 		return fmt.Errorf("sluis answered without a session: the benchmark would not measure authentication")
 	}
 	return nil

@@ -109,22 +109,9 @@ func TestImportRules(t *testing.T) {
 func TestRequestPathOpensNoFiles(t *testing.T) {
 	requestPath := []string{"frontdoor", "portal", "proxy", "gateway", "policy", "session", "errpage", "assertion", "audit", "mfa", "authn"}
 	for _, dir := range requestPath {
-		root := filepath.Join("..", "..", dir)
-		entries, err := os.ReadDir(root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			name := e.Name()
-			if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
-				continue
-			}
-			src, err := os.ReadFile(filepath.Join(root, name))
-			if err != nil {
-				t.Fatal(err)
-			}
+		for name, src := range sources(t, dir) {
 			for _, call := range []string{"os.Open", "os.ReadFile", "os.Create", "os.WriteFile", "http.Dir(", "http.FileServer", "ServeFile", "template.ParseFiles", "template.ParseGlob", "template.New(", "os.DirFS"} {
-				if strings.Contains(string(src), call) {
+				if strings.Contains(src, call) {
 					t.Errorf("%s/%s uses %s", dir, name, call)
 				}
 			}
@@ -138,28 +125,42 @@ func TestRequestPathOpensNoFiles(t *testing.T) {
 // no dialer at all.
 func TestOnlyTheProxyDialsOut(t *testing.T) {
 	for _, dir := range []string{"frontdoor", "portal", "gateway", "policy", "session", "errpage", "assertion", "audit", "mfa", "authn", "changes", "keys", "config", "store/sqlite"} {
-		root := filepath.Join("..", "..", dir)
-		entries, err := os.ReadDir(root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			name := e.Name()
-			if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
-				continue
-			}
-			src, err := os.ReadFile(filepath.Join(root, name))
-			if err != nil {
-				t.Fatal(err)
-			}
+		for name, src := range sources(t, dir) {
 			for _, call := range []string{"http.Client", "http.Get(", "http.Post(", "http.Head(", "http.DefaultClient", "http.Transport", "net.Dial", "net.Dialer", ".RoundTrip(", "tls.Dial"} {
 				if dir == "changes" && strings.HasPrefix(call, "net.Dial") {
 					continue // the local announcement socket of the CLI, never a network address
 				}
-				if strings.Contains(string(src), call) {
+				if strings.Contains(src, call) {
 					t.Errorf("%s/%s uses %s", dir, name, call)
 				}
 			}
 		}
 	}
+}
+
+// sources returns the non-test Go files of a package directory (relative
+// to the repository root) by name.
+func sources(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	root := filepath.Join("..", "..", dir)
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = string(src)
+	}
+	if len(out) == 0 {
+		t.Fatalf("no Go files in %s", dir)
+	}
+	return out
 }

@@ -3,7 +3,10 @@
 package wrk
 
 import (
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -89,6 +92,37 @@ func Ensure(cmd, pkg string) error {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("%s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+	}
+	return nil
+}
+
+// Check sends one request as wrk would (same URL and headers, certificate
+// not checked: the benchmark's own local servers) and fails unless it is
+// answered with status and, when size >= 0, a body of size bytes. It makes
+// sure a benchmark measures what it claims to.
+func Check(t Target, status, size int) error {
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	req, err := http.NewRequest("GET", t.URL, nil)
+	if err != nil {
+		return err
+	}
+	for _, h := range t.Headers {
+		k, v, _ := strings.Cut(h, ": ")
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status || size >= 0 && len(b) != size {
+		return fmt.Errorf("%s: check request answered %d with %d bytes", t.Name, resp.StatusCode, len(b))
 	}
 	return nil
 }
