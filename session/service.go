@@ -220,14 +220,6 @@ func (s *Service) touch(ctx context.Context, a *Active, now time.Time) {
 	_ = s.Store.TouchSession(ctx, a.Session.ID, now)
 }
 
-// Forget drops every cached entry (after a change made in this process that
-// the store's revision already reflects; it only saves a reload).
-func (s *Service) Forget() {
-	s.mu.Lock()
-	s.cache = nil
-	s.mu.Unlock()
-}
-
 // revisionGate reads the store's revision for every request, but lets
 // concurrent requests share one read: a request may use a read that began
 // after the request arrived, never one that began before. So a change
