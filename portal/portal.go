@@ -623,13 +623,13 @@ func (p *Portal) mfaForm(w http.ResponseWriter, r *http.Request) error {
 }
 
 // checkCode verifies a one-time code for user with the given secret and
-// makes sure no code is used twice. It returns a message for the user, or
-// "" on success.
-func (p *Portal) checkCode(r *http.Request, user, secret, code string) (string, error) {
+// makes sure no code is used twice. On failure it returns the status and
+// the message for the user; on success 0 and "".
+func (p *Portal) checkCode(r *http.Request, user, secret, code string) (int, string, error) {
 	src := frontdoor.ClientIP(r)
 	if wait := p.attempt("mfa", user, src); wait > 0 {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
-		return waitMessage(wait), nil
+		return http.StatusTooManyRequests, waitMessage(wait), nil
 	}
 	step, ok := mfa.Verify(secret, strings.TrimSpace(code), p.Now())
 	reason := ""
@@ -638,7 +638,7 @@ func (p *Portal) checkCode(r *http.Request, user, secret, code string) (string, 
 	} else {
 		fresh, err := p.Store.UseTOTPStep(r.Context(), user, step)
 		if err != nil {
-			return "", err
+			return 0, "", err
 		}
 		if !fresh {
 			reason = "code already used"
@@ -646,10 +646,10 @@ func (p *Portal) checkCode(r *http.Request, user, secret, code string) (string, 
 	}
 	if reason != "" {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, reason)
-		return "That code is not valid. Wait for the next code and try again.", nil
+		return http.StatusUnauthorized, "That code is not valid. Wait for the next code and try again.", nil
 	}
 	p.succeeded("mfa", user, src)
-	return "", nil
+	return 0, "", nil
 }
 
 func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
@@ -676,13 +676,13 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("open TOTP secret of %s: %w", a.User.Name, err)
 	}
-	msg, err := p.checkCode(r, a.User.Name, string(secret), r.PostFormValue("code"))
+	status, msg, err := p.checkCode(r, a.User.Name, string(secret), r.PostFormValue("code"))
 	if err != nil {
 		return err
 	}
 	if msg != "" {
 		d.Error = msg
-		return p.render(w, http.StatusUnauthorized, "mfa", d)
+		return p.render(w, status, "mfa", d)
 	}
 	return p.complete(w, r, a, "totp", t, f)
 }
