@@ -6,6 +6,8 @@ package sluis
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -132,6 +134,31 @@ type Event struct {
 	App     string
 	Outcome string
 	Detail  string
+	// PrevHash and Hash chain the trail: Hash is ChainHash(PrevHash), and
+	// PrevHash is the Hash of the event before. The store sets both.
+	PrevHash []byte
+	Hash     []byte
+}
+
+// ChainHash returns the SHA-256 of the event's canonical encoding (every
+// field but Hash, each length-prefixed, so no two events encode alike)
+// chained to prev, the hash of the event before it.
+func (e Event) ChainHash(prev []byte) []byte {
+	h := sha256.New()
+	put := func(b []byte) {
+		var n [binary.MaxVarintLen64]byte
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
+		h.Write(b)
+	}
+	var id, t [binary.MaxVarintLen64]byte
+	put([]byte("sluis-audit-v1"))
+	put(prev)
+	put(id[:binary.PutVarint(id[:], e.ID)])
+	put(t[:binary.PutVarint(t[:], e.Time.UnixNano())])
+	for _, f := range []string{e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail} {
+		put([]byte(f))
+	}
+	return h.Sum(nil)
 }
 
 // UserStore keeps users.

@@ -5,7 +5,9 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -36,4 +38,34 @@ func (r *Recorder) Record(ctx context.Context, e sluis.Event) {
 		log.Error("audit: event not stored", "type", e.Type, "err", err)
 	}
 	log.Info("audit", "type", e.Type, "user", e.User, "source", e.Source, "app", e.App, "outcome", e.Outcome, "detail", e.Detail)
+}
+
+// Broken describes the first event where the chain does not hold.
+type Broken struct {
+	ID     int64
+	Reason string
+}
+
+func (b *Broken) Error() string { return fmt.Sprintf("event %d: %s", b.ID, b.Reason) }
+
+// Verify checks the hash chain of events, which must be the whole trail in
+// order. It returns nil if every event's hash matches its fields and links
+// to the one before; otherwise a *Broken naming the first event where it
+// does not (an altered, removed, inserted or reordered event breaks the
+// chain there).
+func Verify(events []sluis.Event) error {
+	var prev []byte
+	var prevID int64
+	for i, e := range events {
+		switch {
+		case i > 0 && e.ID != prevID+1:
+			return &Broken{e.ID, fmt.Sprintf("follows event %d: events are missing or out of order", prevID)}
+		case !bytes.Equal(e.PrevHash, prev):
+			return &Broken{e.ID, "does not link to the event before it"}
+		case !bytes.Equal(e.Hash, e.ChainHash(e.PrevHash)):
+			return &Broken{e.ID, "its contents do not match its hash"}
+		}
+		prev, prevID = e.Hash, e.ID
+	}
+	return nil
 }

@@ -36,6 +36,7 @@ Sessions and audit:
   session list
   session revoke ID | session revoke --user NAME
   audit [--since 1h] [--json]
+  audit verify                           check the audit trail's hash chain
 
 Configuration:
   config check

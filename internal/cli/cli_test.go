@@ -3,10 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	_ "modernc.org/sqlite"
 )
 
 type result struct {
@@ -170,5 +173,31 @@ func TestShownEscapesWhatATerminalWouldObey(t *testing.T) {
 		if got := shown(in); got != want {
 			t.Errorf("shown(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// An audit row altered in the database is found, by number.
+func TestAuditVerifyFindsAnAlteredRow(t *testing.T) {
+	cfg := writeConfig(t, goodConfig)
+	for _, name := range []string{"anna", "bert", "carl"} {
+		if r := runCLI("long enough pw\n", "--config", cfg, "user", "add", name, "--password-stdin"); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	r := runCLI("", "--config", cfg, "audit", "verify")
+	if r.err != nil || !strings.HasPrefix(r.out, "intact, 3 events") {
+		t.Fatalf("intact trail: %v %q", r.err, r.out)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(filepath.Dir(cfg), "data", "sluis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE audit_events SET detail = 'by nobody' WHERE id = 2`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	r = runCLI("", "--config", cfg, "audit", "verify")
+	if r.err == nil || !strings.Contains(r.out, "BROKEN at event 2") {
+		t.Fatalf("altered trail: %v %q", r.err, r.out)
 	}
 }

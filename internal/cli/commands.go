@@ -342,7 +342,40 @@ type auditJSON struct {
 	Detail  string    `json:"detail"`
 }
 
+// auditVerify checks the audit trail's hash chain.
+func (e *env) auditVerify() error {
+	c, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(e.ctx, c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	evs, err := st.Events(e.ctx, time.Time{})
+	if err != nil {
+		return err
+	}
+	if err := audit.Verify(evs); err != nil {
+		fmt.Fprintf(e.stdout, "BROKEN at %v\n", err)
+		return fmt.Errorf("the audit trail has been altered: %w", err)
+	}
+	last := "none"
+	if len(evs) > 0 {
+		last = evs[len(evs)-1].Time.Local().Format(time.DateTime)
+	}
+	fmt.Fprintf(e.stdout, "intact, %d events, the last at %s\n", len(evs), last)
+	return nil
+}
+
 func (e *env) audit(args []string) error {
+	if len(args) > 0 && args[0] == "verify" {
+		if len(args) > 1 {
+			return ErrUsage
+		}
+		return e.auditVerify()
+	}
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	since := fs.Duration("since", 24*time.Hour, "show events of this last period")
 	asJSON := fs.Bool("json", false, "one JSON object per line")

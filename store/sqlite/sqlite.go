@@ -484,16 +484,33 @@ func (s *DB) RedeemGrant(ctx context.Context, codeHash []byte, host string, now 
 
 // ---- audit ----
 
+// AppendEvent appends e to the hash chain: in one transaction (which holds
+// the write lock, so the CLI and the gateway never fork the chain) it reads
+// the last event, numbers e after it and chains its hash.
 func (s *DB) AppendEvent(ctx context.Context, e sluis.Event) error {
-	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO audit_events (time, type, user, source, app, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		unixNano(e.Time), e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail)
-	return err
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var lastID int64
+		var prev []byte
+		err := tx.QueryRowContext(ctx, `SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&lastID, &prev)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		e.ID, e.PrevHash = lastID+1, prev
+		if e.PrevHash == nil {
+			e.PrevHash = []byte{}
+		}
+		e.Time = fromNano(unixNano(e.Time)) // as stored
+		e.Hash = e.ChainHash(e.PrevHash)
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO audit_events (id, time, type, user, source, app, outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, unixNano(e.Time), e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail, e.PrevHash, e.Hash)
+		return err
+	})
 }
 
 func (s *DB) Events(ctx context.Context, since time.Time) ([]sluis.Event, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT id, time, type, user, source, app, outcome, detail FROM audit_events WHERE time >= ? ORDER BY id`, unixNano(since))
+		`SELECT id, time, type, user, source, app, outcome, detail, prev_hash, hash FROM audit_events WHERE time >= ? ORDER BY id`, unixNano(since))
 	if err != nil {
 		return nil, err
 	}
@@ -502,7 +519,7 @@ func (s *DB) Events(ctx context.Context, since time.Time) ([]sluis.Event, error)
 	for rows.Next() {
 		var e sluis.Event
 		var t int64
-		if err := rows.Scan(&e.ID, &t, &e.Type, &e.User, &e.Source, &e.App, &e.Outcome, &e.Detail); err != nil {
+		if err := rows.Scan(&e.ID, &t, &e.Type, &e.User, &e.Source, &e.App, &e.Outcome, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
 			return nil, err
 		}
 		e.Time = fromNano(t)

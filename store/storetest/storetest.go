@@ -233,6 +233,17 @@ func testAudit(t *testing.T, s sluis.Store) {
 	if len(evs) != 2 || evs[0].Type != sluis.EventLoginSuccess || evs[1].Type != sluis.EventLogout || !evs[1].Time.Equal(t0.Add(2*time.Minute)) || evs[0].User != "anna" {
 		t.Fatalf("events: %+v", evs)
 	}
+	// The store chains the trail: each event's hash covers it and the one
+	// before, numbered without gaps.
+	all, err := s.Events(ctx, time.Time{})
+	must(t, err)
+	var prev []byte
+	for i, e := range all {
+		if e.ID != int64(i+1) || !bytes.Equal(e.PrevHash, prev) || len(e.Hash) != 32 || !bytes.Equal(e.Hash, e.ChainHash(prev)) {
+			t.Fatalf("event %d is not chained: %+v", i+1, e)
+		}
+		prev = e.Hash
+	}
 }
 
 func must(t *testing.T, err error) {

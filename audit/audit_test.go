@@ -1,0 +1,62 @@
+package audit_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/audit"
+	"github.com/sluis-gateway/sluis/store/sqlite"
+)
+
+func trail(t *testing.T, n int) []sluis.Event {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "sluis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 1, 15, 9, 0, 0, 0, time.UTC)
+	rec := &audit.Recorder{Store: db, Now: func() time.Time { now = now.Add(time.Second); return now }}
+	for i := 0; i < n; i++ {
+		rec.Record(context.Background(), sluis.Event{Type: sluis.EventLoginSuccess, User: "anna", Source: "192.0.2.1", Outcome: "success", Detail: "x"})
+	}
+	evs, err := db.Events(context.Background(), time.Time{})
+	if err != nil || len(evs) != n {
+		t.Fatalf("%d events, %v", len(evs), err)
+	}
+	return evs
+}
+
+func TestVerify(t *testing.T) {
+	if err := audit.Verify(trail(t, 5)); err != nil {
+		t.Fatalf("intact trail: %v", err)
+	}
+	tests := []struct {
+		name   string
+		tamper func([]sluis.Event) []sluis.Event
+		want   int64
+	}{
+		{"detail altered", func(e []sluis.Event) []sluis.Event { e[2].Detail = "nothing to see"; return e }, 3},
+		{"user altered", func(e []sluis.Event) []sluis.Event { e[0].User = "mallory"; return e }, 1},
+		{"time altered", func(e []sluis.Event) []sluis.Event { e[4].Time = e[4].Time.Add(-time.Hour); return e }, 5},
+		{"event removed", func(e []sluis.Event) []sluis.Event { return append(e[:1], e[2:]...) }, 3},
+		{"events swapped", func(e []sluis.Event) []sluis.Event { e[1], e[2] = e[2], e[1]; return e }, 3},
+		{"hash recomputed after an edit", func(e []sluis.Event) []sluis.Event {
+			e[1].Detail = "edited"
+			e[1].Hash = e[1].ChainHash(e[1].PrevHash)
+			return e
+		}, 3},
+		{"last event removed and renumbered", func(e []sluis.Event) []sluis.Event { e[3].ID = 9; return e }, 9},
+	}
+	for _, tt := range tests {
+		err := audit.Verify(tt.tamper(trail(t, 5)))
+		var b *audit.Broken
+		if !errors.As(err, &b) || b.ID != tt.want {
+			t.Errorf("%s: %v, want broken at event %d", tt.name, err, tt.want)
+		}
+	}
+}
