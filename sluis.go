@@ -207,10 +207,36 @@ type SessionStore interface {
 	RedeemGrant(ctx context.Context, codeHash []byte, host string, now time.Time) (sessionID, path string, state []byte, err error)
 }
 
+// Checkpoint is a signed statement that the audit trail up to EventID
+// ended in Hash at Time. A copy of the trail that still verifies against a
+// checkpoint cannot have been rewritten up to there without the signing
+// key, and an event removed from the end shows as a checkpoint naming an
+// event that is gone.
+type Checkpoint struct {
+	ID        int64
+	EventID   int64
+	Hash      []byte
+	Time      time.Time
+	Signature []byte // Ed25519 over CheckpointMessage
+}
+
+// Message returns the bytes the checkpoint's signature covers.
+func (c Checkpoint) Message() []byte {
+	b := []byte("sluis-audit-checkpoint-v1\n")
+	b = binary.AppendVarint(b, c.EventID)
+	b = binary.AppendVarint(b, c.Time.UnixNano())
+	return append(b, c.Hash...)
+}
+
 // AuditStore keeps the audit trail.
 type AuditStore interface {
 	AppendEvent(ctx context.Context, e Event) error
 	Events(ctx context.Context, since time.Time) ([]Event, error)
+	// LastEvent returns the ID and hash of the newest event (0 and nil in
+	// an empty trail).
+	LastEvent(ctx context.Context) (int64, []byte, error)
+	AppendCheckpoint(ctx context.Context, c Checkpoint) error
+	Checkpoints(ctx context.Context) ([]Checkpoint, error)
 }
 
 // Store is everything the gateway keeps. Every change that can take access

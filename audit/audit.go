@@ -7,6 +7,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"time"
@@ -68,4 +69,100 @@ func Verify(events []sluis.Event) error {
 		prev, prevID = e.Hash, e.ID
 	}
 	return nil
+}
+
+// Checkpointer signs checkpoints of the trail with an Ed25519 key.
+type Checkpointer struct {
+	Store sluis.AuditStore
+	Key   ed25519.PrivateKey
+	Now   func() time.Time
+}
+
+// Checkpoint signs the current end of the trail, unless the newest
+// checkpoint covers it already.
+func (c *Checkpointer) Checkpoint(ctx context.Context) error {
+	id, hash, err := c.Store.LastEvent(ctx)
+	if err != nil || id == 0 {
+		return err
+	}
+	cps, err := c.Store.Checkpoints(ctx)
+	if err != nil {
+		return err
+	}
+	if n := len(cps); n > 0 && cps[n-1].EventID >= id {
+		return nil
+	}
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	cp := sluis.Checkpoint{EventID: id, Hash: hash, Time: now().UTC().Truncate(time.Microsecond)}
+	cp.Signature = ed25519.Sign(c.Key, cp.Message())
+	return c.Store.AppendCheckpoint(ctx, cp)
+}
+
+// Run writes a checkpoint every interval while events flow, and a last one
+// when ctx ends.
+func (c *Checkpointer) Run(ctx context.Context, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := c.Checkpoint(context.WithoutCancel(ctx)); err != nil {
+				log.Error("audit: checkpoint", "err", err)
+			}
+			return
+		case <-t.C:
+			if err := c.Checkpoint(ctx); err != nil {
+				log.Error("audit: checkpoint", "err", err)
+			}
+		}
+	}
+}
+
+// Report is what VerifyTrail found in an intact trail.
+type Report struct {
+	Events          int
+	LastCheckpoint  *sluis.Checkpoint // nil if none
+	AfterCheckpoint int               // events newer than the last checkpoint
+}
+
+// VerifyTrail checks the chain of events and every checkpoint against it
+// and the public key: each checkpoint's signature, and that the event it
+// names still exists with the hash it signed. A trail cut off at the end
+// fails against the checkpoints that named the removed events.
+func VerifyTrail(events []sluis.Event, cps []sluis.Checkpoint, pub ed25519.PublicKey) (Report, error) {
+	if err := Verify(events); err != nil {
+		return Report{}, err
+	}
+	r := Report{Events: len(events)}
+	byID := map[int64][]byte{}
+	for _, e := range events {
+		byID[e.ID] = e.Hash
+	}
+	for i := range cps {
+		cp := cps[i]
+		if !ed25519.Verify(pub, cp.Message(), cp.Signature) {
+			return r, &Broken{cp.EventID, fmt.Sprintf("checkpoint %d has no valid signature", cp.ID)}
+		}
+		h, ok := byID[cp.EventID]
+		if !ok {
+			return r, &Broken{cp.EventID, fmt.Sprintf("signed by checkpoint %d, but the event is gone", cp.ID)}
+		}
+		if !bytes.Equal(h, cp.Hash) {
+			return r, &Broken{cp.EventID, fmt.Sprintf("does not match checkpoint %d", cp.ID)}
+		}
+		r.LastCheckpoint = &cps[i]
+	}
+	if r.LastCheckpoint != nil {
+		for _, e := range events {
+			if e.ID > r.LastCheckpoint.EventID {
+				r.AfterCheckpoint++
+			}
+		}
+	} else {
+		r.AfterCheckpoint = len(events)
+	}
+	return r, nil
 }

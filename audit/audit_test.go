@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -58,5 +59,61 @@ func TestVerify(t *testing.T) {
 		if !errors.As(err, &b) || b.ID != tt.want {
 			t.Errorf("%s: %v, want broken at event %d", tt.name, err, tt.want)
 		}
+	}
+}
+
+func TestVerifyTrailChecksCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "sluis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	pub, key, _ := ed25519.GenerateKey(nil)
+	cp := &audit.Checkpointer{Store: db, Key: key}
+	rec := &audit.Recorder{Store: db}
+	for i := 0; i < 3; i++ {
+		rec.Record(ctx, sluis.Event{Type: "x", Detail: "d"})
+	}
+	if err := cp.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.Checkpoint(ctx); err != nil { // nothing new: no second checkpoint
+		t.Fatal(err)
+	}
+	rec.Record(ctx, sluis.Event{Type: "y"})
+	evs, _ := db.Events(ctx, time.Time{})
+	cps, _ := db.Checkpoints(ctx)
+	if len(cps) != 1 {
+		t.Fatalf("%d checkpoints, want 1", len(cps))
+	}
+	rep, err := audit.VerifyTrail(evs, cps, pub)
+	if err != nil || rep.Events != 4 || rep.LastCheckpoint.EventID != 3 || rep.AfterCheckpoint != 1 {
+		t.Fatalf("report %+v, %v", rep, err)
+	}
+	otherPub, _, _ := ed25519.GenerateKey(nil)
+	if _, err := audit.VerifyTrail(evs, cps, otherPub); err == nil {
+		t.Fatal("checkpoint accepted with another key")
+	}
+	forged := append([]sluis.Checkpoint(nil), cps...)
+	forged[0].EventID = 2
+	if _, err := audit.VerifyTrail(evs, forged, pub); err == nil {
+		t.Fatal("checkpoint with altered event number accepted")
+	}
+	// The whole trail rewritten consistently (a valid chain of other
+	// events) fails against the signed checkpoint.
+	rewritten := append([]sluis.Event(nil), evs...)
+	var prev []byte
+	for i := range rewritten {
+		rewritten[i].Detail = "rewritten"
+		rewritten[i].PrevHash = prev
+		rewritten[i].Hash = rewritten[i].ChainHash(prev)
+		prev = rewritten[i].Hash
+	}
+	if err := audit.Verify(rewritten); err != nil {
+		t.Fatalf("the rewritten chain should be self-consistent: %v", err)
+	}
+	if _, err := audit.VerifyTrail(rewritten, cps, pub); err == nil {
+		t.Fatal("a rewritten trail passed against the signed checkpoint")
 	}
 }

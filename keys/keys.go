@@ -8,6 +8,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -253,4 +254,40 @@ func SelfSigned(dir string, hosts []string, now time.Time) (cert tls.Certificate
 func serial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	return n
+}
+
+// AuditKeyFile holds the Ed25519 key that signs audit checkpoints.
+const AuditKeyFile = "audit-key.pem"
+
+// LoadAuditKey loads (or creates) the Ed25519 key that signs checkpoints
+// of the audit trail.
+func LoadAuditKey(dir string) (ed25519.PrivateKey, error) {
+	raw, err := loadOrCreate(dir, AuditKeyFile, 0o600, func() ([]byte, error) {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
+	name := filepath.Join(dir, AuditKeyFile)
+	b, _ := pem.Decode(raw)
+	if b == nil {
+		return nil, fmt.Errorf("%s: no PEM block", name)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	ek, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an Ed25519 key", name)
+	}
+	return ek, nil
 }

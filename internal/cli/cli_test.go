@@ -201,3 +201,29 @@ func TestAuditVerifyFindsAnAlteredRow(t *testing.T) {
 		t.Fatalf("altered trail: %v %q", r.err, r.out)
 	}
 }
+
+// Removing the newest events leaves an intact chain, but the signed
+// checkpoint still names them.
+func TestAuditVerifyFindsATruncatedTrail(t *testing.T) {
+	cfg := writeConfig(t, goodConfig)
+	for _, name := range []string{"anna", "bert"} {
+		if r := runCLI("long enough pw\n", "--config", cfg, "user", "add", name, "--password-stdin"); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	if r := runCLI("", "--config", cfg, "audit", "verify"); r.err != nil || !strings.Contains(r.out, "last checkpoint at") || !strings.Contains(r.out, "(event 2); 0 events since") {
+		t.Fatalf("intact trail: %v %q", r.err, r.out)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(filepath.Dir(cfg), "data", "sluis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM audit_events WHERE id = 2`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	r := runCLI("", "--config", cfg, "audit", "verify")
+	if r.err == nil || !strings.Contains(r.out, "BROKEN at event 2: signed by checkpoint") {
+		t.Fatalf("truncated trail: %v %q", r.err, r.out)
+	}
+}

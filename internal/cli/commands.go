@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -45,13 +46,24 @@ func (e *env) admin() (*config.Config, sluis.Store, func(typ, user, detail strin
 		}
 	}
 	rec := &audit.Recorder{Store: st, Log: discardLogger()}
+	auditKey, err := keys.LoadAuditKey(c.DataDir)
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	checkpoints := &audit.Checkpointer{Store: st, Key: auditKey}
 	operator := e.getenv("USER")
 	if operator == "" {
 		operator = "unknown"
 	}
+	// Every change is recorded and the chain signed at once, so the
+	// operator's own actions are covered by a checkpoint when they return.
 	record := func(typ, user, detail string) {
 		rec.Record(e.ctx, sluis.Event{Type: typ, User: user, Source: "cli", Outcome: sluis.OutcomeSuccess,
 			Detail: strings.TrimSpace("by " + operator + "; " + detail)})
+		if err := checkpoints.Checkpoint(e.ctx); err != nil {
+			fmt.Fprintln(e.stderr, "warning: audit checkpoint:", err)
+		}
 	}
 	return c, st, record, nil
 }
@@ -357,15 +369,25 @@ func (e *env) auditVerify() error {
 	if err != nil {
 		return err
 	}
-	if err := audit.Verify(evs); err != nil {
+	cps, err := st.Checkpoints(e.ctx)
+	if err != nil {
+		return err
+	}
+	key, err := keys.LoadAuditKey(c.DataDir)
+	if err != nil {
+		return err
+	}
+	rep, err := audit.VerifyTrail(evs, cps, key.Public().(ed25519.PublicKey))
+	if err != nil {
 		fmt.Fprintf(e.stdout, "BROKEN at %v\n", err)
 		return fmt.Errorf("the audit trail has been altered: %w", err)
 	}
-	last := "none"
-	if len(evs) > 0 {
-		last = evs[len(evs)-1].Time.Local().Format(time.DateTime)
+	if rep.LastCheckpoint == nil {
+		fmt.Fprintf(e.stdout, "intact, %d events, no checkpoint yet\n", rep.Events)
+		return nil
 	}
-	fmt.Fprintf(e.stdout, "intact, %d events, the last at %s\n", len(evs), last)
+	fmt.Fprintf(e.stdout, "intact, %d events, last checkpoint at %s (event %d); %d events since\n", rep.Events,
+		rep.LastCheckpoint.Time.Local().Format(time.DateTime), rep.LastCheckpoint.EventID, rep.AfterCheckpoint)
 	return nil
 }
 

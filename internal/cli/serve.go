@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sluis-gateway/sluis/assertion"
+	"github.com/sluis-gateway/sluis/audit"
 	"github.com/sluis-gateway/sluis/changes"
 	"github.com/sluis-gateway/sluis/config"
 	"github.com/sluis-gateway/sluis/gateway"
@@ -31,6 +32,8 @@ const (
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 32 << 10
 	shutdownGrace     = 10 * time.Second
+	// auditCheckpointEvery is how often the audit chain is signed.
+	auditCheckpointEvery = time.Minute
 )
 
 func (e *env) loadConfig() (*config.Config, error) {
@@ -103,6 +106,20 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		return err
 	}
 	defer watcher.Wait()
+	auditKey, err := keys.LoadAuditKey(c.DataDir)
+	if err != nil {
+		stopWatch()
+		return err
+	}
+	// Signed checkpoints of the audit chain every minute while events
+	// flow, and one at shutdown, before the store closes.
+	checkpoints := &audit.Checkpointer{Store: st, Key: auditKey}
+	checkpointsDone := make(chan struct{})
+	go func() {
+		checkpoints.Run(watchCtx, auditCheckpointEvery, log)
+		close(checkpointsDone)
+	}()
+	defer func() { <-checkpointsDone }()
 	defer stopWatch()
 	st.Changed = watcher.Changed
 	sealer, err := keys.LoadSealer(c.DataDir)

@@ -527,3 +527,38 @@ func (s *DB) Events(ctx context.Context, since time.Time) ([]sluis.Event, error)
 	}
 	return out, rows.Err()
 }
+
+func (s *DB) LastEvent(ctx context.Context) (int64, []byte, error) {
+	var id int64
+	var hash []byte
+	err := s.db.QueryRowContext(ctx, `SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&id, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, nil
+	}
+	return id, hash, err
+}
+
+func (s *DB) AppendCheckpoint(ctx context.Context, c sluis.Checkpoint) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO audit_checkpoints (event_id, hash, time, signature) VALUES (?, ?, ?, ?)`,
+		c.EventID, c.Hash, unixNano(c.Time), c.Signature)
+	return err
+}
+
+func (s *DB) Checkpoints(ctx context.Context) ([]sluis.Checkpoint, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, event_id, hash, time, signature FROM audit_checkpoints ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []sluis.Checkpoint
+	for rows.Next() {
+		var c sluis.Checkpoint
+		var t int64
+		if err := rows.Scan(&c.ID, &c.EventID, &c.Hash, &t, &c.Signature); err != nil {
+			return nil, err
+		}
+		c.Time = fromNano(t)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
