@@ -36,7 +36,8 @@ Sessions and audit:
   session list
   session revoke ID | session revoke --user NAME
   audit [--since 1h] [--json]
-  audit verify                           check the audit trail's hash chain
+  audit verify [--file EXPORT]           check the trail's hash chain and signed checkpoints
+  audit export [--since 24h]             the trail as JSON lines, to keep elsewhere
 
 Configuration:
   config check

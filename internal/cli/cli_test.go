@@ -227,3 +227,33 @@ func TestAuditVerifyFindsATruncatedTrail(t *testing.T) {
 		t.Fatalf("truncated trail: %v %q", r.err, r.out)
 	}
 }
+
+// An export kept elsewhere verifies later, and an edit to it is found.
+func TestAuditExportVerifiesLater(t *testing.T) {
+	cfg := writeConfig(t, goodConfig)
+	for _, name := range []string{"anna", "bert", "carl"} {
+		if r := runCLI("long enough pw\n", "--config", cfg, "user", "add", name, "--password-stdin"); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	r := runCLI("", "--config", cfg, "audit", "export")
+	if r.err != nil || strings.Count(r.out, `"kind":"event"`) != 3 || !strings.Contains(r.out, `"kind":"checkpoint"`) || !strings.Contains(r.out, `"prev_hash"`) {
+		t.Fatalf("export: %v\n%s", r.err, r.out)
+	}
+	file := filepath.Join(t.TempDir(), "export.jsonl")
+	os.WriteFile(file, []byte(r.out), 0o600)
+	if r := runCLI("", "--config", cfg, "audit", "verify", "--file", file); r.err != nil || !strings.HasPrefix(r.out, "intact, 3 events") {
+		t.Fatalf("verify export: %v %q", r.err, r.out)
+	}
+	os.WriteFile(file, []byte(strings.Replace(r.out, "carl", "mallory", 1)), 0o600)
+	if r := runCLI("", "--config", cfg, "audit", "verify", "--file", file); r.err == nil || !strings.Contains(r.out, "BROKEN at event 3") {
+		t.Fatalf("verify altered export: %v %q", r.err, r.out)
+	}
+	// A part of the trail verifies on its own.
+	r = runCLI("", "--config", cfg, "audit", "export")
+	lines := strings.SplitAfter(r.out, "\n")
+	os.WriteFile(file, []byte(strings.Join(lines[1:], "")), 0o600)
+	if r := runCLI("", "--config", cfg, "audit", "verify", "--file", file); r.err != nil || !strings.HasPrefix(r.out, "intact, 2 events") {
+		t.Fatalf("verify a part: %v %q", r.err, r.out)
+	}
+}

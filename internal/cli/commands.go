@@ -354,24 +354,37 @@ type auditJSON struct {
 	Detail  string    `json:"detail"`
 }
 
-// auditVerify checks the audit trail's hash chain.
-func (e *env) auditVerify() error {
+// auditVerify checks the hash chain and the signed checkpoints of the
+// trail in the store, or of an export in file.
+func (e *env) auditVerify(file string) error {
 	c, err := e.loadConfig()
 	if err != nil {
 		return err
 	}
-	st, err := openStore(e.ctx, c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	evs, err := st.Events(e.ctx, time.Time{})
-	if err != nil {
-		return err
-	}
-	cps, err := st.Checkpoints(e.ctx)
-	if err != nil {
-		return err
+	var evs []sluis.Event
+	var cps []sluis.Checkpoint
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		evs, cps, err = audit.ReadExport(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+	} else {
+		st, err := openStore(e.ctx, c)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if evs, err = st.Events(e.ctx, time.Time{}); err != nil {
+			return err
+		}
+		if cps, err = st.Checkpoints(e.ctx); err != nil {
+			return err
+		}
 	}
 	key, err := keys.LoadAuditKey(c.DataDir)
 	if err != nil {
@@ -392,11 +405,18 @@ func (e *env) auditVerify() error {
 }
 
 func (e *env) audit(args []string) error {
-	if len(args) > 0 && args[0] == "verify" {
-		if len(args) > 1 {
+	if len(args) > 0 && (args[0] == "verify" || args[0] == "export") {
+		sub := args[0]
+		fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
+		file := fs.String("file", "", "verify this export instead of the database")
+		since := fs.Duration("since", 0, "export only events of this last period (default: all)")
+		if pos, err := parseFlags(fs, args[1:], e.stderr); err != nil || len(pos) > 0 {
 			return ErrUsage
 		}
-		return e.auditVerify()
+		if sub == "verify" {
+			return e.auditVerify(*file)
+		}
+		return e.auditExport(*since)
 	}
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	since := fs.Duration("since", 24*time.Hour, "show events of this last period")
@@ -469,4 +489,32 @@ func shown(s string) string {
 		}
 	}
 	return s
+}
+
+// auditExport writes the trail (or its last period) and all checkpoints as
+// JSON lines, to be kept elsewhere and verified later with
+// `sluis audit verify --file`.
+func (e *env) auditExport(since time.Duration) error {
+	c, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(e.ctx, c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	from := time.Time{}
+	if since > 0 {
+		from = time.Now().Add(-since)
+	}
+	evs, err := st.Events(e.ctx, from)
+	if err != nil {
+		return err
+	}
+	cps, err := st.Checkpoints(e.ctx)
+	if err != nil {
+		return err
+	}
+	return audit.WriteExport(e.stdout, evs, cps)
 }
