@@ -230,7 +230,9 @@ func (c Checkpoint) Message() []byte {
 
 // AuditStore keeps the audit trail.
 type AuditStore interface {
-	AppendEvent(ctx context.Context, e Event) error
+	// AppendEvent adds e to the trail and returns it as stored (numbered
+	// and chained).
+	AppendEvent(ctx context.Context, e Event) (Event, error)
 	Events(ctx context.Context, since time.Time) ([]Event, error)
 	// LastEvent returns the ID and hash of the newest event (0 and nil in
 	// an empty trail).

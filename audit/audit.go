@@ -25,6 +25,9 @@ type Recorder struct {
 	Store sluis.AuditStore
 	Log   *slog.Logger // nil means slog.Default()
 	Now   func() time.Time
+	// Forward, if set, also hands each event to a forwarder (Syslog) after
+	// it is stored. It must not block.
+	Forward func(sluis.Event)
 }
 
 // Record stamps e with the time and writes it. A failure to write is logged
@@ -40,8 +43,13 @@ func (r *Recorder) Record(ctx context.Context, e sluis.Event) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if err := r.Store.AppendEvent(context.WithoutCancel(ctx), e); err != nil {
+	stored, err := r.Store.AppendEvent(context.WithoutCancel(ctx), e)
+	if err != nil {
 		log.Error("audit: event not stored", "type", e.Type, "err", err)
+		stored = e
+	}
+	if r.Forward != nil {
+		r.Forward(stored)
 	}
 	log.Info("audit", "type", e.Type, "user", e.User, "source", e.Source, "app", e.App, "outcome", e.Outcome, "detail", e.Detail)
 }

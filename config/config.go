@@ -34,6 +34,7 @@ type Config struct {
 	TLS     TLS     `yaml:"tls"`
 	Session Session `yaml:"session"`
 	Probes  Probes  `yaml:"probes"`
+	Audit   Audit   `yaml:"audit"`
 	Apps    []App   `yaml:"apps"`
 
 	// File is the path the configuration was read from.
@@ -74,6 +75,24 @@ type Probes struct {
 	// EventEvery bounds the audit trail: per source and rule at most one
 	// security.probe event per this interval, with a count. Zero means 1m.
 	EventEvery Duration `yaml:"event_every"`
+}
+
+// Audit says where the audit trail goes besides the database.
+type Audit struct {
+	Syslog *Syslog `yaml:"syslog"`
+}
+
+// Syslog forwards every event as it happens to a syslog receiver (RFC 5424
+// over TCP, octet-counted), optionally over TLS.
+type Syslog struct {
+	Address string `yaml:"address"` // host:port; required
+	TLS     bool   `yaml:"tls"`
+	// CAFile is a PEM file of the CA that signed the receiver's
+	// certificate; empty means the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// Queue bounds the events held while the receiver is unreachable.
+	// Zero means 10000.
+	Queue int `yaml:"queue"`
 }
 
 // App is one web application behind the gateway.
@@ -340,6 +359,24 @@ func (p *parser) validate(c *Config) {
 		p.problem("probes.block_for", "between 1s and 720h")
 	case c.Probes.EventEvery < Duration(time.Second) || c.Probes.EventEvery > Duration(time.Hour):
 		p.problem("probes.event_every", "between 1s and 1h")
+	}
+
+	if sl := c.Audit.Syslog; sl != nil {
+		if _, port, err := net.SplitHostPort(sl.Address); err != nil || port == "" {
+			p.problem("audit.syslog.address", "%q is not host:port", sl.Address)
+		}
+		if sl.CAFile != "" && !sl.TLS {
+			p.problem("audit.syslog.ca_file", "set tls: true to use a CA file")
+		}
+		if sl.CAFile != "" && !filepath.IsAbs(sl.CAFile) {
+			sl.CAFile = filepath.Join(base, sl.CAFile)
+		}
+		if sl.Queue == 0 {
+			sl.Queue = 10000
+		}
+		if sl.Queue < 1 || sl.Queue > 1000000 {
+			p.problem("audit.syslog.queue", "between 1 and 1000000")
+		}
 	}
 
 	names, hosts := map[string]bool{}, map[string]bool{c.Portal: true}

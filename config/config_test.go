@@ -80,6 +80,12 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"group with comma", func(s string) string { return strings.Replace(s, "[staff]", `["a,b"]`, 1) }, `sluis.yaml:14: apps[0].allow.groups[0]: "a,b" is not a valid group name`},
 		{"listen without port", func(s string) string { return strings.Replace(s, "127.0.0.1:8443", "127.0.0.1", 1) }, `sluis.yaml:1: listen: "127.0.0.1" is not host:port`},
 		{"syntax", func(s string) string { return s + "  - : [\n" }, "sluis.yaml:"},
+		{"syslog without port", func(s string) string {
+			return strings.Replace(s, "apps:\n", "audit:\n  syslog:\n    address: logs.corp.test\napps:\n", 1)
+		}, `sluis.yaml:11: audit.syslog.address: "logs.corp.test" is not host:port`},
+		{"syslog CA without TLS", func(s string) string {
+			return strings.Replace(s, "apps:\n", "audit:\n  syslog:\n    address: logs.corp.test:6514\n    ca_file: ca.pem\napps:\n", 1)
+		}, `sluis.yaml:12: audit.syslog.ca_file: set tls: true`},
 		{"duplicate app", func(s string) string {
 			return s + "  - name: wiki\n    host: w2.corp.test\n    upstream: http://127.0.0.1:1\n"
 		}, `sluis.yaml:16: apps[1].name: "wiki" is used by another app`},

@@ -38,6 +38,9 @@ type Options struct {
 	// Revision answers the store's current revision for the session
 	// cache; nil means asking the store on every request.
 	Revision func(ctx context.Context) (int64, error)
+	// Audit records the gateway's events; nil means a recorder writing to
+	// Store only.
+	Audit *audit.Recorder
 	// OnChange registers a function to run whenever the revision changes,
 	// to re-check long-lived (upgraded) connections; nil means they are
 	// re-checked only every RecheckInterval.
@@ -86,7 +89,10 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	base := BaseURLFunc(o.PublicPort)
 	c := o.Config
 	apps := Apps(c)
-	rec := &audit.Recorder{Store: o.Store, Log: o.Log, Now: o.Now}
+	rec := o.Audit
+	if rec == nil {
+		rec = &audit.Recorder{Store: o.Store, Log: o.Log, Now: o.Now}
+	}
 	sessions := &session.Service{Store: o.Store, Now: o.Now, IdleTimeout: c.Session.IdleTimeout.D(), Revision: o.Revision}
 	p := &portal.Portal{
 		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: sessions, Audit: rec,

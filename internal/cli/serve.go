@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -160,8 +161,28 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	if err != nil {
 		return err
 	}
+	rec := &audit.Recorder{Store: st, Log: log}
+	if sl := c.Audit.Syslog; sl != nil {
+		fw := &audit.Syslog{Address: sl.Address, Queue: sl.Queue, Record: rec.Record, Log: log}
+		if sl.TLS {
+			host, _, _ := net.SplitHostPort(sl.Address)
+			fw.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+			if sl.CAFile != "" {
+				pem, err := os.ReadFile(sl.CAFile)
+				if err != nil {
+					return fmt.Errorf("audit.syslog.ca_file: %w", err)
+				}
+				fw.TLS.RootCAs = x509.NewCertPool()
+				if !fw.TLS.RootCAs.AppendCertsFromPEM(pem) {
+					return fmt.Errorf("audit.syslog.ca_file %s: no PEM certificate", sl.CAFile)
+				}
+			}
+		}
+		rec.Forward = fw.Forward
+		go fw.Run(watchCtx)
+	}
 	handler, err := gateway.New(watchCtx, gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port, Log: log,
-		Revision: watcher.Current, OnChange: watcher.OnChange})
+		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec})
 	if err != nil {
 		return err
 	}

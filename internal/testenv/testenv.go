@@ -55,9 +55,15 @@ type Gateway struct {
 // Start runs a gateway with the given apps and stops it when the test ends.
 func Start(t testing.TB, apps ...App) *Gateway {
 	t.Helper()
+	return StartWith(t, "", apps...)
+}
+
+// StartWith is Start with more top-level configuration (YAML) added.
+func StartWith(t testing.TB, extra string, apps ...App) *Gateway {
+	t.Helper()
 	dir := t.TempDir()
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nportal: login.sluis.test\ndata_dir: %s\ntls:\n  self_signed: true\nsession:\n  idle_timeout: 30m\n  lifetime: 12h\napps:\n", filepath.Join(dir, "data"))
+	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nportal: login.sluis.test\ndata_dir: %s\ntls:\n  self_signed: true\nsession:\n  idle_timeout: 30m\n  lifetime: 12h\n%sapps:\n", filepath.Join(dir, "data"), extra)
 	for _, a := range apps {
 		fmt.Fprintf(&b, "  - name: %s\n    host: %s\n    upstream: %s\n", a.Name, a.Host, a.Upstream)
 		if !a.NoAllow {

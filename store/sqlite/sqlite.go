@@ -487,8 +487,8 @@ func (s *DB) RedeemGrant(ctx context.Context, codeHash []byte, host string, now 
 // AppendEvent appends e to the hash chain: in one transaction (which holds
 // the write lock, so the CLI and the gateway never fork the chain) it reads
 // the last event, numbers e after it and chains its hash.
-func (s *DB) AppendEvent(ctx context.Context, e sluis.Event) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *DB) AppendEvent(ctx context.Context, e sluis.Event) (sluis.Event, error) {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var lastID int64
 		var prev []byte
 		err := tx.QueryRowContext(ctx, `SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&lastID, &prev)
@@ -506,6 +506,7 @@ func (s *DB) AppendEvent(ctx context.Context, e sluis.Event) error {
 			e.ID, unixNano(e.Time), e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail, e.PrevHash, e.Hash)
 		return err
 	})
+	return e, err
 }
 
 func (s *DB) Events(ctx context.Context, since time.Time) ([]sluis.Event, error) {

@@ -226,7 +226,11 @@ func testRevision(t *testing.T, s sluis.Store) {
 func testAudit(t *testing.T, s sluis.Store) {
 	ctx := context.Background()
 	for i, typ := range []string{sluis.EventLoginFailure, sluis.EventLoginSuccess, sluis.EventLogout} {
-		must(t, s.AppendEvent(ctx, sluis.Event{Time: t0.Add(time.Duration(i) * time.Minute), Type: typ, User: "anna", Source: "192.0.2.1", Outcome: "x", Detail: "d"}))
+		e, err := s.AppendEvent(ctx, sluis.Event{Time: t0.Add(time.Duration(i) * time.Minute), Type: typ, User: "anna", Source: "192.0.2.1", Outcome: "x", Detail: "d"})
+		must(t, err)
+		if e.ID != int64(i+1) || len(e.Hash) != 32 {
+			t.Fatalf("stored event not returned numbered and chained: %+v", e)
+		}
 	}
 	evs, err := s.Events(ctx, t0.Add(time.Minute))
 	must(t, err)
