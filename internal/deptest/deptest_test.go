@@ -130,6 +130,9 @@ func TestOnlyTheProxyDialsOut(t *testing.T) {
 				if dir == "changes" && strings.HasPrefix(call, "net.Dial") {
 					continue // the local announcement socket of the CLI, never a network address
 				}
+				if dir == "audit" && name == "syslog.go" && (strings.HasPrefix(call, "net.Dial") || call == "tls.Dial") {
+					continue // the syslog receiver the operator configured; no request names it
+				}
 				if strings.Contains(src, call) {
 					t.Errorf("%s/%s uses %s", dir, name, call)
 				}
