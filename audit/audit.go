@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -256,4 +257,65 @@ func ReadExport(r io.Reader) ([]sluis.Event, []sluis.Checkpoint, error) {
 		}
 	}
 	return events, cps, sc.Err()
+}
+
+// Folder folds repeated events: per key, at most one event per Every is let
+// through, carrying how many it stands for, so a flood of the same event
+// cannot fill the disk or bury the rest of the trail.
+type Folder struct {
+	Every time.Duration // zero means 1m
+	Max   int           // keys kept at most; zero means 100000
+	Now   func() time.Time
+
+	mu   sync.Mutex
+	keys map[string]*folded
+}
+
+type folded struct {
+	last       time.Time
+	suppressed int
+}
+
+// Let reports whether an event for key should be written now, and how many
+// earlier ones for key it folds in.
+func (f *Folder) Let(key string) (folds int, ok bool) {
+	now := time.Now()
+	if f.Now != nil {
+		now = f.Now()
+	}
+	every := f.Every
+	if every == 0 {
+		every = time.Minute
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.keys == nil {
+		f.keys = map[string]*folded{}
+	}
+	k := f.keys[key]
+	if k == nil {
+		max := f.Max
+		if max == 0 {
+			max = 100000
+		}
+		if len(f.keys) >= max {
+			for kk, v := range f.keys {
+				if now.Sub(v.last) >= every {
+					delete(f.keys, kk)
+				}
+			}
+			if len(f.keys) >= max {
+				f.keys = map[string]*folded{} // a flood of distinct keys: start over
+			}
+		}
+		k = &folded{}
+		f.keys[key] = k
+	}
+	if !k.last.IsZero() && now.Sub(k.last) < every {
+		k.suppressed++
+		return 0, false
+	}
+	folds = k.suppressed
+	k.last, k.suppressed = now, 0
+	return folds, true
 }

@@ -117,3 +117,24 @@ func TestVerifyTrailChecksCheckpoints(t *testing.T) {
 		t.Fatal("a rewritten trail passed against the signed checkpoint")
 	}
 }
+
+func TestFolder(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	f := &audit.Folder{Every: time.Minute, Now: func() time.Time { return now }}
+	if n, ok := f.Let("anna/hr"); !ok || n != 0 {
+		t.Fatalf("first: %d %v", n, ok)
+	}
+	for i := 0; i < 99; i++ {
+		now = now.Add(100 * time.Millisecond)
+		if _, ok := f.Let("anna/hr"); ok {
+			t.Fatalf("event %d let through within the minute", i+2)
+		}
+	}
+	if _, ok := f.Let("bert/hr"); !ok {
+		t.Fatal("another key folded")
+	}
+	now = now.Add(time.Minute)
+	if n, ok := f.Let("anna/hr"); !ok || n != 99 {
+		t.Fatalf("after the minute: %d %v, want 99 folded", n, ok)
+	}
+}

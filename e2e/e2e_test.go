@@ -397,7 +397,21 @@ func TestWrongGroupGets403AndTheUpstreamSeesNothing(t *testing.T) {
 	if p := w.g.Do(c, req); p.StatusCode != http.StatusForbidden {
 		t.Fatalf("wiki after group removed: %d", p.StatusCode)
 	}
+	// A flood of denied requests is folded into one event a minute.
+	for i := 0; i < 20; i++ {
+		req, _ := http.NewRequest("GET", w.g.URL(wikiHost, "/x"), nil)
+		w.g.Do(c, req)
+	}
 	evs := assertAudit(t, w.g, "access.denied", "admin.user.groups")
+	wikiDenied := 0
+	for _, ev := range evs {
+		if ev["type"] == "access.denied" && ev["app"] == "wiki" {
+			wikiDenied++
+		}
+	}
+	if wikiDenied != 1 {
+		t.Errorf("%d access.denied events for 21 denied wiki requests, want 1", wikiDenied)
+	}
 	for _, ev := range evs {
 		if ev["type"] == "access.denied" && (ev["user"] != "anna" || ev["outcome"] != "denied" || ev["app"] == "") {
 			t.Errorf("access.denied event: %v", ev)

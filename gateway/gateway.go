@@ -108,6 +108,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	}
 	transport := proxy.NewTransport()
 	live := &liveConns{sessions: sessions, conns: map[*liveConn]struct{}{}}
+	denied := &audit.Folder{Now: o.Now}
 	if o.OnChange != nil {
 		o.OnChange(live.recheck)
 	}
@@ -118,7 +119,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}
 		hosts[app.Host] = &appHandler{app: app, portal: p, sessions: sessions, audit: rec, proxy: px,
-			callback: p.Callback(app), log: o.Log, live: live, detector: detector}
+			callback: p.Callback(app), log: o.Log, live: live, detector: detector, denied: denied}
 	}
 	known := map[string]bool{}
 	for h := range hosts {
@@ -141,6 +142,7 @@ type appHandler struct {
 	log      *slog.Logger
 	live     *liveConns
 	detector *frontdoor.Detector
+	denied   *audit.Folder
 }
 
 func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -177,8 +179,15 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if d := policy.Decide(a.Identity(), h.app); !d.Allowed {
-		h.audit.Record(r.Context(), sluis.Event{Type: sluis.EventAccessDenied, User: a.User.Name,
-			Source: frontdoor.ClientIP(r), App: h.app.Name, Outcome: sluis.OutcomeDenied, Detail: d.Reason})
+		// At most one event per user, app and minute, with a count.
+		if folds, ok := h.denied.Let(a.User.Name + "\x00" + h.app.Name); ok {
+			detail := d.Reason
+			if folds > 0 {
+				detail += fmt.Sprintf("; %d more denials of this user for this app since the last event", folds)
+			}
+			h.audit.Record(r.Context(), sluis.Event{Type: sluis.EventAccessDenied, User: a.User.Name,
+				Source: frontdoor.ClientIP(r), App: h.app.Name, Outcome: sluis.OutcomeDenied, Detail: detail})
+		}
 		errpage.Write(w, http.StatusForbidden, errpage.NewID())
 		return
 	}
