@@ -177,6 +177,16 @@ type UserStore interface {
 	UseTOTPStep(ctx context.Context, name string, step int64) (bool, error)
 }
 
+// SessionFilter selects sessions to revoke: all of them, or those of a
+// user, of the members of a group, or that have been used on an app's host.
+// Exactly one field is set.
+type SessionFilter struct {
+	All   bool
+	User  string
+	Group string
+	Host  string
+}
+
 // SessionStore keeps sessions and the hashes of the tokens that prove them.
 type SessionStore interface {
 	// CreateSession stores s with the hash of its first token, bound to host.
@@ -195,9 +205,9 @@ type SessionStore interface {
 	SetEnrollSecret(ctx context.Context, id string, sealed []byte) error
 	TouchSession(ctx context.Context, id string, at time.Time) error
 	RevokeSession(ctx context.Context, id string, at time.Time) error
-	// RevokeUserSessions revokes every live session of a user and returns
+	// RevokeSessions revokes every live session that f selects and returns
 	// their IDs.
-	RevokeUserSessions(ctx context.Context, user string, at time.Time) ([]string, error)
+	RevokeSessions(ctx context.Context, f SessionFilter, at time.Time) ([]string, error)
 	// CreateGrant stores a single-use code that carries a session to an app
 	// host, with the path to land on and the hash of the state cookie of
 	// the browser it is meant for.

@@ -443,3 +443,12 @@ func (c *Config) App(host string) (App, bool) {
 	}
 	return c.Apps[i], true
 }
+
+// AppByName returns the app with the given name.
+func (c *Config) AppByName(name string) (App, bool) {
+	i := slices.IndexFunc(c.Apps, func(a App) bool { return a.Name == name })
+	if i < 0 {
+		return App{}, false
+	}
+	return c.Apps[i], true
+}

@@ -354,6 +354,9 @@ func TestRevocationTakesEffectOnTheNextRequest(t *testing.T) {
 			}
 		}},
 		{"disable user", func(user string) { g.MustCLI("", "user", "disable", user) }},
+		{"revoke by group", func(user string) { g.MustCLI("", "session", "revoke", "--group", "staff") }},
+		{"revoke by app", func(user string) { g.MustCLI("", "session", "revoke", "--app", "wiki") }},
+		{"revoke all", func(user string) { g.MustCLI("", "session", "revoke", "--all") }},
 		{"new password", func(user string) { g.MustCLI("another password\n", "user", "passwd", user, "--password-stdin") }},
 		{"new TOTP secret", func(user string) { g.MustCLI("", "user", "totp", user) }},
 	}

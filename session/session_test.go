@@ -146,7 +146,7 @@ func TestChangesFromAnotherConnectionCountAtOnce(t *testing.T) {
 		{"revoke session", func(f *fixture, id string) error { return f.other.RevokeSession(ctx, id, f.now) },
 			func(a *session.Active, err error) bool { return err == session.ErrNoSession }},
 		{"revoke user", func(f *fixture, id string) error {
-			_, err := f.other.RevokeUserSessions(ctx, "anna", f.now)
+			_, err := f.other.RevokeSessions(ctx, sluis.SessionFilter{User: "anna"}, f.now)
 			return err
 		},
 			func(a *session.Active, err error) bool { return err == session.ErrNoSession }},

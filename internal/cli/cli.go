@@ -34,7 +34,7 @@ Users:
 
 Sessions and audit:
   session list
-  session revoke ID | session revoke --user NAME
+  session revoke ID | session revoke --user NAME | --group G | --app A | --all
   audit [--since 1h] [--json]
   audit verify [--file EXPORT]           check the trail's hash chain and signed checkpoints
   audit export [--since 24h]             the trail as JSON lines, to keep elsewhere

@@ -97,7 +97,7 @@ func TestUserCommands(t *testing.T) {
 		{[]string{"user", "groups", "anna", "--groups", "staff"}, "", false, "groups of anna: staff"},
 		{[]string{"user", "passwd", "anna", "--password-stdin"}, "a new password\n", false, "password of anna changed"},
 		{[]string{"user", "passwd", "nobody", "--password-stdin"}, "a new password\n", true, "no user"},
-		{[]string{"session", "revoke", "--user", "anna"}, "", false, "revoked 0 session(s) of anna"},
+		{[]string{"session", "revoke", "--user", "anna"}, "", false, "revoked 0 session(s) of user anna"},
 		{[]string{"session", "revoke", "nope"}, "", true, "no session"},
 		{[]string{"session", "list"}, "", false, "ID  USER"},
 	}

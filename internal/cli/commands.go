@@ -263,7 +263,7 @@ func (e *env) user(args []string) error {
 // revokeAll ends every session of user after a change of credentials, as
 // an operator resetting a compromised account expects.
 func (e *env) revokeAll(st sluis.Store, record func(typ, user, detail string), user string) error {
-	ids, err := st.RevokeUserSessions(e.ctx, user, time.Now())
+	ids, err := st.RevokeSessions(e.ctx, sluis.SessionFilter{User: user}, time.Now())
 	if err != nil {
 		return err
 	}
@@ -284,11 +284,14 @@ func (e *env) session(args []string) error {
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("session "+sub, flag.ContinueOnError)
 	user := fs.String("user", "", "revoke every session of this user")
+	group := fs.String("group", "", "revoke every session of the members of this group")
+	app := fs.String("app", "", "revoke every session that has been used on this app")
+	all := fs.Bool("all", false, "revoke every session")
 	pos, err := parseFlags(fs, args, e.stderr)
 	if err != nil {
 		return err
 	}
-	_, st, record, err := e.admin()
+	c, st, record, err := e.admin()
 	if err != nil {
 		return err
 	}
@@ -311,17 +314,44 @@ func (e *env) session(args []string) error {
 		}
 		return tw.Flush()
 	case "revoke":
+		var f sluis.SessionFilter
+		what, set := "", 0
+		if *user != "" {
+			f.User, what, set = *user, "of user "+*user, set+1
+		}
+		if *group != "" {
+			f.Group, what, set = *group, "of group "+*group, set+1
+		}
+		if *app != "" {
+			a, ok := c.AppByName(*app)
+			if !ok {
+				return fmt.Errorf("no app %q in %s", *app, c.File)
+			}
+			f.Host, what, set = a.Host, "used on app "+*app, set+1
+		}
+		if *all {
+			f.All, what, set = true, "of everyone", set+1
+		}
 		switch {
-		case *user != "" && len(pos) == 0:
-			ids, err := st.RevokeUserSessions(ctx, *user, now)
+		case set == 1 && len(pos) == 0:
+			// Ask the store which sessions go, then record each.
+			all, err := st.Sessions(ctx)
+			if err != nil {
+				return err
+			}
+			owner := map[string]string{}
+			for _, x := range all {
+				owner[x.ID] = x.User
+			}
+			ids, err := st.RevokeSessions(ctx, f, now)
 			if err != nil {
 				return err
 			}
 			for _, id := range ids {
-				record(sluis.EventSessionRevoked, *user, "session "+id)
+				record(sluis.EventSessionRevoked, owner[id], "session "+id+"; sessions "+what)
 			}
-			fmt.Fprintf(e.stdout, "revoked %d session(s) of %s\n", len(ids), *user)
-		case *user == "" && len(pos) == 1:
+			fmt.Fprintf(e.stdout, "revoked %d session(s) %s\n", len(ids), what)
+		case set == 0 && len(pos) == 1:
 			x, err := st.Session(ctx, pos[0])
 			if err != nil {
 				return err
@@ -332,7 +362,7 @@ func (e *env) session(args []string) error {
 			record(sluis.EventSessionRevoked, x.User, "session "+x.ID)
 			fmt.Fprintf(e.stdout, "revoked session %s of %s\n", x.ID, x.User)
 		default:
-			fmt.Fprintf(e.stderr, "sluis session revoke: give a session ID or --user NAME\n")
+			fmt.Fprintf(e.stderr, "sluis session revoke: give a session ID, or one of --user NAME, --group G, --app A, --all\n")
 			return ErrUsage
 		}
 	default:

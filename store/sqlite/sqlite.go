@@ -412,10 +412,25 @@ func (s *DB) RevokeSession(ctx context.Context, id string, at time.Time) error {
 	})
 }
 
-func (s *DB) RevokeUserSessions(ctx context.Context, user string, at time.Time) ([]string, error) {
+func (s *DB) RevokeSessions(ctx context.Context, f sluis.SessionFilter, at time.Time) ([]string, error) {
+	var where string
+	var arg any
+	switch {
+	case f.All:
+		where, arg = "1 = ?", 1
+	case f.User != "":
+		where, arg = "user = ?", f.User
+	case f.Group != "":
+		// Groups are stored comma-joined; names never hold a comma.
+		where, arg = "user IN (SELECT name FROM users WHERE ',' || groups || ',' LIKE '%,' || ? || ',%')", f.Group
+	case f.Host != "":
+		where, arg = "id IN (SELECT session_id FROM session_tokens WHERE host = ?)", f.Host
+	default:
+		return nil, sluis.Errorf(sluis.EINVALID, "no sessions selected")
+	}
 	var ids []string
 	err := s.changeTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE user = ? AND revoked_at = 0 ORDER BY created_at`, user)
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE revoked_at = 0 AND `+where+` ORDER BY created_at, id`, arg)
 		if err != nil {
 			return err
 		}
@@ -431,11 +446,15 @@ func (s *DB) RevokeUserSessions(ctx context.Context, user string, at time.Time) 
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE user = ? AND revoked_at = 0`, unixNano(at), user); err != nil {
-			return err
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ?`, unixNano(at), id); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM grants WHERE session_id = ?`, id); err != nil {
+				return err
+			}
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM grants WHERE session_id IN (SELECT id FROM sessions WHERE user = ?)`, user)
-		return err
+		return nil
 	})
 	return ids, err
 }

@@ -136,7 +136,7 @@ func testSessionLifecycle(t *testing.T, s sluis.Store) {
 	}
 	mustSession(t, s, "s2", "anna", "a", "login")
 	mustSession(t, s, "s3", "anna", "b", "login")
-	ids, err := s.RevokeUserSessions(ctx, "anna", t0)
+	ids, err := s.RevokeSessions(ctx, sluis.SessionFilter{User: "anna"}, t0)
 	must(t, err)
 	if !slices.Equal(ids, []string{"s2", "s3"}) {
 		t.Fatalf("revoked ids %v", ids)
@@ -146,6 +146,31 @@ func testSessionLifecycle(t *testing.T, s sluis.Store) {
 		if !x.Revoked() {
 			t.Fatalf("session %s not revoked", x.ID)
 		}
+	}
+	// By group, by app host, all.
+	mustUser(t, s, "bert", "ops", "hr")
+	mustUser(t, s, "carl", "hrx")
+	mustSession(t, s, "b1", "bert", "tb1", "login")
+	mustSession(t, s, "c1", "carl", "tc1", "login")
+	must(t, s.AddToken(ctx, "c1", hash("tc1-wiki"), "wiki"))
+	mustSession(t, s, "a9", "anna", "ta9", "login")
+	for _, c := range []struct {
+		f    sluis.SessionFilter
+		want []string
+	}{
+		{sluis.SessionFilter{Group: "hr"}, []string{"b1"}}, // not carl of "hrx"
+		{sluis.SessionFilter{Host: "wiki"}, []string{"c1"}},
+		{sluis.SessionFilter{All: true}, []string{"a9"}},
+		{sluis.SessionFilter{All: true}, nil},
+	} {
+		ids, err := s.RevokeSessions(ctx, c.f, t0)
+		must(t, err)
+		if !slices.Equal(ids, c.want) {
+			t.Fatalf("revoke %+v: %v, want %v", c.f, ids, c.want)
+		}
+	}
+	if _, err := s.RevokeSessions(ctx, sluis.SessionFilter{}, t0); err == nil {
+		t.Fatal("an empty filter revoked sessions")
 	}
 }
 
@@ -209,7 +234,7 @@ func testRevision(t *testing.T, s sluis.Store) {
 		{"totp", func() error { return s.SetTOTP(ctx, "anna", []byte("s")) }},
 		{"complete", func() error { return s.CompleteSession(ctx, "s1", t0, t0.Add(time.Hour), hash("tok9"), "login") }},
 		{"revoke", func() error { return s.RevokeSession(ctx, "s1", t0) }},
-		{"revoke user", func() error { _, err := s.RevokeUserSessions(ctx, "anna", t0); return err }},
+		{"revoke user", func() error { _, err := s.RevokeSessions(ctx, sluis.SessionFilter{User: "anna"}, t0); return err }},
 	}
 	for _, c := range changes {
 		before, err := s.Revision(ctx)
