@@ -251,6 +251,16 @@ type AuditStore interface {
 	Checkpoints(ctx context.Context) ([]Checkpoint, error)
 }
 
+// AppStore keeps the operator's switches on apps.
+type AppStore interface {
+	// SetAppDisabled switches an app off (with a reason shown to users) or
+	// on again.
+	SetAppDisabled(ctx context.Context, name string, disabled bool, reason string, at time.Time) error
+	// DisabledApps returns the reason of every app that is switched off,
+	// by app name.
+	DisabledApps(ctx context.Context) (map[string]string, error)
+}
+
 // Store is everything the gateway keeps. Every change that can take access
 // away (a revoked session, a user disabled or moved out of a group) advances
 // the revision, so a running gateway knows its caches are stale.
@@ -258,6 +268,7 @@ type Store interface {
 	UserStore
 	SessionStore
 	AuditStore
+	AppStore
 	// Revision returns a number that changes whenever access-relevant data
 	// changes, in this process or another one sharing the store. It is
 	// called on every request and must be cheap.

@@ -904,3 +904,32 @@ func TestTypedNamesCannotForgeAuditLines(t *testing.T) {
 		t.Fatalf("audit table does not record the invalid name as such:\n%s", table)
 	}
 }
+
+// An operator switches an app off for everyone in one command, with a
+// reason users see; switching it on brings it back. Both count at once.
+func TestAppDisableAndEnable(t *testing.T) {
+	w := setup(t)
+	g := w.g
+	c, _ := w.loggedIn(t, "anna", "staff")
+	get := func() testenv.Page {
+		req, _ := http.NewRequest("GET", g.URL(wikiHost, "/x"), nil)
+		return g.Do(c, req)
+	}
+	before := len(w.wiki.requests())
+	g.MustCLI("", "app", "disable", "wiki", "--reason", "CVE-2026-1234: patch in progress <b>")
+	p := get()
+	if p.StatusCode != http.StatusServiceUnavailable || !strings.Contains(p.Body, "CVE-2026-1234: patch in progress &lt;b&gt;") {
+		t.Fatalf("disabled app: %d\n%s", p.StatusCode, p.Body)
+	}
+	if n := len(w.wiki.requests()); n != before {
+		t.Fatal("a request reached a disabled app")
+	}
+	if _, err := g.CLI("", "app", "disable", "wiki"); err == nil {
+		t.Fatal("disable without a reason accepted")
+	}
+	g.MustCLI("", "app", "enable", "wiki")
+	if p := get(); p.StatusCode != 200 {
+		t.Fatalf("enabled app: %d", p.StatusCode)
+	}
+	assertAudit(t, g, "admin.app.disable", "admin.app.enable")
+}

@@ -42,6 +42,17 @@ func Write(w http.ResponseWriter, status int, id string) {
 	if !ok {
 		msg = http.StatusText(status)
 	}
+	write(w, status, id, html.EscapeString(msg))
+}
+
+// WriteNotice is Write with the operator's own words (for example why an
+// app is switched off) in place of the standard text. The notice comes from
+// the operator, never from the request, and is escaped.
+func WriteNotice(w http.ResponseWriter, status int, id, notice string) {
+	write(w, status, id, html.EscapeString(notice))
+}
+
+func write(w http.ResponseWriter, status int, id, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -109,6 +110,12 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	transport := proxy.NewTransport()
 	live := &liveConns{sessions: sessions, conns: map[*liveConn]struct{}{}}
 	denied := &audit.Folder{Now: o.Now}
+	revision := o.Revision
+	if revision == nil {
+		revision = o.Store.Revision
+	}
+	switches := &appSwitches{store: o.Store, revision: revision}
+	live.switches = switches
 	if o.OnChange != nil {
 		o.OnChange(live.recheck)
 	}
@@ -119,7 +126,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}
 		hosts[app.Host] = &appHandler{app: app, portal: p, sessions: sessions, audit: rec, proxy: px,
-			callback: p.Callback(app), log: o.Log, live: live, detector: detector, denied: denied}
+			callback: p.Callback(app), log: o.Log, live: live, detector: detector, denied: denied, switches: switches}
 	}
 	known := map[string]bool{}
 	for h := range hosts {
@@ -143,6 +150,45 @@ type appHandler struct {
 	live     *liveConns
 	detector *frontdoor.Detector
 	denied   *audit.Folder
+	switches *appSwitches
+}
+
+// appSwitches knows which apps the operator switched off. It reads them
+// from the store again only when the store's revision changed.
+type appSwitches struct {
+	store    sluis.Store
+	revision func(ctx context.Context) (int64, error)
+	mu       sync.Mutex // serialises reloads
+	state    atomic.Pointer[switchState]
+}
+
+type switchState struct {
+	rev      int64
+	disabled map[string]string
+}
+
+// disabled reports whether app is switched off, and why.
+func (s *appSwitches) disabled(ctx context.Context, app string) (string, bool, error) {
+	rev, err := s.revision(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	st := s.state.Load()
+	if st == nil || st.rev != rev {
+		s.mu.Lock()
+		if st = s.state.Load(); st == nil || st.rev != rev {
+			m, err := s.store.DisabledApps(ctx)
+			if err != nil {
+				s.mu.Unlock()
+				return "", false, err
+			}
+			st = &switchState{rev: rev, disabled: m}
+			s.state.Store(st)
+		}
+		s.mu.Unlock()
+	}
+	reason, off := st.disabled[app]
+	return reason, off, nil
 }
 
 func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -191,6 +237,16 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errpage.Write(w, http.StatusForbidden, errpage.NewID())
 		return
 	}
+	if reason, off, err := h.switches.disabled(r.Context(), h.app.Name); err != nil || off {
+		id := errpage.NewID()
+		if err != nil {
+			h.log.Error("gateway: app switches", "error_id", id, "err", err)
+			errpage.Write(w, http.StatusServiceUnavailable, id)
+			return
+		}
+		errpage.WriteNotice(w, http.StatusServiceUnavailable, id, "This application is switched off: "+reason)
+		return
+	}
 	if r.Header.Get("Upgrade") != "" {
 		// An upgraded connection lives on after this decision: it is
 		// registered so a revocation or a policy change ends it.
@@ -207,6 +263,7 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // liveConns are the open upgraded connections.
 type liveConns struct {
 	sessions *session.Service
+	switches *appSwitches
 	mu       sync.Mutex // guards conns
 	conns    map[*liveConn]struct{}
 }
@@ -241,6 +298,10 @@ func (l *liveConns) recheck() {
 	for _, c := range conns {
 		a, err := l.sessions.Lookup(context.Background(), c.token, c.app.Host)
 		if err != nil || a.Session.Stage != sluis.StageComplete || !policy.Decide(a.Identity(), c.app).Allowed {
+			c.cancel()
+			continue
+		}
+		if _, off, err := l.switches.disabled(context.Background(), c.app.Name); err != nil || off {
 			c.cancel()
 		}
 	}

@@ -32,6 +32,10 @@ Users:
   user list
   user totp NAME                         enrol a new TOTP secret, print its URI
 
+Apps:
+  app disable NAME --reason "..."       switch an app off for everyone, at once
+  app enable NAME
+
 Sessions and audit:
   session list
   session revoke ID | session revoke --user NAME | --group G | --app A | --all
@@ -80,6 +84,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.user(rest)
 	case "session":
 		return e.session(rest)
+	case "app":
+		return e.app(rest)
 	case "audit":
 		return e.audit(rest)
 	case "config":

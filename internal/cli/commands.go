@@ -548,3 +548,40 @@ func (e *env) auditExport(since time.Duration) error {
 	}
 	return audit.WriteExport(e.stdout, evs, cps)
 }
+
+// app switches apps off and on for everyone, in the running gateway too.
+func (e *env) app(args []string) error {
+	if len(args) == 0 || (args[0] != "disable" && args[0] != "enable") {
+		fmt.Fprint(e.stderr, usage)
+		return ErrUsage
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("app "+sub, flag.ContinueOnError)
+	reason := fs.String("reason", "", "why, shown to users")
+	pos, err := parseFlags(fs, args[1:], e.stderr)
+	if err != nil || len(pos) != 1 {
+		fmt.Fprintf(e.stderr, "sluis app %s: give one app name\n", sub)
+		return ErrUsage
+	}
+	c, st, record, err := e.admin()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	a, ok := c.AppByName(pos[0])
+	if !ok {
+		return fmt.Errorf("no app %q in %s", pos[0], c.File)
+	}
+	if sub == "disable" && strings.TrimSpace(*reason) == "" {
+		return fmt.Errorf("sluis app disable: --reason is required; users see it")
+	}
+	if len(*reason) > 500 {
+		return fmt.Errorf("--reason: at most 500 characters")
+	}
+	if err := st.SetAppDisabled(e.ctx, a.Name, sub == "disable", strings.TrimSpace(*reason), time.Now()); err != nil {
+		return err
+	}
+	record("admin.app."+sub, "", "app "+a.Name+"; "+strings.TrimSpace(*reason))
+	fmt.Fprintf(e.stdout, "app %s %sd\n", a.Name, sub)
+	return nil
+}

@@ -582,3 +582,32 @@ func (s *DB) Checkpoints(ctx context.Context) ([]sluis.Checkpoint, error) {
 	}
 	return out, rows.Err()
 }
+
+func (s *DB) SetAppDisabled(ctx context.Context, name string, disabled bool, reason string, at time.Time) error {
+	return s.changeTx(ctx, func(tx *sql.Tx) error {
+		if !disabled {
+			_, err := tx.ExecContext(ctx, `DELETE FROM disabled_apps WHERE name = ?`, name)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO disabled_apps (name, reason, changed_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET reason = excluded.reason, changed_at = excluded.changed_at`, name, reason, unixNano(at))
+		return err
+	})
+}
+
+func (s *DB) DisabledApps(ctx context.Context) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, reason FROM disabled_apps`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var name, reason string
+		if err := rows.Scan(&name, &reason); err != nil {
+			return nil, err
+		}
+		out[name] = reason
+	}
+	return out, rows.Err()
+}

@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
 		{"GrantsWorkOnce", testGrants},
 		{"RevisionAdvancesOnAccessChanges", testRevision},
 		{"Audit", testAudit},
+		{"AppSwitches", testAppSwitches},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -234,6 +235,8 @@ func testRevision(t *testing.T, s sluis.Store) {
 		{"totp", func() error { return s.SetTOTP(ctx, "anna", []byte("s")) }},
 		{"complete", func() error { return s.CompleteSession(ctx, "s1", t0, t0.Add(time.Hour), hash("tok9"), "login") }},
 		{"revoke", func() error { return s.RevokeSession(ctx, "s1", t0) }},
+		{"disable app", func() error { return s.SetAppDisabled(ctx, "wiki", true, "patching", t0) }},
+		{"enable app", func() error { return s.SetAppDisabled(ctx, "wiki", false, "", t0) }},
 		{"revoke user", func() error { _, err := s.RevokeSessions(ctx, sluis.SessionFilter{User: "anna"}, t0); return err }},
 	}
 	for _, c := range changes {
@@ -279,5 +282,18 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func testAppSwitches(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	must(t, s.SetAppDisabled(ctx, "wiki", true, "patching", t0))
+	must(t, s.SetAppDisabled(ctx, "hr", true, "audit", t0))
+	must(t, s.SetAppDisabled(ctx, "wiki", true, "still patching", t0))
+	must(t, s.SetAppDisabled(ctx, "hr", false, "", t0))
+	m, err := s.DisabledApps(ctx)
+	must(t, err)
+	if len(m) != 1 || m["wiki"] != "still patching" {
+		t.Fatalf("disabled apps: %v", m)
 	}
 }
