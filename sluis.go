@@ -261,6 +261,24 @@ type AppStore interface {
 	DisabledApps(ctx context.Context) (map[string]string, error)
 }
 
+// Block refuses a range of source addresses at the front door.
+type Block struct {
+	CIDR      string // canonical prefix, such as 198.51.100.0/24 or 2001:db8::1/128
+	Reason    string
+	Until     time.Time // zero: until removed
+	Auto      bool      // set by the front door after repeated probes
+	CreatedAt time.Time
+}
+
+// BlockStore keeps blocks.
+type BlockStore interface {
+	// AddBlock adds or replaces the block of b.CIDR.
+	AddBlock(ctx context.Context, b Block) error
+	// RemoveBlock removes the block of cidr; ENOTFOUND if there is none.
+	RemoveBlock(ctx context.Context, cidr string) error
+	Blocks(ctx context.Context) ([]Block, error)
+}
+
 // Store is everything the gateway keeps. Every change that can take access
 // away (a revoked session, a user disabled or moved out of a group) advances
 // the revision, so a running gateway knows its caches are stale.
@@ -269,6 +287,7 @@ type Store interface {
 	SessionStore
 	AuditStore
 	AppStore
+	BlockStore
 	// Revision returns a number that changes whenever access-relevant data
 	// changes, in this process or another one sharing the store. It is
 	// called on every request and must be cheap.

@@ -87,3 +87,34 @@ func TestExploitProbesAreRecordedAndBlockTheSource(t *testing.T) {
 		t.Fatalf("%d blocked and %d probe events", blocked, probeEvents)
 	}
 }
+
+// An operator's block counts at once for that range only; automatic blocks
+// show in the list too; removing a block lifts it.
+func TestOperatorBlocks(t *testing.T) {
+	w := setup(t)
+	g := w.g
+	login := "GET /login HTTP/1.1\r\nHost: " + g.Portal + "\r\nConnection: close\r\n\r\n"
+	g.MustCLI("", "block", "add", "127.0.0.3", "--reason", "scanner seen in the firewall log")
+	if s := w.rawRequest(t, "127.0.0.3", g.Portal, login); !strings.HasPrefix(s, "403") {
+		t.Fatalf("blocked address: %s", s)
+	}
+	if s := w.rawRequest(t, "127.0.0.4", g.Portal, login); !strings.HasPrefix(s, "200") {
+		t.Fatalf("other address: %s", s)
+	}
+	// Probes from 127.0.0.5 block it automatically.
+	for i := 0; i < 10; i++ {
+		w.rawRequest(t, "127.0.0.5", g.Portal, "GET /vpns/cfg/smb.conf HTTP/1.1\r\nHost: "+g.Portal+"\r\nConnection: close\r\n\r\n")
+	}
+	list := g.MustCLI("", "block", "list")
+	if !strings.Contains(list, "127.0.0.3/32  operator") || !strings.Contains(list, "127.0.0.5/32  automatic") {
+		t.Fatalf("block list:\n%s", list)
+	}
+	g.MustCLI("", "block", "remove", "127.0.0.3")
+	if s := w.rawRequest(t, "127.0.0.3", g.Portal, login); !strings.HasPrefix(s, "200") {
+		t.Fatalf("after remove: %s", s)
+	}
+	if _, err := g.CLI("", "block", "add", "127.0.0.9"); err == nil {
+		t.Fatal("block without a reason accepted")
+	}
+	assertAudit(t, g, "admin.block.add", "admin.block.remove", "security.blocked")
+}

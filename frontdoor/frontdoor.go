@@ -109,8 +109,11 @@ type Door struct {
 	// Detector records probes and refusals and blocks sources that keep
 	// probing; nil means none of that.
 	Detector *Detector
-	Next     http.Handler
-	Log      *slog.Logger
+	// Blocks are the stored blocks (sluis block add, and the detector's);
+	// nil means none.
+	Blocks *BlockList
+	Next   http.Handler
+	Log    *slog.Logger
 }
 
 var allowedMethods = map[string]bool{
@@ -119,7 +122,7 @@ var allowedMethods = map[string]bool{
 }
 
 func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if d.Detector != nil && d.Detector.Blocked(ClientIP(r)) > 0 {
+	if d.blocked(r) {
 		// Blocked sources learn nothing more, and are not recorded again.
 		errpage.Write(w, http.StatusForbidden, errpage.NewID())
 		return
@@ -185,6 +188,23 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Host = host
 	r.URL.Path, r.URL.RawPath, r.URL.RawQuery = path, "", query
 	d.Next.ServeHTTP(w, r)
+}
+
+func (d *Door) blocked(r *http.Request) bool {
+	src := ClientIP(r)
+	if d.Detector != nil && d.Detector.Blocked(src) > 0 {
+		return true
+	}
+	if d.Blocks == nil {
+		return false
+	}
+	blocked, err := d.Blocks.Blocked(r.Context(), src)
+	if err != nil && d.Log != nil {
+		// Fail open: the store being unreadable must not lock out
+		// everyone; the other checks still hold.
+		d.Log.Error("frontdoor: reading blocks", "err", err)
+	}
+	return blocked
 }
 
 func (d *Door) refuse(w http.ResponseWriter, r *http.Request, status int, why string) {

@@ -115,7 +115,10 @@ type Detector struct {
 	// MaxSources bounds memory; zero means 100000.
 	MaxSources int
 	Record     func(ctx context.Context, e sluis.Event)
-	Now        func() time.Time
+	// Persist, if set, stores each automatic block, so operators see it
+	// in `sluis block list` and can lift it.
+	Persist func(ctx context.Context, b sluis.Block)
+	Now     func() time.Time
 
 	mu      sync.RWMutex // guards sources
 	sources map[string]*sourceState
@@ -164,6 +167,7 @@ func (d *Detector) Probe(r *http.Request, rule string) {
 	every := orDefault(d.EventEvery, time.Minute)
 	window := orDefault(d.BlockWindow, time.Minute)
 	var events []sluis.Event
+	var block *sluis.Block
 	d.mu.Lock()
 	if d.sources == nil {
 		d.sources = map[string]*sourceState{}
@@ -203,6 +207,10 @@ func (d *Detector) Probe(r *http.Request, rule string) {
 	if !now.Before(s.blockedUntil) && len(s.hits) >= orDefault(d.BlockAfter, 10) {
 		s.blockedUntil = now.Add(orDefault(d.BlockFor, 15*time.Minute))
 		s.hits = s.hits[:0]
+		if p, err := ParseCIDR(src); err == nil {
+			block = &sluis.Block{CIDR: p.String(), Reason: fmt.Sprintf("automatic: %d probes within %s", orDefault(d.BlockAfter, 10), window),
+				Until: s.blockedUntil, Auto: true, CreatedAt: now}
+		}
 		events = append(events, sluis.Event{Type: EventBlocked, Source: src, Outcome: sluis.OutcomeDenied,
 			Detail: fmt.Sprintf("%d probes within %s; blocked until %s", orDefault(d.BlockAfter, 10), window, s.blockedUntil.UTC().Format(time.RFC3339))})
 	}
@@ -211,6 +219,9 @@ func (d *Detector) Probe(r *http.Request, rule string) {
 		for _, e := range events {
 			d.Record(r.Context(), e)
 		}
+	}
+	if block != nil && d.Persist != nil {
+		d.Persist(context.WithoutCancel(r.Context()), *block)
 	}
 }
 

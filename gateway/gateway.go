@@ -106,6 +106,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	detector := &frontdoor.Detector{
 		BlockAfter: c.Probes.BlockAfter, BlockWindow: c.Probes.BlockWindow.D(), BlockFor: c.Probes.BlockFor.D(),
 		EventEvery: c.Probes.EventEvery.D(), Record: rec.Record, Now: o.Now,
+		Persist: func(ctx context.Context, b sluis.Block) {
+			if err := o.Store.AddBlock(ctx, b); err != nil {
+				o.Log.Error("gateway: storing an automatic block", "err", err)
+			}
+		},
 	}
 	transport := proxy.NewTransport()
 	live := &liveConns{sessions: sessions, conns: map[*liveConn]struct{}{}}
@@ -133,7 +138,8 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		known[h] = true
 	}
 	go detector.Run(ctx)
-	return &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Log: o.Log, Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	blocks := &frontdoor.BlockList{Load: o.Store.Blocks, Revision: revision, Now: o.Now}
+	return &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The front door has canonicalised r.Host and refused unknown ones.
 		hosts[r.Host].ServeHTTP(w, r)
 	})}, nil

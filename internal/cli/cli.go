@@ -36,6 +36,11 @@ Apps:
   app disable NAME --reason "..."       switch an app off for everyone, at once
   app enable NAME
 
+Blocks (refused at the front door):
+  block add CIDR [--for 1h] --reason "..."
+  block list                             the operator's blocks and the automatic ones
+  block remove CIDR
+
 Sessions and audit:
   session list
   session revoke ID | session revoke --user NAME | --group G | --app A | --all
@@ -86,6 +91,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.session(rest)
 	case "app":
 		return e.app(rest)
+	case "block":
+		return e.block(rest)
 	case "audit":
 		return e.audit(rest)
 	case "config":

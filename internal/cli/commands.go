@@ -21,6 +21,7 @@ import (
 	"github.com/sluis-gateway/sluis/authn"
 	"github.com/sluis-gateway/sluis/changes"
 	"github.com/sluis-gateway/sluis/config"
+	"github.com/sluis-gateway/sluis/frontdoor"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/mfa"
 	"golang.org/x/term"
@@ -583,5 +584,89 @@ func (e *env) app(args []string) error {
 	}
 	record("admin.app."+sub, "", "app "+a.Name+"; "+strings.TrimSpace(*reason))
 	fmt.Fprintf(e.stdout, "app %s %sd\n", a.Name, sub)
+	return nil
+}
+
+// block adds, lists and removes blocked source ranges, in force in the
+// running gateway on its next request.
+func (e *env) block(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return ErrUsage
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("block "+sub, flag.ContinueOnError)
+	reason := fs.String("reason", "", "why (recorded)")
+	forDur := fs.Duration("for", 0, "lift the block after this long (default: until removed)")
+	pos, err := parseFlags(fs, args[1:], e.stderr)
+	if err != nil {
+		return err
+	}
+	_, st, record, err := e.admin()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	now := time.Now()
+	switch {
+	case sub == "add" && len(pos) == 1:
+		p, err := frontdoor.ParseCIDR(pos[0])
+		if err != nil {
+			return fmt.Errorf("%q is not an address or a range (CIDR)", pos[0])
+		}
+		if strings.TrimSpace(*reason) == "" {
+			return fmt.Errorf("sluis block add: --reason is required")
+		}
+		if *forDur < 0 {
+			return fmt.Errorf("--for must be positive")
+		}
+		b := sluis.Block{CIDR: p.String(), Reason: strings.TrimSpace(*reason), CreatedAt: now}
+		if *forDur > 0 {
+			b.Until = now.Add(*forDur)
+		}
+		if err := st.AddBlock(e.ctx, b); err != nil {
+			return err
+		}
+		until := "until removed"
+		if !b.Until.IsZero() {
+			until = "until " + b.Until.Local().Format(time.DateTime)
+		}
+		record("admin.block.add", "", fmt.Sprintf("%s %s; %s", b.CIDR, until, b.Reason))
+		fmt.Fprintf(e.stdout, "blocked %s %s\n", b.CIDR, until)
+	case sub == "remove" && len(pos) == 1:
+		p, err := frontdoor.ParseCIDR(pos[0])
+		if err != nil {
+			return fmt.Errorf("%q is not an address or a range (CIDR)", pos[0])
+		}
+		if err := st.RemoveBlock(e.ctx, p.String()); err != nil {
+			return err
+		}
+		record("admin.block.remove", "", p.String())
+		fmt.Fprintf(e.stdout, "unblocked %s\n", p.String())
+	case sub == "list" && len(pos) == 0:
+		blocks, err := st.Blocks(e.ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CIDR\tBY\tUNTIL\tREASON")
+		for _, b := range blocks {
+			if !b.Until.IsZero() && !now.Before(b.Until) {
+				continue // lifted
+			}
+			by, until := "operator", "removed"
+			if b.Auto {
+				by = "automatic"
+			}
+			if !b.Until.IsZero() {
+				until = b.Until.Local().Format(time.DateTime)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.CIDR, by, until, shown(b.Reason))
+		}
+		return tw.Flush()
+	default:
+		fmt.Fprintf(e.stderr, "sluis block: add CIDR --reason ..., list, or remove CIDR\n")
+		return ErrUsage
+	}
 	return nil
 }

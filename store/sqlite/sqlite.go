@@ -611,3 +611,44 @@ func (s *DB) DisabledApps(ctx context.Context) (map[string]string, error) {
 	}
 	return out, rows.Err()
 }
+
+func (s *DB) AddBlock(ctx context.Context, b sluis.Block) error {
+	return s.changeTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO blocks (cidr, reason, until, auto, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (cidr) DO UPDATE SET reason = excluded.reason, until = excluded.until, auto = excluded.auto, created_at = excluded.created_at`,
+			b.CIDR, b.Reason, unixNano(b.Until), b.Auto, unixNano(b.CreatedAt))
+		return err
+	})
+}
+
+func (s *DB) RemoveBlock(ctx context.Context, cidr string) error {
+	return s.changeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM blocks WHERE cidr = ?`, cidr)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return sluis.Errorf(sluis.ENOTFOUND, "no block of %s", cidr)
+		}
+		return nil
+	})
+}
+
+func (s *DB) Blocks(ctx context.Context) ([]sluis.Block, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT cidr, reason, until, auto, created_at FROM blocks ORDER BY created_at, cidr`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []sluis.Block
+	for rows.Next() {
+		var b sluis.Block
+		var until, created int64
+		if err := rows.Scan(&b.CIDR, &b.Reason, &until, &b.Auto, &created); err != nil {
+			return nil, err
+		}
+		b.Until, b.CreatedAt = fromNano(until), fromNano(created)
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}

@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
 		{"RevisionAdvancesOnAccessChanges", testRevision},
 		{"Audit", testAudit},
 		{"AppSwitches", testAppSwitches},
+		{"Blocks", testBlocks},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -235,6 +236,8 @@ func testRevision(t *testing.T, s sluis.Store) {
 		{"totp", func() error { return s.SetTOTP(ctx, "anna", []byte("s")) }},
 		{"complete", func() error { return s.CompleteSession(ctx, "s1", t0, t0.Add(time.Hour), hash("tok9"), "login") }},
 		{"revoke", func() error { return s.RevokeSession(ctx, "s1", t0) }},
+		{"add block", func() error { return s.AddBlock(ctx, sluis.Block{CIDR: "192.0.2.0/24", Reason: "r", CreatedAt: t0}) }},
+		{"remove block", func() error { return s.RemoveBlock(ctx, "192.0.2.0/24") }},
 		{"disable app", func() error { return s.SetAppDisabled(ctx, "wiki", true, "patching", t0) }},
 		{"enable app", func() error { return s.SetAppDisabled(ctx, "wiki", false, "", t0) }},
 		{"revoke user", func() error { _, err := s.RevokeSessions(ctx, sluis.SessionFilter{User: "anna"}, t0); return err }},
@@ -295,5 +298,21 @@ func testAppSwitches(t *testing.T, s sluis.Store) {
 	must(t, err)
 	if len(m) != 1 || m["wiki"] != "still patching" {
 		t.Fatalf("disabled apps: %v", m)
+	}
+}
+
+func testBlocks(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	must(t, s.AddBlock(ctx, sluis.Block{CIDR: "192.0.2.0/24", Reason: "scanner", CreatedAt: t0}))
+	must(t, s.AddBlock(ctx, sluis.Block{CIDR: "198.51.100.7/32", Reason: "probes", Until: t0.Add(15 * time.Minute), Auto: true, CreatedAt: t0.Add(time.Second)}))
+	must(t, s.AddBlock(ctx, sluis.Block{CIDR: "192.0.2.0/24", Reason: "scanner, again", CreatedAt: t0}))
+	bs, err := s.Blocks(ctx)
+	must(t, err)
+	if len(bs) != 2 || bs[0].Reason != "scanner, again" || !bs[0].Until.IsZero() || !bs[1].Auto || !bs[1].Until.Equal(t0.Add(15*time.Minute)) {
+		t.Fatalf("blocks: %+v", bs)
+	}
+	must(t, s.RemoveBlock(ctx, "192.0.2.0/24"))
+	if err := s.RemoveBlock(ctx, "192.0.2.0/24"); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("removing a missing block: %v", err)
 	}
 }
