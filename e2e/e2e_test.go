@@ -924,6 +924,9 @@ func TestAppDisableAndEnable(t *testing.T) {
 	if n := len(w.wiki.requests()); n != before {
 		t.Fatal("a request reached a disabled app")
 	}
+	if l := g.Get(c, g.URL(g.Portal, "/")); !strings.Contains(l.Body, "switched off: CVE-2026-1234") || strings.Contains(l.Body, `href="`+g.URL(wikiHost, "/")) {
+		t.Fatalf("launcher while the app is off:\n%s", l.Body)
+	}
 	if _, err := g.CLI("", "app", "disable", "wiki"); err == nil {
 		t.Fatal("disable without a reason accepted")
 	}

@@ -120,6 +120,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		revision = o.Store.Revision
 	}
 	switches := &appSwitches{store: o.Store, revision: revision}
+	p.Disabled = switches.disabled
 	live.switches = switches
 	if o.OnChange != nil {
 		o.OnChange(live.recheck)

@@ -78,6 +78,10 @@ type Portal struct {
 	Now      func() time.Time
 	Log      *slog.Logger
 
+	// Disabled, if set, says whether the operator switched an app off and
+	// why, for the launcher.
+	Disabled func(ctx context.Context, app string) (reason string, off bool, err error)
+
 	// Throttles for password and code guessing. A guess counts against
 	// the user from that source (strict), the user from anywhere (gentle:
 	// its lock is short, so an attacker cannot keep a real user out for
@@ -255,7 +259,7 @@ type pageData struct {
 	Apps                                        []appLink
 }
 
-type appLink struct{ Name, Host, URL string }
+type appLink struct{ Name, Host, URL, Off string }
 
 func (p *Portal) render(w http.ResponseWriter, status int, page string, d pageData) error {
 	h := w.Header()
@@ -851,9 +855,20 @@ func (p *Portal) launcher(w http.ResponseWriter, r *http.Request) error {
 	id := a.Identity()
 	d := pageData{Title: "Your applications", CSRF: p.csrfToken(w, r), User: id.User}
 	for _, app := range p.Apps {
-		if policy.Decide(id, app).Allowed {
-			d.Apps = append(d.Apps, appLink{Name: app.Name, Host: app.Host, URL: p.BaseURL(app.Host) + "/"})
+		if !policy.Decide(id, app).Allowed {
+			continue
 		}
+		l := appLink{Name: app.Name, Host: app.Host, URL: p.BaseURL(app.Host) + "/"}
+		if p.Disabled != nil {
+			reason, off, err := p.Disabled(r.Context(), app.Name)
+			if err != nil {
+				return err
+			}
+			if off {
+				l.Off = reason
+			}
+		}
+		d.Apps = append(d.Apps, l)
 	}
 	return p.render(w, http.StatusOK, "launcher", d)
 }
