@@ -96,6 +96,8 @@ type App struct {
 	Host     string // the host name requests arrive for, lower case, no port
 	Upstream string // base URL of the upstream, from configuration only
 	Allow    Allow
+	// Essential apps stay open at the emergency level "essential".
+	Essential bool
 }
 
 // Decision is the outcome of a policy decision for one request.
@@ -261,6 +263,47 @@ type AppStore interface {
 	DisabledApps(ctx context.Context) (map[string]string, error)
 }
 
+// Emergency levels, from open to shut.
+const (
+	LevelNormal    = "normal"
+	LevelStrict    = "strict"
+	LevelEssential = "essential"
+	LevelLockdown  = "lockdown"
+	LevelClosed    = "closed"
+)
+
+// Emergency is the emergency level the operator set.
+type Emergency struct {
+	Level    string
+	Reason   string
+	Previous string    // the level to return to at Until
+	Until    time.Time // zero: until changed
+	SetBy    string
+	SetAt    time.Time
+}
+
+// Effective returns the level in force at now: a timed level that ran out
+// gives way to the one before it.
+func (e Emergency) Effective(now time.Time) (level, reason string) {
+	if e.Level == "" {
+		return LevelNormal, ""
+	}
+	if !e.Until.IsZero() && !now.Before(e.Until) {
+		if e.Previous == "" {
+			return LevelNormal, ""
+		}
+		return e.Previous, ""
+	}
+	return e.Level, e.Reason
+}
+
+// EmergencyStore keeps the emergency level.
+type EmergencyStore interface {
+	SetEmergency(ctx context.Context, e Emergency) error
+	// Emergency returns the level set; the zero Emergency if none.
+	Emergency(ctx context.Context) (Emergency, error)
+}
+
 // Block refuses a range of source addresses at the front door.
 type Block struct {
 	CIDR      string // canonical prefix, such as 198.51.100.0/24 or 2001:db8::1/128
@@ -288,6 +331,7 @@ type Store interface {
 	AuditStore
 	AppStore
 	BlockStore
+	EmergencyStore
 	// Revision returns a number that changes whenever access-relevant data
 	// changes, in this process or another one sharing the store. It is
 	// called on every request and must be cheap.

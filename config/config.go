@@ -102,6 +102,8 @@ type App struct {
 	Upstream string `yaml:"upstream"`
 	// Allow is who may open the app. Without it nobody may.
 	Allow *Allow `yaml:"allow"`
+	// Essential apps stay open at the emergency level "essential".
+	Essential bool `yaml:"essential"`
 }
 
 // Allow is an app's access rule.

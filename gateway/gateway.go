@@ -69,7 +69,7 @@ func BaseURLFunc(port int) func(string) string {
 func Apps(c *config.Config) []sluis.App {
 	var out []sluis.App
 	for _, a := range c.Apps {
-		app := sluis.App{Name: a.Name, Host: a.Host, Upstream: a.Upstream}
+		app := sluis.App{Name: a.Name, Host: a.Host, Upstream: a.Upstream, Essential: a.Essential}
 		if a.Allow != nil {
 			app.Allow = sluis.Allow{Users: a.Allow.Users, Groups: a.Allow.Groups, MFA: a.Allow.MFA}
 		}
@@ -119,8 +119,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if revision == nil {
 		revision = o.Store.Revision
 	}
-	switches := &appSwitches{store: o.Store, revision: revision}
+	switches := &appSwitches{store: o.Store, revision: revision, clock: o.Now}
 	p.Disabled = switches.disabled
+	p.Level = switches.level
 	live.switches = switches
 	if o.OnChange != nil {
 		o.OnChange(live.recheck)
@@ -165,13 +166,31 @@ type appHandler struct {
 type appSwitches struct {
 	store    sluis.Store
 	revision func(ctx context.Context) (int64, error)
+	clock    func() time.Time
 	mu       sync.Mutex // serialises reloads
 	state    atomic.Pointer[switchState]
 }
 
 type switchState struct {
-	rev      int64
-	disabled map[string]string
+	rev       int64
+	disabled  map[string]string
+	emergency sluis.Emergency
+}
+
+// level returns the emergency level in force and the operator's reason.
+func (s *appSwitches) level(ctx context.Context) (string, string, error) {
+	if _, _, err := s.disabled(ctx, ""); err != nil {
+		return "", "", err
+	}
+	level, reason := s.state.Load().emergency.Effective(s.now())
+	return level, reason, nil
+}
+
+func (s *appSwitches) now() time.Time {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return time.Now()
 }
 
 // disabled reports whether app is switched off, and why.
@@ -189,7 +208,12 @@ func (s *appSwitches) disabled(ctx context.Context, app string) (string, bool, e
 				s.mu.Unlock()
 				return "", false, err
 			}
-			st = &switchState{rev: rev, disabled: m}
+			em, err := s.store.Emergency(ctx)
+			if err != nil {
+				s.mu.Unlock()
+				return "", false, err
+			}
+			st = &switchState{rev: rev, disabled: m, emergency: em}
 			s.state.Store(st)
 		}
 		s.mu.Unlock()
@@ -243,6 +267,17 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		errpage.Write(w, http.StatusForbidden, errpage.NewID())
 		return
+	}
+	if level, reason, err := h.switches.level(r.Context()); err == nil && level != sluis.LevelNormal {
+		// The emergency level decides before the app's own switch.
+		switch {
+		case level == sluis.LevelClosed:
+			errpage.WriteNotice(w, http.StatusServiceUnavailable, errpage.NewID(), "Access through the gateway is closed: "+reason)
+			return
+		case level == sluis.LevelEssential && !h.app.Essential:
+			errpage.WriteNotice(w, http.StatusServiceUnavailable, errpage.NewID(), "Only essential applications are open: "+reason)
+			return
+		}
 	}
 	if reason, off, err := h.switches.disabled(r.Context(), h.app.Name); err != nil || off {
 		id := errpage.NewID()
@@ -309,6 +344,11 @@ func (l *liveConns) recheck() {
 			continue
 		}
 		if _, off, err := l.switches.disabled(context.Background(), c.app.Name); err != nil || off {
+			c.cancel()
+			continue
+		}
+		if level, _, err := l.switches.level(context.Background()); err != nil || level == sluis.LevelClosed ||
+			level == sluis.LevelEssential && !c.app.Essential {
 			c.cancel()
 		}
 	}

@@ -81,6 +81,9 @@ type Portal struct {
 	// Disabled, if set, says whether the operator switched an app off and
 	// why, for the launcher.
 	Disabled func(ctx context.Context, app string) (reason string, off bool, err error)
+	// Level, if set, returns the emergency level in force and the
+	// operator's reason; users see them, and "closed" stops logins.
+	Level func(ctx context.Context) (level, reason string, err error)
 
 	// Throttles for password and code guessing. A guess counts against
 	// the user from that source (strict), the user from anywhere (gentle:
@@ -459,6 +462,27 @@ func isLowerHex(s string) bool {
 
 // ---- login ----
 
+// level returns the emergency level in force and its reason.
+func (p *Portal) level(r *http.Request) (string, string, error) {
+	if p.Level == nil {
+		return sluis.LevelNormal, "", nil
+	}
+	return p.Level(r.Context())
+}
+
+// levelNotice is what users are told about the emergency level in force.
+func levelNotice(level, reason string) string {
+	switch level {
+	case sluis.LevelNormal:
+		return ""
+	case sluis.LevelClosed:
+		return "Access through the gateway is closed: " + reason
+	case sluis.LevelEssential:
+		return "Only essential applications are open: " + reason
+	}
+	return "Emergency level " + level + ": " + reason
+}
+
 func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
 	t, f := p.flowParams(r)
 	if r.FormValue("rd") != "" && f.RD == "" {
@@ -470,6 +494,13 @@ func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
 	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State}
 	if r.FormValue("logged_out") == "1" {
 		d.Notice = "You are logged out."
+	}
+	level, reason, err := p.level(r)
+	if err != nil {
+		return err
+	}
+	if n := levelNotice(level, reason); n != "" {
+		d.Notice = n
 	}
 	return p.render(w, http.StatusOK, "login", d)
 }
@@ -532,6 +563,12 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	if !csrfOK {
 		d.Error = "The form expired. Please try again."
 		return p.render(w, http.StatusForbidden, "login", d)
+	}
+	if level, reason, err := p.level(r); err != nil {
+		return err
+	} else if level == sluis.LevelClosed {
+		d.Error = levelNotice(level, reason)
+		return p.render(w, http.StatusServiceUnavailable, "login", d)
 	}
 	name := strings.TrimSpace(r.PostFormValue("username"))
 	password := r.PostFormValue("password")
@@ -854,6 +891,11 @@ func (p *Portal) launcher(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := a.Identity()
 	d := pageData{Title: "Your applications", CSRF: p.csrfToken(w, r), User: id.User}
+	level, reason, err := p.level(r)
+	if err != nil {
+		return err
+	}
+	d.Notice = levelNotice(level, reason)
 	for _, app := range p.Apps {
 		if !policy.Decide(id, app).Allowed {
 			continue

@@ -36,6 +36,10 @@ Apps:
   app disable NAME --reason "..."       switch an app off for everyone, at once
   app enable NAME
 
+Incident:
+  emergency set LEVEL --reason "..." [--for 4h]   LEVEL: normal, essential, closed
+  emergency status | emergency clear
+
 Blocks (refused at the front door):
   block add CIDR [--for 1h] --reason "..."
   block list                             the operator's blocks and the automatic ones
@@ -93,6 +97,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.app(rest)
 	case "block":
 		return e.block(rest)
+	case "emergency":
+		return e.emergency(rest)
 	case "audit":
 		return e.audit(rest)
 	case "config":

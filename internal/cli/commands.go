@@ -670,3 +670,83 @@ func (e *env) block(args []string) error {
 	}
 	return nil
 }
+
+// emergency sets, shows and clears the emergency level; the running
+// gateway applies it on the next request.
+func (e *env) emergency(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return ErrUsage
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("emergency "+sub, flag.ContinueOnError)
+	reason := fs.String("reason", "", "why; users see it")
+	forDur := fs.Duration("for", 0, "return to the level before after this long")
+	pos, err := parseFlags(fs, args[1:], e.stderr)
+	if err != nil {
+		return err
+	}
+	_, st, record, err := e.admin()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	now := time.Now()
+	cur, err := st.Emergency(e.ctx)
+	if err != nil {
+		return err
+	}
+	curLevel, curReason := cur.Effective(now)
+	operator := e.getenv("USER")
+	switch {
+	case sub == "status" && len(pos) == 0:
+		fmt.Fprintf(e.stdout, "level %s", curLevel)
+		if curLevel != sluis.LevelNormal {
+			fmt.Fprintf(e.stdout, ": %s (set by %s at %s", shown(curReason), shown(cur.SetBy), cur.SetAt.Local().Format(time.DateTime))
+			if !cur.Until.IsZero() {
+				fmt.Fprintf(e.stdout, ", until %s, then %s", cur.Until.Local().Format(time.DateTime), cur.Previous)
+			}
+			fmt.Fprint(e.stdout, ")")
+		}
+		fmt.Fprintln(e.stdout)
+		return nil
+	case sub == "clear" && len(pos) == 0:
+		if err := st.SetEmergency(e.ctx, sluis.Emergency{Level: sluis.LevelNormal, SetBy: operator, SetAt: now}); err != nil {
+			return err
+		}
+		record("emergency.set", "", "level normal (cleared; was "+curLevel+")")
+		fmt.Fprintln(e.stdout, "level normal")
+		return nil
+	case sub == "set" && len(pos) == 1:
+		level := pos[0]
+		switch level {
+		case sluis.LevelNormal, sluis.LevelEssential, sluis.LevelClosed:
+		case sluis.LevelStrict, sluis.LevelLockdown:
+			return fmt.Errorf("level %q is not available in this version yet; use essential or closed", level)
+		default:
+			return fmt.Errorf("unknown level %q: normal, essential or closed", level)
+		}
+		if level != sluis.LevelNormal && strings.TrimSpace(*reason) == "" {
+			return fmt.Errorf("sluis emergency set: --reason is required; users see it")
+		}
+		if len(*reason) > 500 || *forDur < 0 {
+			return fmt.Errorf("--reason: at most 500 characters; --for: positive")
+		}
+		em := sluis.Emergency{Level: level, Reason: strings.TrimSpace(*reason), Previous: curLevel, SetBy: operator, SetAt: now}
+		if *forDur > 0 {
+			em.Until = now.Add(*forDur)
+		}
+		if err := st.SetEmergency(e.ctx, em); err != nil {
+			return err
+		}
+		until := "until changed"
+		if !em.Until.IsZero() {
+			until = "until " + em.Until.Local().Format(time.DateTime) + ", then " + curLevel
+		}
+		record("emergency.set", "", fmt.Sprintf("level %s %s; %s", level, until, em.Reason))
+		fmt.Fprintf(e.stdout, "level %s %s\n", level, until)
+		return nil
+	}
+	fmt.Fprintf(e.stderr, "sluis emergency: set LEVEL --reason ..., status or clear\n")
+	return ErrUsage
+}

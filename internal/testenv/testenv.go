@@ -33,6 +33,7 @@ type App struct {
 	Users, Groups        []string
 	MFA                  bool
 	NoAllow              bool // leave out the allow rule
+	Essential            bool
 }
 
 // Gateway is a running gateway.
@@ -65,7 +66,7 @@ func StartWith(t testing.TB, extra string, apps ...App) *Gateway {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nportal: login.sluis.test\ndata_dir: %s\ntls:\n  self_signed: true\nsession:\n  idle_timeout: 30m\n  lifetime: 12h\n%sapps:\n", filepath.Join(dir, "data"), extra)
 	for _, a := range apps {
-		fmt.Fprintf(&b, "  - name: %s\n    host: %s\n    upstream: %s\n", a.Name, a.Host, a.Upstream)
+		fmt.Fprintf(&b, "  - name: %s\n    host: %s\n    upstream: %s\n    essential: %v\n", a.Name, a.Host, a.Upstream, a.Essential)
 		if !a.NoAllow {
 			fmt.Fprintf(&b, "    allow:\n      users: [%s]\n      groups: [%s]\n      mfa: %v\n", strings.Join(a.Users, ", "), strings.Join(a.Groups, ", "), a.MFA)
 		}

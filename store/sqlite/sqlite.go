@@ -652,3 +652,25 @@ func (s *DB) Blocks(ctx context.Context) ([]sluis.Block, error) {
 	}
 	return out, rows.Err()
 }
+
+func (s *DB) SetEmergency(ctx context.Context, e sluis.Emergency) error {
+	return s.changeTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO emergency (id, level, reason, previous, until, set_by, set_at) VALUES (1, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET level = excluded.level, reason = excluded.reason, previous = excluded.previous,
+			until = excluded.until, set_by = excluded.set_by, set_at = excluded.set_at`,
+			e.Level, e.Reason, e.Previous, unixNano(e.Until), e.SetBy, unixNano(e.SetAt))
+		return err
+	})
+}
+
+func (s *DB) Emergency(ctx context.Context) (sluis.Emergency, error) {
+	var e sluis.Emergency
+	var until, at int64
+	err := s.db.QueryRowContext(ctx, `SELECT level, reason, previous, until, set_by, set_at FROM emergency WHERE id = 1`).
+		Scan(&e.Level, &e.Reason, &e.Previous, &until, &e.SetBy, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sluis.Emergency{}, nil
+	}
+	e.Until, e.SetAt = fromNano(until), fromNano(at)
+	return e, err
+}

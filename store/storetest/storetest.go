@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
 		{"Audit", testAudit},
 		{"AppSwitches", testAppSwitches},
 		{"Blocks", testBlocks},
+		{"Emergency", testEmergency},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -314,5 +315,27 @@ func testBlocks(t *testing.T, s sluis.Store) {
 	must(t, s.RemoveBlock(ctx, "192.0.2.0/24"))
 	if err := s.RemoveBlock(ctx, "192.0.2.0/24"); sluis.ErrorCode(err) != sluis.ENOTFOUND {
 		t.Fatalf("removing a missing block: %v", err)
+	}
+}
+
+func testEmergency(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	e, err := s.Emergency(ctx)
+	must(t, err)
+	if level, _ := e.Effective(t0); level != sluis.LevelNormal {
+		t.Fatalf("initial level %q", level)
+	}
+	before, _ := s.Revision(ctx)
+	must(t, s.SetEmergency(ctx, sluis.Emergency{Level: sluis.LevelClosed, Reason: "r", Previous: sluis.LevelEssential, Until: t0.Add(time.Hour), SetBy: "op", SetAt: t0}))
+	if after, _ := s.Revision(ctx); after == before {
+		t.Fatal("setting the level did not advance the revision")
+	}
+	e, err = s.Emergency(ctx)
+	must(t, err)
+	if level, reason := e.Effective(t0.Add(time.Minute)); level != sluis.LevelClosed || reason != "r" {
+		t.Fatalf("level %q %q", level, reason)
+	}
+	if level, _ := e.Effective(t0.Add(time.Hour)); level != sluis.LevelEssential {
+		t.Fatalf("after expiry: %q", level)
 	}
 }

@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluis-gateway/sluis/internal/testenv"
+)
+
+// Incident day, in steps: only essential apps, then everything closed for
+// a while (returning to essential by itself), then back to normal; each
+// step counts on the next request, and users see why.
+func TestEmergencyLevels(t *testing.T) {
+	w := &world{wiki: newUpstream(t), hr: newUpstream(t)}
+	w.g = testenv.Start(t,
+		testenv.App{Name: "wiki", Host: wikiHost, Upstream: w.wiki.URL, Groups: []string{"staff"}, MFA: true, Essential: true},
+		testenv.App{Name: "hr", Host: hrHost, Upstream: w.hr.URL, Groups: []string{"staff"}, MFA: true},
+	)
+	g := w.g
+	c, _ := w.loggedIn(t, "anna", "staff")
+	g.Follow(c, g.Get(c, g.URL(hrHost, "/"))) // a session on hr too
+	status := func(host string) (int, string) {
+		req, _ := http.NewRequest("GET", g.URL(host, "/x"), nil)
+		p := g.Do(c, req)
+		return p.StatusCode, p.Body
+	}
+	if s, _ := status(hrHost); s != 200 {
+		t.Fatalf("hr before: %d", s)
+	}
+
+	g.MustCLI("", "emergency", "set", "essential", "--reason", "CVE-2026-0001 in the HR app")
+	if s, body := status(hrHost); s != http.StatusServiceUnavailable || !strings.Contains(body, "Only essential applications are open: CVE-2026-0001 in the HR app") {
+		t.Fatalf("hr at essential: %d\n%s", s, body)
+	}
+	if s, _ := status(wikiHost); s != 200 {
+		t.Fatalf("essential wiki at essential: %d", s)
+	}
+	if l := g.Get(c, g.URL(g.Portal, "/")); !strings.Contains(l.Body, "Only essential applications are open") {
+		t.Fatalf("launcher does not show the level:\n%s", l.Body)
+	}
+
+	g.MustCLI("", "emergency", "set", "closed", "--reason", "patching the gateway", "--for", "2s")
+	start := time.Now()
+	if s, body := status(wikiHost); s != http.StatusServiceUnavailable || !strings.Contains(body, "closed: patching the gateway") {
+		t.Fatalf("wiki at closed: %d\n%s", s, body)
+	}
+	form := g.Get(g.Client(), g.URL(g.Portal, "/login"))
+	if !strings.Contains(form.Body, "Access through the gateway is closed: patching the gateway") {
+		t.Fatalf("login page at closed:\n%s", form.Body)
+	}
+	if p := g.SubmitPassword(g.Client(), "", "anna", pw); p.StatusCode != http.StatusServiceUnavailable || p.Header.Get("Set-Cookie") != "" && strings.Contains(p.Header.Get("Set-Cookie"), "__Host-sluis=") {
+		t.Fatalf("login at closed: %d", p.StatusCode)
+	}
+	if out := g.MustCLI("", "emergency", "status"); !strings.HasPrefix(out, "level closed: patching the gateway") || !strings.Contains(out, "then essential") {
+		t.Fatalf("status: %q", out)
+	}
+	// After two seconds the level returns to essential by itself.
+	for {
+		if s, _ := status(wikiHost); s == 200 {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the timed level did not run out")
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for the clock
+	}
+	if s, _ := status(hrHost); s != http.StatusServiceUnavailable {
+		t.Fatalf("hr after closed ran out: %d", s)
+	}
+
+	g.MustCLI("", "emergency", "clear")
+	if s, _ := status(hrHost); s != 200 {
+		t.Fatalf("hr after clear: %d", s)
+	}
+	if _, err := g.CLI("", "emergency", "set", "closed"); err == nil {
+		t.Fatal("a level without a reason was accepted")
+	}
+	assertAudit(t, g, "emergency.set")
+}
