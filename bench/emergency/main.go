@@ -93,7 +93,9 @@ apps:
 	}
 	addr := regexp.MustCompile(`listening on (\S+)`).FindStringSubmatch(out.String())[1]
 	client := &http.Client{Transport: &http.Transport{
-		DialContext:     func(ctx context.Context, _, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", addr) },
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		},
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // the benchmark's own gateway
 	}}
 	request := func() (int, error) {
