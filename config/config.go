@@ -34,8 +34,10 @@ type Config struct {
 	TLS     TLS     `yaml:"tls"`
 	Session Session `yaml:"session"`
 	Probes  Probes  `yaml:"probes"`
-	Audit   Audit   `yaml:"audit"`
-	Apps    []App   `yaml:"apps"`
+	// Emergency configures the emergency levels.
+	Emergency Emergency `yaml:"emergency"`
+	Audit     Audit     `yaml:"audit"`
+	Apps      []App     `yaml:"apps"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -75,6 +77,19 @@ type Probes struct {
 	// EventEvery bounds the audit trail: per source and rule at most one
 	// security.probe event per this interval, with a count. Zero means 1m.
 	EventEvery Duration `yaml:"event_every"`
+}
+
+// Emergency configures the emergency levels.
+type Emergency struct {
+	// BreakGlass are the users and groups who may still log in and keep
+	// their sessions at the level "lockdown". Empty means nobody.
+	BreakGlass BreakGlass `yaml:"break_glass"`
+}
+
+// BreakGlass lists users and groups.
+type BreakGlass struct {
+	Users  []string `yaml:"users"`
+	Groups []string `yaml:"groups"`
 }
 
 // Audit says where the audit trail goes besides the database.
@@ -363,6 +378,16 @@ func (p *parser) validate(c *Config) {
 		p.problem("probes.event_every", "between 1s and 1h")
 	}
 
+	for j, u := range c.Emergency.BreakGlass.Users {
+		if !sluis.ValidName(u) {
+			p.problem(fmt.Sprintf("emergency.break_glass.users[%d]", j), "%q is not a valid user name", u)
+		}
+	}
+	for j, g := range c.Emergency.BreakGlass.Groups {
+		if !sluis.ValidName(g) {
+			p.problem(fmt.Sprintf("emergency.break_glass.groups[%d]", j), "%q is not a valid group name", g)
+		}
+	}
 	if sl := c.Audit.Syslog; sl != nil {
 		if _, port, err := net.SplitHostPort(sl.Address); err != nil || port == "" {
 			p.problem("audit.syslog.address", "%q is not host:port", sl.Address)
@@ -453,4 +478,17 @@ func (c *Config) AppByName(name string) (App, bool) {
 		return App{}, false
 	}
 	return c.Apps[i], true
+}
+
+// BreakGlassAllows reports whether a user in groups may pass at lockdown.
+func (c *Config) BreakGlassAllows(user string, groups []string) bool {
+	if slices.Contains(c.Emergency.BreakGlass.Users, user) {
+		return true
+	}
+	for _, g := range groups {
+		if slices.Contains(c.Emergency.BreakGlass.Groups, g) {
+			return true
+		}
+	}
+	return false
 }

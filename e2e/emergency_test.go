@@ -79,3 +79,39 @@ func TestEmergencyLevels(t *testing.T) {
 	}
 	assertAudit(t, g, "emergency.set")
 }
+
+// Lockdown: only the break-glass users keep working; everyone else loses
+// their session and cannot log in until the level is lifted.
+func TestLockdownKeepsOnlyBreakGlass(t *testing.T) {
+	w := &world{wiki: newUpstream(t), hr: newUpstream(t)}
+	w.g = testenv.StartWith(t, "emergency:\n  break_glass:\n    users: [carl]\n",
+		testenv.App{Name: "wiki", Host: wikiHost, Upstream: w.wiki.URL, Groups: []string{"staff"}, MFA: true})
+	g := w.g
+	anna, _ := w.loggedIn(t, "anna", "staff")
+	carl, carlSecret := w.loggedIn(t, "carl", "staff")
+	get := func(c *http.Client) int {
+		req, _ := http.NewRequest("GET", g.URL(wikiHost, "/x"), nil)
+		return g.Do(c, req).StatusCode
+	}
+	out := g.MustCLI("", "emergency", "set", "lockdown", "--reason", "intrusion under investigation")
+	if !strings.Contains(out, "revoked 1 session(s)") {
+		t.Fatalf("lockdown output: %q", out)
+	}
+	if s := get(anna); s != http.StatusUnauthorized {
+		t.Fatalf("anna at lockdown: %d", s)
+	}
+	if s := get(carl); s != 200 {
+		t.Fatalf("carl (break glass) at lockdown: %d", s)
+	}
+	p := g.SubmitPassword(g.Client(), "", "anna", pw)
+	if p.StatusCode != http.StatusUnauthorized || !strings.Contains(p.Body, "Access is limited to emergency staff: intrusion under investigation") {
+		t.Fatalf("anna logging in at lockdown: %d\n%s", p.StatusCode, p.Body)
+	}
+	if p := g.Login(g.Client(), "", "carl", pw, carlSecret); p.StatusCode != 200 {
+		t.Fatalf("carl logging in at lockdown: %d", p.StatusCode)
+	}
+	g.MustCLI("", "emergency", "clear")
+	if p := g.SubmitPassword(g.Client(), "", "anna", pw); p.StatusCode != http.StatusSeeOther {
+		t.Fatalf("anna after clear: %d", p.StatusCode)
+	}
+}

@@ -122,7 +122,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	switches := &appSwitches{store: o.Store, revision: revision, clock: o.Now}
 	p.Disabled = switches.disabled
 	p.Level = switches.level
+	p.BreakGlass = c.BreakGlassAllows
 	live.switches = switches
+	live.breakGlass = c.BreakGlassAllows
 	if o.OnChange != nil {
 		o.OnChange(live.recheck)
 	}
@@ -133,7 +135,8 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}
 		hosts[app.Host] = &appHandler{app: app, portal: p, sessions: sessions, audit: rec, proxy: px,
-			callback: p.Callback(app), log: o.Log, live: live, detector: detector, denied: denied, switches: switches}
+			callback: p.Callback(app), log: o.Log, live: live, detector: detector, denied: denied, switches: switches,
+			breakGlass: c.BreakGlassAllows}
 	}
 	known := map[string]bool{}
 	for h := range hosts {
@@ -159,6 +162,8 @@ type appHandler struct {
 	detector *frontdoor.Detector
 	denied   *audit.Folder
 	switches *appSwitches
+	// breakGlass says who may pass at lockdown.
+	breakGlass func(user string, groups []string) bool
 }
 
 // appSwitches knows which apps the operator switched off. It reads them
@@ -277,6 +282,9 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case level == sluis.LevelEssential && !h.app.Essential:
 			errpage.WriteNotice(w, http.StatusServiceUnavailable, errpage.NewID(), "Only essential applications are open: "+reason)
 			return
+		case level == sluis.LevelLockdown && !h.breakGlass(a.User.Name, a.User.Groups):
+			errpage.WriteNotice(w, http.StatusForbidden, errpage.NewID(), "Access is limited to emergency staff: "+reason)
+			return
 		}
 	}
 	if reason, off, err := h.switches.disabled(r.Context(), h.app.Name); err != nil || off {
@@ -304,10 +312,11 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // liveConns are the open upgraded connections.
 type liveConns struct {
-	sessions *session.Service
-	switches *appSwitches
-	mu       sync.Mutex // guards conns
-	conns    map[*liveConn]struct{}
+	sessions   *session.Service
+	switches   *appSwitches
+	breakGlass func(user string, groups []string) bool
+	mu         sync.Mutex // guards conns
+	conns      map[*liveConn]struct{}
 }
 
 type liveConn struct {
@@ -348,7 +357,7 @@ func (l *liveConns) recheck() {
 			continue
 		}
 		if level, _, err := l.switches.level(context.Background()); err != nil || level == sluis.LevelClosed ||
-			level == sluis.LevelEssential && !c.app.Essential {
+			level == sluis.LevelEssential && !c.app.Essential || level == sluis.LevelLockdown && !l.breakGlass(a.User.Name, a.User.Groups) {
 			c.cancel()
 		}
 	}

@@ -84,6 +84,8 @@ type Portal struct {
 	// Level, if set, returns the emergency level in force and the
 	// operator's reason; users see them, and "closed" stops logins.
 	Level func(ctx context.Context) (level, reason string, err error)
+	// BreakGlass says who may still log in at lockdown; nil means nobody.
+	BreakGlass func(user string, groups []string) bool
 
 	// Throttles for password and code guessing. A guess counts against
 	// the user from that source (strict), the user from anywhere (gentle:
@@ -479,6 +481,8 @@ func levelNotice(level, reason string) string {
 		return "Access through the gateway is closed: " + reason
 	case sluis.LevelEssential:
 		return "Only essential applications are open: " + reason
+	case sluis.LevelLockdown:
+		return "Access is limited to emergency staff: " + reason
 	}
 	return "Emergency level " + level + ": " + reason
 }
@@ -569,6 +573,8 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	} else if level == sluis.LevelClosed {
 		d.Error = levelNotice(level, reason)
 		return p.render(w, http.StatusServiceUnavailable, "login", d)
+	} else {
+		d.Notice = levelNotice(level, reason)
 	}
 	name := strings.TrimSpace(r.PostFormValue("username"))
 	password := r.PostFormValue("password")
@@ -604,6 +610,13 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		reason = "bad password"
 	case u.Disabled:
 		reason = "disabled"
+	}
+	if reason == "" {
+		if level, _, err := p.level(r); err != nil {
+			return err
+		} else if level == sluis.LevelLockdown && (p.BreakGlass == nil || !p.BreakGlass(u.Name, u.Groups)) {
+			reason = "lockdown: not emergency staff"
+		}
 	}
 	if reason != "" {
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, reason)

@@ -686,7 +686,7 @@ func (e *env) emergency(args []string) error {
 	if err != nil {
 		return err
 	}
-	_, st, record, err := e.admin()
+	c, st, record, err := e.admin()
 	if err != nil {
 		return err
 	}
@@ -720,11 +720,11 @@ func (e *env) emergency(args []string) error {
 	case sub == "set" && len(pos) == 1:
 		level := pos[0]
 		switch level {
-		case sluis.LevelNormal, sluis.LevelEssential, sluis.LevelClosed:
-		case sluis.LevelStrict, sluis.LevelLockdown:
-			return fmt.Errorf("level %q is not available in this version yet; use essential or closed", level)
+		case sluis.LevelNormal, sluis.LevelEssential, sluis.LevelLockdown, sluis.LevelClosed:
+		case sluis.LevelStrict:
+			return fmt.Errorf("level %q is not available in this version yet; use essential, lockdown or closed", level)
 		default:
-			return fmt.Errorf("unknown level %q: normal, essential or closed", level)
+			return fmt.Errorf("unknown level %q: normal, essential, lockdown or closed", level)
 		}
 		if level != sluis.LevelNormal && strings.TrimSpace(*reason) == "" {
 			return fmt.Errorf("sluis emergency set: --reason is required; users see it")
@@ -745,6 +745,29 @@ func (e *env) emergency(args []string) error {
 		}
 		record("emergency.set", "", fmt.Sprintf("level %s %s; %s", level, until, em.Reason))
 		fmt.Fprintf(e.stdout, "level %s %s\n", level, until)
+		if level == sluis.LevelLockdown {
+			// Everyone but the break-glass users and groups loses their
+			// session, not only their next request.
+			users, err := st.Users(e.ctx)
+			if err != nil {
+				return err
+			}
+			revoked := 0
+			for _, u := range users {
+				if c.BreakGlassAllows(u.Name, u.Groups) {
+					continue
+				}
+				ids, err := st.RevokeSessions(e.ctx, sluis.SessionFilter{User: u.Name}, now)
+				if err != nil {
+					return err
+				}
+				for _, id := range ids {
+					record(sluis.EventSessionRevoked, u.Name, "session "+id+"; lockdown")
+				}
+				revoked += len(ids)
+			}
+			fmt.Fprintf(e.stdout, "revoked %d session(s) of users outside break_glass\n", revoked)
+		}
 		return nil
 	}
 	fmt.Fprintf(e.stderr, "sluis emergency: set LEVEL --reason ..., status or clear\n")
