@@ -205,6 +205,9 @@ type SessionStore interface {
 	// any enrolment secret.
 	CompleteSession(ctx context.Context, id string, mfaAt, expiresAt time.Time, tokenHash []byte, host string) error
 	SetEnrollSecret(ctx context.Context, id string, sealed []byte) error
+	// RefreshMFA records that a complete session passed its second factor
+	// again (a step-up), at at.
+	RefreshMFA(ctx context.Context, id string, at time.Time) error
 	TouchSession(ctx context.Context, id string, at time.Time) error
 	RevokeSession(ctx context.Context, id string, at time.Time) error
 	// RevokeSessions revokes every live session that f selects and returns

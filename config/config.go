@@ -36,8 +36,10 @@ type Config struct {
 	Probes  Probes  `yaml:"probes"`
 	// Emergency configures the emergency levels.
 	Emergency Emergency `yaml:"emergency"`
-	Audit     Audit     `yaml:"audit"`
-	Apps      []App     `yaml:"apps"`
+	// Strict configures the emergency level "strict".
+	Strict Strict `yaml:"strict"`
+	Audit  Audit  `yaml:"audit"`
+	Apps   []App  `yaml:"apps"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -77,6 +79,13 @@ type Probes struct {
 	// EventEvery bounds the audit trail: per source and rule at most one
 	// security.probe event per this interval, with a count. Zero means 1m.
 	EventEvery Duration `yaml:"event_every"`
+}
+
+// Strict configures the emergency level "strict".
+type Strict struct {
+	// ReauthAfter is how old a session's second factor may be at the
+	// level "strict" before the user must pass it again. Zero means 1h.
+	ReauthAfter Duration `yaml:"reauth_after"`
 }
 
 // Emergency configures the emergency levels.
@@ -378,6 +387,12 @@ func (p *parser) validate(c *Config) {
 		p.problem("probes.event_every", "between 1s and 1h")
 	}
 
+	if c.Strict.ReauthAfter == 0 {
+		c.Strict.ReauthAfter = Duration(time.Hour)
+	}
+	if c.Strict.ReauthAfter < Duration(time.Minute) {
+		p.problem("strict.reauth_after", "at least 1m")
+	}
 	for j, u := range c.Emergency.BreakGlass.Users {
 		if !sluis.ValidName(u) {
 			p.problem(fmt.Sprintf("emergency.break_glass.users[%d]", j), "%q is not a valid user name", u)

@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"database/sql"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluis-gateway/sluis/internal/testenv"
+	_ "modernc.org/sqlite"
 )
 
 // Incident day, in steps: only essential apps, then everything closed for
@@ -113,5 +117,55 @@ func TestLockdownKeepsOnlyBreakGlass(t *testing.T) {
 	g.MustCLI("", "emergency", "clear")
 	if p := g.SubmitPassword(g.Client(), "", "anna", pw); p.StatusCode != http.StatusSeeOther {
 		t.Fatalf("anna after clear: %d", p.StatusCode)
+	}
+}
+
+// Strict: a session whose second factor is older than strict.reauth_after
+// passes it again before going on; enrolling a new factor is frozen, so a
+// stolen password alone gets nowhere.
+func TestStrictAsksForTheSecondFactorAgainAndFreezesEnrolment(t *testing.T) {
+	w := &world{wiki: newUpstream(t), hr: newUpstream(t)}
+	w.g = testenv.StartWith(t, "strict:\n  reauth_after: 30m\n",
+		testenv.App{Name: "wiki", Host: wikiHost, Upstream: w.wiki.URL, Groups: []string{"staff"}, MFA: true})
+	g := w.g
+	anna, secret := w.loggedIn(t, "anna", "staff")
+	// Anna's second factor was passed two hours ago.
+	db, err := sql.Open("sqlite", filepath.Join(g.Dir, "data", "sluis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE sessions SET mfa_at = mfa_at - ? WHERE user = 'anna'`, int64(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	g.MustCLI("", "emergency", "set", "strict", "--reason", "passwords leaked")
+
+	req, _ := http.NewRequest("GET", g.URL(wikiHost, "/api"), nil)
+	if p := g.Do(anna, req); p.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("API call with an old second factor: %d", p.StatusCode)
+	}
+	p := g.Follow(anna, g.Get(anna, g.URL(wikiHost, "/page")))
+	if p.StatusCode != 200 || p.Request.URL.Path != "/mfa" || !strings.Contains(p.Body, "Security is tightened: passwords leaked") {
+		t.Fatalf("browser with an old second factor lands on %s (%d)", p.Request.URL, p.StatusCode)
+	}
+	f := p.Request.URL.Query()
+	p = g.Post(anna, g.URL(g.Portal, "/mfa"), url.Values{"csrf": {testenv.CSRF(p.Body)}, "rd": {f.Get("rd")}, "state": {f.Get("state")}, "code": {g.Code("anna", secret)}})
+	if p = g.Follow(anna, p); p.StatusCode != 200 || p.Request.URL.String() != g.URL(wikiHost, "/page") {
+		t.Fatalf("after the step-up: %s (%d)", p.Request.URL, p.StatusCode)
+	}
+	if p := g.Do(anna, req); p.StatusCode != 200 {
+		t.Fatalf("API call after the step-up: %d", p.StatusCode)
+	}
+
+	// A stolen password of a user without a second factor cannot enrol one.
+	g.MustCLI(pw+"\n", "user", "add", "bert", "--groups", "staff", "--password-stdin")
+	thief := g.Client()
+	p = g.Follow(thief, g.SubmitPassword(thief, "", "bert", pw))
+	if p.StatusCode != http.StatusForbidden || !strings.Contains(p.Body, "Enrolment of new second factors is frozen: passwords leaked") {
+		t.Fatalf("enrolment at strict: %d\n%s", p.StatusCode, p.Body)
+	}
+	g.MustCLI("", "emergency", "clear")
+	if p := g.Follow(thief, g.SubmitPassword(thief, "", "bert", pw)); p.StatusCode != 200 || testenv.EnrolmentSecret(p.Body) == "" {
+		t.Fatalf("enrolment after clear: %d", p.StatusCode)
 	}
 }

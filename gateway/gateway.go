@@ -123,8 +123,10 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	p.Disabled = switches.disabled
 	p.Level = switches.level
 	p.BreakGlass = c.BreakGlassAllows
+	p.ReauthAfter = c.Strict.ReauthAfter.D()
 	live.switches = switches
 	live.breakGlass = c.BreakGlassAllows
+	live.stale = p.Stale
 	if o.OnChange != nil {
 		o.OnChange(live.recheck)
 	}
@@ -244,6 +246,11 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if a != nil && h.portal.Stale(r.Context(), a) {
+		// At the level "strict" an old second factor must be passed again.
+		h.portal.RequireLogin(w, r, h.app)
+		return
+	}
 	if a == nil || a.Session.Stage != sluis.StageComplete {
 		// Without a session, known exploit probes are recorded and
 		// refused; with one, the app's own paths are the app's business.
@@ -315,6 +322,7 @@ type liveConns struct {
 	sessions   *session.Service
 	switches   *appSwitches
 	breakGlass func(user string, groups []string) bool
+	stale      func(ctx context.Context, a *session.Active) bool
 	mu         sync.Mutex // guards conns
 	conns      map[*liveConn]struct{}
 }
@@ -353,6 +361,10 @@ func (l *liveConns) recheck() {
 			continue
 		}
 		if _, off, err := l.switches.disabled(context.Background(), c.app.Name); err != nil || off {
+			c.cancel()
+			continue
+		}
+		if l.stale != nil && l.stale(context.Background(), a) {
 			c.cancel()
 			continue
 		}

@@ -86,6 +86,8 @@ type Portal struct {
 	Level func(ctx context.Context) (level, reason string, err error)
 	// BreakGlass says who may still log in at lockdown; nil means nobody.
 	BreakGlass func(user string, groups []string) bool
+	// ReauthAfter is how old a second factor may be at the level "strict".
+	ReauthAfter time.Duration
 
 	// Throttles for password and code guessing. A guess counts against
 	// the user from that source (strict), the user from anywhere (gentle:
@@ -483,6 +485,8 @@ func levelNotice(level, reason string) string {
 		return "Only essential applications are open: " + reason
 	case sluis.LevelLockdown:
 		return "Access is limited to emergency staff: " + reason
+	case sluis.LevelStrict:
+		return "Security is tightened: " + reason
 	}
 	return "Emergency level " + level + ": " + reason
 }
@@ -493,6 +497,10 @@ func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
 		p.Log.Info("portal: refused return URL", "source", frontdoor.ClientIP(r))
 	}
 	if a := p.current(r); a != nil && a.Session.Stage == sluis.StageComplete {
+		if p.Stale(r.Context(), a) {
+			http.Redirect(w, r, "/mfa"+f.query(), http.StatusSeeOther)
+			return nil
+		}
 		return p.continueTo(w, r, a.Session.ID, t, f)
 	}
 	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State}
@@ -652,12 +660,27 @@ func truncate(s string, n int) string {
 
 // pending returns the caller's session that passed the password step and
 // awaits its second factor, with its user.
+// The session may also be a complete one whose second factor is too old at
+// the level "strict": then the code step is a step-up.
 func (p *Portal) pending(r *http.Request) (*session.Active, bool) {
 	a := p.current(r)
-	if a == nil || a.Session.Stage != sluis.StagePassword {
+	if a == nil {
 		return nil, false
 	}
-	return a, true
+	if a.Session.Stage == sluis.StagePassword || p.Stale(r.Context(), a) {
+		return a, true
+	}
+	return nil, false
+}
+
+// Stale reports whether a complete session must pass its second factor
+// again: at the level "strict", once it is older than ReauthAfter.
+func (p *Portal) Stale(ctx context.Context, a *session.Active) bool {
+	if a.Session.Stage != sluis.StageComplete || p.Level == nil {
+		return false
+	}
+	level, _, err := p.Level(ctx)
+	return err == nil && level == sluis.LevelStrict && p.Now().Sub(a.Session.MFAAt) >= max(p.ReauthAfter, time.Minute)
 }
 
 // ---- second factor ----
@@ -673,7 +696,12 @@ func (p *Portal) mfaForm(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, "/enroll"+f.query(), http.StatusSeeOther)
 		return nil
 	}
-	return p.render(w, http.StatusOK, "mfa", pageData{Title: "One-time code", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State})
+	level, reason, err := p.level(r)
+	if err != nil {
+		return err
+	}
+	return p.render(w, http.StatusOK, "mfa", pageData{Title: "One-time code", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State,
+		Notice: levelNotice(level, reason)})
 }
 
 // checkCode verifies a one-time code for user with the given secret and
@@ -738,6 +766,15 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 		d.Error = msg
 		return p.render(w, status, "mfa", d)
 	}
+	if a.Session.Stage == sluis.StageComplete {
+		// A step-up at the level "strict": the session stays, its second
+		// factor is fresh again.
+		if err := p.Store.RefreshMFA(r.Context(), a.Session.ID, p.Now()); err != nil {
+			return err
+		}
+		p.event(r, sluis.EventMFASuccess, a.User.Name, sluis.OutcomeSuccess, "totp step-up")
+		return p.continueTo(w, r, a.Session.ID, t, f)
+	}
 	return p.complete(w, r, a, "totp", t, f)
 }
 
@@ -754,7 +791,21 @@ func (p *Portal) complete(w http.ResponseWriter, r *http.Request, a *session.Act
 	return p.continueTo(w, r, a.Session.ID, t, f)
 }
 
+// enrolmentFrozen answers for the enrolment pages at the level "strict":
+// a stolen password must not be enough to enrol the thief's own factor.
+func (p *Portal) enrolmentFrozen(w http.ResponseWriter, r *http.Request) (bool, error) {
+	level, reason, err := p.level(r)
+	if err != nil || level != sluis.LevelStrict {
+		return false, err
+	}
+	errpage.WriteNotice(w, http.StatusForbidden, errpage.NewID(), "Enrolment of new second factors is frozen: "+reason)
+	return true, nil
+}
+
 func (p *Portal) enrollForm(w http.ResponseWriter, r *http.Request) error {
+	if frozen, err := p.enrolmentFrozen(w, r); frozen || err != nil {
+		return err
+	}
 	_, f := p.flowParams(r)
 	a, ok := p.pending(r)
 	if !ok {
@@ -817,6 +868,15 @@ func (p *Portal) renderEnroll(w http.ResponseWriter, r *http.Request, a *session
 }
 
 func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
+	if frozen, err := p.enrolmentFrozen(w, r); frozen || err != nil {
+		if frozen {
+			a, _ := p.pending(r)
+			if a != nil {
+				p.event(r, sluis.EventMFAFailure, a.User.Name, sluis.OutcomeDenied, "enrolment frozen at level strict")
+			}
+		}
+		return err
+	}
 	csrfOK, err := p.parseForm(w, r)
 	if err != nil {
 		return err

@@ -37,7 +37,7 @@ Apps:
   app enable NAME
 
 Incident:
-  emergency set LEVEL --reason "..." [--for 4h]   LEVEL: normal, essential, lockdown, closed
+  emergency set LEVEL --reason "..." [--for 4h]   LEVEL: normal, strict, essential, lockdown, closed
   emergency status | emergency clear
 
 Blocks (refused at the front door):

@@ -720,11 +720,9 @@ func (e *env) emergency(args []string) error {
 	case sub == "set" && len(pos) == 1:
 		level := pos[0]
 		switch level {
-		case sluis.LevelNormal, sluis.LevelEssential, sluis.LevelLockdown, sluis.LevelClosed:
-		case sluis.LevelStrict:
-			return fmt.Errorf("level %q is not available in this version yet; use essential, lockdown or closed", level)
+		case sluis.LevelNormal, sluis.LevelStrict, sluis.LevelEssential, sluis.LevelLockdown, sluis.LevelClosed:
 		default:
-			return fmt.Errorf("unknown level %q: normal, essential, lockdown or closed", level)
+			return fmt.Errorf("unknown level %q: normal, strict, essential, lockdown or closed", level)
 		}
 		if level != sluis.LevelNormal && strings.TrimSpace(*reason) == "" {
 			return fmt.Errorf("sluis emergency set: --reason is required; users see it")

@@ -674,3 +674,16 @@ func (s *DB) Emergency(ctx context.Context) (sluis.Emergency, error) {
 	e.Until, e.SetAt = fromNano(until), fromNano(at)
 	return e, err
 }
+
+func (s *DB) RefreshMFA(ctx context.Context, id string, at time.Time) error {
+	return s.changeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET mfa_at = ? WHERE id = ? AND stage = ? AND revoked_at = 0`, unixNano(at), id, sluis.StageComplete)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return sluis.Errorf(sluis.ENOTFOUND, "no live session %q", id)
+		}
+		return nil
+	})
+}
