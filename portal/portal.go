@@ -798,6 +798,9 @@ func (p *Portal) enrolmentFrozen(w http.ResponseWriter, r *http.Request) (bool, 
 	if err != nil || level != sluis.LevelStrict {
 		return false, err
 	}
+	if a, ok := p.pending(r); ok {
+		p.event(r, sluis.EventMFAFailure, a.User.Name, sluis.OutcomeDenied, "enrolment frozen at level strict")
+	}
 	errpage.WriteNotice(w, http.StatusForbidden, errpage.NewID(), "Enrolment of new second factors is frozen: "+reason)
 	return true, nil
 }
@@ -869,12 +872,6 @@ func (p *Portal) renderEnroll(w http.ResponseWriter, r *http.Request, a *session
 
 func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 	if frozen, err := p.enrolmentFrozen(w, r); frozen || err != nil {
-		if frozen {
-			a, _ := p.pending(r)
-			if a != nil {
-				p.event(r, sluis.EventMFAFailure, a.User.Name, sluis.OutcomeDenied, "enrolment frozen at level strict")
-			}
-		}
 		return err
 	}
 	csrfOK, err := p.parseForm(w, r)
