@@ -550,17 +550,46 @@ func (e *env) auditExport(since time.Duration) error {
 	return audit.WriteExport(e.stdout, evs, cps)
 }
 
+// incidentArgs are the arguments of the incident commands (app, block,
+// emergency): a subcommand, positional arguments, --reason and --for.
+type incidentArgs struct {
+	sub    string
+	pos    []string
+	reason string
+	forDur time.Duration
+}
+
+func (e *env) parseIncident(group string, args []string) (incidentArgs, error) {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return incidentArgs{}, ErrUsage
+	}
+	a := incidentArgs{sub: args[0]}
+	fs := flag.NewFlagSet(group+" "+a.sub, flag.ContinueOnError)
+	reason := fs.String("reason", "", "why (recorded; users see it where it concerns them)")
+	forDur := fs.Duration("for", 0, "undo by itself after this long")
+	pos, err := parseFlags(fs, args[1:], e.stderr)
+	if err != nil {
+		return a, err
+	}
+	a.pos, a.reason, a.forDur = pos, strings.TrimSpace(*reason), *forDur
+	if len(a.reason) > 500 {
+		return a, fmt.Errorf("--reason: at most 500 characters")
+	}
+	if a.forDur < 0 {
+		return a, fmt.Errorf("--for must be positive")
+	}
+	return a, nil
+}
+
 // app switches apps off and on for everyone, in the running gateway too.
 func (e *env) app(args []string) error {
-	if len(args) == 0 || (args[0] != "disable" && args[0] != "enable") {
-		fmt.Fprint(e.stderr, usage)
-		return ErrUsage
+	ia, err := e.parseIncident("app", args)
+	if err != nil {
+		return err
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("app "+sub, flag.ContinueOnError)
-	reason := fs.String("reason", "", "why, shown to users")
-	pos, err := parseFlags(fs, args[1:], e.stderr)
-	if err != nil || len(pos) != 1 {
+	sub, pos, reason := ia.sub, ia.pos, &ia.reason
+	if (sub != "disable" && sub != "enable") || len(pos) != 1 {
 		fmt.Fprintf(e.stderr, "sluis app %s: give one app name\n", sub)
 		return ErrUsage
 	}
@@ -573,11 +602,8 @@ func (e *env) app(args []string) error {
 	if !ok {
 		return fmt.Errorf("no app %q in %s", pos[0], c.File)
 	}
-	if sub == "disable" && strings.TrimSpace(*reason) == "" {
+	if sub == "disable" && *reason == "" {
 		return fmt.Errorf("sluis app disable: --reason is required; users see it")
-	}
-	if len(*reason) > 500 {
-		return fmt.Errorf("--reason: at most 500 characters")
 	}
 	if err := st.SetAppDisabled(e.ctx, a.Name, sub == "disable", strings.TrimSpace(*reason), time.Now()); err != nil {
 		return err
@@ -590,18 +616,11 @@ func (e *env) app(args []string) error {
 // block adds, lists and removes blocked source ranges, in force in the
 // running gateway on its next request.
 func (e *env) block(args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, usage)
-		return ErrUsage
-	}
-	sub := args[0]
-	fs := flag.NewFlagSet("block "+sub, flag.ContinueOnError)
-	reason := fs.String("reason", "", "why (recorded)")
-	forDur := fs.Duration("for", 0, "lift the block after this long (default: until removed)")
-	pos, err := parseFlags(fs, args[1:], e.stderr)
+	ia, err := e.parseIncident("block", args)
 	if err != nil {
 		return err
 	}
+	sub, pos, reason, forDur := ia.sub, ia.pos, &ia.reason, &ia.forDur
 	_, st, record, err := e.admin()
 	if err != nil {
 		return err
@@ -616,9 +635,6 @@ func (e *env) block(args []string) error {
 		}
 		if strings.TrimSpace(*reason) == "" {
 			return fmt.Errorf("sluis block add: --reason is required")
-		}
-		if *forDur < 0 {
-			return fmt.Errorf("--for must be positive")
 		}
 		b := sluis.Block{CIDR: p.String(), Reason: strings.TrimSpace(*reason), CreatedAt: now}
 		if *forDur > 0 {
@@ -674,18 +690,11 @@ func (e *env) block(args []string) error {
 // emergency sets, shows and clears the emergency level; the running
 // gateway applies it on the next request.
 func (e *env) emergency(args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, usage)
-		return ErrUsage
-	}
-	sub := args[0]
-	fs := flag.NewFlagSet("emergency "+sub, flag.ContinueOnError)
-	reason := fs.String("reason", "", "why; users see it")
-	forDur := fs.Duration("for", 0, "return to the level before after this long")
-	pos, err := parseFlags(fs, args[1:], e.stderr)
+	ia, err := e.parseIncident("emergency", args)
 	if err != nil {
 		return err
 	}
+	sub, pos, reason, forDur := ia.sub, ia.pos, &ia.reason, &ia.forDur
 	c, st, record, err := e.admin()
 	if err != nil {
 		return err
@@ -726,9 +735,6 @@ func (e *env) emergency(args []string) error {
 		}
 		if level != sluis.LevelNormal && strings.TrimSpace(*reason) == "" {
 			return fmt.Errorf("sluis emergency set: --reason is required; users see it")
-		}
-		if len(*reason) > 500 || *forDur < 0 {
-			return fmt.Errorf("--reason: at most 500 characters; --for: positive")
 		}
 		em := sluis.Emergency{Level: level, Reason: strings.TrimSpace(*reason), Previous: curLevel, SetBy: operator, SetAt: now}
 		if *forDur > 0 {
