@@ -138,11 +138,11 @@ func (s *Sealer) Open(sealed []byte, label string) ([]byte, error) {
 
 // ---- signing key for identity assertions ----
 
-// LoadSigningKey loads (or creates) the ECDSA P-256 key that signs the
-// X-Sluis-Assertion tokens.
-func LoadSigningKey(dir string) (*ecdsa.PrivateKey, error) {
-	raw, err := loadOrCreate(dir, SigningKeyFile, 0o600, func() ([]byte, error) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// loadOrCreateKey loads the PKCS#8 PEM private key in dir/name, creating it
+// with gen first when it does not exist.
+func loadOrCreateKey(dir, name string, gen func() (any, error)) (any, error) {
+	raw, err := loadOrCreate(dir, name, 0o600, func() ([]byte, error) {
+		k, err := gen()
 		if err != nil {
 			return nil, err
 		}
@@ -153,25 +153,41 @@ func LoadSigningKey(dir string) (*ecdsa.PrivateKey, error) {
 		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
+		return nil, err
 	}
-	return parseECKey(raw, filepath.Join(dir, SigningKeyFile))
-}
-
-func parseECKey(raw []byte, name string) (*ecdsa.PrivateKey, error) {
+	path := filepath.Join(dir, name)
 	b, _ := pem.Decode(raw)
 	if b == nil {
-		return nil, fmt.Errorf("%s: no PEM block", name)
+		return nil, fmt.Errorf("%s: no PEM block", path)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// loadOrCreateP256 is loadOrCreateKey for an ECDSA P-256 key.
+func loadOrCreateP256(dir, name string) (*ecdsa.PrivateKey, error) {
+	k, err := loadOrCreateKey(dir, name, func() (any, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) })
+	if err != nil {
+		return nil, err
 	}
 	ek, ok := k.(*ecdsa.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%s: not an ECDSA key", name)
+		return nil, fmt.Errorf("%s: not an ECDSA key", filepath.Join(dir, name))
 	}
 	return ek, nil
+}
+
+// LoadSigningKey loads (or creates) the ECDSA P-256 key that signs the
+// X-Sluis-Assertion tokens.
+func LoadSigningKey(dir string) (*ecdsa.PrivateKey, error) {
+	k, err := loadOrCreateP256(dir, SigningKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	return k, nil
 }
 
 // KeyID returns a stable identifier of a public key for JWKS "kid".
@@ -187,20 +203,9 @@ func KeyID(k *ecdsa.PublicKey) string {
 // listener certificate from it for the given host names. The CA certificate
 // is in dir/ca.pem for clients to trust; the leaf key lives only in memory.
 func SelfSigned(dir string, hosts []string, now time.Time) (cert tls.Certificate, caPath string, err error) {
-	caKeyPEM, err := loadOrCreate(dir, CAKeyFile, 0o600, func() ([]byte, error) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, _ := x509.MarshalPKCS8PrivateKey(k)
-		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
-	})
+	caKey, err := loadOrCreateP256(dir, CAKeyFile)
 	if err != nil {
 		return cert, "", fmt.Errorf("CA key: %w", err)
-	}
-	caKey, err := parseECKey(caKeyPEM, filepath.Join(dir, CAKeyFile))
-	if err != nil {
-		return cert, "", err
 	}
 	caPath = filepath.Join(dir, CAFile)
 	caPEM, err := loadOrCreate(dir, CAFile, 0o644, func() ([]byte, error) {
@@ -262,32 +267,16 @@ const AuditKeyFile = "audit-key.pem"
 // LoadAuditKey loads (or creates) the Ed25519 key that signs checkpoints
 // of the audit trail.
 func LoadAuditKey(dir string) (ed25519.PrivateKey, error) {
-	raw, err := loadOrCreate(dir, AuditKeyFile, 0o600, func() ([]byte, error) {
+	k, err := loadOrCreateKey(dir, AuditKeyFile, func() (any, error) {
 		_, k, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			return nil, err
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+		return k, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
-	name := filepath.Join(dir, AuditKeyFile)
-	b, _ := pem.Decode(raw)
-	if b == nil {
-		return nil, fmt.Errorf("%s: no PEM block", name)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
 	ek, ok := k.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%s: not an Ed25519 key", name)
+		return nil, fmt.Errorf("%s: not an Ed25519 key", filepath.Join(dir, AuditKeyFile))
 	}
 	return ek, nil
 }
