@@ -186,23 +186,9 @@ apps:
 
 	fmt.Printf("bench/frontdoor: authenticated 1 KB GET, %d connections, %s per measurement, %d interleaved rounds, %d cores\n",
 		conns, dur, rounds, runtime.NumCPU())
-	results := map[string][]wrk.Result{}
-	for r := 1; r <= rounds; r++ {
-		for _, t := range targets {
-			res, err := wrk.Run(t, dur, conns)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.Name, err)
-			}
-			results[t.Name] = append(results[t.Name], res)
-			fmt.Printf("  round %d %-8s %9.0f req/s  p50 %7s  p99 %7s  errors %d\n", r, t.Name, res.RPS, res.P50, res.P99, res.Errors)
-		}
-	}
-	fmt.Println("median of rounds:")
-	med := map[string]wrk.Result{}
-	for _, t := range targets {
-		med[t.Name] = wrk.Median(results[t.Name])
-		m := med[t.Name]
-		fmt.Printf("  %-8s %9.0f req/s  p50 %7s  p99 %7s\n", t.Name, m.RPS, m.P50, m.P99)
+	med, err := wrk.Interleave(targets, rounds, dur, conns)
+	if err != nil {
+		return err
 	}
 	ratio := med["gateway"].RPS / med["bare"].RPS
 	fmt.Printf("ratio gateway/bare %.3f: the front door and the session check cost %.1f%% of the throughput (goal: under 10%%)\n",

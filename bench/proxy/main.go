@@ -203,23 +203,9 @@ http {
 
 	fmt.Printf("bench/proxy: authenticated 1 KB GET, %d connections, %s per measurement, %d interleaved rounds, %d cores\n",
 		conns, dur, rounds, runtime.NumCPU())
-	results := map[string][]wrk.Result{}
-	for r := 1; r <= rounds; r++ {
-		for _, t := range targets {
-			res, err := wrk.Run(t, dur, conns)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.Name, err)
-			}
-			results[t.Name] = append(results[t.Name], res)
-			fmt.Printf("  round %d %-6s %9.0f req/s  p50 %7s  p99 %7s  errors %d\n", r, t.Name, res.RPS, res.P50, res.P99, res.Errors)
-		}
-	}
-	med := map[string]wrk.Result{}
-	fmt.Println("median of rounds:")
-	for _, t := range targets {
-		med[t.Name] = wrk.Median(results[t.Name])
-		m := med[t.Name]
-		fmt.Printf("  %-6s %9.0f req/s  p50 %7s  p99 %7s\n", t.Name, m.RPS, m.P50, m.P99)
+	med, err := wrk.Interleave(targets, rounds, dur, conns)
+	if err != nil {
+		return err
 	}
 	fmt.Printf("ratios: sluis/nginx %.2f  sluis/direct %.2f  nginx/direct %.2f  (floor for sluis/nginx: 0.50)\n",
 		med["sluis"].RPS/med["nginx"].RPS, med["sluis"].RPS/med["direct"].RPS, med["nginx"].RPS/med["direct"].RPS)

@@ -126,3 +126,28 @@ func Check(t Target, status, size int) error {
 	}
 	return nil
 }
+
+// Interleave measures every target in turn, rounds times, printing each
+// measurement, then the median of each target's rounds, which it returns
+// by name. Interleaving makes machine noise hit all targets alike.
+func Interleave(targets []Target, rounds int, dur time.Duration, conns int) (map[string]Result, error) {
+	results := map[string][]Result{}
+	for r := 1; r <= rounds; r++ {
+		for _, t := range targets {
+			res, err := Run(t, dur, conns)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", t.Name, err)
+			}
+			results[t.Name] = append(results[t.Name], res)
+			fmt.Printf("  round %d %-8s %9.0f req/s  p50 %7s  p99 %7s  errors %d\n", r, t.Name, res.RPS, res.P50, res.P99, res.Errors)
+		}
+	}
+	fmt.Println("median of rounds:")
+	med := map[string]Result{}
+	for _, t := range targets {
+		m := Median(results[t.Name])
+		med[t.Name] = m
+		fmt.Printf("  %-8s %9.0f req/s  p50 %7s  p99 %7s\n", t.Name, m.RPS, m.P50, m.P99)
+	}
+	return med, nil
+}
