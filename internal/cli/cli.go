@@ -55,6 +55,11 @@ Sessions and audit:
 Configuration:
   config check
 
+Checking a gateway from outside (sluis or any other):
+  selfcheck URL [--ca FILE] [--insecure] [--json] [--connect HOST:PORT]
+                                         exploit probes, parsing attacks, TLS, headers,
+                                         redirects, admin endpoints, blocking; exit 1 on a failure
+
 --config FILE (default ./sluis.yaml) may stand before or after the command.
 `
 
@@ -103,6 +108,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.audit(rest)
 	case "config":
 		return e.config(rest)
+	case "selfcheck":
+		return e.selfcheck(rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -95,6 +95,12 @@ func TestImportRules(t *testing.T) {
 			// Templates come only from html/template with embedded files.
 			case imp == "text/template" && dir != "internal/cli":
 				t.Errorf("%s imports text/template", dir)
+			// selfcheck is an outside client of any gateway: it imports
+			// nothing of ours, and only the CLI uses it.
+			case dir == "selfcheck" && isOwn:
+				t.Errorf("selfcheck imports %s; it checks gateways from outside and knows nothing of sluis's insides", imp)
+			case isOwn && ownPkg == "selfcheck" && dir != "internal/cli":
+				t.Errorf("%s imports selfcheck; only the CLI may", dir)
 			// No pprof or expvar anywhere in the server.
 			case imp == "net/http/pprof" || imp == "expvar":
 				t.Errorf("%s imports %s", dir, imp)
