@@ -62,7 +62,10 @@ type Session struct {
 	LastSeen  time.Time
 	ExpiresAt time.Time // absolute lifetime
 	MFAAt     time.Time // when the second factor was last passed; zero if never
-	Source    string    // client address at login
+	// MFAMethod is the second factor passed last: FactorTOTP or
+	// FactorPasskey; "" before the second factor.
+	MFAMethod string
+	Source    string // client address at login
 	UserAgent string
 	// EnrollSecret is a sealed TOTP secret offered during first-login
 	// enrolment and not yet confirmed.
@@ -80,7 +83,18 @@ type Identity struct {
 	SessionID string
 	MFA       bool
 	MFAAt     time.Time
+	MFAMethod string // FactorTOTP or FactorPasskey
 }
+
+// Second factors.
+const (
+	FactorTOTP    = "totp"
+	FactorPasskey = "passkey" // WebAuthn: bound to the portal's origin, so phishing cannot relay it
+)
+
+// PhishingResistant reports whether the identity's second factor cannot
+// be relayed by a phishing site.
+func (id Identity) PhishingResistant() bool { return id.MFAMethod == FactorPasskey }
 
 // Allow is an app's access rule. An empty rule (no users and no groups)
 // allows nobody: access is denied by default.
@@ -88,6 +102,9 @@ type Allow struct {
 	Users  []string
 	Groups []string
 	MFA    bool // the session must have passed a second factor
+	// PhishingResistant requires the second factor to be a passkey; a
+	// session that passed TOTP is asked for a key (a step-up).
+	PhishingResistant bool
 }
 
 // App is a web application reached through the gateway.
@@ -98,12 +115,27 @@ type App struct {
 	Allow    Allow
 	// Essential apps stay open at the emergency level "essential".
 	Essential bool
+	// KeyAtStrict makes the app require a phishing-resistant factor at the
+	// emergency level "strict".
+	KeyAtStrict bool
+}
+
+// AtLevel returns the app as it is to be decided on at the emergency
+// level: at "strict", an app with KeyAtStrict requires a passkey.
+func (a App) AtLevel(level string) App {
+	if a.KeyAtStrict && level == LevelStrict {
+		a.Allow.MFA, a.Allow.PhishingResistant = true, true
+	}
+	return a
 }
 
 // Decision is the outcome of a policy decision for one request.
 type Decision struct {
 	Allowed bool
 	Reason  string // why, in words fit for the audit trail (never a secret)
+	// StepUp is set on a refusal that only a phishing-resistant second
+	// factor would turn into an allow: the user is sent to pass one.
+	StepUp bool
 }
 
 // Event types recorded in the audit trail.
@@ -113,6 +145,7 @@ const (
 	EventMFASuccess     = "mfa.success"
 	EventMFAFailure     = "mfa.failure"
 	EventMFAEnrolled    = "mfa.enrolled"
+	EventMFARemoved     = "mfa.removed"
 	EventLogout         = "logout"
 	EventSessionRevoked = "session.revoked"
 	EventAccessDenied   = "access.denied"
@@ -203,11 +236,11 @@ type SessionStore interface {
 	// absolute expiry, replaces its tokens with the one given (so a token
 	// from before the second factor is worth nothing after it) and clears
 	// any enrolment secret.
-	CompleteSession(ctx context.Context, id string, mfaAt, expiresAt time.Time, tokenHash []byte, host string) error
+	CompleteSession(ctx context.Context, id string, mfaAt time.Time, method string, expiresAt time.Time, tokenHash []byte, host string) error
 	SetEnrollSecret(ctx context.Context, id string, sealed []byte) error
 	// RefreshMFA records that a complete session passed its second factor
-	// again (a step-up), at at.
-	RefreshMFA(ctx context.Context, id string, at time.Time) error
+	// (method) again, at at: a step-up.
+	RefreshMFA(ctx context.Context, id string, at time.Time, method string) error
 	TouchSession(ctx context.Context, id string, at time.Time) error
 	RevokeSession(ctx context.Context, id string, at time.Time) error
 	// RevokeSessions revokes every live session that f selects and returns
@@ -220,6 +253,41 @@ type SessionStore interface {
 	// RedeemGrant consumes a grant; it works once, only before expiry and
 	// only on its host (a try on another host burns it).
 	RedeemGrant(ctx context.Context, codeHash []byte, host string, now time.Time) (sessionID, path string, state []byte, err error)
+}
+
+// Passkey is a user's WebAuthn credential. Nothing in it is secret: the
+// private key never leaves the user's authenticator.
+type Passkey struct {
+	ID        []byte // the credential ID
+	User      string
+	Name      string // the user's name for it
+	Data      []byte // the credential as the WebAuthn library keeps it: public key, flags, counter
+	CreatedAt time.Time
+	LastUsed  time.Time // zero: never used to log in
+}
+
+// PasskeyStore keeps passkeys.
+type PasskeyStore interface {
+	// PasskeyHandle returns the user's WebAuthn user handle (random, so it
+	// says nothing about the user), making one when create is set.
+	// ENOTFOUND when the user has none and create is not set.
+	PasskeyHandle(ctx context.Context, user string, create bool) ([]byte, error)
+	// UserByPasskeyHandle returns the name of the user with this handle.
+	UserByPasskeyHandle(ctx context.Context, handle []byte) (string, error)
+	// AddPasskey stores a new passkey; ECONFLICT if its ID or its name
+	// for this user is taken.
+	AddPasskey(ctx context.Context, k Passkey) error
+	Passkeys(ctx context.Context, user string) ([]Passkey, error)
+	// UsePasskey stores the credential's data after a login with it (its
+	// counter moves) and when it was used.
+	UsePasskey(ctx context.Context, id, data []byte, at time.Time) error
+	// RemovePasskey removes the user's passkey with this ID; ENOTFOUND if
+	// there is none.
+	RemovePasskey(ctx context.Context, user string, id []byte) error
+	// UseChallenge records a WebAuthn challenge (by hash) as spent; it
+	// returns false if it was spent before, so no ceremony is replayed.
+	// Records past their expiry may be forgotten.
+	UseChallenge(ctx context.Context, hash []byte, expires time.Time) (bool, error)
 }
 
 // Checkpoint is a signed statement that the audit trail up to EventID
@@ -330,6 +398,7 @@ type BlockStore interface {
 // the revision, so a running gateway knows its caches are stale.
 type Store interface {
 	UserStore
+	PasskeyStore
 	SessionStore
 	AuditStore
 	AppStore

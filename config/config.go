@@ -86,6 +86,9 @@ type Strict struct {
 	// ReauthAfter is how old a session's second factor may be at the
 	// level "strict" before the user must pass it again. Zero means 1h.
 	ReauthAfter Duration `yaml:"reauth_after"`
+	// PhishingResistant names the apps that require a passkey at the
+	// level "strict" (as `mfa: phishing_resistant` does at every level).
+	PhishingResistant []string `yaml:"phishing_resistant"`
 }
 
 // Emergency configures the emergency levels.
@@ -134,9 +137,37 @@ type App struct {
 type Allow struct {
 	Users  []string `yaml:"users"`
 	Groups []string `yaml:"groups"`
-	// MFA requires a second factor in the session. It defaults to false
-	// only because it is written out: sluis's portal always asks for one.
-	MFA bool `yaml:"mfa"`
+	// MFA requires a second factor in the session: true, false (the
+	// default, written out only because sluis's portal always asks for
+	// one) or phishing_resistant (a passkey; a session that passed TOTP is
+	// asked for one when it opens the app).
+	MFA MFA `yaml:"mfa"`
+}
+
+// MFA is an app's second-factor requirement.
+type MFA int
+
+const (
+	MFANone MFA = iota
+	MFAAny
+	MFAPhishingResistant
+)
+
+func (m *MFA) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		switch n.Value {
+		case "false":
+			*m = MFANone
+			return nil
+		case "true":
+			*m = MFAAny
+			return nil
+		case "phishing_resistant":
+			*m = MFAPhishingResistant
+			return nil
+		}
+	}
+	return fmt.Errorf("line %d: want true, false or phishing_resistant", n.Line)
 }
 
 // Defaults.
@@ -418,6 +449,12 @@ func (p *parser) validate(c *Config) {
 		}
 		if sl.Queue < 1 || sl.Queue > 1000000 {
 			p.problem("audit.syslog.queue", "between 1 and 1000000")
+		}
+	}
+
+	for j, name := range c.Strict.PhishingResistant {
+		if _, ok := c.AppByName(name); !ok {
+			p.problem(fmt.Sprintf("strict.phishing_resistant[%d]", j), "no app is named %q", name)
 		}
 	}
 

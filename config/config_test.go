@@ -37,7 +37,7 @@ func TestMinimal(t *testing.T) {
 		t.Fatalf("session: %+v", c.Session)
 	}
 	a, ok := c.App("wiki.corp.test")
-	if !ok || a.Allow == nil || !a.Allow.MFA || a.Allow.Groups[0] != "staff" {
+	if !ok || a.Allow == nil || a.Allow.MFA != MFAAny || a.Allow.Groups[0] != "staff" {
 		t.Fatalf("app: %+v", a)
 	}
 	if len(c.Warnings) != 0 {
@@ -65,7 +65,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"unknown nested key", func(s string) string {
 			return strings.Replace(s, "      mfa: true", "      mfa: true\n      grups: [x]", 1)
 		}, "sluis.yaml:16: apps[0].allow.grups: unknown key"},
-		{"wrong type", func(s string) string { return strings.Replace(s, "mfa: true", "mfa: maybe", 1) }, "sluis.yaml:15: apps[0].allow.mfa: cannot read"},
+		{"wrong type", func(s string) string { return strings.Replace(s, "mfa: true", "mfa: maybe", 1) }, "sluis.yaml:15: apps[0].allow.mfa: want true, false or phishing_resistant"},
+		{"unknown app at strict", func(s string) string { return s + "strict:\n  phishing_resistant: [wiki, payroll]\n" }, `strict.phishing_resistant[1]: no app is named "payroll"`},
 		{"bad duration", func(s string) string { return strings.Replace(s, "30m", "soon", 1) }, `sluis.yaml:7: session.idle_timeout: "soon" is not a duration`},
 		{"missing portal", func(s string) string { return strings.Replace(s, "portal: login.corp.test\n", "", 1) }, "sluis.yaml:1: portal: required"},
 		{"bad host", func(s string) string { return strings.Replace(s, "host: wiki.corp.test", "host: Wiki_Corp", 1) }, `sluis.yaml:11: apps[0].host: "Wiki_Corp" is not a lower-case host name`},

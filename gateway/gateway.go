@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/sluis-gateway/sluis/errpage"
 	"github.com/sluis-gateway/sluis/frontdoor"
 	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/policy"
 	"github.com/sluis-gateway/sluis/portal"
 	"github.com/sluis-gateway/sluis/proxy"
@@ -69,9 +71,11 @@ func BaseURLFunc(port int) func(string) string {
 func Apps(c *config.Config) []sluis.App {
 	var out []sluis.App
 	for _, a := range c.Apps {
-		app := sluis.App{Name: a.Name, Host: a.Host, Upstream: a.Upstream, Essential: a.Essential}
+		app := sluis.App{Name: a.Name, Host: a.Host, Upstream: a.Upstream, Essential: a.Essential,
+			KeyAtStrict: slices.Contains(c.Strict.PhishingResistant, a.Name)}
 		if a.Allow != nil {
-			app.Allow = sluis.Allow{Users: a.Allow.Users, Groups: a.Allow.Groups, MFA: a.Allow.MFA}
+			app.Allow = sluis.Allow{Users: a.Allow.Users, Groups: a.Allow.Groups,
+				MFA: a.Allow.MFA != config.MFANone, PhishingResistant: a.Allow.MFA == config.MFAPhishingResistant}
 		}
 		out = append(out, app)
 	}
@@ -99,6 +103,13 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: sessions, Audit: rec,
 		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,
 	}
+	// Passkeys are bound to the portal's origin: a look-alike site gets
+	// nothing from a user's key.
+	pk, err := mfa.NewPasskeys(c.Portal, base(c.Portal), "sluis")
+	if err != nil {
+		return nil, err
+	}
+	p.Passkeys = pk
 	if err := p.Init(); err != nil {
 		return nil, err
 	}
@@ -267,7 +278,20 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.portal.RequireLogin(w, r, h.app)
 		return
 	}
-	if d := policy.Decide(a.Identity(), h.app); !d.Allowed {
+	level, reason, err := h.switches.level(r.Context())
+	if err != nil {
+		id := errpage.NewID()
+		h.log.Error("gateway: emergency level", "app", h.app.Name, "error_id", id, "err", err)
+		errpage.Write(w, http.StatusServiceUnavailable, id)
+		return
+	}
+	d := policy.Decide(a.Identity(), h.app.AtLevel(level))
+	if d.StepUp {
+		// The user may use the app with a passkey: the portal asks for one.
+		h.portal.RequireLogin(w, r, h.app)
+		return
+	}
+	if !d.Allowed {
 		// At most one event per user, app and minute, with a count.
 		if folds, ok := h.denied.Let(a.User.Name + "\x00" + h.app.Name); ok {
 			detail := d.Reason
@@ -280,7 +304,7 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errpage.Write(w, http.StatusForbidden, errpage.NewID())
 		return
 	}
-	if level, reason, err := h.switches.level(r.Context()); err == nil && level != sluis.LevelNormal {
+	if level != sluis.LevelNormal {
 		// The emergency level decides before the app's own switch.
 		switch {
 		case level == sluis.LevelClosed:
@@ -355,8 +379,13 @@ func (l *liveConns) recheck() {
 	}
 	l.mu.Unlock()
 	for _, c := range conns {
+		level, _, err := l.switches.level(context.Background())
+		if err != nil {
+			c.cancel()
+			continue
+		}
 		a, err := l.sessions.Lookup(context.Background(), c.token, c.app.Host)
-		if err != nil || a.Session.Stage != sluis.StageComplete || !policy.Decide(a.Identity(), c.app).Allowed {
+		if err != nil || a.Session.Stage != sluis.StageComplete || !policy.Decide(a.Identity(), c.app.AtLevel(level)).Allowed {
 			c.cancel()
 			continue
 		}
@@ -368,7 +397,7 @@ func (l *liveConns) recheck() {
 			c.cancel()
 			continue
 		}
-		if level, _, err := l.switches.level(context.Background()); err != nil || level == sluis.LevelClosed ||
+		if level == sluis.LevelClosed ||
 			level == sluis.LevelEssential && !c.app.Essential || level == sluis.LevelLockdown && !l.breakGlass(a.User.Name, a.User.Groups) {
 			c.cancel()
 		}

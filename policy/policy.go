@@ -12,6 +12,8 @@ import (
 // Decide returns whether id may use app. Access is denied unless the app's
 // rule names the user or one of the user's groups, and the rule's MFA
 // requirement is met. An app without users and groups is open to nobody.
+// A user who may use the app but passed only a second factor that can be
+// phished, where the app wants a passkey, is refused with StepUp set.
 func Decide(id sluis.Identity, app sluis.App) sluis.Decision {
 	rule := app.Allow
 	if len(rule.Users) == 0 && len(rule.Groups) == 0 {
@@ -23,13 +25,16 @@ func Decide(id sluis.Identity, app sluis.App) sluis.Decision {
 	if rule.MFA && !id.MFA {
 		return sluis.Decision{Reason: "a second factor is required"}
 	}
+	reason := ""
 	if slices.Contains(rule.Users, id.User) {
-		return sluis.Decision{Allowed: true, Reason: "the user is listed"}
+		reason = "the user is listed"
+	} else if slices.ContainsFunc(id.Groups, func(g string) bool { return slices.Contains(rule.Groups, g) }) {
+		reason = "a group of the user is listed"
+	} else {
+		return sluis.Decision{Reason: "not in an allowed user or group"}
 	}
-	for _, g := range id.Groups {
-		if slices.Contains(rule.Groups, g) {
-			return sluis.Decision{Allowed: true, Reason: "a group of the user is listed"}
-		}
+	if rule.PhishingResistant && !id.PhishingResistant() {
+		return sluis.Decision{Reason: "a phishing-resistant second factor (a passkey) is required", StepUp: true}
 	}
-	return sluis.Decision{Reason: "not in an allowed user or group"}
+	return sluis.Decision{Allowed: true, Reason: reason}
 }

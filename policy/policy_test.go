@@ -12,6 +12,7 @@ func TestDecide(t *testing.T) {
 	wiki := sluis.App{Name: "wiki", Allow: sluis.Allow{Groups: []string{"staff"}, Users: []string{"carl"}, MFA: true}}
 	open := sluis.App{Name: "open", Allow: sluis.Allow{Groups: []string{"staff"}}}
 	none := sluis.App{Name: "none"}
+	keyApp := sluis.App{Name: "hr", Allow: sluis.Allow{Groups: []string{"staff"}, MFA: true, PhishingResistant: true}}
 	tests := []struct {
 		name string
 		id   sluis.Identity
@@ -30,6 +31,9 @@ func TestDecide(t *testing.T) {
 		{"anonymous", sluis.Identity{Groups: []string{"staff"}, MFA: true}, wiki, false},
 		{"mfa not required", sluis.Identity{User: "anna", Groups: []string{"staff"}}, open, true},
 		{"app without rule", sluis.Identity{User: "anna", Groups: []string{"staff"}, MFA: true}, none, false},
+		{"key app with a passkey", sluis.Identity{User: "anna", Groups: []string{"staff"}, MFA: true, MFAMethod: sluis.FactorPasskey}, keyApp, true},
+		{"key app with totp", sluis.Identity{User: "anna", Groups: []string{"staff"}, MFA: true, MFAMethod: sluis.FactorTOTP}, keyApp, false},
+		{"key app, wrong group, with a passkey", sluis.Identity{User: "bert", Groups: []string{"guests"}, MFA: true, MFAMethod: sluis.FactorPasskey}, keyApp, false},
 	}
 	for _, tt := range tests {
 		d := Decide(tt.id, tt.app)
@@ -54,10 +58,23 @@ func TestDecideProperties(t *testing.T) {
 	}
 	for range 20000 {
 		id := sluis.Identity{User: names[r.IntN(len(names))], Groups: pick(), MFA: r.IntN(2) == 0}
-		app := sluis.App{Allow: sluis.Allow{Users: pick(), Groups: pick(), MFA: r.IntN(2) == 0}}
+		if id.MFA {
+			id.MFAMethod = []string{sluis.FactorTOTP, sluis.FactorPasskey}[r.IntN(2)]
+		}
+		app := sluis.App{Allow: sluis.Allow{Users: pick(), Groups: pick(), MFA: r.IntN(2) == 0, PhishingResistant: r.IntN(3) == 0}}
 		d := Decide(id, app)
+		if d.StepUp {
+			// A step-up is offered only to someone the rule lets in,
+			// and only for the kind of factor.
+			if d.Allowed || !app.Allow.PhishingResistant || id.PhishingResistant() || !Decide(sluis.Identity{User: id.User, Groups: id.Groups, MFA: true, MFAMethod: sluis.FactorPasskey}, app).Allowed {
+				t.Fatalf("step-up offered wrongly: %+v %+v %+v", id, app, d)
+			}
+		}
 		if !d.Allowed {
 			continue
+		}
+		if app.Allow.PhishingResistant && !id.PhishingResistant() {
+			t.Fatalf("allowed without a passkey: %+v %+v", id, app)
 		}
 		shared := slices.ContainsFunc(id.Groups, func(g string) bool { return slices.Contains(app.Allow.Groups, g) })
 		switch {

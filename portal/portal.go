@@ -43,12 +43,16 @@ var templateFS embed.FS
 //go:embed assets/sluis.css
 var css []byte
 
+//go:embed assets/passkey.js
+var passkeyJS []byte
+
 // assets is the complete list of static files: exact names only.
 var assets = map[string]struct {
 	body []byte
 	typ  string
 }{
-	"/assets/sluis.css": {css, "text/css; charset=utf-8"},
+	"/assets/sluis.css":  {css, "text/css; charset=utf-8"},
+	"/assets/passkey.js": {passkeyJS, "text/javascript; charset=utf-8"},
 }
 
 // Paths of the portal's routes, and the one route on app hosts.
@@ -88,6 +92,8 @@ type Portal struct {
 	BreakGlass func(user string, groups []string) bool
 	// ReauthAfter is how old a second factor may be at the level "strict".
 	ReauthAfter time.Duration
+	// Passkeys runs WebAuthn ceremonies; nil turns passkeys off.
+	Passkeys *mfa.Passkeys
 
 	// Throttles for password and code guessing. A guess counts against
 	// the user from that source (strict), the user from anywhere (gentle:
@@ -108,7 +114,7 @@ type Portal struct {
 // broken build.
 func (p *Portal) Init() error {
 	p.pages = map[string]*template.Template{}
-	for _, name := range []string{"login", "mfa", "enroll", "launcher"} {
+	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return fmt.Errorf("portal template %s: %w", name, err)
@@ -125,7 +131,7 @@ func (p *Portal) Init() error {
 	}
 	// form-action also governs where a form's redirects may lead, so the
 	// app hosts that a login hands over to are listed.
-	p.csp = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action " + strings.Join(formTargets, " ") +
+	p.csp = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action " + strings.Join(formTargets, " ") +
 		"; frame-ancestors 'none'; base-uri 'none'"
 	if p.Issuer == "" {
 		p.Issuer = "sluis"
@@ -169,8 +175,16 @@ func (p *Portal) Routes() []Route {
 		{"POST /mfa", "password", p.mfa},
 		{"GET /enroll", "password", p.enrollForm},
 		{"POST /enroll", "password", p.enroll},
+		{"POST /mfa/passkey/begin", "password", p.passkeyMFABegin},
+		{"POST /mfa/passkey/finish", "password", p.passkeyMFAFinish},
+		{"GET /passkeys", "session", p.passkeysPage},
+		{"POST /passkeys/begin", "session", p.passkeyRegisterBegin},
+		{"POST /passkeys/finish", "session", p.passkeyRegisterFinish},
+		{"POST /passkeys/remove", "session", p.passkeyRemove},
 		{"GET /login", "none", p.loginForm},
 		{"POST /login", "none", p.login},
+		{"POST /login/passkey/begin", "none", p.passwordlessBegin},
+		{"POST /login/passkey/finish", "none", p.passwordlessFinish},
 		{"GET /.well-known/jwks.json", "none", p.jwks},
 		{"GET /healthz", "none", health},
 	}
@@ -264,9 +278,18 @@ type pageData struct {
 	QR                                          template.URL // a data: URI made here, never from input
 	Secret                                      string
 	Apps                                        []appLink
+	// Passkeys is set when passkeys are on; HasPasskey when the user has
+	// one; KeyOnly when only a passkey completes this step; Query is the
+	// flow for the passkey script's requests.
+	Passkeys, HasPasskey, KeyOnly, Frozen bool
+	Query                                 string
+	Keys                                  []keyRow
 }
 
-type appLink struct{ Name, Host, URL, Off string }
+type appLink struct {
+	Name, Host, URL, Off string
+	NeedsKey             bool
+}
 
 func (p *Portal) render(w http.ResponseWriter, status int, page string, d pageData) error {
 	h := w.Header()
@@ -497,13 +520,13 @@ func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
 		p.Log.Info("portal: refused return URL", "source", frontdoor.ClientIP(r))
 	}
 	if a := p.current(r); a != nil && a.Session.Stage == sluis.StageComplete {
-		if p.Stale(r.Context(), a) {
+		if p.Stale(r.Context(), a) || p.keyWanted(r, a, t) {
 			http.Redirect(w, r, "/mfa"+f.query(), http.StatusSeeOther)
 			return nil
 		}
 		return p.continueTo(w, r, a.Session.ID, t, f)
 	}
-	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State}
+	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State, Passkeys: p.Passkeys != nil, Query: f.query()}
 	if r.FormValue("logged_out") == "1" {
 		d.Notice = "You are logged out."
 	}
@@ -661,7 +684,8 @@ func truncate(s string, n int) string {
 // pending returns the caller's session that passed the password step and
 // awaits its second factor, with its user.
 // The session may also be a complete one whose second factor is too old at
-// the level "strict": then the code step is a step-up.
+// the level "strict", or that is headed for an app that wants a passkey:
+// then this step is a step-up.
 func (p *Portal) pending(r *http.Request) (*session.Active, bool) {
 	a := p.current(r)
 	if a == nil {
@@ -669,6 +693,9 @@ func (p *Portal) pending(r *http.Request) (*session.Active, bool) {
 	}
 	if a.Session.Stage == sluis.StagePassword || p.Stale(r.Context(), a) {
 		return a, true
+	}
+	if t, _ := p.flowParams(r); a.Session.Stage == sluis.StageComplete && p.keyWanted(r, a, t) {
+		return a, true // a step-up to a passkey for an app that wants one
 	}
 	return nil, false
 }
@@ -700,8 +727,35 @@ func (p *Portal) mfaForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return p.render(w, http.StatusOK, "mfa", pageData{Title: "One-time code", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State,
-		Notice: levelNotice(level, reason)})
+	d := pageData{Title: "Second factor", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State, Notice: levelNotice(level, reason)}
+	if err := p.keyStep(r, a, &d); err != nil {
+		return err
+	}
+	return p.render(w, http.StatusOK, "mfa", d)
+}
+
+// keyStep fills in what the second-factor page offers: a passkey button
+// when the user has one, and only that when the target wants a passkey.
+func (p *Portal) keyStep(r *http.Request, a *session.Active, d *pageData) error {
+	t, f := p.flowParams(r)
+	has, err := p.hasPasskeys(r.Context(), a.User.Name)
+	if err != nil {
+		return err
+	}
+	d.Passkeys, d.HasPasskey, d.Query = p.Passkeys != nil, has, f.query()
+	if p.keyWanted(r, a, t) {
+		switch {
+		case has:
+			d.KeyOnly, d.Title = true, "Passkey needed"
+			d.Notice = strings.TrimSpace("This application needs a passkey. " + d.Notice)
+		case a.Session.Stage == sluis.StageComplete:
+			d.KeyOnly, d.Title = true, "Passkey needed"
+			d.Error = "This application needs a passkey, and you have none. Add one on your passkeys page (/passkeys) first."
+		default:
+			d.Notice = strings.TrimSpace("The application you asked for needs a passkey. Log in with your code, then add a passkey. " + d.Notice)
+		}
+	}
+	return nil
 }
 
 // checkCode verifies a one-time code for user with the given secret and
@@ -745,9 +799,17 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, "/login"+f.query(), http.StatusSeeOther)
 		return nil
 	}
-	d := pageData{Title: "One-time code", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State}
+	d := pageData{Title: "Second factor", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State}
+	if err := p.keyStep(r, a, &d); err != nil {
+		return err
+	}
 	if !csrfOK {
 		d.Error = "The form expired. Please try again."
+		return p.render(w, http.StatusForbidden, "mfa", d)
+	}
+	if d.KeyOnly {
+		p.event(r, sluis.EventMFAFailure, a.User.Name, sluis.OutcomeDenied, "a code offered where a passkey is needed")
+		d.Error = "This application needs a passkey; a code is not enough."
 		return p.render(w, http.StatusForbidden, "mfa", d)
 	}
 	if !a.User.HasTOTP() {
@@ -769,7 +831,7 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 	if a.Session.Stage == sluis.StageComplete {
 		// A step-up at the level "strict": the session stays, its second
 		// factor is fresh again.
-		if err := p.Store.RefreshMFA(r.Context(), a.Session.ID, p.Now()); err != nil {
+		if err := p.Store.RefreshMFA(r.Context(), a.Session.ID, p.Now(), sluis.FactorTOTP); err != nil {
 			return err
 		}
 		p.event(r, sluis.EventMFASuccess, a.User.Name, sluis.OutcomeSuccess, "totp step-up")
@@ -778,17 +840,26 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 	return p.complete(w, r, a, "totp", t, f)
 }
 
-// complete finishes a login: the session gets a new token (the one from
-// before the second factor stops working) and its full lifetime.
-func (p *Portal) complete(w http.ResponseWriter, r *http.Request, a *session.Active, method string, t target, f flow) error {
+// complete finishes a login with a TOTP code and sends the browser on.
+func (p *Portal) complete(w http.ResponseWriter, r *http.Request, a *session.Active, detail string, t target, f flow) error {
+	if err := p.finishLogin(w, r, a, sluis.FactorTOTP, detail); err != nil {
+		return err
+	}
+	return p.continueTo(w, r, a.Session.ID, t, f)
+}
+
+// finishLogin completes a session that passed its second factor (method):
+// it gets a new token (the one from before the second factor stops
+// working) and its full lifetime.
+func (p *Portal) finishLogin(w http.ResponseWriter, r *http.Request, a *session.Active, method, detail string) error {
 	now := p.Now()
 	tok, hash := session.NewToken()
-	if err := p.Store.CompleteSession(r.Context(), a.Session.ID, now, now.Add(p.Lifetime), hash[:], p.Host); err != nil {
+	if err := p.Store.CompleteSession(r.Context(), a.Session.ID, now, method, now.Add(p.Lifetime), hash[:], p.Host); err != nil {
 		return err
 	}
 	p.setSessionCookie(w, tok, p.Lifetime)
-	p.event(r, sluis.EventMFASuccess, a.User.Name, sluis.OutcomeSuccess, method)
-	return p.continueTo(w, r, a.Session.ID, t, f)
+	p.event(r, sluis.EventMFASuccess, a.User.Name, sluis.OutcomeSuccess, detail)
+	return nil
 }
 
 // enrolmentFrozen answers for the enrolment pages at the level "strict":
@@ -936,21 +1007,28 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 // state the browser is sent to the app host first, which starts a bound
 // hand-over.
 func (p *Portal) continueTo(w http.ResponseWriter, r *http.Request, sessionID string, t target, f flow) error {
+	next, err := p.nextURL(r, sessionID, t, f)
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+	return nil
+}
+
+// nextURL is where continueTo sends the browser.
+func (p *Portal) nextURL(r *http.Request, sessionID string, t target, f flow) (string, error) {
 	if t.host == p.Host {
-		http.Redirect(w, r, t.path, http.StatusSeeOther)
-		return nil
+		return t.path, nil
 	}
 	state, err := hex.DecodeString(f.State)
 	if err != nil || len(state) != sha256.Size {
-		http.Redirect(w, r, t.url(p), http.StatusSeeOther)
-		return nil
+		return t.url(p), nil
 	}
 	code, hash := session.NewToken()
 	if err := p.Store.CreateGrant(r.Context(), hash[:], sessionID, t.host, t.path, state, p.Now().Add(grantLifetime)); err != nil {
-		return err
+		return "", err
 	}
-	http.Redirect(w, r, p.BaseURL(t.host)+CallbackPath+"?code="+code, http.StatusSeeOther)
-	return nil
+	return p.BaseURL(t.host) + CallbackPath + "?code=" + code, nil
 }
 
 func (p *Portal) launcher(w http.ResponseWriter, r *http.Request) error {
@@ -966,11 +1044,13 @@ func (p *Portal) launcher(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	d.Notice = levelNotice(level, reason)
+	d.Passkeys = p.Passkeys != nil
 	for _, app := range p.Apps {
-		if !policy.Decide(id, app).Allowed {
+		dec := policy.Decide(id, app.AtLevel(level))
+		if !dec.Allowed && !dec.StepUp {
 			continue
 		}
-		l := appLink{Name: app.Name, Host: app.Host, URL: p.BaseURL(app.Host) + "/"}
+		l := appLink{Name: app.Name, Host: app.Host, URL: p.BaseURL(app.Host) + "/", NeedsKey: dec.StepUp}
 		if p.Disabled != nil {
 			reason, off, err := p.Disabled(r.Context(), app.Name)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -12,10 +13,13 @@ import (
 func TestPreLoginSurfaceIsExactlyThis(t *testing.T) {
 	want := []string{
 		"GET /.well-known/jwks.json",
+		"GET /assets/passkey.js",
 		"GET /assets/sluis.css",
 		"GET /healthz",
 		"GET /login",
 		"POST /login",
+		"POST /login/passkey/begin",
+		"POST /login/passkey/finish",
 	}
 	var got []string
 	for _, rt := range newReturnPortal(t).Routes() {
@@ -52,8 +56,19 @@ func TestRoutesNeedingALoginGiveNothingWithoutOne(t *testing.T) {
 		r := httptest.NewRequest(method, "https://login.test"+path, nil)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		if w.Code != http.StatusSeeOther && w.Code != http.StatusForbidden {
+		if w.Code != http.StatusSeeOther && w.Code != http.StatusForbidden && w.Code != http.StatusUnsupportedMediaType {
 			t.Errorf("%s without a login: %d", rt.Pattern, w.Code)
+		}
+		// The passkey endpoints speak JSON: asked properly, but without
+		// a login, they give no ceremony options either.
+		if method == "POST" {
+			r := httptest.NewRequest(method, "https://login.test"+path, strings.NewReader("{}"))
+			r.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code < 300 || strings.Contains(w.Body.String(), "challenge") {
+				t.Errorf("%s as JSON without a login: %d %s", rt.Pattern, w.Code, w.Body)
+			}
 		}
 		if loc := w.Header().Get("Location"); w.Code == http.StatusSeeOther && loc != "/login" {
 			t.Errorf("%s without a login redirects to %q", rt.Pattern, loc)

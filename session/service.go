@@ -74,6 +74,7 @@ func (a *Active) Identity() sluis.Identity {
 		SessionID: a.Session.ID,
 		MFA:       !a.Session.MFAAt.IsZero(),
 		MFAAt:     a.Session.MFAAt,
+		MFAMethod: a.Session.MFAMethod,
 	}
 }
 

@@ -31,6 +31,7 @@ Users:
   user disable NAME | user enable NAME
   user list
   user totp NAME                         enrol a new TOTP secret, print its URI
+  user keys NAME [--remove KEYNAME]      list a user's passkeys, or remove one
 
 Apps:
   app disable NAME --reason "..."       switch an app off for everyone, at once

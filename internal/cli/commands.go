@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -137,6 +138,7 @@ func (e *env) user(args []string) error {
 	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
 	groups := fs.String("groups", "", "comma-separated groups")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
+	removeKey := fs.String("remove", "", "with keys: remove the passkey of this `name` (its user must add it again)")
 	pos, err := parseFlags(fs, args, e.stderr)
 	if err != nil {
 		return err
@@ -234,6 +236,41 @@ func (e *env) user(args []string) error {
 				totp = "yes"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Groups, ","), totp, status)
+		}
+		return tw.Flush()
+	case "keys":
+		if _, err := st.User(ctx, name); err != nil {
+			return err
+		}
+		keys, err := st.Passkeys(ctx, name)
+		if err != nil {
+			return err
+		}
+		if *removeKey != "" {
+			for _, k := range keys {
+				if k.Name == *removeKey {
+					if err := st.RemovePasskey(ctx, name, k.ID); err != nil {
+						return err
+					}
+					record("admin.user.keys.remove", name, "passkey "+k.Name)
+					fmt.Fprintf(e.stdout, "passkey %s of %s removed\n", shown(k.Name), name)
+					return nil
+				}
+			}
+			return fmt.Errorf("%s has no passkey named %s", name, shown(*removeKey))
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tADDED\tLAST USED\tID")
+		for _, k := range keys {
+			used := "never"
+			if !k.LastUsed.IsZero() {
+				used = k.LastUsed.Local().Format(time.DateTime)
+			}
+			id := hex.EncodeToString(k.ID)
+			if len(id) > 16 {
+				id = id[:16] + "..."
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", shown(k.Name), k.CreatedAt.Local().Format(time.DateTime), used, id)
 		}
 		return tw.Flush()
 	case "totp":

@@ -32,6 +32,7 @@ type App struct {
 	Name, Host, Upstream string
 	Users, Groups        []string
 	MFA                  bool
+	Key                  bool // mfa: phishing_resistant (a passkey)
 	NoAllow              bool // leave out the allow rule
 	Essential            bool
 }
@@ -68,7 +69,11 @@ func StartWith(t testing.TB, extra string, apps ...App) *Gateway {
 	for _, a := range apps {
 		fmt.Fprintf(&b, "  - name: %s\n    host: %s\n    upstream: %s\n    essential: %v\n", a.Name, a.Host, a.Upstream, a.Essential)
 		if !a.NoAllow {
-			fmt.Fprintf(&b, "    allow:\n      users: [%s]\n      groups: [%s]\n      mfa: %v\n", strings.Join(a.Users, ", "), strings.Join(a.Groups, ", "), a.MFA)
+			mfa := fmt.Sprint(a.MFA)
+			if a.Key {
+				mfa = "phishing_resistant"
+			}
+			fmt.Fprintf(&b, "    allow:\n      users: [%s]\n      groups: [%s]\n      mfa: %s\n", strings.Join(a.Users, ", "), strings.Join(a.Groups, ", "), mfa)
 		}
 	}
 	cfg := filepath.Join(dir, "sluis.yaml")

@@ -6,6 +6,7 @@ package sqlite
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"embed"
 	"errors"
@@ -295,14 +296,113 @@ func (s *DB) UseTOTPStep(ctx context.Context, name string, step int64) (bool, er
 	return n == 1, err
 }
 
+// ---- passkeys ----
+
+func (s *DB) PasskeyHandle(ctx context.Context, user string, create bool) ([]byte, error) {
+	var h []byte
+	err := s.db.QueryRowContext(ctx, `SELECT passkey_handle FROM users WHERE name = ?`, user).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, sluis.Errorf(sluis.ENOTFOUND, "no user %q", user)
+	}
+	if err != nil || len(h) > 0 {
+		return h, err
+	}
+	if !create {
+		return nil, sluis.Errorf(sluis.ENOTFOUND, "user %q has no passkey handle", user)
+	}
+	h = make([]byte, 32)
+	rand.Read(h)
+	// Only if still unset: two first enrolments at once get one handle.
+	if _, err := s.db.ExecContext(ctx, `UPDATE users SET passkey_handle = ? WHERE name = ? AND passkey_handle IS NULL`, h, user); err != nil {
+		return nil, err
+	}
+	return s.PasskeyHandle(ctx, user, false)
+}
+
+func (s *DB) UserByPasskeyHandle(ctx context.Context, handle []byte) (string, error) {
+	var name string
+	err := s.db.QueryRowContext(ctx, `SELECT name FROM users WHERE passkey_handle = ?`, handle).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", sluis.Errorf(sluis.ENOTFOUND, "no user with this passkey handle")
+	}
+	return name, err
+}
+
+func (s *DB) AddPasskey(ctx context.Context, k sluis.Passkey) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO passkeys (id, user, name, data, created_at) VALUES (?, ?, ?, ?, ?)`,
+		k.ID, k.User, k.Name, k.Data, unixNano(k.CreatedAt))
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return sluis.Errorf(sluis.ECONFLICT, "a passkey with this name or ID exists")
+	}
+	return err
+}
+
+func (s *DB) Passkeys(ctx context.Context, user string) ([]sluis.Passkey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, user, name, data, created_at, last_used_at FROM passkeys WHERE user = ? ORDER BY created_at, name`, user)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []sluis.Passkey
+	for rows.Next() {
+		var k sluis.Passkey
+		var created, used int64
+		if err := rows.Scan(&k.ID, &k.User, &k.Name, &k.Data, &created, &used); err != nil {
+			return nil, err
+		}
+		k.CreatedAt, k.LastUsed = fromNano(created), fromNano(used)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+func (s *DB) UsePasskey(ctx context.Context, id, data []byte, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE passkeys SET data = ?, last_used_at = ? WHERE id = ?`, data, unixNano(at), id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return sluis.Errorf(sluis.ENOTFOUND, "no such passkey")
+	}
+	return nil
+}
+
+func (s *DB) RemovePasskey(ctx context.Context, user string, id []byte) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM passkeys WHERE user = ? AND id = ?`, user, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return sluis.Errorf(sluis.ENOTFOUND, "no such passkey")
+	}
+	return nil
+}
+
+func (s *DB) UseChallenge(ctx context.Context, hash []byte, expires time.Time) (bool, error) {
+	var fresh bool
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM spent_challenges WHERE expires_at < ?`, time.Now().Add(-time.Hour).UnixNano()); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO spent_challenges (hash, expires_at) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING`, hash, unixNano(expires))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		fresh = n == 1
+		return err
+	})
+	return fresh, err
+}
+
 // ---- sessions ----
 
-const sessionCols = `s.id, s.user, s.stage, s.created_at, s.last_seen, s.expires_at, s.mfa_at, s.source, s.user_agent, s.enroll_secret, s.revoked_at`
+const sessionCols = `s.id, s.user, s.stage, s.created_at, s.last_seen, s.expires_at, s.mfa_at, s.mfa_method, s.source, s.user_agent, s.enroll_secret, s.revoked_at`
 
 func scanSession(sc interface{ Scan(...any) error }) (sluis.Session, error) {
 	var x sluis.Session
 	var created, seen, expires, mfa, revoked int64
-	err := sc.Scan(&x.ID, &x.User, &x.Stage, &created, &seen, &expires, &mfa, &x.Source, &x.UserAgent, &x.EnrollSecret, &revoked)
+	err := sc.Scan(&x.ID, &x.User, &x.Stage, &created, &seen, &expires, &mfa, &x.MFAMethod, &x.Source, &x.UserAgent, &x.EnrollSecret, &revoked)
 	x.CreatedAt, x.LastSeen, x.ExpiresAt = fromNano(created), fromNano(seen), fromNano(expires)
 	x.MFAAt, x.RevokedAt = fromNano(mfa), fromNano(revoked)
 	return x, err
@@ -311,10 +411,10 @@ func scanSession(sc interface{ Scan(...any) error }) (sluis.Session, error) {
 func (s *DB) CreateSession(ctx context.Context, x sluis.Session, tokenHash []byte, host string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO sessions (id, user, stage, created_at, last_seen, expires_at, mfa_at, source, user_agent, enroll_secret)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			`INSERT INTO sessions (id, user, stage, created_at, last_seen, expires_at, mfa_at, mfa_method, source, user_agent, enroll_secret)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			x.ID, x.User, x.Stage, unixNano(x.CreatedAt), unixNano(x.LastSeen), unixNano(x.ExpiresAt),
-			unixNano(x.MFAAt), x.Source, x.UserAgent, nullBlob(x.EnrollSecret))
+			unixNano(x.MFAAt), x.MFAMethod, x.Source, x.UserAgent, nullBlob(x.EnrollSecret))
 		if err != nil {
 			return err
 		}
@@ -363,11 +463,11 @@ func (s *DB) Sessions(ctx context.Context) ([]sluis.Session, error) {
 	return out, rows.Err()
 }
 
-func (s *DB) CompleteSession(ctx context.Context, id string, mfaAt, expiresAt time.Time, tokenHash []byte, host string) error {
+func (s *DB) CompleteSession(ctx context.Context, id string, mfaAt time.Time, method string, expiresAt time.Time, tokenHash []byte, host string) error {
 	return s.changeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			`UPDATE sessions SET stage = ?, mfa_at = ?, expires_at = ?, enroll_secret = NULL WHERE id = ? AND revoked_at = 0`,
-			sluis.StageComplete, unixNano(mfaAt), unixNano(expiresAt), id)
+			`UPDATE sessions SET stage = ?, mfa_at = ?, mfa_method = ?, expires_at = ?, enroll_secret = NULL WHERE id = ? AND revoked_at = 0`,
+			sluis.StageComplete, unixNano(mfaAt), method, unixNano(expiresAt), id)
 		if err != nil {
 			return err
 		}
@@ -675,9 +775,9 @@ func (s *DB) Emergency(ctx context.Context) (sluis.Emergency, error) {
 	return e, err
 }
 
-func (s *DB) RefreshMFA(ctx context.Context, id string, at time.Time) error {
+func (s *DB) RefreshMFA(ctx context.Context, id string, at time.Time, method string) error {
 	return s.changeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE sessions SET mfa_at = ? WHERE id = ? AND stage = ? AND revoked_at = 0`, unixNano(at), id, sluis.StageComplete)
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET mfa_at = ?, mfa_method = ? WHERE id = ? AND stage = ? AND revoked_at = 0`, unixNano(at), method, id, sluis.StageComplete)
 		if err != nil {
 			return err
 		}

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
 		{"AppSwitches", testAppSwitches},
 		{"Blocks", testBlocks},
 		{"Emergency", testEmergency},
+		{"Passkeys", testPasskeys},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -113,14 +114,20 @@ func testSessionLifecycle(t *testing.T, s sluis.Store) {
 	if got.ID != "s1" || got.Stage != sluis.StagePassword || !bytes.Equal(got.EnrollSecret, []byte("e")) {
 		t.Fatalf("pending session: %+v", got)
 	}
-	must(t, s.CompleteSession(ctx, "s1", t0.Add(time.Minute), t0.Add(12*time.Hour), hash("tok2"), "login"))
+	must(t, s.CompleteSession(ctx, "s1", t0.Add(time.Minute), sluis.FactorTOTP, t0.Add(12*time.Hour), hash("tok2"), "login"))
 	if _, err := s.SessionByToken(ctx, hash("tok1"), "login"); sluis.ErrorCode(err) != sluis.ENOTFOUND {
 		t.Fatalf("token from before the second factor still works: %v", err)
 	}
 	got, err = s.SessionByToken(ctx, hash("tok2"), "login")
 	must(t, err)
-	if got.Stage != sluis.StageComplete || !got.MFAAt.Equal(t0.Add(time.Minute)) || !got.ExpiresAt.Equal(t0.Add(12*time.Hour)) || got.EnrollSecret != nil {
+	if got.Stage != sluis.StageComplete || !got.MFAAt.Equal(t0.Add(time.Minute)) || got.MFAMethod != sluis.FactorTOTP || !got.ExpiresAt.Equal(t0.Add(12*time.Hour)) || got.EnrollSecret != nil {
 		t.Fatalf("completed session: %+v", got)
+	}
+	// A step-up with a passkey moves the time and the method.
+	must(t, s.RefreshMFA(ctx, "s1", t0.Add(90*time.Second), sluis.FactorPasskey))
+	got, _ = s.Session(ctx, "s1")
+	if !got.MFAAt.Equal(t0.Add(90*time.Second)) || got.MFAMethod != sluis.FactorPasskey {
+		t.Fatalf("after a passkey step-up: %+v", got)
 	}
 	must(t, s.TouchSession(ctx, "s1", t0.Add(2*time.Minute)))
 	must(t, s.TouchSession(ctx, "s1", t0.Add(1*time.Minute))) // never goes back
@@ -235,7 +242,9 @@ func testRevision(t *testing.T, s sluis.Store) {
 		{"disable", func() error { return s.SetDisabled(ctx, "anna", true) }},
 		{"password", func() error { return s.SetPassword(ctx, "anna", "h3") }},
 		{"totp", func() error { return s.SetTOTP(ctx, "anna", []byte("s")) }},
-		{"complete", func() error { return s.CompleteSession(ctx, "s1", t0, t0.Add(time.Hour), hash("tok9"), "login") }},
+		{"complete", func() error {
+			return s.CompleteSession(ctx, "s1", t0, sluis.FactorTOTP, t0.Add(time.Hour), hash("tok9"), "login")
+		}},
 		{"revoke", func() error { return s.RevokeSession(ctx, "s1", t0) }},
 		{"add block", func() error { return s.AddBlock(ctx, sluis.Block{CIDR: "192.0.2.0/24", Reason: "r", CreatedAt: t0}) }},
 		{"remove block", func() error { return s.RemoveBlock(ctx, "192.0.2.0/24") }},
@@ -337,5 +346,63 @@ func testEmergency(t *testing.T, s sluis.Store) {
 	}
 	if level, _ := e.Effective(t0.Add(time.Hour)); level != sluis.LevelEssential {
 		t.Fatalf("after expiry: %q", level)
+	}
+}
+
+func testPasskeys(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	mustUser(t, s, "anna")
+	mustUser(t, s, "bert")
+	if _, err := s.PasskeyHandle(ctx, "anna", false); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("handle before any was made: %v", err)
+	}
+	h, err := s.PasskeyHandle(ctx, "anna", true)
+	must(t, err)
+	again, err := s.PasskeyHandle(ctx, "anna", true)
+	must(t, err)
+	if len(h) != 32 || !bytes.Equal(h, again) {
+		t.Fatalf("handle %x, then %x", h, again)
+	}
+	hb, err := s.PasskeyHandle(ctx, "bert", true)
+	must(t, err)
+	if bytes.Equal(h, hb) {
+		t.Fatal("two users share a handle")
+	}
+	if u, err := s.UserByPasskeyHandle(ctx, h); err != nil || u != "anna" {
+		t.Fatalf("user by handle: %q %v", u, err)
+	}
+	if _, err := s.UserByPasskeyHandle(ctx, []byte("nobody")); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("unknown handle: %v", err)
+	}
+	must(t, s.AddPasskey(ctx, sluis.Passkey{ID: []byte("k1"), User: "anna", Name: "laptop", Data: []byte("d1"), CreatedAt: t0}))
+	must(t, s.AddPasskey(ctx, sluis.Passkey{ID: []byte("k2"), User: "anna", Name: "phone", Data: []byte("d2"), CreatedAt: t0.Add(time.Second)}))
+	for _, k := range []sluis.Passkey{
+		{ID: []byte("k1"), User: "bert", Name: "x", Data: []byte("d"), CreatedAt: t0},     // ID taken
+		{ID: []byte("k3"), User: "anna", Name: "phone", Data: []byte("d"), CreatedAt: t0}, // name taken
+	} {
+		if err := s.AddPasskey(ctx, k); sluis.ErrorCode(err) != sluis.ECONFLICT {
+			t.Errorf("AddPasskey(%s, %s): %v, want a conflict", k.ID, k.Name, err)
+		}
+	}
+	must(t, s.UsePasskey(ctx, []byte("k1"), []byte("d1b"), t0.Add(time.Hour)))
+	keys, err := s.Passkeys(ctx, "anna")
+	must(t, err)
+	if len(keys) != 2 || keys[0].Name != "laptop" || string(keys[0].Data) != "d1b" || !keys[0].LastUsed.Equal(t0.Add(time.Hour)) ||
+		keys[1].Name != "phone" || !keys[1].LastUsed.IsZero() || !keys[1].CreatedAt.Equal(t0.Add(time.Second)) {
+		t.Fatalf("anna's passkeys: %+v", keys)
+	}
+	if err := s.RemovePasskey(ctx, "bert", []byte("k1")); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("bert removed anna's key: %v", err)
+	}
+	must(t, s.RemovePasskey(ctx, "anna", []byte("k1")))
+	if keys, _ := s.Passkeys(ctx, "anna"); len(keys) != 1 || keys[0].Name != "phone" {
+		t.Fatalf("after removal: %+v", keys)
+	}
+	fresh, err := s.UseChallenge(ctx, hash("c1"), time.Now().Add(time.Minute))
+	must(t, err)
+	again2, err := s.UseChallenge(ctx, hash("c1"), time.Now().Add(time.Minute))
+	must(t, err)
+	if !fresh || again2 {
+		t.Fatalf("challenge spent: first %v, second %v", fresh, again2)
 	}
 }

@@ -1,0 +1,559 @@
+package portal
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/frontdoor"
+	"github.com/sluis-gateway/sluis/mfa"
+	"github.com/sluis-gateway/sluis/policy"
+	"github.com/sluis-gateway/sluis/session"
+)
+
+const (
+	// passkeyCookie carries a ceremony's state, sealed, from its first
+	// step to its second; any node can finish it.
+	passkeyCookie = "__Host-sluis-passkey"
+	// recentMFA is how fresh the second factor must be to add or remove a
+	// passkey: a stolen session cookie alone cannot plant a thief's key.
+	recentMFA = 15 * time.Minute
+	// maxPasskeyName bounds a passkey's name, in characters.
+	maxPasskeyName = 64
+)
+
+// ceremonyState is what the sealed cookie holds.
+type ceremonyState struct {
+	Name  string `json:"n,omitempty"` // the new key's name, when registering
+	State []byte `json:"s"`
+}
+
+// jsonAnswer is what the passkey endpoints answer.
+type jsonAnswer struct {
+	Redirect string `json:"redirect,omitempty"`
+	Message  string `json:"message,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+func jsonError(w http.ResponseWriter, status int, msg string) error {
+	return writeJSON(w, status, jsonAnswer{Error: msg})
+}
+
+// jsonBody reads the small JSON body of a passkey request. The request
+// must carry the page's CSRF token in X-CSRF-Token and say it is JSON (a
+// form of another site can do neither).
+func (p *Portal) jsonBody(w http.ResponseWriter, r *http.Request) ([]byte, bool, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		return nil, false, statusError(http.StatusUnsupportedMediaType)
+	}
+	if r.ContentLength > maxFormBytes {
+		return nil, false, statusError(http.StatusRequestEntityTooLarge)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	if err != nil {
+		return nil, false, err
+	}
+	c, err := r.Cookie(csrfCookie)
+	ok := err == nil && len(c.Value) == 43 && hmac.Equal([]byte(r.Header.Get("X-CSRF-Token")), []byte(p.csrfFor(c.Value)))
+	return body, ok, nil
+}
+
+// sealCeremony keeps a ceremony's state in a cookie, bound to its kind and
+// to bind (the session, or before login the CSRF cookie).
+func (p *Portal) sealCeremony(w http.ResponseWriter, kind, bind string, st ceremonyState) error {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	sealed := p.Sealer.Seal(raw, "passkey:"+kind+":"+bind)
+	http.SetCookie(w, &http.Cookie{Name: passkeyCookie, Value: base64.RawURLEncoding.EncodeToString(sealed), Path: "/",
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: int(mfa.CeremonyTimeout / time.Second)})
+	return nil
+}
+
+// openCeremony takes the ceremony's state from its cookie and clears it.
+// Once the answer is verified, spend records its challenge as used.
+func (p *Portal) openCeremony(w http.ResponseWriter, r *http.Request, kind, bind string) (ceremonyState, error) {
+	var st ceremonyState
+	c, err := r.Cookie(passkeyCookie)
+	if err != nil {
+		return st, fmt.Errorf("%w: no ceremony under way", mfa.ErrPasskey)
+	}
+	http.SetCookie(w, &http.Cookie{Name: passkeyCookie, Value: "", Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil {
+		return st, fmt.Errorf("%w: bad ceremony cookie", mfa.ErrPasskey)
+	}
+	raw, err := p.Sealer.Open(sealed, "passkey:"+kind+":"+bind)
+	if err != nil {
+		return st, fmt.Errorf("%w: ceremony cookie of another kind or session", mfa.ErrPasskey)
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, fmt.Errorf("%w: bad ceremony state", mfa.ErrPasskey)
+	}
+	if _, expires, err := mfa.Challenge(st.State); err != nil {
+		return st, err
+	} else if !p.Now().Before(expires) {
+		return st, fmt.Errorf("%w: the ceremony expired", mfa.ErrPasskey)
+	}
+	return st, nil
+}
+
+// spend records a verified ceremony's challenge as used, so its answer
+// counts once even if the cookie was kept and sent again. It is called
+// only after the signature checked out, so answers that fail write
+// nothing.
+func (p *Portal) spend(ctx context.Context, st ceremonyState) error {
+	hash, expires, err := mfa.Challenge(st.State)
+	if err != nil {
+		return err
+	}
+	fresh, err := p.Store.UseChallenge(ctx, hash, expires)
+	if err != nil {
+		return err
+	}
+	if !fresh {
+		return fmt.Errorf("%w: the challenge was used before", mfa.ErrPasskey)
+	}
+	return nil
+}
+
+// account returns the user as the ceremonies see them; create makes the
+// user's handle when there is none yet.
+func (p *Portal) account(ctx context.Context, user string, create bool) (mfa.Account, error) {
+	a := mfa.Account{Name: user}
+	h, err := p.Store.PasskeyHandle(ctx, user, create)
+	if err != nil && sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		return a, err
+	}
+	a.Handle = h
+	a.Keys, err = p.Store.Passkeys(ctx, user)
+	return a, err
+}
+
+// hasPasskeys says whether user has registered a passkey.
+func (p *Portal) hasPasskeys(ctx context.Context, user string) (bool, error) {
+	if p.Passkeys == nil {
+		return false, nil
+	}
+	keys, err := p.Store.Passkeys(ctx, user)
+	return len(keys) > 0, err
+}
+
+// keyWanted reports whether the login is headed for an app that wants a
+// passkey this session has not passed: then only a passkey completes it.
+func (p *Portal) keyWanted(r *http.Request, a *session.Active, t target) bool {
+	app, ok := p.appHosts[t.host]
+	if !ok {
+		return false
+	}
+	level, _, err := p.level(r)
+	if err != nil {
+		return false
+	}
+	id := a.Identity()
+	id.MFA = true // only the kind of factor is in question here
+	return policy.Decide(id, app.AtLevel(level)).StepUp
+}
+
+// passkeyFailed records a failed ceremony and answers it.
+func (p *Portal) passkeyFailed(w http.ResponseWriter, r *http.Request, typ, user string, err error) error {
+	if !errors.Is(err, mfa.ErrPasskey) {
+		return err
+	}
+	p.Log.Info("portal: passkey refused", "user", user, "source", frontdoor.ClientIP(r), "reason", err.Error())
+	p.event(r, typ, user, sluis.OutcomeFailure, "passkey not accepted")
+	return jsonError(w, http.StatusUnauthorized, "The passkey was not accepted. Try again.")
+}
+
+// ---- managing passkeys ----
+
+type keyRow struct{ Name, ID, Created, LastUsed string }
+
+func (p *Portal) passkeysPage(w http.ResponseWriter, r *http.Request) error {
+	a := p.current(r)
+	if a == nil || a.Session.Stage != sluis.StageComplete || p.Passkeys == nil {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return nil
+	}
+	keys, err := p.Store.Passkeys(r.Context(), a.User.Name)
+	if err != nil {
+		return err
+	}
+	d := pageData{Title: "Your passkeys", CSRF: p.csrfToken(w, r), User: a.User.Name, Passkeys: true}
+	for _, k := range keys {
+		row := keyRow{Name: k.Name, ID: hex.EncodeToString(k.ID), Created: k.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"), LastUsed: "never"}
+		if !k.LastUsed.IsZero() {
+			row.LastUsed = k.LastUsed.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		d.Keys = append(d.Keys, row)
+	}
+	level, reason, err := p.level(r)
+	if err != nil {
+		return err
+	}
+	d.Notice = levelNotice(level, reason)
+	if level == sluis.LevelStrict {
+		d.Frozen = true
+	}
+	return p.render(w, http.StatusOK, "passkeys", d)
+}
+
+// mayChangeKeys answers for a change to the caller's passkeys that is not
+// allowed: not logged in, enrolment frozen, or a second factor too old.
+func (p *Portal) mayChangeKeys(w http.ResponseWriter, r *http.Request, a *session.Active) (bool, error) {
+	if a == nil || a.Session.Stage != sluis.StageComplete || p.Passkeys == nil {
+		return false, jsonError(w, http.StatusUnauthorized, "Log in first.")
+	}
+	level, reason, err := p.level(r)
+	if err != nil {
+		return false, err
+	}
+	if level == sluis.LevelStrict {
+		p.event(r, sluis.EventMFAFailure, a.User.Name, sluis.OutcomeDenied, "passkey enrolment frozen at level strict")
+		return false, jsonError(w, http.StatusForbidden, "Enrolment of new second factors is frozen: "+reason)
+	}
+	if p.Now().Sub(a.Session.MFAAt) > recentMFA {
+		return false, jsonError(w, http.StatusForbidden, "For your safety, passkeys can be changed only within 15 minutes of logging in. Log out, log in again and retry.")
+	}
+	return true, nil
+}
+
+func (p *Portal) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) error {
+	body, csrfOK, err := p.jsonBody(w, r)
+	if err != nil {
+		return err
+	}
+	if !csrfOK {
+		return jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
+	}
+	a := p.current(r)
+	if ok, err := p.mayChangeKeys(w, r, a); !ok {
+		return err
+	}
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return jsonError(w, http.StatusBadRequest, "Bad request.")
+	}
+	name := strings.TrimSpace(req.Name)
+	if name == "" || utf8.RuneCountInString(name) > maxPasskeyName || strings.IndexFunc(name, func(c rune) bool { return c < 0x20 || c == 0x7f }) >= 0 || !utf8.ValidString(name) {
+		return jsonError(w, http.StatusBadRequest, fmt.Sprintf("Give the passkey a name of 1 to %d characters.", maxPasskeyName))
+	}
+	acct, err := p.account(r.Context(), a.User.Name, true)
+	if err != nil {
+		return err
+	}
+	for _, k := range acct.Keys {
+		if k.Name == name {
+			return jsonError(w, http.StatusConflict, "You have a passkey of that name already.")
+		}
+	}
+	c, err := p.Passkeys.BeginRegistration(acct)
+	if err != nil {
+		return err
+	}
+	if err := p.sealCeremony(w, "register", a.Session.ID, ceremonyState{Name: name, State: c.State}); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, json.RawMessage(c.Options))
+}
+
+func (p *Portal) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) error {
+	body, csrfOK, err := p.jsonBody(w, r)
+	if err != nil {
+		return err
+	}
+	if !csrfOK {
+		return jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
+	}
+	a := p.current(r)
+	if ok, err := p.mayChangeKeys(w, r, a); !ok {
+		return err
+	}
+	st, err := p.openCeremony(w, r, "register", a.Session.ID)
+	if err != nil {
+		return p.passkeyFailed(w, r, sluis.EventMFAFailure, a.User.Name, err)
+	}
+	acct, err := p.account(r.Context(), a.User.Name, false)
+	if err != nil {
+		return err
+	}
+	id, data, err := p.Passkeys.FinishRegistration(acct, st.State, body)
+	if err == nil {
+		err = p.spend(r.Context(), st)
+	}
+	if err != nil {
+		return p.passkeyFailed(w, r, sluis.EventMFAFailure, a.User.Name, err)
+	}
+	err = p.Store.AddPasskey(r.Context(), sluis.Passkey{ID: id, User: a.User.Name, Name: st.Name, Data: data, CreatedAt: p.Now()})
+	if sluis.ErrorCode(err) == sluis.ECONFLICT {
+		return jsonError(w, http.StatusConflict, "That passkey, or one of that name, is registered already.")
+	}
+	if err != nil {
+		return err
+	}
+	p.event(r, sluis.EventMFAEnrolled, a.User.Name, sluis.OutcomeSuccess, "passkey "+st.Name)
+	return writeJSON(w, http.StatusOK, jsonAnswer{Message: "Passkey added.", Redirect: "/passkeys"})
+}
+
+func (p *Portal) passkeyRemove(w http.ResponseWriter, r *http.Request) error {
+	csrfOK, err := p.parseForm(w, r)
+	if err != nil {
+		return err
+	}
+	a := p.current(r)
+	if a == nil || a.Session.Stage != sluis.StageComplete || p.Passkeys == nil {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return nil
+	}
+	if !csrfOK {
+		return statusError(http.StatusForbidden)
+	}
+	if p.Now().Sub(a.Session.MFAAt) > recentMFA {
+		return p.renderPasskeysError(w, r, a, "For your safety, passkeys can be changed only within 15 minutes of logging in. Log out, log in again and retry.")
+	}
+	id, err := hex.DecodeString(r.PostFormValue("id"))
+	if err != nil || len(id) == 0 {
+		return statusError(http.StatusBadRequest)
+	}
+	keys, err := p.Store.Passkeys(r.Context(), a.User.Name)
+	if err != nil {
+		return err
+	}
+	name := ""
+	for _, k := range keys {
+		if hmac.Equal(k.ID, id) {
+			name = k.Name
+		}
+	}
+	if err := p.Store.RemovePasskey(r.Context(), a.User.Name, id); err != nil {
+		if sluis.ErrorCode(err) == sluis.ENOTFOUND {
+			return statusError(http.StatusNotFound)
+		}
+		return err
+	}
+	p.event(r, sluis.EventMFARemoved, a.User.Name, sluis.OutcomeSuccess, "passkey "+name)
+	http.Redirect(w, r, "/passkeys", http.StatusSeeOther)
+	return nil
+}
+
+func (p *Portal) renderPasskeysError(w http.ResponseWriter, r *http.Request, a *session.Active, msg string) error {
+	d := pageData{Title: "Your passkeys", CSRF: p.csrfToken(w, r), User: a.User.Name, Error: msg}
+	return p.render(w, http.StatusForbidden, "passkeys", d)
+}
+
+// ---- a passkey as the second factor, or as a step-up ----
+
+func (p *Portal) passkeyMFABegin(w http.ResponseWriter, r *http.Request) error {
+	_, csrfOK, err := p.jsonBody(w, r)
+	if err != nil {
+		return err
+	}
+	if !csrfOK {
+		return jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
+	}
+	a, ok := p.pending(r)
+	if !ok || p.Passkeys == nil {
+		return writeJSON(w, http.StatusUnauthorized, jsonAnswer{Error: "Log in first.", Redirect: "/login"})
+	}
+	acct, err := p.account(r.Context(), a.User.Name, false)
+	if err != nil {
+		return err
+	}
+	if len(acct.Keys) == 0 {
+		return jsonError(w, http.StatusBadRequest, "You have no passkey yet.")
+	}
+	c, err := p.Passkeys.BeginLogin(acct)
+	if err != nil {
+		return err
+	}
+	if err := p.sealCeremony(w, "mfa", a.Session.ID, ceremonyState{State: c.State}); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, json.RawMessage(c.Options))
+}
+
+func (p *Portal) passkeyMFAFinish(w http.ResponseWriter, r *http.Request) error {
+	body, csrfOK, err := p.jsonBody(w, r)
+	if err != nil {
+		return err
+	}
+	if !csrfOK {
+		return jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
+	}
+	t, f := p.flowParams(r)
+	a, ok := p.pending(r)
+	if !ok || p.Passkeys == nil {
+		return writeJSON(w, http.StatusUnauthorized, jsonAnswer{Error: "Log in first.", Redirect: "/login"})
+	}
+	user, src := a.User.Name, frontdoor.ClientIP(r)
+	st, err := p.openCeremony(w, r, "mfa", a.Session.ID)
+	if err != nil {
+		return p.passkeyFailed(w, r, sluis.EventMFAFailure, user, err)
+	}
+	if wait := p.attempt("mfa", user, src); wait > 0 {
+		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
+		return jsonError(w, http.StatusTooManyRequests, waitMessage(wait))
+	}
+	acct, err := p.account(r.Context(), user, false)
+	if err != nil {
+		return err
+	}
+	id, data, err := p.Passkeys.FinishLogin(acct, st.State, body)
+	if err == nil {
+		err = p.spend(r.Context(), st)
+	}
+	if err != nil {
+		return p.passkeyFailed(w, r, sluis.EventMFAFailure, user, err)
+	}
+	p.succeeded("mfa", user, src)
+	if err := p.Store.UsePasskey(r.Context(), id, data, p.Now()); err != nil {
+		return err
+	}
+	if a.Session.Stage == sluis.StageComplete {
+		if err := p.Store.RefreshMFA(r.Context(), a.Session.ID, p.Now(), sluis.FactorPasskey); err != nil {
+			return err
+		}
+		p.event(r, sluis.EventMFASuccess, user, sluis.OutcomeSuccess, "passkey step-up")
+	} else if err := p.finishLogin(w, r, a, sluis.FactorPasskey, "passkey"); err != nil {
+		return err
+	}
+	next, err := p.nextURL(r, a.Session.ID, t, f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, jsonAnswer{Redirect: next})
+}
+
+// ---- passwordless ----
+
+func (p *Portal) passwordlessBegin(w http.ResponseWriter, r *http.Request) error {
+	_, csrfOK, err := p.jsonBody(w, r)
+	if err != nil {
+		return err
+	}
+	if !csrfOK {
+		return jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
+	}
+	if p.Passkeys == nil {
+		return statusError(http.StatusNotFound)
+	}
+	if level, reason, err := p.level(r); err != nil {
+		return err
+	} else if level == sluis.LevelClosed {
+		return jsonError(w, http.StatusServiceUnavailable, levelNotice(level, reason))
+	}
+	c, err := p.Passkeys.BeginPasswordless()
+	if err != nil {
+		return err
+	}
+	csrf, _ := r.Cookie(csrfCookie)
+	if err := p.sealCeremony(w, "login", csrf.Value, ceremonyState{State: c.State}); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, json.RawMessage(c.Options))
+}
+
+func (p *Portal) passwordlessFinish(w http.ResponseWriter, r *http.Request) error {
+	body, csrfOK, err := p.jsonBody(w, r)
+	if err != nil {
+		return err
+	}
+	if !csrfOK {
+		return jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
+	}
+	if p.Passkeys == nil {
+		return statusError(http.StatusNotFound)
+	}
+	level, _, err := p.level(r)
+	if err != nil {
+		return err
+	}
+	if level == sluis.LevelClosed {
+		return jsonError(w, http.StatusServiceUnavailable, "Access through the gateway is closed.")
+	}
+	t, f := p.flowParams(r)
+	src := frontdoor.ClientIP(r)
+	csrf, _ := r.Cookie(csrfCookie)
+	st, err := p.openCeremony(w, r, "login", csrf.Value)
+	if err != nil {
+		return p.passkeyFailed(w, r, sluis.EventLoginFailure, "(passkey)", err)
+	}
+	// Answers cost a signature check each; a source that keeps sending bad
+	// ones is slowed like a password guesser.
+	if wait := p.SourceThrottle.Begin("passkey:" + src); wait > 0 {
+		p.event(r, sluis.EventLoginFailure, "(passkey)", sluis.OutcomeFailure, "throttled")
+		return jsonError(w, http.StatusTooManyRequests, waitMessage(wait))
+	}
+	acct, id, data, err := p.Passkeys.FinishPasswordless(st.State, body, func(handle []byte) (mfa.Account, error) {
+		name, err := p.Store.UserByPasskeyHandle(r.Context(), handle)
+		if err != nil {
+			return mfa.Account{}, err
+		}
+		return p.account(r.Context(), name, false)
+	})
+	if err == nil {
+		err = p.spend(r.Context(), st)
+	}
+	if err != nil {
+		return p.passkeyFailed(w, r, sluis.EventLoginFailure, "(passkey)", err)
+	}
+	p.SourceThrottle.Forgive("passkey:" + src)
+	u, err := p.Store.User(r.Context(), acct.Name)
+	if err != nil {
+		return err
+	}
+	reason := ""
+	switch {
+	case u.Disabled:
+		reason = "disabled"
+	case level == sluis.LevelLockdown && (p.BreakGlass == nil || !p.BreakGlass(u.Name, u.Groups)):
+		reason = "lockdown: not emergency staff"
+	}
+	if reason != "" {
+		p.event(r, sluis.EventLoginFailure, u.Name, sluis.OutcomeFailure, reason+" (passkey)")
+		return jsonError(w, http.StatusForbidden, "You cannot log in now.")
+	}
+	if err := p.Store.UsePasskey(r.Context(), id, data, p.Now()); err != nil {
+		return err
+	}
+	now := p.Now()
+	x := sluis.Session{ID: session.NewID(), User: u.Name, Stage: sluis.StagePassword, CreatedAt: now, LastSeen: now,
+		ExpiresAt: now.Add(pendingLifetime), Source: src, UserAgent: truncate(r.UserAgent(), 256)}
+	// The session passes both steps at once: its first token is replaced
+	// by finishLogin's before this answer is sent, so it is never used.
+	_, hash := session.NewToken()
+	if err := p.Store.CreateSession(r.Context(), x, hash[:], p.Host); err != nil {
+		return err
+	}
+	p.event(r, sluis.EventLoginSuccess, u.Name, sluis.OutcomeSuccess, "passkey with user verification (passwordless)")
+	a := &session.Active{Session: x, User: u}
+	if err := p.finishLogin(w, r, a, sluis.FactorPasskey, "passkey (passwordless)"); err != nil {
+		return err
+	}
+	next, err := p.nextURL(r, x.ID, t, f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, jsonAnswer{Redirect: next})
+}
