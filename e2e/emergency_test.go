@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"database/sql"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -167,5 +168,54 @@ func TestStrictAsksForTheSecondFactorAgainAndFreezesEnrolment(t *testing.T) {
 	g.MustCLI("", "emergency", "clear")
 	if p := g.Follow(thief, g.SubmitPassword(thief, "", "bert", pw)); p.StatusCode != 200 || testenv.EnrolmentSecret(p.Body) == "" {
 		t.Fatalf("enrolment after clear: %d", p.StatusCode)
+	}
+}
+
+// At the level strict, the apps listed in strict.phishing_resistant want
+// a passkey: a session that passed only TOTP is sent to a passkey step,
+// where a code is not enough, and its API calls get 401. Other apps and
+// the same app after `clear` work as before.
+func TestStrictWantsAPasskeyForListedApps(t *testing.T) {
+	w := &world{wiki: newUpstream(t), hr: newUpstream(t)}
+	w.g = testenv.StartWith(t, "strict:\n  phishing_resistant: [hr]\n",
+		testenv.App{Name: "wiki", Host: wikiHost, Upstream: w.wiki.URL, Groups: []string{"staff"}, MFA: true},
+		testenv.App{Name: "hr", Host: hrHost, Upstream: w.hr.URL, Groups: []string{"staff"}, MFA: true})
+	g := w.g
+	anna, secret := w.loggedIn(t, "anna", "staff")
+	api := func(host string) int {
+		req, _ := http.NewRequest("GET", g.URL(host, "/api"), nil)
+		return g.Do(anna, req).StatusCode
+	}
+	if p := g.Follow(anna, g.Get(anna, g.URL(hrHost, "/page"))); p.StatusCode != 200 || p.Request.URL.Host != hrHost+":"+fmt.Sprint(g.Port) {
+		t.Fatalf("hr at normal: %s (%d)", p.Request.URL, p.StatusCode)
+	}
+	before := len(w.hr.requests())
+
+	g.MustCLI("", "emergency", "set", "strict", "--reason", "phishing wave")
+	if code := api(hrHost); code != http.StatusUnauthorized {
+		t.Fatalf("hr API with a TOTP session at strict: %d", code)
+	}
+	if code := api(wikiHost); code != 200 {
+		t.Fatalf("wiki API at strict: %d", code)
+	}
+	p := g.Follow(anna, g.Get(anna, g.URL(hrHost, "/page")))
+	if p.StatusCode != 200 || p.Request.URL.Path != "/mfa" || !strings.Contains(p.Body, "needs a passkey") || strings.Contains(p.Body, `name="code"`) {
+		t.Fatalf("hr in a browser at strict lands on %s (%d):\n%s", p.Request.URL, p.StatusCode, p.Body)
+	}
+	// The page offers no code form; a code posted anyway (with a valid
+	// CSRF token, taken from the launcher) is refused.
+	f := p.Request.URL.Query()
+	csrf := testenv.CSRF(g.Get(anna, g.URL(g.Portal, "/")).Body)
+	p = g.Post(anna, g.URL(g.Portal, "/mfa"), url.Values{"csrf": {csrf}, "rd": {f.Get("rd")}, "state": {f.Get("state")}, "code": {g.Code("anna", secret)}})
+	if p.StatusCode != http.StatusForbidden || !strings.Contains(p.Body, "a code is not enough") {
+		t.Fatalf("a code where a passkey is needed: %d\n%s", p.StatusCode, p.Body)
+	}
+	if n := len(w.hr.requests()); n != before {
+		t.Fatalf("%d requests reached hr at strict", n-before)
+	}
+
+	g.MustCLI("", "emergency", "clear")
+	if code := api(hrHost); code != 200 {
+		t.Fatalf("hr API after clear: %d", code)
 	}
 }
