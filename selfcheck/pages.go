@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -27,24 +28,25 @@ func (c *checker) checkHeaders(ctx context.Context) {
 	}
 
 	csp := h.Get("Content-Security-Policy")
-	lcsp := strings.ToLower(csp)
-	switch {
+	dirs := parseCSP(csp)
+	switch weak := cspScriptWeakness(dirs); {
 	case csp == "":
 		c.add("headers", "Content-Security-Policy", Fail, where+": no Content-Security-Policy; an injected script would run")
-	case strings.Contains(lcsp, "'unsafe-inline'") && !strings.Contains(lcsp, "nonce-") || strings.Contains(lcsp, "'unsafe-eval'"):
-		c.add("headers", "Content-Security-Policy", Warn, where+": allows inline script or eval: "+csp)
+	case weak != "":
+		c.add("headers", "Content-Security-Policy", Warn, where+": "+weak+": "+csp)
 	default:
 		c.add("headers", "Content-Security-Policy", Pass, csp)
 	}
 
-	xfo := strings.ToUpper(h.Get("X-Frame-Options"))
+	xfo := strings.ToUpper(strings.TrimSpace(h.Get("X-Frame-Options")))
+	fa, hasFA := dirs["frame-ancestors"]
 	switch {
-	case strings.Contains(lcsp, "frame-ancestors"):
-		c.add("headers", "framing refused", Pass, "CSP frame-ancestors")
+	case hasFA && !slices.ContainsFunc(fa, func(v string) bool { return v == "*" || v == "https:" || v == "http:" }):
+		c.add("headers", "framing refused", Pass, "CSP frame-ancestors "+strings.Join(fa, " "))
 	case xfo == "DENY" || xfo == "SAMEORIGIN":
 		c.add("headers", "framing refused", Pass, "X-Frame-Options: "+xfo)
 	default:
-		c.add("headers", "framing refused", Fail, where+": neither CSP frame-ancestors nor X-Frame-Options; the login can be framed (clickjacking)")
+		c.add("headers", "framing refused", Fail, where+": neither a CSP frame-ancestors that names who may frame it nor X-Frame-Options; the login can be framed (clickjacking)")
 	}
 
 	if v := h.Get("X-Content-Type-Options"); strings.EqualFold(v, "nosniff") {
@@ -67,13 +69,18 @@ func (c *checker) checkHeaders(ctx context.Context) {
 
 	var weak []string
 	for _, sc := range h.Values("Set-Cookie") {
-		name, _, _ := strings.Cut(sc, "=")
-		attrs := strings.ToLower(sc)
+		parts := strings.Split(sc, ";")
+		name, _, _ := strings.Cut(parts[0], "=")
+		attrs := map[string]bool{}
+		for _, a := range parts[1:] {
+			k, _, _ := strings.Cut(a, "=")
+			attrs[strings.ToLower(strings.TrimSpace(k))] = true
+		}
 		var miss []string
-		if !strings.Contains(attrs, "; secure") {
+		if !attrs["secure"] {
 			miss = append(miss, "Secure")
 		}
-		if !strings.Contains(attrs, "; httponly") {
+		if !attrs["httponly"] {
 			miss = append(miss, "HttpOnly")
 		}
 		if len(miss) > 0 {
@@ -220,6 +227,9 @@ func (c *checker) checkRedirects(ctx context.Context) {
 		paths = append(paths, "/logout")
 	}
 	for _, p := range paths {
+		if c.skipBlocked("redirect", "no open redirect from "+p) {
+			continue
+		}
 		var bad []string
 		var reflected []string
 		for _, payload := range c.redirectPayloads() {
@@ -229,7 +239,7 @@ func (c *checker) checkRedirects(ctx context.Context) {
 			}
 			target := p + "?" + strings.Join(q, "&")
 			a := c.get(ctx, target)
-			ev := fmt.Sprintf("GET %s?%s=%s", p, "next", payload)
+			ev := fmt.Sprintf("GET %s?{each of %d return parameters}=%s", p, len(redirectParams), payload)
 			switch verdict, why := judgeRedirect(c.base, a); verdict {
 			case Fail:
 				bad = append(bad, ev+": "+why)
@@ -251,18 +261,16 @@ func (c *checker) checkRedirects(ctx context.Context) {
 
 // judgeRedirect decides whether an answer sends the browser to evil.
 func judgeRedirect(base *url.URL, a answer) (Status, string) {
-	for name, vs := range a.header {
-		for _, v := range vs {
-			if name != "Location" && strings.Contains(strings.ToLower(v), evil) {
-				return Fail, fmt.Sprintf("header injected: %s: %s", name, v)
-			}
+	locs := a.header.Values("Location")
+	for _, loc := range locs {
+		if h := browserHost(base, loc); h == evil || strings.HasSuffix(h, "."+evil) {
+			return Fail, fmt.Sprintf("%d, Location: %s", a.status, loc)
 		}
 	}
-	if locs := a.header.Values("Location"); len(locs) > 0 {
-		for _, loc := range locs {
-			if browserHost(base, loc) == evil || strings.HasSuffix(browserHost(base, loc), "."+evil) {
-				return Fail, fmt.Sprintf("%d, Location: %s", a.status, loc)
-			}
+	// A CRLF in a return address that became a header line of its own.
+	for _, sc := range a.header.Values("Set-Cookie") {
+		if strings.Contains(strings.ToLower(sc), "domain="+evil) {
+			return Fail, "header injected: Set-Cookie: " + sc
 		}
 	}
 	body := bytes.ToLower(a.body)
@@ -273,12 +281,25 @@ func judgeRedirect(base *url.URL, a answer) (Status, string) {
 		}
 		return Warn, fmt.Sprintf("%d, reflected into the page (a redirect after login may follow it): %q", a.status, snippet([]byte(around)))
 	}
+	for name, vs := range a.header {
+		for _, v := range vs {
+			if name != "Location" && strings.Contains(strings.ToLower(v), evil) {
+				return Warn, fmt.Sprintf("reflected into the header %s: %s", name, v)
+			}
+		}
+	}
 	return Pass, ""
 }
 
-// browserHost is the host a browser goes to for a Location value: it drops
-// tabs and newlines and reads backslashes as slashes, as browsers do.
+// browserHost is the host a browser goes to for a Location value, read
+// the way browsers read URLs (the WHATWG URL standard) rather than the
+// way Go's url package does: leading and trailing controls and spaces go,
+// tabs and newlines inside go, a backslash is a slash, any number of
+// slashes may stand before the host, a scheme other than the page's starts
+// an absolute URL even without slashes, and a host's trailing dot and
+// percent-escapes do not matter.
 func browserHost(base *url.URL, loc string) string {
+	loc = strings.TrimFunc(loc, func(r rune) bool { return r <= 0x20 })
 	loc = strings.Map(func(r rune) rune {
 		switch r {
 		case '\t', '\n', '\r':
@@ -287,12 +308,95 @@ func browserHost(base *url.URL, loc string) string {
 			return '/'
 		}
 		return r
-	}, strings.TrimSpace(loc))
-	u, err := base.Parse(loc)
-	if err != nil {
-		return ""
+	}, loc)
+	rest, authority := loc, false
+	if i := strings.IndexByte(loc, ':'); i > 0 && isScheme(loc[:i]) {
+		scheme := strings.ToLower(loc[:i])
+		rest = loc[i+1:]
+		switch {
+		case scheme != "http" && scheme != "https":
+			return "" // javascript:, data: and the like name no host
+		case scheme != base.Scheme:
+			authority = true // a special scheme of its own: the host follows any slashes
+		default:
+			authority = strings.HasPrefix(rest, "//")
+		}
+	} else {
+		authority = strings.HasPrefix(rest, "//")
 	}
-	return strings.ToLower(u.Hostname())
+	if !authority {
+		return strings.ToLower(base.Hostname())
+	}
+	rest = strings.TrimLeft(rest, "/")
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	host := rest
+	if strings.HasPrefix(host, "[") {
+		if i := strings.IndexByte(host, ']'); i >= 0 {
+			host = host[:i+1]
+		}
+	} else if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	if h, err := url.PathUnescape(host); err == nil {
+		host = h
+	}
+	return strings.TrimSuffix(strings.ToLower(host), ".")
+}
+
+func isScheme(s string) bool {
+	for i, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && (r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.')) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseCSP splits a policy into its directives (the first of a name
+// counts, as in browsers).
+func parseCSP(csp string) map[string][]string {
+	out := map[string][]string{}
+	for _, d := range strings.Split(csp, ";") {
+		f := strings.Fields(strings.ToLower(d))
+		if len(f) == 0 {
+			continue
+		}
+		if _, ok := out[f[0]]; !ok {
+			out[f[0]] = f[1:]
+		}
+	}
+	return out
+}
+
+// cspScriptWeakness says what lets an injected script run under the
+// policy, or "".
+func cspScriptWeakness(dirs map[string][]string) string {
+	src, ok := dirs["script-src"]
+	if !ok {
+		src, ok = dirs["default-src"]
+	}
+	if !ok {
+		return "neither script-src nor default-src: any script runs"
+	}
+	nonce := slices.ContainsFunc(src, func(v string) bool {
+		return strings.HasPrefix(v, "'nonce-") || strings.HasPrefix(v, "'sha256-") || strings.HasPrefix(v, "'sha384-") || strings.HasPrefix(v, "'sha512-")
+	})
+	for _, v := range src {
+		switch {
+		case v == "*" || v == "http:" || v == "https:" || v == "data:" || v == "blob:":
+			return "scripts from " + v + " may run"
+		case v == "'unsafe-inline'" && !nonce:
+			return "inline scripts may run"
+		case v == "'unsafe-eval'":
+			return "eval may run"
+		}
+	}
+	return ""
 }
 
 // adminPaths are endpoints that must not answer the internet without a
@@ -323,10 +427,13 @@ var adminPaths = []struct {
 // checkAdmin asks for well-known admin and debug endpoints without a login.
 func (c *checker) checkAdmin(ctx context.Context) {
 	for _, p := range adminPaths {
-		a := c.get(ctx, p.path)
 		name := "GET " + p.path
+		if ctx.Err() != nil || c.skipBlocked("admin", name) {
+			continue
+		}
+		a := c.get(ctx, p.path)
 		st, ev := c.judgeAdmin(p.marker, a)
-		c.add("admin", name, st, ev+c.blockNote())
+		c.add("admin", name, st, ev)
 		c.watchBlock(ctx, name, a)
 	}
 }
@@ -336,8 +443,8 @@ func (c *checker) judgeAdmin(marker string, a answer) (Status, string) {
 	switch {
 	case marker != "" && strings.Contains(body, marker):
 		return Fail, fmt.Sprintf("answered without a login: %s", a)
-	case leak(a.body) != "":
-		return Fail, fmt.Sprintf("%s: %s", leak(a.body), a)
+	case leak(a.all()) != "":
+		return Fail, fmt.Sprintf("%s: %s", leak(a.all()), a)
 	case a.served() && isLoginForm(a.body):
 		return Pass, a.reason + ", a login form"
 	case a.served() && c.unknown.served() && bytes.Equal(a.body, c.unknown.body):

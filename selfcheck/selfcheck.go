@@ -58,10 +58,15 @@ type Report struct {
 	Warnings int       `json:"warnings"`
 	Failed   int       `json:"failed"`
 	Skipped  int       `json:"skipped"`
+	// Interrupted says the run was stopped before its end: it proves
+	// nothing about the checks it did not reach.
+	Interrupted bool `json:"interrupted,omitempty"`
+	// Down names the request after which the gateway stopped answering.
+	Down string `json:"down,omitempty"`
 }
 
-// OK says whether nothing failed.
-func (r *Report) OK() bool { return r.Failed == 0 }
+// OK says whether the run ended and nothing failed.
+func (r *Report) OK() bool { return r.Failed == 0 && !r.Interrupted }
 
 // Options say what to check and how.
 type Options struct {
@@ -126,7 +131,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Insecure {
 		c.report.Notes = append(c.report.Notes, "certificate checks were skipped (--insecure): this run does not show whether clients can trust the gateway")
 	}
+	c.ctx = ctx
 	c.run(ctx)
+	if ctx.Err() != nil {
+		c.report.Interrupted = true
+		c.report.Notes = append(c.report.Notes, "the run was interrupted; the checks it did not reach prove nothing")
+	}
+	if c.skippedBlocked > 0 {
+		c.report.Notes = append(c.report.Notes, fmt.Sprintf("%d checks did not run because the gateway blocked this source: run again from an address it does not block, or with its blocking turned up, to see them", c.skippedBlocked))
+	}
 	c.report.Seconds = time.Since(c.report.Started).Seconds()
 	return c.report, nil
 }
@@ -149,6 +162,10 @@ type checker struct {
 	probes    int    // exploit probes sent so far
 	blockedAt string // the check after which the source was first refused
 	blockedN  int    // requests sent by then
+
+	ctx            context.Context // the run's; a cancelled run records nothing more
+	skippedBlocked int             // checks not run because the source was blocked
+	down           bool            // the gateway stopped answering
 }
 
 func (c *checker) run(ctx context.Context) {
@@ -171,37 +188,63 @@ func (c *checker) run(ctx context.Context) {
 		{"probe", func(ctx context.Context) { c.checkAttacks(ctx, "probe", exploitProbes) }},
 	}
 	for _, s := range steps {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || c.down {
 			return
 		}
 		s.run(ctx)
 	}
-	c.checkBlocking(ctx)
+	if !c.down {
+		c.checkBlocking(ctx)
+	}
+}
+
+// skipBlocked records a check that is not run because the source is
+// blocked: a block's refusal says nothing about the attack. It reports
+// whether it did.
+func (c *checker) skipBlocked(group, name string) bool {
+	if c.blockedAt == "" {
+		return false
+	}
+	c.skippedBlocked++
+	c.add(group, name, Skip, "not run: this source is blocked since "+strconv.Quote(c.blockedAt))
+	return true
+}
+
+// stillUp checks, after an answer that was no HTTP answer, that the
+// gateway still answers at all; if not, the run ends there.
+func (c *checker) stillUp(ctx context.Context, after string) bool {
+	a := c.get(ctx, c.login)
+	if a.err == nil && !a.closed && !a.timeout && !a.garbled {
+		return true
+	}
+	if ctx.Err() != nil {
+		return true // interrupted, not down
+	}
+	c.down = true
+	c.report.Down = after
+	c.report.Notes = append(c.report.Notes, fmt.Sprintf("the gateway stopped answering after %q (%s); the checks after it did not run", after, a))
+	return false
 }
 
 // watchBlock notices when the gateway starts refusing this source: after
 // an answer that could be a block, it asks for the login page again.
 func (c *checker) watchBlock(ctx context.Context, check string, a answer) {
-	if c.blockedAt != "" || !(a.status == 403 || a.status == 429 || a.closed) {
+	if c.blockedAt != "" || ctx.Err() != nil || !(a.status == 403 || a.status == 429 || a.closed) {
 		return
 	}
 	n := c.sent
 	if c.refusedNow(ctx) {
 		c.blockedAt, c.blockedN = check, n
-		c.report.Notes = append(c.report.Notes, fmt.Sprintf("the gateway refused this source from the check %q on (after %d requests); later answers may be that block", check, n))
+		c.report.Notes = append(c.report.Notes, fmt.Sprintf("the gateway refused this source from the check %q on (after %d requests)", check, n))
 	}
 }
 
-// blockNote is added to evidence gathered while the source was blocked.
-func (c *checker) blockNote() string {
-	if c.blockedAt == "" {
-		return ""
-	}
-	return " (this source blocked since " + strconv.Quote(c.blockedAt) + ")"
-}
-
-// add records a result and reports progress.
+// add records a result and reports progress. Nothing is recorded once
+// the run is cancelled: a cut-off request proves nothing.
 func (c *checker) add(group, name string, st Status, evidence string) {
+	if c.ctx != nil && c.ctx.Err() != nil {
+		return
+	}
 	r := Result{Group: group, Name: name, Status: st, Evidence: printable(evidence, 300)}
 	c.report.Checks = append(c.report.Checks, r)
 	switch st {
@@ -250,9 +293,11 @@ type answer struct {
 	reason  string
 	header  http.Header
 	body    []byte
-	closed  bool  // the connection ended without an answer
-	timeout bool  // no answer in time
-	err     error // could not send at all
+	closed  bool   // the connection ended before a byte of an answer
+	garbled bool   // bytes came back, but not an HTTP answer
+	raw     []byte // the start of what came back, when garbled
+	timeout bool   // no answer in time
+	err     error  // could not send at all
 }
 
 func (a answer) String() string {
@@ -263,6 +308,8 @@ func (a answer) String() string {
 		return "no answer in time"
 	case a.closed:
 		return "connection closed without an answer"
+	case a.garbled:
+		return fmt.Sprintf("not an HTTP answer: %q", snippet(a.raw))
 	}
 	s := a.reason
 	if loc := a.header.Get("Location"); loc != "" {
@@ -279,7 +326,15 @@ func (a answer) served() bool { return a.status == 101 || a.status >= 200 && a.s
 
 // refusal says whether the gateway turned the request away.
 func (a answer) refusal() bool {
-	return a.closed || a.err == nil && !a.timeout && (a.status >= 400 && a.status < 500 || a.status == 501 || a.status == 505)
+	return a.closed || a.status >= 400 && a.status < 500 || a.status == 501 || a.status == 505
+}
+
+// body returns everything that came back, for leak checks.
+func (a answer) all() []byte {
+	if a.garbled {
+		return a.raw
+	}
+	return a.body
 }
 
 // request builds a raw HTTP/1.1 request. Header lines are sent as given;
@@ -300,7 +355,15 @@ func (c *checker) request(method, target string, header []string, body string) s
 	if !hasHost {
 		b.WriteString("Host: " + c.host + "\r\n")
 	}
-	b.WriteString("User-Agent: sluis-selfcheck\r\nAccept: */*\r\nConnection: close\r\n")
+	// An attack's own User-Agent or Connection is sent alone, as the
+	// exploit sends it.
+	if !has(header, "user-agent") {
+		b.WriteString("User-Agent: sluis-selfcheck\r\n")
+	}
+	b.WriteString("Accept: */*\r\n")
+	if !has(header, "connection") {
+		b.WriteString("Connection: close\r\n")
+	}
 	for _, h := range header {
 		b.WriteString(h + "\r\n")
 	}
@@ -312,6 +375,20 @@ func (c *checker) request(method, target string, header []string, body string) s
 	return b.String()
 }
 
+func has(header []string, name string) bool {
+	for _, h := range header {
+		n, _, _ := strings.Cut(h, ":")
+		if strings.EqualFold(strings.TrimSpace(n), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxAnswer bounds what is read of one answer, headers included: a
+// hostile gateway cannot make the check buffer without end.
+const maxAnswer = 1 << 20
+
 // send writes raw on a new TLS connection and reads one answer.
 func (c *checker) send(ctx context.Context, raw string) answer {
 	line, _, _ := strings.Cut(raw, "\r\n")
@@ -322,25 +399,53 @@ func (c *checker) send(ctx context.Context, raw string) answer {
 		a.err = err
 		return a
 	}
+	// Closing the connection (not draining the body) ends each exchange,
+	// so an endless body costs nothing.
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(c.o.Timeout))
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	// A gateway may answer and close before the whole request is written
 	// (a 413 for a body it will not read); the answer is what counts.
 	_, _ = io.WriteString(conn, raw)
-	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 16<<10), nil)
+	seen := &prefix{max: 4 << 10}
+	br := bufio.NewReaderSize(io.TeeReader(io.LimitReader(conn, maxAnswer), seen), 16<<10)
+	var resp *http.Response
+	for {
+		resp, err = http.ReadResponse(br, nil)
+		// 1xx answers (103 Early Hints) come before the real one.
+		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == 101 {
+			break
+		}
+	}
 	if err != nil {
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
 			a.timeout = true
-		} else {
+		case len(seen.b) == 0:
 			a.closed = true
+		default:
+			a.garbled, a.raw = true, seen.b
 		}
 		return a
 	}
-	defer resp.Body.Close()
 	a.status, a.reason, a.header = resp.StatusCode, resp.Status, resp.Header
 	a.body, _ = io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	return a
+}
+
+// prefix keeps the first max bytes written to it.
+type prefix struct {
+	b   []byte
+	max int
+}
+
+func (p *prefix) Write(b []byte) (int, error) {
+	if room := p.max - len(p.b); room > 0 {
+		p.b = append(p.b, b[:min(room, len(b))]...)
+	}
+	return len(b), nil
 }
 
 // get sends a plain GET for target.
@@ -360,7 +465,7 @@ func (c *checker) findLogin(ctx context.Context) bool {
 			break
 		}
 		next, err := c.base.Parse(loc)
-		if err != nil || next.Scheme != "https" || !strings.EqualFold(next.Host, c.host) {
+		if err != nil || next.Scheme != "https" || !sameHost(next.Host, c.host) {
 			break // the login lives elsewhere (an identity provider); check what is here
 		}
 		target = next.EscapedPath()
@@ -373,7 +478,10 @@ func (c *checker) findLogin(ctx context.Context) bool {
 		c.report.Notes = append(c.report.Notes, "the login page could not be fetched; the other checks did not run")
 		return false
 	}
-	if a.status >= 400 {
+	// oauth2-proxy serves its sign-in page as a 403, Basic-auth gateways
+	// answer 401: a login is a login.
+	isLogin := isLoginForm(a.body) || a.status == 401 && a.header.Get("WWW-Authenticate") != ""
+	if a.status >= 400 && !isLogin {
 		c.add("headers", "login page reachable", Fail, fmt.Sprintf("GET %s: %s", target, a))
 		if a.status == 403 || a.status == 429 {
 			c.report.Notes = append(c.report.Notes, "the login page is refused: this address may still be blocked by an earlier run (lift the block or check from another address); the other checks did not run")
@@ -399,10 +507,16 @@ func (c *checker) findLogin(ctx context.Context) bool {
 // is now refused: the source is blocked.
 func (c *checker) refusedNow(ctx context.Context) bool {
 	a := c.get(ctx, c.login)
-	return a.refusal() && !c.landing.refusal() || a.err != nil
+	return (a.status == 403 || a.status == 429 || a.closed) && a.status != c.landing.status
 }
 
 // ---- helpers ----
+
+// sameHost compares two host[:port] values, 443 being https's own port.
+func sameHost(a, b string) bool {
+	norm := func(h string) string { return strings.TrimSuffix(strings.ToLower(h), ":443") }
+	return norm(a) == norm(b)
+}
 
 func isLoginForm(body []byte) bool {
 	s := strings.ToLower(string(body))

@@ -32,6 +32,15 @@ func TestJudgeRedirect(t *testing.T) {
 		{"meta refresh", "", nil, `<meta http-equiv="refresh" content="0;url=https://evil.example/">`, Fail},
 		{"script redirect", "", nil, `<script>window.location = "https://evil.example/"</script>`, Fail},
 		{"reflected in a form", "", nil, `<input type="hidden" name="next" value="//evil.example/">`, Warn},
+		{"other scheme without slashes", "http:evil.example", nil, "", Fail},
+		{"same scheme without slashes is a path", "https:evil.example", nil, "", Pass},
+		{"three slashes", "///evil.example", nil, "", Fail},
+		{"trailing dot", "https://evil.example./", nil, "", Fail},
+		{"escaped dot", "https://evil%2Eexample/", nil, "", Fail},
+		{"leading space and controls", " \x01//evil.example/", nil, "", Fail},
+		{"other scheme, one slash", "http:/evil.example", nil, "", Fail},
+		{"javascript", "javascript:alert(1)//evil.example", nil, "", Pass},
+		{"a return address in a cookie value", "", http.Header{"Set-Cookie": {"rd=https%3A%2F%2Fevil.example; Path=/"}}, "", Warn},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,4 +173,22 @@ func FuzzJudgeRedirect(f *testing.F) {
 			t.Fatalf("Location %q reaches %s but was judged %s", loc, h, st)
 		}
 	})
+}
+
+func TestCSPWeakness(t *testing.T) {
+	for csp, weak := range map[string]bool{
+		"default-src 'none'; style-src 'self'; frame-ancestors 'none'": false,
+		"script-src 'self' 'nonce-abc' 'unsafe-inline'":                false,
+		"upgrade-insecure-requests; frame-ancestors *":                 true,
+		"default-src 'self'; script-src 'self' 'unsafe-inline'":        true,
+		"script-src https:": true,
+		"default-src *":     true,
+		"style-src 'nonce-x' 'unsafe-inline'; script-src 'unsafe-inline'": true,
+		"script-src 'self' 'unsafe-eval'":                                 true,
+		"script-src 'self'; script-src *":                                 false, // the first one counts
+	} {
+		if got := cspScriptWeakness(parseCSP(csp)) != ""; got != weak {
+			t.Errorf("%q: weak = %v, want %v", csp, got, weak)
+		}
+	}
 }

@@ -19,9 +19,9 @@ func main() {
 	err := cli.Run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if !errors.Is(err, cli.ErrUsage) {
+		if !errors.Is(err, cli.ErrUsage) && !errors.Is(err, cli.ErrChecksFailed) {
 			fmt.Fprintln(os.Stderr, "sluis:", err)
 		}
-		os.Exit(1)
+		os.Exit(cli.ExitCode(err))
 	}
 }

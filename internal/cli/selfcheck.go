@@ -14,9 +14,14 @@ import (
 	"github.com/sluis-gateway/sluis/selfcheck"
 )
 
-// ErrChecksFailed is returned when selfcheck found a problem; the program
-// exits with status 1.
+// ErrChecksFailed is returned when selfcheck found a problem (or was
+// interrupted); the program exits with status 1.
 var ErrChecksFailed = errors.New("selfcheck: checks failed")
+
+// ErrCannotCheck is returned when selfcheck could not run at all (a bad
+// URL or CA file); the program exits with status 2, so a script can tell
+// "the gateway failed" from "the check did not happen".
+var ErrCannotCheck = errors.New("selfcheck: cannot check")
 
 // selfcheck checks a running gateway from outside.
 func (e *env) selfcheck(args []string) error {
@@ -31,6 +36,10 @@ func (e *env) selfcheck(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *blockProbes < 1 || *timeout <= 0 {
+		fmt.Fprintln(e.stderr, "sluis selfcheck: --block-probes must be at least 1 and --timeout positive")
+		return ErrUsage
+	}
 	if len(pos) != 1 {
 		fmt.Fprintln(e.stderr, "usage: sluis selfcheck URL [--ca FILE] [--insecure] [--json] [--connect HOST:PORT]")
 		return ErrUsage
@@ -39,22 +48,22 @@ func (e *env) selfcheck(args []string) error {
 	if *caFile != "" {
 		pem, err := os.ReadFile(*caFile)
 		if err != nil {
-			return fmt.Errorf("--ca: %w", err)
+			return fmt.Errorf("%w: --ca: %v", ErrCannotCheck, err)
 		}
 		o.RootCAs = x509.NewCertPool()
 		if !o.RootCAs.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--ca %s: no PEM certificate in it", *caFile)
+			return fmt.Errorf("%w: --ca %s: no PEM certificate in it", ErrCannotCheck, *caFile)
 		}
 	}
 	progress := e.stdout
 	if *asJSON {
 		progress = e.stderr
 	}
-	fmt.Fprintf(progress, "selfcheck of %s: this sends exploit probes and may get this address blocked for a while\n", o.URL)
+	fmt.Fprintf(progress, "selfcheck of %s: this sends real exploit requests (harmless payloads such as `id`; a vulnerable gateway may keep a file named selfcheck.txt) and may get this address blocked for a while\n", o.URL)
 	o.Progress = func(r selfcheck.Result) { printResult(progress, r) }
 	rep, err := selfcheck.Run(e.ctx, o)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", ErrCannotCheck, err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -94,9 +103,23 @@ func printSummary(w io.Writer, rep *selfcheck.Report) {
 			printResult(w, r)
 		}
 	}
-	if rep.OK() {
+	switch {
+	case rep.Interrupted:
+		fmt.Fprintln(w, "result: INTERRUPTED")
+	case rep.OK():
 		fmt.Fprintln(w, "result: PASS")
-	} else {
+	default:
 		fmt.Fprintln(w, "result: FAIL")
 	}
+}
+
+// ExitCode is the program's exit status for what Run returned.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrUsage), errors.Is(err, ErrCannotCheck):
+		return 2
+	}
+	return 1
 }
