@@ -107,11 +107,13 @@ type Allow struct {
 	PhishingResistant bool
 }
 
-// App is a web application reached through the gateway.
+// App is an application reached through the gateway: a web app (Host and
+// Upstream) or a TCP app (TCP).
 type App struct {
 	Name     string
 	Host     string // the host name requests arrive for, lower case, no port
 	Upstream string // base URL of the upstream, from configuration only
+	TCP      string // host:port a tunnel dials, from configuration only
 	Allow    Allow
 	// Essential apps stay open at the emergency level "essential".
 	Essential bool
@@ -149,6 +151,8 @@ const (
 	EventLogout         = "logout"
 	EventSessionRevoked = "session.revoked"
 	EventAccessDenied   = "access.denied"
+	EventTunnelOpen     = "tunnel.open"
+	EventTunnelClose    = "tunnel.close"
 )
 
 // Outcomes of an event.
@@ -290,6 +294,46 @@ type PasskeyStore interface {
 	UseChallenge(ctx context.Context, hash []byte, expires time.Time) (bool, error)
 }
 
+// DeviceGrant is a login of the `sluis connect` client in progress: the
+// client polls with its device code while the user approves the user code
+// on the portal.
+type DeviceGrant struct {
+	DeviceHash []byte // SHA-256 of the device code; the code itself is never stored
+	UserCode   string // short, shown to the user, typed or followed as a link
+	Source     string // the client's address when it started
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	State      string // DevicePending, DeviceApproved, DeviceDenied or DeviceTaken
+	User       string // who approved or denied
+	SessionID  string // the client's session, once approved
+	// SealedToken is the client's session token, sealed, from approval
+	// until the client takes it.
+	SealedToken []byte
+}
+
+// States of a device grant.
+const (
+	DevicePending  = "pending"
+	DeviceApproved = "approved"
+	DeviceDenied   = "denied"
+	DeviceTaken    = "taken"
+)
+
+// DeviceStore keeps device grants.
+type DeviceStore interface {
+	CreateDeviceGrant(ctx context.Context, g DeviceGrant) error
+	// DeviceGrantByUserCode finds a grant that is still pending.
+	DeviceGrantByUserCode(ctx context.Context, userCode string, now time.Time) (DeviceGrant, error)
+	// DecideDeviceGrant approves (with the client's session and its sealed
+	// token) or denies a pending grant; ENOTFOUND if it is no longer
+	// pending or has expired.
+	DecideDeviceGrant(ctx context.Context, userCode string, approve bool, user, sessionID string, sealedToken []byte, now time.Time) error
+	// TakeDeviceGrant returns the grant of a device code for the client's
+	// poll. An approved grant is handed out once: its token is erased and
+	// its state becomes taken. Expired grants are ENOTFOUND.
+	TakeDeviceGrant(ctx context.Context, deviceHash []byte, now time.Time) (DeviceGrant, error)
+}
+
 // Checkpoint is a signed statement that the audit trail up to EventID
 // ended in Hash at Time. A copy of the trail that still verifies against a
 // checkpoint cannot have been rewritten up to there without the signing
@@ -399,6 +443,7 @@ type BlockStore interface {
 type Store interface {
 	UserStore
 	PasskeyStore
+	DeviceStore
 	SessionStore
 	AuditStore
 	AppStore

@@ -127,6 +127,13 @@ type App struct {
 	Name     string `yaml:"name"`
 	Host     string `yaml:"host"`
 	Upstream string `yaml:"upstream"`
+	// TCP makes the app a TCP app (remote desktop, SSH, a database)
+	// reached through `sluis connect`: the gateway dials exactly this
+	// host:port. A literal IP address is dialled as written; a host name is
+	// resolved when dialling, and refused if it resolves to a loopback,
+	// link-local or cloud-metadata address. A TCP app has no host and no
+	// upstream.
+	TCP string `yaml:"tcp"`
 	// Allow is who may open the app. Without it nobody may.
 	Allow *Allow `yaml:"allow"`
 	// Essential apps stay open at the emergency level "essential".
@@ -471,19 +478,28 @@ func (p *parser) validate(c *Config) {
 			p.problem(at+".name", "%q is used by another app", a.Name)
 		}
 		names[a.Name] = true
-		switch {
-		case a.Host == "":
-			p.problem(at+".host", "required")
-		case !ValidHost(a.Host):
-			p.problem(at+".host", "%q is not a lower-case host name", a.Host)
-		case hosts[a.Host]:
-			p.problem(at+".host", "%q is the portal's or another app's host", a.Host)
-		}
-		hosts[a.Host] = true
-		if u, err := url.Parse(a.Upstream); a.Upstream == "" {
-			p.problem(at+".upstream", "required (for example http://127.0.0.1:9001)")
-		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-			p.problem(at+".upstream", "%q: want http:// or https:// with a host and no user, query or fragment", a.Upstream)
+		if a.TCP != "" {
+			if a.Host != "" || a.Upstream != "" {
+				p.problem(at+".tcp", "a TCP app has no host and no upstream")
+			}
+			if h, port, err := net.SplitHostPort(a.TCP); err != nil || h == "" || !validPort(port) || net.ParseIP(h) == nil && !ValidHost(h) {
+				p.problem(at+".tcp", "%q is not host:port (for example 10.1.2.3:3389)", a.TCP)
+			}
+		} else {
+			switch {
+			case a.Host == "":
+				p.problem(at+".host", "required (or tcp: HOST:PORT for a TCP app)")
+			case !ValidHost(a.Host):
+				p.problem(at+".host", "%q is not a lower-case host name", a.Host)
+			case hosts[a.Host]:
+				p.problem(at+".host", "%q is the portal's or another app's host", a.Host)
+			}
+			hosts[a.Host] = true
+			if u, err := url.Parse(a.Upstream); a.Upstream == "" {
+				p.problem(at+".upstream", "required (for example http://127.0.0.1:9001)")
+			} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+				p.problem(at+".upstream", "%q: want http:// or https:// with a host and no user, query or fragment", a.Upstream)
+			}
 		}
 		if a.Allow == nil {
 			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s: no allow rule, so nobody can open this app", p.file, p.lines[at], at))
@@ -505,13 +521,20 @@ func (p *parser) validate(c *Config) {
 	}
 }
 
-// AppHosts returns the host of every app, in configuration order.
+// AppHosts returns the host of every web app, in configuration order.
 func (c *Config) AppHosts() []string {
 	var out []string
 	for _, a := range c.Apps {
-		out = append(out, a.Host)
+		if a.Host != "" {
+			out = append(out, a.Host)
+		}
 	}
 	return out
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n < 65536
 }
 
 // App returns the app with the given host.

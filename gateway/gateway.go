@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/sluis-gateway/sluis/portal"
 	"github.com/sluis-gateway/sluis/proxy"
 	"github.com/sluis-gateway/sluis/session"
+	"github.com/sluis-gateway/sluis/tunnel"
 )
 
 // Options are what a gateway is built from.
@@ -71,7 +73,7 @@ func BaseURLFunc(port int) func(string) string {
 func Apps(c *config.Config) []sluis.App {
 	var out []sluis.App
 	for _, a := range c.Apps {
-		app := sluis.App{Name: a.Name, Host: a.Host, Upstream: a.Upstream, Essential: a.Essential,
+		app := sluis.App{Name: a.Name, Host: a.Host, Upstream: a.Upstream, TCP: a.TCP, Essential: a.Essential,
 			KeyAtStrict: slices.Contains(c.Strict.PhishingResistant, a.Name)}
 		if a.Allow != nil {
 			app.Allow = sluis.Allow{Users: a.Allow.Users, Groups: a.Allow.Groups,
@@ -113,7 +115,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if err := p.Init(); err != nil {
 		return nil, err
 	}
-	hosts := map[string]http.Handler{c.Portal: p.Handler()}
+	hosts := map[string]http.Handler{}
 	detector := &frontdoor.Detector{
 		BlockAfter: c.Probes.BlockAfter, BlockWindow: c.Probes.BlockWindow.D(), BlockFor: c.Probes.BlockFor.D(),
 		EventEvery: c.Probes.EventEvery.D(), Record: rec.Record, Now: o.Now,
@@ -143,6 +145,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	}
 	go live.every(ctx, RecheckInterval)
 	for _, app := range apps {
+		if app.TCP != "" {
+			continue // reached through tunnels, not a host of its own
+		}
 		px, err := proxy.New(app, base(app.Host), o.Signer, transport, o.Now, o.Log)
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
@@ -151,12 +156,43 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			callback: p.Callback(app), log: o.Log, live: live, detector: detector, denied: denied, switches: switches,
 			breakGlass: c.BreakGlassAllows}
 	}
+	go detector.Run(ctx)
+	blocks := &frontdoor.BlockList{Load: o.Store.Blocks, Revision: revision, Now: o.Now}
+
+	// Tunnels to TCP apps open on the portal's host, with a token of
+	// their own (not a browser's cookie).
+	tcpApps := map[string]sluis.App{}
+	for _, app := range apps {
+		if app.TCP != "" {
+			tcpApps[app.Name] = app
+		}
+	}
+	dialer := &tunnel.Dialer{}
+	tunnels := &tunnel.Server{Apps: tcpApps, Sessions: sessions, Audit: rec, Level: switches.level, BreakGlass: c.BreakGlassAllows,
+		Blocked: func(ctx context.Context, src string) bool {
+			if detector.Blocked(src) > 0 {
+				return true
+			}
+			b, err := blocks.Blocked(ctx, src)
+			return err != nil || b
+		},
+		Dial: dialer.Dial, Now: o.Now, Log: o.Log}
+	if o.OnChange != nil {
+		o.OnChange(tunnels.Recheck)
+	}
+	go tunnels.Every(ctx, time.Second)
+	portalHandler := p.Handler()
+	hosts[c.Portal] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, tunnel.PathPrefix) {
+			tunnels.ServeHTTP(w, r)
+			return
+		}
+		portalHandler.ServeHTTP(w, r)
+	})
 	known := map[string]bool{}
 	for h := range hosts {
 		known[h] = true
 	}
-	go detector.Run(ctx)
-	blocks := &frontdoor.BlockList{Load: o.Store.Blocks, Revision: revision, Now: o.Now}
 	return &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The front door has canonicalised r.Host and refused unknown ones.
 		hosts[r.Host].ServeHTTP(w, r)

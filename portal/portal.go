@@ -114,7 +114,7 @@ type Portal struct {
 // broken build.
 func (p *Portal) Init() error {
 	p.pages = map[string]*template.Template{}
-	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys"} {
+	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys", "device"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return fmt.Errorf("portal template %s: %w", name, err)
@@ -126,6 +126,9 @@ func (p *Portal) Init() error {
 	p.appHosts = map[string]sluis.App{}
 	formTargets := []string{"'self'"}
 	for _, a := range p.Apps {
+		if a.Host == "" {
+			continue // a TCP app
+		}
 		p.appHosts[a.Host] = a
 		formTargets = append(formTargets, p.BaseURL(a.Host))
 	}
@@ -181,6 +184,10 @@ func (p *Portal) Routes() []Route {
 		{"POST /passkeys/begin", "session", p.passkeyRegisterBegin},
 		{"POST /passkeys/finish", "session", p.passkeyRegisterFinish},
 		{"POST /passkeys/remove", "session", p.passkeyRemove},
+		{"GET /device", "session", p.deviceForm},
+		{"POST /device", "session", p.deviceDecide},
+		{"POST /device/start", "none", p.deviceStart},
+		{"POST /device/poll", "none", p.devicePoll},
 		{"GET /login", "none", p.loginForm},
 		{"POST /login", "none", p.login},
 		{"POST /login/passkey/begin", "none", p.passwordlessBegin},
@@ -284,6 +291,8 @@ type pageData struct {
 	Passkeys, HasPasskey, KeyOnly, Frozen bool
 	Query                                 string
 	Keys                                  []keyRow
+	// The device login being approved.
+	DeviceCode, DeviceSource, DeviceAge string
 }
 
 type appLink struct {

@@ -56,6 +56,11 @@ Sessions and audit:
 Configuration:
   config check
 
+Tunnels (the client of TCP apps: remote desktop, SSH, databases):
+  connect APP [--gateway URL] [--listen 127.0.0.1:PORT | --stdio]
+              [--user NAME [--password-stdin] [--code CODE]] [--ca FILE] [--login]
+                                         log in once, then carry connections to APP
+
 Checking a gateway from outside (sluis or any other):
   selfcheck URL [--ca FILE] [--insecure] [--json] [--connect HOST:PORT]
                                          exploit probes, parsing attacks, TLS, headers,
@@ -111,6 +116,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.config(rest)
 	case "selfcheck":
 		return e.selfcheck(rest)
+	case "connect":
+		return e.connectCmd(rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -202,6 +202,10 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	fmt.Fprintf(e.stdout, "sluis: portal at %s/\n", base(c.Portal))
 	for _, a := range c.Apps {
+		if a.TCP != "" {
+			fmt.Fprintf(e.stdout, "sluis: TCP app %s to %s, through `sluis connect %s --gateway %s`\n", a.Name, a.TCP, a.Name, base(c.Portal))
+			continue
+		}
 		fmt.Fprintf(e.stdout, "sluis: app %s at %s/\n", a.Name, base(a.Host))
 	}
 	fmt.Fprintf(e.stdout, "sluis: listening on %s\n", net.JoinHostPort(ln.Addr().(*net.TCPAddr).IP.String(), strconv.Itoa(port)))

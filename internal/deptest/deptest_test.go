@@ -87,7 +87,7 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("%s imports the store implementation %s; only internal/cli (and benchmark programs) pick a store", dir, imp)
 			// The server never starts a process; only benchmark programs and
 			// build tools may.
-			case imp == "os/exec" && !strings.HasPrefix(dir, "bench/") && !strings.HasPrefix(dir, "tools/"):
+			case imp == "os/exec" && !strings.HasPrefix(dir, "bench/") && !strings.HasPrefix(dir, "tools/") && !(dir == "connect"):
 				t.Errorf("%s imports os/exec", dir)
 			// No unsafe and no cgo on request paths.
 			case imp == "unsafe" || imp == "C":
@@ -101,6 +101,13 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("selfcheck imports %s; it checks gateways from outside and knows nothing of sluis's insides", imp)
 			case isOwn && ownPkg == "selfcheck" && dir != "internal/cli":
 				t.Errorf("%s imports selfcheck; only the CLI may", dir)
+			// connect is the tunnel client; it may start a browser (os/exec,
+			// above), so nothing of the server may import it, and it
+			// imports nothing of ours.
+			case dir == "connect" && isOwn:
+				t.Errorf("connect imports %s; the client knows the server only by its API", imp)
+			case isOwn && ownPkg == "connect" && dir != "internal/cli":
+				t.Errorf("%s imports connect; only the CLI may", dir)
 			// No pprof or expvar anywhere in the server.
 			case imp == "net/http/pprof" || imp == "expvar":
 				t.Errorf("%s imports %s", dir, imp)

@@ -30,6 +30,7 @@ import (
 // App is an app to put behind the gateway.
 type App struct {
 	Name, Host, Upstream string
+	TCP                  string // a TCP app: host:port to dial (no Host, no Upstream)
 	Users, Groups        []string
 	MFA                  bool
 	Key                  bool // mfa: phishing_resistant (a passkey)
@@ -67,7 +68,11 @@ func StartWith(t testing.TB, extra string, apps ...App) *Gateway {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nportal: login.sluis.test\ndata_dir: %s\ntls:\n  self_signed: true\nsession:\n  idle_timeout: 30m\n  lifetime: 12h\n%sapps:\n", filepath.Join(dir, "data"), extra)
 	for _, a := range apps {
-		fmt.Fprintf(&b, "  - name: %s\n    host: %s\n    upstream: %s\n    essential: %v\n", a.Name, a.Host, a.Upstream, a.Essential)
+		if a.TCP != "" {
+			fmt.Fprintf(&b, "  - name: %s\n    tcp: %s\n    essential: %v\n", a.Name, a.TCP, a.Essential)
+		} else {
+			fmt.Fprintf(&b, "  - name: %s\n    host: %s\n    upstream: %s\n    essential: %v\n", a.Name, a.Host, a.Upstream, a.Essential)
+		}
 		if !a.NoAllow {
 			mfa := fmt.Sprint(a.MFA)
 			if a.Key {

@@ -395,6 +395,71 @@ func (s *DB) UseChallenge(ctx context.Context, hash []byte, expires time.Time) (
 	return fresh, err
 }
 
+// ---- device grants ----
+
+func (s *DB) CreateDeviceGrant(ctx context.Context, g sluis.DeviceGrant) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		// Expired grants go when new ones come.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM device_grants WHERE expires_at < ?`, unixNano(g.CreatedAt)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO device_grants (device_hash, user_code, source, created_at, expires_at, state) VALUES (?, ?, ?, ?, ?, ?)`,
+			g.DeviceHash, g.UserCode, g.Source, unixNano(g.CreatedAt), unixNano(g.ExpiresAt), sluis.DevicePending)
+		if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+			return sluis.Errorf(sluis.ECONFLICT, "device or user code taken")
+		}
+		return err
+	})
+}
+
+const deviceCols = `device_hash, user_code, source, created_at, expires_at, state, user, session_id, sealed_token`
+
+func scanDevice(sc interface{ Scan(...any) error }) (sluis.DeviceGrant, error) {
+	var g sluis.DeviceGrant
+	var created, expires int64
+	err := sc.Scan(&g.DeviceHash, &g.UserCode, &g.Source, &created, &expires, &g.State, &g.User, &g.SessionID, &g.SealedToken)
+	g.CreatedAt, g.ExpiresAt = fromNano(created), fromNano(expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return g, sluis.Errorf(sluis.ENOTFOUND, "no such login request, or it expired")
+	}
+	return g, err
+}
+
+func (s *DB) DeviceGrantByUserCode(ctx context.Context, userCode string, now time.Time) (sluis.DeviceGrant, error) {
+	return scanDevice(s.db.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM device_grants WHERE user_code = ? AND state = ? AND expires_at > ?`,
+		userCode, sluis.DevicePending, unixNano(now)))
+}
+
+func (s *DB) DecideDeviceGrant(ctx context.Context, userCode string, approve bool, user, sessionID string, sealedToken []byte, now time.Time) error {
+	state := sluis.DeviceDenied
+	if approve {
+		state = sluis.DeviceApproved
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE device_grants SET state = ?, user = ?, session_id = ?, sealed_token = ? WHERE user_code = ? AND state = ? AND expires_at > ?`,
+		state, user, sessionID, nullBlob(sealedToken), userCode, sluis.DevicePending, unixNano(now))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return sluis.Errorf(sluis.ENOTFOUND, "no such login request, or it expired")
+	}
+	return nil
+}
+
+func (s *DB) TakeDeviceGrant(ctx context.Context, deviceHash []byte, now time.Time) (sluis.DeviceGrant, error) {
+	var g sluis.DeviceGrant
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		g, err = scanDevice(tx.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM device_grants WHERE device_hash = ? AND expires_at > ?`, deviceHash, unixNano(now)))
+		if err != nil || g.State != sluis.DeviceApproved {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE device_grants SET state = ?, sealed_token = NULL WHERE device_hash = ?`, sluis.DeviceTaken, deviceHash)
+		return err
+	})
+	return g, err
+}
+
 // ---- sessions ----
 
 const sessionCols = `s.id, s.user, s.stage, s.created_at, s.last_seen, s.expires_at, s.mfa_at, s.mfa_method, s.source, s.user_agent, s.enroll_secret, s.revoked_at`

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
 		{"Blocks", testBlocks},
 		{"Emergency", testEmergency},
 		{"Passkeys", testPasskeys},
+		{"DeviceGrants", testDeviceGrants},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -404,5 +405,47 @@ func testPasskeys(t *testing.T, s sluis.Store) {
 	must(t, err)
 	if !fresh || again2 {
 		t.Fatalf("challenge spent: first %v, second %v", fresh, again2)
+	}
+}
+
+func testDeviceGrants(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	mustUser(t, s, "anna")
+	g := sluis.DeviceGrant{DeviceHash: hash("dev1"), UserCode: "BCDF-GHJK", Source: "198.51.100.7", CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute)}
+	must(t, s.CreateDeviceGrant(ctx, g))
+	if err := s.CreateDeviceGrant(ctx, sluis.DeviceGrant{DeviceHash: hash("dev2"), UserCode: "BCDF-GHJK", CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}); sluis.ErrorCode(err) != sluis.ECONFLICT {
+		t.Fatalf("a user code twice: %v", err)
+	}
+	got, err := s.DeviceGrantByUserCode(ctx, "BCDF-GHJK", t0.Add(time.Minute))
+	must(t, err)
+	if got.Source != "198.51.100.7" || got.State != sluis.DevicePending {
+		t.Fatalf("pending grant: %+v", got)
+	}
+	if _, err := s.DeviceGrantByUserCode(ctx, "BCDF-GHJK", t0.Add(11*time.Minute)); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("an expired grant was found: %v", err)
+	}
+	// Polling before approval: pending, and nothing taken.
+	if got, err := s.TakeDeviceGrant(ctx, hash("dev1"), t0.Add(time.Minute)); err != nil || got.State != sluis.DevicePending {
+		t.Fatalf("poll before approval: %+v %v", got, err)
+	}
+	must(t, s.DecideDeviceGrant(ctx, "BCDF-GHJK", true, "anna", "s9", []byte("sealed"), t0.Add(2*time.Minute)))
+	if err := s.DecideDeviceGrant(ctx, "BCDF-GHJK", false, "anna", "", nil, t0.Add(2*time.Minute)); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("a grant was decided twice: %v", err)
+	}
+	got, err = s.TakeDeviceGrant(ctx, hash("dev1"), t0.Add(3*time.Minute))
+	must(t, err)
+	if got.State != sluis.DeviceApproved || got.User != "anna" || got.SessionID != "s9" || string(got.SealedToken) != "sealed" {
+		t.Fatalf("taken grant: %+v", got)
+	}
+	got, err = s.TakeDeviceGrant(ctx, hash("dev1"), t0.Add(3*time.Minute))
+	must(t, err)
+	if got.State != sluis.DeviceTaken || got.SealedToken != nil {
+		t.Fatalf("a grant's token was handed out twice: %+v", got)
+	}
+	// A denied grant says so.
+	must(t, s.CreateDeviceGrant(ctx, sluis.DeviceGrant{DeviceHash: hash("dev3"), UserCode: "LMNP-QRST", CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute)}))
+	must(t, s.DecideDeviceGrant(ctx, "LMNP-QRST", false, "anna", "", nil, t0.Add(time.Minute)))
+	if got, err := s.TakeDeviceGrant(ctx, hash("dev3"), t0.Add(time.Minute)); err != nil || got.State != sluis.DeviceDenied {
+		t.Fatalf("denied grant: %+v %v", got, err)
 	}
 }

@@ -1,0 +1,384 @@
+// Package connect is the client side of tunnels: `sluis connect` logs its
+// user in once (a device login approved on the portal, or a password and
+// code for scripts) and then carries TCP connections accepted on a local
+// port, or standard input and output, through the gateway to a TCP app.
+// Each connection is one HTTP/2 stream; all of them share one TLS
+// connection.
+//
+// It is a client: the server never imports it.
+package connect
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// tunnelPrefix is where the gateway opens tunnels (tunnel.PathPrefix).
+const tunnelPrefix = "/.sluis/tunnel/"
+
+// ErrLogin means the gateway does not (or no longer) accept the token: the
+// user must log in again.
+var ErrLogin = errors.New("not logged in to the gateway (or the session ended)")
+
+// Options say how to reach the gateway.
+type Options struct {
+	Gateway *url.URL       // the portal's https URL
+	RootCAs *x509.CertPool // nil: the system's
+	// ConnectTo, if set, is dialled instead of the gateway's host.
+	ConnectTo string
+}
+
+// NewHTTP returns the client that talks to the gateway: HTTP/2 only, so
+// that every tunnel is a stream of one TLS connection.
+func NewHTTP(o Options) *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if o.ConnectTo != "" {
+				addr = o.ConnectTo
+			}
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetHTTP2(true)
+	return &http.Client{Transport: tr}
+}
+
+// Client carries connections to one TCP app.
+type Client struct {
+	Gateway *url.URL
+	App     string
+	Token   string
+	HTTP    *http.Client
+	// Log receives one line per connection opened or refused; nil means
+	// nothing is said.
+	Log func(format string, args ...any)
+}
+
+func (c *Client) logf(format string, args ...any) {
+	if c.Log != nil {
+		c.Log(format, args...)
+	}
+}
+
+func (c *Client) tunnelURL() string {
+	return strings.TrimSuffix(c.Gateway.String(), "/") + tunnelPrefix + url.PathEscape(c.App)
+}
+
+// answerError turns a refusal into an error carrying the gateway's reason.
+func answerError(resp *http.Response) error {
+	if resp.StatusCode == http.StatusUnauthorized {
+		return ErrLogin
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	msg := strings.TrimSpace(printable(string(b)))
+	if msg == "" {
+		msg = resp.Status
+	}
+	return fmt.Errorf("the gateway refused: %s", msg)
+}
+
+// Check asks whether the app may be used now, without opening a tunnel.
+func (c *Client) Check(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.tunnelURL(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return answerError(resp)
+	}
+	return nil
+}
+
+// Pipe carries one connection: what is read from in goes to the app, what
+// the app sends is written to out. When in ends, the app is told (a
+// half-close); Pipe returns when the app's side has ended too, or ctx
+// ends.
+func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, down int64, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tunnelURL(), pr)
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n, err := io.CopyBuffer(pw, in, make([]byte, 32<<10))
+		up = n
+		pw.CloseWithError(err) // nil: a clean end of the stream
+	}()
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		pr.CloseWithError(err)
+		cancel()
+		wg.Wait()
+		return up, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		pr.CloseWithError(errors.New("refused"))
+		err := answerError(resp)
+		cancel()
+		wg.Wait()
+		return up, 0, err
+	}
+	down, err = io.CopyBuffer(out, resp.Body, make([]byte, 32<<10))
+	if cw, ok := out.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	// The app's side ended: stop reading the local side too.
+	if cl, ok := in.(io.Closer); ok {
+		cl.Close()
+	}
+	pr.Close()
+	wg.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return up, down, err
+}
+
+// Serve accepts connections on ln and carries each through the gateway
+// until ctx ends. A refusal of the gateway ends Serve when it means the
+// login is gone (ErrLogin); other refusals close only that connection.
+func (c *Client) Serve(ctx context.Context, ln net.Listener) error {
+	go func() { <-ctx.Done(); ln.Close() }()
+	var mu sync.Mutex
+	var loginErr error
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			if loginErr != nil {
+				return loginErr
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			start := time.Now()
+			up, down, err := c.Pipe(ctx, conn, conn)
+			switch {
+			case errors.Is(err, ErrLogin):
+				c.logf("connection from %s refused: %v; run sluis connect again to log in", conn.RemoteAddr(), err)
+				mu.Lock()
+				loginErr = err
+				mu.Unlock()
+				ln.Close()
+			case err != nil:
+				c.logf("connection from %s: %v", conn.RemoteAddr(), err)
+			default:
+				c.logf("connection from %s closed after %s: %d bytes sent, %d received", conn.RemoteAddr(), time.Since(start).Round(time.Millisecond), up, down)
+			}
+		}()
+	}
+}
+
+// ---- logging in ----
+
+// DeviceStart is what the gateway answers to a device login's start.
+type DeviceStart struct {
+	DeviceCode              string `json:"device_code"`
+	UserCode                string `json:"user_code"`
+	VerificationURI         string `json:"verification_uri"`
+	VerificationURIComplete string `json:"verification_uri_complete"`
+	Interval                int    `json:"interval"`
+	ExpiresIn               int    `json:"expires_in"`
+}
+
+func postJSON(ctx context.Context, hc *http.Client, u string, in, out any) (int, error) {
+	b, _ := json.Marshal(in)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(out); err != nil {
+		return resp.StatusCode, fmt.Errorf("the gateway answered %s", resp.Status)
+	}
+	return resp.StatusCode, nil
+}
+
+// StartDevice starts a device login.
+func StartDevice(ctx context.Context, hc *http.Client, gateway *url.URL) (DeviceStart, error) {
+	var s DeviceStart
+	status, err := postJSON(ctx, hc, strings.TrimSuffix(gateway.String(), "/")+"/device/start", struct{}{}, &s)
+	if err != nil {
+		return s, err
+	}
+	if status != http.StatusOK || s.DeviceCode == "" {
+		return s, fmt.Errorf("the gateway refused to start a login (%d)", status)
+	}
+	return s, nil
+}
+
+// WaitDevice polls until the device login is approved (and returns the
+// token and the user), denied or expired.
+func WaitDevice(ctx context.Context, hc *http.Client, gateway *url.URL, s DeviceStart) (token, user string, err error) {
+	every := time.Duration(max(s.Interval, 1)) * time.Second
+	for {
+		var p struct {
+			Status, Token, User string
+		}
+		if _, err := postJSON(ctx, hc, strings.TrimSuffix(gateway.String(), "/")+"/device/poll", map[string]string{"device_code": s.DeviceCode}, &p); err != nil {
+			return "", "", err
+		}
+		switch p.Status {
+		case "approved":
+			return p.Token, p.User, nil
+		case "denied":
+			return "", "", errors.New("the login was denied on the portal")
+		case "expired":
+			return "", "", errors.New("the login expired before it was approved")
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+var (
+	csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	codeRE = regexp.MustCompile(`name="code" value="([^"]+)"`)
+)
+
+// PasswordLogin logs in with a password and a one-time code, for scripts
+// and servers without a browser: it fills in the portal's own forms (so
+// the same checks, throttles and audit apply) and approves a device login
+// as the user would.
+func PasswordLogin(ctx context.Context, o Options, user, password string, code func() (string, error)) (token string, err error) {
+	hc := NewHTTP(o)
+	jar, _ := cookiejar.New(nil)
+	hc.Jar = jar
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	s, err := StartDevice(ctx, hc, o.Gateway)
+	if err != nil {
+		return "", err
+	}
+	base := strings.TrimSuffix(o.Gateway.String(), "/")
+	get := func(path string) (*http.Response, string, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 256<<10))
+		return resp, string(b), nil
+	}
+	post := func(path string, form url.Values) (*http.Response, string, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 256<<10))
+		return resp, string(b), nil
+	}
+	csrf := func(page string) string {
+		if m := csrfRE.FindStringSubmatch(page); m != nil {
+			return m[1]
+		}
+		return ""
+	}
+	rd := base + "/device?code=" + s.UserCode
+	_, page, err := get("/login?rd=" + url.QueryEscape(rd))
+	if err != nil {
+		return "", err
+	}
+	resp, page, err := post("/login", url.Values{"csrf": {csrf(page)}, "rd": {rd}, "username": {user}, "password": {password}})
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/mfa") {
+		return "", errors.New("wrong user name or password (or the login is refused now)")
+	}
+	_, page, err = get(resp.Header.Get("Location"))
+	if err != nil {
+		return "", err
+	}
+	if !strings.Contains(page, `name="code"`) {
+		return "", errors.New("the portal wants a second factor this client cannot give (a passkey, or enrolment): log in without --user")
+	}
+	otp, err := code()
+	if err != nil {
+		return "", err
+	}
+	resp, _, err = post("/mfa", url.Values{"csrf": {csrf(page)}, "rd": {rd}, "code": {strings.TrimSpace(otp)}})
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusSeeOther {
+		return "", errors.New("that one-time code was not accepted")
+	}
+	_, page, err = get("/device?code=" + s.UserCode)
+	if err != nil {
+		return "", err
+	}
+	if m := codeRE.FindStringSubmatch(page); m == nil || m[1] != s.UserCode {
+		return "", errors.New("the portal did not offer the login for approval")
+	}
+	if resp, _, err = post("/device", url.Values{"csrf": {csrf(page)}, "code": {s.UserCode}, "decision": {"approve"}}); err != nil {
+		return "", err
+	} else if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("approving the login: %s", resp.Status)
+	}
+	tok, _, err := WaitDevice(ctx, hc, o.Gateway, s)
+	return tok, err
+}
+
+// printable keeps a gateway's text from steering the terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\n' || r == 0x7f || r >= 0x80 && r < 0xa0 {
+			return -1
+		}
+		return r
+	}, s)
+}

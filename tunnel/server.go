@@ -1,0 +1,365 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/audit"
+	"github.com/sluis-gateway/sluis/errpage"
+	"github.com/sluis-gateway/sluis/frontdoor"
+	"github.com/sluis-gateway/sluis/policy"
+	"github.com/sluis-gateway/sluis/session"
+)
+
+// PathPrefix is where tunnel streams are opened, on the portal's host.
+const PathPrefix = "/.sluis/tunnel/"
+
+// Host is the pseudo host that the tokens of `sluis connect` sessions are
+// bound to: such a token opens tunnels and nothing else, and a browser's
+// cookie opens no tunnel.
+const Host = "sluis-connect"
+
+// Defaults.
+const (
+	DefaultIdleTimeout = 15 * time.Minute
+	DefaultMaxPerUser  = 32
+	bufSize            = 32 << 10
+)
+
+// Server answers tunnel streams.
+type Server struct {
+	Apps     map[string]sluis.App // the TCP apps, by name
+	Sessions *session.Service
+	Audit    *audit.Recorder
+	// Level returns the emergency level in force and its reason.
+	Level func(ctx context.Context) (string, string, error)
+	// BreakGlass says who may still pass at lockdown.
+	BreakGlass func(user string, groups []string) bool
+	// Blocked says whether a source is blocked at the front door now (a
+	// block added while a tunnel runs ends it).
+	Blocked func(ctx context.Context, src string) bool
+	Dial    func(ctx context.Context, target string) (net.Conn, error)
+	// IdleTimeout closes a tunnel with no bytes either way for this long;
+	// zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxPerUser caps a user's open tunnels; zero means DefaultMaxPerUser.
+	MaxPerUser int
+	Now        func() time.Time
+	Log        *slog.Logger
+
+	mu      sync.Mutex // guards live and perUser
+	live    map[*stream]struct{}
+	perUser map[string]int
+}
+
+// stream is one open tunnel.
+type stream struct {
+	token, user, app, source string
+	cancel                   context.CancelCauseFunc
+}
+
+var (
+	errRevoked = errors.New("session ended or access withdrawn")
+	errIdle    = errors.New("idle")
+)
+
+// Token returns the `sluis connect` token of a request, from its
+// Authorization header (never from a query string or a cookie).
+func Token(r *http.Request) string {
+	v := r.Header.Get("Authorization")
+	if tok, ok := strings.CutPrefix(v, "Bearer "); ok {
+		return strings.TrimSpace(tok)
+	}
+	return ""
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// allowed decides whether user a may use app now; "" means yes, else the
+// reason, fit for the user.
+func (s *Server) allowed(ctx context.Context, a *session.Active, app sluis.App, src string) string {
+	if a.Session.Stage != sluis.StageComplete {
+		return "log in again with sluis connect"
+	}
+	level, reason, err := s.Level(ctx)
+	if err != nil {
+		return "the gateway cannot tell its emergency level"
+	}
+	d := policy.Decide(a.Identity(), app.AtLevel(level))
+	switch {
+	case d.StepUp:
+		return "this app needs a passkey: log in again with sluis connect and use your passkey"
+	case !d.Allowed:
+		return "you may not use this app"
+	case level == sluis.LevelClosed:
+		return "access through the gateway is closed: " + reason
+	case level == sluis.LevelEssential && !app.Essential:
+		return "only essential applications are open: " + reason
+	case level == sluis.LevelLockdown && (s.BreakGlass == nil || !s.BreakGlass(a.User.Name, a.User.Groups)):
+		return "access is limited to emergency staff: " + reason
+	case s.Blocked != nil && s.Blocked(ctx, src):
+		return "your address is blocked"
+	}
+	return ""
+}
+
+func plain(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	io.WriteString(w, msg+"\n")
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, PathPrefix)
+	src := frontdoor.ClientIP(r)
+	tok := Token(r)
+	var a *session.Active
+	if tok != "" {
+		var err error
+		a, err = s.Sessions.Lookup(r.Context(), tok, Host)
+		if err != nil && !errors.Is(err, session.ErrNoSession) {
+			id := errpage.NewID()
+			s.Log.Error("tunnel: session lookup", "error_id", id, "err", err)
+			plain(w, http.StatusServiceUnavailable, "the gateway cannot check your login now (error "+id+")")
+			return
+		}
+	}
+	if a == nil {
+		// Nothing is dialled, and nothing is said about the app.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sluis connect"`)
+		plain(w, http.StatusUnauthorized, "log in with sluis connect first")
+		return
+	}
+	app, ok := s.Apps[name]
+	if !ok {
+		plain(w, http.StatusNotFound, "no such app")
+		return
+	}
+	if r.Method != http.MethodGet && (r.Method != http.MethodPost || r.ProtoMajor != 2) {
+		plain(w, http.StatusMethodNotAllowed, "tunnels are HTTP/2 POST streams")
+		return
+	}
+	if why := s.allowed(r.Context(), a, app, src); why != "" {
+		s.Audit.Record(r.Context(), sluis.Event{Type: sluis.EventAccessDenied, User: a.User.Name, Source: src, App: app.Name,
+			Outcome: sluis.OutcomeDenied, Detail: "tunnel: " + why})
+		plain(w, http.StatusForbidden, why)
+		return
+	}
+	if r.Method == http.MethodGet {
+		// A check before the client listens: allowed, nothing dialled.
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	st := &stream{token: tok, user: a.User.Name, app: app.Name, source: src, cancel: cancel}
+	if !s.add(st) {
+		plain(w, http.StatusTooManyRequests, fmt.Sprintf("you have %d tunnels open, the most allowed", s.maxPerUser()))
+		return
+	}
+	defer s.remove(st)
+	target, err := s.Dial(ctx, app.TCP)
+	if err != nil {
+		id := errpage.NewID()
+		s.Log.Error("tunnel: dial", "app", app.Name, "target", app.TCP, "error_id", id, "err", err)
+		s.Audit.Record(r.Context(), sluis.Event{Type: sluis.EventTunnelOpen, User: a.User.Name, Source: src, App: app.Name,
+			Outcome: sluis.OutcomeFailure, Detail: "to " + app.TCP + ": cannot connect (error " + id + ")"})
+		plain(w, http.StatusBadGateway, "the app cannot be reached (error "+id+")")
+		return
+	}
+	defer target.Close()
+	s.Audit.Record(r.Context(), sluis.Event{Type: sluis.EventTunnelOpen, User: a.User.Name, Source: src, App: app.Name,
+		Outcome: sluis.OutcomeSuccess, Detail: "to " + app.TCP})
+	// The stream lives as long as the tunnel: the server's read and write
+	// time limits, meant for requests, do not apply; the idle timeout does.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	start := s.now()
+	up, down, why := s.pump(ctx, cancel, r.Body, w, rc, target)
+	s.Audit.Record(context.WithoutCancel(r.Context()), sluis.Event{Type: sluis.EventTunnelClose, User: a.User.Name, Source: src, App: app.Name,
+		Outcome: sluis.OutcomeSuccess, Detail: fmt.Sprintf("to %s; %d bytes up, %d bytes down; %s; %s", app.TCP, up, down, s.now().Sub(start).Round(time.Millisecond), why)})
+}
+
+// pump copies both ways until one side ends, the tunnel idles out or ctx
+// is cancelled (a revocation), and returns the bytes each way and why it
+// ended.
+func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body io.Reader, w io.Writer, rc *http.ResponseController, target net.Conn) (up, down int64, why string) {
+	idle := s.IdleTimeout
+	if idle == 0 {
+		idle = DefaultIdleTimeout
+	}
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	upDone, downDone := make(chan struct{}), make(chan struct{})
+	// Client to target. A fixed buffer: the client can send no faster
+	// than the target takes, and HTTP/2 flow control stops it.
+	go func() {
+		defer close(upDone)
+		buf := make([]byte, bufSize)
+		for {
+			n, err := body.Read(buf)
+			if n > 0 {
+				last.Store(time.Now().UnixNano())
+				if _, werr := target.Write(buf[:n]); werr != nil {
+					cancel(werr)
+					return
+				}
+				atomic.AddInt64(&up, int64(n))
+			}
+			if err != nil {
+				// The client closed its side: half-close towards the target.
+				if tc, ok := target.(interface{ CloseWrite() error }); ok && errors.Is(err, io.EOF) {
+					tc.CloseWrite()
+					return
+				}
+				cancel(err)
+				return
+			}
+		}
+	}()
+	// Target to client, flushed as it comes.
+	go func() {
+		defer close(downDone)
+		buf := make([]byte, bufSize)
+		for {
+			n, err := target.Read(buf)
+			if n > 0 {
+				last.Store(time.Now().UnixNano())
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					cancel(werr)
+					return
+				}
+				if ferr := rc.Flush(); ferr != nil {
+					cancel(ferr)
+					return
+				}
+				atomic.AddInt64(&down, int64(n))
+			}
+			if err != nil {
+				cancel(io.EOF)
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(min(idle/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-downDone:
+			// The target ended (and with it the stream). The client's
+			// side may still be sending: it is cut when the handler
+			// returns.
+			return atomic.LoadInt64(&up), atomic.LoadInt64(&down), "closed"
+		case <-ctx.Done():
+			// Closing the target unblocks its reader; the client's reader
+			// ends when the handler returns and the stream is reset.
+			target.Close()
+			<-downDone
+			why := "closed"
+			if c := context.Cause(ctx); errors.Is(c, errRevoked) {
+				why = "cut: " + errRevoked.Error()
+			} else if errors.Is(c, errIdle) {
+				why = "idle timeout"
+			}
+			return atomic.LoadInt64(&up), atomic.LoadInt64(&down), why
+		case <-tick.C:
+			if time.Since(time.Unix(0, last.Load())) > idle {
+				cancel(errIdle)
+			}
+		}
+	}
+}
+
+func (s *Server) maxPerUser() int {
+	if s.MaxPerUser > 0 {
+		return s.MaxPerUser
+	}
+	return DefaultMaxPerUser
+}
+
+func (s *Server) add(st *stream) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live == nil {
+		s.live, s.perUser = map[*stream]struct{}{}, map[string]int{}
+	}
+	if s.perUser[st.user] >= s.maxPerUser() {
+		return false
+	}
+	s.live[st] = struct{}{}
+	s.perUser[st.user]++
+	return true
+}
+
+func (s *Server) remove(st *stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.live, st)
+	if s.perUser[st.user]--; s.perUser[st.user] <= 0 {
+		delete(s.perUser, st.user)
+	}
+}
+
+// Open returns the number of open tunnels.
+func (s *Server) Open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.live)
+}
+
+// Recheck ends every tunnel whose session is gone or whose user may no
+// longer use the app (policy, emergency level, a block). The gateway calls
+// it whenever the store changes, and now and then.
+func (s *Server) Recheck() {
+	s.mu.Lock()
+	streams := make([]*stream, 0, len(s.live))
+	for st := range s.live {
+		streams = append(streams, st)
+	}
+	s.mu.Unlock()
+	ctx := context.Background()
+	for _, st := range streams {
+		a, err := s.Sessions.Lookup(ctx, st.token, Host)
+		if err != nil || s.allowed(ctx, a, s.Apps[st.app], st.source) != "" {
+			st.cancel(errRevoked)
+		}
+	}
+}
+
+// Every runs Recheck every d until ctx ends; it also keeps the sessions of
+// open tunnels from idling out.
+func (s *Server) Every(ctx context.Context, d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Recheck()
+		}
+	}
+}
