@@ -333,9 +333,45 @@ func TestTunnelControl(t *testing.T) {
 	t1 := cut("session revoke", func() { g.MustCLI("", "session", "revoke", "--user", "anna") })
 	t2 := cut("emergency set closed", func() { g.MustCLI("", "emergency", "set", "closed", "--reason", "incident") })
 	g.MustCLI("", "emergency", "clear")
+	t4 := cut("app disable", func() { g.MustCLI("", "app", "disable", "echo", "--reason", "maintenance") })
+	g.MustCLI("", "app", "enable", "echo")
 	t3 := cut("block add", func() { g.MustCLI("", "block", "add", "127.0.0.1", "--for", "1m", "--reason", "test") })
-	t.Logf("tunnel cut after: revoke %s, emergency %s, block %s", t1, t2, t3)
+	t.Logf("tunnel cut after: revoke %s, emergency %s, app disable %s, block %s", t1, t2, t4, t3)
 	if audit := g.MustCLI("", "audit"); !strings.Contains(audit, "cut: session ended or access withdrawn") {
 		t.Errorf("no cut tunnel in the audit trail:\n%s", audit)
+	}
+}
+
+// The launcher shows TCP apps with the command to run, and a remote
+// desktop file for RDP that points at the client's local port.
+func TestLauncherShowsTCPApps(t *testing.T) {
+	g := testenv.Start(t,
+		testenv.App{Name: "desktop-anna", TCP: "10.1.2.3:3389", Users: []string{"anna"}, MFA: true},
+		testenv.App{Name: "build-box", TCP: "10.1.2.4:22", Groups: []string{"staff"}, MFA: true})
+	secret := g.AddUser("anna", pw, "staff")
+	bertSecret := g.AddUser("bert", pw, "staff")
+	anna := g.Client()
+	p := g.Login(anna, "", "anna", pw, secret)
+	base := g.URL(g.Portal, "")
+	for _, want := range []string{
+		"sluis connect desktop-anna --gateway " + base + " --listen 127.0.0.1:13389",
+		"ssh -o ProxyCommand=&#39;sluis connect build-box --gateway " + base + " --stdio&#39; USER@build-box",
+		`href="/rdp/desktop-anna"`,
+	} {
+		if !strings.Contains(p.Body, want) {
+			t.Errorf("launcher lacks %q:\n%s", want, p.Body)
+		}
+	}
+	rdp := g.Get(anna, g.URL(g.Portal, "/rdp/desktop-anna"))
+	if rdp.StatusCode != 200 || rdp.Header.Get("Content-Type") != "application/x-rdp" || !strings.Contains(rdp.Body, "full address:s:127.0.0.1:13389") {
+		t.Fatalf("rdp file: %d %q\n%s", rdp.StatusCode, rdp.Header.Get("Content-Type"), rdp.Body)
+	}
+	if p := g.Get(anna, g.URL(g.Portal, "/rdp/build-box")); p.StatusCode != 404 {
+		t.Errorf("an rdp file for an SSH app: %d", p.StatusCode)
+	}
+	bert := g.Client()
+	g.Login(bert, "", "bert", pw, bertSecret)
+	if p := g.Get(bert, g.URL(g.Portal, "/rdp/desktop-anna")); p.StatusCode != 404 {
+		t.Errorf("bert got anna's desktop file: %d", p.StatusCode)
 	}
 }

@@ -184,6 +184,7 @@ func (p *Portal) Routes() []Route {
 		{"POST /passkeys/begin", "session", p.passkeyRegisterBegin},
 		{"POST /passkeys/finish", "session", p.passkeyRegisterFinish},
 		{"POST /passkeys/remove", "session", p.passkeyRemove},
+		{"GET /rdp/{app}", "session", p.rdpFile},
 		{"GET /device", "session", p.deviceForm},
 		{"POST /device", "session", p.deviceDecide},
 		{"POST /device/start", "none", p.deviceStart},
@@ -298,6 +299,8 @@ type pageData struct {
 type appLink struct {
 	Name, Host, URL, Off string
 	NeedsKey             bool
+	Command              string // for a TCP app: how to reach it
+	RDP                  string // for a remote desktop: the .rdp file's path
 }
 
 func (p *Portal) render(w http.ResponseWriter, status int, page string, d pageData) error {
@@ -1060,6 +1063,10 @@ func (p *Portal) launcher(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		l := appLink{Name: app.Name, Host: app.Host, URL: p.BaseURL(app.Host) + "/", NeedsKey: dec.StepUp}
+		if app.TCP != "" {
+			l.Host, l.URL = "", ""
+			l.Command, l.RDP = p.connectCommand(app)
+		}
 		if p.Disabled != nil {
 			reason, off, err := p.Disabled(r.Context(), app.Name)
 			if err != nil {

@@ -45,6 +45,8 @@ type Server struct {
 	Level func(ctx context.Context) (string, string, error)
 	// BreakGlass says who may still pass at lockdown.
 	BreakGlass func(user string, groups []string) bool
+	// Disabled says whether the operator switched an app off, and why.
+	Disabled func(ctx context.Context, app string) (reason string, off bool, err error)
 	// Blocked says whether a source is blocked at the front door now (a
 	// block added while a tunnel runs ends it).
 	Blocked func(ctx context.Context, src string) bool
@@ -114,6 +116,13 @@ func (s *Server) allowed(ctx context.Context, a *session.Active, app sluis.App, 
 		return "access is limited to emergency staff: " + reason
 	case s.Blocked != nil && s.Blocked(ctx, src):
 		return "your address is blocked"
+	}
+	if s.Disabled != nil {
+		if reason, off, err := s.Disabled(ctx, app.Name); err != nil {
+			return "the gateway cannot tell whether the app is on"
+		} else if off {
+			return "this application is switched off: " + reason
+		}
 	}
 	return ""
 }
