@@ -39,7 +39,9 @@ type Config struct {
 	// Strict configures the emergency level "strict".
 	Strict Strict `yaml:"strict"`
 	Audit  Audit  `yaml:"audit"`
-	Apps   []App  `yaml:"apps"`
+	// Tunnels sets the limits of tunnels to TCP apps.
+	Tunnels Tunnels `yaml:"tunnels"`
+	Apps    []App   `yaml:"apps"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -79,6 +81,15 @@ type Probes struct {
 	// EventEvery bounds the audit trail: per source and rule at most one
 	// security.probe event per this interval, with a count. Zero means 1m.
 	EventEvery Duration `yaml:"event_every"`
+}
+
+// Tunnels sets the limits of tunnels to TCP apps.
+type Tunnels struct {
+	// IdleTimeout closes a tunnel without a byte either way for this
+	// long. Zero means 15m.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxPerUser caps a user's open tunnels. Zero means 32.
+	MaxPerUser int `yaml:"max_per_user"`
 }
 
 // Strict configures the emergency level "strict".
@@ -404,6 +415,18 @@ func (p *parser) validate(c *Config) {
 
 	if c.Probes.BlockAfter == 0 {
 		c.Probes.BlockAfter = 10
+	}
+	if c.Tunnels.IdleTimeout == 0 {
+		c.Tunnels.IdleTimeout = Duration(15 * time.Minute)
+	}
+	if c.Tunnels.IdleTimeout < Duration(time.Second) || c.Tunnels.IdleTimeout > Duration(24*time.Hour) {
+		p.problem("tunnels.idle_timeout", "between 1s and 24h")
+	}
+	if c.Tunnels.MaxPerUser == 0 {
+		c.Tunnels.MaxPerUser = 32
+	}
+	if c.Tunnels.MaxPerUser < 1 || c.Tunnels.MaxPerUser > 10000 {
+		p.problem("tunnels.max_per_user", "between 1 and 10000")
 	}
 	if c.Probes.BlockWindow == 0 {
 		c.Probes.BlockWindow = Duration(time.Minute)

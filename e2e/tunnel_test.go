@@ -375,3 +375,147 @@ func TestLauncherShowsTCPApps(t *testing.T) {
 		t.Errorf("bert got anna's desktop file: %d", p.StatusCode)
 	}
 }
+
+// countingForwarder passes TCP connections on to addr and counts them.
+func countingForwarder(t *testing.T, addr string) (string, *atomic.Int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var n atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return ln.Addr().String(), &n
+}
+
+// Tunnels have limits: an idle one is closed, a user has at most
+// max_per_user open, a target that does not read makes the client wait
+// (the gateway buffers a bounded amount), and every tunnel of a client
+// shares one TLS connection.
+func TestTunnelLimits(t *testing.T) {
+	echo := newEcho(t)
+	sink, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	var held []net.Conn
+	var heldMu sync.Mutex
+	go func() {
+		for {
+			c, err := sink.Accept()
+			if err != nil {
+				return
+			}
+			heldMu.Lock()
+			held = append(held, c) // never read
+			heldMu.Unlock()
+		}
+	}()
+	g := testenv.StartWith(t, "tunnels:\n  idle_timeout: 1s\n  max_per_user: 3\n",
+		testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"anna"}, MFA: true},
+		testenv.App{Name: "sink", TCP: sink.Addr().String(), Users: []string{"anna"}, MFA: true})
+	secret := g.AddUser("anna", pw, "staff")
+	dir := t.TempDir()
+	fwd, conns := countingForwarder(t, g.Addr())
+	start := func(app string, stdin string, args ...string) *client {
+		full := append([]string{"--connect", fwd}, args...)
+		return startConnect(t, g, dir, app, stdin, full...)
+	}
+	c := start("echo", pw+"\n", "--user", "anna", "--password-stdin", "--code", g.Code("anna", secret))
+
+	// One TLS connection for many tunnels.
+	before := conns.Load()
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() { defer wg.Done(); roundTrip(t, c.addr, 1<<20) }()
+	}
+	wg.Wait()
+	if n := conns.Load() - before; n > 1 {
+		t.Errorf("3 tunnels took %d new TLS connections", n)
+	}
+
+	// Idle: closed after about a second of silence.
+	conn, err := net.Dial("tcp", c.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte("x"))
+	io.ReadFull(conn, make([]byte, 1))
+	idleStart := time.Now()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil || time.Since(idleStart) > 5*time.Second {
+		t.Errorf("an idle tunnel: read gave %v after %s", err, time.Since(idleStart))
+	}
+	conn.Close()
+
+	// At most 3 open: the 4th is refused.
+	var open []net.Conn
+	for range 3 {
+		conn, err := net.Dial("tcp", c.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.Write([]byte("y"))
+		if _, err := io.ReadFull(conn, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, conn)
+	}
+	fourth, err := net.Dial("tcp", c.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fourth.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := fourth.Read(make([]byte, 1)); err == nil {
+		t.Errorf("a 4th tunnel was opened (%d bytes)", n)
+	}
+	fourth.Close()
+	await(t, 5*time.Second, "the refusal in the client's log", func() bool { return strings.Contains(c.stderr.String(), "you have 3 tunnels open") })
+	for _, o := range open {
+		o.Close()
+	}
+
+	// Back-pressure: a target that reads nothing. The client can hand over
+	// only a bounded amount before its writes stop.
+	s := start("sink", "")
+	sc, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	chunk := make([]byte, 256<<10)
+	var written int64
+	sc.SetWriteDeadline(time.Now().Add(3 * time.Second))
+	for written < 256<<20 {
+		n, err := sc.Write(chunk)
+		written += int64(n)
+		if err != nil {
+			break
+		}
+	}
+	t.Logf("a target that reads nothing took %d MiB before the writer had to wait", written>>20)
+	if written >= 64<<20 {
+		t.Errorf("%d MiB went into a tunnel whose target reads nothing: no back-pressure", written>>20)
+	}
+}

@@ -176,7 +176,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			b, err := blocks.Blocked(ctx, src)
 			return err != nil || b
 		},
-		Dial: dialer.Dial, Now: o.Now, Log: o.Log}
+		Dial: dialer.Dial, IdleTimeout: c.Tunnels.IdleTimeout.D(), MaxPerUser: c.Tunnels.MaxPerUser, Now: o.Now, Log: o.Log}
 	if o.OnChange != nil {
 		o.OnChange(tunnels.Recheck)
 	}
