@@ -11,6 +11,9 @@ export GOTOOLCHAIN=go1.27.3
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# OpenSSH: the tunnel test runs ssh through sluis connect to a real sshd.
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test.sh: installing ${missing[*]} from Debian's packages"
 	sudo=""
