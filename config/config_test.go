@@ -66,6 +66,10 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			return strings.Replace(s, "      mfa: true", "      mfa: true\n      grups: [x]", 1)
 		}, "sluis.yaml:16: apps[0].allow.grups: unknown key"},
 		{"wrong type", func(s string) string { return strings.Replace(s, "mfa: true", "mfa: maybe", 1) }, "sluis.yaml:15: apps[0].allow.mfa: want true, false or phishing_resistant"},
+		{"tcp app with a host", func(s string) string { return s + "  - name: desk\n    tcp: 10.1.2.3:3389\n    host: desk.corp.test\n" }, "sluis.yaml:17: apps[1].tcp: a TCP app has no host and no upstream"},
+		{"tcp app without a port", func(s string) string { return s + "  - name: desk\n    tcp: 10.1.2.3\n" }, `sluis.yaml:17: apps[1].tcp: "10.1.2.3" is not host:port`},
+		{"tcp app with a bad port", func(s string) string { return s + "  - name: desk\n    tcp: desk.corp.test:70000\n" }, `apps[1].tcp: "desk.corp.test:70000" is not host:port`},
+		{"tunnel limits", func(s string) string { return s + "tunnels:\n  max_per_user: 0\n  idle_timeout: 100ms\n" }, "tunnels.idle_timeout: between 1s and 24h"},
 		{"unknown app at strict", func(s string) string { return s + "strict:\n  phishing_resistant: [wiki, payroll]\n" }, `strict.phishing_resistant[1]: no app is named "payroll"`},
 		{"bad duration", func(s string) string { return strings.Replace(s, "30m", "soon", 1) }, `sluis.yaml:7: session.idle_timeout: "soon" is not a duration`},
 		{"missing portal", func(s string) string { return strings.Replace(s, "portal: login.corp.test\n", "", 1) }, "sluis.yaml:1: portal: required"},

@@ -59,6 +59,7 @@ func NewHTTP(o Options) *http.Client {
 	}
 	tr.Protocols = new(http.Protocols)
 	tr.Protocols.SetHTTP2(true)
+	tr.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 256 << 10, MaxReceiveBufferPerStream: 1 << 20, MaxReceiveBufferPerConnection: 8 << 20}
 	return &http.Client{Transport: tr}
 }
 

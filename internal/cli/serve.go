@@ -193,6 +193,10 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
+		// Tunnels stream in large frames; what a stream may have in
+		// flight (and what a stalled target can make the gateway hold)
+		// stays 1 MiB.
+		HTTP2: &http.HTTP2Config{MaxReadFrameSize: 256 << 10, MaxReceiveBufferPerStream: 1 << 20, MaxReceiveBufferPerConnection: 8 << 20},
 		// "OPTIONS *" too goes through the front door (which refuses it)
 		// instead of being answered by net/http itself.
 		DisableGeneralOptionsHandler: true,
