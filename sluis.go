@@ -90,6 +90,9 @@ type Identity struct {
 const (
 	FactorTOTP    = "totp"
 	FactorPasskey = "passkey" // WebAuthn: bound to the portal's origin, so phishing cannot relay it
+	// FactorRecovery is a single-use recovery code, in place of the
+	// user's usual second factor.
+	FactorRecovery = "recovery"
 )
 
 // PhishingResistant reports whether the identity's second factor cannot
@@ -294,6 +297,21 @@ type PasskeyStore interface {
 	UseChallenge(ctx context.Context, hash []byte, expires time.Time) (bool, error)
 }
 
+// RecoveryStore keeps single-use recovery codes, as hashes.
+type RecoveryStore interface {
+	// SetRecoveryCodes replaces the user's codes.
+	SetRecoveryCodes(ctx context.Context, user string, hashes [][]byte) error
+	// UseRecoveryCode spends the user's unused code with this hash; it
+	// reports whether there was one, and how many unused codes are left.
+	UseRecoveryCode(ctx context.Context, user string, hash []byte, at time.Time) (ok bool, left int, err error)
+	// RecoveryCodesLeft counts the user's unused codes.
+	RecoveryCodesLeft(ctx context.Context, user string) (int, error)
+	// ResetMFA removes every second factor of the user (TOTP secret,
+	// passkeys, recovery codes): the help desk's reset. The user enrols
+	// again at the next login.
+	ResetMFA(ctx context.Context, user string) error
+}
+
 // DeviceGrant is a login of the `sluis connect` client in progress: the
 // client polls with its device code while the user approves the user code
 // on the portal.
@@ -443,6 +461,7 @@ type BlockStore interface {
 type Store interface {
 	UserStore
 	PasskeyStore
+	RecoveryStore
 	DeviceStore
 	SessionStore
 	AuditStore

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -81,7 +82,7 @@ func TestBrowserLogin(t *testing.T) {
 	defer cancelBrowser()
 
 	dir := artifacts(t)
-	var loginURL, secret, enrolShot, user, groups, finalURL string
+	var loginURL, secret, enrolShot, user, groups, finalURL, codes string
 	var shot []byte
 	err := chromedp.Do(bctx,
 		chromedp.Navigate(g.URL(wikiHost, "/welcome")),
@@ -110,6 +111,9 @@ func TestBrowserLogin(t *testing.T) {
 	err = chromedp.Do(bctx,
 		chromedp.SendKeys(chromedp.ID("code"), code),
 		chromedp.Submit(chromedp.ID("code")),
+		chromedp.WaitVisible(chromedp.ID("recovery-codes")),
+		into(&codes, chromedp.Text(chromedp.ID("recovery-codes"))),
+		chromedp.Click(chromedp.ID("continue")),
 		chromedp.WaitVisible(chromedp.ID("user")),
 		into(&user, chromedp.Text(chromedp.ID("user"))),
 		into(&groups, chromedp.Text(chromedp.ID("groups"))),
@@ -120,6 +124,9 @@ func TestBrowserLogin(t *testing.T) {
 		t.Fatalf("code and app: %v\n%s", err, g.Logs())
 	}
 	os.WriteFile(filepath.Join(dir, "browser-app.png"), shot, 0o644)
+	if n := len(regexp.MustCompile(`[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}`).FindAllString(codes, -1)); n != 10 {
+		t.Fatalf("%d recovery codes shown after enrolment: %q", n, codes)
+	}
 	if user != "anna" || groups != "staff" || finalURL != g.URL(wikiHost, "/welcome") {
 		t.Fatalf("app page: user %q groups %q at %s", user, groups, finalURL)
 	}

@@ -165,13 +165,14 @@ func TestFirstLoginEnrolsTOTPAndReachesTheApp(t *testing.T) {
 		t.Fatalf("wrong enrolment code: %d", p.StatusCode)
 	}
 	p = g.Post(c, g.URL(g.Portal, "/enroll"), url.Values{"csrf": {testenv.CSRF(p.Body)}, "rd": {want}, "code": {g.Code("anna", secret)}})
-	if p.StatusCode != http.StatusSeeOther {
-		t.Fatalf("enrolment: %d\n%s", p.StatusCode, p.Body)
+	codes, next := testenv.RecoveryCodes(p.Body)
+	if p.StatusCode != http.StatusOK || len(codes) != 10 || next == "" {
+		t.Fatalf("enrolment: %d, %d recovery codes, next %q\n%s", p.StatusCode, len(codes), next, p.Body)
 	}
 	checkCookie(t, p.Response)
 
 	// Back at the page first asked for, through the app's own cookie.
-	p = g.Follow(c, p)
+	p = g.Follow(c, g.Get(c, next))
 	if p.StatusCode != 200 || p.Request.URL.String() != want {
 		t.Fatalf("landed on %s with %d", p.Request.URL, p.StatusCode)
 	}

@@ -114,7 +114,7 @@ type Portal struct {
 // broken build.
 func (p *Portal) Init() error {
 	p.pages = map[string]*template.Template{}
-	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys", "device"} {
+	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys", "device", "recovery"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return fmt.Errorf("portal template %s: %w", name, err)
@@ -294,6 +294,9 @@ type pageData struct {
 	Keys                                  []keyRow
 	// The device login being approved.
 	DeviceCode, DeviceSource, DeviceAge string
+	// Recovery codes shown once, and where to go after reading them.
+	Codes []string
+	Next  string
 }
 
 type appLink struct {
@@ -828,6 +831,9 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, "/enroll"+f.query(), http.StatusSeeOther)
 		return nil
 	}
+	if typed := r.PostFormValue("recovery"); typed != "" {
+		return p.recoveryCode(w, r, a, typed, d, t, f)
+	}
 	secret, err := p.Sealer.Open(a.User.TOTPSecret, "totp:"+a.User.Name)
 	if err != nil {
 		return fmt.Errorf("open TOTP secret of %s: %w", a.User.Name, err)
@@ -850,6 +856,42 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 		return p.continueTo(w, r, a.Session.ID, t, f)
 	}
 	return p.complete(w, r, a, "totp", t, f)
+}
+
+// recoveryCode takes a recovery code in place of the usual second factor.
+// It is throttled like a code, and works once.
+func (p *Portal) recoveryCode(w http.ResponseWriter, r *http.Request, a *session.Active, typed string, d pageData, t target, f flow) error {
+	user, src := a.User.Name, frontdoor.ClientIP(r)
+	if wait := p.attempt("mfa", user, src); wait > 0 {
+		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
+		d.Error = waitMessage(wait)
+		return p.render(w, http.StatusTooManyRequests, "mfa", d)
+	}
+	ok, left := false, 0
+	if hash, valid := mfa.HashRecoveryCode(user, typed); valid {
+		var err error
+		if ok, left, err = p.Store.UseRecoveryCode(r.Context(), user, hash, p.Now()); err != nil {
+			return err
+		}
+	}
+	if !ok {
+		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "wrong or used recovery code")
+		d.Error = "That recovery code is not valid, or it was used before."
+		return p.render(w, http.StatusUnauthorized, "mfa", d)
+	}
+	p.succeeded("mfa", user, src)
+	detail := fmt.Sprintf("recovery code (%d left)", left)
+	if a.Session.Stage == sluis.StageComplete {
+		if err := p.Store.RefreshMFA(r.Context(), a.Session.ID, p.Now(), sluis.FactorRecovery); err != nil {
+			return err
+		}
+		p.event(r, sluis.EventMFASuccess, user, sluis.OutcomeSuccess, detail+", step-up")
+		return p.continueTo(w, r, a.Session.ID, t, f)
+	}
+	if err := p.finishLogin(w, r, a, sluis.FactorRecovery, detail); err != nil {
+		return err
+	}
+	return p.continueTo(w, r, a.Session.ID, t, f)
 }
 
 // complete finishes a login with a TOTP code and sends the browser on.
@@ -1006,7 +1048,19 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.succeeded("mfa", u.Name, src)
 	p.event(r, sluis.EventMFAEnrolled, u.Name, sluis.OutcomeSuccess, "totp")
-	return p.complete(w, r, a, "totp enrolment", t, f)
+	// Recovery codes, shown once: the way back in when the phone is lost.
+	codes, hashes := mfa.NewRecoveryCodes(u.Name)
+	if err := p.Store.SetRecoveryCodes(r.Context(), u.Name, hashes); err != nil {
+		return err
+	}
+	if err := p.finishLogin(w, r, a, sluis.FactorTOTP, "totp enrolment"); err != nil {
+		return err
+	}
+	next, err := p.nextURL(r, a.Session.ID, t, f)
+	if err != nil {
+		return err
+	}
+	return p.render(w, http.StatusOK, "recovery", pageData{Title: "Your recovery codes", CSRF: p.csrfToken(w, r), Codes: codes, Next: next})
 }
 
 // ---- after login ----

@@ -32,6 +32,7 @@ Users:
   user list
   user totp NAME                         enrol a new TOTP secret, print its URI
   user keys NAME [--remove KEYNAME]      list a user's passkeys, or remove one
+  user mfa-reset NAME                    remove all second factors (help desk); the user enrols again
 
 Apps:
   app disable NAME --reason "..."       switch an app off for everyone, at once

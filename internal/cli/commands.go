@@ -238,6 +238,15 @@ func (e *env) user(args []string) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Groups, ","), totp, status)
 		}
 		return tw.Flush()
+	case "mfa-reset":
+		// The help desk's reset: every second factor goes, every session
+		// ends, and the user enrols again at the next login.
+		if err := st.ResetMFA(ctx, name); err != nil {
+			return err
+		}
+		record("admin.user.mfa-reset", name, "TOTP secret, passkeys and recovery codes removed")
+		fmt.Fprintf(e.stdout, "second factors of %s removed; they enrol again at their next login\n", name)
+		return e.revokeAll(st, record, name)
 	case "keys":
 		if _, err := st.User(ctx, name); err != nil {
 			return err

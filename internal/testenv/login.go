@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -132,4 +133,21 @@ func (g *Gateway) Login(c *http.Client, rd, user, password, secret string) Page 
 		g.t.Fatalf("code step: %d\n%s", p.StatusCode, p.Body)
 	}
 	return g.Follow(c, p)
+}
+
+var (
+	recoveryRE = regexp.MustCompile(`<code>([A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4})</code>`)
+	continueRE = regexp.MustCompile(`<a href="([^"]+)" id="continue">`)
+)
+
+// RecoveryCodes returns the recovery codes shown after enrolment, and the
+// address the page continues to.
+func RecoveryCodes(body string) (codes []string, next string) {
+	for _, m := range recoveryRE.FindAllStringSubmatch(body, -1) {
+		codes = append(codes, m[1])
+	}
+	if m := continueRE.FindStringSubmatch(body); m != nil {
+		next = html.UnescapeString(m[1])
+	}
+	return codes, next
 }

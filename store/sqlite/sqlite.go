@@ -395,6 +395,64 @@ func (s *DB) UseChallenge(ctx context.Context, hash []byte, expires time.Time) (
 	return fresh, err
 }
 
+// ---- recovery codes ----
+
+func (s *DB) SetRecoveryCodes(ctx context.Context, user string, hashes [][]byte) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user = ?`, user); err != nil {
+			return err
+		}
+		for _, h := range hashes {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO recovery_codes (user, hash) VALUES (?, ?)`, user, h); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *DB) UseRecoveryCode(ctx context.Context, user string, hash []byte, at time.Time) (bool, int, error) {
+	var ok bool
+	var left int
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE recovery_codes SET used_at = ? WHERE user = ? AND hash = ? AND used_at = 0`, unixNano(at), user, hash)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		ok = n == 1
+		if err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT count(*) FROM recovery_codes WHERE user = ? AND used_at = 0`, user).Scan(&left)
+	})
+	return ok, left, err
+}
+
+func (s *DB) RecoveryCodesLeft(ctx context.Context, user string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM recovery_codes WHERE user = ? AND used_at = 0`, user).Scan(&n)
+	return n, err
+}
+
+func (s *DB) ResetMFA(ctx context.Context, user string) error {
+	return s.changeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET totp_secret = NULL, totp_last_step = 0 WHERE name = ?`, user)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return sluis.Errorf(sluis.ENOTFOUND, "no user %q", user)
+		}
+		for _, q := range []string{`DELETE FROM passkeys WHERE user = ?`, `DELETE FROM recovery_codes WHERE user = ?`} {
+			if _, err := tx.ExecContext(ctx, q, user); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // ---- device grants ----
 
 func (s *DB) CreateDeviceGrant(ctx context.Context, g sluis.DeviceGrant) error {

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
 		{"Emergency", testEmergency},
 		{"Passkeys", testPasskeys},
 		{"DeviceGrants", testDeviceGrants},
+		{"RecoveryCodesAndReset", testRecovery},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -447,5 +448,46 @@ func testDeviceGrants(t *testing.T, s sluis.Store) {
 	must(t, s.DecideDeviceGrant(ctx, "LMNP-QRST", false, "anna", "", nil, t0.Add(time.Minute)))
 	if got, err := s.TakeDeviceGrant(ctx, hash("dev3"), t0.Add(time.Minute)); err != nil || got.State != sluis.DeviceDenied {
 		t.Fatalf("denied grant: %+v %v", got, err)
+	}
+}
+
+func testRecovery(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	mustUser(t, s, "anna")
+	must(t, s.SetRecoveryCodes(ctx, "anna", [][]byte{hash("r1"), hash("r2"), hash("r3")}))
+	if n, err := s.RecoveryCodesLeft(ctx, "anna"); err != nil || n != 3 {
+		t.Fatalf("left: %d %v", n, err)
+	}
+	ok, left, err := s.UseRecoveryCode(ctx, "anna", hash("r2"), t0)
+	if err != nil || !ok || left != 2 {
+		t.Fatalf("first use: %v %d %v", ok, left, err)
+	}
+	if ok, _, _ := s.UseRecoveryCode(ctx, "anna", hash("r2"), t0); ok {
+		t.Fatal("a recovery code worked twice")
+	}
+	if ok, _, _ := s.UseRecoveryCode(ctx, "anna", hash("nope"), t0); ok {
+		t.Fatal("an unknown recovery code worked")
+	}
+	// New codes replace the old ones.
+	must(t, s.SetRecoveryCodes(ctx, "anna", [][]byte{hash("r4")}))
+	if ok, _, _ := s.UseRecoveryCode(ctx, "anna", hash("r1"), t0); ok {
+		t.Fatal("a replaced code worked")
+	}
+	// The reset removes every factor and advances the revision.
+	must(t, s.SetTOTP(ctx, "anna", []byte("sealed")))
+	must(t, s.AddPasskey(ctx, sluis.Passkey{ID: []byte("k"), User: "anna", Name: "key", Data: []byte("d"), CreatedAt: t0}))
+	rev, _ := s.Revision(ctx)
+	must(t, s.ResetMFA(ctx, "anna"))
+	u, _ := s.User(ctx, "anna")
+	keys, _ := s.Passkeys(ctx, "anna")
+	left, _ = s.RecoveryCodesLeft(ctx, "anna")
+	if u.HasTOTP() || len(keys) != 0 || left != 0 {
+		t.Fatalf("after the reset: totp %v, %d passkeys, %d codes", u.HasTOTP(), len(keys), left)
+	}
+	if rev2, _ := s.Revision(ctx); rev2 == rev {
+		t.Fatal("the reset did not advance the revision")
+	}
+	if err := s.ResetMFA(ctx, "nobody"); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("reset of an unknown user: %v", err)
 	}
 }
