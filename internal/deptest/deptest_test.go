@@ -87,7 +87,7 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("%s imports the store implementation %s; only internal/cli (and benchmark programs) pick a store", dir, imp)
 			// The server never starts a process; only benchmark programs and
 			// build tools may.
-			case imp == "os/exec" && !strings.HasPrefix(dir, "bench/") && !strings.HasPrefix(dir, "tools/") && !(dir == "connect"):
+			case imp == "os/exec" && !strings.HasPrefix(dir, "bench/") && !strings.HasPrefix(dir, "tools/") && dir != "connect" && dir != "internal/testenv":
 				t.Errorf("%s imports os/exec", dir)
 			// No unsafe and no cgo on request paths.
 			case imp == "unsafe" || imp == "C":
@@ -108,6 +108,10 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("connect imports %s; the client knows the server only by its API", imp)
 			case isOwn && ownPkg == "connect" && dir != "internal/cli" && !strings.HasPrefix(dir, "bench/"):
 				t.Errorf("%s imports connect; only the CLI (and benchmark programs) may", dir)
+			// The test harness (which starts slapd and the like) is for
+			// tests only.
+			case isOwn && ownPkg == "internal/testenv":
+				t.Errorf("%s imports internal/testenv; only tests may", dir)
 			// No pprof or expvar anywhere in the server.
 			case imp == "net/http/pprof" || imp == "expvar":
 				t.Errorf("%s imports %s", dir, imp)

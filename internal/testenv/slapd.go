@@ -1,0 +1,227 @@
+package testenv
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Slapd is a real OpenLDAP server on loopback with a generated directory:
+//
+//   - dc=corp,dc=test, with ou=people, ou=groups and ou=service
+//   - the service account cn=sluis,ou=service (password in BindPassword)
+//   - carol (password carol-pass) in cn=vpn-staff and cn=admins
+//   - erin (password erin-pass) in cn=nurses, which is a member of
+//     cn=vpn-staff: a nested group
+//   - dave (password dave-pass), disabled (employeeType: disabled), in
+//     cn=vpn-staff
+type Slapd struct {
+	URL          string // ldap://127.0.0.1:PORT (StartTLS offered)
+	LDAPSURL     string // ldaps://127.0.0.1:PORT
+	CAFile       string // the CA of the server's certificate
+	BaseDN       string
+	BindDN       string
+	BindPassword string
+	PasswordFile string // BindPassword in a file, as sluis reads it
+	cmd          *exec.Cmd
+}
+
+// StartSlapd runs slapd, or skips the test when it is not installed (and
+// fails under SLUIS_REQUIRE_INTEGRATION=1).
+func StartSlapd(t testing.TB) *Slapd {
+	t.Helper()
+	slapd, err := exec.LookPath("/usr/sbin/slapd")
+	if err != nil {
+		if os.Getenv("SLUIS_REQUIRE_INTEGRATION") == "1" {
+			t.Fatal("slapd not found, and SLUIS_REQUIRE_INTEGRATION=1 (install Debian's slapd package)")
+		}
+		t.Skip("slapd not found; install Debian's slapd package or run the README's test command")
+	}
+	slapadd, err := exec.LookPath("/usr/sbin/slapadd")
+	if err != nil {
+		t.Fatal("slapadd not found next to slapd")
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "db"), 0o700)
+	caFile, certFile, keyFile := writeLDAPCerts(t, dir)
+	s := &Slapd{CAFile: caFile, BaseDN: "dc=corp,dc=test", BindDN: "cn=sluis,ou=service,dc=corp,dc=test", BindPassword: "service-secret"}
+	s.PasswordFile = filepath.Join(dir, "bind-password")
+	os.WriteFile(s.PasswordFile, []byte(s.BindPassword+"\n"), 0o600)
+	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+pidfile %[1]s/slapd.pid
+argsfile %[1]s/slapd.args
+modulepath /usr/lib/ldap
+moduleload back_mdb
+TLSCertificateFile %[2]s
+TLSCertificateKeyFile %[3]s
+TLSCACertificateFile %[4]s
+database mdb
+maxsize 104857600
+suffix "dc=corp,dc=test"
+rootdn "cn=admin,dc=corp,dc=test"
+rootpw admin-secret
+directory %[1]s/db
+access to attrs=userPassword
+	by anonymous auth
+	by * none
+access to *
+	by dn.exact="cn=sluis,ou=service,dc=corp,dc=test" read
+	by * none
+`, dir, certFile, keyFile, caFile)
+	cfg := filepath.Join(dir, "slapd.conf")
+	os.WriteFile(cfg, []byte(conf), 0o600)
+	ldif := filepath.Join(dir, "data.ldif")
+	os.WriteFile(ldif, []byte(directoryLDIF), 0o600)
+	if out, err := exec.Command(slapadd, "-f", cfg, "-l", ldif).CombinedOutput(); err != nil {
+		t.Fatalf("slapadd: %v\n%s", err, out)
+	}
+	port, sport := freePort(t), freePort(t)
+	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
+	s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", sport)
+	s.cmd = exec.Command(slapd, "-f", cfg, "-h", s.URL+"/ "+s.LDAPSURL+"/", "-d", "0")
+	var logs strings.Builder
+	s.cmd.Stderr = &logs
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slapd not listening after 15s:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s
+}
+
+// Stop ends slapd (the tests also use it to make the directory
+// unreachable).
+func (s *Slapd) Stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// writeLDAPCerts makes a CA and a certificate for 127.0.0.1 signed by it.
+func writeLDAPCerts(t testing.TB, dir string) (ca, cert, key string) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test directory CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(k)
+	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
+	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	return ca, cert, key
+}
+
+const directoryLDIF = `dn: dc=corp,dc=test
+objectClass: dcObject
+objectClass: organization
+dc: corp
+o: Corp
+
+dn: ou=people,dc=corp,dc=test
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,dc=corp,dc=test
+objectClass: organizationalUnit
+ou: groups
+
+dn: ou=service,dc=corp,dc=test
+objectClass: organizationalUnit
+ou: service
+
+dn: cn=sluis,ou=service,dc=corp,dc=test
+objectClass: person
+cn: sluis
+sn: service
+userPassword: service-secret
+
+dn: uid=carol,ou=people,dc=corp,dc=test
+objectClass: inetOrgPerson
+uid: carol
+cn: Carol
+sn: Carol
+mail: carol@corp.test
+userPassword: carol-pass
+
+dn: uid=erin,ou=people,dc=corp,dc=test
+objectClass: inetOrgPerson
+uid: erin
+cn: Erin
+sn: Erin
+userPassword: erin-pass
+
+dn: uid=dave,ou=people,dc=corp,dc=test
+objectClass: inetOrgPerson
+uid: dave
+cn: Dave
+sn: Dave
+employeeType: disabled
+userPassword: dave-pass
+
+dn: cn=nurses,ou=groups,dc=corp,dc=test
+objectClass: groupOfNames
+cn: nurses
+member: uid=erin,ou=people,dc=corp,dc=test
+
+dn: cn=vpn-staff,ou=groups,dc=corp,dc=test
+objectClass: groupOfNames
+cn: vpn-staff
+member: uid=carol,ou=people,dc=corp,dc=test
+member: uid=dave,ou=people,dc=corp,dc=test
+member: cn=nurses,ou=groups,dc=corp,dc=test
+
+dn: cn=admins,ou=groups,dc=corp,dc=test
+objectClass: groupOfNames
+cn: admins
+member: uid=carol,ou=people,dc=corp,dc=test
+`
