@@ -93,6 +93,9 @@ const (
 	// FactorRecovery is a single-use recovery code, in place of the
 	// user's usual second factor.
 	FactorRecovery = "recovery"
+	// FactorDevice marks a `sluis connect` session approved on the portal:
+	// as fresh as the login that approved it, never phishing-resistant.
+	FactorDevice = "device"
 )
 
 // PhishingResistant reports whether the identity's second factor cannot
@@ -340,6 +343,8 @@ const (
 // DeviceStore keeps device grants.
 type DeviceStore interface {
 	CreateDeviceGrant(ctx context.Context, g DeviceGrant) error
+	// PendingDeviceGrants counts the grants still waiting at now.
+	PendingDeviceGrants(ctx context.Context, now time.Time) (int, error)
 	// DeviceGrantByUserCode finds a grant that is still pending.
 	DeviceGrantByUserCode(ctx context.Context, userCode string, now time.Time) (DeviceGrant, error)
 	// DecideDeviceGrant approves (with the client's session and its sealed

@@ -60,7 +60,8 @@ func NewHTTP(o Options) *http.Client {
 	tr.Protocols = new(http.Protocols)
 	tr.Protocols.SetHTTP2(true)
 	tr.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 256 << 10, MaxReceiveBufferPerStream: 1 << 20, MaxReceiveBufferPerConnection: 8 << 20}
-	return &http.Client{Transport: tr}
+	// No redirects: a token must not follow one anywhere.
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // Client carries connections to one TCP app.
@@ -216,12 +217,18 @@ func (c *Client) Serve(ctx context.Context, ln net.Listener) error {
 
 // DeviceStart is what the gateway answers to a device login's start.
 type DeviceStart struct {
-	DeviceCode              string `json:"device_code"`
-	UserCode                string `json:"user_code"`
-	VerificationURI         string `json:"verification_uri"`
-	VerificationURIComplete string `json:"verification_uri_complete"`
-	Interval                int    `json:"interval"`
-	ExpiresIn               int    `json:"expires_in"`
+	DeviceCode string `json:"device_code"`
+	UserCode   string `json:"user_code"`
+	Interval   int    `json:"interval"`
+	ExpiresIn  int    `json:"expires_in"`
+}
+
+var userCodeRE = regexp.MustCompile(`^[A-Z]{4}-[A-Z]{4}$`)
+
+// ApproveURL is where the user types the code: built from the gateway's
+// address as given to the client, never taken from the gateway's answer.
+func ApproveURL(gateway *url.URL) string {
+	return strings.TrimSuffix(gateway.String(), "/") + "/device"
 }
 
 func postJSON(ctx context.Context, hc *http.Client, u string, in, out any) (int, error) {
@@ -252,6 +259,9 @@ func StartDevice(ctx context.Context, hc *http.Client, gateway *url.URL) (Device
 	if status != http.StatusOK || s.DeviceCode == "" {
 		return s, fmt.Errorf("the gateway refused to start a login (%d)", status)
 	}
+	if !userCodeRE.MatchString(s.UserCode) {
+		return s, errors.New("the gateway answered a login code that is not one")
+	}
 	return s, nil
 }
 
@@ -263,7 +273,7 @@ func WaitDevice(ctx context.Context, hc *http.Client, gateway *url.URL, s Device
 		var p struct {
 			Status, Token, User string
 		}
-		if _, err := postJSON(ctx, hc, strings.TrimSuffix(gateway.String(), "/")+"/device/poll", map[string]string{"device_code": s.DeviceCode}, &p); err != nil {
+		if status, err := postJSON(ctx, hc, strings.TrimSuffix(gateway.String(), "/")+"/device/poll", map[string]string{"device_code": s.DeviceCode}, &p); err != nil && status != http.StatusTooManyRequests {
 			return "", "", err
 		}
 		switch p.Status {
@@ -282,10 +292,7 @@ func WaitDevice(ctx context.Context, hc *http.Client, gateway *url.URL, s Device
 	}
 }
 
-var (
-	csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-	codeRE = regexp.MustCompile(`name="code" value="([^"]+)"`)
-)
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // PasswordLogin logs in with a password and a one-time code, for scripts
 // and servers without a browser: it fills in the portal's own forms (so
@@ -328,7 +335,7 @@ func PasswordLogin(ctx context.Context, o Options, user, password string, code f
 		}
 		return ""
 	}
-	rd := base + "/device?code=" + s.UserCode
+	rd := base + "/device"
 	_, page, err := get("/login?rd=" + url.QueryEscape(rd))
 	if err != nil {
 		return "", err
@@ -358,18 +365,17 @@ func PasswordLogin(ctx context.Context, o Options, user, password string, code f
 	if resp.StatusCode != http.StatusSeeOther {
 		return "", errors.New("that one-time code was not accepted")
 	}
-	_, page, err = get("/device?code=" + s.UserCode)
+	_, page, err = get("/device")
 	if err != nil {
 		return "", err
 	}
-	if m := codeRE.FindStringSubmatch(page); m == nil || m[1] != s.UserCode {
-		return "", errors.New("the portal did not offer the login for approval")
-	}
-	if resp, _, err = post("/device", url.Values{"csrf": {csrf(page)}, "code": {s.UserCode}, "decision": {"approve"}}); err != nil {
+	if resp, page, err = post("/device", url.Values{"csrf": {csrf(page)}, "code": {s.UserCode}, "decision": {"approve"}}); err != nil {
 		return "", err
-	} else if resp.StatusCode != http.StatusOK {
+	} else if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Approved") {
 		return "", fmt.Errorf("approving the login: %s", resp.Status)
 	}
+	// The portal session was only the way to the approval: it ends now.
+	post("/logout", url.Values{"csrf": {csrf(page)}})
 	tok, _, err := WaitDevice(ctx, hc, o.Gateway, s)
 	return tok, err
 }

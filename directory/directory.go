@@ -194,14 +194,6 @@ func (d *Directory) release(c *ldap.Conn) {
 	}
 }
 
-// networkError says whether an LDAP error means the directory, not the
-// request, failed.
-func networkError(err error) bool {
-	return ldap.IsErrorWithCode(err, ldap.ErrorNetwork) || ldap.IsErrorWithCode(err, ldap.LDAPResultBusy) ||
-		ldap.IsErrorWithCode(err, ldap.LDAPResultUnavailable) || ldap.IsErrorWithCode(err, ldap.LDAPResultServerDown) ||
-		ldap.IsErrorWithCode(err, ldap.LDAPResultTimeout) || errors.Is(err, ErrUnavailable)
-}
-
 // Authenticate checks user's password with the directory and returns the
 // sluis groups the user is in.
 func (d *Directory) Authenticate(ctx context.Context, user, password string) ([]string, error) {
@@ -214,15 +206,18 @@ func (d *Directory) Authenticate(ctx context.Context, user, password string) ([]
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		groups, err = d.authenticate(ctx, user, password)
-		if err == nil || !networkError(err) || ctx.Err() != nil {
-			break
+		if err == nil || errors.Is(err, ErrInvalid) || errors.Is(err, ErrDisabled) || ctx.Err() != nil {
+			return groups, err
 		}
 		// A pooled connection may have died; try once more, fresh.
 	}
-	if err != nil && networkError(err) && !errors.Is(err, ErrUnavailable) {
+	// Anything else (the network, the server, its configuration) means
+	// the directory cannot answer: said as such, with the detail logged.
+	d.cfg.Log.Warn("directory: cannot authenticate", "user", user, "err", err)
+	if !errors.Is(err, ErrUnavailable) {
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	return groups, err
+	return nil, err
 }
 
 func (d *Directory) authenticate(ctx context.Context, user, password string) ([]string, error) {

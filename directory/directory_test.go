@@ -59,7 +59,7 @@ func TestAuthenticateAgainstSlapd(t *testing.T) {
 				{"carol", "wrong", nil, ErrInvalid},
 				{"carol", "", nil, ErrInvalid}, // no unauthenticated bind
 				{"nobody", "x", nil, ErrInvalid},
-				{"*", "carol-pass", nil, ErrInvalid},             // no filter injection
+				{"*", "carol-pass", nil, ErrInvalid},            // no filter injection
 				{"carol)(uid=*", "carol-pass", nil, ErrInvalid}, // no filter injection
 				{"dave", "dave-pass", nil, ErrDisabled},
 				{"dave", "wrong", nil, ErrInvalid}, // a disabled account says nothing without its password

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"database/sql"
 	"fmt"
 	"io"
 	"net"
@@ -234,14 +235,20 @@ func TestTunnelDeviceLogin(t *testing.T) {
 				return ""
 			}, strings.NewReader(""), out, stderr)
 	}()
-	re := regexp.MustCompile(`(https://\S+/device\?code=([A-Z]{4}-[A-Z]{4}))`)
+	re := regexp.MustCompile(`(https://\S+/device)\s[^A-Z]*([A-Z]{4}-[A-Z]{4})`)
 	var m []string
 	await(t, 10*time.Second, "the login address", func() bool { m = re.FindStringSubmatch(stderr.String()); return m != nil })
-	page := g.Get(browser, m[1])
-	if page.StatusCode != 200 || !strings.Contains(page.Body, m[2]) || !strings.Contains(page.Body, "127.0.0.1") {
-		t.Fatalf("approval page: %d\n%s", page.StatusCode, page.Body)
+	// A link with the code in it fills in nothing.
+	page := g.Get(browser, m[1]+"?code="+m[2])
+	if page.StatusCode != 200 || strings.Contains(page.Body, m[2]) || !strings.Contains(page.Body, `name="code"`) {
+		t.Fatalf("the device page with a code in its address: %d\n%s", page.StatusCode, page.Body)
 	}
-	p := g.Post(browser, g.URL(g.Portal, "/device"), map[string][]string{"csrf": {testenv.CSRF(page.Body)}, "code": {m[2]}, "decision": {"approve"}})
+	// The user types the code, sees where the client is, approves.
+	shown := g.Post(browser, g.URL(g.Portal, "/device"), map[string][]string{"csrf": {testenv.CSRF(page.Body)}, "code": {strings.ToLower(m[2])}, "decision": {"show"}})
+	if shown.StatusCode != 200 || !strings.Contains(shown.Body, m[2]) || !strings.Contains(shown.Body, "127.0.0.1") || !strings.Contains(shown.Body, `value="approve"`) {
+		t.Fatalf("approval page: %d\n%s", shown.StatusCode, shown.Body)
+	}
+	p := g.Post(browser, g.URL(g.Portal, "/device"), map[string][]string{"csrf": {testenv.CSRF(shown.Body)}, "code": {m[2]}, "decision": {"approve"}})
 	if p.StatusCode != 200 || !strings.Contains(p.Body, "Approved") {
 		t.Fatalf("approving: %d\n%s", p.StatusCode, p.Body)
 	}
@@ -252,6 +259,13 @@ func TestTunnelDeviceLogin(t *testing.T) {
 	}
 	if s := g.MustCLI("", "session", "list"); strings.Count(s, "anna") != 2 {
 		t.Fatalf("sessions after the device login (want the browser's and the client's):\n%s", s)
+	}
+	// The client's session is not phishing-resistant, however the
+	// approving login was made.
+	db := openDB(t, g)
+	var method string
+	if err := db.QueryRow(`SELECT mfa_method FROM sessions WHERE user_agent = 'sluis connect'`).Scan(&method); err != nil || method != "device" {
+		t.Fatalf("the client's session: method %q %v", method, err)
 	}
 }
 
@@ -336,7 +350,17 @@ func TestTunnelControl(t *testing.T) {
 	t4 := cut("app disable", func() { g.MustCLI("", "app", "disable", "echo", "--reason", "maintenance") })
 	g.MustCLI("", "app", "enable", "echo")
 	t3 := cut("block add", func() { g.MustCLI("", "block", "add", "127.0.0.1", "--for", "1m", "--reason", "test") })
-	t.Logf("tunnel cut after: revoke %s, emergency %s, app disable %s, block %s", t1, t2, t4, t3)
+	g.MustCLI("", "block", "remove", "127.0.0.1")
+	// At strict, a client session whose second factor is older than
+	// strict.reauth_after loses its tunnels and opens no more.
+	t5 := cut("strict with an old second factor", func() {
+		if _, err := openDB(t, g).Exec(`UPDATE sessions SET mfa_at = mfa_at - ? WHERE user_agent = 'sluis connect'`, int64(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		g.MustCLI("", "emergency", "set", "strict", "--reason", "credentials leaked")
+	})
+	g.MustCLI("", "emergency", "clear")
+	t.Logf("tunnel cut after: revoke %s, emergency %s, app disable %s, block %s, strict %s", t1, t2, t4, t3, t5)
 	if audit := g.MustCLI("", "audit"); !strings.Contains(audit, "cut: session ended or access withdrawn") {
 		t.Errorf("no cut tunnel in the audit trail:\n%s", audit)
 	}
@@ -518,4 +542,55 @@ func TestTunnelLimits(t *testing.T) {
 	if written >= 64<<20 {
 		t.Errorf("%d MiB went into a tunnel whose target reads nothing: no back-pressure", written>>20)
 	}
+}
+
+func openDB(t *testing.T, g *testenv.Gateway) *sql.DB {
+	db, err := sql.Open("sqlite", filepath.Join(g.Dir, "data", "sluis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// A client that stops reading while its target floods it is cut all the
+// same when its session is revoked: the tunnel's end is recorded and its
+// place freed.
+func TestTunnelStalledReaderIsCut(t *testing.T) {
+	flood, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flood.Close()
+	go func() {
+		for {
+			c, err := flood.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	g := testenv.StartWith(t, "tunnels:\n  max_per_user: 1\n", testenv.App{Name: "flood", TCP: flood.Addr().String(), Users: []string{"anna"}, MFA: true})
+	secret := g.AddUser("anna", pw, "staff")
+	c := startConnect(t, g, t.TempDir(), "flood", pw+"\n", "--user", "anna", "--password-stdin", "--code", g.Code("anna", secret))
+	conn, err := net.Dial("tcp", c.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close() // never read
+	await(t, 5*time.Second, "the tunnel open", func() bool { return strings.Contains(g.MustCLI("", "audit"), "tunnel.open") })
+	time.Sleep(500 * time.Millisecond) // let the buffers fill: the writes must be stuck
+	g.MustCLI("", "session", "revoke", "--user", "anna")
+	await(t, 5*time.Second, "tunnel.close of the stalled tunnel", func() bool {
+		return strings.Contains(g.MustCLI("", "audit"), "cut: session ended or access withdrawn")
+	})
 }

@@ -169,6 +169,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	}
 	dialer := &tunnel.Dialer{}
 	tunnels := &tunnel.Server{Apps: tcpApps, Sessions: sessions, Audit: rec, Level: switches.level, BreakGlass: c.BreakGlassAllows, Disabled: switches.disabled,
+		Stale: p.Stale, Denied: &audit.Folder{Now: o.Now},
 		Blocked: func(ctx context.Context, src string) bool {
 			if detector.Blocked(src) > 0 {
 				return true

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -88,13 +89,14 @@ func apiBody(w http.ResponseWriter, r *http.Request, v any) error {
 
 // DeviceStart is the client's answer to POST /device/start.
 type DeviceStart struct {
-	DeviceCode      string `json:"device_code"`
-	UserCode        string `json:"user_code"`
+	DeviceCode string `json:"device_code"`
+	UserCode   string `json:"user_code"`
+	// VerificationURI is where the user types the user code. There is no
+	// address with the code in it: a link that opens a filled-in approval
+	// is what an attacker would send a victim.
 	VerificationURI string `json:"verification_uri"`
-	// VerificationURIComplete has the user code in it.
-	VerificationURIComplete string `json:"verification_uri_complete"`
-	Interval                int    `json:"interval"`
-	ExpiresIn               int    `json:"expires_in"`
+	Interval        int    `json:"interval"`
+	ExpiresIn       int    `json:"expires_in"`
 }
 
 // DevicePoll is the client's answer to POST /device/poll.
@@ -110,9 +112,15 @@ func (p *Portal) deviceStart(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	src := frontdoor.ClientIP(r)
-	// Each start stores a row: a source that starts many is slowed down.
-	if wait := p.SourceThrottle.Begin("device-start:" + src); wait > 0 {
+	// Each start stores a row: a source (an IPv6 /64 counts as one) that
+	// starts many is slowed down, and the pending ones are capped.
+	if wait := p.deviceThrottle.Begin(throttleKey(src)); wait > 0 {
 		return writeJSON(w, http.StatusTooManyRequests, jsonAnswer{Error: waitMessage(wait)})
+	}
+	if n, err := p.Store.PendingDeviceGrants(r.Context(), p.Now()); err != nil {
+		return err
+	} else if n >= maxPendingDevices {
+		return writeJSON(w, http.StatusServiceUnavailable, jsonAnswer{Error: "Too many logins are waiting. Try again in a few minutes."})
 	}
 	if level, reason, err := p.level(r); err != nil {
 		return err
@@ -136,9 +144,8 @@ func (p *Portal) deviceStart(w http.ResponseWriter, r *http.Request) error {
 	if code == "" {
 		return errors.New("no free user code")
 	}
-	uri := p.BaseURL(p.Host) + "/device"
-	return writeJSON(w, http.StatusOK, DeviceStart{DeviceCode: device, UserCode: code, VerificationURI: uri,
-		VerificationURIComplete: uri + "?code=" + code, Interval: int(devicePoll / time.Second), ExpiresIn: int(deviceLifetime / time.Second)})
+	return writeJSON(w, http.StatusOK, DeviceStart{DeviceCode: device, UserCode: code, VerificationURI: p.BaseURL(p.Host) + "/device",
+		Interval: int(devicePoll / time.Second), ExpiresIn: int(deviceLifetime / time.Second)})
 }
 
 func (p *Portal) devicePoll(w http.ResponseWriter, r *http.Request) error {
@@ -148,6 +155,11 @@ func (p *Portal) devicePoll(w http.ResponseWriter, r *http.Request) error {
 	if err := apiBody(w, r, &req); err != nil {
 		return err
 	}
+	// Polls with codes that do not exist count against their source.
+	key := "device-poll:" + throttleKey(frontdoor.ClientIP(r))
+	if wait := p.deviceThrottle.Begin(key); wait > 0 {
+		return writeJSON(w, http.StatusTooManyRequests, DevicePoll{Status: "slow_down"})
+	}
 	hash, ok := session.ParseToken(req.DeviceCode)
 	if !ok {
 		return writeJSON(w, http.StatusBadRequest, DevicePoll{Status: "expired"})
@@ -156,6 +168,7 @@ func (p *Portal) devicePoll(w http.ResponseWriter, r *http.Request) error {
 	if sluis.ErrorCode(err) == sluis.ENOTFOUND {
 		return writeJSON(w, http.StatusGone, DevicePoll{Status: "expired"})
 	}
+	p.deviceThrottle.Forgive(key)
 	if err != nil {
 		return err
 	}
@@ -174,43 +187,30 @@ func (p *Portal) devicePoll(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusGone, DevicePoll{Status: "expired"})
 }
 
-// deviceGrant finds the pending grant of the code in the request, and the
-// approving user's session; it answers the request itself when there is
-// nothing to approve.
-func (p *Portal) deviceGrant(w http.ResponseWriter, r *http.Request) (*session.Active, sluis.DeviceGrant, bool, error) {
-	code, ok := normUserCode(r.FormValue("code"))
+// deviceUser returns the approving user's session, or sends the browser
+// to log in first.
+func (p *Portal) deviceUser(w http.ResponseWriter, r *http.Request) *session.Active {
 	a := p.current(r)
 	if a == nil || a.Session.Stage != sluis.StageComplete || p.Stale(r.Context(), a) {
-		rd := p.BaseURL(p.Host) + "/device"
-		if ok {
-			rd += "?code=" + code
-		}
-		http.Redirect(w, r, "/login?rd="+url.QueryEscape(rd), http.StatusSeeOther)
-		return nil, sluis.DeviceGrant{}, false, nil
+		http.Redirect(w, r, "/login?rd="+url.QueryEscape(p.BaseURL(p.Host)+"/device"), http.StatusSeeOther)
+		return nil
 	}
-	d := pageData{Title: "Approve sluis connect", CSRF: p.csrfToken(w, r), User: a.User.Name}
-	if !ok {
-		d.Error = "That is not a login code. Check the code sluis connect printed."
-		return nil, sluis.DeviceGrant{}, false, p.render(w, http.StatusBadRequest, "device", d)
-	}
-	g, err := p.Store.DeviceGrantByUserCode(r.Context(), code, p.Now())
-	if sluis.ErrorCode(err) == sluis.ENOTFOUND {
-		d.Error = "No login waits for that code, or it expired. Start sluis connect again."
-		return nil, sluis.DeviceGrant{}, false, p.render(w, http.StatusNotFound, "device", d)
-	}
-	return a, g, err == nil, err
+	return a
 }
 
+// deviceForm asks for the code that sluis connect shows. The code is
+// never taken from the address: a link must not be able to lead a user to
+// a filled-in approval of someone else's client.
 func (p *Portal) deviceForm(w http.ResponseWriter, r *http.Request) error {
-	a, g, ok, err := p.deviceGrant(w, r)
-	if !ok || err != nil {
-		return err
+	a := p.deviceUser(w, r)
+	if a == nil {
+		return nil
 	}
-	d := pageData{Title: "Approve sluis connect", CSRF: p.csrfToken(w, r), User: a.User.Name,
-		DeviceCode: g.UserCode, DeviceSource: g.Source, DeviceAge: p.Now().Sub(g.CreatedAt).Round(time.Second).String()}
-	return p.render(w, http.StatusOK, "device", d)
+	return p.render(w, http.StatusOK, "device", pageData{Title: "Approve sluis connect", CSRF: p.csrfToken(w, r), User: a.User.Name})
 }
 
+// deviceDecide looks up a typed code (step "show") and then approves or
+// denies it (step "approve" or "deny").
 func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 	csrfOK, err := p.parseForm(w, r)
 	if err != nil {
@@ -219,25 +219,59 @@ func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 	if !csrfOK {
 		return statusError(http.StatusForbidden)
 	}
-	a, g, ok, err := p.deviceGrant(w, r)
-	if !ok || err != nil {
-		return err
+	a := p.deviceUser(w, r)
+	if a == nil {
+		return nil
 	}
 	d := pageData{Title: "Approve sluis connect", CSRF: p.csrfToken(w, r), User: a.User.Name}
-	if r.PostFormValue("decision") != "approve" {
+	code, ok := normUserCode(r.PostFormValue("code"))
+	if !ok {
+		d.Error = "That is not a login code. Type the code sluis connect shows."
+		return p.render(w, http.StatusBadRequest, "device", d)
+	}
+	// A wrong code counts like a wrong one-time code.
+	src := frontdoor.ClientIP(r)
+	if wait := p.attempt("device", a.User.Name, src); wait > 0 {
+		d.Error = waitMessage(wait)
+		return p.render(w, http.StatusTooManyRequests, "device", d)
+	}
+	g, err := p.Store.DeviceGrantByUserCode(r.Context(), code, p.Now())
+	if sluis.ErrorCode(err) == sluis.ENOTFOUND {
+		p.event(r, sluis.EventLoginFailure, a.User.Name, sluis.OutcomeFailure, "sluis connect: unknown or expired code")
+		d.Error = "No login waits for that code, or it expired. Start sluis connect again."
+		return p.render(w, http.StatusNotFound, "device", d)
+	}
+	if err != nil {
+		return err
+	}
+	p.succeeded("device", a.User.Name, src)
+	switch r.PostFormValue("decision") {
+	case "deny":
 		if err := p.Store.DecideDeviceGrant(r.Context(), g.UserCode, false, a.User.Name, "", nil, p.Now()); err != nil && sluis.ErrorCode(err) != sluis.ENOTFOUND {
 			return err
 		}
 		p.event(r, sluis.EventLoginFailure, a.User.Name, sluis.OutcomeDenied, "sluis connect from "+g.Source+" denied by the user")
 		d.Notice = "Denied. That sluis connect gets no access."
 		return p.render(w, http.StatusOK, "device", d)
+	case "approve":
+	default:
+		d.DeviceCode, d.DeviceSource, d.DeviceAge = g.UserCode, g.Source, p.Now().Sub(g.CreatedAt).Round(time.Second).String()
+		return p.render(w, http.StatusOK, "device", d)
 	}
-	// The client's own session: as strong as the login that approved it,
-	// with its own token, bound to the tunnel pseudo host.
+	// Approving hands out a credential of its own: only with a second
+	// factor passed just now.
+	if p.Now().Sub(a.Session.MFAAt) > recentMFA {
+		d.Error = "For your safety, a login can be approved only within 15 minutes of logging in. Log out, log in again and approve."
+		return p.render(w, http.StatusForbidden, "device", d)
+	}
+	// The client's own session: bound to the tunnel pseudo host, ending no
+	// later than the login that approved it, and never counted as
+	// phishing-resistant (the approval itself could have been talked out
+	// of its user).
 	now := p.Now()
 	tok, hash := session.NewToken()
 	x := sluis.Session{ID: session.NewID(), User: a.User.Name, Stage: sluis.StageComplete, CreatedAt: now, LastSeen: now,
-		ExpiresAt: now.Add(p.Lifetime), MFAAt: a.Session.MFAAt, MFAMethod: a.Session.MFAMethod, Source: g.Source, UserAgent: "sluis connect"}
+		ExpiresAt: a.Session.ExpiresAt, MFAAt: a.Session.MFAAt, MFAMethod: sluis.FactorDevice, Source: g.Source, UserAgent: "sluis connect"}
 	if err := p.Store.CreateSession(r.Context(), x, hash[:], tunnel.Host); err != nil {
 		return err
 	}
@@ -253,4 +287,18 @@ func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 	p.event(r, sluis.EventLoginSuccess, a.User.Name, sluis.OutcomeSuccess, "sluis connect from "+g.Source+" approved; its session "+x.ID)
 	d.Notice = "Approved. You can close this page; sluis connect is logged in."
 	return p.render(w, http.StatusOK, "device", d)
+}
+
+// maxPendingDevices caps the device logins waiting at once.
+const maxPendingDevices = 10000
+
+// throttleKey is the key a source is throttled by: its address, or for
+// IPv6 its /64, which one client usually has whole.
+func throttleKey(src string) string {
+	ip, err := netip.ParseAddr(src)
+	if err != nil || ip.Is4() || ip.Is4In6() {
+		return src
+	}
+	p, _ := ip.Prefix(64)
+	return p.String()
 }

@@ -494,16 +494,16 @@ func (p *Portal) passwordlessFinish(w http.ResponseWriter, r *http.Request) erro
 	}
 	t, f := p.flowParams(r)
 	src := frontdoor.ClientIP(r)
+	// Answers cost a signature check and an audit event each; a source
+	// that keeps sending bad ones is slowed like a password guesser, before
+	// anything is written.
+	if wait := p.SourceThrottle.Begin("passkey:" + throttleKey(src)); wait > 0 {
+		return jsonError(w, http.StatusTooManyRequests, waitMessage(wait))
+	}
 	csrf, _ := r.Cookie(csrfCookie)
 	st, err := p.openCeremony(w, r, "login", csrf.Value)
 	if err != nil {
 		return p.passkeyFailed(w, r, sluis.EventLoginFailure, "(passkey)", err)
-	}
-	// Answers cost a signature check each; a source that keeps sending bad
-	// ones is slowed like a password guesser.
-	if wait := p.SourceThrottle.Begin("passkey:" + src); wait > 0 {
-		p.event(r, sluis.EventLoginFailure, "(passkey)", sluis.OutcomeFailure, "throttled")
-		return jsonError(w, http.StatusTooManyRequests, waitMessage(wait))
 	}
 	acct, id, data, err := p.Passkeys.FinishPasswordless(st.State, body, func(handle []byte) (mfa.Account, error) {
 		name, err := p.Store.UserByPasskeyHandle(r.Context(), handle)
@@ -518,7 +518,7 @@ func (p *Portal) passwordlessFinish(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return p.passkeyFailed(w, r, sluis.EventLoginFailure, "(passkey)", err)
 	}
-	p.SourceThrottle.Forgive("passkey:" + src)
+	p.SourceThrottle.Forgive("passkey:" + throttleKey(src))
 	u, err := p.Store.User(r.Context(), acct.Name)
 	if err != nil {
 		return err

@@ -104,6 +104,8 @@ type Portal struct {
 	UserThrottle       *authn.Throttle
 	SourceThrottle     *authn.Throttle
 
+	deviceThrottle *authn.Throttle // device-login starts and unknown polls, by source
+
 	pages    map[string]*template.Template
 	csrfKey  []byte
 	csp      string
@@ -148,6 +150,7 @@ func (p *Portal) Init() error {
 	if p.UserThrottle == nil {
 		p.UserThrottle = &authn.Throttle{Free: 20, Base: time.Second, Max: 10 * time.Second, Now: p.Now}
 	}
+	p.deviceThrottle = &authn.Throttle{Free: 30, Base: time.Second, Max: 15 * time.Minute, Now: p.Now}
 	if p.SourceThrottle == nil {
 		p.SourceThrottle = &authn.Throttle{Free: 20, Base: time.Second, Max: 15 * time.Minute, Now: p.Now}
 	}

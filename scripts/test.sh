@@ -14,6 +14,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # OpenSSH: the tunnel test runs ssh through sluis connect to a real sshd.
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+# OpenLDAP: the directory tests run a real slapd.
+[ -x /usr/sbin/slapd ] || missing+=(slapd)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test.sh: installing ${missing[*]} from Debian's packages"
 	sudo=""

@@ -19,12 +19,14 @@ import (
 
 // ErrForbiddenAddress is returned when a TCP app's host name resolves to
 // an address no tunnel may reach.
-var ErrForbiddenAddress = errors.New("the target resolves to a loopback, link-local or cloud-metadata address")
+var ErrForbiddenAddress = errors.New("the target resolves to a loopback, link-local, cloud-metadata or the gateway's own address")
 
-// metadata are cloud metadata services outside the link-local ranges.
-var metadata = []netip.Addr{
-	netip.MustParseAddr("fd00:ec2::254"),   // AWS over IPv6
-	netip.MustParseAddr("100.100.100.200"), // Alibaba Cloud
+// metadata are cloud metadata and platform services outside the
+// link-local ranges.
+var metadata = []netip.Prefix{
+	netip.MustParsePrefix("fd00:ec2::/32"),      // AWS over IPv6
+	netip.MustParsePrefix("100.100.100.200/32"), // Alibaba Cloud
+	netip.MustParsePrefix("168.63.129.16/32"),   // Azure WireServer
 }
 
 // Forbidden reports whether a resolved address is one a name must not lead
@@ -36,7 +38,22 @@ func Forbidden(ip netip.Addr) bool {
 		return true
 	}
 	for _, m := range metadata {
-		if ip == m {
+		if m.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// own reports whether ip is an address of this machine: a name that
+// resolves to one would reach the gateway's own services.
+func own(ip netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == ip.Unmap() {
 			return true
 		}
 	}
@@ -87,7 +104,7 @@ func (d *Dialer) Dial(ctx context.Context, target string) (net.Conn, error) {
 		return nil, fmt.Errorf("%s has no address", host)
 	}
 	for _, a := range addrs {
-		if Forbidden(a) {
+		if Forbidden(a) || own(a) {
 			return nil, fmt.Errorf("%s: %w (%s)", host, ErrForbiddenAddress, a)
 		}
 	}

@@ -26,8 +26,9 @@ const PathPrefix = "/.sluis/tunnel/"
 
 // Host is the pseudo host that the tokens of `sluis connect` sessions are
 // bound to: such a token opens tunnels and nothing else, and a browser's
-// cookie opens no tunnel.
-const Host = "sluis-connect"
+// cookie opens no tunnel. The colon keeps it from ever being a host name
+// of the portal or an app.
+const Host = "tunnel:sluis-connect"
 
 // Defaults.
 const (
@@ -45,6 +46,12 @@ type Server struct {
 	Level func(ctx context.Context) (string, string, error)
 	// BreakGlass says who may still pass at lockdown.
 	BreakGlass func(user string, groups []string) bool
+	// Stale says whether a session must pass its second factor again (at
+	// the level strict); such a session opens no tunnel and keeps none.
+	Stale func(ctx context.Context, a *session.Active) bool
+	// Denied folds refusals into at most one audit event per user, app and
+	// minute; nil records each.
+	Denied *audit.Folder
 	// Disabled says whether the operator switched an app off, and why.
 	Disabled func(ctx context.Context, app string) (reason string, off bool, err error)
 	// Blocked says whether a source is blocked at the front door now (a
@@ -95,8 +102,8 @@ func (s *Server) now() time.Time {
 // allowed decides whether user a may use app now; "" means yes, else the
 // reason, fit for the user.
 func (s *Server) allowed(ctx context.Context, a *session.Active, app sluis.App, src string) string {
-	if a.Session.Stage != sluis.StageComplete {
-		return "log in again with sluis connect"
+	if a.Session.Stage != sluis.StageComplete || s.Stale != nil && s.Stale(ctx, a) {
+		return "log in again with sluis connect --login"
 	}
 	level, reason, err := s.Level(ctx)
 	if err != nil {
@@ -165,8 +172,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if why := s.allowed(r.Context(), a, app, src); why != "" {
-		s.Audit.Record(r.Context(), sluis.Event{Type: sluis.EventAccessDenied, User: a.User.Name, Source: src, App: app.Name,
-			Outcome: sluis.OutcomeDenied, Detail: "tunnel: " + why})
+		detail, record := "tunnel: "+why, true
+		if s.Denied != nil {
+			folds, ok := s.Denied.Let(a.User.Name + "\x00" + app.Name + "\x00tunnel")
+			if record = ok; folds > 0 {
+				detail += fmt.Sprintf("; %d more refusals since the last event", folds)
+			}
+		}
+		if record {
+			s.Audit.Record(r.Context(), sluis.Event{Type: sluis.EventAccessDenied, User: a.User.Name, Source: src, App: app.Name,
+				Outcome: sluis.OutcomeDenied, Detail: detail})
+		}
 		plain(w, http.StatusForbidden, why)
 		return
 	}
@@ -257,6 +273,9 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 			n, err := target.Read(buf)
 			if n > 0 {
 				last.Store(time.Now().UnixNano())
+				// A client that reads nothing for the idle timeout is as
+				// good as gone: its writes stop waiting then.
+				rc.SetWriteDeadline(time.Now().Add(idle))
 				if _, werr := w.Write(buf[:n]); werr != nil {
 					cancel(werr)
 					return
@@ -283,9 +302,13 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 			// returns.
 			return atomic.LoadInt64(&up), atomic.LoadInt64(&down), "closed"
 		case <-ctx.Done():
-			// Closing the target unblocks its reader; the client's reader
-			// ends when the handler returns and the stream is reset.
+			// Closing the target unblocks its reader, and the deadlines
+			// unblock a write to a client that stopped reading; the
+			// client's reader ends when the handler returns and the
+			// stream is reset.
 			target.Close()
+			rc.SetWriteDeadline(time.Now())
+			rc.SetReadDeadline(time.Now())
 			<-downDone
 			why := "closed"
 			if c := context.Cause(ctx); errors.Is(c, errRevoked) {

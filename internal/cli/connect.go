@@ -142,9 +142,10 @@ func (e *env) connectLogin(o connect.Options, user string, pwStdin bool, code st
 	if err != nil {
 		return "", "", err
 	}
-	fmt.Fprintf(e.stderr, "To log in, open this address and approve the code %s:\n\n    %s\n\nWaiting for your approval...\n", s.UserCode, s.VerificationURIComplete)
+	approve := connect.ApproveURL(o.Gateway)
+	fmt.Fprintf(e.stderr, "To log in, open\n\n    %s\n\nlog in there and type this code:\n\n    %s\n\nWaiting for your approval...\n", approve, s.UserCode)
 	if f, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		connect.OpenBrowser(s.VerificationURIComplete)
+		connect.OpenBrowser(approve)
 	}
 	tok, who, err := connect.WaitDevice(e.ctx, hc, o.Gateway, s)
 	if err == nil {

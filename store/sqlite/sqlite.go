@@ -483,6 +483,12 @@ func scanDevice(sc interface{ Scan(...any) error }) (sluis.DeviceGrant, error) {
 	return g, err
 }
 
+func (s *DB) PendingDeviceGrants(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM device_grants WHERE state = ? AND expires_at > ?`, sluis.DevicePending, unixNano(now)).Scan(&n)
+	return n, err
+}
+
 func (s *DB) DeviceGrantByUserCode(ctx context.Context, userCode string, now time.Time) (sluis.DeviceGrant, error) {
 	return scanDevice(s.db.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM device_grants WHERE user_code = ? AND state = ? AND expires_at > ?`,
 		userCode, sluis.DevicePending, unixNano(now)))
@@ -505,8 +511,13 @@ func (s *DB) DecideDeviceGrant(ctx context.Context, userCode string, approve boo
 }
 
 func (s *DB) TakeDeviceGrant(ctx context.Context, deviceHash []byte, now time.Time) (sluis.DeviceGrant, error) {
-	var g sluis.DeviceGrant
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	// Most polls find the grant still pending: they read without taking
+	// the write lock.
+	g, err := scanDevice(s.db.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM device_grants WHERE device_hash = ? AND expires_at > ?`, deviceHash, unixNano(now)))
+	if err != nil || g.State != sluis.DeviceApproved {
+		return g, err
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		g, err = scanDevice(tx.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM device_grants WHERE device_hash = ? AND expires_at > ?`, deviceHash, unixNano(now)))
 		if err != nil || g.State != sluis.DeviceApproved {
