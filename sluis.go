@@ -23,7 +23,13 @@ type User struct {
 	// has not enrolled. It is never stored or logged in the clear.
 	TOTPSecret []byte
 	CreatedAt  time.Time
+	// Source is where the user's password lives: "" here (a local user),
+	// or SourceLDAP, the directory (groups come from there too).
+	Source string
 }
+
+// SourceLDAP marks a user whose password and groups are in the directory.
+const SourceLDAP = "ldap"
 
 // ValidName reports whether s is an acceptable user or group name: letters,
 // digits, '.', '_', '-' and '@', starting with a letter or digit, at most

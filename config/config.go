@@ -41,7 +41,11 @@ type Config struct {
 	Audit  Audit  `yaml:"audit"`
 	// Tunnels sets the limits of tunnels to TCP apps.
 	Tunnels Tunnels `yaml:"tunnels"`
-	Apps    []App   `yaml:"apps"`
+	// LDAP, if set, is a directory (LDAP or Active Directory) whose users
+	// log in with their directory password and a second factor held by
+	// sluis. Local users are looked up first and always work.
+	LDAP *LDAP `yaml:"ldap"`
+	Apps []App `yaml:"apps"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -81,6 +85,43 @@ type Probes struct {
 	// EventEvery bounds the audit trail: per source and rule at most one
 	// security.probe event per this interval, with a count. Zero means 1m.
 	EventEvery Duration `yaml:"event_every"`
+}
+
+// LDAP configures the directory.
+type LDAP struct {
+	// URLs are tried in order (failover): ldaps://host:636 or
+	// ldap://host:389 with start_tls. Required.
+	URLs []string `yaml:"urls"`
+	// StartTLS upgrades ldap:// connections; plain LDAP is refused
+	// unless it is on.
+	StartTLS bool `yaml:"start_tls"`
+	// CAFile is the CA that signed the directory's certificate; empty
+	// means the system's CAs.
+	CAFile string `yaml:"ca_file"`
+	// BindDN is the service account that searches users and groups.
+	BindDN string `yaml:"bind_dn"`
+	// BindPasswordFile holds its password (one line); it is read at start.
+	BindPasswordFile string `yaml:"bind_password_file"`
+	// UserBase and UserFilter find a user; {user} in the filter is
+	// replaced by the escaped user name. Active Directory:
+	// (&(objectClass=user)(sAMAccountName={user})).
+	UserBase   string `yaml:"user_base"`
+	UserFilter string `yaml:"user_filter"`
+	// GroupBase is where groups are searched.
+	GroupBase string `yaml:"group_base"`
+	// NestedGroups: recursive (default; any LDAP), in_chain (Active
+	// Directory's matching rule, one search) or none.
+	NestedGroups string `yaml:"nested_groups"`
+	// DisabledFilter matches disabled accounts on the user's entry. Active
+	// Directory: (userAccountControl:1.2.840.113556.1.4.803:=2).
+	DisabledFilter string `yaml:"disabled_filter"`
+	// Groups maps directory group DNs to sluis groups; other groups are
+	// ignored.
+	Groups map[string]string `yaml:"groups"`
+	// Timeout bounds each network step. Zero means 5s.
+	Timeout Duration `yaml:"timeout"`
+	// PoolSize is how many service connections are kept. Zero means 4.
+	PoolSize int `yaml:"pool_size"`
 }
 
 // Tunnels sets the limits of tunnels to TCP apps.
@@ -479,6 +520,63 @@ func (p *parser) validate(c *Config) {
 		}
 		if sl.Queue < 1 || sl.Queue > 1000000 {
 			p.problem("audit.syslog.queue", "between 1 and 1000000")
+		}
+	}
+
+	if l := c.LDAP; l != nil {
+		if len(l.URLs) == 0 {
+			p.problem("ldap.urls", "required: ldaps://host:636, or ldap://host:389 with start_tls: true")
+		}
+		for j, raw := range l.URLs {
+			u, err := url.Parse(raw)
+			switch {
+			case err != nil || u.Host == "" || (u.Scheme != "ldap" && u.Scheme != "ldaps"):
+				p.problem(fmt.Sprintf("ldap.urls[%d]", j), "%q is not an ldap:// or ldaps:// URL", raw)
+			case u.Scheme == "ldap" && !l.StartTLS:
+				p.problem(fmt.Sprintf("ldap.urls[%d]", j), "%q is plain LDAP: passwords would cross the network in the clear; use ldaps:// or start_tls: true", raw)
+			}
+		}
+		if l.BindDN == "" {
+			p.problem("ldap.bind_dn", "required: the service account that searches users")
+		}
+		if l.BindPasswordFile == "" {
+			p.problem("ldap.bind_password_file", "required: a file holding the service account's password")
+		} else if !filepath.IsAbs(l.BindPasswordFile) {
+			l.BindPasswordFile = filepath.Join(base, l.BindPasswordFile)
+		}
+		if l.CAFile != "" && !filepath.IsAbs(l.CAFile) {
+			l.CAFile = filepath.Join(base, l.CAFile)
+		}
+		if l.UserBase == "" {
+			p.problem("ldap.user_base", "required")
+		}
+		if !strings.Contains(l.UserFilter, "{user}") {
+			p.problem("ldap.user_filter", "required, with {user} where the user name goes, for example (&(objectClass=person)(uid={user}))")
+		}
+		if len(l.Groups) > 0 && l.GroupBase == "" {
+			p.problem("ldap.group_base", "required when groups are mapped")
+		}
+		switch l.NestedGroups {
+		case "", "recursive", "in_chain", "none":
+		default:
+			p.problem("ldap.nested_groups", "%q: want recursive, in_chain or none", l.NestedGroups)
+		}
+		for dn, g := range l.Groups {
+			if !sluis.ValidName(g) {
+				p.problem("ldap.groups", "%q (for %s) is not a valid group name", g, dn)
+			}
+		}
+		if l.Timeout == 0 {
+			l.Timeout = Duration(5 * time.Second)
+		}
+		if l.Timeout < Duration(100*time.Millisecond) || l.Timeout > Duration(time.Minute) {
+			p.problem("ldap.timeout", "between 100ms and 1m")
+		}
+		if l.PoolSize == 0 {
+			l.PoolSize = 4
+		}
+		if l.PoolSize < 1 || l.PoolSize > 64 {
+			p.problem("ldap.pool_size", "between 1 and 64")
 		}
 	}
 

@@ -1,4 +1,4 @@
-package directory
+package directory_test
 
 import (
 	"context"
@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluis-gateway/sluis/directory"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
 
-func newDir(t *testing.T, s *testenv.Slapd, urls []string, startTLS bool) *Directory {
+func newDir(t *testing.T, s *testenv.Slapd, urls []string, startTLS bool) *directory.Directory {
 	t.Helper()
 	pem, err := os.ReadFile(s.CAFile)
 	if err != nil {
@@ -20,7 +21,7 @@ func newDir(t *testing.T, s *testenv.Slapd, urls []string, startTLS bool) *Direc
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	d, err := New(Config{
+	d, err := directory.New(directory.Config{
 		URLs: urls, StartTLS: startTLS, RootCAs: pool, BindDN: s.BindDN, BindPassword: s.BindPassword,
 		UserBase: "ou=people," + s.BaseDN, UserFilter: "(&(objectClass=inetOrgPerson)(uid={user}))",
 		GroupBase: "ou=groups," + s.BaseDN, DisabledFilter: "(employeeType=disabled)",
@@ -56,13 +57,13 @@ func TestAuthenticateAgainstSlapd(t *testing.T) {
 			}{
 				{"carol", "carol-pass", []string{"admins", "staff"}, nil},
 				{"erin", "erin-pass", []string{"staff"}, nil}, // through the nested group
-				{"carol", "wrong", nil, ErrInvalid},
-				{"carol", "", nil, ErrInvalid}, // no unauthenticated bind
-				{"nobody", "x", nil, ErrInvalid},
-				{"*", "carol-pass", nil, ErrInvalid},            // no filter injection
-				{"carol)(uid=*", "carol-pass", nil, ErrInvalid}, // no filter injection
-				{"dave", "dave-pass", nil, ErrDisabled},
-				{"dave", "wrong", nil, ErrInvalid}, // a disabled account says nothing without its password
+				{"carol", "wrong", nil, directory.ErrInvalid},
+				{"carol", "", nil, directory.ErrInvalid}, // no unauthenticated bind
+				{"nobody", "x", nil, directory.ErrInvalid},
+				{"*", "carol-pass", nil, directory.ErrInvalid},            // no filter injection
+				{"carol)(uid=*", "carol-pass", nil, directory.ErrInvalid}, // no filter injection
+				{"dave", "dave-pass", nil, directory.ErrDisabled},
+				{"dave", "wrong", nil, directory.ErrInvalid}, // a disabled account says nothing without its password
 			}
 			for _, c := range cases {
 				groups, err := d.Authenticate(ctx, c.user, c.pw)
@@ -74,8 +75,8 @@ func TestAuthenticateAgainstSlapd(t *testing.T) {
 		})
 	}
 	// A certificate from an untrusted CA is refused.
-	d, _ := New(Config{URLs: []string{s.LDAPSURL}, BindDN: s.BindDN, BindPassword: s.BindPassword, UserBase: s.BaseDN, UserFilter: "(uid={user})", Timeout: time.Second})
-	if _, err := d.Authenticate(ctx, "carol", "carol-pass"); !errors.Is(err, ErrUnavailable) {
+	d, _ := directory.New(directory.Config{URLs: []string{s.LDAPSURL}, BindDN: s.BindDN, BindPassword: s.BindPassword, UserBase: s.BaseDN, UserFilter: "(uid={user})", Timeout: time.Second})
+	if _, err := d.Authenticate(ctx, "carol", "carol-pass"); !errors.Is(err, directory.ErrUnavailable) {
 		t.Errorf("an untrusted directory certificate: %v", err)
 	}
 	// The directory goes away: a clear error, not "wrong password".
@@ -84,13 +85,13 @@ func TestAuthenticateAgainstSlapd(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Stop()
-	if _, err := d.Authenticate(ctx, "carol", "carol-pass"); !errors.Is(err, ErrUnavailable) {
+	if _, err := d.Authenticate(ctx, "carol", "carol-pass"); !errors.Is(err, directory.ErrUnavailable) {
 		t.Errorf("with slapd stopped: %v", err)
 	}
 }
 
 func TestInChainFilter(t *testing.T) {
-	got := InChainFilter("CN=Anna (IT),OU=Staff,DC=corp,DC=test")
+	got := directory.InChainFilter("CN=Anna (IT),OU=Staff,DC=corp,DC=test")
 	want := `(member:1.2.840.113556.1.4.1941:=CN=Anna \28IT\29,OU=Staff,DC=corp,DC=test)`
 	if got != want {
 		t.Fatalf("in-chain filter:\n got %s\nwant %s", got, want)

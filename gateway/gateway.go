@@ -46,6 +46,9 @@ type Options struct {
 	// Audit records the gateway's events; nil means a recorder writing to
 	// Store only.
 	Audit *audit.Recorder
+	// Directory, if set, authenticates directory users (LDAP or Active
+	// Directory).
+	Directory portal.Directory
 	// OnChange registers a function to run whenever the revision changes,
 	// to re-check long-lived (upgraded) connections; nil means they are
 	// re-checked only every RecheckInterval.
@@ -104,6 +107,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	p := &portal.Portal{
 		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: sessions, Audit: rec,
 		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,
+		Directory: o.Directory,
 	}
 	// Passkeys are bound to the portal's origin: a look-alike site gets
 	// nothing from a user's key.

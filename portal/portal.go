@@ -94,6 +94,9 @@ type Portal struct {
 	ReauthAfter time.Duration
 	// Passkeys runs WebAuthn ceremonies; nil turns passkeys off.
 	Passkeys *mfa.Passkeys
+	// Directory, if set, authenticates users that are not local (LDAP or
+	// Active Directory) and gives their groups.
+	Directory Directory
 
 	// Throttles for password and code guessing. A guess counts against
 	// the user from that source (strict), the user from anywhere (gentle:
@@ -155,6 +158,11 @@ func (p *Portal) Init() error {
 		p.SourceThrottle = &authn.Throttle{Free: 20, Base: time.Second, Max: 15 * time.Minute, Now: p.Now}
 	}
 	return nil
+}
+
+// Directory authenticates directory users; see package directory.
+type Directory interface {
+	Authenticate(ctx context.Context, user, password string) (groups []string, err error)
 }
 
 // handlerFunc is a portal handler; a returned error becomes a static page.
@@ -643,6 +651,9 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	known := err == nil
+	if p.Directory != nil && (!known || u.Source == sluis.SourceLDAP) {
+		return p.directoryLogin(w, r, d, f, name, password, src)
+	}
 	// Verify even for unknown users, so the answer takes as long.
 	good, err := authn.Verify(password, u.PasswordHash)
 	if errors.Is(err, authn.ErrBusy) {
@@ -673,6 +684,13 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		return p.render(w, http.StatusUnauthorized, "login", d)
 	}
 	p.succeeded("login", name, src)
+	return p.passwordAccepted(w, r, u, f, "password accepted; second factor next")
+}
+
+// passwordAccepted starts the session of a user whose password was right:
+// the second factor (or its enrolment) comes next.
+func (p *Portal) passwordAccepted(w http.ResponseWriter, r *http.Request, u sluis.User, f flow, detail string) error {
+	src := frontdoor.ClientIP(r)
 	now := p.Now()
 	tok, hash := session.NewToken()
 	x := sluis.Session{
@@ -683,7 +701,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p.setSessionCookie(w, tok, pendingLifetime)
-	p.event(r, sluis.EventLoginSuccess, u.Name, sluis.OutcomeSuccess, "password accepted; second factor next")
+	p.event(r, sluis.EventLoginSuccess, u.Name, sluis.OutcomeSuccess, detail)
 	next := "/mfa"
 	if !u.HasTOTP() {
 		next = "/enroll"

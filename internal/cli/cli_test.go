@@ -90,10 +90,10 @@ func TestUserCommands(t *testing.T) {
 		{[]string{"user", "add", "carl", "--groups", "a b", "--password-stdin"}, "long enough pw\n", true, "not a valid group name"},
 		// --config after the command, and the password prompted (no terminal: one line).
 		{[]string{"user", "add", "dora", "--config", cfg}, "another password\n", false, "user dora added"},
-		{[]string{"user", "list"}, "", false, "anna  staff,ops  no    active"},
+		{[]string{"user", "list"}, "", false, "anna  staff,ops  no    local   active"},
 		{[]string{"user", "totp", "anna"}, "", false, "otpauth://totp/sluis:anna?"},
 		{[]string{"user", "disable", "anna"}, "", false, "user anna disabled"},
-		{[]string{"user", "list"}, "", false, "anna  staff,ops  yes   disabled"},
+		{[]string{"user", "list"}, "", false, "anna  staff,ops  yes   local   disabled"},
 		{[]string{"user", "groups", "anna", "--groups", "staff"}, "", false, "groups of anna: staff"},
 		{[]string{"user", "passwd", "anna", "--password-stdin"}, "a new password\n", false, "password of anna changed"},
 		{[]string{"user", "passwd", "nobody", "--password-stdin"}, "a new password\n", true, "no user"},

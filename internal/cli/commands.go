@@ -184,8 +184,10 @@ func (e *env) user(args []string) error {
 		record("admin.user.add", name, "groups "+strings.Join(gs, ","))
 		fmt.Fprintf(e.stdout, "user %s added; they enrol a second factor at first login\n", name)
 	case "passwd":
-		if _, err := st.User(ctx, name); err != nil {
+		if u, err := st.User(ctx, name); err != nil {
 			return err
+		} else if u.Source == sluis.SourceLDAP {
+			return fmt.Errorf("%s is a directory user: their password is changed in the directory", name)
 		}
 		pw, err := e.readPassword(*pwStdin)
 		if err != nil {
@@ -226,16 +228,19 @@ func (e *env) user(args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tGROUPS\tTOTP\tSTATUS")
+		fmt.Fprintln(tw, "NAME\tGROUPS\tTOTP\tSOURCE\tSTATUS")
 		for _, u := range users {
-			status, totp := "active", "no"
+			status, totp, source := "active", "no", "local"
+			if u.Source != "" {
+				source = u.Source
+			}
 			if u.Disabled {
 				status = "disabled"
 			}
 			if u.HasTOTP() {
 				totp = "yes"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Groups, ","), totp, status)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Groups, ","), totp, source, status)
 		}
 		return tw.Flush()
 	case "mfa-reset":

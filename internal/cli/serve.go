@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sluis-gateway/sluis/directory"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluis-gateway/sluis/assertion"
@@ -181,8 +183,16 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		rec.Forward = fw.Forward
 		go fw.Run(watchCtx)
 	}
-	handler, err := gateway.New(watchCtx, gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port, Log: log,
-		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec})
+	opts := gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port, Log: log,
+		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec}
+	if c.LDAP != nil {
+		dir, err := newDirectory(c.LDAP, log)
+		if err != nil {
+			return err
+		}
+		opts.Directory = dir
+	}
+	handler, err := gateway.New(watchCtx, opts)
 	if err != nil {
 		return err
 	}
@@ -240,4 +250,36 @@ var aeadSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
 	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// newDirectory builds the directory client from configuration, reading
+// the service account's password file and the CA file; errors name the
+// key.
+func newDirectory(l *config.LDAP, log *slog.Logger) (*directory.Directory, error) {
+	pw, err := os.ReadFile(l.BindPasswordFile)
+	if err != nil {
+		return nil, fmt.Errorf("ldap.bind_password_file: %w", err)
+	}
+	password := strings.TrimRight(string(pw), "\r\n")
+	if password == "" {
+		return nil, fmt.Errorf("ldap.bind_password_file %s: empty", l.BindPasswordFile)
+	}
+	var pool *x509.CertPool
+	if l.CAFile != "" {
+		pem, err := os.ReadFile(l.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ldap.ca_file: %w", err)
+		}
+		pool = x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ldap.ca_file %s: no PEM certificate", l.CAFile)
+		}
+	}
+	d, err := directory.New(directory.Config{URLs: l.URLs, StartTLS: l.StartTLS, RootCAs: pool, BindDN: l.BindDN, BindPassword: password,
+		UserBase: l.UserBase, UserFilter: l.UserFilter, GroupBase: l.GroupBase, Nested: l.NestedGroups, DisabledFilter: l.DisabledFilter,
+		Groups: l.Groups, Timeout: l.Timeout.D(), PoolSize: l.PoolSize, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("ldap: %w", err)
+	}
+	return d, nil
 }

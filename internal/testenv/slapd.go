@@ -38,28 +38,76 @@ type Slapd struct {
 	cmd          *exec.Cmd
 }
 
-// StartSlapd runs slapd, or skips the test when it is not installed (and
-// fails under SLUIS_REQUIRE_INTEGRATION=1).
+// StartSlapd runs slapd for a test, or skips the test when it is not
+// installed (and fails under SLUIS_REQUIRE_INTEGRATION=1).
 func StartSlapd(t testing.TB) *Slapd {
 	t.Helper()
-	slapd, err := exec.LookPath("/usr/sbin/slapd")
-	if err != nil {
+	if _, err := exec.LookPath("/usr/sbin/slapd"); err != nil {
 		if os.Getenv("SLUIS_REQUIRE_INTEGRATION") == "1" {
 			t.Fatal("slapd not found, and SLUIS_REQUIRE_INTEGRATION=1 (install Debian's slapd package)")
 		}
 		t.Skip("slapd not found; install Debian's slapd package or run the README's test command")
 	}
+	s, err := RunSlapd(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// RunSlapd runs slapd with its files in dir (for benchmark programs); the
+// caller stops it.
+func RunSlapd(dir string) (*Slapd, error) {
+	slapd, err := exec.LookPath("/usr/sbin/slapd")
+	if err != nil {
+		return nil, fmt.Errorf("slapd not found (install Debian's slapd package): %w", err)
+	}
 	slapadd, err := exec.LookPath("/usr/sbin/slapadd")
 	if err != nil {
-		t.Fatal("slapadd not found next to slapd")
+		return nil, fmt.Errorf("slapadd not found next to slapd")
 	}
-	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "db"), 0o700)
-	caFile, certFile, keyFile := writeLDAPCerts(t, dir)
+	caFile, certFile, keyFile, err := writeLDAPCerts(dir)
+	if err != nil {
+		return nil, err
+	}
 	s := &Slapd{CAFile: caFile, BaseDN: "dc=corp,dc=test", BindDN: "cn=sluis,ou=service,dc=corp,dc=test", BindPassword: "service-secret"}
 	s.PasswordFile = filepath.Join(dir, "bind-password")
 	os.WriteFile(s.PasswordFile, []byte(s.BindPassword+"\n"), 0o600)
-	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
+	conf := fmt.Sprintf(slapdConf, dir, certFile, keyFile, caFile)
+	cfg := filepath.Join(dir, "slapd.conf")
+	os.WriteFile(cfg, []byte(conf), 0o600)
+	ldif := filepath.Join(dir, "data.ldif")
+	os.WriteFile(ldif, []byte(directoryLDIF), 0o600)
+	if out, err := exec.Command(slapadd, "-f", cfg, "-l", ldif).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("slapadd: %v\n%s", err, out)
+	}
+	port, sport := freePort(), freePort()
+	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
+	s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", sport)
+	s.cmd = exec.Command(slapd, "-f", cfg, "-h", s.URL+"/ "+s.LDAPSURL+"/", "-d", "0")
+	var logs strings.Builder
+	s.cmd.Stderr = &logs
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return nil, fmt.Errorf("slapd not listening after 15s:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const slapdConf = `include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 pidfile %[1]s/slapd.pid
@@ -81,38 +129,7 @@ access to attrs=userPassword
 access to *
 	by dn.exact="cn=sluis,ou=service,dc=corp,dc=test" read
 	by * none
-`, dir, certFile, keyFile, caFile)
-	cfg := filepath.Join(dir, "slapd.conf")
-	os.WriteFile(cfg, []byte(conf), 0o600)
-	ldif := filepath.Join(dir, "data.ldif")
-	os.WriteFile(ldif, []byte(directoryLDIF), 0o600)
-	if out, err := exec.Command(slapadd, "-f", cfg, "-l", ldif).CombinedOutput(); err != nil {
-		t.Fatalf("slapadd: %v\n%s", err, out)
-	}
-	port, sport := freePort(t), freePort(t)
-	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
-	s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", sport)
-	s.cmd = exec.Command(slapd, "-f", cfg, "-h", s.URL+"/ "+s.LDAPSURL+"/", "-d", "0")
-	var logs strings.Builder
-	s.cmd.Stderr = &logs
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("slapd not listening after 15s:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return s
-}
+`
 
 // Stop ends slapd (the tests also use it to make the directory
 // unreachable).
@@ -124,24 +141,24 @@ func (s *Slapd) Stop() {
 	}
 }
 
-func freePort(t testing.TB) int {
+func freePort() int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // writeLDAPCerts makes a CA and a certificate for 127.0.0.1 signed by it.
-func writeLDAPCerts(t testing.TB, dir string) (ca, cert, key string) {
+func writeLDAPCerts(dir string) (ca, cert, key string, err error) {
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test directory CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
 		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return "", "", "", err
 	}
 	caCert, _ := x509.ParseCertificate(caDER)
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -151,14 +168,14 @@ func writeLDAPCerts(t testing.TB, dir string) (ca, cert, key string) {
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return "", "", "", err
 	}
 	kder, _ := x509.MarshalPKCS8PrivateKey(k)
 	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
 	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
-	return ca, cert, key
+	return ca, cert, key, nil
 }
 
 const directoryLDIF = `dn: dc=corp,dc=test

@@ -204,8 +204,8 @@ func isUnique(err error) bool {
 
 func (s *DB) CreateUser(ctx context.Context, u sluis.User) error {
 	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO users (name, groups, password_hash, disabled, totp_secret, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		u.Name, joinGroups(u.Groups), u.PasswordHash, u.Disabled, nullBlob(u.TOTPSecret), unixNano(u.CreatedAt))
+		`INSERT INTO users (name, groups, password_hash, disabled, totp_secret, created_at, source) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		u.Name, joinGroups(u.Groups), u.PasswordHash, u.Disabled, nullBlob(u.TOTPSecret), unixNano(u.CreatedAt), u.Source)
 	if isUnique(err) {
 		return sluis.Errorf(sluis.ECONFLICT, "user %q exists already", u.Name)
 	}
@@ -219,13 +219,13 @@ func nullBlob(b []byte) any {
 	return b
 }
 
-const userCols = `name, groups, password_hash, disabled, totp_secret, created_at`
+const userCols = `name, groups, password_hash, disabled, totp_secret, created_at, source`
 
 func scanUser(sc interface{ Scan(...any) error }) (sluis.User, error) {
 	var u sluis.User
 	var groups string
 	var created int64
-	err := sc.Scan(&u.Name, &groups, &u.PasswordHash, &u.Disabled, &u.TOTPSecret, &created)
+	err := sc.Scan(&u.Name, &groups, &u.PasswordHash, &u.Disabled, &u.TOTPSecret, &created, &u.Source)
 	u.Groups = splitGroups(groups)
 	u.CreatedAt = fromNano(created)
 	return u, err
