@@ -102,6 +102,8 @@ const (
 	// FactorDevice marks a `sluis connect` session approved on the portal:
 	// as fresh as the login that approved it, never phishing-resistant.
 	FactorDevice = "device"
+	// FactorOIDC is an identity provider's own MFA, counted as configured.
+	FactorOIDC = "oidc"
 )
 
 // PhishingResistant reports whether the identity's second factor cannot

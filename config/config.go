@@ -45,7 +45,9 @@ type Config struct {
 	// log in with their directory password and a second factor held by
 	// sluis. Local users are looked up first and always work.
 	LDAP *LDAP `yaml:"ldap"`
-	Apps []App `yaml:"apps"`
+	// OIDC are single sign-on providers, each a button on the login page.
+	OIDC []OIDC `yaml:"oidc"`
+	Apps []App  `yaml:"apps"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -122,6 +124,32 @@ type LDAP struct {
 	Timeout Duration `yaml:"timeout"`
 	// PoolSize is how many service connections are kept. Zero means 4.
 	PoolSize int `yaml:"pool_size"`
+}
+
+// OIDC is one OpenID Connect provider.
+type OIDC struct {
+	// Name is the provider's id in URLs (/login/oidc/NAME); its callback
+	// is https://PORTAL/login/oidc/NAME/callback. Required.
+	Name string `yaml:"name"`
+	// Title is the button's text: "Log in with TITLE". Zero means Name.
+	Title string `yaml:"title"`
+	// Issuer is the provider's https URL; discovery reads
+	// ISSUER/.well-known/openid-configuration. Required.
+	Issuer   string `yaml:"issuer"`
+	ClientID string `yaml:"client_id"`
+	// ClientSecretFile holds the client secret (one line), read at start.
+	ClientSecretFile string   `yaml:"client_secret_file"`
+	Scopes           []string `yaml:"scopes"` // zero means openid, profile, email
+	// UsernameClaim names the user; zero means preferred_username.
+	UsernameClaim string `yaml:"username_claim"`
+	// GroupsClaim holds the groups; zero means groups.
+	GroupsClaim string `yaml:"groups_claim"`
+	// Groups maps the provider's groups to sluis groups.
+	Groups map[string]string `yaml:"groups"`
+	// MFAAMR and MFAACR are the amr and acr values that count as the
+	// second factor; with neither, sluis asks for its own.
+	MFAAMR []string `yaml:"mfa_amr"`
+	MFAACR []string `yaml:"mfa_acr"`
 }
 
 // Tunnels sets the limits of tunnels to TCP apps.
@@ -577,6 +605,41 @@ func (p *parser) validate(c *Config) {
 		}
 		if l.PoolSize < 1 || l.PoolSize > 64 {
 			p.problem("ldap.pool_size", "between 1 and 64")
+		}
+	}
+
+	seen := map[string]bool{}
+	for i := range c.OIDC {
+		o := &c.OIDC[i]
+		at := fmt.Sprintf("oidc[%d]", i)
+		switch {
+		case !nameRE.MatchString(o.Name):
+			p.problem(at+".name", "%q: required, lower-case letters, digits, '-', '_' and '.'", o.Name)
+		case seen[o.Name]:
+			p.problem(at+".name", "%q is used by another provider", o.Name)
+		}
+		seen[o.Name] = true
+		if o.Title == "" {
+			o.Title = o.Name
+		}
+		if u, err := url.Parse(o.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1"))) {
+			p.problem(at+".issuer", "%q: want the provider's https URL", o.Issuer)
+		}
+		if o.ClientID == "" {
+			p.problem(at+".client_id", "required")
+		}
+		if o.ClientSecretFile == "" {
+			p.problem(at+".client_secret_file", "required: a file holding the client secret")
+		} else if !filepath.IsAbs(o.ClientSecretFile) {
+			o.ClientSecretFile = filepath.Join(base, o.ClientSecretFile)
+		}
+		if len(o.Scopes) == 0 {
+			o.Scopes = []string{"openid", "profile", "email"}
+		}
+		for v, g := range o.Groups {
+			if !sluis.ValidName(g) {
+				p.problem(at+".groups", "%q (for %s) is not a valid group name", g, v)
+			}
 		}
 	}
 

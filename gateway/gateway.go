@@ -28,6 +28,7 @@ import (
 	"github.com/sluis-gateway/sluis/portal"
 	"github.com/sluis-gateway/sluis/proxy"
 	"github.com/sluis-gateway/sluis/session"
+	"github.com/sluis-gateway/sluis/sso"
 	"github.com/sluis-gateway/sluis/tunnel"
 )
 
@@ -49,6 +50,8 @@ type Options struct {
 	// Directory, if set, authenticates directory users (LDAP or Active
 	// Directory).
 	Directory portal.Directory
+	// SSO are the OpenID Connect providers (their secrets read).
+	SSO []*sso.Provider
 	// OnChange registers a function to run whenever the revision changes,
 	// to re-check long-lived (upgraded) connections; nil means they are
 	// re-checked only every RecheckInterval.
@@ -107,7 +110,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	p := &portal.Portal{
 		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: sessions, Audit: rec,
 		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,
-		Directory: o.Directory,
+		Directory: o.Directory, SSO: o.SSO,
 	}
 	// Passkeys are bound to the portal's origin: a look-alike site gets
 	// nothing from a user's key.

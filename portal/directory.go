@@ -38,7 +38,7 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 	var u sluis.User
 	if reason == "" {
 		var gerr error
-		u, gerr = p.syncDirectoryUser(r, name, groups)
+		u, gerr = p.syncExternalUser(r, name, sluis.SourceLDAP, groups)
 		level, _, lerr := p.level(r)
 		switch {
 		case errors.Is(gerr, errLocalName):
@@ -64,24 +64,24 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 
 var errLocalName = errors.New("a local user has the name of a directory user")
 
-// syncDirectoryUser records a directory user on first login and keeps
-// their groups as the directory has them (a change of groups counts at
-// once, as any change of groups does).
-func (p *Portal) syncDirectoryUser(r *http.Request, name string, groups []string) (sluis.User, error) {
+// syncExternalUser records a user of the directory or an identity provider
+// (source) on first login and keeps their groups as the source has them (a
+// change of groups counts at once, as any change of groups does).
+func (p *Portal) syncExternalUser(r *http.Request, name, source string, groups []string) (sluis.User, error) {
 	ctx := r.Context()
 	u, err := p.Store.User(ctx, name)
 	switch {
 	case sluis.ErrorCode(err) == sluis.ENOTFOUND:
-		u = sluis.User{Name: name, Groups: groups, Source: sluis.SourceLDAP, CreatedAt: p.Now()}
+		u = sluis.User{Name: name, Groups: groups, Source: source, CreatedAt: p.Now()}
 		if err := p.Store.CreateUser(ctx, u); err != nil && sluis.ErrorCode(err) != sluis.ECONFLICT {
 			return u, err
 		}
 		return p.Store.User(ctx, name)
 	case err != nil:
 		return u, err
-	case u.Source != sluis.SourceLDAP:
-		// A local user of that name exists: the directory never speaks
-		// for it.
+	case u.Source != source:
+		// A user of that name from elsewhere (local, or another source)
+		// exists: this source never speaks for it.
 		return u, errLocalName
 	}
 	if !slices.Equal(u.Groups, groups) {

@@ -35,6 +35,7 @@ import (
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/policy"
 	"github.com/sluis-gateway/sluis/session"
+	"github.com/sluis-gateway/sluis/sso"
 )
 
 //go:embed templates/*.html
@@ -97,6 +98,9 @@ type Portal struct {
 	// Directory, if set, authenticates users that are not local (LDAP or
 	// Active Directory) and gives their groups.
 	Directory Directory
+	// SSO are the OpenID Connect providers, each a button on the login
+	// page.
+	SSO []*sso.Provider
 
 	// Throttles for password and code guessing. A guess counts against
 	// the user from that source (strict), the user from anywhere (gentle:
@@ -202,6 +206,8 @@ func (p *Portal) Routes() []Route {
 		{"POST /device/poll", "none", p.devicePoll},
 		{"GET /login", "none", p.loginForm},
 		{"POST /login", "none", p.login},
+		{"GET /login/oidc/{provider}", "none", p.ssoStart},
+		{"GET /login/oidc/{provider}/callback", "none", p.ssoCallback},
 		{"POST /login/passkey/begin", "none", p.passwordlessBegin},
 		{"POST /login/passkey/finish", "none", p.passwordlessFinish},
 		{"GET /.well-known/jwks.json", "none", p.jwks},
@@ -308,6 +314,7 @@ type pageData struct {
 	// Recovery codes shown once, and where to go after reading them.
 	Codes []string
 	Next  string
+	SSO   []ssoLink // single sign-on buttons
 }
 
 type appLink struct {
@@ -552,7 +559,7 @@ func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
 		}
 		return p.continueTo(w, r, a.Session.ID, t, f)
 	}
-	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State, Passkeys: p.Passkeys != nil, Query: f.query()}
+	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State, Passkeys: p.Passkeys != nil, Query: f.query(), SSO: p.ssoLinks(f)}
 	if r.FormValue("logged_out") == "1" {
 		d.Notice = "You are logged out."
 	}

@@ -17,6 +17,8 @@ func TestPreLoginSurfaceIsExactlyThis(t *testing.T) {
 		"GET /assets/sluis.css",
 		"GET /healthz",
 		"GET /login",
+		"GET /login/oidc/{provider}",
+		"GET /login/oidc/{provider}/callback",
 		"POST /device/poll",
 		"POST /device/start",
 		"POST /login",

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/sluis-gateway/sluis/directory"
+	"github.com/sluis-gateway/sluis/sso"
 	"log/slog"
 	"net"
 	"net/http"
@@ -191,6 +192,19 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 			return err
 		}
 		opts.Directory = dir
+	}
+	for i, o := range c.OIDC {
+		secret, err := os.ReadFile(o.ClientSecretFile)
+		if err != nil {
+			return fmt.Errorf("oidc[%d].client_secret_file: %w", i, err)
+		}
+		pr, err := sso.New(sso.Config{Name: o.Name, Title: o.Title, Issuer: o.Issuer, ClientID: o.ClientID,
+			ClientSecret: strings.TrimRight(string(secret), "\r\n"), RedirectURL: base(c.Portal) + "/login/oidc/" + o.Name + "/callback",
+			Scopes: o.Scopes, UsernameClaim: o.UsernameClaim, GroupsClaim: o.GroupsClaim, Groups: o.Groups, MFAAMR: o.MFAAMR, MFAACR: o.MFAACR})
+		if err != nil {
+			return fmt.Errorf("oidc[%d]: %w", i, err)
+		}
+		opts.SSO = append(opts.SSO, pr)
 	}
 	handler, err := gateway.New(watchCtx, opts)
 	if err != nil {

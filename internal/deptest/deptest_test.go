@@ -136,10 +136,12 @@ func TestRequestPathOpensNoFiles(t *testing.T) {
 	}
 }
 
-// Nothing before login makes an outbound request: only the proxy (which
-// runs after the session and policy checks) and the upstream transport
-// dial out. The other packages that serve requests use no HTTP client and
-// no dialer at all.
+// Nothing before login makes an outbound request to a place a request
+// names: only the proxy and tunnels (after the session and policy checks)
+// and the upstream transport dial out, and the directory and single
+// sign-on packages reach only the servers the operator configured. The
+// other packages that serve requests use no HTTP client and no dialer at
+// all.
 func TestOnlyTheProxyDialsOut(t *testing.T) {
 	for _, dir := range []string{"frontdoor", "portal", "gateway", "policy", "session", "errpage", "assertion", "audit", "mfa", "authn", "changes", "keys", "config", "store/sqlite"} {
 		for name, src := range sources(t, dir) {
