@@ -70,6 +70,15 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"tcp app without a port", func(s string) string { return s + "  - name: desk\n    tcp: 10.1.2.3\n" }, `sluis.yaml:17: apps[1].tcp: "10.1.2.3" is not host:port`},
 		{"tcp app with a bad port", func(s string) string { return s + "  - name: desk\n    tcp: desk.corp.test:70000\n" }, `apps[1].tcp: "desk.corp.test:70000" is not host:port`},
 		{"tunnel limits", func(s string) string { return s + "tunnels:\n  max_per_user: 0\n  idle_timeout: 100ms\n" }, "tunnels.idle_timeout: between 1s and 24h"},
+		{"plain ldap", func(s string) string {
+			return s + "ldap:\n  urls: [ldap://dc.corp.test]\n  bind_dn: cn=x\n  bind_password_file: pw\n  user_base: dc=corp\n  user_filter: (uid={user})\n"
+		}, `ldap.urls[0]: "ldap://dc.corp.test" is plain LDAP`},
+		{"ldap filter without {user}", func(s string) string {
+			return s + "ldap:\n  urls: [ldaps://dc.corp.test]\n  bind_dn: cn=x\n  bind_password_file: pw\n  user_base: dc=corp\n  user_filter: (uid=anna)\n"
+		}, "ldap.user_filter: required, with {user}"},
+		{"oidc over http", func(s string) string {
+			return s + "oidc:\n  - name: idp\n    issuer: http://idp.corp.test/\n    client_id: x\n    client_secret_file: s\n"
+		}, `oidc[0].issuer: "http://idp.corp.test/": want the provider's https URL`},
 		{"unknown app at strict", func(s string) string { return s + "strict:\n  phishing_resistant: [wiki, payroll]\n" }, `strict.phishing_resistant[1]: no app is named "payroll"`},
 		{"bad duration", func(s string) string { return strings.Replace(s, "30m", "soon", 1) }, `sluis.yaml:7: session.idle_timeout: "soon" is not a duration`},
 		{"missing portal", func(s string) string { return strings.Replace(s, "portal: login.corp.test\n", "", 1) }, "sluis.yaml:1: portal: required"},

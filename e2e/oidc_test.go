@@ -26,7 +26,7 @@ import (
 // "web" has the secret "secret".
 const zitadelOP = "github.com/zitadel/oidc/v3/example/server@v3.52.0"
 
-func startOP(t *testing.T, port int, redirect string) {
+func startOP(t *testing.T, port int, redirect string) (stop func()) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		if os.Getenv("SLUIS_REQUIRE_INTEGRATION") == "1" {
@@ -49,7 +49,15 @@ func startOP(t *testing.T, port int, redirect string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}
+	t.Cleanup(stop)
 	await(t, 20*time.Second, "the OIDC provider", func() bool {
 		resp, err := http.Get(fmt.Sprintf("http://localhost:%d/.well-known/openid-configuration", port))
 		if err == nil {
@@ -57,6 +65,7 @@ func startOP(t *testing.T, port int, redirect string) {
 		}
 		return err == nil && resp.StatusCode == 200
 	})
+	return stop
 }
 
 // ssoClient is a browser that reaches the gateway's hosts at the gateway
@@ -125,8 +134,42 @@ func TestOIDCLogin(t *testing.T) {
     client_id: web
     client_secret_file: %s
 `, opPort, secret, secret), testenv.App{Name: "wiki", Host: wikiHost, Upstream: up.URL, Groups: []string{"staff"}, MFA: true})
-	startOP(t, opPort, g.URL(g.Portal, "/login/oidc/idp/callback"))
+	stop := startOP(t, opPort, g.URL(g.Portal, "/login/oidc/idp/callback"))
+	ssoLogin(t, g, opPort)
+	users := g.MustCLI("", "user", "list")
+	if !regexp.MustCompile(`test-user@localhost\s+staff\s+no\s+oidc:idp`).MatchString(users) {
+		t.Fatalf("user list after single sign-on:\n%s", users)
+	}
+	if a := g.MustCLI("", "audit"); !strings.Contains(a, "single sign-on with idp; second factor next") {
+		t.Errorf("audit:\n%s", a)
+	}
 
+	// The provider starts again with a new signing key (the example
+	// provider makes one at each start): the next login verifies with it,
+	// fetched on sight.
+	stop()
+	startOP(t, opPort, g.URL(g.Portal, "/login/oidc/idp/callback"))
+	ssoLogin(t, g, opPort)
+
+	// A callback with a state this browser never got is refused, and the
+	// provider is not asked.
+	other := ssoClient(g)
+	p := g.Get(other, g.URL(g.Portal, "/login/oidc/idp/callback?code=x&state=y"))
+	if p.StatusCode != http.StatusBadRequest || !strings.Contains(p.Body, "not started here") {
+		t.Fatalf("a foreign callback: %d\n%s", p.StatusCode, p.Body)
+	}
+	// A provider that cannot be reached: a clear message, the password
+	// form still there.
+	p = g.Get(other, g.URL(g.Portal, "/login/oidc/down"))
+	if p.StatusCode != http.StatusServiceUnavailable || !strings.Contains(p.Body, "cannot be reached") || !strings.Contains(p.Body, `name="password"`) {
+		t.Fatalf("an unreachable provider: %d\n%s", p.StatusCode, p.Body)
+	}
+}
+
+// ssoLogin goes through the provider's login with the example user and
+// checks that sluis asks for its own second factor next.
+func ssoLogin(t *testing.T, g *testenv.Gateway, opPort int) {
+	t.Helper()
 	c := ssoClient(g)
 	page := g.Get(c, g.URL(g.Portal, "/login?rd="+url.QueryEscape(g.URL(wikiHost, "/page"))))
 	m := regexp.MustCompile(`href="(/login/oidc/idp[^"]*)"`).FindStringSubmatch(page.Body)
@@ -159,26 +202,5 @@ func TestOIDCLogin(t *testing.T) {
 	// second factor is next (its enrolment, at a first login).
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/enroll") {
 		t.Fatalf("after the provider: %d %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	users := g.MustCLI("", "user", "list")
-	if !regexp.MustCompile(`test-user@localhost\s+staff\s+no\s+oidc:idp`).MatchString(users) {
-		t.Fatalf("user list after single sign-on:\n%s", users)
-	}
-	if a := g.MustCLI("", "audit"); !strings.Contains(a, "single sign-on with idp; second factor next") {
-		t.Errorf("audit:\n%s", a)
-	}
-
-	// A callback with a state this browser never got is refused, and the
-	// provider is not asked.
-	other := ssoClient(g)
-	p := g.Get(other, g.URL(g.Portal, "/login/oidc/idp/callback?code=x&state=y"))
-	if p.StatusCode != http.StatusBadRequest || !strings.Contains(p.Body, "not started here") {
-		t.Fatalf("a foreign callback: %d\n%s", p.StatusCode, p.Body)
-	}
-	// A provider that cannot be reached: a clear message, the password
-	// form still there.
-	p = g.Get(other, g.URL(g.Portal, "/login/oidc/down"))
-	if p.StatusCode != http.StatusServiceUnavailable || !strings.Contains(p.Body, "cannot be reached") || !strings.Contains(p.Body, `name="password"`) {
-		t.Fatalf("an unreachable provider: %d\n%s", p.StatusCode, p.Body)
 	}
 }
