@@ -39,18 +39,15 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 	if reason == "" {
 		var gerr error
 		u, gerr = p.syncExternalUser(r, name, sluis.SourceLDAP, groups)
-		level, _, lerr := p.level(r)
 		switch {
 		case errors.Is(gerr, errLocalName):
 			reason = "a local user has this name; the directory does not speak for it"
 		case gerr != nil:
 			return gerr
-		case lerr != nil:
-			return lerr
-		case u.Disabled:
-			reason = "disabled"
-		case level == sluis.LevelLockdown && (p.BreakGlass == nil || !p.BreakGlass(u.Name, u.Groups)):
-			reason = "lockdown: not emergency staff"
+		default:
+			if reason, gerr = p.refusal(r, u); gerr != nil {
+				return gerr
+			}
 		}
 	}
 	if reason != "" {

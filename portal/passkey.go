@@ -523,12 +523,9 @@ func (p *Portal) passwordlessFinish(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	reason := ""
-	switch {
-	case u.Disabled:
-		reason = "disabled"
-	case level == sluis.LevelLockdown && (p.BreakGlass == nil || !p.BreakGlass(u.Name, u.Groups)):
-		reason = "lockdown: not emergency staff"
+	reason, err := p.refusal(r, u)
+	if err != nil {
+		return err
 	}
 	if reason != "" {
 		p.event(r, sluis.EventLoginFailure, u.Name, sluis.OutcomeFailure, reason+" (passkey)")
@@ -537,21 +534,11 @@ func (p *Portal) passwordlessFinish(w http.ResponseWriter, r *http.Request) erro
 	if err := p.Store.UsePasskey(r.Context(), id, data, p.Now()); err != nil {
 		return err
 	}
-	now := p.Now()
-	x := sluis.Session{ID: session.NewID(), User: u.Name, Stage: sluis.StagePassword, CreatedAt: now, LastSeen: now,
-		ExpiresAt: now.Add(pendingLifetime), Source: src, UserAgent: truncate(r.UserAgent(), 256)}
-	// The session passes both steps at once: its first token is replaced
-	// by finishLogin's before this answer is sent, so it is never used.
-	_, hash := session.NewToken()
-	if err := p.Store.CreateSession(r.Context(), x, hash[:], p.Host); err != nil {
+	sid, err := p.loginAtOnce(w, r, u, sluis.FactorPasskey, "passkey with user verification (passwordless)", "passkey (passwordless)")
+	if err != nil {
 		return err
 	}
-	p.event(r, sluis.EventLoginSuccess, u.Name, sluis.OutcomeSuccess, "passkey with user verification (passwordless)")
-	a := &session.Active{Session: x, User: u}
-	if err := p.finishLogin(w, r, a, sluis.FactorPasskey, "passkey (passwordless)"); err != nil {
-		return err
-	}
-	next, err := p.nextURL(r, x.ID, t, f)
+	next, err := p.nextURL(r, sid, t, f)
 	if err != nil {
 		return err
 	}

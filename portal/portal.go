@@ -922,6 +922,36 @@ func (p *Portal) recoveryCode(w http.ResponseWriter, r *http.Request, a *session
 	return p.continueTo(w, r, a.Session.ID, t, f)
 }
 
+// refusal says why u may not log in now ("" if they may): a user disabled
+// in sluis, or anybody but emergency staff at lockdown.
+func (p *Portal) refusal(r *http.Request, u sluis.User) (string, error) {
+	level, _, err := p.level(r)
+	switch {
+	case err != nil:
+		return "", err
+	case u.Disabled:
+		return "disabled", nil
+	case level == sluis.LevelLockdown && (p.BreakGlass == nil || !p.BreakGlass(u.Name, u.Groups)):
+		return "lockdown: not emergency staff", nil
+	}
+	return "", nil
+}
+
+// loginAtOnce logs u in with both factors passed in one step (a passkey
+// alone, or an identity provider whose MFA counts): a session is made and
+// completed at once, its first token never handed out.
+func (p *Portal) loginAtOnce(w http.ResponseWriter, r *http.Request, u sluis.User, method, loginDetail, mfaDetail string) (string, error) {
+	now := p.Now()
+	x := sluis.Session{ID: session.NewID(), User: u.Name, Stage: sluis.StagePassword, CreatedAt: now, LastSeen: now,
+		ExpiresAt: now.Add(pendingLifetime), Source: frontdoor.ClientIP(r), UserAgent: truncate(r.UserAgent(), 256)}
+	_, hash := session.NewToken()
+	if err := p.Store.CreateSession(r.Context(), x, hash[:], p.Host); err != nil {
+		return "", err
+	}
+	p.event(r, sluis.EventLoginSuccess, u.Name, sluis.OutcomeSuccess, loginDetail)
+	return x.ID, p.finishLogin(w, r, &session.Active{Session: x, User: u}, method, mfaDetail)
+}
+
 // complete finishes a login with a TOTP code and sends the browser on.
 func (p *Portal) complete(w http.ResponseWriter, r *http.Request, a *session.Active, detail string, t target, f flow) error {
 	if err := p.finishLogin(w, r, a, sluis.FactorTOTP, detail); err != nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/frontdoor"
-	"github.com/sluis-gateway/sluis/session"
 	"github.com/sluis-gateway/sluis/sso"
 )
 
@@ -131,19 +130,16 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 		return fail(http.StatusUnauthorized, "Your account's name cannot be used here. Ask your administrator.", "sso: unusable user name")
 	}
 	u, err := p.syncExternalUser(r, id.Username, "oidc:"+pr.Name(), id.Groups)
-	level, _, lerr := p.level(r)
 	reason := ""
 	switch {
 	case errors.Is(err, errLocalName):
 		reason = "a user of another source has this name"
 	case err != nil:
 		return err
-	case lerr != nil:
-		return lerr
-	case u.Disabled:
-		reason = "disabled"
-	case level == sluis.LevelLockdown && (p.BreakGlass == nil || !p.BreakGlass(u.Name, u.Groups)):
-		reason = "lockdown: not emergency staff"
+	default:
+		if reason, err = p.refusal(r, u); err != nil {
+			return err
+		}
 	}
 	if reason != "" {
 		p.event(r, sluis.EventLoginFailure, id.Username, sluis.OutcomeFailure, reason+" (sso "+pr.Name()+")")
@@ -158,16 +154,9 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 		return p.passwordAccepted(w, r, u, f, "single sign-on with "+pr.Name()+"; second factor next")
 	}
 	// The provider's MFA counts, as configured: the login is complete.
-	now := p.Now()
-	x := sluis.Session{ID: session.NewID(), User: u.Name, Stage: sluis.StagePassword, CreatedAt: now, LastSeen: now,
-		ExpiresAt: now.Add(pendingLifetime), Source: src, UserAgent: truncate(r.UserAgent(), 256)}
-	_, hash := session.NewToken()
-	if err := p.Store.CreateSession(r.Context(), x, hash[:], p.Host); err != nil {
+	sid, err := p.loginAtOnce(w, r, u, sluis.FactorOIDC, "single sign-on with "+pr.Name(), "the provider's MFA ("+pr.Name()+")")
+	if err != nil {
 		return err
 	}
-	p.event(r, sluis.EventLoginSuccess, u.Name, sluis.OutcomeSuccess, "single sign-on with "+pr.Name())
-	if err := p.finishLogin(w, r, &session.Active{Session: x, User: u}, sluis.FactorOIDC, "the provider's MFA ("+pr.Name()+")"); err != nil {
-		return err
-	}
-	return p.continueTo(w, r, x.ID, t, f)
+	return p.continueTo(w, r, sid, t, f)
 }

@@ -14,6 +14,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"github.com/sluis-gateway/sluis/bench/internal/wrk"
 	"io"
 	"log"
 	"net"
@@ -22,7 +23,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -150,22 +150,12 @@ apps:
 		}
 	}
 	fmt.Printf("bench/emergency: %d trials against a running gateway, %d cores\n", n, runtime.NumCPU())
-	fmt.Printf("  `emergency set` command itself   p50 %8s  p99 %8s\n", pct(command, 50), pct(command, 99))
-	fmt.Printf("  set returned -> first refusal    p50 %8s  p99 %8s  (goal: p99 under 1 s, better under 100 ms)\n", pct(effect, 50), pct(effect, 99))
-	fmt.Printf("  baseline: one plain request      p50 %8s  p99 %8s\n", pct(plain, 50), pct(plain, 99))
+	fmt.Printf("  `emergency set` command itself   p50 %8s  p99 %8s\n", wrk.Pct(command, 50), wrk.Pct(command, 99))
+	fmt.Printf("  set returned -> first refusal    p50 %8s  p99 %8s  (goal: p99 under 1 s, better under 100 ms)\n", wrk.Pct(effect, 50), wrk.Pct(effect, 99))
+	fmt.Printf("  baseline: one plain request      p50 %8s  p99 %8s\n", wrk.Pct(plain, 50), wrk.Pct(plain, 99))
 	fmt.Printf("  requests until the first refusal: at most %d (1 means the very next request)\n", worst)
-	fmt.Printf("ratio: time to effect / one request (p99) %.2f\n", float64(pct(effect, 99))/float64(pct(plain, 99)))
+	fmt.Printf("ratio: time to effect / one request (p99) %.2f\n", float64(wrk.Pct(effect, 99))/float64(wrk.Pct(plain, 99)))
 	return nil
-}
-
-func pct(d []time.Duration, p int) time.Duration {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	i := (len(s)*p + 99) / 100
-	if i > 0 {
-		i--
-	}
-	return s[i].Round(time.Microsecond)
 }
 
 // lineWaiter collects output and closes seen once want appears.

@@ -13,10 +13,10 @@ import (
 	"crypto/x509"
 	"flag"
 	"fmt"
+	"github.com/sluis-gateway/sluis/bench/internal/wrk"
 	"log"
 	"os"
 	"runtime"
-	"sort"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -52,7 +52,7 @@ func run(d time.Duration, n int) error {
 	rate := float64(len(lat)) / time.Since(start).Seconds()
 	fmt.Printf("bench/identity, %d cores\n", runtime.NumCPU())
 	fmt.Printf("  argon2id (%d KiB, t=%d, p=%d): %.1f logins/s per core, p50 %s p99 %s\n",
-		authn.DefaultParams.Memory, authn.DefaultParams.Time, authn.DefaultParams.Threads, rate, pct(lat, 50), pct(lat, 99))
+		authn.DefaultParams.Memory, authn.DefaultParams.Time, authn.DefaultParams.Threads, rate, wrk.Pct(lat, 50), wrk.Pct(lat, 99))
 
 	dir, err := os.MkdirTemp("", "sluis-bench-identity-")
 	if err != nil {
@@ -97,20 +97,10 @@ func run(d time.Duration, n int) error {
 		c.Close()
 		bind = append(bind, time.Since(t))
 	}
-	fmt.Printf("  directory login (LDAPS, search, user bind, nested groups): p50 %s p99 %s over %d logins\n", pct(login, 50), pct(login, 99), n)
-	fmt.Printf("  baseline: one LDAPS connection and bind:                  p50 %s p99 %s\n", pct(bind, 50), pct(bind, 99))
-	fmt.Printf("ratio: directory login / connect-and-bind (p50) %.2f\n", float64(pct(login, 50))/float64(pct(bind, 50)))
+	fmt.Printf("  directory login (LDAPS, search, user bind, nested groups): p50 %s p99 %s over %d logins\n", wrk.Pct(login, 50), wrk.Pct(login, 99), n)
+	fmt.Printf("  baseline: one LDAPS connection and bind:                  p50 %s p99 %s\n", wrk.Pct(bind, 50), wrk.Pct(bind, 99))
+	fmt.Printf("ratio: directory login / connect-and-bind (p50) %.2f\n", float64(wrk.Pct(login, 50))/float64(wrk.Pct(bind, 50)))
 	return nil
-}
-
-func pct(d []time.Duration, p int) time.Duration {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	i := (len(s)*p + 99) / 100
-	if i > 0 {
-		i--
-	}
-	return s[i].Round(time.Microsecond)
 }
 
 func newTLS(pool *x509.CertPool) *tls.Config {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sluis-gateway/sluis/bench/internal/wrk"
 	"io"
 	"log"
 	"net"
@@ -261,14 +262,14 @@ apps:
 				ls = append(ls, l)
 			}
 			lat[p.name] = append(lat[p.name], ls...)
-			fmt.Printf("  round %d %-7s %8.0f MiB/s  setup p50 %8s p99 %8s\n", r, p.name, mibs, pct(ls, 50), pct(ls, 99))
+			fmt.Printf("  round %d %-7s %8.0f MiB/s  setup p50 %8s p99 %8s\n", r, p.name, mibs, wrk.Pct(ls, 50), wrk.Pct(ls, 99))
 		}
 	}
 	fmt.Println("median of rounds:")
 	med := map[string]float64{}
 	for _, p := range paths {
 		med[p.name] = median(rate[p.name])
-		fmt.Printf("  %-7s %8.0f MiB/s  setup p50 %8s p99 %8s\n", p.name, med[p.name], pct(lat[p.name], 50), pct(lat[p.name], 99))
+		fmt.Printf("  %-7s %8.0f MiB/s  setup p50 %8s p99 %8s\n", p.name, med[p.name], wrk.Pct(lat[p.name], 50), wrk.Pct(lat[p.name], 99))
 	}
 	fmt.Printf("ratios: sluis/direct %.2f (goal at least 0.5)", med["sluis"]/med["direct"])
 	if med["ssh -L"] > 0 {
@@ -386,14 +387,4 @@ func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	return s[len(s)/2]
-}
-
-func pct(d []time.Duration, p int) time.Duration {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	i := (len(s)*p + 99) / 100
-	if i > 0 {
-		i--
-	}
-	return s[i].Round(time.Microsecond)
 }

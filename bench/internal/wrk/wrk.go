@@ -151,3 +151,15 @@ func Interleave(targets []Target, rounds int, dur time.Duration, conns int) (map
 	}
 	return med, nil
 }
+
+// Pct returns the p-th percentile of d (nearest rank), rounded to
+// microseconds; d is not changed.
+func Pct(d []time.Duration, p int) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := (len(s)*p + 99) / 100
+	if i > 0 {
+		i--
+	}
+	return s[i].Round(time.Microsecond)
+}
