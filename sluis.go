@@ -24,8 +24,12 @@ type User struct {
 	TOTPSecret []byte
 	CreatedAt  time.Time
 	// Source is where the user's password lives: "" here (a local user),
-	// or SourceLDAP, the directory (groups come from there too).
+	// SourceLDAP (the directory), or "oidc:NAME" (an identity provider);
+	// groups come from there too.
 	Source string
+	// ExternalID is the immutable id of the account at the source (a
+	// directory entry's UUID, a provider's issuer and subject).
+	ExternalID string
 }
 
 // SourceLDAP marks a user whose password and groups are in the directory.
@@ -222,6 +226,8 @@ type UserStore interface {
 	SetPassword(ctx context.Context, name, hash string) error
 	SetGroups(ctx context.Context, name string, groups []string) error
 	SetDisabled(ctx context.Context, name string, disabled bool) error
+	// SetExternalID records the immutable id of an external user's account.
+	SetExternalID(ctx context.Context, name, id string) error
 	// SetTOTP replaces the user's sealed TOTP secret and forgets used codes.
 	SetTOTP(ctx context.Context, name string, sealed []byte) error
 	// UseTOTPStep records that the code of the given time step was used. It

@@ -109,6 +109,13 @@ type LDAP struct {
 	// (&(objectClass=user)(sAMAccountName={user})).
 	UserBase   string `yaml:"user_base"`
 	UserFilter string `yaml:"user_filter"`
+	// NameAttribute is the entry's own user name, the sluis name whatever
+	// the filter matched; zero means uid (Active Directory:
+	// sAMAccountName).
+	NameAttribute string `yaml:"name_attribute"`
+	// IDAttribute is the entry's immutable id; zero means entryUUID
+	// (Active Directory: objectGUID).
+	IDAttribute string `yaml:"id_attribute"`
 	// GroupBase is where groups are searched.
 	GroupBase string `yaml:"group_base"`
 	// NestedGroups: recursive (default; any LDAP), in_chain (Active

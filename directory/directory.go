@@ -27,7 +27,18 @@ var (
 	ErrUnavailable = errors.New("the directory cannot be reached")
 	ErrInvalid     = errors.New("unknown user or wrong password")
 	ErrDisabled    = errors.New("the account is disabled in the directory")
+	// ErrUnreadable follows a correct password: the directory could not
+	// tell whether the account is disabled, or its groups. The login
+	// fails like any other, but it is recorded as what it is.
+	ErrUnreadable = errors.New("password verified, but the directory could not be read")
 )
+
+// Account is a directory user as Authenticate found them.
+type Account struct {
+	Name   string   // the entry's own name (NameAttribute), lower case: the sluis user name
+	ID     string   // the entry's immutable id (IDAttribute)
+	Groups []string // sluis groups
+}
 
 // Nested group modes.
 const (
@@ -56,8 +67,15 @@ type Config struct {
 	BindPassword string
 	UserBase     string
 	UserFilter   string // with {user} where the escaped user name goes
-	GroupBase    string
-	Nested       string // NestedRecursive (default), NestedInChain or NestedNone
+	// NameAttribute is the entry's user name, which becomes the sluis
+	// name whatever name the filter matched (a mail address, an alias);
+	// zero means uid. Active Directory: sAMAccountName.
+	NameAttribute string
+	// IDAttribute is the entry's immutable id; zero means entryUUID.
+	// Active Directory: objectGUID.
+	IDAttribute string
+	GroupBase   string
+	Nested      string // NestedRecursive (default), NestedInChain or NestedNone
 	// DisabledFilter matches disabled accounts, checked on the user's
 	// entry; "" checks nothing. Active Directory:
 	// (userAccountControl:1.2.840.113556.1.4.803:=2).
@@ -100,6 +118,12 @@ func New(cfg Config) (*Directory, error) {
 	}
 	if cfg.Nested == "" {
 		cfg.Nested = NestedRecursive
+	}
+	if cfg.NameAttribute == "" {
+		cfg.NameAttribute = "uid"
+	}
+	if cfg.IDAttribute == "" {
+		cfg.IDAttribute = "entryUUID"
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -195,19 +219,19 @@ func (d *Directory) release(c *ldap.Conn) {
 }
 
 // Authenticate checks user's password with the directory and returns the
-// sluis groups the user is in.
-func (d *Directory) Authenticate(ctx context.Context, user, password string) ([]string, error) {
+// account: its own name, its immutable id and the sluis groups it is in.
+func (d *Directory) Authenticate(ctx context.Context, user, password string) (Account, error) {
 	// An empty password would be an unauthenticated bind, which
 	// directories accept as a success.
 	if user == "" || password == "" {
-		return nil, ErrInvalid
+		return Account{}, ErrInvalid
 	}
-	var groups []string
+	var acct Account
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
-		groups, err = d.authenticate(ctx, user, password)
-		if err == nil || errors.Is(err, ErrInvalid) || errors.Is(err, ErrDisabled) || ctx.Err() != nil {
-			return groups, err
+		acct, err = d.authenticate(ctx, user, password)
+		if err == nil || errors.Is(err, ErrInvalid) || errors.Is(err, ErrDisabled) || errors.Is(err, ErrUnreadable) || ctx.Err() != nil {
+			return acct, err
 		}
 		// A pooled connection may have died; try once more, fresh.
 	}
@@ -217,13 +241,13 @@ func (d *Directory) Authenticate(ctx context.Context, user, password string) ([]
 	if !errors.Is(err, ErrUnavailable) {
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	return nil, err
+	return Account{}, err
 }
 
-func (d *Directory) authenticate(ctx context.Context, user, password string) ([]string, error) {
+func (d *Directory) authenticate(ctx context.Context, user, password string) (Account, error) {
 	svc, err := d.service(ctx)
 	if err != nil {
-		return nil, err
+		return Account{}, err
 	}
 	ok := false
 	defer func() {
@@ -235,49 +259,70 @@ func (d *Directory) authenticate(ctx context.Context, user, password string) ([]
 	}()
 	filter := strings.ReplaceAll(d.cfg.UserFilter, "{user}", ldap.EscapeFilter(user))
 	res, err := svc.Search(ldap.NewSearchRequest(d.cfg.UserBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, int(d.cfg.Timeout/time.Second), false,
-		filter, []string{"dn"}, nil))
+		filter, []string{"dn", d.cfg.NameAttribute, d.cfg.IDAttribute}, nil))
 	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
-		return nil, err
+		return Account{}, err
 	}
 	if len(res.Entries) != 1 {
 		ok = true
 		if len(res.Entries) > 1 {
 			d.cfg.Log.Warn("directory: the user filter finds more than one entry; refused", "user", user)
 		}
-		return nil, ErrInvalid
+		return Account{}, ErrInvalid
 	}
-	dn := res.Entries[0].DN
+	entry := res.Entries[0]
+	dn := entry.DN
+	// The account's own name and id, whatever name was typed: one sluis
+	// user per directory account.
+	names := entry.GetAttributeValues(d.cfg.NameAttribute)
+	acct := Account{ID: entry.GetAttributeValue(d.cfg.IDAttribute)}
+	if raw := entry.GetRawAttributeValue(d.cfg.IDAttribute); strings.EqualFold(d.cfg.IDAttribute, "objectGUID") && len(raw) > 0 {
+		acct.ID = fmt.Sprintf("%x", raw)
+	}
+	if len(names) != 1 || acct.ID == "" {
+		ok = true
+		d.cfg.Log.Warn("directory: the entry has no single name or no id; refused", "dn", dn, "name_attribute", d.cfg.NameAttribute, "id_attribute", d.cfg.IDAttribute)
+		return Account{}, ErrInvalid
+	}
+	acct.Name = strings.ToLower(names[0])
 
 	// The user's own bind checks the password, on a connection of its own.
 	uc, err := d.dial(ctx)
 	if err != nil {
-		return nil, err
+		return Account{}, err
 	}
 	err = uc.Bind(dn, password)
 	uc.Close()
 	if err != nil {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
 			ok = true
-			return nil, ErrInvalid
+			return Account{}, ErrInvalid
 		}
-		return nil, err
+		return Account{}, err
 	}
+	// The password is right; what follows failing is not "unreachable".
 	if d.cfg.DisabledFilter != "" {
 		res, err := svc.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, int(d.cfg.Timeout/time.Second), false,
 			d.cfg.DisabledFilter, []string{"dn"}, nil))
 		if err != nil {
-			return nil, err
+			d.cfg.Log.Warn("directory: cannot check the disabled filter", "dn", dn, "err", err)
+			return Account{}, ErrUnreadable
 		}
 		if len(res.Entries) > 0 {
 			ok = true
-			return nil, ErrDisabled
+			return Account{}, ErrDisabled
 		}
+	}
+	ok = true
+	if d.cfg.GroupBase == "" || len(d.groups) == 0 {
+		return acct, nil // no groups to map
 	}
 	groupDNs, err := d.memberOf(svc, dn)
 	if err != nil {
-		return nil, err
+		ok = false
+		d.cfg.Log.Warn("directory: cannot read groups", "dn", dn, "err", err)
+		return Account{}, ErrUnreadable
 	}
-	ok = true
 	var out []string
 	for _, g := range groupDNs {
 		n, err := normDN(g)
@@ -289,7 +334,8 @@ func (d *Directory) authenticate(ctx context.Context, user, password string) ([]
 		}
 	}
 	slices.Sort(out)
-	return out, nil
+	acct.Groups = out
+	return acct, nil
 }
 
 // memberOf returns the DNs of the groups dn is in, nested ones included

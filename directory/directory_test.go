@@ -66,8 +66,12 @@ func TestAuthenticateAgainstSlapd(t *testing.T) {
 				{"dave", "wrong", nil, directory.ErrInvalid}, // a disabled account says nothing without its password
 			}
 			for _, c := range cases {
-				groups, err := d.Authenticate(ctx, c.user, c.pw)
+				acct, err := d.Authenticate(ctx, c.user, c.pw)
+				groups := acct.Groups
 				sort.Strings(groups)
+				if err == nil && (acct.Name != c.user || acct.ID == "") {
+					t.Errorf("%s: account %+v", c.user, acct)
+				}
 				if !errors.Is(err, c.err) || len(groups) != len(c.groups) || (len(groups) > 0 && groups[0] != c.groups[0]) {
 					t.Errorf("%s/%q: groups %v err %v, want %v %v", c.user, c.pw, groups, err, c.groups, c.err)
 				}

@@ -17,7 +17,7 @@ func ldapConfig(s *testenv.Slapd) string {
   bind_dn: %q
   bind_password_file: %q
   user_base: "ou=people,dc=corp,dc=test"
-  user_filter: "(&(objectClass=inetOrgPerson)(uid={user}))"
+  user_filter: "(&(objectClass=inetOrgPerson)(|(uid={user})(mail={user})))"
   group_base: "ou=groups,dc=corp,dc=test"
   disabled_filter: "(employeeType=disabled)"
   groups:
@@ -57,9 +57,16 @@ func TestLDAPLogin(t *testing.T) {
 		}
 		return secret
 	}
-	carolSecret := enrol("carol", "carol-pass")
+	enrol("carol", "carol-pass")
 	enrol("erin", "erin-pass") // staff only through the nested group
-	if out := g.MustCLI("", "user", "list"); !strings.Contains(out, "carol") || !strings.Contains(out, "erin") {
+
+	// Another name the directory matches for carol's account (her mail
+	// address, any case) is carol: her second factor is asked for, no new
+	// user is made.
+	if p := g.SubmitPassword(g.Client(), "", "Carol@Corp.test", "carol-pass"); p.StatusCode != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/mfa") {
+		t.Fatalf("carol by her mail address: %d %q", p.StatusCode, p.Header.Get("Location"))
+	}
+	if out := g.MustCLI("", "user", "list"); !strings.Contains(out, "carol") || !strings.Contains(out, "erin") || strings.Contains(strings.ToLower(out), "corp.test") {
 		t.Fatalf("user list:\n%s", out)
 	}
 
@@ -86,5 +93,4 @@ func TestLDAPLogin(t *testing.T) {
 	if p := g.Login(g.Client(), "", "local-admin", pw, localSecret); p.StatusCode != 200 {
 		t.Fatalf("a local user with the directory down: %d", p.StatusCode)
 	}
-	_ = carolSecret
 }

@@ -5,22 +5,36 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/directory"
 )
 
 // directoryLogin checks a password with the directory. A user it accepts
-// is recorded (or updated) as a directory user with the groups the
-// directory gives; the second factor is sluis's, as for local users.
+// is recorded (or updated) as a directory user under the account's own
+// name, bound to the account's immutable id, with the groups the directory
+// gives; the second factor is sluis's, as for local users.
 func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageData, f flow, name, password, src string) error {
-	// Directories match names without regard to case; sluis keeps one
-	// user per directory account.
-	name = strings.ToLower(name)
-	var groups []string
+	busy := func() error {
+		p.retract("login", name, src)
+		d.Error = "The service is busy. Try again in a few seconds."
+		return p.render(w, http.StatusServiceUnavailable, "login", d)
+	}
+	// At most a few directory logins at once: a burst cannot pile binds
+	// onto the directory.
+	select {
+	case p.directorySlots <- struct{}{}:
+		defer func() { <-p.directorySlots }()
+	case <-time.After(3 * time.Second):
+		return busy()
+	case <-r.Context().Done():
+		return busy()
+	}
+	var acct directory.Account
 	err := directory.ErrInvalid
 	if name != "(invalid name)" {
-		groups, err = p.Directory.Authenticate(r.Context(), name, password)
+		acct, err = p.Directory.Authenticate(r.Context(), name, password)
 	}
 	reason := ""
 	switch {
@@ -30,6 +44,8 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, "directory unreachable")
 		d.Error = "The directory cannot be reached, so directory accounts cannot log in right now. Try again in a few minutes."
 		return p.render(w, http.StatusServiceUnavailable, "login", d)
+	case errors.Is(err, directory.ErrUnreadable):
+		reason = "password verified, but the directory could not be read"
 	case errors.Is(err, directory.ErrDisabled):
 		reason = "disabled in the directory"
 	case err != nil:
@@ -38,10 +54,10 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 	var u sluis.User
 	if reason == "" {
 		var gerr error
-		u, gerr = p.syncExternalUser(r, name, sluis.SourceLDAP, groups)
+		u, gerr = p.syncExternalUser(r, acct.Name, sluis.SourceLDAP, "ldap:"+acct.ID, acct.Groups)
 		switch {
-		case errors.Is(gerr, errLocalName):
-			reason = "a local user has this name; the directory does not speak for it"
+		case errors.Is(gerr, errLocalName), errors.Is(gerr, errAccountChanged):
+			reason = gerr.Error()
 		case gerr != nil:
 			return gerr
 		default:
@@ -56,35 +72,68 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 		return p.render(w, http.StatusUnauthorized, "login", d)
 	}
 	p.succeeded("login", name, src)
-	return p.passwordAccepted(w, r, u, f, "directory password accepted; second factor next")
+	detail := "directory password accepted; second factor next"
+	if acct.Name != name {
+		detail = "directory password accepted (typed as " + name + "); second factor next"
+	}
+	return p.passwordAccepted(w, r, u, f, detail)
 }
 
-var errLocalName = errors.New("a local user has the name of a directory user")
+var (
+	errLocalName      = errors.New("another user has this name (or the same name in other case)")
+	errAccountChanged = errors.New("a different account now has this name at its source")
+)
 
 // syncExternalUser records a user of the directory or an identity provider
-// (source) on first login and keeps their groups as the source has them (a
-// change of groups counts at once, as any change of groups does).
-func (p *Portal) syncExternalUser(r *http.Request, name, source string, groups []string) (sluis.User, error) {
+// (source) on first login, bound to the account's immutable id, and keeps
+// their groups as the source has them (a change of groups counts at once,
+// as any change of groups does). Both are audited.
+func (p *Portal) syncExternalUser(r *http.Request, name, source, externalID string, groups []string) (sluis.User, error) {
 	ctx := r.Context()
 	u, err := p.Store.User(ctx, name)
-	switch {
-	case sluis.ErrorCode(err) == sluis.ENOTFOUND:
-		u = sluis.User{Name: name, Groups: groups, Source: source, CreatedAt: p.Now()}
-		if err := p.Store.CreateUser(ctx, u); err != nil && sluis.ErrorCode(err) != sluis.ECONFLICT {
+	if sluis.ErrorCode(err) == sluis.ENOTFOUND {
+		// A name that differs only in case from another user's would be
+		// one person to most apps.
+		users, err := p.Store.Users(ctx)
+		if err != nil {
 			return u, err
 		}
-		return p.Store.User(ctx, name)
-	case err != nil:
+		for _, other := range users {
+			if strings.EqualFold(other.Name, name) {
+				return u, errLocalName
+			}
+		}
+		u = sluis.User{Name: name, Groups: groups, Source: source, ExternalID: externalID, CreatedAt: p.Now()}
+		if err := p.Store.CreateUser(ctx, u); err == nil {
+			p.event(r, "user.created", name, sluis.OutcomeSuccess, "from "+source+"; groups "+strings.Join(groups, ","))
+			return u, nil
+		} else if sluis.ErrorCode(err) != sluis.ECONFLICT {
+			return u, err
+		}
+		// Created meanwhile: checked like any existing user below.
+		u, err = p.Store.User(ctx, name)
+	}
+	if err != nil {
 		return u, err
+	}
+	switch {
 	case u.Source != source:
 		// A user of that name from elsewhere (local, or another source)
 		// exists: this source never speaks for it.
 		return u, errLocalName
+	case u.ExternalID != "" && u.ExternalID != externalID:
+		return u, errAccountChanged
+	case u.ExternalID == "":
+		if err := p.Store.SetExternalID(ctx, name, externalID); err != nil {
+			return u, err
+		}
+		u.ExternalID = externalID
 	}
 	if !slices.Equal(u.Groups, groups) {
 		if err := p.Store.SetGroups(ctx, name, groups); err != nil {
 			return u, err
 		}
+		p.event(r, "user.groups", name, sluis.OutcomeSuccess, "from "+source+": "+strings.Join(u.Groups, ",")+" -> "+strings.Join(groups, ","))
 		u.Groups = groups
 	}
 	return u, nil

@@ -29,6 +29,7 @@ import (
 	"github.com/sluis-gateway/sluis/assertion"
 	"github.com/sluis-gateway/sluis/audit"
 	"github.com/sluis-gateway/sluis/authn"
+	"github.com/sluis-gateway/sluis/directory"
 	"github.com/sluis-gateway/sluis/errpage"
 	"github.com/sluis-gateway/sluis/frontdoor"
 	"github.com/sluis-gateway/sluis/keys"
@@ -112,6 +113,7 @@ type Portal struct {
 	SourceThrottle     *authn.Throttle
 
 	deviceThrottle *authn.Throttle // device-login starts and unknown polls, by source
+	directorySlots chan struct{}   // directory logins in flight
 
 	pages    map[string]*template.Template
 	csrfKey  []byte
@@ -158,6 +160,7 @@ func (p *Portal) Init() error {
 		p.UserThrottle = &authn.Throttle{Free: 20, Base: time.Second, Max: 10 * time.Second, Now: p.Now}
 	}
 	p.deviceThrottle = &authn.Throttle{Free: 30, Base: time.Second, Max: 15 * time.Minute, Now: p.Now}
+	p.directorySlots = make(chan struct{}, 8)
 	if p.SourceThrottle == nil {
 		p.SourceThrottle = &authn.Throttle{Free: 20, Base: time.Second, Max: 15 * time.Minute, Now: p.Now}
 	}
@@ -166,7 +169,7 @@ func (p *Portal) Init() error {
 
 // Directory authenticates directory users; see package directory.
 type Directory interface {
-	Authenticate(ctx context.Context, user, password string) (groups []string, err error)
+	Authenticate(ctx context.Context, user, password string) (directory.Account, error)
 }
 
 // handlerFunc is a portal handler; a returned error becomes a static page.
@@ -586,9 +589,9 @@ func (p *Portal) attempt(kind, user, src string) time.Duration {
 		th  *authn.Throttle
 		key string
 	}{
-		{p.UserSourceThrottle, kind + ":" + user + "@" + src},
+		{p.UserSourceThrottle, kind + ":" + user + "@" + throttleKey(src)},
 		{p.UserThrottle, kind + ":" + user},
-		{p.SourceThrottle, kind + ":" + src},
+		{p.SourceThrottle, kind + ":" + throttleKey(src)},
 	}
 	for i, k := range keys {
 		if wait := k.th.Begin(k.key); wait > 0 {
@@ -603,18 +606,18 @@ func (p *Portal) attempt(kind, user, src string) time.Duration {
 
 // retract takes back an attempt that was never checked.
 func (p *Portal) retract(kind, user, src string) {
-	p.UserSourceThrottle.Forgive(kind + ":" + user + "@" + src)
+	p.UserSourceThrottle.Forgive(kind + ":" + user + "@" + throttleKey(src))
 	p.UserThrottle.Forgive(kind + ":" + user)
-	p.SourceThrottle.Forgive(kind + ":" + src)
+	p.SourceThrottle.Forgive(kind + ":" + throttleKey(src))
 }
 
 // succeeded forgets the user's failures, and takes back the source's count
 // for this attempt (not its earlier failures: an attacker with one account
 // must not clear its address's record by logging in).
 func (p *Portal) succeeded(kind, user, src string) {
-	p.UserSourceThrottle.Reset(kind + ":" + user + "@" + src)
+	p.UserSourceThrottle.Reset(kind + ":" + user + "@" + throttleKey(src))
 	p.UserThrottle.Reset(kind + ":" + user)
-	p.SourceThrottle.Forgive(kind + ":" + src)
+	p.SourceThrottle.Forgive(kind + ":" + throttleKey(src))
 }
 
 func waitMessage(d time.Duration) string {
@@ -647,6 +650,13 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		// No user has such a name; this keeps what was typed out of the
 		// audit trail and the throttle tables.
 		name = "(invalid name)"
+	}
+	if p.Directory != nil {
+		// With a directory, names are matched without regard to case (as
+		// directories do): throttles count every spelling as one user.
+		if _, err := p.Store.User(r.Context(), name); sluis.ErrorCode(err) == sluis.ENOTFOUND {
+			name = strings.ToLower(name)
+		}
 	}
 	if wait := p.attempt("login", name, src); wait > 0 {
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, "throttled")

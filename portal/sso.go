@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -86,6 +87,13 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 		return statusError(http.StatusNotFound)
 	}
 	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), Passkeys: p.Passkeys != nil, SSO: p.ssoLinks(flow{})}
+	// Every callback counts against its source before anything is
+	// written or asked of the provider; a completed login is forgiven.
+	src := frontdoor.ClientIP(r)
+	if wait := p.SourceThrottle.Begin("sso:" + throttleKey(src)); wait > 0 {
+		d.Error = waitMessage(wait)
+		return p.render(w, http.StatusTooManyRequests, "login", d)
+	}
 	fail := func(status int, msg, reason string) error {
 		p.event(r, sluis.EventLoginFailure, "(sso "+pr.Name()+")", sluis.OutcomeFailure, reason)
 		d.Error = msg
@@ -109,16 +117,14 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 	if e := q.Get("error"); e != "" {
 		return fail(http.StatusUnauthorized, "The identity provider did not log you in.", "sso: the provider answered "+truncate(e, 64))
 	}
-	// A code costs an outbound exchange: a source sending many bad ones
-	// is slowed down.
-	src := frontdoor.ClientIP(r)
-	if wait := p.SourceThrottle.Begin("sso:" + throttleKey(src)); wait > 0 {
-		return fail(http.StatusTooManyRequests, waitMessage(wait), "throttled")
+	if level, reason, err := p.level(r); err != nil {
+		return err
+	} else if level == sluis.LevelClosed {
+		return fail(http.StatusServiceUnavailable, levelNotice(level, reason), "sso: closed")
 	}
 	id, err := pr.Finish(r.Context(), q.Get("code"), st.Verifier, st.Nonce)
 	switch {
 	case errors.Is(err, sso.ErrUnavailable):
-		p.SourceThrottle.Forgive("sso:" + throttleKey(src))
 		p.Log.Warn("portal: single sign-on", "provider", pr.Name(), "err", err)
 		return fail(http.StatusServiceUnavailable, "The identity provider cannot be reached. Try again in a few minutes, or log in with your password.", "sso: provider unreachable")
 	case err != nil:
@@ -126,14 +132,15 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 		return fail(http.StatusUnauthorized, "The identity provider's answer was not accepted. Please try again.", "sso: answer not accepted")
 	}
 	p.SourceThrottle.Forgive("sso:" + throttleKey(src))
-	if !sluis.ValidName(id.Username) {
+	name := strings.ToLower(id.Username)
+	if !sluis.ValidName(name) {
 		return fail(http.StatusUnauthorized, "Your account's name cannot be used here. Ask your administrator.", "sso: unusable user name")
 	}
-	u, err := p.syncExternalUser(r, id.Username, "oidc:"+pr.Name(), id.Groups)
+	u, err := p.syncExternalUser(r, name, "oidc:"+pr.Name(), "oidc:"+id.Issuer+"|"+id.Subject, id.Groups)
 	reason := ""
 	switch {
-	case errors.Is(err, errLocalName):
-		reason = "a user of another source has this name"
+	case errors.Is(err, errLocalName), errors.Is(err, errAccountChanged):
+		reason = err.Error()
 	case err != nil:
 		return err
 	default:
@@ -142,7 +149,7 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if reason != "" {
-		p.event(r, sluis.EventLoginFailure, id.Username, sluis.OutcomeFailure, reason+" (sso "+pr.Name()+")")
+		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, reason+" (sso "+pr.Name()+")")
 		d.Error = "You cannot log in here now."
 		return p.render(w, http.StatusForbidden, "login", d)
 	}

@@ -58,11 +58,21 @@ type Provider struct {
 	cfg  Config
 	http *http.Client
 
-	mu       sync.Mutex // guards the discovered state
+	mu       sync.Mutex // guards the discovered state and the last failure
 	op       *oidc.Provider
 	verifier *oidc.IDTokenVerifier
 	oauth    *oauth2.Config
+	failedAt time.Time // discovery's last failure: not tried again for a while
+	failure  error
 }
+
+// retryAfter is how long a failed discovery is not tried again: logins
+// cannot make the gateway hammer a provider that is down.
+const retryAfter = 30 * time.Second
+
+// mfaMaxAge is how old the provider's own authentication may be for its
+// MFA to count as fresh: older sign-ins get sluis's second factor.
+const mfaMaxAge = 10 * time.Minute
 
 // New checks the configuration; discovery happens on first use (and again
 // after a failure), so a provider that is down at start does not stop the
@@ -96,22 +106,33 @@ func (p *Provider) Title() string { return p.cfg.Title }
 
 func (p *Provider) discovered(ctx context.Context) (*oidc.Provider, *oidc.IDTokenVerifier, *oauth2.Config, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.op != nil {
+		defer p.mu.Unlock()
 		return p.op, p.verifier, p.oauth, nil
 	}
-	ctx = oidc.ClientContext(ctx, p.http)
-	op, err := oidc.NewProvider(ctx, p.cfg.Issuer)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: discovery: %v", ErrUnavailable, err)
+	if !p.failedAt.IsZero() && time.Since(p.failedAt) < retryAfter {
+		defer p.mu.Unlock()
+		return nil, nil, nil, p.failure
 	}
-	p.op = op
-	// The key set is fetched with the provider's client in a context of
-	// its own (it outlives this request), and again when a token names a
-	// key it does not have: rotation needs no restart.
-	keyCtx := oidc.ClientContext(context.Background(), p.http)
-	p.verifier = oidc.NewVerifier(p.cfg.Issuer, oidc.NewRemoteKeySet(keyCtx, jwksURL(op)), &oidc.Config{ClientID: p.cfg.ClientID})
-	p.oauth = &oauth2.Config{ClientID: p.cfg.ClientID, ClientSecret: p.cfg.ClientSecret, Endpoint: op.Endpoint(), RedirectURL: p.cfg.RedirectURL, Scopes: p.cfg.Scopes}
+	p.mu.Unlock()
+	// Discovery runs without the lock: a slow provider holds up only the
+	// requests that wait for it.
+	op, err := oidc.NewProvider(oidc.ClientContext(ctx, p.http), p.cfg.Issuer)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.failedAt, p.failure = time.Now(), fmt.Errorf("%w: discovery: %v", ErrUnavailable, err)
+		return nil, nil, nil, p.failure
+	}
+	if p.op == nil {
+		p.op = op
+		// The key set is fetched with the provider's client in a context
+		// of its own (it outlives this request), and again when a token
+		// names a key it does not have: rotation needs no restart.
+		keyCtx := oidc.ClientContext(context.Background(), p.http)
+		p.verifier = oidc.NewVerifier(p.cfg.Issuer, oidc.NewRemoteKeySet(keyCtx, jwksURL(op)), &oidc.Config{ClientID: p.cfg.ClientID})
+		p.oauth = &oauth2.Config{ClientID: p.cfg.ClientID, ClientSecret: p.cfg.ClientSecret, Endpoint: op.Endpoint(), RedirectURL: p.cfg.RedirectURL, Scopes: p.cfg.Scopes}
+	}
 	return p.op, p.verifier, p.oauth, nil
 }
 
@@ -138,12 +159,19 @@ func (p *Provider) Begin(ctx context.Context) (Start, error) {
 		return Start{}, err
 	}
 	s := Start{State: oauth2.GenerateVerifier(), Nonce: oauth2.GenerateVerifier(), Verifier: oauth2.GenerateVerifier()}
-	s.URL = oc.AuthCodeURL(s.State, oidc.Nonce(s.Nonce), oauth2.S256ChallengeOption(s.Verifier))
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(s.Nonce), oauth2.S256ChallengeOption(s.Verifier)}
+	if len(p.cfg.MFAAMR) > 0 || len(p.cfg.MFAACR) > 0 {
+		// The provider's MFA counts only when it is fresh: ask for an
+		// authentication no older than that.
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", fmt.Sprint(int(mfaMaxAge/time.Second))))
+	}
+	s.URL = oc.AuthCodeURL(s.State, opts...)
 	return s, nil
 }
 
 // Identity is who the provider says logged in.
 type Identity struct {
+	Issuer   string
 	Subject  string
 	Username string
 	Groups   []string // sluis groups, mapped
@@ -183,6 +211,11 @@ func (p *Provider) Finish(ctx context.Context, code, verifier, nonce string) (Id
 	if err := idt.Claims(&claims); err != nil {
 		return Identity{}, fmt.Errorf("%w: ID token claims: %v", ErrRefused, err)
 	}
+	// What the provider says about how the user authenticated counts only
+	// from the signed ID token, never from userinfo.
+	amr := stringsOf(claims["amr"])
+	acr, _ := claims["acr"].(string)
+	authTime, _ := claims["auth_time"].(float64)
 	// Providers put profile claims in the ID token or only in userinfo.
 	if op.UserInfoEndpoint() != "" {
 		ui, err := op.UserInfo(ctx, oauth2.StaticTokenSource(tok))
@@ -201,10 +234,15 @@ func (p *Provider) Finish(ctx context.Context, code, verifier, nonce string) (Id
 			}
 		}
 	}
-	id := Identity{Subject: idt.Subject}
+	id := Identity{Issuer: idt.Issuer, Subject: idt.Subject}
 	id.Username, _ = claims[p.cfg.UsernameClaim].(string)
 	if id.Username == "" {
 		return Identity{}, fmt.Errorf("%w: no %s claim", ErrRefused, p.cfg.UsernameClaim)
+	}
+	if p.cfg.UsernameClaim == "email" {
+		if v, _ := claims["email_verified"].(bool); !v {
+			return Identity{}, fmt.Errorf("%w: the email address is not verified by the provider", ErrRefused)
+		}
 	}
 	for _, g := range stringsOf(claims[p.cfg.GroupsClaim]) {
 		if sg, ok := p.cfg.Groups[g]; ok && !slices.Contains(id.Groups, sg) {
@@ -212,9 +250,9 @@ func (p *Provider) Finish(ctx context.Context, code, verifier, nonce string) (Id
 		}
 	}
 	slices.Sort(id.Groups)
-	id.AMR = stringsOf(claims["amr"])
-	acr, _ := claims["acr"].(string)
-	id.MFA = CountsAsMFA(id.AMR, acr, p.cfg.MFAAMR, p.cfg.MFAACR)
+	id.AMR = amr
+	fresh := authTime > 0 && time.Since(time.Unix(int64(authTime), 0)) <= mfaMaxAge+time.Minute
+	id.MFA = fresh && CountsAsMFA(amr, acr, p.cfg.MFAAMR, p.cfg.MFAACR)
 	return id, nil
 }
 

@@ -299,10 +299,15 @@ func (e *env) user(args []string) error {
 		if err != nil {
 			return err
 		}
+		// A new secret is issued after a loss or a compromise: the old
+		// passkeys and recovery codes go with the old secret.
+		if err := st.ResetMFA(ctx, name); err != nil {
+			return err
+		}
 		if err := st.SetTOTP(ctx, name, sealer.Seal([]byte(k.Secret), "totp:"+name)); err != nil {
 			return err
 		}
-		record("admin.user.totp", name, "new TOTP secret enrolled")
+		record("admin.user.totp", name, "new TOTP secret enrolled; passkeys and recovery codes removed")
 		fmt.Fprintln(e.stdout, k.URI)
 		return e.revokeAll(st, record, name)
 	default:

@@ -204,8 +204,8 @@ func isUnique(err error) bool {
 
 func (s *DB) CreateUser(ctx context.Context, u sluis.User) error {
 	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO users (name, groups, password_hash, disabled, totp_secret, created_at, source) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		u.Name, joinGroups(u.Groups), u.PasswordHash, u.Disabled, nullBlob(u.TOTPSecret), unixNano(u.CreatedAt), u.Source)
+		`INSERT INTO users (name, groups, password_hash, disabled, totp_secret, created_at, source, external_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.Name, joinGroups(u.Groups), u.PasswordHash, u.Disabled, nullBlob(u.TOTPSecret), unixNano(u.CreatedAt), u.Source, u.ExternalID)
 	if isUnique(err) {
 		return sluis.Errorf(sluis.ECONFLICT, "user %q exists already", u.Name)
 	}
@@ -219,13 +219,13 @@ func nullBlob(b []byte) any {
 	return b
 }
 
-const userCols = `name, groups, password_hash, disabled, totp_secret, created_at, source`
+const userCols = `name, groups, password_hash, disabled, totp_secret, created_at, source, external_id`
 
 func scanUser(sc interface{ Scan(...any) error }) (sluis.User, error) {
 	var u sluis.User
 	var groups string
 	var created int64
-	err := sc.Scan(&u.Name, &groups, &u.PasswordHash, &u.Disabled, &u.TOTPSecret, &created, &u.Source)
+	err := sc.Scan(&u.Name, &groups, &u.PasswordHash, &u.Disabled, &u.TOTPSecret, &created, &u.Source, &u.ExternalID)
 	u.Groups = splitGroups(groups)
 	u.CreatedAt = fromNano(created)
 	return u, err
@@ -281,6 +281,10 @@ func (s *DB) SetGroups(ctx context.Context, name string, groups []string) error 
 
 func (s *DB) SetDisabled(ctx context.Context, name string, disabled bool) error {
 	return s.updateUser(ctx, name, `UPDATE users SET disabled = ? WHERE name = ?`, disabled, name)
+}
+
+func (s *DB) SetExternalID(ctx context.Context, name, id string) error {
+	return s.updateUser(ctx, name, `UPDATE users SET external_id = ? WHERE name = ?`, id, name)
 }
 
 func (s *DB) SetTOTP(ctx context.Context, name string, sealed []byte) error {

@@ -1,0 +1,58 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/audit"
+	"github.com/sluis-gateway/sluis/store/sqlite"
+)
+
+// External users (directory, identity providers) are one sluis user per
+// account: a name already held by a user of another source, or by another
+// account of the same source, or the same name in other case, is refused.
+func TestSyncExternalUser(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := &Portal{Store: st, Audit: &audit.Recorder{Store: st, Log: slog.Default()}, Log: slog.Default(), Now: time.Now}
+	st.CreateUser(context.Background(), sluis.User{Name: "Admin", CreatedAt: time.Now()}) // local
+	r := httptest.NewRequest("GET", "https://login.test/", nil)
+
+	u, err := p.syncExternalUser(r, "carol", sluis.SourceLDAP, "ldap:uuid-1", []string{"staff"})
+	if err != nil || u.ExternalID != "ldap:uuid-1" || u.Groups[0] != "staff" {
+		t.Fatalf("first login: %+v %v", u, err)
+	}
+	if u, err := p.syncExternalUser(r, "carol", sluis.SourceLDAP, "ldap:uuid-1", []string{"nurses"}); err != nil || u.Groups[0] != "nurses" {
+		t.Fatalf("groups follow the directory: %+v %v", u, err)
+	}
+	for _, tt := range []struct {
+		name, source, id string
+		want             error
+	}{
+		{"carol", sluis.SourceLDAP, "ldap:uuid-2", errAccountChanged}, // another entry now called carol
+		{"carol", "oidc:idp", "oidc:https://idp|1", errLocalName},     // another source
+		{"admin", "oidc:idp", "oidc:https://idp|2", errLocalName},     // the local Admin in other case
+		{"admin", sluis.SourceLDAP, "ldap:uuid-3", errLocalName},
+	} {
+		if _, err := p.syncExternalUser(r, tt.name, tt.source, tt.id, nil); !errors.Is(err, tt.want) {
+			t.Errorf("%s from %s (%s): %v, want %v", tt.name, tt.source, tt.id, err, tt.want)
+		}
+	}
+	events, _ := st.Events(context.Background(), time.Time{})
+	var types []string
+	for _, e := range events {
+		types = append(types, e.Type)
+	}
+	if len(types) < 2 || types[0] != "user.created" || types[1] != "user.groups" {
+		t.Fatalf("audit: %v", types)
+	}
+}
