@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/authn"
 	"github.com/sluis-gateway/sluis/directory"
 )
 
@@ -29,6 +30,12 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 	case <-time.After(3 * time.Second):
 		return busy()
 	case <-r.Context().Done():
+		return busy()
+	}
+	// A local login costs an argon2id check; so does this one, so the
+	// time of the answer does not tell local users from directory users
+	// or unknown names.
+	if _, err := authn.Verify(password, ""); errors.Is(err, authn.ErrBusy) {
 		return busy()
 	}
 	var acct directory.Account
