@@ -16,6 +16,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 # OpenLDAP: the directory tests run a real slapd.
 [ -x /usr/sbin/slapd ] || missing+=(slapd)
+# OpenSSL's s_server: a TLS server with suites Go refuses to speak.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test.sh: installing ${missing[*]} from Debian's packages"
 	sudo=""

@@ -75,8 +75,10 @@ func (c *checker) checkTLS(ctx context.Context) bool {
 	// alone, so the answer says exactly which the server accepts.
 	if offered[tls.VersionTLS12] != nil && offered[tls.VersionTLS11] != nil && offered[tls.VersionTLS10] != nil {
 		c.add("tls", "cipher suites", Pass, "TLS 1.3 only; its suites are all sound")
+		c.checkRawTLS(ctx)
 		return true
 	}
+	defer c.checkRawTLS(ctx)
 	var broken, cbc, good []string
 	for _, s := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
 		if !below13(s) {
