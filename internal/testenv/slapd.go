@@ -36,6 +36,7 @@ type Slapd struct {
 	BindPassword string
 	PasswordFile string // BindPassword in a file, as sluis reads it
 	cmd          *exec.Cmd
+	exited       chan struct{} // closed when slapd has ended
 }
 
 // StartSlapd runs slapd for a test, or skips the test when it is not
@@ -83,6 +84,21 @@ func RunSlapd(dir string) (*Slapd, error) {
 	if out, err := exec.Command(slapadd, "-f", cfg, "-l", ldif).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("slapadd: %v\n%s", err, out)
 	}
+	// Free ports are picked, then bound by slapd: another process may take
+	// one in between, and slapd then exits. So: up to three tries.
+	var last error
+	for try := 0; try < 3; try++ {
+		if err := s.start(slapd, cfg); err != nil {
+			last = err
+			continue
+		}
+		return s, nil
+	}
+	return nil, last
+}
+
+// start runs slapd on fresh ports and waits until both listeners answer.
+func (s *Slapd) start(slapd, cfg string) error {
 	port, sport := freePort(), freePort()
 	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
 	s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", sport)
@@ -90,18 +106,33 @@ func RunSlapd(dir string) (*Slapd, error) {
 	var logs strings.Builder
 	s.cmd.Stderr = &logs
 	if err := s.cmd.Start(); err != nil {
-		return nil, err
+		return err
+	}
+	exited := make(chan struct{})
+	cmd := s.cmd
+	go func() { cmd.Wait(); close(exited) }()
+	up := func(p int) bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			return s, nil
+		if up(port) && up(sport) {
+			s.exited = exited
+			return nil
+		}
+		select {
+		case <-exited:
+			s.cmd = nil
+			return fmt.Errorf("slapd exited:\n%s", logs.String())
+		default:
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			return nil, fmt.Errorf("slapd not listening after 15s:\n%s", logs.String())
+			return fmt.Errorf("slapd not listening after 15s:\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -136,7 +167,9 @@ access to *
 func (s *Slapd) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		s.cmd.Process.Kill()
-		s.cmd.Wait()
+		if s.exited != nil {
+			<-s.exited
+		}
 		s.cmd = nil
 	}
 }
