@@ -81,6 +81,10 @@ type Session struct {
 	// enrolment and not yet confirmed.
 	EnrollSecret []byte
 	RevokedAt    time.Time
+	// ParentID is the session this one was made from (a `sluis connect`
+	// client's, from the browser login that approved it); revoking the
+	// parent revokes it too.
+	ParentID string
 }
 
 // Revoked reports whether the session has been revoked.

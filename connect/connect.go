@@ -374,8 +374,8 @@ func PasswordLogin(ctx context.Context, o Options, user, password string, code f
 	} else if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Approved") {
 		return "", fmt.Errorf("approving the login: %s", resp.Status)
 	}
-	// The portal session was only the way to the approval: it ends now.
-	post("/logout", url.Values{"csrf": {csrf(page)}})
+	// The portal session this made is the client's session's parent: it
+	// is left to idle out (logging it out would end the client's too).
 	tok, _, err := WaitDevice(ctx, hc, o.Gateway, s)
 	return tok, err
 }

@@ -260,6 +260,21 @@ func TestTunnelDeviceLogin(t *testing.T) {
 	if s := g.MustCLI("", "session", "list"); strings.Count(s, "anna") != 2 {
 		t.Fatalf("sessions after the device login (want the browser's and the client's):\n%s", s)
 	}
+	// Logging out of the browser that approved the client ends the
+	// client's session too.
+	defer func() {
+		lp := g.Get(browser, g.URL(g.Portal, "/"))
+		g.Post(browser, g.URL(g.Portal, "/logout"), map[string][]string{"csrf": {testenv.CSRF(lp.Body)}})
+		conn, err := net.Dial("tcp", addrRE.FindStringSubmatch(out.String())[1])
+		if err == nil {
+			defer conn.Close()
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			conn.Write([]byte("x"))
+			if n, err := conn.Read(make([]byte, 1)); err == nil {
+				t.Errorf("the client's tunnel still works after the approving browser logged out (%d bytes)", n)
+			}
+		}
+	}()
 	// The client's session is not phishing-resistant, however the
 	// approving login was made.
 	db := openDB(t, g)

@@ -265,13 +265,15 @@ func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 		return p.render(w, http.StatusForbidden, "device", d)
 	}
 	// The client's own session: bound to the tunnel pseudo host, ending no
-	// later than the login that approved it, and never counted as
+	// later than the login that approved it (and with it, at its logout or
+	// revocation), and never counted as
 	// phishing-resistant (the approval itself could have been talked out
 	// of its user).
 	now := p.Now()
 	tok, hash := session.NewToken()
 	x := sluis.Session{ID: session.NewID(), User: a.User.Name, Stage: sluis.StageComplete, CreatedAt: now, LastSeen: now,
-		ExpiresAt: a.Session.ExpiresAt, MFAAt: a.Session.MFAAt, MFAMethod: sluis.FactorDevice, Source: g.Source, UserAgent: "sluis connect"}
+		ExpiresAt: a.Session.ExpiresAt, MFAAt: a.Session.MFAAt, MFAMethod: sluis.FactorDevice, Source: g.Source, UserAgent: "sluis connect",
+		ParentID: a.Session.ID}
 	if err := p.Store.CreateSession(r.Context(), x, hash[:], tunnel.Host); err != nil {
 		return err
 	}

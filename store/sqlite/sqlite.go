@@ -535,12 +535,12 @@ func (s *DB) TakeDeviceGrant(ctx context.Context, deviceHash []byte, now time.Ti
 
 // ---- sessions ----
 
-const sessionCols = `s.id, s.user, s.stage, s.created_at, s.last_seen, s.expires_at, s.mfa_at, s.mfa_method, s.source, s.user_agent, s.enroll_secret, s.revoked_at`
+const sessionCols = `s.id, s.user, s.stage, s.created_at, s.last_seen, s.expires_at, s.mfa_at, s.mfa_method, s.source, s.user_agent, s.enroll_secret, s.revoked_at, s.parent_id`
 
 func scanSession(sc interface{ Scan(...any) error }) (sluis.Session, error) {
 	var x sluis.Session
 	var created, seen, expires, mfa, revoked int64
-	err := sc.Scan(&x.ID, &x.User, &x.Stage, &created, &seen, &expires, &mfa, &x.MFAMethod, &x.Source, &x.UserAgent, &x.EnrollSecret, &revoked)
+	err := sc.Scan(&x.ID, &x.User, &x.Stage, &created, &seen, &expires, &mfa, &x.MFAMethod, &x.Source, &x.UserAgent, &x.EnrollSecret, &revoked, &x.ParentID)
 	x.CreatedAt, x.LastSeen, x.ExpiresAt = fromNano(created), fromNano(seen), fromNano(expires)
 	x.MFAAt, x.RevokedAt = fromNano(mfa), fromNano(revoked)
 	return x, err
@@ -549,10 +549,10 @@ func scanSession(sc interface{ Scan(...any) error }) (sluis.Session, error) {
 func (s *DB) CreateSession(ctx context.Context, x sluis.Session, tokenHash []byte, host string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO sessions (id, user, stage, created_at, last_seen, expires_at, mfa_at, mfa_method, source, user_agent, enroll_secret)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			`INSERT INTO sessions (id, user, stage, created_at, last_seen, expires_at, mfa_at, mfa_method, source, user_agent, enroll_secret, parent_id)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			x.ID, x.User, x.Stage, unixNano(x.CreatedAt), unixNano(x.LastSeen), unixNano(x.ExpiresAt),
-			unixNano(x.MFAAt), x.MFAMethod, x.Source, x.UserAgent, nullBlob(x.EnrollSecret))
+			unixNano(x.MFAAt), x.MFAMethod, x.Source, x.UserAgent, nullBlob(x.EnrollSecret), x.ParentID)
 		if err != nil {
 			return err
 		}
@@ -633,6 +633,10 @@ func (s *DB) TouchSession(ctx context.Context, id string, at time.Time) error {
 
 func (s *DB) RevokeSession(ctx context.Context, id string, at time.Time) error {
 	return s.changeTx(ctx, func(tx *sql.Tx) error {
+		// Sessions made from this one go with it.
+		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE parent_id = ? AND parent_id != '' AND revoked_at = 0`, unixNano(at), id); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, unixNano(at), id)
 		if err != nil {
 			return err

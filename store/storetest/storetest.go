@@ -137,8 +137,13 @@ func testSessionLifecycle(t *testing.T, s sluis.Store) {
 	if !got.LastSeen.Equal(t0.Add(2 * time.Minute)) {
 		t.Fatalf("last seen %v", got.LastSeen)
 	}
+	child := sluis.Session{ID: "s1-child", User: "anna", Stage: sluis.StageComplete, CreatedAt: t0, LastSeen: t0, ExpiresAt: t0.Add(time.Hour), ParentID: "s1"}
+	must(t, s.CreateSession(ctx, child, hash("tok-child"), "tunnel"))
 	must(t, s.RevokeSession(ctx, "s1", t0.Add(3*time.Minute)))
 	must(t, s.RevokeSession(ctx, "s1", t0.Add(4*time.Minute))) // idempotent
+	if c, _ := s.Session(ctx, "s1-child"); !c.Revoked() || c.ParentID != "s1" {
+		t.Fatalf("a session made from a revoked one lives on: %+v", c)
+	}
 	got, _ = s.Session(ctx, "s1")
 	if !got.Revoked() || !got.RevokedAt.Equal(t0.Add(3*time.Minute)) {
 		t.Fatalf("revoked: %+v", got)
