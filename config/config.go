@@ -131,6 +131,10 @@ type LDAP struct {
 	Timeout Duration `yaml:"timeout"`
 	// PoolSize is how many service connections are kept. Zero means 4.
 	PoolSize int `yaml:"pool_size"`
+	// RecheckEvery is how often the directory is asked again about users
+	// with live sessions: a disabled or deleted account loses its
+	// sessions, changed groups count. Zero means 5m.
+	RecheckEvery Duration `yaml:"recheck_every"`
 }
 
 // OIDC is one OpenID Connect provider.
@@ -609,6 +613,12 @@ func (p *parser) validate(c *Config) {
 		}
 		if l.PoolSize == 0 {
 			l.PoolSize = 4
+		}
+		if l.RecheckEvery == 0 {
+			l.RecheckEvery = Duration(5 * time.Minute)
+		}
+		if l.RecheckEvery < Duration(time.Second) || l.RecheckEvery > Duration(24*time.Hour) {
+			p.problem("ldap.recheck_every", "between 1s and 24h")
 		}
 		if l.PoolSize < 1 || l.PoolSize > 64 {
 			p.problem("ldap.pool_size", "between 1 and 64")

@@ -257,35 +257,11 @@ func (d *Directory) authenticate(ctx context.Context, user, password string) (Ac
 			svc.Close()
 		}
 	}()
-	filter := strings.ReplaceAll(d.cfg.UserFilter, "{user}", ldap.EscapeFilter(user))
-	res, err := svc.Search(ldap.NewSearchRequest(d.cfg.UserBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, int(d.cfg.Timeout/time.Second), false,
-		filter, []string{"dn", d.cfg.NameAttribute, d.cfg.IDAttribute}, nil))
-	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+	acct, dn, err := d.find(svc, user)
+	if err != nil {
+		ok = errors.Is(err, ErrInvalid)
 		return Account{}, err
 	}
-	if len(res.Entries) != 1 {
-		ok = true
-		if len(res.Entries) > 1 {
-			d.cfg.Log.Warn("directory: the user filter finds more than one entry; refused", "user", user)
-		}
-		return Account{}, ErrInvalid
-	}
-	entry := res.Entries[0]
-	dn := entry.DN
-	// The account's own name and id, whatever name was typed: one sluis
-	// user per directory account.
-	names := entry.GetAttributeValues(d.cfg.NameAttribute)
-	acct := Account{ID: entry.GetAttributeValue(d.cfg.IDAttribute)}
-	if raw := entry.GetRawAttributeValue(d.cfg.IDAttribute); strings.EqualFold(d.cfg.IDAttribute, "objectGUID") && len(raw) > 0 {
-		acct.ID = fmt.Sprintf("%x", raw)
-	}
-	if len(names) != 1 || acct.ID == "" {
-		ok = true
-		d.cfg.Log.Warn("directory: the entry has no single name or no id; refused", "dn", dn, "name_attribute", d.cfg.NameAttribute, "id_attribute", d.cfg.IDAttribute)
-		return Account{}, ErrInvalid
-	}
-	acct.Name = strings.ToLower(names[0])
-
 	// The user's own bind checks the password, on a connection of its own.
 	uc, err := d.dial(ctx)
 	if err != nil {
@@ -301,6 +277,66 @@ func (d *Directory) authenticate(ctx context.Context, user, password string) (Ac
 		return Account{}, err
 	}
 	// The password is right; what follows failing is not "unreachable".
+	acct, err = d.state(svc, acct, dn)
+	ok = err == nil || errors.Is(err, ErrDisabled)
+	return acct, err
+}
+
+// Recheck reads an account's state again without its password: whether it
+// still exists under this name, is disabled, and its groups. The gateway
+// calls it now and then for users with live sessions, so a change in the
+// directory reaches them before their next login.
+func (d *Directory) Recheck(ctx context.Context, name string) (Account, error) {
+	svc, err := d.service(ctx)
+	if err != nil {
+		return Account{}, err
+	}
+	acct, dn, err := d.find(svc, name)
+	if err == nil {
+		acct, err = d.state(svc, acct, dn)
+	}
+	if err == nil || errors.Is(err, ErrInvalid) || errors.Is(err, ErrDisabled) {
+		d.release(svc)
+	} else {
+		svc.Close()
+	}
+	return acct, err
+}
+
+// find looks the user up with the service account: the entry's DN, its own
+// name and its immutable id. ErrInvalid when there is not exactly one
+// usable entry.
+func (d *Directory) find(svc *ldap.Conn, user string) (Account, string, error) {
+	filter := strings.ReplaceAll(d.cfg.UserFilter, "{user}", ldap.EscapeFilter(user))
+	res, err := svc.Search(ldap.NewSearchRequest(d.cfg.UserBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, int(d.cfg.Timeout/time.Second), false,
+		filter, []string{"dn", d.cfg.NameAttribute, d.cfg.IDAttribute}, nil))
+	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+		return Account{}, "", err
+	}
+	if len(res.Entries) != 1 {
+		if len(res.Entries) > 1 {
+			d.cfg.Log.Warn("directory: the user filter finds more than one entry; refused", "user", user)
+		}
+		return Account{}, "", ErrInvalid
+	}
+	entry := res.Entries[0]
+	// The account's own name and id, whatever name was typed: one sluis
+	// user per directory account.
+	names := entry.GetAttributeValues(d.cfg.NameAttribute)
+	acct := Account{ID: entry.GetAttributeValue(d.cfg.IDAttribute)}
+	if raw := entry.GetRawAttributeValue(d.cfg.IDAttribute); strings.EqualFold(d.cfg.IDAttribute, "objectGUID") && len(raw) > 0 {
+		acct.ID = fmt.Sprintf("%x", raw)
+	}
+	if len(names) != 1 || acct.ID == "" {
+		d.cfg.Log.Warn("directory: the entry has no single name or no id; refused", "dn", entry.DN, "name_attribute", d.cfg.NameAttribute, "id_attribute", d.cfg.IDAttribute)
+		return Account{}, "", ErrInvalid
+	}
+	acct.Name = strings.ToLower(names[0])
+	return acct, entry.DN, nil
+}
+
+// state reads whether the account is disabled and its groups.
+func (d *Directory) state(svc *ldap.Conn, acct Account, dn string) (Account, error) {
 	if d.cfg.DisabledFilter != "" {
 		res, err := svc.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, int(d.cfg.Timeout/time.Second), false,
 			d.cfg.DisabledFilter, []string{"dn"}, nil))
@@ -309,17 +345,14 @@ func (d *Directory) authenticate(ctx context.Context, user, password string) (Ac
 			return Account{}, ErrUnreadable
 		}
 		if len(res.Entries) > 0 {
-			ok = true
 			return Account{}, ErrDisabled
 		}
 	}
-	ok = true
 	if d.cfg.GroupBase == "" || len(d.groups) == 0 {
 		return acct, nil // no groups to map
 	}
 	groupDNs, err := d.memberOf(svc, dn)
 	if err != nil {
-		ok = false
 		d.cfg.Log.Warn("directory: cannot read groups", "dn", dn, "err", err)
 		return Account{}, ErrUnreadable
 	}

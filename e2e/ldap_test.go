@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,6 +23,7 @@ func ldapConfig(s *testenv.Slapd) string {
   user_filter: "(&(objectClass=inetOrgPerson)(|(uid={user})(mail={user})))"
   group_base: "ou=groups,dc=corp,dc=test"
   disabled_filter: "(employeeType=disabled)"
+  recheck_every: 1s
   groups:
     "cn=vpn-staff,ou=groups,dc=corp,dc=test": staff
 `, s.LDAPSURL, s.CAFile, s.BindDN, s.PasswordFile)
@@ -83,6 +87,33 @@ func TestLDAPLogin(t *testing.T) {
 			t.Errorf("audit lacks %q", tt.reason)
 		}
 	}
+
+	// The directory changes while carol and erin have sessions: carol is
+	// disabled there and loses hers; erin leaves the nested group and loses
+	// the group in sluis.
+	admin, err := ldap.DialURL(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.Bind("cn=admin,dc=corp,dc=test", "admin-secret"); err != nil {
+		t.Fatal(err)
+	}
+	m := ldap.NewModifyRequest("uid=carol,ou=people,dc=corp,dc=test", nil)
+	m.Add("employeeType", []string{"disabled"})
+	if err := admin.Modify(m); err != nil {
+		t.Fatal(err)
+	}
+	m = ldap.NewModifyRequest("cn=nurses,ou=groups,dc=corp,dc=test", nil)
+	m.Add("member", []string{"uid=carol,ou=people,dc=corp,dc=test"})
+	m.Delete("member", []string{"uid=erin,ou=people,dc=corp,dc=test"})
+	if err := admin.Modify(m); err != nil {
+		t.Fatal(err)
+	}
+	await(t, 10*time.Second, "the directory's changes to reach sluis", func() bool {
+		a := g.MustCLI("", "audit")
+		return strings.Contains(a, "the account is disabled in the directory") && strings.Contains(a, "from ldap (recheck): staff -> ")
+	})
 
 	// The directory goes away.
 	s.Stop()

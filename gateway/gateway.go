@@ -20,6 +20,7 @@ import (
 	"github.com/sluis-gateway/sluis/assertion"
 	"github.com/sluis-gateway/sluis/audit"
 	"github.com/sluis-gateway/sluis/config"
+	"github.com/sluis-gateway/sluis/directory"
 	"github.com/sluis-gateway/sluis/errpage"
 	"github.com/sluis-gateway/sluis/frontdoor"
 	"github.com/sluis-gateway/sluis/keys"
@@ -50,6 +51,9 @@ type Options struct {
 	// Directory, if set, authenticates directory users (LDAP or Active
 	// Directory).
 	Directory portal.Directory
+	// DirectoryRecheck, if set, is how often users of Directory with live
+	// sessions are checked again (Directory must then be a Rechecker).
+	DirectoryRecheck time.Duration
 	// SSO are the OpenID Connect providers (their secrets read).
 	SSO []*sso.Provider
 	// OnChange registers a function to run whenever the revision changes,
@@ -189,6 +193,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		o.OnChange(tunnels.Recheck)
 	}
 	go tunnels.Every(ctx, time.Second)
+	if rc, ok := o.Directory.(Rechecker); ok && o.DirectoryRecheck > 0 {
+		go recheckDirectory(ctx, o.Store, rc, rec, o.DirectoryRecheck, o.Log)
+	}
 	portalHandler := p.Handler()
 	hosts[c.Portal] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, tunnel.PathPrefix) {
@@ -457,6 +464,78 @@ func (l *liveConns) every(ctx context.Context, d time.Duration) {
 			return
 		case <-t.C:
 			l.recheck()
+		}
+	}
+}
+
+// Rechecker asks the directory about an account again, without its
+// password (see directory.Directory.Recheck).
+type Rechecker interface {
+	Recheck(ctx context.Context, name string) (directory.Account, error)
+}
+
+// recheckDirectory asks the directory, every d, about each directory user
+// who has a live session: an account that is gone, disabled or replaced
+// loses its sessions at once (tunnels and WebSockets with them), and
+// changed groups count at once. A directory that cannot answer changes
+// nothing.
+func recheckDirectory(ctx context.Context, st sluis.Store, dir Rechecker, rec *audit.Recorder, d time.Duration, log *slog.Logger) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sessions, err := st.Sessions(ctx)
+		if err != nil {
+			log.Error("gateway: directory recheck: sessions", "err", err)
+			continue
+		}
+		now := time.Now()
+		seen := map[string]bool{}
+		for _, x := range sessions {
+			if x.Revoked() || !now.Before(x.ExpiresAt) || seen[x.User] {
+				continue
+			}
+			seen[x.User] = true
+			u, err := st.User(ctx, x.User)
+			if err != nil || u.Source != sluis.SourceLDAP {
+				continue
+			}
+			acct, err := dir.Recheck(ctx, u.Name)
+			why := ""
+			switch {
+			case errors.Is(err, directory.ErrInvalid):
+				why = "the directory account is gone"
+			case errors.Is(err, directory.ErrDisabled):
+				why = "the account is disabled in the directory"
+			case err != nil:
+				log.Warn("gateway: directory recheck", "user", u.Name, "err", err)
+				continue
+			case u.ExternalID != "" && "ldap:"+acct.ID != u.ExternalID:
+				why = "another directory account now has this name"
+			}
+			if why != "" {
+				ids, err := st.RevokeSessions(ctx, sluis.SessionFilter{User: u.Name}, now)
+				if err != nil {
+					log.Error("gateway: directory recheck: revoke", "user", u.Name, "err", err)
+					continue
+				}
+				for _, id := range ids {
+					rec.Record(ctx, sluis.Event{Type: sluis.EventSessionRevoked, User: u.Name, Outcome: sluis.OutcomeSuccess, Detail: "session " + id + ": " + why})
+				}
+				continue
+			}
+			if !slices.Equal(u.Groups, acct.Groups) {
+				if err := st.SetGroups(ctx, u.Name, acct.Groups); err != nil {
+					log.Error("gateway: directory recheck: groups", "user", u.Name, "err", err)
+					continue
+				}
+				rec.Record(ctx, sluis.Event{Type: "user.groups", User: u.Name, Outcome: sluis.OutcomeSuccess,
+					Detail: "from ldap (recheck): " + strings.Join(u.Groups, ",") + " -> " + strings.Join(acct.Groups, ",")})
+			}
 		}
 	}
 }

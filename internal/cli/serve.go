@@ -192,6 +192,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 			return err
 		}
 		opts.Directory = dir
+		opts.DirectoryRecheck = c.LDAP.RecheckEvery.D()
 	}
 	for i, o := range c.OIDC {
 		secret, err := os.ReadFile(o.ClientSecretFile)
