@@ -401,6 +401,9 @@ type AuditStore interface {
 	// AppendEvent adds e to the trail and returns it as stored (numbered
 	// and chained).
 	AppendEvent(ctx context.Context, e Event) (Event, error)
+	// AppendEvents adds events, in order, in one transaction (one disk
+	// flush for all of them), and returns them as stored.
+	AppendEvents(ctx context.Context, es []Event) ([]Event, error)
 	Events(ctx context.Context, since time.Time) ([]Event, error)
 	// LastEvent returns the ID and hash of the newest event (0 and nil in
 	// an empty trail).

@@ -21,7 +21,10 @@ import (
 	"github.com/sluis-gateway/sluis"
 )
 
-// Recorder writes audit events.
+// Recorder writes audit events. Events recorded at the same time from
+// many goroutines are written together, in one transaction and one disk
+// flush (group commit); each Record still returns only once its event is
+// stored.
 type Recorder struct {
 	Store sluis.AuditStore
 	Log   *slog.Logger // nil means slog.Default()
@@ -29,30 +32,78 @@ type Recorder struct {
 	// Forward, if set, also hands each event to a forwarder (Syslog) after
 	// it is stored. It must not block.
 	Forward func(sluis.Event)
+
+	mu         sync.Mutex // guards queue and committing
+	queue      []*pendingEvent
+	committing bool // a Record call is writing batches
+}
+
+type pendingEvent struct {
+	e    sluis.Event
+	err  error
+	done chan struct{}
 }
 
 // Record stamps e with the time and writes it. A failure to write is logged
 // but does not fail the request that caused the event.
 func (r *Recorder) Record(ctx context.Context, e sluis.Event) {
+	log := r.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &pendingEvent{done: make(chan struct{})}
+	r.mu.Lock()
+	// The time is taken under the lock, so times follow the chain's order.
 	if r.Now != nil {
 		e.Time = r.Now()
 	} else {
 		e.Time = time.Now()
 	}
-	e.Time = e.Time.UTC()
-	log := r.Log
-	if log == nil {
-		log = slog.Default()
+	p.e = e
+	p.e.Time = p.e.Time.UTC()
+	r.queue = append(r.queue, p)
+	if r.committing {
+		// Another Record is writing: it takes this event with the next
+		// batch.
+		r.mu.Unlock()
+		<-p.done
+	} else {
+		r.committing = true
+		for len(r.queue) > 0 {
+			batch := r.queue
+			r.queue = nil
+			r.mu.Unlock()
+			r.write(context.WithoutCancel(ctx), batch)
+			r.mu.Lock()
+		}
+		r.committing = false
+		r.mu.Unlock()
 	}
-	stored, err := r.Store.AppendEvent(context.WithoutCancel(ctx), e)
-	if err != nil {
-		log.Error("audit: event not stored", "type", e.Type, "err", err)
-		stored = e
+	stored := p.e
+	if p.err != nil {
+		log.Error("audit: event not stored", "type", stored.Type, "err", p.err)
 	}
 	if r.Forward != nil {
 		r.Forward(stored)
 	}
-	log.Info("audit", "type", e.Type, "user", e.User, "source", e.Source, "app", e.App, "outcome", e.Outcome, "detail", e.Detail)
+	log.Info("audit", "type", stored.Type, "user", stored.User, "source", stored.Source, "app", stored.App, "outcome", stored.Outcome, "detail", stored.Detail)
+}
+
+// write stores one batch and wakes its callers.
+func (r *Recorder) write(ctx context.Context, batch []*pendingEvent) {
+	es := make([]sluis.Event, len(batch))
+	for i, p := range batch {
+		es[i] = p.e
+	}
+	stored, err := r.Store.AppendEvents(ctx, es)
+	for i, p := range batch {
+		if err != nil {
+			p.err = err
+		} else {
+			p.e = stored[i]
+		}
+		close(p.done)
+	}
 }
 
 // Broken describes the first event where the chain does not hold.

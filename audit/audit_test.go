@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
+	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,5 +139,48 @@ func TestFolder(t *testing.T) {
 	now = now.Add(time.Minute)
 	if n, ok := f.Let("anna/hr"); !ok || n != 99 {
 		t.Fatalf("after the minute: %d %v, want 99 folded", n, ok)
+	}
+}
+
+// Many goroutines recording at once: every event is stored once, in one
+// unbroken chain, and each Record returns only after its event is stored
+// (group commit writes them in fewer transactions).
+func TestRecorderGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "sluis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var forwarded sync.Map
+	r := &audit.Recorder{Store: db, Log: slog.New(slog.DiscardHandler), Forward: func(e sluis.Event) { forwarded.Store(e.Detail, e.ID) }}
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			detail := fmt.Sprint("event ", i)
+			r.Record(ctx, sluis.Event{Type: "test", Detail: detail})
+			// Stored by the time Record returns, with its number.
+			if id, ok := forwarded.Load(detail); !ok || id.(int64) == 0 {
+				t.Errorf("%s: forwarded as %v", detail, id)
+			}
+		}()
+	}
+	wg.Wait()
+	events, err := db.Events(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 200 {
+		t.Fatalf("%d events stored", len(events))
+	}
+	if err := audit.Verify(events); err != nil {
+		t.Fatalf("the chain: %v", err)
+	}
+	for i := 1; i < len(events); i++ {
+		if events[i].Time.Before(events[i-1].Time) {
+			t.Fatalf("event %d is older than the one before it", events[i].ID)
+		}
 	}
 }

@@ -749,6 +749,18 @@ func (s *DB) RedeemGrant(ctx context.Context, codeHash []byte, host string, now 
 // the write lock, so the CLI and the gateway never fork the chain) it reads
 // the last event, numbers e after it and chains its hash.
 func (s *DB) AppendEvent(ctx context.Context, e sluis.Event) (sluis.Event, error) {
+	out, err := s.AppendEvents(ctx, []sluis.Event{e})
+	if err != nil {
+		return e, err
+	}
+	return out[0], nil
+}
+
+// AppendEvents appends es to the hash chain in one transaction (which
+// holds the write lock, so the CLI and the gateway never fork the chain):
+// it reads the last event, then numbers and chains each event after it.
+func (s *DB) AppendEvents(ctx context.Context, es []sluis.Event) ([]sluis.Event, error) {
+	out := make([]sluis.Event, len(es))
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var lastID int64
 		var prev []byte
@@ -756,18 +768,24 @@ func (s *DB) AppendEvent(ctx context.Context, e sluis.Event) (sluis.Event, error
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		e.ID, e.PrevHash = lastID+1, prev
-		if e.PrevHash == nil {
-			e.PrevHash = []byte{}
+		if prev == nil {
+			prev = []byte{}
 		}
-		e.Time = fromNano(unixNano(e.Time)) // as stored
-		e.Hash = e.ChainHash(e.PrevHash)
-		_, err = tx.ExecContext(ctx,
-			`INSERT INTO audit_events (id, time, type, user, source, app, outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.ID, unixNano(e.Time), e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail, e.PrevHash, e.Hash)
-		return err
+		for i, e := range es {
+			e.ID, e.PrevHash = lastID+1, prev
+			e.Time = fromNano(unixNano(e.Time)) // as stored
+			e.Hash = e.ChainHash(e.PrevHash)
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO audit_events (id, time, type, user, source, app, outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				e.ID, unixNano(e.Time), e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail, e.PrevHash, e.Hash); err != nil {
+				return err
+			}
+			out[i] = e
+			lastID, prev = e.ID, e.Hash
+		}
+		return nil
 	})
-	return e, err
+	return out, err
 }
 
 func (s *DB) Events(ctx context.Context, since time.Time) ([]sluis.Event, error) {
