@@ -76,6 +76,19 @@ func (p *Portal) jsonBody(w http.ResponseWriter, r *http.Request) ([]byte, bool,
 	return body, ok, nil
 }
 
+// jsonRequest reads a passkey request's body; when the request is not
+// acceptable it has answered it, and ok is false.
+func (p *Portal) jsonRequest(w http.ResponseWriter, r *http.Request) (body []byte, ok bool, err error) {
+	body, csrfOK, err := p.jsonBody(w, r)
+	if err != nil {
+		return nil, false, err
+	}
+	if !csrfOK {
+		return nil, false, jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
+	}
+	return body, true, nil
+}
+
 // sealCeremony keeps a ceremony's state in a cookie, bound to its kind and
 // to bind (the session, or before login the CSRF cookie).
 func (p *Portal) sealCeremony(w http.ResponseWriter, kind, bind string, st ceremonyState) error {
@@ -238,12 +251,9 @@ func (p *Portal) mayChangeKeys(w http.ResponseWriter, r *http.Request, a *sessio
 }
 
 func (p *Portal) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) error {
-	body, csrfOK, err := p.jsonBody(w, r)
-	if err != nil {
+	body, ok, err := p.jsonRequest(w, r)
+	if !ok {
 		return err
-	}
-	if !csrfOK {
-		return jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
 	}
 	a := p.current(r)
 	if ok, err := p.mayChangeKeys(w, r, a); !ok {
@@ -279,12 +289,9 @@ func (p *Portal) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) er
 }
 
 func (p *Portal) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) error {
-	body, csrfOK, err := p.jsonBody(w, r)
-	if err != nil {
+	body, ok, err := p.jsonRequest(w, r)
+	if !ok {
 		return err
-	}
-	if !csrfOK {
-		return jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
 	}
 	a := p.current(r)
 	if ok, err := p.mayChangeKeys(w, r, a); !ok {
@@ -365,12 +372,8 @@ func (p *Portal) renderPasskeysError(w http.ResponseWriter, r *http.Request, a *
 // ---- a passkey as the second factor, or as a step-up ----
 
 func (p *Portal) passkeyMFABegin(w http.ResponseWriter, r *http.Request) error {
-	_, csrfOK, err := p.jsonBody(w, r)
-	if err != nil {
+	if _, ok, err := p.jsonRequest(w, r); !ok {
 		return err
-	}
-	if !csrfOK {
-		return jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
 	}
 	a, ok := p.pending(r)
 	if !ok || p.Passkeys == nil {
@@ -394,12 +397,9 @@ func (p *Portal) passkeyMFABegin(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Portal) passkeyMFAFinish(w http.ResponseWriter, r *http.Request) error {
-	body, csrfOK, err := p.jsonBody(w, r)
-	if err != nil {
+	body, ok, err := p.jsonRequest(w, r)
+	if !ok {
 		return err
-	}
-	if !csrfOK {
-		return jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
 	}
 	t, f := p.flowParams(r)
 	a, ok := p.pending(r)
@@ -448,12 +448,8 @@ func (p *Portal) passkeyMFAFinish(w http.ResponseWriter, r *http.Request) error 
 // ---- passwordless ----
 
 func (p *Portal) passwordlessBegin(w http.ResponseWriter, r *http.Request) error {
-	_, csrfOK, err := p.jsonBody(w, r)
-	if err != nil {
+	if _, ok, err := p.jsonRequest(w, r); !ok {
 		return err
-	}
-	if !csrfOK {
-		return jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
 	}
 	if p.Passkeys == nil {
 		return statusError(http.StatusNotFound)
@@ -475,12 +471,9 @@ func (p *Portal) passwordlessBegin(w http.ResponseWriter, r *http.Request) error
 }
 
 func (p *Portal) passwordlessFinish(w http.ResponseWriter, r *http.Request) error {
-	body, csrfOK, err := p.jsonBody(w, r)
-	if err != nil {
+	body, ok, err := p.jsonRequest(w, r)
+	if !ok {
 		return err
-	}
-	if !csrfOK {
-		return jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
 	}
 	if p.Passkeys == nil {
 		return statusError(http.StatusNotFound)
