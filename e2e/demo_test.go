@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sluis-gateway/sluis/internal/cli"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
 
@@ -36,4 +39,37 @@ func TestDemoWorksWithWhatItPrints(t *testing.T) {
 	if p.StatusCode != 200 || !strings.Contains(p.Body, "Hello, demo") || !strings.Contains(p.Body, "valid signature; subject demo") {
 		t.Fatalf("demo app: %d\n%s", p.StatusCode, p.Body)
 	}
+
+	// The tunnel command it prints works too (logging in with --user, as a
+	// script would, instead of a browser).
+	cmd := field(`(sluis connect echo --gateway \S+ --connect \S+ --ca \S+)`)
+	args := strings.Fields(cmd)[2:] // after "sluis connect"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout, stderr := &syncWriter{}, &syncWriter{}
+	done := make(chan error, 1)
+	dir := t.TempDir()
+	go func() {
+		done <- cli.Run(ctx, append(append([]string{"sluis", "connect"}, args...), "--user", user, "--password-stdin", "--code", g.Code(user, secret)),
+			func(k string) string {
+				if k == "XDG_CONFIG_HOME" {
+					return dir
+				}
+				return ""
+			}, strings.NewReader(password+"\n"), stdout, stderr)
+	}()
+	listenRE := regexp.MustCompile(`on (127\.0\.0\.1:\d+)`)
+	await(t, 20*time.Second, "sluis connect listening", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("sluis connect ended: %v\n%s", err, stderr)
+		default:
+		}
+		return listenRE.MatchString(stdout.String())
+	})
+	if err := roundTrip(t, listenRE.FindStringSubmatch(stdout.String())[1], 100000); err != nil {
+		t.Fatalf("the demo's echo through the tunnel: %v", err)
+	}
+	cancel()
+	<-done
 }

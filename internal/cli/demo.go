@@ -73,6 +73,26 @@ func (e *env) demo(args []string) error {
 	go appSrv.Serve(appLn)
 	defer appSrv.Close()
 
+	// A TCP app for tunnels: an echo service on loopback.
+	echoLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer echoLn.Close()
+	go func() {
+		for {
+			c, err := echoLn.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Minute))
+				io.Copy(c, io.LimitReader(c, 64<<20))
+			}()
+		}
+	}()
+
 	yaml := fmt.Sprintf(`listen: %q
 portal: %s
 data_dir: %q
@@ -85,7 +105,12 @@ apps:
     allow:
       groups: [staff]
       mfa: true
-`, *listen, demoPortal, *dataDir, demoHost, appLn.Addr())
+  - name: echo
+    tcp: %s
+    allow:
+      groups: [staff]
+      mfa: true
+`, *listen, demoPortal, *dataDir, demoHost, appLn.Addr(), echoLn.Addr())
 	c, err := config.Parse("(demo)", []byte(yaml))
 	if err != nil {
 		return err
@@ -110,13 +135,17 @@ sluis demo is running.
              add it to an authenticator app, or use this URI: %s
              (the current code is also printed below every 30 seconds)
 
+  Tunnel     sluis connect echo --gateway %s --connect 127.0.0.1:%d --ca %s/ca.pem
+             logs in through the portal, then carries connections to a TCP echo
+             service: connect to the address it prints (nc, telnet) and type.
+
 The certificate is self-signed: accept the browser's warning, or trust the CA in
 %s/ca.pem. Browsers resolve *.localhost to 127.0.0.1 by themselves;
 for curl and other tools add this line to /etc/hosts:
   127.0.0.1 %s %s
 
 Press Ctrl-C to stop.
-`, base(demoHost), base(demoPortal), demoUser, password, secret, k.URI, c.DataDir, demoPortal, demoHost)
+`, base(demoHost), base(demoPortal), demoUser, password, secret, k.URI, base(demoPortal), port, c.DataDir, c.DataDir, demoPortal, demoHost)
 		go e.printCodes(secret)
 	})
 }
