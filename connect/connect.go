@@ -340,7 +340,7 @@ func PasswordLogin(ctx context.Context, o Options, user, password string, code f
 	if err != nil {
 		return "", err
 	}
-	resp, page, err := post("/login", url.Values{"csrf": {csrf(page)}, "rd": {rd}, "username": {user}, "password": {password}})
+	resp, _, err := post("/login", url.Values{"csrf": {csrf(page)}, "rd": {rd}, "username": {user}, "password": {password}})
 	if err != nil {
 		return "", err
 	}

@@ -101,9 +101,9 @@ func (p *Portal) syncExternalUser(r *http.Request, name, source, externalID stri
 	if sluis.ErrorCode(err) == sluis.ENOTFOUND {
 		// A name that differs only in case from another user's would be
 		// one person to most apps.
-		users, err := p.Store.Users(ctx)
-		if err != nil {
-			return u, err
+		users, lerr := p.Store.Users(ctx)
+		if lerr != nil {
+			return u, lerr
 		}
 		for _, other := range users {
 			if strings.EqualFold(other.Name, name) {
@@ -111,11 +111,11 @@ func (p *Portal) syncExternalUser(r *http.Request, name, source, externalID stri
 			}
 		}
 		u = sluis.User{Name: name, Groups: groups, Source: source, ExternalID: externalID, CreatedAt: p.Now()}
-		if err := p.Store.CreateUser(ctx, u); err == nil {
+		if cerr := p.Store.CreateUser(ctx, u); cerr == nil {
 			p.event(r, "user.created", name, sluis.OutcomeSuccess, "from "+source+"; groups "+strings.Join(groups, ","))
 			return u, nil
-		} else if sluis.ErrorCode(err) != sluis.ECONFLICT {
-			return u, err
+		} else if sluis.ErrorCode(cerr) != sluis.ECONFLICT {
+			return u, cerr
 		}
 		// Created meanwhile: checked like any existing user below.
 		u, err = p.Store.User(ctx, name)

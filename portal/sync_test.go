@@ -56,3 +56,35 @@ func TestSyncExternalUser(t *testing.T) {
 		t.Fatalf("audit: %v", types)
 	}
 }
+
+// missOnce makes the first lookup of a user miss, as when another login
+// creates the user between the lookup and the insert.
+type missOnce struct {
+	sluis.Store
+	missed bool
+}
+
+func (m *missOnce) User(ctx context.Context, name string) (sluis.User, error) {
+	if !m.missed {
+		m.missed = true
+		return sluis.User{}, sluis.Errorf(sluis.ENOTFOUND, "no user %q", name)
+	}
+	return m.Store.User(ctx, name)
+}
+
+// A user created meanwhile (here: a local bob) goes through the same
+// checks as one found at once: the identity provider's bob is refused.
+func TestSyncExternalUserRace(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.CreateUser(context.Background(), sluis.User{Name: "bob", Groups: []string{"admins"}, CreatedAt: time.Now()})
+	store := &missOnce{Store: st}
+	p := &Portal{Store: store, Audit: &audit.Recorder{Store: st, Log: slog.Default()}, Log: slog.Default(), Now: time.Now}
+	r := httptest.NewRequest("GET", "https://login.test/", nil)
+	if u, err := p.syncExternalUser(r, "bob", "oidc:idp", "oidc:https://idp|7", nil); !errors.Is(err, errLocalName) {
+		t.Fatalf("an identity provider's bob against a local bob created meanwhile: %+v %v", u, err)
+	}
+}
