@@ -57,11 +57,19 @@ func TestSyncExternalUser(t *testing.T) {
 	}
 }
 
-// missOnce makes the first lookup of a user miss, as when another login
-// creates the user between the lookup and the insert.
+// missOnce makes the first lookup and listing of users miss, as when
+// another login creates the user between them and the insert.
 type missOnce struct {
 	sluis.Store
-	missed bool
+	missed, listed bool
+}
+
+func (m *missOnce) Users(ctx context.Context) ([]sluis.User, error) {
+	if !m.listed {
+		m.listed = true
+		return nil, nil
+	}
+	return m.Store.Users(ctx)
 }
 
 func (m *missOnce) User(ctx context.Context, name string) (sluis.User, error) {
