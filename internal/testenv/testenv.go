@@ -243,6 +243,13 @@ func (g *Gateway) Code(user, secret string) string {
 		g.mu.Lock()
 		now := time.Now()
 		step := max(g.lastStep[user]+1, mfa.Step(now)-1)
+		// A code stays valid until two steps after its own begin; one
+		// that would expire within seconds (a slow login may still be
+		// on its way) is not handed out.
+		period := int64(mfa.Period / time.Second)
+		if expires := time.Unix((step+2)*period, 0); expires.Sub(now) < 10*time.Second {
+			step++
+		}
 		if step <= mfa.Step(now)+1 {
 			g.lastStep[user] = step
 			g.mu.Unlock()
