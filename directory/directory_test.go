@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/sluis-gateway/sluis/directory"
-	"github.com/sluis-gateway/sluis/internal/testenv"
+	"github.com/sluis-gateway/sluis/internal/slapdtest"
 )
 
-func newDir(t *testing.T, s *testenv.Slapd, urls []string, startTLS bool) *directory.Directory {
+func newDir(t *testing.T, s *slapdtest.Slapd, urls []string, startTLS bool) *directory.Directory {
 	t.Helper()
 	pem, err := os.ReadFile(s.CAFile)
 	if err != nil {
@@ -37,7 +37,7 @@ func newDir(t *testing.T, s *testenv.Slapd, urls []string, startTLS bool) *direc
 // Against a real slapd: passwords, disabled accounts, nested groups, LDAPS
 // and StartTLS, failover, and a directory that is gone.
 func TestAuthenticateAgainstSlapd(t *testing.T) {
-	s := testenv.StartSlapd(t)
+	s := slapdtest.Start(t)
 	ctx := context.Background()
 	for _, tt := range []struct {
 		name     string

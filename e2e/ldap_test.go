@@ -10,10 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluis-gateway/sluis/internal/slapdtest"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
 
-func ldapConfig(s *testenv.Slapd) string {
+func ldapConfig(s *slapdtest.Slapd) string {
 	return fmt.Sprintf(`ldap:
   urls: [%q]
   ca_file: %q
@@ -35,7 +36,7 @@ func ldapConfig(s *testenv.Slapd) string {
 // the directory is gone its users get a clear message while local
 // break-glass users still log in.
 func TestLDAPLogin(t *testing.T) {
-	s := testenv.StartSlapd(t)
+	s := slapdtest.Start(t)
 	up := newUpstream(t)
 	g := testenv.StartWith(t, ldapConfig(s), testenv.App{Name: "wiki", Host: wikiHost, Upstream: up.URL, Groups: []string{"staff"}, MFA: true})
 	localSecret := g.AddUser("local-admin", pw, "staff")

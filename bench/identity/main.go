@@ -22,7 +22,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/sluis-gateway/sluis/authn"
 	"github.com/sluis-gateway/sluis/directory"
-	"github.com/sluis-gateway/sluis/internal/testenv"
+	"github.com/sluis-gateway/sluis/internal/slapdtest"
 )
 
 func main() {
@@ -59,7 +59,7 @@ func run(d time.Duration, n int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	s, err := testenv.RunSlapd(dir)
+	s, err := slapdtest.Run(dir)
 	if err != nil {
 		return err
 	}

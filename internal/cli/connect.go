@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/sluis-gateway/sluis/browser"
 	"github.com/sluis-gateway/sluis/connect"
 )
 
@@ -145,7 +146,7 @@ func (e *env) connectLogin(o connect.Options, user string, pwStdin bool, code st
 	approve := connect.ApproveURL(o.Gateway)
 	fmt.Fprintf(e.stderr, "To log in, open\n\n    %s\n\nlog in there and type this code:\n\n    %s\n\nWaiting for your approval...\n", approve, s.UserCode)
 	if f, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		connect.OpenBrowser(approve)
+		browser.Open(approve)
 	}
 	tok, who, err := connect.WaitDevice(e.ctx, hc, o.Gateway, s)
 	if err == nil {

@@ -85,9 +85,10 @@ func TestImportRules(t *testing.T) {
 			case isOwn && strings.HasPrefix(ownPkg, "store/") && !strings.HasPrefix(dir, "store/") &&
 				dir != "internal/cli" && !strings.HasPrefix(dir, "bench/"):
 				t.Errorf("%s imports the store implementation %s; only internal/cli (and benchmark programs) pick a store", dir, imp)
-			// The server never starts a process; only benchmark programs and
-			// build tools may.
-			case imp == "os/exec" && !strings.HasPrefix(dir, "bench/") && !strings.HasPrefix(dir, "tools/") && dir != "connect" && dir != "internal/testenv":
+			// The server never starts a process. Only benchmark programs,
+			// build tools and two packages made for it may: browser (for
+			// the client) and internal/slapdtest (for tests).
+			case imp == "os/exec" && !strings.HasPrefix(dir, "bench/") && !strings.HasPrefix(dir, "tools/") && !execAllowed[dir]:
 				t.Errorf("%s imports os/exec", dir)
 			// No unsafe and no cgo on request paths.
 			case imp == "unsafe" || imp == "C":
@@ -101,23 +102,87 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("selfcheck imports %s; it checks gateways from outside and knows nothing of sluis's insides", imp)
 			case isOwn && ownPkg == "selfcheck" && dir != "internal/cli":
 				t.Errorf("%s imports selfcheck; only the CLI may", dir)
-			// connect is the tunnel client; it may start a browser (os/exec,
-			// above), so nothing of the server may import it, and it
-			// imports nothing of ours.
+			// connect is the tunnel client: nothing of the server imports
+			// it, and it imports nothing of ours.
 			case dir == "connect" && isOwn:
 				t.Errorf("connect imports %s; the client knows the server only by its API", imp)
 			case isOwn && ownPkg == "connect" && dir != "internal/cli" && !strings.HasPrefix(dir, "bench/"):
 				t.Errorf("%s imports connect; only the CLI (and benchmark programs) may", dir)
-			// The test harness (which starts slapd and the like) is for
-			// tests only.
-			case isOwn && ownPkg == "internal/testenv" && !strings.HasPrefix(dir, "bench/"):
-				t.Errorf("%s imports internal/testenv; only tests (and benchmark programs) may", dir)
+			// The test harnesses are for tests (and slapd for benchmark
+			// programs) only.
+			case isOwn && ownPkg == "internal/testenv":
+				t.Errorf("%s imports internal/testenv; only tests may", dir)
+			case isOwn && ownPkg == "internal/slapdtest" && !strings.HasPrefix(dir, "bench/"):
+				t.Errorf("%s imports internal/slapdtest; only tests (and benchmark programs) may", dir)
+			case (dir == "browser" || dir == "internal/slapdtest") && isOwn:
+				t.Errorf("%s imports %s; a package that starts processes imports nothing of ours", dir, imp)
 			// No pprof or expvar anywhere in the server.
 			case imp == "net/http/pprof" || imp == "expvar":
 				t.Errorf("%s imports %s", dir, imp)
 			}
 		}
 	}
+}
+
+// execAllowed are the packages made to start a process.
+var execAllowed = map[string]bool{"browser": true, "internal/slapdtest": true}
+
+// Nothing the server is made of starts a process: no package reachable
+// from the gateway's handler or from the program's wiring of `sluis serve`
+// imports os/exec, whatever path leads there. The only importer of the
+// browser package is the CLI's connect command.
+func TestTheServerStartsNoProcess(t *testing.T) {
+	all := imports(t)
+	seen := map[string]bool{}
+	var walk func(dir, via string)
+	walk = func(dir, via string) {
+		if seen[dir] {
+			return
+		}
+		seen[dir] = true
+		for imp := range all[dir] {
+			if imp == "os/exec" {
+				t.Errorf("%s imports os/exec (reached from the server through %s)", dir, via)
+			}
+			if own, ok := own(imp); ok {
+				walk(own, via+" -> "+own)
+			}
+		}
+	}
+	for _, root := range []string{"gateway", "store/sqlite", "changes", "keys", "config", "audit"} {
+		walk(root, root)
+	}
+	if len(seen) < 10 {
+		t.Fatalf("reached only %d packages from the server; is the walk broken?", len(seen))
+	}
+	for file, imps := range fileImports(t, "internal/cli") {
+		if imps[module+"/browser"] && file != "connect.go" {
+			t.Errorf("internal/cli/%s imports browser; only the connect command may", file)
+		}
+	}
+	for dir, imps := range all {
+		if imps[module+"/browser"] && dir != "internal/cli" {
+			t.Errorf("%s imports browser; only the CLI's connect command may", dir)
+		}
+	}
+}
+
+// fileImports returns the imports of each non-test Go file of dir.
+func fileImports(t *testing.T, dir string) map[string]map[string]bool {
+	t.Helper()
+	out := map[string]map[string]bool{}
+	for name, src := range sources(t, dir) {
+		f, err := parser.ParseFile(token.NewFileSet(), name, src, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = map[string]bool{}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			out[name][p] = true
+		}
+	}
+	return out
 }
 
 // The packages that serve requests must not reach a file by a name derived

@@ -1,4 +1,7 @@
-package testenv
+// Package slapdtest runs a real OpenLDAP server (slapd) on loopback with a
+// generated directory, for tests and benchmark programs. It starts a
+// process, so only they may import it (internal/deptest checks this).
+package slapdtest
 
 import (
 	"crypto/ecdsa"
@@ -39,9 +42,9 @@ type Slapd struct {
 	exited       chan struct{} // closed when slapd has ended
 }
 
-// StartSlapd runs slapd for a test, or skips the test when it is not
+// Start runs slapd for a test, or skips the test when it is not
 // installed (and fails under SLUIS_REQUIRE_INTEGRATION=1).
-func StartSlapd(t testing.TB) *Slapd {
+func Start(t testing.TB) *Slapd {
 	t.Helper()
 	if _, err := exec.LookPath("/usr/sbin/slapd"); err != nil {
 		if os.Getenv("SLUIS_REQUIRE_INTEGRATION") == "1" {
@@ -49,7 +52,7 @@ func StartSlapd(t testing.TB) *Slapd {
 		}
 		t.Skip("slapd not found; install Debian's slapd package or run the README's test command")
 	}
-	s, err := RunSlapd(t.TempDir())
+	s, err := Run(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,9 +60,9 @@ func StartSlapd(t testing.TB) *Slapd {
 	return s
 }
 
-// RunSlapd runs slapd with its files in dir (for benchmark programs); the
+// Run runs slapd with its files in dir (for benchmark programs); the
 // caller stops it.
-func RunSlapd(dir string) (*Slapd, error) {
+func Run(dir string) (*Slapd, error) {
 	slapd, err := exec.LookPath("/usr/sbin/slapd")
 	if err != nil {
 		return nil, fmt.Errorf("slapd not found (install Debian's slapd package): %w", err)
