@@ -484,11 +484,18 @@ func TestTunnelLimits(t *testing.T) {
 	// One TLS connection for many tunnels.
 	before := conns.Load()
 	var wg sync.WaitGroup
+	errs := make(chan error, 3)
 	for range 3 {
 		wg.Add(1)
-		go func() { defer wg.Done(); roundTrip(t, c.addr, 1<<20) }()
+		go func() { defer wg.Done(); errs <- roundTrip(t, c.addr, 1<<20) }()
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	if n := conns.Load() - before; n > 1 {
 		t.Errorf("3 tunnels took %d new TLS connections", n)
 	}

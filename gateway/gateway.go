@@ -154,7 +154,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if o.OnChange != nil {
 		o.OnChange(live.recheck)
 	}
-	go live.every(ctx, RecheckInterval)
+	go every(ctx, RecheckInterval, live.recheck)
 	for _, app := range apps {
 		if app.TCP != "" {
 			continue // reached through tunnels, not a host of its own
@@ -192,9 +192,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if o.OnChange != nil {
 		o.OnChange(tunnels.Recheck)
 	}
-	go tunnels.Every(ctx, time.Second)
+	// Tunnels are checked every second too: it also keeps the sessions of
+	// open tunnels from idling out, and ends them at their expiry.
+	go every(ctx, time.Second, tunnels.Recheck)
 	if rc, ok := o.Directory.(Rechecker); ok && o.DirectoryRecheck > 0 {
-		go recheckDirectory(ctx, o.Store, rc, rec, o.DirectoryRecheck, o.Log)
+		go every(ctx, o.DirectoryRecheck, func() { recheckDirectory(ctx, o.Store, rc, rec, o.Log) })
 	}
 	portalHandler := p.Handler()
 	hosts[c.Portal] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -455,7 +457,8 @@ func (l *liveConns) recheck() {
 	}
 }
 
-func (l *liveConns) every(ctx context.Context, d time.Duration) {
+// every runs fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
 	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
@@ -463,7 +466,7 @@ func (l *liveConns) every(ctx context.Context, d time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			l.recheck()
+			fn()
 		}
 	}
 }
@@ -474,68 +477,59 @@ type Rechecker interface {
 	Recheck(ctx context.Context, name string) (directory.Account, error)
 }
 
-// recheckDirectory asks the directory, every d, about each directory user
+// recheckDirectory asks the directory about each directory user
 // who has a live session: an account that is gone, disabled or replaced
 // loses its sessions at once (tunnels and WebSockets with them), and
 // changed groups count at once. A directory that cannot answer changes
 // nothing.
-func recheckDirectory(ctx context.Context, st sluis.Store, dir Rechecker, rec *audit.Recorder, d time.Duration, log *slog.Logger) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		sessions, err := st.Sessions(ctx)
-		if err != nil {
-			log.Error("gateway: directory recheck: sessions", "err", err)
+func recheckDirectory(ctx context.Context, st sluis.Store, dir Rechecker, rec *audit.Recorder, log *slog.Logger) {
+	sessions, err := st.Sessions(ctx)
+	if err != nil {
+		log.Error("gateway: directory recheck: sessions", "err", err)
+		return
+	}
+	now := time.Now()
+	seen := map[string]bool{}
+	for _, x := range sessions {
+		if x.Revoked() || !now.Before(x.ExpiresAt) || seen[x.User] {
 			continue
 		}
-		now := time.Now()
-		seen := map[string]bool{}
-		for _, x := range sessions {
-			if x.Revoked() || !now.Before(x.ExpiresAt) || seen[x.User] {
+		seen[x.User] = true
+		u, err := st.User(ctx, x.User)
+		if err != nil || u.Source != sluis.SourceLDAP {
+			continue
+		}
+		acct, err := dir.Recheck(ctx, u.Name)
+		why := ""
+		switch {
+		case errors.Is(err, directory.ErrInvalid):
+			why = "the directory account is gone"
+		case errors.Is(err, directory.ErrDisabled):
+			why = "the account is disabled in the directory"
+		case err != nil:
+			log.Warn("gateway: directory recheck", "user", u.Name, "err", err)
+			continue
+		case u.ExternalID != "" && "ldap:"+acct.ID != u.ExternalID:
+			why = "another directory account now has this name"
+		}
+		if why != "" {
+			ids, err := st.RevokeSessions(ctx, sluis.SessionFilter{User: u.Name}, now)
+			if err != nil {
+				log.Error("gateway: directory recheck: revoke", "user", u.Name, "err", err)
 				continue
 			}
-			seen[x.User] = true
-			u, err := st.User(ctx, x.User)
-			if err != nil || u.Source != sluis.SourceLDAP {
+			for _, id := range ids {
+				rec.Record(ctx, sluis.Event{Type: sluis.EventSessionRevoked, User: u.Name, Outcome: sluis.OutcomeSuccess, Detail: "session " + id + ": " + why})
+			}
+			continue
+		}
+		if !slices.Equal(u.Groups, acct.Groups) {
+			if err := st.SetGroups(ctx, u.Name, acct.Groups); err != nil {
+				log.Error("gateway: directory recheck: groups", "user", u.Name, "err", err)
 				continue
 			}
-			acct, err := dir.Recheck(ctx, u.Name)
-			why := ""
-			switch {
-			case errors.Is(err, directory.ErrInvalid):
-				why = "the directory account is gone"
-			case errors.Is(err, directory.ErrDisabled):
-				why = "the account is disabled in the directory"
-			case err != nil:
-				log.Warn("gateway: directory recheck", "user", u.Name, "err", err)
-				continue
-			case u.ExternalID != "" && "ldap:"+acct.ID != u.ExternalID:
-				why = "another directory account now has this name"
-			}
-			if why != "" {
-				ids, err := st.RevokeSessions(ctx, sluis.SessionFilter{User: u.Name}, now)
-				if err != nil {
-					log.Error("gateway: directory recheck: revoke", "user", u.Name, "err", err)
-					continue
-				}
-				for _, id := range ids {
-					rec.Record(ctx, sluis.Event{Type: sluis.EventSessionRevoked, User: u.Name, Outcome: sluis.OutcomeSuccess, Detail: "session " + id + ": " + why})
-				}
-				continue
-			}
-			if !slices.Equal(u.Groups, acct.Groups) {
-				if err := st.SetGroups(ctx, u.Name, acct.Groups); err != nil {
-					log.Error("gateway: directory recheck: groups", "user", u.Name, "err", err)
-					continue
-				}
-				rec.Record(ctx, sluis.Event{Type: "user.groups", User: u.Name, Outcome: sluis.OutcomeSuccess,
-					Detail: "from ldap (recheck): " + strings.Join(u.Groups, ",") + " -> " + strings.Join(acct.Groups, ",")})
-			}
+			rec.Record(ctx, sluis.Event{Type: "user.groups", User: u.Name, Outcome: sluis.OutcomeSuccess,
+				Detail: "from ldap (recheck): " + strings.Join(u.Groups, ",") + " -> " + strings.Join(acct.Groups, ",")})
 		}
 	}
 }

@@ -118,6 +118,16 @@ func sessionData(state []byte) (webauthn.SessionData, error) {
 	return sd, nil
 }
 
+// prepare reads the account and the ceremony state for a second step.
+func prepare(a Account, state []byte) (*account, webauthn.SessionData, error) {
+	u, err := newAccount(a)
+	if err != nil {
+		return nil, webauthn.SessionData{}, err
+	}
+	sd, err := sessionData(state)
+	return u, sd, err
+}
+
 // BeginRegistration starts adding a passkey to a; the keys a has are
 // excluded, so one authenticator is not registered twice.
 func (p *Passkeys) BeginRegistration(a Account) (Ceremony, error) {
@@ -139,11 +149,7 @@ func (p *Passkeys) BeginRegistration(a Account) (Ceremony, error) {
 // FinishRegistration checks the browser's answer (body) and returns the new
 // passkey's ID and data, to be stored.
 func (p *Passkeys) FinishRegistration(a Account, state, body []byte) (id, data []byte, err error) {
-	u, err := newAccount(a)
-	if err != nil {
-		return nil, nil, err
-	}
-	sd, err := sessionData(state)
+	u, sd, err := prepare(a, state)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -178,11 +184,7 @@ func (p *Passkeys) BeginLogin(a Account) (Ceremony, error) {
 // FinishLogin checks a second-factor answer and returns the ID of the key
 // used and its data after the login (its counter moves).
 func (p *Passkeys) FinishLogin(a Account, state, body []byte) (id, data []byte, err error) {
-	u, err := newAccount(a)
-	if err != nil {
-		return nil, nil, err
-	}
-	sd, err := sessionData(state)
+	u, sd, err := prepare(a, state)
 	if err != nil {
 		return nil, nil, err
 	}

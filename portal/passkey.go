@@ -89,17 +89,19 @@ func (p *Portal) jsonRequest(w http.ResponseWriter, r *http.Request) (body []byt
 	return body, true, nil
 }
 
-// sealCeremony keeps a ceremony's state in a cookie, bound to its kind and
-// to bind (the session, or before login the CSRF cookie).
-func (p *Portal) sealCeremony(w http.ResponseWriter, kind, bind string, st ceremonyState) error {
-	raw, err := json.Marshal(st)
+// beginCeremony keeps a ceremony's state (with the name of a key being
+// registered) sealed in a cookie, bound to its kind and to bind (the
+// session, or before login the CSRF cookie), so any node can finish it;
+// and it sends the browser the ceremony's options.
+func (p *Portal) beginCeremony(w http.ResponseWriter, kind, bind, name string, c mfa.Ceremony) error {
+	raw, err := json.Marshal(ceremonyState{Name: name, State: c.State})
 	if err != nil {
 		return err
 	}
 	sealed := p.Sealer.Seal(raw, "passkey:"+kind+":"+bind)
 	http.SetCookie(w, &http.Cookie{Name: passkeyCookie, Value: base64.RawURLEncoding.EncodeToString(sealed), Path: "/",
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: int(mfa.CeremonyTimeout / time.Second)})
-	return nil
+	return writeJSON(w, http.StatusOK, json.RawMessage(c.Options))
 }
 
 // openCeremony takes the ceremony's state from its cookie and clears it.
@@ -282,10 +284,7 @@ func (p *Portal) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	if err := p.sealCeremony(w, "register", a.Session.ID, ceremonyState{Name: name, State: c.State}); err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, json.RawMessage(c.Options))
+	return p.beginCeremony(w, "register", a.Session.ID, name, c)
 }
 
 func (p *Portal) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) error {
@@ -390,10 +389,7 @@ func (p *Portal) passkeyMFABegin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := p.sealCeremony(w, "mfa", a.Session.ID, ceremonyState{State: c.State}); err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, json.RawMessage(c.Options))
+	return p.beginCeremony(w, "mfa", a.Session.ID, "", c)
 }
 
 func (p *Portal) passkeyMFAFinish(w http.ResponseWriter, r *http.Request) error {
@@ -464,10 +460,7 @@ func (p *Portal) passwordlessBegin(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	csrf, _ := r.Cookie(csrfCookie)
-	if err := p.sealCeremony(w, "login", csrf.Value, ceremonyState{State: c.State}); err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, json.RawMessage(c.Options))
+	return p.beginCeremony(w, "login", csrf.Value, "", c)
 }
 
 func (p *Portal) passwordlessFinish(w http.ResponseWriter, r *http.Request) error {

@@ -364,7 +364,8 @@ func (s *Server) Open() int {
 
 // Recheck ends every tunnel whose session is gone or whose user may no
 // longer use the app (policy, emergency level, a block). The gateway calls
-// it whenever the store changes, and now and then.
+// it whenever the store changes, and every second (which also keeps the
+// sessions of open tunnels from idling out).
 func (s *Server) Recheck() {
 	s.mu.Lock()
 	streams := make([]*stream, 0, len(s.live))
@@ -377,21 +378,6 @@ func (s *Server) Recheck() {
 		a, err := s.Sessions.Lookup(ctx, st.token, Host)
 		if err != nil || s.allowed(ctx, a, s.Apps[st.app], st.source) != "" {
 			st.cancel(errRevoked)
-		}
-	}
-}
-
-// Every runs Recheck every d until ctx ends; it also keeps the sessions of
-// open tunnels from idling out.
-func (s *Server) Every(ctx context.Context, d time.Duration) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.Recheck()
 		}
 	}
 }

@@ -48,8 +48,8 @@ func main() {
 	}
 }
 
-// sinkServer reads everything and closes when the sender is done.
-func sinkServer() (net.Listener, error) {
+// serveTCP runs handle for each connection accepted on a loopback port.
+func serveTCP(handle func(net.Conn)) (net.Listener, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -62,27 +62,7 @@ func sinkServer() (net.Listener, error) {
 			}
 			go func() {
 				defer c.Close()
-				io.CopyBuffer(io.Discard, c, make([]byte, 256<<10))
-			}()
-		}
-	}()
-	return ln, nil
-}
-
-func echoServer() (net.Listener, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
+				handle(c)
 			}()
 		}
 	}()
@@ -144,11 +124,13 @@ func run(size int64, rounds, trials, idle int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	sink, err := sinkServer()
+	// The sink reads everything and closes when the sender is done; the
+	// echo sends back what it gets.
+	sink, err := serveTCP(func(c net.Conn) { io.CopyBuffer(io.Discard, c, make([]byte, 256<<10)) })
 	if err != nil {
 		return err
 	}
-	echo, err := echoServer()
+	echo, err := serveTCP(func(c net.Conn) { io.Copy(c, c) })
 	if err != nil {
 		return err
 	}
