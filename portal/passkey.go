@@ -61,19 +61,26 @@ func jsonError(w http.ResponseWriter, status int, msg string) error {
 // must carry the page's CSRF token in X-CSRF-Token and say it is JSON (a
 // form of another site can do neither).
 func (p *Portal) jsonBody(w http.ResponseWriter, r *http.Request) ([]byte, bool, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-		return nil, false, statusError(http.StatusUnsupportedMediaType)
-	}
-	if r.ContentLength > maxFormBytes {
-		return nil, false, statusError(http.StatusRequestEntityTooLarge)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	body, err := readJSON(w, r, maxFormBytes)
 	if err != nil {
 		return nil, false, err
 	}
 	c, err := r.Cookie(csrfCookie)
 	ok := err == nil && len(c.Value) == 43 && hmac.Equal([]byte(r.Header.Get("X-CSRF-Token")), []byte(p.csrfFor(c.Value)))
 	return body, ok, nil
+}
+
+// readJSON reads a JSON body of at most limit bytes: the request must say
+// it is JSON (a form of another site cannot), and a larger one is refused
+// before a byte of it is read.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.Header.Get("Content-Type") != "application/json" {
+		return nil, statusError(http.StatusUnsupportedMediaType)
+	}
+	if r.ContentLength > limit {
+		return nil, statusError(http.StatusRequestEntityTooLarge)
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 }
 
 // jsonRequest reads a passkey request's body; when the request is not
