@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluis-gateway/sluis/internal/testenv"
 )
 
 // rawRequest sends req byte for byte over TLS from the local address src
@@ -117,4 +121,64 @@ func TestOperatorBlocks(t *testing.T) {
 		t.Fatal("block without a reason accepted")
 	}
 	assertAudit(t, g, "admin.block.add", "admin.block.remove", "security.blocked")
+}
+
+// An automatic block is lifted by `sluis block remove` at once: the front
+// door reads only the stored list, which the detector writes to. While
+// blocked, the source reads that its address is blocked.
+func TestAutomaticBlockIsLiftedByRemove(t *testing.T) {
+	w := setup(t)
+	g := w.g
+	const src = "127.0.0.6"
+	secret := g.AddUser("bea", pw, "staff")
+	for i := 0; i < 10; i++ {
+		w.rawRequest(t, src, g.Portal, "GET /vpns/cfg/smb.conf HTTP/1.1\r\nHost: "+g.Portal+"\r\nConnection: close\r\n\r\n")
+	}
+	c := g.ClientFrom(src)
+	resp, err := c.Get(g.URL(g.Portal, "/login"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "your network address are blocked") || !strings.Contains(string(body), "Error ID: ") {
+		t.Fatalf("blocked source got %d:\n%s", resp.StatusCode, body)
+	}
+	id := regexp.MustCompile(`Error ID: ([0-9a-f]+)`).FindStringSubmatch(string(body))
+	if id == nil || !strings.Contains(g.Logs(), id[1]) {
+		t.Fatalf("the error ID of the blocked page is not in the log")
+	}
+	// A policy refusal reads differently.
+	if strings.Contains(string(errpageBody(t, g, wikiHost)), "blocked") {
+		t.Fatal("a policy 403 says blocked")
+	}
+	list := g.MustCLI("", "block", "list")
+	if !strings.Contains(list, src+"/32  automatic") {
+		t.Fatalf("block list:\n%s", list)
+	}
+	if out := g.MustCLI("", "block", "remove", src); !strings.Contains(out, "unblocked "+src+"/32") {
+		t.Fatalf("block remove printed %q", out)
+	}
+	// The same source logs in and reaches the app, at once.
+	p := g.Login(c, g.URL(wikiHost, "/start"), "bea", pw, secret)
+	if p.StatusCode != http.StatusOK {
+		t.Fatalf("login after unblocking: %d\n%s", p.StatusCode, p.Body)
+	}
+}
+
+// errpageBody returns the body of a 403 that policy gives: a user of the
+// wrong group opening host.
+func errpageBody(t *testing.T, g *testenv.Gateway, host string) []byte {
+	t.Helper()
+	secret := g.AddUser("outsider", pw, "visitors")
+	c := g.Client()
+	p := g.Login(c, g.URL(g.Portal, "/"), "outsider", pw, secret)
+	if p.StatusCode != http.StatusOK {
+		t.Fatalf("login: %d", p.StatusCode)
+	}
+	p = g.Follow(c, g.Get(c, g.URL(host, "/")))
+	if p.StatusCode != http.StatusForbidden {
+		t.Fatalf("wrong group on %s: %d", host, p.StatusCode)
+	}
+	return []byte(p.Body)
 }

@@ -124,7 +124,13 @@ var allowedMethods = map[string]bool{
 func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d.blocked(r) {
 		// Blocked sources learn nothing more, and are not recorded again.
-		errpage.Write(w, http.StatusForbidden, errpage.NewID())
+		// The page says why, so a member of staff caught in a block can
+		// tell the help desk (and the ID finds the log line).
+		id := errpage.NewID()
+		if d.Log != nil {
+			d.Log.Info("frontdoor: blocked source refused", "status", http.StatusForbidden, "source", ClientIP(r), "error_id", id)
+		}
+		errpage.WriteNotice(w, http.StatusForbidden, id, BlockedNotice)
 		return
 	}
 	if !allowedMethods[r.Method] {
@@ -190,11 +196,15 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d.Next.ServeHTTP(w, r)
 }
 
+// BlockedNotice is what a blocked source reads, in place of the words of a
+// policy refusal.
+const BlockedNotice = "Requests from your network address are blocked by this gateway, because of suspicious requests from it or by an operator. If you think this is a mistake, contact your help desk and give them the error ID below."
+
+// blocked reports whether r's source is in a stored block in force. The
+// stored list is the only truth: the probe detector writes its blocks
+// there too, so removing a block lifts it whatever made it.
 func (d *Door) blocked(r *http.Request) bool {
 	src := ClientIP(r)
-	if d.Detector != nil && d.Detector.Blocked(src) > 0 {
-		return true
-	}
 	if d.Blocks == nil {
 		return false
 	}

@@ -102,7 +102,10 @@ func Match(r *http.Request) string {
 	return ""
 }
 
-// Detector records probes and blocks sources that keep probing.
+// Detector records probes and blocks sources that keep probing. It holds no
+// block of its own: a block is written to the store (Persist) and the front
+// door reads only the stored list (BlockList), so `sluis block remove`
+// lifts an automatic block exactly as it lifts an operator's.
 type Detector struct {
 	// BlockAfter probes from one source within BlockWindow block it for
 	// BlockFor. Zero values mean 10, 1m and 15m.
@@ -115,9 +118,11 @@ type Detector struct {
 	// MaxSources bounds memory; zero means 100000.
 	MaxSources int
 	Record     func(ctx context.Context, e sluis.Event)
-	// Persist, if set, stores each automatic block, so operators see it
-	// in `sluis block list` and can lift it.
-	Persist func(ctx context.Context, b sluis.Block)
+	// Persist stores each automatic block; the block is in force once it
+	// is stored, and operators see it in `sluis block list` and can lift
+	// it. It returns an error when the block could not be stored. Nil
+	// means probes are recorded but never block.
+	Persist func(ctx context.Context, b sluis.Block) error
 	Now     func() time.Time
 
 	mu      sync.RWMutex // guards sources
@@ -125,10 +130,9 @@ type Detector struct {
 }
 
 type sourceState struct {
-	hits         []time.Time // probe times within the window
-	blockedUntil time.Time
-	rules        map[string]*ruleState
-	last         time.Time
+	hits  []time.Time // probe times within the window
+	rules map[string]*ruleState
+	last  time.Time
 }
 
 type ruleState struct {
@@ -141,20 +145,6 @@ func (d *Detector) now() time.Time {
 		return d.Now()
 	}
 	return time.Now()
-}
-
-// Blocked returns how much longer src is blocked; zero if it is not.
-func (d *Detector) Blocked(src string) time.Duration {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	s := d.sources[src]
-	if s == nil {
-		return 0
-	}
-	if now := d.now(); now.Before(s.blockedUntil) {
-		return s.blockedUntil.Sub(now)
-	}
-	return 0
 }
 
 // Probe records that r from its source matched rule (a signature, or a
@@ -204,33 +194,42 @@ func (d *Detector) Probe(r *http.Request, rule string) {
 		}
 	}
 	s.hits = append(keep, now)
-	if !now.Before(s.blockedUntil) && len(s.hits) >= orDefault(d.BlockAfter, 10) {
-		s.blockedUntil = now.Add(orDefault(d.BlockFor, 15*time.Minute))
+	if d.Persist != nil && len(s.hits) >= orDefault(d.BlockAfter, 10) {
+		// The window starts again: once the block is stored this source
+		// is refused before it reaches the detector, and if an operator
+		// lifts the block it takes ten new probes to block it again.
 		s.hits = s.hits[:0]
 		if p, err := ParseCIDR(src); err == nil {
+			until := now.Add(orDefault(d.BlockFor, 15*time.Minute))
 			block = &sluis.Block{CIDR: p.String(), Reason: fmt.Sprintf("automatic: %d probes within %s", orDefault(d.BlockAfter, 10), window),
-				Until: s.blockedUntil, Auto: true, CreatedAt: now}
+				Until: until, Auto: true, CreatedAt: now}
 		}
-		events = append(events, sluis.Event{Type: EventBlocked, Source: src, Outcome: sluis.OutcomeDenied,
-			Detail: fmt.Sprintf("%d probes within %s; blocked until %s", orDefault(d.BlockAfter, 10), window, s.blockedUntil.UTC().Format(time.RFC3339))})
 	}
 	d.mu.Unlock()
+	if block != nil {
+		// Stored before the events are written, so the next request from
+		// this source is refused even while the audit write is under way.
+		if err := d.Persist(context.WithoutCancel(r.Context()), *block); err != nil {
+			events = append(events, sluis.Event{Type: EventBlocked, Source: src, Outcome: sluis.OutcomeFailure,
+				Detail: fmt.Sprintf("%d probes within %s; the block could not be stored: %v", orDefault(d.BlockAfter, 10), window, err)})
+		} else {
+			events = append(events, sluis.Event{Type: EventBlocked, Source: src, Outcome: sluis.OutcomeDenied,
+				Detail: fmt.Sprintf("%d probes within %s; blocked until %s", orDefault(d.BlockAfter, 10), window, block.Until.UTC().Format(time.RFC3339))})
+		}
+	}
 	if d.Record != nil {
 		for _, e := range events {
 			d.Record(r.Context(), e)
 		}
 	}
-	if block != nil && d.Persist != nil {
-		d.Persist(context.WithoutCancel(r.Context()), *block)
-	}
 }
 
 // sweepLocked drops sources with nothing pending, then, if still full, the
-// least recently seen of a random sample that is not blocked.
+// least recently seen of a random sample.
 func (d *Detector) sweepLocked(now time.Time) {
 	window := orDefault(d.BlockWindow, time.Minute)
 	for k, s := range d.sources {
-		if now.After(s.blockedUntil) && now.Sub(s.last) > max(window, orDefault(d.EventEvery, time.Minute)) {
+		if now.Sub(s.last) > max(window, orDefault(d.EventEvery, time.Minute)) {
 			delete(d.sources, k)
 		}
 	}
@@ -240,9 +239,6 @@ func (d *Detector) sweepLocked(now time.Time) {
 	victim, n := "", 0
 	var at time.Time
 	for k, s := range d.sources {
-		if now.Before(s.blockedUntil) {
-			continue
-		}
 		if victim == "" || s.last.Before(at) {
 			victim, at = k, s.last
 		}

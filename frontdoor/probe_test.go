@@ -2,6 +2,7 @@ package frontdoor
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -94,12 +95,70 @@ func (r *recorder) count(typ string) int {
 	return n
 }
 
+// memBlocks is a block store in memory with a revision, as the gateway's
+// store has: the detector writes into it, a BlockList reads it.
+type memBlocks struct {
+	mu     sync.Mutex
+	rev    int64
+	blocks map[string]sluis.Block
+}
+
+func (m *memBlocks) add(_ context.Context, b sluis.Block) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.blocks == nil {
+		m.blocks = map[string]sluis.Block{}
+	}
+	m.blocks[b.CIDR] = b
+	m.rev++
+	return nil
+}
+
+func (m *memBlocks) remove(cidr string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.blocks, cidr)
+	m.rev++
+}
+
+func (m *memBlocks) load(context.Context) ([]sluis.Block, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []sluis.Block
+	for _, b := range m.blocks {
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func (m *memBlocks) revision(context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rev, nil
+}
+
 func TestDetectorAggregatesAndBlocks(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
 	rec := &recorder{}
+	store := &memBlocks{}
+	list := &BlockList{Load: store.load, Revision: store.revision, Now: clock}
 	d := &Detector{BlockAfter: 10, BlockWindow: time.Minute, BlockFor: 15 * time.Minute, EventEvery: time.Minute,
-		Record: rec.record, Now: func() time.Time { return now }}
+		Record: rec.record, Persist: store.add, Now: clock}
+	ctx := context.Background()
+	blocked := func(src string) bool {
+		b, err := list.Blocked(ctx, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// probe is what the front door does: a blocked source is refused
+	// before the detector sees it.
 	probe := func(src string) {
+		if blocked(src) {
+			return
+		}
 		r := httptest.NewRequest("GET", "https://login.test/vpns/x", nil)
 		r.RemoteAddr = src + ":1234"
 		d.Probe(r, "citrix-cve-2019-19781")
@@ -112,35 +171,55 @@ func TestDetectorAggregatesAndBlocks(t *testing.T) {
 	if n := rec.count(EventProbe); n != 1 {
 		t.Fatalf("%d probe events for 9 probes within the interval, want 1", n)
 	}
-	if d.Blocked("198.51.100.9") != 0 {
+	if blocked("198.51.100.9") {
 		t.Fatal("blocked after 9 probes")
 	}
 	// The tenth blocks, with one security.blocked event, however many more come.
 	for i := 0; i < 100; i++ {
 		probe("198.51.100.9")
 	}
-	if w := d.Blocked("198.51.100.9"); w != 15*time.Minute {
-		t.Fatalf("blocked for %v, want 15m", w)
+	b, ok := store.blocks["198.51.100.9/32"]
+	if !ok || !b.Auto || !b.Until.Equal(now.Add(15*time.Minute)) {
+		t.Fatalf("stored block %+v, want an automatic one for 15m", b)
+	}
+	if !blocked("198.51.100.9") {
+		t.Fatal("not blocked after 10 probes")
 	}
 	if n := rec.count(EventBlocked); n != 1 {
 		t.Fatalf("%d blocked events, want 1", n)
 	}
-	if d.Blocked("203.0.113.7") != 0 {
+	if blocked("203.0.113.7") {
 		t.Fatal("another source is blocked")
 	}
 	// The folded count is written once the interval has passed.
 	now = now.Add(time.Minute)
-	d.Flush(context.Background())
+	d.Flush(ctx)
 	if n := rec.count(EventProbe); n != 2 {
 		t.Fatalf("%d probe events after flush, want 2", n)
 	}
 	last := rec.events[len(rec.events)-1]
-	if !strings.Contains(last.Detail, "108 more") || last.Source != "198.51.100.9" {
+	if !strings.Contains(last.Detail, "; 9 more") || last.Source != "198.51.100.9" {
 		t.Fatalf("flushed event %+v", last)
 	}
-	// The block ends.
-	now = now.Add(15 * time.Minute)
-	if d.Blocked("198.51.100.9") != 0 {
+	// An operator lifts the block: the source is served at once, and it
+	// takes ten new probes to block it again.
+	store.remove("198.51.100.9/32")
+	if blocked("198.51.100.9") {
+		t.Fatal("still blocked after the block was removed")
+	}
+	for i := 0; i < 9; i++ {
+		probe("198.51.100.9")
+	}
+	if blocked("198.51.100.9") {
+		t.Fatal("blocked again by fewer than ten new probes")
+	}
+	probe("198.51.100.9")
+	if !blocked("198.51.100.9") || rec.count(EventBlocked) != 2 {
+		t.Fatalf("ten new probes: blocked %v, %d blocked events", blocked("198.51.100.9"), rec.count(EventBlocked))
+	}
+	// The block ends by itself.
+	now = now.Add(16 * time.Minute)
+	if blocked("198.51.100.9") {
 		t.Fatal("still blocked after 16 minutes")
 	}
 	// Probes spread out never block.
@@ -148,8 +227,26 @@ func TestDetectorAggregatesAndBlocks(t *testing.T) {
 		probe("192.0.2.44")
 		now = now.Add(10 * time.Second)
 	}
-	if d.Blocked("192.0.2.44") != 0 {
+	if blocked("192.0.2.44") {
 		t.Fatal("a source probing once every 10 s was blocked with a limit of 10 a minute")
+	}
+}
+
+// A block that cannot be stored is not in force, and the trail says so.
+func TestDetectorBlockNotStored(t *testing.T) {
+	rec := &recorder{}
+	d := &Detector{Record: rec.record, Persist: func(context.Context, sluis.Block) error { return errors.New("disk full") }}
+	for i := 0; i < 10; i++ {
+		r := httptest.NewRequest("GET", "https://login.test/vpns/x", nil)
+		r.RemoteAddr = "198.51.100.9:1234"
+		d.Probe(r, "citrix-cve-2019-19781")
+	}
+	if len(rec.events) == 0 {
+		t.Fatal("no events")
+	}
+	last := rec.events[len(rec.events)-1]
+	if last.Type != EventBlocked || last.Outcome != sluis.OutcomeFailure || !strings.Contains(last.Detail, "could not be stored: disk full") {
+		t.Fatalf("last event %+v", last)
 	}
 }
 

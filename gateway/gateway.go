@@ -130,10 +130,12 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	detector := &frontdoor.Detector{
 		BlockAfter: c.Probes.BlockAfter, BlockWindow: c.Probes.BlockWindow.D(), BlockFor: c.Probes.BlockFor.D(),
 		EventEvery: c.Probes.EventEvery.D(), Record: rec.Record, Now: o.Now,
-		Persist: func(ctx context.Context, b sluis.Block) {
-			if err := o.Store.AddBlock(ctx, b); err != nil {
-				o.Log.Error("gateway: storing an automatic block", "err", err)
+		Persist: func(ctx context.Context, b sluis.Block) error {
+			err := o.Store.AddBlock(ctx, b)
+			if err != nil {
+				o.Log.Error("gateway: storing an automatic block", "source", b.CIDR, "err", err)
 			}
+			return err
 		},
 	}
 	transport := proxy.NewTransport()
@@ -182,9 +184,6 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	tunnels := &tunnel.Server{Apps: tcpApps, Sessions: sessions, Audit: rec, Level: switches.level, BreakGlass: c.BreakGlassAllows, Disabled: switches.disabled,
 		Stale: p.Stale, Denied: &audit.Folder{Now: o.Now},
 		Blocked: func(ctx context.Context, src string) bool {
-			if detector.Blocked(src) > 0 {
-				return true
-			}
 			b, err := blocks.Blocked(ctx, src)
 			return err != nil || b
 		},

@@ -173,8 +173,18 @@ func (g *Gateway) TLSConfig(host string, protos ...string) *tls.Config {
 // reaches every host name at the gateway's address, keeps cookies, and does
 // not follow redirects (tests follow them explicitly with Follow).
 func (g *Gateway) Client() *http.Client {
+	return g.ClientFrom("")
+}
+
+// ClientFrom is Client with connections from the local address src (any
+// of 127.0.0.0/8), so that tests can play several sources; "" lets the
+// system choose.
+func (g *Gateway) ClientFrom(src string) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	if src != "" {
+		dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
 	return &http.Client{
 		Jar:     jar,
 		Timeout: 30 * time.Second,
