@@ -224,8 +224,16 @@ func (e Event) ChainHash(prev []byte) []byte {
 
 // UserStore keeps users.
 type UserStore interface {
+	// CreateUser adds u. ECONFLICT if a user of that name exists, in any
+	// case (one name, one person; see CanonicalName).
 	CreateUser(ctx context.Context, u User) error
+	// User returns the user stored under exactly this name; ENOTFOUND if
+	// none.
 	User(ctx context.Context, name string) (User, error)
+	// UsersNamed returns the users whose name equals name without regard
+	// to ASCII case, ordered by name: one, or none, or more than one only
+	// in a store that holds twins from before names were compared so.
+	UsersNamed(ctx context.Context, name string) ([]User, error)
 	Users(ctx context.Context) ([]User, error)
 	SetPassword(ctx context.Context, name, hash string) error
 	SetGroups(ctx context.Context, name string, groups []string) error

@@ -535,8 +535,10 @@ func (p *parser) validate(c *Config) {
 		p.problem("strict.reauth_after", "at least 1m")
 	}
 	for j, u := range c.Emergency.BreakGlass.Users {
-		if !sluis.ValidName(u) {
-			p.problem(fmt.Sprintf("emergency.break_glass.users[%d]", j), "%q is not a valid user name", u)
+		if n, err := sluis.CanonicalName(u); err != nil {
+			p.problem(fmt.Sprintf("emergency.break_glass.users[%d]", j), "%q is not a valid user name: %v", u, err)
+		} else {
+			c.Emergency.BreakGlass.Users[j] = n
 		}
 	}
 	for j, g := range c.Emergency.BreakGlass.Groups {
@@ -710,8 +712,10 @@ func (p *parser) validate(c *Config) {
 			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s.allow: lists no users and no groups, so nobody can open this app", p.file, p.lines[at+".allow"], at))
 		}
 		for j, u := range a.Allow.Users {
-			if !sluis.ValidName(u) {
-				p.problem(fmt.Sprintf("%s.allow.users[%d]", at, j), "%q is not a valid user name", u)
+			if n, err := sluis.CanonicalName(u); err != nil {
+				p.problem(fmt.Sprintf("%s.allow.users[%d]", at, j), "%q is not a valid user name: %v", u, err)
+			} else {
+				a.Allow.Users[j] = n
 			}
 		}
 		for j, g := range a.Allow.Groups {
@@ -758,7 +762,7 @@ func (c *Config) AppByName(name string) (App, bool) {
 
 // BreakGlassAllows reports whether a user in groups may pass at lockdown.
 func (c *Config) BreakGlassAllows(user string, groups []string) bool {
-	if slices.Contains(c.Emergency.BreakGlass.Users, user) {
+	if slices.ContainsFunc(c.Emergency.BreakGlass.Users, func(u string) bool { return sluis.SameName(u, user) }) {
 		return true
 	}
 	for _, g := range groups {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/sluis-gateway/sluis"
 )
 
 // Errors of Authenticate. Only ErrUnavailable says anything about the
@@ -282,6 +284,41 @@ func (d *Directory) authenticate(ctx context.Context, user, password string) (Ac
 	return acct, err
 }
 
+// Resolve returns the name of the account that user (as typed: a logon
+// name, a mail address, any name the user filter matches) denotes, without
+// checking a password: the search that Authenticate starts with. Throttles
+// and the audit trail key on this name, so every alias of one account
+// shares its budget. ErrInvalid when no single entry matches; ErrUnavailable
+// when the directory cannot answer.
+func (d *Directory) Resolve(ctx context.Context, user string) (string, error) {
+	if user == "" {
+		return "", ErrInvalid
+	}
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		var svc *ldap.Conn
+		if svc, err = d.service(ctx); err != nil {
+			continue
+		}
+		var acct Account
+		acct, _, err = d.find(svc, user)
+		if err == nil || errors.Is(err, ErrInvalid) {
+			d.release(svc)
+			return acct.Name, err
+		}
+		svc.Close()
+		if ctx.Err() != nil {
+			break
+		}
+		// A pooled connection may have died; try once more, fresh.
+	}
+	d.cfg.Log.Warn("directory: cannot look up a name", "user", user, "err", err)
+	if !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return "", err
+}
+
 // Recheck reads an account's state again without its password: whether it
 // still exists under this name, is disabled, and its groups. The gateway
 // calls it now and then for users with live sessions, so a change in the
@@ -331,7 +368,12 @@ func (d *Directory) find(svc *ldap.Conn, user string) (Account, string, error) {
 		d.cfg.Log.Warn("directory: the entry has no single name or no id; refused", "dn", entry.DN, "name_attribute", d.cfg.NameAttribute, "id_attribute", d.cfg.IDAttribute)
 		return Account{}, "", ErrInvalid
 	}
-	acct.Name = strings.ToLower(names[0])
+	name, err := sluis.CanonicalName(names[0])
+	if err != nil {
+		d.cfg.Log.Warn("directory: the entry's name cannot be a sluis user name; refused", "dn", entry.DN, "err", err)
+		return Account{}, "", ErrInvalid
+	}
+	acct.Name = name
 	return acct, entry.DN, nil
 }
 

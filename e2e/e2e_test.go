@@ -941,3 +941,38 @@ func TestAppDisableAndEnable(t *testing.T) {
 	}
 	assertAudit(t, g, "admin.app.disable", "admin.app.enable")
 }
+
+// A browser that sends Origin but no Sec-Fetch-Site (Safari before 16.4)
+// logs in on a gateway that listens on a port other than 443; a foreign
+// Origin is still refused.
+func TestLoginWithOriginOnlyOnAnotherPort(t *testing.T) {
+	w := setup(t)
+	g := w.g
+	if g.Port == 443 {
+		t.Fatal("the test needs a port other than 443")
+	}
+	g.AddUser("olga", pw, "staff")
+	for _, tt := range []struct {
+		origin string
+		want   int
+	}{
+		{fmt.Sprintf("https://%s:%d", g.Portal, g.Port), http.StatusSeeOther},
+		{"https://evil.example", http.StatusForbidden},
+		{fmt.Sprintf("https://%s", g.Portal), http.StatusForbidden}, // another port is another origin
+		{fmt.Sprintf("http://%s:%d", g.Portal, g.Port), http.StatusForbidden},
+		{fmt.Sprintf("https://%s:%d", wikiHost, g.Port), http.StatusForbidden},
+	} {
+		c := g.Client()
+		form := g.Get(c, g.URL(g.Portal, "/login"))
+		req, err := http.NewRequest("POST", g.URL(g.Portal, "/login"), strings.NewReader(url.Values{
+			"csrf": {testenv.CSRF(form.Body)}, "username": {"olga"}, "password": {pw}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", tt.origin)
+		if p := g.Do(c, req); p.StatusCode != tt.want {
+			t.Errorf("Origin %s without Sec-Fetch-Site: %d, want %d", tt.origin, p.StatusCode, tt.want)
+		}
+	}
+}

@@ -26,7 +26,7 @@ func Decide(id sluis.Identity, app sluis.App) sluis.Decision {
 		return sluis.Decision{Reason: "a second factor is required"}
 	}
 	reason := ""
-	if slices.Contains(rule.Users, id.User) {
+	if slices.ContainsFunc(rule.Users, func(u string) bool { return sluis.SameName(u, id.User) }) {
 		reason = "the user is listed"
 	} else if slices.ContainsFunc(id.Groups, func(g string) bool { return slices.Contains(rule.Groups, g) }) {
 		reason = "a group of the user is listed"

@@ -16,7 +16,8 @@ import (
 // is recorded (or updated) as a directory user under the account's own
 // name, bound to the account's immutable id, with the groups the directory
 // gives; the second factor is sluis's, as for local users.
-func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageData, f flow, name, password, src string) error {
+func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageData, f flow, id typedName, password, src string) error {
+	name := id.account
 	busy := func() error {
 		p.retract("login", name, src)
 		d.Error = "The service is busy. Try again in a few seconds."
@@ -40,16 +41,22 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 	}
 	var acct directory.Account
 	err := directory.ErrInvalid
-	if name != "(invalid name)" {
-		acct, err = p.Directory.Authenticate(r.Context(), name, password)
+	if id.key != "(invalid name)" {
+		acct, err = p.Directory.Authenticate(r.Context(), id.key, password)
+	}
+	if err == nil && acct.Name != name {
+		// The directory changed between the look-up and the bind: the
+		// throttles counted another account. Refused; the next try counts
+		// the right one.
+		err = directory.ErrInvalid
 	}
 	reason := ""
 	switch {
 	case errors.Is(err, directory.ErrUnavailable):
 		// Not a guess: it is not counted.
 		p.retract("login", name, src)
-		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, "directory unreachable")
-		d.Error = "The directory cannot be reached, so directory accounts cannot log in right now. Try again in a few minutes."
+		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, id.detail("directory unreachable"))
+		d.Error = directoryDown
 		return p.render(w, http.StatusServiceUnavailable, "login", d)
 	case errors.Is(err, directory.ErrUnreadable):
 		reason = "password verified, but the directory could not be read"
@@ -74,16 +81,12 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 		}
 	}
 	if reason != "" {
-		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, reason)
+		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, id.detail(reason))
 		d.Error = "Wrong user name or password."
 		return p.render(w, http.StatusUnauthorized, "login", d)
 	}
 	p.succeeded("login", name, src)
-	detail := "directory password accepted; second factor next"
-	if acct.Name != name {
-		detail = "directory password accepted (typed as " + name + "); second factor next"
-	}
-	return p.passwordAccepted(w, r, u, f, detail)
+	return p.passwordAccepted(w, r, u, f, id.detail("directory password accepted; second factor next"))
 }
 
 var (
@@ -100,15 +103,13 @@ func (p *Portal) syncExternalUser(r *http.Request, name, source, externalID stri
 	u, err := p.Store.User(ctx, name)
 	if sluis.ErrorCode(err) == sluis.ENOTFOUND {
 		// A name that differs only in case from another user's would be
-		// one person to most apps.
-		users, lerr := p.Store.Users(ctx)
+		// one person to most apps (the store refuses it too).
+		twins, lerr := p.Store.UsersNamed(ctx, name)
 		if lerr != nil {
 			return u, lerr
 		}
-		for _, other := range users {
-			if strings.EqualFold(other.Name, name) {
-				return u, errLocalName
-			}
+		if len(twins) > 0 {
+			return u, errLocalName
 		}
 		u = sluis.User{Name: name, Groups: groups, Source: source, ExternalID: externalID, CreatedAt: p.Now()}
 		if cerr := p.Store.CreateUser(ctx, u); cerr == nil {

@@ -119,11 +119,24 @@ type Portal struct {
 	csrfKey  []byte
 	csp      string
 	appHosts map[string]sluis.App
+	// cop refuses cross-origin form posts; it trusts the portal's public
+	// origin (see Init).
+	cop *http.CrossOriginProtection
 }
 
 // Init parses the templates and prepares the portal. It fails only on a
 // broken build.
 func (p *Portal) Init() error {
+	// A browser that sends Origin without Sec-Fetch-Site (Safari before
+	// 16.4, some embedded browsers) is checked by comparing Origin with
+	// Host; but the front door has taken the port off Host, so on any port
+	// but 443 the portal's own forms would be refused. The portal's public
+	// origin, built from configuration, is trusted instead: an exact
+	// match, never derived from the request.
+	p.cop = http.NewCrossOriginProtection()
+	if err := p.cop.AddTrustedOrigin(p.BaseURL(p.Host)); err != nil {
+		return fmt.Errorf("portal: the portal's origin %q: %w", p.BaseURL(p.Host), err)
+	}
 	p.pages = map[string]*template.Template{}
 	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys", "device", "recovery"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
@@ -170,6 +183,9 @@ func (p *Portal) Init() error {
 // Directory authenticates directory users; see package directory.
 type Directory interface {
 	Authenticate(ctx context.Context, user, password string) (directory.Account, error)
+	// Resolve returns the name of the account a typed name denotes,
+	// without a password.
+	Resolve(ctx context.Context, user string) (string, error)
 }
 
 // handlerFunc is a portal handler; a returned error becomes a static page.
@@ -231,8 +247,26 @@ func (p *Portal) Handler() http.Handler {
 	mux.Handle("/", p.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return statusError(http.StatusNotFound)
 	}))
-	cop := http.NewCrossOriginProtection()
-	return p.secureHeaders(cop.Handler(mux))
+	return p.secureHeaders(p.sameOrigin(p.cop.Handler(mux)))
+}
+
+// sameOrigin refuses a state-changing request whose Origin is not the
+// portal's public origin, when the browser sent no Sec-Fetch-Site (then
+// CrossOriginProtection would compare Origin with a Host the front door
+// took the port off, and take https://portal for https://portal:8443).
+func (p *Portal) sameOrigin(next http.Handler) http.Handler {
+	own := p.BaseURL(p.Host)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			if o := r.Header.Get("Origin"); o != "" && r.Header.Get("Sec-Fetch-Site") == "" && o != own {
+				p.wrap(func(http.ResponseWriter, *http.Request) error { return statusError(http.StatusForbidden) }).ServeHTTP(w, r)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (p *Portal) secureHeaders(next http.Handler) http.Handler {
@@ -643,34 +677,37 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		d.Notice = levelNotice(level, reason)
 	}
-	name := strings.TrimSpace(r.PostFormValue("username"))
 	password := r.PostFormValue("password")
 	src := frontdoor.ClientIP(r)
-	if !sluis.ValidName(name) {
-		// No user has such a name; this keeps what was typed out of the
-		// audit trail and the throttle tables.
-		name = "(invalid name)"
-	}
-	if p.Directory != nil {
-		// With a directory, names are matched without regard to case (as
-		// directories do): throttles count every spelling as one user.
-		if _, err := p.Store.User(r.Context(), name); sluis.ErrorCode(err) == sluis.ENOTFOUND {
-			name = strings.ToLower(name)
-		}
-	}
-	if wait := p.attempt("login", name, src); wait > 0 {
-		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, "throttled")
+	// A locked source is answered before the name is looked up, so a
+	// source that guesses costs the directory nothing more.
+	if wait := p.SourceThrottle.Check("login:" + throttleKey(src)); wait > 0 {
+		p.event(r, sluis.EventLoginFailure, "", sluis.OutcomeFailure, "throttled (source)")
 		d.Error = waitMessage(wait)
 		return p.render(w, http.StatusTooManyRequests, "login", d)
 	}
-	u, err := p.Store.User(r.Context(), name)
-	if err != nil && sluis.ErrorCode(err) != sluis.ENOTFOUND {
+	id, err := p.resolveName(r.Context(), r.PostFormValue("username"))
+	if errors.Is(err, errBusy) {
+		d.Error = "The service is busy. Try again in a few seconds."
+		return p.render(w, http.StatusServiceUnavailable, "login", d)
+	} else if errors.Is(err, directory.ErrUnavailable) {
+		p.event(r, sluis.EventLoginFailure, id.account, sluis.OutcomeFailure, "directory unreachable")
+		d.Error = directoryDown
+		return p.render(w, http.StatusServiceUnavailable, "login", d)
+	} else if err != nil {
 		return err
 	}
-	known := err == nil
-	if p.Directory != nil && (!known || u.Source == sluis.SourceLDAP) {
-		return p.directoryLogin(w, r, d, f, name, password, src)
+	// Every spelling of one account counts against that account.
+	name := id.account
+	if wait := p.attempt("login", name, src); wait > 0 {
+		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, id.detail("throttled"))
+		d.Error = waitMessage(wait)
+		return p.render(w, http.StatusTooManyRequests, "login", d)
 	}
+	if id.directory {
+		return p.directoryLogin(w, r, d, f, id, password, src)
+	}
+	u, known := id.user, id.user.Name != ""
 	// Verify even for unknown users, so the answer takes as long.
 	good, err := authn.Verify(password, u.PasswordHash)
 	if errors.Is(err, authn.ErrBusy) {
@@ -681,6 +718,8 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	good = good && known
 	reason := ""
 	switch {
+	case id.twins:
+		reason = "the name is shared by several users (twins that differ in case); an operator must disable all but one"
 	case !known:
 		reason = "unknown user"
 	case !good:
@@ -696,12 +735,109 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if reason != "" {
-		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, reason)
+		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, id.detail(reason))
 		d.Error = "Wrong user name or password."
 		return p.render(w, http.StatusUnauthorized, "login", d)
 	}
 	p.succeeded("login", name, src)
-	return p.passwordAccepted(w, r, u, f, "password accepted; second factor next")
+	return p.passwordAccepted(w, r, u, f, id.detail("password accepted; second factor next"))
+}
+
+var errBusy = errors.New("busy")
+
+const directoryDown = "The directory cannot be reached, so directory accounts cannot log in right now. Try again in a few minutes."
+
+// typedName is what a typed user name denotes.
+type typedName struct {
+	// key is the canonical form of what was typed; "(invalid name)" when
+	// it cannot be a user's name.
+	key string
+	// account is the name of the account it resolves to: the local user,
+	// or the directory account; key when it resolves to none. Throttles
+	// and audit events use it.
+	account string
+	user    sluis.User // the local user, if one
+	// directory: the directory checks the password (no local user of
+	// that name, or a directory user recorded before).
+	directory bool
+	// twins: several stored users share the name (from before names were
+	// compared without regard to case) and none can be told apart.
+	twins bool
+}
+
+// detail returns an audit detail that also says how the name was typed,
+// when that was not the account's own name.
+func (t typedName) detail(s string) string {
+	if t.key != t.account {
+		return s + " (typed as " + t.key + ")"
+	}
+	return s
+}
+
+// resolveName finds the account a typed name denotes: a local user whose
+// name is the same in canonical form (see sluis.CanonicalName), or else the
+// directory's account that the name matches (its logon name, its mail
+// address, ...). It returns directory.ErrUnavailable (with key and account
+// set) when the directory had to be asked and could not answer.
+func (p *Portal) resolveName(ctx context.Context, typed string) (typedName, error) {
+	key, err := sluis.CanonicalName(strings.TrimSpace(typed))
+	if err != nil {
+		// No user has such a name; this keeps what was typed out of the
+		// audit trail and the throttle tables.
+		return typedName{key: "(invalid name)", account: "(invalid name)", directory: p.Directory != nil}, nil
+	}
+	id := typedName{key: key, account: key}
+	users, err := p.Store.UsersNamed(ctx, key)
+	if err != nil {
+		return id, err
+	}
+	if len(users) > 1 {
+		// Twins from an older store: one that is enabled is the person;
+		// otherwise none of them can be told apart.
+		var enabled []sluis.User
+		for _, u := range users {
+			if !u.Disabled {
+				enabled = append(enabled, u)
+			}
+		}
+		if len(enabled) != 1 {
+			id.twins = true
+			return id, nil
+		}
+		users = enabled
+	}
+	if len(users) == 1 {
+		id.user, id.account = users[0], users[0].Name
+		id.directory = p.Directory != nil && id.user.Source == sluis.SourceLDAP
+		return id, nil
+	}
+	if p.Directory == nil {
+		return id, nil
+	}
+	id.directory = true
+	// The look-up takes one of the few directory slots, as a bind does.
+	select {
+	case p.directorySlots <- struct{}{}:
+	case <-time.After(3 * time.Second):
+		return id, errBusy
+	case <-ctx.Done():
+		return id, errBusy
+	}
+	acct, err := p.Directory.Resolve(ctx, key)
+	<-p.directorySlots
+	switch {
+	case err == nil:
+		id.account = acct
+		// The account may be recorded already, under its own name.
+		if us, err := p.Store.UsersNamed(ctx, acct); err != nil {
+			return id, err
+		} else if len(us) == 1 {
+			id.user = us[0]
+		}
+	case errors.Is(err, directory.ErrUnavailable):
+		return id, err
+	}
+	return id, nil
 }
 
 // passwordAccepted starts the session of a user whose password was right:

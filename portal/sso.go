@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -132,8 +131,8 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 		return fail(http.StatusUnauthorized, "The identity provider's answer was not accepted. Please try again.", "sso: answer not accepted")
 	}
 	p.SourceThrottle.Forgive("sso:" + throttleKey(src))
-	name := strings.ToLower(id.Username)
-	if !sluis.ValidName(name) {
+	name, nerr := sluis.CanonicalName(id.Username)
+	if nerr != nil {
 		return fail(http.StatusUnauthorized, "Your account's name cannot be used here. Ask your administrator.", "sso: unusable user name")
 	}
 	u, err := p.syncExternalUser(r, name, "oidc:"+pr.Name(), "oidc:"+id.Issuer+"|"+id.Subject, id.Groups)

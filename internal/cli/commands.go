@@ -80,6 +80,30 @@ func splitList(s string) []string {
 	return out
 }
 
+// findUser returns the stored name of the user an operator named: the one
+// user whose name is the same in any case, or, among twins from an older
+// store, the one named exactly.
+func findUser(ctx context.Context, st sluis.Store, typed string) (string, error) {
+	users, err := st.UsersNamed(ctx, typed)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case len(users) == 1:
+		return users[0].Name, nil
+	case len(users) == 0:
+		return "", sluis.Errorf(sluis.ENOTFOUND, "no user %s", shown(typed))
+	}
+	var names []string
+	for _, u := range users {
+		if u.Name == typed {
+			return u.Name, nil
+		}
+		names = append(names, u.Name)
+	}
+	return "", fmt.Errorf("%s names several users (%s, twins from before names were compared without regard to case): give one exactly as listed", shown(typed), strings.Join(names, ", "))
+}
+
 func checkNames(kind string, names ...string) error {
 	for _, n := range names {
 		if !sluis.ValidName(n) {
@@ -156,8 +180,18 @@ func (e *env) user(args []string) error {
 	ctx := e.ctx
 	name := ""
 	if needName {
-		name = pos[0]
-		if err := checkNames("user", name); err != nil {
+		if sub == "add" {
+			// One name, one person: stored in canonical form, and
+			// refused when another user has it in any case.
+			if name, err = sluis.CanonicalName(pos[0]); err != nil {
+				return fmt.Errorf("%q is not a valid user name: %w", pos[0], err)
+			}
+			if twins, err := st.UsersNamed(ctx, name); err != nil {
+				return err
+			} else if len(twins) > 0 {
+				return fmt.Errorf("user %q exists already: %s and %s are one name (user names are compared without regard to case)", twins[0].Name, shown(pos[0]), twins[0].Name)
+			}
+		} else if name, err = findUser(ctx, st, pos[0]); err != nil {
 			return err
 		}
 	}
@@ -166,9 +200,6 @@ func (e *env) user(args []string) error {
 		gs := splitList(*groups)
 		if err := checkNames("group", gs...); err != nil {
 			return err
-		}
-		if _, err := st.User(ctx, name); err == nil {
-			return fmt.Errorf("user %q exists already", name)
 		}
 		pw, err := e.readPassword(*pwStdin)
 		if err != nil {
@@ -227,6 +258,7 @@ func (e *env) user(args []string) error {
 		if err != nil {
 			return err
 		}
+		twins := sluis.Twins(users)
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tGROUPS\tTOTP\tSOURCE\tSTATUS")
 		for _, u := range users {
@@ -240,9 +272,18 @@ func (e *env) user(args []string) error {
 			if u.HasTOTP() {
 				totp = "yes"
 			}
+			if others := twins[u.Name]; len(others) > 0 {
+				status += "; TWIN of " + strings.Join(others, ",")
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Groups, ","), totp, source, status)
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if len(twins) > 0 {
+			fmt.Fprintln(e.stderr, "warning: users marked TWIN share one name in different case, from before names were compared without regard to case; while more than one of them is enabled, none of them can log in. Disable all but one (sluis user disable EXACTNAME).")
+		}
+		return nil
 	case "mfa-reset":
 		// The help desk's reset: every second factor goes, every session
 		// ends, and the user enrols again at the next login.
@@ -374,7 +415,11 @@ func (e *env) session(args []string) error {
 		var f sluis.SessionFilter
 		what, set := "", 0
 		if *user != "" {
-			f.User, what, set = *user, "of user "+*user, set+1
+			name, err := findUser(ctx, st, *user)
+			if err != nil {
+				return err
+			}
+			f.User, what, set = name, "of user "+name, set+1
 		}
 		if *group != "" {
 			f.Group, what, set = *group, "of group "+*group, set+1

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/sluis-gateway/sluis/directory"
-	"github.com/sluis-gateway/sluis/sso"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,16 +14,20 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/assertion"
 	"github.com/sluis-gateway/sluis/audit"
 	"github.com/sluis-gateway/sluis/changes"
 	"github.com/sluis-gateway/sluis/config"
+	"github.com/sluis-gateway/sluis/directory"
 	"github.com/sluis-gateway/sluis/gateway"
 	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/sso"
 	"github.com/sluis-gateway/sluis/store/sqlite"
 )
 
@@ -126,6 +128,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	defer func() { <-checkpointsDone }()
 	defer stopWatch()
 	st.Changed = watcher.Changed
+	warnTwins(ctx, st, log)
 	sealer, err := keys.LoadSealer(c.DataDir)
 	if err != nil {
 		return err
@@ -297,4 +300,28 @@ func newDirectory(l *config.LDAP, log *slog.Logger) (*directory.Directory, error
 		return nil, fmt.Errorf("ldap: %w", err)
 	}
 	return d, nil
+}
+
+// warnTwins names the users of an older store whose names differ only in
+// case. The gateway starts all the same; twins cannot log in while more
+// than one of them is enabled (see portal), and `sluis user list` marks
+// them.
+func warnTwins(ctx context.Context, st sluis.Store, log *slog.Logger) {
+	users, err := st.Users(ctx)
+	if err != nil {
+		log.Warn("sluis: listing users to look for twins", "err", err)
+		return
+	}
+	seen := map[string]bool{}
+	for name, others := range sluis.Twins(users) {
+		if seen[name] {
+			continue
+		}
+		names := append([]string{name}, others...)
+		for _, n := range names {
+			seen[n] = true
+		}
+		slices.Sort(names)
+		log.Warn("sluis: these users share one name in different case; while more than one of them is enabled, none of them can log in: disable all but one", "users", strings.Join(names, ", "))
+	}
 }

@@ -133,6 +133,22 @@ func getenv(k string) string {
 	return ""
 }
 
+// Restart stops the gateway and starts it again on the same configuration
+// and data, as an operator's restart would; the tests' record of used
+// one-time codes carries over. Use the returned Gateway from then on.
+func (g *Gateway) Restart() *Gateway {
+	g.t.Helper()
+	g.Stop()
+	n := Run(g.t, filepath.Join(filepath.Dir(g.ConfigPath), "data"), "sluis", "serve", "--config", g.ConfigPath)
+	n.Dir, n.ConfigPath, n.Portal = g.Dir, g.ConfigPath, g.Portal
+	g.mu.Lock()
+	for k, v := range g.lastStep {
+		n.lastStep[k] = v
+	}
+	g.mu.Unlock()
+	return n
+}
+
 // Stop stops the gateway and waits for it.
 func (g *Gateway) Stop() {
 	if g.cancel == nil {

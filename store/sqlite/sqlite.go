@@ -203,13 +203,44 @@ func isUnique(err error) bool {
 // ---- users ----
 
 func (s *DB) CreateUser(ctx context.Context, u sluis.User) error {
-	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO users (name, groups, password_hash, disabled, totp_secret, created_at, source, external_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.Name, joinGroups(u.Groups), u.PasswordHash, u.Disabled, nullBlob(u.TOTPSecret), unixNano(u.CreatedAt), u.Source, u.ExternalID)
+	// One statement, so that two concurrent creations of Alice and alice
+	// cannot both pass the check (SQLite runs one writer at a time).
+	res, err := s.db.ExecContext(ctx,
+		`INSERT INTO users (name, groups, password_hash, disabled, totp_secret, created_at, source, external_id)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower(?))`,
+		u.Name, joinGroups(u.Groups), u.PasswordHash, u.Disabled, nullBlob(u.TOTPSecret), unixNano(u.CreatedAt), u.Source, u.ExternalID, u.Name)
 	if isUnique(err) {
 		return sluis.Errorf(sluis.ECONFLICT, "user %q exists already", u.Name)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		twins, _ := s.UsersNamed(ctx, u.Name)
+		other := u.Name
+		if len(twins) > 0 {
+			other = twins[0].Name
+		}
+		return sluis.Errorf(sluis.ECONFLICT, "user %q exists already (names are compared without regard to case)", other)
+	}
+	return nil
+}
+
+func (s *DB) UsersNamed(ctx context.Context, name string) ([]sluis.User, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users WHERE lower(name) = lower(?) ORDER BY name`, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []sluis.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
 }
 
 func nullBlob(b []byte) any {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +63,20 @@ func testUsers(t *testing.T, s sluis.Store) {
 	mustUser(t, s, "anna", "staff", "ops")
 	if err := s.CreateUser(ctx, sluis.User{Name: "anna", CreatedAt: t0}); sluis.ErrorCode(err) != sluis.ECONFLICT {
 		t.Fatalf("duplicate user: got %v, want conflict", err)
+	}
+	// One name, one person: a twin in other case is refused too.
+	for _, twin := range []string{"Anna", "ANNA", "aNNa"} {
+		if err := s.CreateUser(ctx, sluis.User{Name: twin, CreatedAt: t0}); sluis.ErrorCode(err) != sluis.ECONFLICT || !strings.Contains(err.Error(), `"anna"`) {
+			t.Fatalf("twin %s: got %v, want a conflict naming anna", twin, err)
+		}
+	}
+	for _, typed := range []string{"anna", "ANNA", "Anna"} {
+		if us, err := s.UsersNamed(ctx, typed); err != nil || len(us) != 1 || us[0].Name != "anna" {
+			t.Fatalf("UsersNamed(%s) = %v, %v; want anna", typed, us, err)
+		}
+	}
+	if us, err := s.UsersNamed(ctx, "ann"); err != nil || len(us) != 0 {
+		t.Fatalf("UsersNamed(ann) = %v, %v; want none", us, err)
 	}
 	if _, err := s.User(ctx, "nobody"); sluis.ErrorCode(err) != sluis.ENOTFOUND {
 		t.Fatalf("missing user: got %v, want not found", err)

@@ -1,0 +1,91 @@
+package sluis
+
+import (
+	"strings"
+
+	"golang.org/x/text/secure/precis"
+)
+
+// MaxNameBytes is the longest user or group name, in bytes.
+const MaxNameBytes = 128
+
+// CanonicalName returns the one form of a user name that sluis stores,
+// compares and shows: two typed names are the same person exactly when
+// their canonical forms are equal. It returns EINVALID for a name that
+// cannot be a user's.
+//
+// The form is RFC 8265's UsernameCaseMapped profile (section 3.3: width
+// mapping, so a full-width "ＡＬＩＣＥ" is "alice"; lower case; Unicode
+// NFC; the IdentifierClass of RFC 8264), restricted further to a documented
+// subset: ASCII letters and digits, '.', '_', '-' and '@', starting with a
+// letter or digit, at most MaxNameBytes bytes. Why the subset:
+//   - Letters of other scripts that look like Latin ones (Cyrillic "а" in
+//     "аlice", RFC 8265 section 7.2, UTS #39 confusables) would be two
+//     people with one face in the launcher, the audit trail and an app's
+//     user list; ASCII has no such pairs once case is folded.
+//   - The name travels in HTTP headers to apps (X-Sluis-User, an app's own
+//     identity header), where only ASCII is read the same by every stack.
+//   - No commas (the X-Sluis-Groups separator), spaces, quotes or controls,
+//     so a name can never forge a list entry or a log line where it is
+//     shown.
+//   - Directory logon names (uid, sAMAccountName) and e-mail addresses used
+//     as names are ASCII in practice.
+//
+// Letters that the profile maps into ASCII (full-width forms, the Kelvin
+// sign) are accepted as the ASCII name they map to.
+func CanonicalName(s string) (string, error) {
+	if s == "" || len(s) > 4*MaxNameBytes {
+		return "", Errorf(EINVALID, "use 1 to %d characters", MaxNameBytes)
+	}
+	c, err := precis.UsernameCaseMapped.String(s)
+	if err != nil || !asciiName(c) {
+		return "", Errorf(EINVALID, "use letters a-z, digits and . _ - @, starting with a letter or digit, at most %d characters (case does not count)", MaxNameBytes)
+	}
+	return c, nil
+}
+
+// asciiName reports whether s is in the allowed subset, in lower case.
+func asciiName(s string) bool {
+	if len(s) == 0 || len(s) > MaxNameBytes {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-' && c != '@') {
+			return false
+		}
+	}
+	return true
+}
+
+// SameName reports whether a and b name one person. Names in the store
+// are canonical, except those recorded before names were compared this way,
+// which are ASCII (ValidName): for both, ASCII case folding is the
+// comparison of canonical forms.
+func SameName(a, b string) bool { return strings.EqualFold(a, b) }
+
+// Twins returns, for each user whose name another user has in other case
+// (possible only in a store from before names were compared without regard
+// to case), the names of those others.
+func Twins(users []User) map[string][]string {
+	byKey := map[string][]string{}
+	for _, u := range users {
+		k := strings.ToLower(u.Name)
+		byKey[k] = append(byKey[k], u.Name)
+	}
+	out := map[string][]string{}
+	for _, names := range byKey {
+		if len(names) < 2 {
+			continue
+		}
+		for _, n := range names {
+			for _, o := range names {
+				if o != n {
+					out[n] = append(out[n], o)
+				}
+			}
+		}
+	}
+	return out
+}
