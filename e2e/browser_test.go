@@ -161,3 +161,79 @@ func into[T any](dst *T, a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
 		return chromedp.Void{}, err
 	}
 }
+
+// Two tabs of one browser, with no session, each open a page of an app and
+// land on the login page; the user logs in on the first, and both reach
+// their own page (each login in flight has its own state cookie).
+func TestBrowserTwoTabsLogIn(t *testing.T) {
+	exe := chromium(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>wiki</title><h1 id="page">%s</h1><p>Signed in as <b id="user">%s</b></p>`,
+			html.EscapeString(r.URL.Path), html.EscapeString(r.Header.Get("X-Sluis-User")))
+	}))
+	defer app.Close()
+	g := testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: app.URL, Groups: []string{"staff"}, MFA: true})
+	secret := g.AddUser("anna", pw, "staff")
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.NoSandbox,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.Flag("host-resolver-rules", "MAP *.sluis.test 127.0.0.1"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(900, 900),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	tab1, cancel1 := chromedp.NewContext(allocCtx)
+	defer cancel1()
+	if err := chromedp.Do(tab1, chromedp.Navigate(g.URL(wikiHost, "/one")), chromedp.WaitVisible(chromedp.ID("username"))); err != nil {
+		t.Fatalf("first tab: %v", err)
+	}
+	tab2, cancel2 := chromedp.NewContext(tab1) // another tab of the same browser
+	defer cancel2()
+	if err := chromedp.Do(tab2, chromedp.Navigate(g.URL(wikiHost, "/two")), chromedp.WaitVisible(chromedp.ID("username"))); err != nil {
+		t.Fatalf("second tab: %v", err)
+	}
+	// Log in on the first tab.
+	var page, user, status string
+	err := chromedp.Do(tab1,
+		chromedp.SendKeys(chromedp.ID("username"), "anna"),
+		chromedp.SendKeys(chromedp.ID("password"), pw),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(chromedp.ID("code")),
+		chromedp.SendKeys(chromedp.ID("code"), g.Code("anna", secret)),
+		chromedp.Submit(chromedp.ID("code")),
+		chromedp.WaitVisible(chromedp.CSS("h1")),
+		into(&status, chromedp.Title()),
+		into(&page, chromedp.Text(chromedp.CSS("h1"))),
+	)
+	if err != nil {
+		t.Fatalf("login on the first tab: %v\n%s", err, g.Logs())
+	}
+	if page != "/one" {
+		t.Fatalf("the first tab ended on %q (title %q), not its page /one", page, status)
+	}
+	// The second tab's login page, reloaded, carries on to its own page
+	// with the session the first tab made.
+	err = chromedp.Do(tab2,
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS("h1")),
+		into(&status, chromedp.Title()),
+		into(&page, chromedp.Text(chromedp.CSS("h1"))),
+		into(&user, chromedp.Text(chromedp.ID("user"))),
+	)
+	if err != nil {
+		t.Fatalf("the second tab: %v", err)
+	}
+	if page != "/two" || user != "anna" {
+		t.Fatalf("the second tab ended on %q as %q (title %q)", page, user, status)
+	}
+}

@@ -66,8 +66,21 @@ const (
 	// grantLifetime bounds the hand-over from portal to app host.
 	grantLifetime = 60 * time.Second
 	csrfCookie    = "__Host-sluis-csrf"
-	stateCookie   = "__Host-sluis-state"
+	// stateCookie is the prefix of the state cookies an app host sets
+	// when it sends a browser to log in: one per login in flight, named
+	// after its state's hash, so two tabs that each start a login do not
+	// overwrite each other's (see stateCookieName).
+	stateCookie = "__Host-sluis-state-"
+	// maxStateCookies bounds the state cookies of one browser and host:
+	// past it, the older ones are dropped (their logins then end on 400).
+	maxStateCookies = 8
 )
+
+// stateCookieName returns the name of the state cookie whose value hashes
+// to sum (SHA-256): the name carries a part of the hash, never the value.
+func stateCookieName(sum []byte) string {
+	return stateCookie + hex.EncodeToString(sum[:8])
+}
 
 // Portal is the login portal. Fill in the exported fields, then call Init.
 type Portal struct {
@@ -1383,7 +1396,11 @@ func (p *Portal) Callback(app sluis.App) http.Handler {
 			return err
 		}
 		// Only the browser that started this hand-over holds the cookie.
-		c, err := r.Cookie(stateCookie)
+		if len(state) != sha256.Size {
+			return statusError(http.StatusBadRequest)
+		}
+		name := stateCookieName(state)
+		c, err := r.Cookie(name)
 		if err != nil {
 			return statusError(http.StatusBadRequest)
 		}
@@ -1391,7 +1408,7 @@ func (p *Portal) Callback(app sluis.App) http.Handler {
 		if subtle.ConstantTimeCompare(sum[:], state) != 1 {
 			return statusError(http.StatusBadRequest)
 		}
-		http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: "/", Secure: true, HttpOnly: true,
+		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", Secure: true, HttpOnly: true,
 			SameSite: http.SameSiteLaxMode, MaxAge: -1})
 		x, err := p.Store.Session(r.Context(), sid)
 		if err != nil {
@@ -1419,9 +1436,22 @@ func (p *Portal) RequireLogin(w http.ResponseWriter, r *http.Request, app sluis.
 		if r.URL.RawQuery != "" {
 			rd += "?" + r.URL.RawQuery
 		}
-		// The state cookie binds the hand-over code to this browser.
+		// The state cookie binds the hand-over code to this browser; each
+		// login in flight has its own, so several tabs can log in at once.
+		var pending []string
+		for _, c := range r.Cookies() {
+			if strings.HasPrefix(c.Name, stateCookie) {
+				pending = append(pending, c.Name)
+			}
+		}
+		if len(pending) >= maxStateCookies {
+			for _, name := range pending {
+				http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", Secure: true, HttpOnly: true,
+					SameSite: http.SameSiteLaxMode, MaxAge: -1})
+			}
+		}
 		state, sum := session.NewToken()
-		http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: state, Path: "/", Secure: true, HttpOnly: true,
+		http.SetCookie(w, &http.Cookie{Name: stateCookieName(sum[:]), Value: state, Path: "/", Secure: true, HttpOnly: true,
 			SameSite: http.SameSiteLaxMode, MaxAge: int(pendingLifetime / time.Second)})
 		w.Header().Set("Cache-Control", "no-store")
 		f := flow{RD: rd, State: hex.EncodeToString(sum[:])}

@@ -128,8 +128,9 @@ func StripClientHeaders(h http.Header) {
 	}
 }
 
-// StripSessionCookie removes the gateway's session cookie from the Cookie
-// headers, leaving the app's own cookies as they were.
+// StripSessionCookie removes the gateway's own cookies (the session cookie
+// and its helpers, see session.GatewayCookie) from the Cookie headers,
+// leaving the app's own cookies as they were.
 func StripSessionCookie(h http.Header) {
 	vals := h["Cookie"]
 	if len(vals) == 0 {
@@ -144,7 +145,7 @@ func StripSessionCookie(h http.Header) {
 			if part == "" {
 				continue
 			}
-			if name, _, _ := strings.Cut(part, "="); strings.TrimSpace(name) == session.CookieName {
+			if name, _, _ := strings.Cut(part, "="); session.GatewayCookie(strings.TrimSpace(name)) {
 				continue
 			}
 			if b.Len() > 0 {
@@ -162,7 +163,7 @@ func StripSessionCookie(h http.Header) {
 }
 
 // modifyResponse drops any attempt by an upstream to set or clear the
-// gateway's own session cookie.
+// gateway's own cookies.
 func modifyResponse(resp *http.Response) error {
 	sc := resp.Header["Set-Cookie"]
 	if len(sc) == 0 {
@@ -171,7 +172,7 @@ func modifyResponse(resp *http.Response) error {
 	kept := sc[:0:0]
 	for _, c := range sc {
 		name, _, _ := strings.Cut(c, "=")
-		if strings.TrimSpace(name) != session.CookieName {
+		if !session.GatewayCookie(strings.TrimSpace(name)) {
 			kept = append(kept, c)
 		}
 	}

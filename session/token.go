@@ -18,6 +18,14 @@ import (
 // Path=/, so a sibling host cannot plant or widen it.
 const CookieName = "__Host-sluis"
 
+// GatewayCookie reports whether a cookie of this name is the gateway's own
+// (the session cookie, or one of its helpers such as the CSRF and login
+// state cookies, all named CookieName + "-..."): never passed to an app,
+// never set by one.
+func GatewayCookie(name string) bool {
+	return name == CookieName || strings.HasPrefix(name, CookieName+"-")
+}
+
 // tokenLen is the encoded length of a token: 32 random bytes (256 bits) in
 // unpadded base64url.
 const tokenLen = 43
