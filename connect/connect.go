@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -136,6 +137,9 @@ func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, dow
 		defer wg.Done()
 		n, err := io.CopyBuffer(pw, in, make([]byte, 32<<10))
 		up = n
+		if localClosed(err) {
+			err = nil // the local side reset its connection: its end, not a failure
+		}
 		pw.CloseWithError(err) // nil: a clean end of the stream
 	}()
 	resp, err := c.HTTP.Do(req)
@@ -153,7 +157,13 @@ func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, dow
 		wg.Wait()
 		return up, 0, err
 	}
-	down, err = io.CopyBuffer(out, resp.Body, make([]byte, 32<<10))
+	lw := &localWriter{w: out}
+	down, err = io.CopyBuffer(lw, resp.Body, make([]byte, 32<<10))
+	if err != nil && err == lw.err && localClosed(err) {
+		// The local side went away while the app was still sending: its
+		// own close, not a failure of the tunnel.
+		err = nil
+	}
 	if cw, ok := out.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
@@ -167,6 +177,28 @@ func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, dow
 		err = nil
 	}
 	return up, down, err
+}
+
+// localWriter remembers why a write to the local side failed, so Pipe can
+// tell the local side's close from the gateway's failure.
+type localWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (l *localWriter) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	if err != nil {
+		l.err = err
+	}
+	return n, err
+}
+
+// localClosed reports whether an error of the local connection means that
+// the local side closed it: a broken pipe, or a reset (a socket closed
+// with data unread is reset).
+func localClosed(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // Serve accepts connections on ln and carries each through the gateway

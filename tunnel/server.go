@@ -255,17 +255,24 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 				atomic.AddInt64(&up, int64(n))
 			}
 			if err != nil {
-				// The client closed its side: half-close towards the target.
-				if tc, ok := target.(interface{ CloseWrite() error }); ok && errors.Is(err, io.EOF) {
-					tc.CloseWrite()
-					return
+				// The client closed its side: half-close towards the target
+				// and let the target end the tunnel.
+				if errors.Is(err, io.EOF) {
+					if tc, ok := target.(interface{ CloseWrite() error }); ok {
+						tc.CloseWrite()
+						return
+					}
 				}
 				cancel(err)
 				return
 			}
 		}
 	}()
-	// Target to client, flushed as it comes.
+	// Target to client, flushed as it comes. The target's end is the
+	// tunnel's normal end: it closes downDone and cancels nothing, because
+	// a cancellation resets the stream (the write deadline below makes the
+	// HTTP/2 server send RST_STREAM INTERNAL_ERROR), and the client would
+	// see a failure where the app simply closed.
 	go func() {
 		defer close(downDone)
 		buf := make([]byte, bufSize)
@@ -287,7 +294,6 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 				atomic.AddInt64(&down, int64(n))
 			}
 			if err != nil {
-				cancel(io.EOF)
 				return
 			}
 		}
@@ -297,9 +303,9 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 	for {
 		select {
 		case <-downDone:
-			// The target ended (and with it the stream). The client's
-			// side may still be sending: it is cut when the handler
-			// returns.
+			// The target ended, and the stream ends cleanly when the
+			// handler returns (END_STREAM; the client's side, if still
+			// sending, is told to stop with NO_ERROR).
 			return atomic.LoadInt64(&up), atomic.LoadInt64(&down), "closed"
 		case <-ctx.Done():
 			// Closing the target unblocks its reader, and the deadlines
