@@ -28,8 +28,12 @@ import (
 	"time"
 )
 
-// tunnelPrefix is where the gateway opens tunnels (tunnel.PathPrefix).
-const tunnelPrefix = "/.sluis/tunnel/"
+// The gateway's API for this client (the tunnel package's PathPrefix and
+// UserHeader).
+const (
+	tunnelPrefix = "/.sluis/tunnel/"
+	userHeader   = "Sluis-User"
+)
 
 // ErrLogin means the gateway does not (or no longer) accept the token: the
 // user must log in again.
@@ -99,22 +103,29 @@ func answerError(resp *http.Response) error {
 	return fmt.Errorf("the gateway refused: %s", msg)
 }
 
-// Check asks whether the app may be used now, without opening a tunnel.
-func (c *Client) Check(ctx context.Context) error {
+// Check asks whether the app may be used now, without opening a tunnel,
+// and returns whose the token is: the gateway names the user in every
+// answer to a valid token, refusals included. An empty user means the
+// gateway did not say (the token is not valid, or the gateway was not
+// reached).
+func (c *Client) Check(ctx context.Context) (user string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.tunnelURL(), nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		return answerError(resp)
+	if resp.StatusCode != http.StatusUnauthorized {
+		user = printable(resp.Header.Get(userHeader))
 	}
-	return nil
+	if resp.StatusCode != http.StatusNoContent {
+		return user, answerError(resp)
+	}
+	return user, nil
 }
 
 // Pipe carries one connection: what is read from in goes to the app, what
@@ -329,15 +340,16 @@ var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 // PasswordLogin logs in with a password and a one-time code, for scripts
 // and servers without a browser: it fills in the portal's own forms (so
 // the same checks, throttles and audit apply) and approves a device login
-// as the user would.
-func PasswordLogin(ctx context.Context, o Options, user, password string, code func() (string, error)) (token string, err error) {
+// as the user would. It returns the token and the user as the gateway
+// names them.
+func PasswordLogin(ctx context.Context, o Options, user, password string, code func() (string, error)) (token, who string, err error) {
 	hc := NewHTTP(o)
 	jar, _ := cookiejar.New(nil)
 	hc.Jar = jar
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	s, err := StartDevice(ctx, hc, o.Gateway)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	base := strings.TrimSuffix(o.Gateway.String(), "/")
 	get := func(path string) (*http.Response, string, error) {
@@ -370,46 +382,45 @@ func PasswordLogin(ctx context.Context, o Options, user, password string, code f
 	rd := base + "/device"
 	_, page, err := get("/login?rd=" + url.QueryEscape(rd))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	resp, _, err := post("/login", url.Values{"csrf": {csrf(page)}, "rd": {rd}, "username": {user}, "password": {password}})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/mfa") {
-		return "", errors.New("wrong user name or password (or the login is refused now)")
+		return "", "", errors.New("wrong user name or password (or the login is refused now)")
 	}
 	_, page, err = get(resp.Header.Get("Location"))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if !strings.Contains(page, `name="code"`) {
-		return "", errors.New("the portal wants a second factor this client cannot give (a passkey, or enrolment): log in without --user")
+		return "", "", errors.New("the portal wants a second factor this client cannot give (a passkey, or enrolment): log in without --user")
 	}
 	otp, err := code()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	resp, _, err = post("/mfa", url.Values{"csrf": {csrf(page)}, "rd": {rd}, "code": {strings.TrimSpace(otp)}})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if resp.StatusCode != http.StatusSeeOther {
-		return "", errors.New("that one-time code was not accepted")
+		return "", "", errors.New("that one-time code was not accepted")
 	}
 	_, page, err = get("/device")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if resp, page, err = post("/device", url.Values{"csrf": {csrf(page)}, "code": {s.UserCode}, "decision": {"approve"}}); err != nil {
-		return "", err
+		return "", "", err
 	} else if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Approved") {
-		return "", fmt.Errorf("approving the login: %s", resp.Status)
+		return "", "", fmt.Errorf("approving the login: %s", resp.Status)
 	}
 	// The portal session this made is the client's session's parent: it
 	// is left to idle out (logging it out would end the client's too).
-	tok, _, err := WaitDevice(ctx, hc, o.Gateway, s)
-	return tok, err
+	return WaitDevice(ctx, hc, o.Gateway, s)
 }
 
 // printable keeps a gateway's text from steering the terminal.

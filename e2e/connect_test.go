@@ -1,15 +1,38 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sluis-gateway/sluis/internal/cli"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
+
+// runConnect runs `sluis connect` with its own config directory until it
+// ends (a refusal, a logout) and returns its error and what it said on
+// standard error. args come after the gateway's address, so they may
+// replace it.
+func runConnect(t *testing.T, g *testenv.Gateway, configDir, stdin string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stderr := &syncWriter{}
+	full := append([]string{"sluis", "connect", "--gateway", g.URL(g.Portal, ""), "--connect", g.Addr(),
+		"--ca", filepath.Join(g.Dir, "data", "ca.pem")}, args...)
+	err := cli.Run(ctx, full, func(k string) string {
+		if k == "XDG_CONFIG_HOME" {
+			return configDir
+		}
+		return ""
+	}, strings.NewReader(stdin), &syncWriter{}, stderr)
+	return stderr.String(), err
+}
 
 // savedLogins returns the tokens in a config directory's credentials file
 // by user, whatever the file's format: every object with a token and a
@@ -46,6 +69,18 @@ func savedLogins(t *testing.T, configDir string) map[string]string {
 	return out
 }
 
+// tunnelOpenedBy returns the users named by the tunnel.open events.
+func tunnelOpenedBy(t *testing.T, g *testenv.Gateway) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, ev := range assertAudit(t, g) {
+		if ev["type"] == "tunnel.open" {
+			out[ev["user"].(string)]++
+		}
+	}
+	return out
+}
+
 // checkToken asks the gateway whether token may use app, and returns the
 // status and the user the gateway says the token is of.
 func checkToken(t *testing.T, g *testenv.Gateway, app, token string) (int, string) {
@@ -58,6 +93,138 @@ func checkToken(t *testing.T, g *testenv.Gateway, app, token string) (int, strin
 	}
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header.Get("Sluis-User")
+}
+
+// Logins are kept per gateway and user: after alice's login, bob's
+// --user bob runs as bob (it never borrows alice's), and both are kept.
+// Without --user, the one saved login is used and the client says whose
+// it is; with several, it refuses and names them.
+func TestConnectKeepsALoginPerUser(t *testing.T) {
+	echo := newEcho(t)
+	g := testenv.Start(t, testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"alice", "bob"}, MFA: true})
+	aliceSecret := g.AddUser("alice", pw, "staff")
+	bobSecret := g.AddUser("bob", pw, "staff")
+	dir := t.TempDir()
+
+	a := startConnect(t, g, dir, "echo", pw+"\n", "--user", "alice", "--password-stdin", "--code", g.Code("alice", aliceSecret))
+	if err := roundTrip(t, a.addr, 1000); err != nil {
+		t.Fatal(err)
+	}
+	b := startConnect(t, g, dir, "echo", pw+"\n", "--user", "bob", "--password-stdin", "--code", g.Code("bob", bobSecret))
+	if err := roundTrip(t, b.addr, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if by := tunnelOpenedBy(t, g); by["alice"] != 1 || by["bob"] != 1 {
+		t.Fatalf("tunnels opened by %v, want one by alice and one by bob\nbob's client:\n%s", by, b.stderr)
+	}
+	if saved := savedLogins(t, dir); len(saved) != 2 || saved["alice"] == "" || saved["bob"] == "" || saved["alice"] == saved["bob"] {
+		t.Fatalf("saved logins after alice's and bob's: %v", saved)
+	}
+	// --user with another spelling of the name uses the saved login: no
+	// password is asked (there is none on standard input).
+	a2 := startConnect(t, g, dir, "echo", "", "--user", "Alice")
+	if err := roundTrip(t, a2.addr, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if by := tunnelOpenedBy(t, g); by["alice"] != 2 {
+		t.Fatalf("--user Alice: tunnels opened by %v", by)
+	}
+
+	// Two saved logins and no --user: refused, with both named.
+	said, err := runConnect(t, g, dir, "", "echo")
+	if err == nil || !strings.Contains(err.Error(), "alice, bob") || !strings.Contains(err.Error(), "--user") {
+		t.Fatalf("connect without --user with two saved logins: %v\n%s", err, said)
+	}
+
+	// One saved login: used, and said whose.
+	one := t.TempDir()
+	startConnect(t, g, one, "echo", pw+"\n", "--user", "alice", "--password-stdin", "--code", g.Code("alice", aliceSecret))
+	c := startConnect(t, g, one, "echo", "")
+	if err := roundTrip(t, c.addr, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.stderr.String(), "connected as alice") {
+		t.Fatalf("connect with alice's saved login does not say whose it is:\n%s", c.stderr)
+	}
+}
+
+// A login filed under one user (an old file, a hand-edited one) is used
+// as that user's only if the gateway says it is theirs.
+func TestConnectNeverUsesAnotherUsersLogin(t *testing.T) {
+	echo := newEcho(t)
+	g := testenv.Start(t, testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"alice", "bob"}, MFA: true})
+	aliceSecret := g.AddUser("alice", pw, "staff")
+	bobSecret := g.AddUser("bob", pw, "staff")
+	first := t.TempDir()
+	startConnect(t, g, first, "echo", pw+"\n", "--user", "alice", "--password-stdin", "--code", g.Code("alice", aliceSecret))
+	aliceToken := savedLogins(t, first)["alice"]
+
+	// The first format, one login per gateway, with alice's token said
+	// to be bob's.
+	dir := t.TempDir()
+	writeOldCredentials(t, g, dir, "bob", aliceToken)
+	b := startConnect(t, g, dir, "echo", pw+"\n", "--user", "bob", "--password-stdin", "--code", g.Code("bob", bobSecret))
+	if err := roundTrip(t, b.addr, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if by := tunnelOpenedBy(t, g); by["bob"] != 1 || by["alice"] != 0 {
+		t.Fatalf("--user bob with alice's token filed as bob's: tunnels opened by %v\n%s", by, b.stderr)
+	}
+	if !strings.Contains(b.stderr.String(), "the login saved for bob is alice's") {
+		t.Errorf("the client does not say why it logged in again:\n%s", b.stderr)
+	}
+	if saved := savedLogins(t, dir); saved["alice"] != aliceToken || saved["bob"] == "" || saved["bob"] == aliceToken {
+		t.Errorf("saved logins: %v", saved)
+	}
+}
+
+// writeOldCredentials writes a credentials file of the first format (one
+// login per gateway) into configDir.
+func writeOldCredentials(t *testing.T, g *testenv.Gateway, configDir, user, token string) {
+	t.Helper()
+	old, _ := json.Marshal(map[string]any{"gateways": map[string]any{
+		strings.ToLower(g.URL(g.Portal, "")): map[string]any{"token": token, "user": user, "saved": time.Now().UTC()},
+	}})
+	if err := os.MkdirAll(filepath.Join(configDir, "sluis"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(configDir, "sluis", "connect.json"), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A credentials file of the first format still works: its login is its
+// recorded user's, used with and without --user, and the file is
+// rewritten with the gateway's name for the user.
+func TestConnectReadsTheOldCredentialsFile(t *testing.T) {
+	echo := newEcho(t)
+	g := testenv.Start(t, testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"alice"}, MFA: true})
+	aliceSecret := g.AddUser("alice", pw, "staff")
+	first := t.TempDir()
+	startConnect(t, g, first, "echo", pw+"\n", "--user", "alice", "--password-stdin", "--code", g.Code("alice", aliceSecret))
+	token := savedLogins(t, first)["alice"]
+
+	dir := t.TempDir()
+	writeOldCredentials(t, g, dir, "Alice", token) // as typed
+	c := startConnect(t, g, dir, "echo", "")
+	if err := roundTrip(t, c.addr, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.stderr.String(), "connected as alice") {
+		t.Fatalf("the old file's login does not say whose it is:\n%s", c.stderr)
+	}
+	if saved := savedLogins(t, dir); len(saved) != 1 || saved["alice"] != token {
+		t.Fatalf("the old file after use: %v", saved)
+	}
+	writeOldCredentials(t, g, dir, "alice", token)
+	c2 := startConnect(t, g, dir, "echo", "", "--user", "alice")
+	if err := roundTrip(t, c2.addr, 1000); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := openDB(t, g).QueryRow(`SELECT count(*) FROM sessions WHERE user_agent = 'sluis connect'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("client sessions: %d %v; the old file's login was not used", n, err)
+	}
 }
 
 // logoutEvents returns "user: detail" of each logout event.
