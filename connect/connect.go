@@ -28,10 +28,11 @@ import (
 	"time"
 )
 
-// The gateway's API for this client (the tunnel package's PathPrefix and
-// UserHeader).
+// The gateway's API for this client (the tunnel package's PathPrefix,
+// LogoutPath and UserHeader).
 const (
 	tunnelPrefix = "/.sluis/tunnel/"
+	logoutPath   = "/.sluis/connect/logout"
 	userHeader   = "Sluis-User"
 )
 
@@ -126,6 +127,26 @@ func (c *Client) Check(ctx context.Context) (user string, err error) {
 		return user, answerError(resp)
 	}
 	return user, nil
+}
+
+// Logout ends the token's session on the gateway (and with it the tunnels
+// it carries) and returns whose it was. ErrLogin means that the gateway
+// did not know the token: the session had already ended.
+func Logout(ctx context.Context, hc *http.Client, gateway *url.URL, token string) (user string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(gateway.String(), "/")+logoutPath, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return "", answerError(resp)
+	}
+	return printable(resp.Header.Get(userHeader)), nil
 }
 
 // Pipe carries one connection: what is read from in goes to the app, what

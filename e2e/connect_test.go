@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -300,5 +302,80 @@ func TestTunnelLogoutNeedsTheToken(t *testing.T) {
 	// The browser's session is its own.
 	if p := g.Get(browser, g.URL(g.Portal, "/")); p.StatusCode != 200 || !strings.Contains(p.Body, "echo") {
 		t.Fatalf("the browser's session after the client's logout: %d", p.StatusCode)
+	}
+}
+
+// `sluis connect --logout --user NAME` ends NAME's session on the gateway
+// (its tunnels close) and forgets the login, and only NAME's. When the
+// gateway cannot be reached, the login is forgotten all the same and the
+// client says the session could not be ended.
+func TestConnectLogout(t *testing.T) {
+	echo := newEcho(t)
+	g := testenv.Start(t, testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"alice", "bob"}, MFA: true})
+	aliceSecret := g.AddUser("alice", pw, "staff")
+	bobSecret := g.AddUser("bob", pw, "staff")
+	dir := t.TempDir()
+	a := startConnect(t, g, dir, "echo", pw+"\n", "--user", "alice", "--password-stdin", "--code", g.Code("alice", aliceSecret))
+	startConnect(t, g, dir, "echo", pw+"\n", "--user", "bob", "--password-stdin", "--code", g.Code("bob", bobSecret))
+	saved := savedLogins(t, dir)
+	conn, err := net.Dial("tcp", a.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("x"))
+	if _, err := io.ReadFull(conn, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two logins, no --user: which one is not guessed.
+	said, err := runConnect(t, g, dir, "", "--logout")
+	if err == nil || !strings.Contains(err.Error(), "alice, bob") {
+		t.Fatalf("--logout without --user with two logins: %v\n%s", err, said)
+	}
+	if evs := logoutEvents(t, g); len(evs) != 0 {
+		t.Fatalf("logout events after a refused --logout: %q", evs)
+	}
+
+	said, err = runConnect(t, g, dir, "", "--logout", "--user", "alice")
+	if err != nil || !strings.Contains(said, "logged alice out") {
+		t.Fatalf("--logout --user alice: %v\n%s", err, said)
+	}
+	if now := savedLogins(t, dir); len(now) != 1 || now["bob"] != saved["bob"] {
+		t.Fatalf("saved logins after alice's logout: %v", now)
+	}
+	if status, _ := checkToken(t, g, "echo", saved["alice"]); status != http.StatusUnauthorized {
+		t.Fatalf("alice's old token after her logout: %d", status)
+	}
+	if status, user := checkToken(t, g, "echo", saved["bob"]); status != http.StatusNoContent || user != "bob" {
+		t.Fatalf("bob's token after alice's logout: %d %q", status, user)
+	}
+	if evs := logoutEvents(t, g); len(evs) != 1 || !strings.HasPrefix(evs[0], "alice: sluis connect") {
+		t.Fatalf("logout events: %q", evs)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Errorf("alice's open tunnel survived her logout")
+	}
+	if said, err := runConnect(t, g, dir, "", "--logout", "--user", "alice"); err == nil || !strings.Contains(err.Error(), "no login of alice") {
+		t.Errorf("a second --logout --user alice: %v\n%s", err, said)
+	}
+
+	// The gateway out of reach: forgotten here, and said so.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	said, err = runConnect(t, g, dir, "", "--logout", "--connect", closed)
+	if err == nil || !strings.Contains(err.Error(), "forgot the login of bob") || !strings.Contains(err.Error(), "could not end its session on the gateway") {
+		t.Fatalf("--logout with the gateway out of reach: %v\n%s", err, said)
+	}
+	if now := savedLogins(t, dir); len(now) != 0 {
+		t.Fatalf("saved logins after bob's logout: %v", now)
+	}
+	if status, _ := checkToken(t, g, "echo", saved["bob"]); status != http.StatusNoContent {
+		t.Fatalf("bob's token after a logout that did not reach the gateway: %d", status)
 	}
 }

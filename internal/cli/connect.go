@@ -21,7 +21,8 @@ import (
 	"github.com/sluis-gateway/sluis/connect"
 )
 
-const connectUsage = `usage: sluis connect APP [--gateway URL] [--listen 127.0.0.1:PORT | --stdio] [--user NAME [--password-stdin] [--code CODE]] [--login] [--ca FILE]`
+const connectUsage = `usage: sluis connect APP [--gateway URL] [--listen 127.0.0.1:PORT | --stdio] [--user NAME [--password-stdin] [--code CODE]] [--login] [--ca FILE]
+       sluis connect --logout [--gateway URL] [--user NAME] [--ca FILE]`
 
 // connectCmd is `sluis connect`: the client of TCP apps.
 func (e *env) connectCmd(args []string) error {
@@ -35,11 +36,12 @@ func (e *env) connectCmd(args []string) error {
 	caFile := fs.String("ca", "", "trust the CA certificate(s) in this PEM `file`")
 	connectTo := fs.String("connect", "", "dial this `host:port` instead of the gateway's host")
 	relogin := fs.Bool("login", false, "log in again even if a login is saved")
+	logout := fs.Bool("logout", false, "end the saved login (of --user NAME) at the gateway and forget it")
 	pos, err := parseFlags(fs, args, e.stderr)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
+	if *logout && len(pos) != 0 || !*logout && len(pos) != 1 {
 		fmt.Fprintln(e.stderr, connectUsage)
 		return ErrUsage
 	}
@@ -94,8 +96,17 @@ func (e *env) connectCmd(args []string) error {
 		saved, have = creds.Find(key, *user)
 	} else if at := creds.At(key); len(at) == 1 {
 		saved, have = at[0], true
-	} else if len(at) > 1 && !*relogin {
+	} else if len(at) > 1 && (*logout || !*relogin) {
 		return fmt.Errorf("logins of %s are saved for %s: choose one with --user NAME", users(at), u)
+	}
+	if *logout {
+		if !have {
+			if *user != "" {
+				return fmt.Errorf("no login of %s is saved for %s", *user, u)
+			}
+			return fmt.Errorf("no login is saved for %s", u)
+		}
+		return e.connectLogout(o, creds, saved, save)
 	}
 	app := pos[0]
 	if !*stdio {
@@ -193,6 +204,26 @@ func users(logins []connect.Login) string {
 		names[i] = l.User
 	}
 	return strings.Join(names, ", ")
+}
+
+// connectLogout ends a saved login: its session on the gateway, then the
+// copy in the file. The copy is forgotten even when the gateway cannot be
+// reached, and the user is told that the session may still be alive.
+func (e *env) connectLogout(o connect.Options, creds *connect.Credentials, l connect.Login, save func() error) error {
+	_, err := connect.Logout(e.ctx, connect.NewHTTP(o), o.Gateway, l.Token)
+	creds.Remove(connect.Key(o.Gateway.String()), l.User)
+	if serr := save(); serr != nil {
+		return serr
+	}
+	switch {
+	case errors.Is(err, connect.ErrLogin):
+		fmt.Fprintf(e.stderr, "sluis connect: forgot the login of %s at %s (the gateway had already ended its session)\n", l.User, o.Gateway)
+	case err != nil:
+		return fmt.Errorf("forgot the login of %s at %s, but could not end its session on the gateway (%w); it ends when it expires, or with sluis session revoke on the gateway", l.User, o.Gateway, err)
+	default:
+		fmt.Fprintf(e.stderr, "sluis connect: logged %s out of %s\n", l.User, o.Gateway)
+	}
+	return nil
 }
 
 // stdinReader hides the reader's other methods, so the tunnel's end does
