@@ -24,11 +24,17 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
-// tunnelPrefix is where the gateway opens tunnels (tunnel.PathPrefix).
-const tunnelPrefix = "/.sluis/tunnel/"
+// The gateway's API for this client (the tunnel package's PathPrefix,
+// LogoutPath and UserHeader).
+const (
+	tunnelPrefix = "/.sluis/tunnel/"
+	logoutPath   = "/.sluis/connect/logout"
+	userHeader   = "Sluis-User"
+)
 
 // ErrLogin means the gateway does not (or no longer) accept the token: the
 // user must log in again.
@@ -98,22 +104,49 @@ func answerError(resp *http.Response) error {
 	return fmt.Errorf("the gateway refused: %s", msg)
 }
 
-// Check asks whether the app may be used now, without opening a tunnel.
-func (c *Client) Check(ctx context.Context) error {
+// Check asks whether the app may be used now, without opening a tunnel,
+// and returns whose the token is: the gateway names the user in every
+// answer to a valid token, refusals included. An empty user means the
+// gateway did not say (the token is not valid, or the gateway was not
+// reached).
+func (c *Client) Check(ctx context.Context) (user string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.tunnelURL(), nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return err
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		user = printable(resp.Header.Get(userHeader))
+	}
+	if resp.StatusCode != http.StatusNoContent {
+		return user, answerError(resp)
+	}
+	return user, nil
+}
+
+// Logout ends the token's session on the gateway (and with it the tunnels
+// it carries) and returns whose it was. ErrLogin means that the gateway
+// did not know the token: the session had already ended.
+func Logout(ctx context.Context, hc *http.Client, gateway *url.URL, token string) (user string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(gateway.String(), "/")+logoutPath, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
-		return answerError(resp)
+		return "", answerError(resp)
 	}
-	return nil
+	return printable(resp.Header.Get(userHeader)), nil
 }
 
 // Pipe carries one connection: what is read from in goes to the app, what
@@ -136,6 +169,9 @@ func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, dow
 		defer wg.Done()
 		n, err := io.CopyBuffer(pw, in, make([]byte, 32<<10))
 		up = n
+		if localClosed(err) {
+			err = nil // the local side reset its connection: its end, not a failure
+		}
 		pw.CloseWithError(err) // nil: a clean end of the stream
 	}()
 	resp, err := c.HTTP.Do(req)
@@ -153,7 +189,13 @@ func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, dow
 		wg.Wait()
 		return up, 0, err
 	}
-	down, err = io.CopyBuffer(out, resp.Body, make([]byte, 32<<10))
+	lw := &localWriter{w: out}
+	down, err = io.CopyBuffer(lw, resp.Body, make([]byte, 32<<10))
+	if err != nil && err == lw.err && localClosed(err) {
+		// The local side went away while the app was still sending: its
+		// own close, not a failure of the tunnel.
+		err = nil
+	}
 	if cw, ok := out.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
@@ -167,6 +209,28 @@ func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, dow
 		err = nil
 	}
 	return up, down, err
+}
+
+// localWriter remembers why a write to the local side failed, so Pipe can
+// tell the local side's close from the gateway's failure.
+type localWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (l *localWriter) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	if err != nil {
+		l.err = err
+	}
+	return n, err
+}
+
+// localClosed reports whether an error of the local connection means that
+// the local side closed it: a broken pipe, or a reset (a socket closed
+// with data unread is reset).
+func localClosed(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // Serve accepts connections on ln and carries each through the gateway
@@ -297,15 +361,16 @@ var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 // PasswordLogin logs in with a password and a one-time code, for scripts
 // and servers without a browser: it fills in the portal's own forms (so
 // the same checks, throttles and audit apply) and approves a device login
-// as the user would.
-func PasswordLogin(ctx context.Context, o Options, user, password string, code func() (string, error)) (token string, err error) {
+// as the user would. It returns the token and the user as the gateway
+// names them.
+func PasswordLogin(ctx context.Context, o Options, user, password string, code func() (string, error)) (token, who string, err error) {
 	hc := NewHTTP(o)
 	jar, _ := cookiejar.New(nil)
 	hc.Jar = jar
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	s, err := StartDevice(ctx, hc, o.Gateway)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	base := strings.TrimSuffix(o.Gateway.String(), "/")
 	get := func(path string) (*http.Response, string, error) {
@@ -338,46 +403,45 @@ func PasswordLogin(ctx context.Context, o Options, user, password string, code f
 	rd := base + "/device"
 	_, page, err := get("/login?rd=" + url.QueryEscape(rd))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	resp, _, err := post("/login", url.Values{"csrf": {csrf(page)}, "rd": {rd}, "username": {user}, "password": {password}})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/mfa") {
-		return "", errors.New("wrong user name or password (or the login is refused now)")
+		return "", "", errors.New("wrong user name or password (or the login is refused now)")
 	}
 	_, page, err = get(resp.Header.Get("Location"))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if !strings.Contains(page, `name="code"`) {
-		return "", errors.New("the portal wants a second factor this client cannot give (a passkey, or enrolment): log in without --user")
+		return "", "", errors.New("the portal wants a second factor this client cannot give (a passkey, or enrolment): log in without --user")
 	}
 	otp, err := code()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	resp, _, err = post("/mfa", url.Values{"csrf": {csrf(page)}, "rd": {rd}, "code": {strings.TrimSpace(otp)}})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if resp.StatusCode != http.StatusSeeOther {
-		return "", errors.New("that one-time code was not accepted")
+		return "", "", errors.New("that one-time code was not accepted")
 	}
 	_, page, err = get("/device")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if resp, page, err = post("/device", url.Values{"csrf": {csrf(page)}, "code": {s.UserCode}, "decision": {"approve"}}); err != nil {
-		return "", err
+		return "", "", err
 	} else if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Approved") {
-		return "", fmt.Errorf("approving the login: %s", resp.Status)
+		return "", "", fmt.Errorf("approving the login: %s", resp.Status)
 	}
 	// The portal session this made is the client's session's parent: it
 	// is left to idle out (logging it out would end the client's too).
-	tok, _, err := WaitDevice(ctx, hc, o.Gateway, s)
-	return tok, err
+	return WaitDevice(ctx, hc, o.Gateway, s)
 }
 
 // printable keeps a gateway's text from steering the terminal.

@@ -6,22 +6,86 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
 
-// Credentials are the tokens `sluis connect` keeps, one per gateway, in a
-// file only its user can read. A token is a session like a browser's:
-// `sluis session revoke` ends it.
+// Credentials are the logins `sluis connect` keeps, one per gateway and
+// user, in a file only its user can read. A login's token is a session like
+// a browser's: `sluis connect --logout` or `sluis session revoke` ends it.
 type Credentials struct {
-	Gateways map[string]Credential `json:"gateways"`
+	Logins []Login `json:"logins"`
+	// Migrated says that the file was of the first format: saving it
+	// writes the current one.
+	Migrated bool `json:"-"`
 }
 
-// Credential is the login at one gateway.
-type Credential struct {
+// Login is one user's login at one gateway.
+type Login struct {
+	Gateway string `json:"gateway"` // as Key makes it
+	// User is the name the gateway gave the login's user (its canonical,
+	// lower-case name), not necessarily what was typed.
+	User  string    `json:"user"`
 	Token string    `json:"token"`
-	User  string    `json:"user,omitempty"`
 	Saved time.Time `json:"saved"`
+}
+
+// oldLogin is an entry of the first format, which kept one login per
+// gateway (`{"gateways": {URL: {"token", "user", "saved"}}}`).
+type oldLogin struct {
+	Token string    `json:"token"`
+	User  string    `json:"user"`
+	Saved time.Time `json:"saved"`
+}
+
+// SameUser reports whether two user names are the same user: the gateway
+// folds names to lower case.
+func SameUser(a, b string) bool { return strings.EqualFold(a, b) }
+
+// At returns the logins kept for gateway (a Key), oldest first.
+func (c *Credentials) At(gateway string) []Login {
+	var out []Login
+	for _, l := range c.Logins {
+		if l.Gateway == gateway {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Find returns user's login at gateway.
+func (c *Credentials) Find(gateway, user string) (Login, bool) {
+	for _, l := range c.Logins {
+		if l.Gateway == gateway && SameUser(l.User, user) {
+			return l, true
+		}
+	}
+	return Login{}, false
+}
+
+// Put keeps l, replacing the login of the same gateway and user.
+func (c *Credentials) Put(l Login) {
+	c.Remove(l.Gateway, l.User)
+	c.Logins = append(c.Logins, l)
+}
+
+// Remove forgets user's login at gateway, and reports whether there was
+// one.
+func (c *Credentials) Remove(gateway, user string) bool {
+	n := len(c.Logins)
+	c.Logins = slices.DeleteFunc(c.Logins, func(l Login) bool { return l.Gateway == gateway && SameUser(l.User, user) })
+	return len(c.Logins) != n
+}
+
+// Gateways returns the gateways with at least one login, sorted.
+func (c *Credentials) Gateways() []string {
+	var out []string
+	for _, l := range c.Logins {
+		out = append(out, l.Gateway)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // CredentialsPath is where the credentials live: the user's config
@@ -41,7 +105,7 @@ func CredentialsPath(getenv func(string) string) (string, error) {
 // LoadCredentials reads the file; a missing file is no credentials. A file
 // that others can read is refused: the tokens in it may have leaked.
 func LoadCredentials(path string) (*Credentials, error) {
-	c := &Credentials{Gateways: map[string]Credential{}}
+	c := &Credentials{}
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
@@ -56,11 +120,26 @@ func LoadCredentials(path string) (*Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(b, c); err != nil {
+	var file struct {
+		Logins   []Login             `json:"logins"`
+		Gateways map[string]oldLogin `json:"gateways"`
+	}
+	if err := json.Unmarshal(b, &file); err != nil {
 		return nil, errors.New(path + ": not a credentials file: " + err.Error())
 	}
-	if c.Gateways == nil {
-		c.Gateways = map[string]Credential{}
+	for _, l := range file.Logins {
+		if l.Token != "" {
+			c.Put(l)
+		}
+	}
+	// The first format: the login belongs to the user it recorded. The
+	// gateway's name for that user is the lower-case one; the next check
+	// of the login confirms it.
+	for gw, old := range file.Gateways {
+		if _, ok := c.Find(Key(gw), old.User); !ok && old.Token != "" {
+			c.Put(Login{Gateway: Key(gw), User: strings.ToLower(old.User), Token: old.Token, Saved: old.Saved})
+		}
+		c.Migrated = true
 	}
 	return c, nil
 }

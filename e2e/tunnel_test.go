@@ -616,3 +616,87 @@ func TestTunnelStalledReaderIsCut(t *testing.T) {
 		return strings.Contains(g.MustCLI("", "audit"), "cut: session ended or access withdrawn")
 	})
 }
+
+// A local connection that its own side closes after a normal exchange is
+// logged as closed, with its bytes, and the gateway records its end as
+// "closed": neither side resets the stream as though something failed.
+func TestTunnelNormalCloseIsLoggedAsClosed(t *testing.T) {
+	echo := newEcho(t)
+	flood := newFlood(t)
+	g := testenv.Start(t, testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"anna"}, MFA: true},
+		testenv.App{Name: "flood", TCP: flood, Users: []string{"anna"}, MFA: true})
+	secret := g.AddUser("anna", pw, "staff")
+	dir := t.TempDir()
+	c := startConnect(t, g, dir, "echo", pw+"\n", "--user", "anna", "--password-stdin", "--code", g.Code("anna", secret))
+	const n = 20
+	for i := range n {
+		conn, err := net.Dial("tcp", c.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := fmt.Sprintf("hello %02d\n", i)
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo: %q %v", buf, err)
+		}
+		conn.Close()
+	}
+	closedRE := regexp.MustCompile(`connection from 127\.0\.0\.1:\d+ closed after \S+: 9 bytes sent, 9 received`)
+	await(t, 10*time.Second, "every connection's end in the client's log", func() bool {
+		return strings.Count(c.stderr.String(), "connection from") >= n
+	})
+	if got := len(closedRE.FindAllString(c.stderr.String(), -1)); got != n || strings.Contains(c.stderr.String(), "stream error") {
+		t.Errorf("%d of %d normally closed connections logged as closed:\n%s", got, n, c.stderr)
+	}
+	await(t, 5*time.Second, "every tunnel.close", func() bool { return strings.Count(g.MustCLI("", "audit"), "tunnel.close") >= n })
+	if audit := g.MustCLI("", "audit"); strings.Count(audit, "9 bytes up, 9 bytes down") != n || strings.Count(audit, "; closed") != n {
+		t.Errorf("the gateway's record of %d normal ends:\n%s", n, audit)
+	}
+
+	// The local side closes while the app is still sending: that is its
+	// own doing, not a failure of the tunnel.
+	f := startConnect(t, g, dir, "flood", "")
+	conn, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(conn, make([]byte, 100000)); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	await(t, 10*time.Second, "the connection's end in the client's log", func() bool { return strings.Contains(f.stderr.String(), "connection from") })
+	if log := f.stderr.String(); !regexp.MustCompile(`connection from 127\.0\.0\.1:\d+ closed after \S+: 0 bytes sent, \d+ received`).MatchString(log) {
+		t.Errorf("a local side that closed while the app was sending:\n%s", log)
+	}
+}
+
+// newFlood starts a TCP server that sends without end to whoever
+// connects, and returns its address.
+func newFlood(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}

@@ -198,12 +198,17 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		go every(ctx, o.DirectoryRecheck, func() { recheckDirectory(ctx, o.Store, rc, rec, o.Log) })
 	}
 	portalHandler := p.Handler()
+	// The portal's host: the portal's own routes (portal.Routes) and the
+	// two of `sluis connect`, which answer only to a tunnel token.
 	hosts[c.Portal] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, tunnel.PathPrefix) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, tunnel.PathPrefix):
 			tunnels.ServeHTTP(w, r)
-			return
+		case r.URL.Path == tunnel.LogoutPath:
+			tunnels.Logout(w, r)
+		default:
+			portalHandler.ServeHTTP(w, r)
 		}
-		portalHandler.ServeHTTP(w, r)
 	})
 	known := map[string]bool{}
 	for h := range hosts {

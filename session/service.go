@@ -144,6 +144,13 @@ func (s *Service) Lookup(ctx context.Context, token, host string) (*Active, erro
 	return a, nil
 }
 
+// Revoke ends session id now, on every host it has a token for. The
+// store's revision changes with it, so no cache (this one included) finds
+// the session again.
+func (s *Service) Revoke(ctx context.Context, id string) error {
+	return s.Store.RevokeSession(ctx, id, s.now())
+}
+
 func (s *Service) load(ctx context.Context, key cacheKey, rev int64) (*Active, error) {
 	x, err := s.Store.SessionByToken(ctx, key.hash[:], key.host)
 	if sluis.ErrorCode(err) == sluis.ENOTFOUND {

@@ -24,6 +24,16 @@ import (
 // PathPrefix is where tunnel streams are opened, on the portal's host.
 const PathPrefix = "/.sluis/tunnel/"
 
+// LogoutPath is where `sluis connect --logout` ends the session of its
+// token: a POST with the token in Authorization, on the portal's host.
+const LogoutPath = "/.sluis/connect/logout"
+
+// UserHeader names, in every answer to a request with a valid token, the
+// user the token's session belongs to, so that the client can tell whose
+// login it holds (a login saved for one user must never be used as
+// another's).
+const UserHeader = "Sluis-User"
+
 // Host is the pseudo host that the tokens of `sluis connect` sessions are
 // bound to: such a token opens tunnels and nothing else, and a browser's
 // cookie opens no tunnel. The colon keeps it from ever being a host name
@@ -141,9 +151,10 @@ func plain(w http.ResponseWriter, status int, msg string) {
 	io.WriteString(w, msg+"\n")
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	name := strings.TrimPrefix(r.URL.Path, PathPrefix)
-	src := frontdoor.ClientIP(r)
+// authenticate returns the session of the request's token, or answers
+// the request (401, or 503 when the store fails) and returns nil. A found
+// session is named in the answer's UserHeader.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *session.Active {
 	tok := Token(r)
 	var a *session.Active
 	if tok != "" {
@@ -153,13 +164,49 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			id := errpage.NewID()
 			s.Log.Error("tunnel: session lookup", "error_id", id, "err", err)
 			plain(w, http.StatusServiceUnavailable, "the gateway cannot check your login now (error "+id+")")
-			return
+			return nil
 		}
 	}
 	if a == nil {
 		// Nothing is dialled, and nothing is said about the app.
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sluis connect"`)
 		plain(w, http.StatusUnauthorized, "log in with sluis connect first")
+		return nil
+	}
+	w.Header().Set(UserHeader, a.User.Name)
+	return a
+}
+
+// Logout answers LogoutPath: it ends the session of the request's token
+// (and with it every tunnel it carries) and records a logout event. Without
+// a valid token it does nothing but answer 401.
+func (s *Server) Logout(w http.ResponseWriter, r *http.Request) {
+	a := s.authenticate(w, r)
+	if a == nil {
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		plain(w, http.StatusMethodNotAllowed, "log out with a POST")
+		return
+	}
+	if err := s.Sessions.Revoke(r.Context(), a.Session.ID); err != nil {
+		id := errpage.NewID()
+		s.Log.Error("tunnel: logout", "error_id", id, "err", err)
+		plain(w, http.StatusServiceUnavailable, "the gateway cannot end your session now (error "+id+")")
+		return
+	}
+	s.Audit.Record(r.Context(), sluis.Event{Type: sluis.EventLogout, User: a.User.Name, Source: frontdoor.ClientIP(r),
+		Outcome: sluis.OutcomeSuccess, Detail: "sluis connect: session " + a.Session.ID})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, PathPrefix)
+	src := frontdoor.ClientIP(r)
+	tok := Token(r)
+	a := s.authenticate(w, r)
+	if a == nil {
 		return
 	}
 	app, ok := s.Apps[name]
@@ -255,17 +302,24 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 				atomic.AddInt64(&up, int64(n))
 			}
 			if err != nil {
-				// The client closed its side: half-close towards the target.
-				if tc, ok := target.(interface{ CloseWrite() error }); ok && errors.Is(err, io.EOF) {
-					tc.CloseWrite()
-					return
+				// The client closed its side: half-close towards the target
+				// and let the target end the tunnel.
+				if errors.Is(err, io.EOF) {
+					if tc, ok := target.(interface{ CloseWrite() error }); ok {
+						tc.CloseWrite()
+						return
+					}
 				}
 				cancel(err)
 				return
 			}
 		}
 	}()
-	// Target to client, flushed as it comes.
+	// Target to client, flushed as it comes. The target's end is the
+	// tunnel's normal end: it closes downDone and cancels nothing, because
+	// a cancellation resets the stream (the write deadline below makes the
+	// HTTP/2 server send RST_STREAM INTERNAL_ERROR), and the client would
+	// see a failure where the app simply closed.
 	go func() {
 		defer close(downDone)
 		buf := make([]byte, bufSize)
@@ -287,7 +341,6 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 				atomic.AddInt64(&down, int64(n))
 			}
 			if err != nil {
-				cancel(io.EOF)
 				return
 			}
 		}
@@ -297,9 +350,9 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 	for {
 		select {
 		case <-downDone:
-			// The target ended (and with it the stream). The client's
-			// side may still be sending: it is cut when the handler
-			// returns.
+			// The target ended, and the stream ends cleanly when the
+			// handler returns (END_STREAM; the client's side, if still
+			// sending, is told to stop with NO_ERROR).
 			return atomic.LoadInt64(&up), atomic.LoadInt64(&down), "closed"
 		case <-ctx.Done():
 			// Closing the target unblocks its reader, and the deadlines

@@ -198,7 +198,7 @@ apps:
 	opts := connect.Options{Gateway: gwURL, RootCAs: pool, ConnectTo: gwAddr}
 	listenClient := func(app string) (string, error) {
 		c := &connect.Client{Gateway: gwURL, App: app, Token: tok, HTTP: connect.NewHTTP(opts)}
-		if err := c.Check(ctx); err != nil {
+		if _, err := c.Check(ctx); err != nil {
 			return "", err
 		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -60,7 +60,10 @@ Configuration:
 Tunnels (the client of TCP apps: remote desktop, SSH, databases):
   connect APP [--gateway URL] [--listen 127.0.0.1:PORT | --stdio]
               [--user NAME [--password-stdin] [--code CODE]] [--ca FILE] [--login]
-                                         log in once, then carry connections to APP
+                                         log in once (a login is kept per gateway and user),
+                                         then carry connections to APP
+  connect --logout [--gateway URL] [--user NAME]
+                                         end the login's session on the gateway and forget it
 
 Checking a gateway from outside (sluis or any other):
   selfcheck URL [--ca FILE] [--insecure] [--json] [--connect HOST:PORT]
