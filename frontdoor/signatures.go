@@ -1,39 +1,47 @@
 package frontdoor
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 //go:embed signatures.txt
 var signatureData string
 
-// Rule is one known exploit probe.
+// Cond is one condition of a rule.
+type Cond struct {
+	// Where is method, path, prefix, target, query, url or
+	// header:NAME; signatures.txt says what each means.
+	Where string
+	// Text is lower case; "*" for a header means any value.
+	Text string
+}
+
+// Rule is one known exploit probe: a request matches when every
+// condition holds.
 type Rule struct {
 	Name  string
-	Where string // "path", "target" or "header:<name>"
-	Text  string // lower case; "*" for header rules means any value
+	Conds []Cond
 }
 
 // Signatures are the built-in rules, parsed from data compiled into the
-// binary.
-var (
-	Signatures    = mustParseSignatures(signatureData)
-	headerRules   = map[string][]Rule{} // by header name, lower case, '-' for '_'
-	locationRules []Rule                // path and target rules
-)
+// binary, in file order: Match names the first that fires.
+var Signatures = mustParseSignatures(signatureData)
 
-func init() {
-	for _, r := range Signatures {
-		if name, ok := strings.CutPrefix(r.Where, "header:"); ok {
-			headerRules[normalHeader(name)] = append(headerRules[normalHeader(name)], r)
-		} else {
-			locationRules = append(locationRules, r)
-		}
-	}
-}
+var rules = compile(Signatures)
+
+// Scanning limits: Match looks at no more than this of a target or of a
+// header value, so its cost per request is bounded whatever is sent. The
+// front door refuses longer targets anyway (MaxTargetLen).
+const (
+	maxScan       = MaxTargetLen
+	maxHeaderScan = 4096
+	maxNameLen    = 64
+)
 
 func mustParseSignatures(data string) []Rule {
 	var rules []Rule
@@ -42,16 +50,139 @@ func mustParseSignatures(data string) []Rule {
 			continue
 		}
 		f := strings.Split(line, "\t")
-		if len(f) != 3 || f[0] == "" || f[2] == "" {
-			panic(fmt.Sprintf("signatures.txt:%d: want NAME<TAB>WHERE<TAB>TEXT", i+1))
+		if len(f) < 3 || len(f)%2 != 1 || f[0] == "" {
+			panic(fmt.Sprintf("signatures.txt:%d: want NAME<TAB>WHERE<TAB>TEXT[<TAB>WHERE<TAB>TEXT...]", i+1))
 		}
-		r := Rule{Name: f[0], Where: f[1], Text: strings.ToLower(f[2])}
-		if r.Where != "path" && r.Where != "target" && !strings.HasPrefix(r.Where, "header:") {
-			panic(fmt.Sprintf("signatures.txt:%d: unknown place %q", i+1, r.Where))
+		r := Rule{Name: f[0]}
+		for j := 1; j < len(f); j += 2 {
+			c := Cond{Where: f[j], Text: strings.ToLower(f[j+1])}
+			if c.Text == "" {
+				panic(fmt.Sprintf("signatures.txt:%d: empty text", i+1))
+			}
+			if kindOf(c.Where) == kindNone {
+				panic(fmt.Sprintf("signatures.txt:%d: unknown place %q", i+1, c.Where))
+			}
+			if kindOf(c.Where) == kindPrefix && c.Text[0] != '/' {
+				panic(fmt.Sprintf("signatures.txt:%d: a prefix starts with /", i+1))
+			}
+			if name, ok := strings.CutPrefix(c.Where, "header:"); ok && len(name) > maxNameLen {
+				panic(fmt.Sprintf("signatures.txt:%d: header name longer than %d", i+1, maxNameLen))
+			}
+			r.Conds = append(r.Conds, c)
 		}
 		rules = append(rules, r)
 	}
 	return rules
+}
+
+type kind uint8
+
+const (
+	kindNone   kind = iota
+	kindMethod      // the method, exactly
+	kindPrefix      // the path begins with it, as sent or decoded once
+	kindPath        // it occurs in the path, as sent or decoded once
+	kindQuery       // it occurs in the query, as sent or decoded once
+	kindTarget      // it occurs in the target as sent
+	kindURL         // target as sent, path decoded or query decoded
+	kindHeader      // the header is present and holds it
+)
+
+func kindOf(where string) kind {
+	switch where {
+	case "method":
+		return kindMethod
+	case "prefix":
+		return kindPrefix
+	case "path":
+		return kindPath
+	case "query":
+		return kindQuery
+	case "target":
+		return kindTarget
+	case "url":
+		return kindURL
+	}
+	if name, ok := strings.CutPrefix(where, "header:"); ok && name != "" {
+		return kindHeader
+	}
+	return kindNone
+}
+
+type cond struct {
+	kind   kind
+	text   []byte
+	header string // normalHeader form, for kindHeader
+	any    bool   // header: any value
+}
+
+// ruleSet is the compiled form: rules indexed by the condition that rules
+// most of them out cheaply, so a request is held against a few candidates
+// rather than every rule.
+type ruleSet struct {
+	conds [][]cond
+	// byPrefix holds rules with a prefix condition of at least four
+	// bytes, keyed by the three bytes after the leading '/'.
+	byPrefix map[[3]byte][]int
+	// byHeader holds rules with a header condition (and no long
+	// prefix), by normalHeader name.
+	byHeader map[string][]int
+	// found holds the rest that have a path, query, target or url
+	// condition: one matcher per place finds their texts in one pass,
+	// and ruleOf maps a pattern back to its rule.
+	found  [kindHeader]*multi
+	ruleOf [kindHeader][]int
+	// scan holds what is left, tried on every request.
+	scan []int
+}
+
+func compile(rs []Rule) *ruleSet {
+	s := &ruleSet{byPrefix: map[[3]byte][]int{}, byHeader: map[string][]int{}}
+	var pats [kindHeader][][]byte
+	for i, r := range rs {
+		var cs []cond
+		prefixKey, header, found := -1, -1, -1
+		for _, c := range r.Conds {
+			k := kindOf(c.Where)
+			cc := cond{kind: k, text: []byte(c.Text)}
+			switch k {
+			case kindHeader:
+				cc.header = normalHeader(strings.TrimPrefix(c.Where, "header:"))
+				cc.any = c.Text == "*"
+				if header < 0 {
+					header = len(cs)
+				}
+			case kindPrefix:
+				if len(c.Text) >= 4 && prefixKey < 0 {
+					prefixKey = len(cs)
+				}
+			case kindPath, kindQuery, kindTarget, kindURL:
+				if found < 0 {
+					found = len(cs)
+				}
+			}
+			cs = append(cs, cc)
+		}
+		s.conds = append(s.conds, cs)
+		switch {
+		case prefixKey >= 0:
+			t := cs[prefixKey].text
+			key := [3]byte{t[1], t[2], t[3]}
+			s.byPrefix[key] = append(s.byPrefix[key], i)
+		case header >= 0:
+			s.byHeader[cs[header].header] = append(s.byHeader[cs[header].header], i)
+		case found >= 0:
+			k := cs[found].kind
+			pats[k] = append(pats[k], cs[found].text)
+			s.ruleOf[k] = append(s.ruleOf[k], i)
+		default:
+			s.scan = append(s.scan, i)
+		}
+	}
+	for k := range pats {
+		s.found[k] = newMulti(pats[k])
+	}
+	return s
 }
 
 // normalHeader folds a header name the way lenient upstream stacks do:
@@ -60,32 +191,188 @@ func normalHeader(name string) string {
 	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
 }
 
-// Match returns the name of the first rule r matches, or "". It looks at
-// the request as sent (RequestURI), not the canonical form, because a probe
-// is recognised by what the attacker wrote.
-func Match(r *http.Request) string {
-	target := strings.ToLower(r.RequestURI)
-	path, _, _ := strings.Cut(target, "?")
-	for _, s := range locationRules {
-		in := target
-		if s.Where == "path" {
-			in = path
+// foldName writes normalHeader(name) into buf without allocating; ok is
+// false for names longer than buf.
+func foldName(buf []byte, name string) ([]byte, bool) {
+	if len(name) > len(buf) {
+		return nil, false
+	}
+	b := buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		} else if c == '_' {
+			c = '-'
 		}
-		if strings.Contains(in, s.Text) {
-			return s.Name
+		b[i] = c
+	}
+	return b, true
+}
+
+// view is a request as the rules see it: lower case, as sent and
+// decoded once. Its slices point into a pooled scratch buffer.
+type view struct {
+	r       *http.Request
+	target  []byte // as sent
+	path    []byte // as sent, before '?'
+	query   []byte // as sent, after '?'
+	dpath   []byte // percent-decoded once
+	dquery  []byte // percent-decoded once, '+' read as ' '
+	long    bool   // the target was longer than maxScan
+	scratch *scratch
+}
+
+type scratch struct {
+	target [maxScan]byte
+	decode [maxScan]byte
+	value  [maxHeaderScan]byte
+	creds  [maxHeaderScan]byte
+	raw    [maxHeaderScan]byte
+	name   [maxNameLen]byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// Match returns the name of the first rule r matches, or "". It looks at
+// the request as sent (RequestURI) and at its path and query decoded once,
+// not at the canonical form, because a probe is recognised by what the
+// attacker wrote; and at the header values, each up to a bounded length.
+// Rules from signatures.txt come first; then the generic checks
+// (generic.go) for shapes that recur across products.
+func Match(r *http.Request) string {
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	v := view{r: r, scratch: s}
+	t := r.RequestURI
+	if len(t) > maxScan {
+		t, v.long = t[:maxScan], true
+	}
+	v.target = lowerInto(s.target[:0], t)
+	v.path, v.query = v.target, nil
+	if i := bytes.IndexByte(v.target, '?'); i >= 0 {
+		v.path, v.query = v.target[:i], v.target[i+1:]
+	}
+	v.dpath = decodeInto(s.decode[:0], v.path, false)
+	v.dquery = decodeInto(s.decode[len(v.dpath):len(v.dpath)], v.query, true)
+
+	best := -1
+	try := func(i int) {
+		if (best < 0 || i < best) && rules.holds(i, &v) {
+			best = i
 		}
 	}
-	for name, vals := range r.Header {
-		for _, s := range headerRules[normalHeader(name)] {
-			if s.Text == "*" {
-				return s.Name
+	for _, p := range [2][]byte{v.path, v.dpath} {
+		if len(p) >= 4 {
+			for _, i := range rules.byPrefix[[3]byte{p[1], p[2], p[3]}] {
+				try(i)
 			}
-			for _, v := range vals {
-				if strings.Contains(strings.ToLower(v), s.Text) {
-					return s.Name
+		}
+	}
+	for name := range r.Header {
+		if n, ok := foldName(s.name[:], name); ok {
+			for _, i := range rules.byHeader[string(n)] {
+				try(i)
+			}
+		}
+	}
+	found := func(k kind) func(int) bool {
+		return func(j int) bool { try(rules.ruleOf[k][j]); return true }
+	}
+	rules.found[kindPath].each(v.path, found(kindPath))
+	rules.found[kindPath].each(v.dpath, found(kindPath))
+	rules.found[kindQuery].each(v.query, found(kindQuery))
+	rules.found[kindQuery].each(v.dquery, found(kindQuery))
+	rules.found[kindTarget].each(v.target, found(kindTarget))
+	rules.found[kindURL].each(v.target, found(kindURL))
+	rules.found[kindURL].each(v.dpath, found(kindURL))
+	rules.found[kindURL].each(v.dquery, found(kindURL))
+	for _, i := range rules.scan {
+		try(i)
+	}
+	if best >= 0 {
+		return Signatures[best].Name
+	}
+	return generic(&v)
+}
+
+func (s *ruleSet) holds(i int, v *view) bool {
+	for _, c := range s.conds[i] {
+		if !c.holds(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *cond) holds(v *view) bool {
+	switch c.kind {
+	case kindMethod:
+		return strings.EqualFold(v.r.Method, string(c.text))
+	case kindPrefix:
+		return bytes.HasPrefix(v.path, c.text) || bytes.HasPrefix(v.dpath, c.text)
+	case kindPath:
+		return bytes.Contains(v.path, c.text) || bytes.Contains(v.dpath, c.text)
+	case kindQuery:
+		return bytes.Contains(v.query, c.text) || bytes.Contains(v.dquery, c.text)
+	case kindTarget:
+		return bytes.Contains(v.target, c.text)
+	case kindURL:
+		return bytes.Contains(v.target, c.text) || bytes.Contains(v.dpath, c.text) || bytes.Contains(v.dquery, c.text)
+	case kindHeader:
+		for name, vals := range v.r.Header {
+			if n, ok := foldName(v.scratch.name[:], name); !ok || string(n) != c.header {
+				continue
+			}
+			if c.any {
+				return true
+			}
+			for _, val := range vals {
+				if bytes.Contains(lowerInto(v.scratch.value[:0], clip(val, maxHeaderScan)), c.text) {
+					return true
 				}
 			}
 		}
 	}
-	return ""
+	return false
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// lowerInto appends s to dst in ASCII lower case.
+func lowerInto(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// decodeInto appends src to dst with its percent-escapes decoded once (and
+// '+' read as a space if plus), in ASCII lower case. Malformed escapes are
+// kept as they are.
+func decodeInto(dst, src []byte, plus bool) []byte {
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		switch {
+		case c == '%' && i+2 < len(src) && isHex(src[i+1]) && isHex(src[i+2]):
+			c = unhex(src[i+1])<<4 | unhex(src[i+2])
+			i += 2
+		case c == '+' && plus:
+			c = ' '
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
