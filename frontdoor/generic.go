@@ -395,6 +395,10 @@ var expressionTokens = newMulti([][]byte{
 	[]byte("freemarker.template"), []byte(".getclass()"), []byte("getruntime()"), []byte("class.module.classloader"),
 	[]byte("@ognl"), []byte("ognlcontext"), []byte("javax.script"), []byte("jndi:ldap"), []byte("jndi:rmi"), []byte("jndi:dns"),
 	[]byte("#request["), []byte("#context["), []byte("#parameters"), []byte("nashorn"),
+	// Java and JavaScript escapes of a quote, which close a string
+	// literal in the expression they are pasted into (Confluence
+	// CVE-2021-26084, CVE-2023-22527).
+	[]byte("\\u0027"), []byte("\\u0022"), []byte("\\x27"),
 })
 
 // hasExpression reports template or expression-language syntax: "${" or
