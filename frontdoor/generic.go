@@ -170,7 +170,8 @@ func checkAuthorization(val string, s *scratch) string {
 	scheme, cred, _ := cutSpace(val)
 	switch {
 	case equalFold(scheme, "bearer"):
-		if !isToken68(cred) {
+		// An empty token is no credential, not an injection.
+		if cred != "" && !isToken68(cred) {
 			return "generic-bearer-injection"
 		}
 	case equalFold(scheme, "basic"):
