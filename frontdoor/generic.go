@@ -30,13 +30,14 @@ func generic(v *view) string {
 	if v.r.ContentLength > 1<<35 {
 		return "generic-oversized-content-length"
 	}
-	return genericHeaders(v)
+	return ""
 }
 
 // genericPath checks the path as sent (p) and decoded once (d).
 func genericPath(p, d []byte) string {
+	found := pathClasses.found(p)
 	switch {
-	case hasDotSegment(p) || hasDotSegment(d) || containsAny(p, encodedDots):
+	case hasDotSegment(p) || hasDotSegment(d) || found&1 != 0:
 		return "generic-traversal"
 	case hasDoubleEscape(p):
 		return "generic-double-encoding"
@@ -46,7 +47,7 @@ func genericPath(p, d []byte) string {
 		return "generic-unicode-escape"
 	case hasControlEscape(p):
 		return "generic-control-escape"
-	case containsAny(p, pathParams) || containsAny(p, encodedQueryMarks):
+	case found&6 != 0:
 		return "generic-path-confusion"
 	case hasExpression(d):
 		return "generic-expression-injection"
@@ -74,26 +75,43 @@ var encodedQueryMarks = newMulti([][]byte{[]byte("%3f."), []byte("%3f/"), []byte
 
 // genericQuery checks the query as sent (q) and decoded once (d).
 func genericQuery(q, d []byte) string {
+	raw, dec := rawQueryClasses.found(q), decodedClasses.found(d)
 	switch {
-	case containsAny(d, queryTraversal):
+	case dec&classTraversal != 0:
 		return "generic-traversal"
-	case containsAny(q, queryDoubleEscapes):
+	case raw&1 != 0:
 		return "generic-double-encoding"
 	case hasOverlongUTF8(q):
 		return "generic-overlong-utf8"
 	case hasUnicodeEscape(q, true):
 		return "generic-unicode-escape"
-	case bytes.Contains(q, []byte("%00")):
+	case raw&2 != 0:
 		return "generic-control-escape"
-	case hasExpression(d):
+	case dec&classExpression != 0 || hasExpressionSyntax(d):
 		return "generic-expression-injection"
 	case hasShellInjection(d):
 		return "generic-command-injection"
-	case containsAny(d, sqlInQuery):
+	case dec&classQuerySQL != 0:
 		return "generic-sql-injection"
 	}
 	return ""
 }
+
+// The pattern lists are searched together, one pass a text.
+var (
+	pathClasses     = newClasses(encodedDots, pathParams, encodedQueryMarks)
+	rawQueryClasses = newClasses(queryDoubleEscapes, newMulti([][]byte{[]byte("%00")}))
+	decodedClasses  = newClasses(queryTraversal, expressionTokens, sqlInQuery, sqlInCredentials)
+	headerClasses   = newClasses(newMulti([][]byte{[]byte("() {")}), expressionTokens)
+)
+
+// Bits of decodedClasses.
+const (
+	classTraversal = 1 << iota
+	classExpression
+	classQuerySQL
+	classCredentialSQL
+)
 
 var queryTraversal = newMulti([][]byte{[]byte("../"), []byte("..\\"), []byte("..%2f"), []byte("..%5c"), []byte("%2e%2e")})
 
@@ -118,38 +136,26 @@ var sqlInCredentials = newMulti(append([][]byte{
 	[]byte("sleep("), []byte("benchmark("), []byte("' #"), []byte("'#"), []byte("or '1'='1"), []byte("\" or \""),
 }, sqlInQuery.pats...))
 
-func genericHeaders(v *view) string {
-	s := v.scratch
-	for name, vals := range v.r.Header {
-		n, ok := foldName(s.name[:], name)
-		if !ok {
-			continue
-		}
-		for _, val := range vals {
-			val = clip(val, maxHeaderScan)
-			if len(val) > 512 && isForwarding(n) {
-				return "generic-overflow"
-			}
-			b := lowerInto(s.value[:0], val)
-			switch {
-			case hasRun(b, 256):
-				return "generic-overflow"
-			case bytes.Contains(b, []byte("() {")):
-				return "generic-shellshock"
-			case hasExpression(b):
-				return "generic-expression-injection"
-			}
-			switch string(n) {
-			case "authorization":
-				if name := checkAuthorization(val, s); name != "" {
-					return name
-				}
-			case "cookie":
-				if name := checkCookies(b, s); name != "" {
-					return name
-				}
-			}
-		}
+// genericHeader checks one header value (val as sent, b lower-cased) of
+// the header named n (normalHeader form).
+func genericHeader(n []byte, val string, b []byte, s *scratch) string {
+	if len(val) > 512 && isForwarding(n) {
+		return "generic-overflow"
+	}
+	found := headerClasses.found(b)
+	switch {
+	case hasRun(b, 256):
+		return "generic-overflow"
+	case found&1 != 0:
+		return "generic-shellshock"
+	case found&2 != 0 || hasExpressionSyntax(b):
+		return "generic-expression-injection"
+	}
+	switch string(n) {
+	case "authorization":
+		return checkAuthorization(val, s)
+	case "cookie":
+		return checkCookies(b, s)
 	}
 	return ""
 }
@@ -210,14 +216,15 @@ func checkCookies(b []byte, s *scratch) string {
 			continue
 		}
 		d := decodeInto(s.creds[:0], val, false)
+		found := decodedClasses.found(d)
 		switch {
-		case containsAny(d, queryTraversal):
+		case found&classTraversal != 0:
 			return "generic-traversal"
 		case hasShellInjection(d):
 			return "generic-command-injection"
-		case containsAny(d, sqlInCredentials):
+		case found&classCredentialSQL != 0:
 			return "generic-sql-injection"
-		case hasExpression(d):
+		case found&classExpression != 0 || hasExpressionSyntax(d):
 			return "generic-expression-injection"
 		}
 	}
@@ -407,11 +414,18 @@ var expressionTokens = newMulti([][]byte{
 // '(' or arithmetic such as "${7*7}"), "{{7*7}}", or a class name payloads
 // use.
 func hasExpression(b []byte) bool {
-	if containsAny(b, expressionTokens) {
-		return true
-	}
+	return containsAny(b, expressionTokens) || hasExpressionSyntax(b)
+}
+
+// hasExpressionSyntax is hasExpression without the class names.
+func hasExpressionSyntax(b []byte) bool {
 	for i := 0; i+2 < len(b); i++ {
-		if b[i+1] != '{' || b[i] != '$' && b[i] != '%' && b[i] != '#' && b[i] != '{' {
+		k := bytes.IndexByte(b[i+1:], '{')
+		if k < 0 || i+k+2 >= len(b) {
+			return false
+		}
+		i += k
+		if b[i] != '$' && b[i] != '%' && b[i] != '#' && b[i] != '{' {
 			continue
 		}
 		rest := b[i+2:]

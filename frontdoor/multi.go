@@ -62,3 +62,29 @@ func (m *multi) any(b []byte) bool {
 	m.each(b, func(int) bool { found = true; return false })
 	return found
 }
+
+// classes finds, in one pass, which of several pattern lists occur in a
+// text: found returns a bit per list (bit 0 for the first).
+type classes struct {
+	m    *multi
+	bits []uint32
+}
+
+func newClasses(lists ...*multi) *classes {
+	c := &classes{}
+	var pats [][]byte
+	for i, l := range lists {
+		for _, p := range l.pats {
+			pats = append(pats, p)
+			c.bits = append(c.bits, 1<<i)
+		}
+	}
+	c.m = newMulti(pats)
+	return c
+}
+
+func (c *classes) found(b []byte) uint32 {
+	var mask uint32
+	c.m.each(b, func(j int) bool { mask |= c.bits[j]; return true })
+	return mask
+}

@@ -116,6 +116,23 @@ type cond struct {
 	any    bool   // header: any value
 }
 
+// The fields of a view that rules look into, and which kinds look where.
+const (
+	fieldPath   = iota // as sent
+	fieldDPath         // decoded
+	fieldQuery         // as sent
+	fieldDQuery        // decoded
+	fieldTarget        // as sent
+	numFields
+)
+
+var fieldsOf = map[kind][]int{
+	kindPath:   {fieldPath, fieldDPath},
+	kindQuery:  {fieldQuery, fieldDQuery},
+	kindTarget: {fieldTarget},
+	kindURL:    {fieldTarget, fieldDPath, fieldDQuery},
+}
+
 // ruleSet is the compiled form: rules indexed by the condition that rules
 // most of them out cheaply, so a request is held against a few candidates
 // rather than every rule.
@@ -125,20 +142,23 @@ type ruleSet struct {
 	// bytes, keyed by the three bytes after the leading '/'.
 	byPrefix map[[3]byte][]int
 	// byHeader holds rules with a header condition (and no long
-	// prefix), by normalHeader name.
-	byHeader map[string][]int
+	// prefix), by normalHeader name; byHeaderCond[i] is the index of
+	// that condition in rule i.
+	byHeader     map[string][]int
+	byHeaderCond map[int]int
 	// found holds the rest that have a path, query, target or url
-	// condition: one matcher per place finds their texts in one pass,
-	// and ruleOf maps a pattern back to its rule.
-	found  [kindHeader]*multi
-	ruleOf [kindHeader][]int
+	// condition: one matcher per field of the view finds the texts of
+	// all rules that look there in one pass, and ruleOf maps a pattern
+	// back to its rule.
+	found  [numFields]*multi
+	ruleOf [numFields][]int
 	// scan holds what is left, tried on every request.
 	scan []int
 }
 
 func compile(rs []Rule) *ruleSet {
-	s := &ruleSet{byPrefix: map[[3]byte][]int{}, byHeader: map[string][]int{}}
-	var pats [kindHeader][][]byte
+	s := &ruleSet{byPrefix: map[[3]byte][]int{}, byHeader: map[string][]int{}, byHeaderCond: map[int]int{}}
+	var pats [numFields][][]byte
 	for i, r := range rs {
 		var cs []cond
 		prefixKey, header, found := -1, -1, -1
@@ -171,10 +191,12 @@ func compile(rs []Rule) *ruleSet {
 			s.byPrefix[key] = append(s.byPrefix[key], i)
 		case header >= 0:
 			s.byHeader[cs[header].header] = append(s.byHeader[cs[header].header], i)
+			s.byHeaderCond[i] = header
 		case found >= 0:
-			k := cs[found].kind
-			pats[k] = append(pats[k], cs[found].text)
-			s.ruleOf[k] = append(s.ruleOf[k], i)
+			for _, f := range fieldsOf[cs[found].kind] {
+				pats[f] = append(pats[f], cs[found].text)
+				s.ruleOf[f] = append(s.ruleOf[f], i)
+			}
 		default:
 			s.scan = append(s.scan, i)
 		}
@@ -227,6 +249,7 @@ type scratch struct {
 	target [maxScan]byte
 	decode [maxScan]byte
 	value  [maxHeaderScan]byte
+	other  [maxHeaderScan]byte // for a rule's second header
 	creds  [maxHeaderScan]byte
 	raw    [maxHeaderScan]byte
 	name   [maxNameLen]byte
@@ -269,36 +292,58 @@ func Match(r *http.Request) string {
 			}
 		}
 	}
-	for name := range r.Header {
-		if n, ok := foldName(s.name[:], name); ok {
-			for _, i := range rules.byHeader[string(n)] {
-				try(i)
+	// Each header value is lowered once, for the rules on that header
+	// and for the generic checks; the first generic finding is kept for
+	// when no rule matches.
+	var headerFinding string
+	for name, vals := range r.Header {
+		n, ok := foldName(s.name[:], name)
+		if !ok {
+			continue
+		}
+		cands := rules.byHeader[string(n)]
+		if len(vals) == 0 {
+			vals = []string{""}
+		}
+		for _, val := range vals {
+			val = clip(val, maxHeaderScan)
+			b := lowerInto(s.value[:0], val)
+			for _, i := range cands {
+				if best >= 0 && i > best {
+					break
+				}
+				j := rules.byHeaderCond[i]
+				if c := &rules.conds[i][j]; (c.any || bytes.Contains(b, c.text)) && rules.holdsExcept(i, j, &v) {
+					best = i
+				}
+			}
+			if headerFinding == "" {
+				headerFinding = genericHeader(n, val, b, s)
 			}
 		}
 	}
-	found := func(k kind) func(int) bool {
-		return func(j int) bool { try(rules.ruleOf[k][j]); return true }
+	for f, text := range [numFields][]byte{v.path, v.dpath, v.query, v.dquery, v.target} {
+		rules.found[f].each(text, func(j int) bool { try(rules.ruleOf[f][j]); return true })
 	}
-	rules.found[kindPath].each(v.path, found(kindPath))
-	rules.found[kindPath].each(v.dpath, found(kindPath))
-	rules.found[kindQuery].each(v.query, found(kindQuery))
-	rules.found[kindQuery].each(v.dquery, found(kindQuery))
-	rules.found[kindTarget].each(v.target, found(kindTarget))
-	rules.found[kindURL].each(v.target, found(kindURL))
-	rules.found[kindURL].each(v.dpath, found(kindURL))
-	rules.found[kindURL].each(v.dquery, found(kindURL))
 	for _, i := range rules.scan {
 		try(i)
 	}
 	if best >= 0 {
 		return Signatures[best].Name
 	}
-	return generic(&v)
+	if name := generic(&v); name != "" {
+		return name
+	}
+	return headerFinding
 }
 
-func (s *ruleSet) holds(i int, v *view) bool {
-	for _, c := range s.conds[i] {
-		if !c.holds(v) {
+func (s *ruleSet) holds(i int, v *view) bool { return s.holdsExcept(i, -1, v) }
+
+// holdsExcept reports whether every condition of rule i but the one at
+// skip (already checked) holds.
+func (s *ruleSet) holdsExcept(i, skip int, v *view) bool {
+	for j := range s.conds[i] {
+		if j != skip && !s.conds[i][j].holds(v) {
 			return false
 		}
 	}
@@ -328,7 +373,7 @@ func (c *cond) holds(v *view) bool {
 				return true
 			}
 			for _, val := range vals {
-				if bytes.Contains(lowerInto(v.scratch.value[:0], clip(val, maxHeaderScan)), c.text) {
+				if bytes.Contains(lowerInto(v.scratch.other[:0], clip(val, maxHeaderScan)), c.text) {
 					return true
 				}
 			}
