@@ -46,6 +46,12 @@ func TestOrdinaryTrafficRecordsNoProbe(t *testing.T) {
 		{"OPTIONS", "/api/v1/items", map[string]string{"Origin": "https://" + wikiHost, "Access-Control-Request-Method": "PUT"}},
 		{"GET", "/menu/today", nil},
 		{"GET", "/wiki/Caf%C3%A9_menu", nil},
+		// An app's own paths that are also on scanners' lists: on an app
+		// host they are the app's (frontdoor.BroadRule).
+		{"GET", "/webui/index.html", nil},
+		{"GET", "/tmp/scratch-project/-/tree/main", nil},
+		{"GET", "/actuator/health", nil},
+		{"GET", "/cgi-bin/koha/opac-search.pl?q=remote+work", nil},
 	}
 	send := func(c *http.Client, host string, r appRequest) {
 		t.Helper()

@@ -43,6 +43,22 @@ const (
 	maxNameLen    = 64
 )
 
+// BroadRule reports whether rule names a list of paths that scanners try
+// (generic-appliance-..., generic-management-..., generic-system-path,
+// cgi-probe, admin-probe) rather than one exploit or an exploit's shape.
+// Such paths may be an organisation's own app's (a /webui/, a /cgi-bin/,
+// Spring's /actuator/, a GitLab group named tmp), so on an app host they
+// are not taken for a probe: a request there without a session is sent to
+// log in like any other. On the portal and on unknown hosts, where no app
+// lives, they are probes.
+func BroadRule(rule string) bool {
+	switch {
+	case strings.HasPrefix(rule, "generic-appliance-"), strings.HasPrefix(rule, "generic-management-"):
+		return true
+	}
+	return rule == "generic-system-path" || rule == "cgi-probe" || rule == "admin-probe"
+}
+
 func mustParseSignatures(data string) []Rule {
 	var rules []Rule
 	for i, line := range strings.Split(data, "\n") {

@@ -99,3 +99,28 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
+
+// Broad rules are the path lists, never a rule for one exploit; and each
+// list named broad exists.
+func TestBroadRules(t *testing.T) {
+	seen := map[string]bool{}
+	for _, r := range Signatures {
+		broad := BroadRule(r.Name)
+		if broad {
+			seen[r.Name] = true
+			for _, c := range r.Conds {
+				if c.Where != "prefix" && c.Where != "path" {
+					t.Errorf("broad rule %s has a %s condition: it is more than a path list", r.Name, c.Where)
+				}
+			}
+		}
+		if broad && strings.Contains(r.Name, "cve-") {
+			t.Errorf("%s names one exploit but is broad", r.Name)
+		}
+	}
+	for _, name := range []string{"generic-system-path", "cgi-probe", "admin-probe", "generic-appliance-citrix", "generic-management-f5"} {
+		if !seen[name] {
+			t.Errorf("no rule %s", name)
+		}
+	}
+}

@@ -322,7 +322,9 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a == nil || a.Session.Stage != sluis.StageComplete {
 		// Without a session, known exploit probes are recorded and
 		// refused; with one, the app's own paths are the app's business.
-		if rule := frontdoor.Match(r); rule != "" {
+		// A product's path list alone is no probe here: the app may
+		// have such paths itself.
+		if rule := frontdoor.Match(r); rule != "" && !frontdoor.BroadRule(rule) {
 			h.detector.Probe(r, rule)
 			errpage.Write(w, http.StatusForbidden, errpage.NewID())
 			return
