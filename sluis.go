@@ -482,7 +482,9 @@ type Block struct {
 
 // BlockStore keeps blocks.
 type BlockStore interface {
-	// AddBlock adds or replaces the block of b.CIDR.
+	// AddBlock adds or replaces the block of b.CIDR. An automatic block
+	// never replaces an operator's; adding one also deletes the automatic
+	// blocks that ended before b.CreatedAt, so they do not pile up.
 	AddBlock(ctx context.Context, b Block) error
 	// RemoveBlock removes the block of cidr; ENOTFOUND if there is none.
 	RemoveBlock(ctx context.Context, cidr string) error

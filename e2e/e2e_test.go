@@ -841,36 +841,48 @@ func TestSecretsAreNotLoggedOrAudited(t *testing.T) {
 }
 
 // An open WebSocket ends when its session is revoked, within a second.
+// An open WebSocket ends within a second when its session is revoked, or
+// when its source is blocked.
 func TestRevocationClosesOpenWebSockets(t *testing.T) {
-	w := setup(t)
-	c, _ := w.loggedIn(t, "anna", "staff")
-	u, _ := url.Parse(w.g.URL(wikiHost, "/"))
-	var cookies []string
-	for _, ck := range c.Jar.Cookies(u) {
-		cookies = append(cookies, ck.Name+"="+ck.Value)
-	}
-	conn, err := tls.Dial("tcp", w.g.Addr(), w.g.TLSConfig(wikiHost))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", wikiHost, strings.Join(cookies, "; "))
-	br := bufio.NewReader(conn)
-	if status, _ := br.ReadString('\n'); !strings.HasPrefix(status, "HTTP/1.1 101") {
-		t.Fatalf("status %q", status)
-	}
-	for {
-		if l, err := br.ReadString('\n'); err != nil || l == "\r\n" {
-			break
-		}
-	}
-	w.g.MustCLI("", "session", "revoke", "--user", "anna")
-	start := time.Now()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	_, err = br.ReadByte()
-	if err == nil || time.Since(start) > time.Second {
-		t.Fatalf("WebSocket after revocation: read %v after %v", err, time.Since(start))
+	for _, tt := range []struct {
+		name string
+		cli  []string
+	}{
+		{"session revoke", []string{"session", "revoke", "--user", "anna"}},
+		{"block add", []string{"block", "add", "127.0.0.1", "--reason", "incident"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := setup(t)
+			c, _ := w.loggedIn(t, "anna", "staff")
+			u, _ := url.Parse(w.g.URL(wikiHost, "/"))
+			var cookies []string
+			for _, ck := range c.Jar.Cookies(u) {
+				cookies = append(cookies, ck.Name+"="+ck.Value)
+			}
+			conn, err := tls.Dial("tcp", w.g.Addr(), w.g.TLSConfig(wikiHost))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", wikiHost, strings.Join(cookies, "; "))
+			br := bufio.NewReader(conn)
+			if status, _ := br.ReadString('\n'); !strings.HasPrefix(status, "HTTP/1.1 101") {
+				t.Fatalf("status %q", status)
+			}
+			for {
+				if l, err := br.ReadString('\n'); err != nil || l == "\r\n" {
+					break
+				}
+			}
+			w.g.MustCLI("", tt.cli...)
+			start := time.Now()
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			_, err = br.ReadByte()
+			if err == nil || time.Since(start) > time.Second {
+				t.Fatalf("WebSocket after %s: read %v after %v", tt.name, err, time.Since(start))
+			}
+		})
 	}
 }
 

@@ -37,6 +37,10 @@ func TestBlockList(t *testing.T) {
 		{CIDR: "198.51.100.0/24"},
 		{CIDR: "203.0.113.9/32", Until: now.Add(time.Hour)},
 		{CIDR: "2001:db8::/32"},
+		{CIDR: "2001:db9:0:1::/64", Until: now.Add(time.Hour), Auto: true},
+		{CIDR: "2001:db9:0:2::7/128"},
+		{CIDR: "192.0.2.1/32", Until: now.Add(time.Hour), Auto: true},
+		{CIDR: "192.0.2.1/32"}, // an operator's block of the same address outlasts the automatic one
 	}
 	bl := &BlockList{
 		Load:     func(context.Context) ([]sluis.Block, error) { loads++; return blocks, nil },
@@ -47,6 +51,8 @@ func TestBlockList(t *testing.T) {
 	for ip, want := range map[string]bool{
 		"198.51.100.77": true, "198.51.101.1": false, "203.0.113.9": true, "203.0.113.10": false,
 		"2001:db8::5": true, "2001:db9::5": false, "::ffff:198.51.100.1": true, "garbage": false,
+		"2001:db9:0:1::1234": true, "2001:db9:0:1:ffff::": true, "2001:db9:0:3::1": false,
+		"2001:db9:0:2::7": true, "2001:db9:0:2::8": false, "192.0.2.1": true, "192.0.2.2": false,
 	} {
 		if got, err := bl.Blocked(ctx, ip); got != want || err != nil {
 			t.Errorf("%s: %v %v, want %v", ip, got, err, want)
@@ -60,6 +66,9 @@ func TestBlockList(t *testing.T) {
 	now = now.Add(2 * time.Hour)
 	if got, _ := bl.Blocked(ctx, "203.0.113.9"); got {
 		t.Fatal("expired block still in force")
+	}
+	if got, _ := bl.Blocked(ctx, "192.0.2.1"); !got {
+		t.Fatal("the operator's block ended with the automatic one")
 	}
 	blocks = nil
 	if got, _ := bl.Blocked(ctx, "198.51.100.77"); !got {

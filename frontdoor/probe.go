@@ -45,6 +45,7 @@ type Detector struct {
 }
 
 type sourceState struct {
+	addr  string      // the address last seen (the key may be its /64)
 	hits  []time.Time // probe times within the window
 	rules map[string]*ruleState
 	last  time.Time
@@ -68,6 +69,12 @@ func (d *Detector) now() time.Time {
 // a security.blocked event when the source crosses the threshold.
 func (d *Detector) Probe(r *http.Request, rule string) {
 	src := ClientIP(r)
+	// Counted and blocked by its range (an IPv6 /64), so that a client
+	// cannot get round the count or the block by changing its address.
+	key := src
+	if p, err := SourcePrefix(src); err == nil {
+		key = p.String()
+	}
 	now := d.now()
 	every := orDefault(d.EventEvery, time.Minute)
 	window := orDefault(d.BlockWindow, time.Minute)
@@ -77,15 +84,15 @@ func (d *Detector) Probe(r *http.Request, rule string) {
 	if d.sources == nil {
 		d.sources = map[string]*sourceState{}
 	}
-	s := d.sources[src]
+	s := d.sources[key]
 	if s == nil {
 		if len(d.sources) >= orDefault(d.MaxSources, 100000) {
 			d.sweepLocked(now)
 		}
 		s = &sourceState{rules: map[string]*ruleState{}}
-		d.sources[src] = s
+		d.sources[key] = s
 	}
-	s.last = now
+	s.last, s.addr = now, src
 	rs := s.rules[rule]
 	if rs == nil {
 		rs = &ruleState{}
@@ -114,7 +121,7 @@ func (d *Detector) Probe(r *http.Request, rule string) {
 		// is refused before it reaches the detector, and if an operator
 		// lifts the block it takes ten new probes to block it again.
 		s.hits = s.hits[:0]
-		if p, err := ParseCIDR(src); err == nil {
+		if p, err := SourcePrefix(src); err == nil {
 			until := now.Add(orDefault(d.BlockFor, 15*time.Minute))
 			block = &sluis.Block{CIDR: p.String(), Reason: fmt.Sprintf("automatic: %d probes within %s", orDefault(d.BlockAfter, 10), window),
 				Until: until, Auto: true, CreatedAt: now}
@@ -189,7 +196,8 @@ func (d *Detector) Flush(ctx context.Context) {
 	every := orDefault(d.EventEvery, time.Minute)
 	var events []sluis.Event
 	d.mu.Lock()
-	for src, s := range d.sources {
+	for _, s := range d.sources {
+		src := s.addr
 		for rule, rs := range s.rules {
 			if rs.suppressed > 0 && now.Sub(rs.lastEvent) >= every {
 				events = append(events, sluis.Event{Type: EventProbe, Source: src, Outcome: sluis.OutcomeDenied,

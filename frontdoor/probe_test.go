@@ -3,6 +3,7 @@ package frontdoor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -290,5 +291,31 @@ func BenchmarkDoor(b *testing.B) {
 	for b.Loop() {
 		r.Host = "wiki.test:8443"
 		d.ServeHTTP(w, r)
+	}
+}
+
+// An IPv6 client is counted and blocked by its /64: changing the address
+// within it neither escapes the count nor the block.
+func TestDetectorBlocksIPv6By64(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	store := &memBlocks{}
+	list := &BlockList{Load: store.load, Revision: store.revision, Now: clock}
+	d := &Detector{Persist: store.add, Now: clock}
+	for i := 0; i < 10; i++ {
+		r := httptest.NewRequest("GET", "https://login.test/vpns/x", nil)
+		r.RemoteAddr = fmt.Sprintf("[2001:db8:1:2::%x]:1234", i+1)
+		d.Probe(r, "citrix-cve-2019-19781")
+	}
+	if _, ok := store.blocks["2001:db8:1:2::/64"]; !ok || len(store.blocks) != 1 {
+		t.Fatalf("stored blocks %v, want the one /64", store.blocks)
+	}
+	for ip, want := range map[string]bool{"2001:db8:1:2::ffff": true, "2001:db8:1:2:aaaa::1": true, "2001:db8:1:3::1": false} {
+		if got, _ := list.Blocked(context.Background(), ip); got != want {
+			t.Errorf("%s blocked: %v, want %v", ip, got, want)
+		}
+	}
+	if n, _ := list.AutoInForce(context.Background()); n != 1 {
+		t.Errorf("%d automatic blocks in force, want 1", n)
 	}
 }

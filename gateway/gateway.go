@@ -127,10 +127,21 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		return nil, err
 	}
 	hosts := map[string]http.Handler{}
+	revision := o.Revision
+	if revision == nil {
+		revision = o.Store.Revision
+	}
+	blocks := &frontdoor.BlockList{Load: o.Store.Blocks, Revision: revision, Now: o.Now}
 	detector := &frontdoor.Detector{
 		BlockAfter: c.Probes.BlockAfter, BlockWindow: c.Probes.BlockWindow.D(), BlockFor: c.Probes.BlockFor.D(),
 		EventEvery: c.Probes.EventEvery.D(), Record: rec.Record, Now: o.Now,
 		Persist: func(ctx context.Context, b sluis.Block) error {
+			// Bounded: past MaxAutoBlocks a source is refused probe by
+			// probe, but blocks nothing more, and the trail says so.
+			if n, err := blocks.AutoInForce(ctx); err == nil && n >= frontdoor.MaxAutoBlocks {
+				o.Log.Error("gateway: too many automatic blocks; not blocking", "source", b.CIDR, "in_force", n)
+				return fmt.Errorf("%d automatic blocks are in force, the most there may be", n)
+			}
 			err := o.Store.AddBlock(ctx, b)
 			if err != nil {
 				o.Log.Error("gateway: storing an automatic block", "source", b.CIDR, "err", err)
@@ -139,12 +150,17 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		},
 	}
 	transport := proxy.NewTransport()
-	live := &liveConns{sessions: sessions, conns: map[*liveConn]struct{}{}}
-	denied := &audit.Folder{Now: o.Now}
-	revision := o.Revision
-	if revision == nil {
-		revision = o.Store.Revision
+	// One answer to "is this source blocked?" for the front door, open
+	// upgraded connections and tunnels: the stored list. A store that
+	// cannot be read counts as blocked for what is already open (it is
+	// checked again within a second) and as not blocked at the front door
+	// (which logs it), so a broken store does not lock everyone out.
+	blockedNow := func(ctx context.Context, src string) bool {
+		b, err := blocks.Blocked(ctx, src)
+		return err != nil || b
 	}
+	live := &liveConns{sessions: sessions, blocked: blockedNow, conns: map[*liveConn]struct{}{}}
+	denied := &audit.Folder{Now: o.Now}
 	switches := &appSwitches{store: o.Store, revision: revision, clock: o.Now}
 	p.Disabled = switches.disabled
 	p.Level = switches.level
@@ -170,7 +186,6 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			breakGlass: c.BreakGlassAllows}
 	}
 	go detector.Run(ctx)
-	blocks := &frontdoor.BlockList{Load: o.Store.Blocks, Revision: revision, Now: o.Now}
 
 	// Tunnels to TCP apps open on the portal's host, with a token of
 	// their own (not a browser's cookie).
@@ -183,11 +198,8 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	dialer := &tunnel.Dialer{}
 	tunnels := &tunnel.Server{Apps: tcpApps, Sessions: sessions, Audit: rec, Level: switches.level, BreakGlass: c.BreakGlassAllows, Disabled: switches.disabled,
 		Stale: p.Stale, Denied: &audit.Folder{Now: o.Now},
-		Blocked: func(ctx context.Context, src string) bool {
-			b, err := blocks.Blocked(ctx, src)
-			return err != nil || b
-		},
-		Dial: dialer.Dial, IdleTimeout: c.Tunnels.IdleTimeout.D(), MaxPerUser: c.Tunnels.MaxPerUser, Now: o.Now, Log: o.Log}
+		Blocked: blockedNow,
+		Dial:    dialer.Dial, IdleTimeout: c.Tunnels.IdleTimeout.D(), MaxPerUser: c.Tunnels.MaxPerUser, Now: o.Now, Log: o.Log}
 	if o.OnChange != nil {
 		o.OnChange(tunnels.Recheck)
 	}
@@ -391,7 +403,7 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// An upgraded connection lives on after this decision: it is
 		// registered so a revocation or a policy change ends it.
 		ctx, cancel := context.WithCancel(r.Context())
-		lc := &liveConn{token: tok, app: h.app, cancel: cancel}
+		lc := &liveConn{token: tok, app: h.app, source: frontdoor.ClientIP(r), cancel: cancel}
 		h.live.add(lc)
 		defer h.live.remove(lc)
 		defer cancel()
@@ -406,6 +418,7 @@ type liveConns struct {
 	switches   *appSwitches
 	breakGlass func(user string, groups []string) bool
 	stale      func(ctx context.Context, a *session.Active) bool
+	blocked    func(ctx context.Context, src string) bool
 	mu         sync.Mutex // guards conns
 	conns      map[*liveConn]struct{}
 }
@@ -413,6 +426,7 @@ type liveConns struct {
 type liveConn struct {
 	token  string
 	app    sluis.App
+	source string             // the client's address: a block of it ends the connection
 	cancel context.CancelFunc // closes the connection (ReverseProxy ends the tunnel when the request context ends)
 }
 
@@ -453,6 +467,10 @@ func (l *liveConns) recheck() {
 			continue
 		}
 		if l.stale != nil && l.stale(context.Background(), a) {
+			c.cancel()
+			continue
+		}
+		if l.blocked != nil && l.blocked(context.Background(), c.source) {
 			c.cancel()
 			continue
 		}

@@ -905,8 +905,14 @@ func (s *DB) DisabledApps(ctx context.Context) (map[string]string, error) {
 
 func (s *DB) AddBlock(ctx context.Context, b sluis.Block) error {
 	return s.changeTx(ctx, func(tx *sql.Tx) error {
+		if b.Auto {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM blocks WHERE auto AND until != 0 AND until <= ?`, unixNano(b.CreatedAt)); err != nil {
+				return err
+			}
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO blocks (cidr, reason, until, auto, created_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (cidr) DO UPDATE SET reason = excluded.reason, until = excluded.until, auto = excluded.auto, created_at = excluded.created_at`,
+			ON CONFLICT (cidr) DO UPDATE SET reason = excluded.reason, until = excluded.until, auto = excluded.auto, created_at = excluded.created_at
+			WHERE blocks.auto OR NOT excluded.auto`,
 			b.CIDR, b.Reason, unixNano(b.Until), b.Auto, unixNano(b.CreatedAt))
 		return err
 	})

@@ -347,6 +347,31 @@ func testBlocks(t *testing.T, s sluis.Store) {
 	if err := s.RemoveBlock(ctx, "192.0.2.0/24"); sluis.ErrorCode(err) != sluis.ENOTFOUND {
 		t.Fatalf("removing a missing block: %v", err)
 	}
+	// An automatic block never turns an operator's into a timed one; an
+	// operator's replaces an automatic one.
+	must(t, s.AddBlock(ctx, sluis.Block{CIDR: "203.0.113.5/32", Reason: "operator", CreatedAt: t0}))
+	must(t, s.AddBlock(ctx, sluis.Block{CIDR: "203.0.113.5/32", Reason: "probes", Until: t0.Add(time.Minute), Auto: true, CreatedAt: t0}))
+	must(t, s.AddBlock(ctx, sluis.Block{CIDR: "198.51.100.7/32", Reason: "operator now", CreatedAt: t0}))
+	bs, err = s.Blocks(ctx)
+	must(t, err)
+	for _, b := range bs {
+		if b.Auto || !b.Until.IsZero() || !strings.HasPrefix(b.Reason, "operator") {
+			t.Fatalf("after operator and automatic blocks of one address: %+v", bs)
+		}
+	}
+	// Adding an automatic block deletes the automatic blocks that ended.
+	must(t, s.AddBlock(ctx, sluis.Block{CIDR: "2001:db8:1::/64", Reason: "probes", Until: t0.Add(time.Minute), Auto: true, CreatedAt: t0}))
+	must(t, s.AddBlock(ctx, sluis.Block{CIDR: "2001:db8:2::/64", Reason: "probes", Until: t0.Add(time.Hour), Auto: true, CreatedAt: t0}))
+	must(t, s.AddBlock(ctx, sluis.Block{CIDR: "2001:db8:3::/64", Reason: "probes", Until: t0.Add(2 * time.Hour), Auto: true, CreatedAt: t0.Add(time.Hour)}))
+	bs, err = s.Blocks(ctx)
+	must(t, err)
+	var cidrs []string
+	for _, b := range bs {
+		cidrs = append(cidrs, b.CIDR)
+	}
+	if slices.Contains(cidrs, "2001:db8:1::/64") || slices.Contains(cidrs, "2001:db8:2::/64") || !slices.Contains(cidrs, "2001:db8:3::/64") || !slices.Contains(cidrs, "203.0.113.5/32") {
+		t.Fatalf("after an automatic block an hour later: %v", cidrs)
+	}
 }
 
 func testEmergency(t *testing.T, s sluis.Store) {
