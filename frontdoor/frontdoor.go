@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/sluis-gateway/sluis/errpage"
@@ -114,6 +116,38 @@ type Door struct {
 	Blocks *BlockList
 	Next   http.Handler
 	Log    *slog.Logger
+
+	blockedLog foldedIDs
+}
+
+// foldedIDs hands out one error ID per source and minute, for at most
+// maxFoldedIDs sources a minute (past that each refusal gets an ID of its
+// own, unlogged).
+type foldedIDs struct {
+	mu     sync.Mutex // guards minute and ids
+	minute int64
+	ids    map[string]string
+}
+
+const maxFoldedIDs = 10000
+
+// id returns the error ID of src for the minute of now, and whether it is
+// new (to be logged).
+func (f *foldedIDs) id(src string, now time.Time) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m := now.Unix() / 60; m != f.minute || f.ids == nil {
+		f.minute, f.ids = m, map[string]string{}
+	}
+	if id, ok := f.ids[src]; ok {
+		return id, false
+	}
+	id := errpage.NewID()
+	if len(f.ids) >= maxFoldedIDs {
+		return id, false
+	}
+	f.ids[src] = id
+	return id, true
 }
 
 var allowedMethods = map[string]bool{
@@ -126,9 +160,12 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Blocked sources learn nothing more, and are not recorded again.
 		// The page says why, so a member of staff caught in a block can
 		// tell the help desk (and the ID finds the log line).
-		id := errpage.NewID()
-		if d.Log != nil {
-			d.Log.Info("frontdoor: blocked source refused", "status", http.StatusForbidden, "source", ClientIP(r), "error_id", id)
+		// One log line per source and minute, whose error ID every page
+		// of that minute shows: a blocked flood does not flood the log.
+		src := ClientIP(r)
+		id, first := d.blockedLog.id(src, time.Now())
+		if first && d.Log != nil {
+			d.Log.Info("frontdoor: blocked source refused (further refusals this minute carry the same error ID)", "status", http.StatusForbidden, "source", src, "error_id", id)
 		}
 		errpage.WriteNotice(w, http.StatusForbidden, id, BlockedNotice)
 		return

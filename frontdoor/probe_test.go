@@ -319,3 +319,30 @@ func TestDetectorBlocksIPv6By64(t *testing.T) {
 		t.Errorf("%d automatic blocks in force, want 1", n)
 	}
 }
+
+// A blocked source's refusals in one minute share one logged error ID.
+func TestBlockedRefusalsAreLoggedOncePerMinute(t *testing.T) {
+	var f foldedIDs
+	t0 := time.Unix(1_700_000_040, 0)
+	id1, first := f.id("198.51.100.9", t0)
+	if !first || id1 == "" {
+		t.Fatalf("first refusal: %q %v", id1, first)
+	}
+	for i := 0; i < 100; i++ {
+		if id, first := f.id("198.51.100.9", t0.Add(time.Duration(i)*100*time.Millisecond)); id != id1 || first {
+			t.Fatalf("refusal %d: %q %v, want %q unlogged", i, id, first, id1)
+		}
+	}
+	if id, first := f.id("203.0.113.1", t0); id == id1 || !first {
+		t.Fatal("another source shares the ID")
+	}
+	if id, first := f.id("198.51.100.9", t0.Add(time.Minute)); id == id1 || !first {
+		t.Fatal("the next minute has the same ID")
+	}
+	for i := 0; i < maxFoldedIDs+10; i++ {
+		f.id(fmt.Sprint(i), t0.Add(time.Minute))
+	}
+	if len(f.ids) > maxFoldedIDs {
+		t.Fatalf("%d IDs kept, want at most %d", len(f.ids), maxFoldedIDs)
+	}
+}
