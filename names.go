@@ -44,6 +44,24 @@ func CanonicalName(s string) (string, error) {
 	return c, nil
 }
 
+// SourceName is CanonicalName for a name that a directory or an identity
+// provider asserts (not one a person typed): it must already be in the
+// ASCII subset, in any case. Width mapping is for typing; a source that
+// holds "ＡＤＭＩＮ" (or the Kelvin sign) holds an account that is not
+// "admin", and must not take over that name.
+func SourceName(s string) (string, error) {
+	c, err := CanonicalName(s)
+	if err != nil {
+		return "", err
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return "", Errorf(EINVALID, "the name is not in ASCII (letters a-z, digits and . _ - @)")
+		}
+	}
+	return c, nil
+}
+
 // asciiName reports whether s is in the allowed subset, in lower case.
 func asciiName(s string) bool {
 	if len(s) == 0 || len(s) > MaxNameBytes {
@@ -60,10 +78,28 @@ func asciiName(s string) bool {
 }
 
 // SameName reports whether a and b name one person. Names in the store
-// are canonical, except those recorded before names were compared this way,
-// which are ASCII (ValidName): for both, ASCII case folding is the
-// comparison of canonical forms.
-func SameName(a, b string) bool { return strings.EqualFold(a, b) }
+// and the configuration are ASCII (canonical names, and older names that
+// ValidName allowed), and for them ASCII case folding is the comparison of
+// canonical forms; no other letters fold here (strings.EqualFold would
+// take the Kelvin sign for k).
+func SameName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
 
 // Twins returns, for each user whose name another user has in other case
 // (possible only in a store from before names were compared without regard
@@ -88,4 +124,17 @@ func Twins(users []User) map[string][]string {
 		}
 	}
 	return out
+}
+
+// HasEnabledTwin reports whether others (the users named like u, from
+// UsersNamed) hold an enabled user other than u: then u's name names two
+// people, and u may not log in or use a session until an operator keeps
+// one of them.
+func HasEnabledTwin(u User, others []User) bool {
+	for _, o := range others {
+		if o.Name != u.Name && !o.Disabled {
+			return true
+		}
+	}
+	return false
 }

@@ -55,7 +55,38 @@ func TestCanonicalName(t *testing.T) {
 	}
 }
 
+func TestSourceName(t *testing.T) {
+	for in, want := range map[string]string{
+		"carol": "carol", "Carol": "carol", "CAROL@CORP.TEST": "carol@corp.test",
+		"ＡＤＭＩＮ": "", "\u212Aevin": "", "аdmin": "", "a b": "",
+	} {
+		got, err := SourceName(in)
+		if want == "" && err == nil || want != "" && (err != nil || got != want) {
+			t.Errorf("SourceName(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestSameName(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want bool
+	}{
+		{"alice", "alice", true}, {"alice", "ALICE", true}, {"Alice", "aLICE", true},
+		{"alice", "alicf", false}, {"alice", "alic", false}, {"kevin", "\u212Aevin", false}, {"", "", true},
+	} {
+		if got := SameName(tt.a, tt.b); got != tt.want {
+			t.Errorf("SameName(%q, %q) = %v", tt.a, tt.b, got)
+		}
+	}
+}
+
 func TestTwins(t *testing.T) {
+	if !HasEnabledTwin(User{Name: "alice"}, []User{{Name: "alice"}, {Name: "Alice"}}) ||
+		HasEnabledTwin(User{Name: "alice"}, []User{{Name: "alice"}, {Name: "Alice", Disabled: true}}) ||
+		HasEnabledTwin(User{Name: "alice"}, []User{{Name: "alice"}}) {
+		t.Fatal("HasEnabledTwin")
+	}
 	got := Twins([]User{{Name: "alice"}, {Name: "Alice"}, {Name: "bob"}, {Name: "ALICE"}})
 	if len(got) != 3 || len(got["alice"]) != 2 || len(got["Alice"]) != 2 || got["bob"] != nil {
 		t.Fatalf("Twins = %v", got)

@@ -368,7 +368,7 @@ func (d *Directory) find(svc *ldap.Conn, user string) (Account, string, error) {
 		d.cfg.Log.Warn("directory: the entry has no single name or no id; refused", "dn", entry.DN, "name_attribute", d.cfg.NameAttribute, "id_attribute", d.cfg.IDAttribute)
 		return Account{}, "", ErrInvalid
 	}
-	name, err := sluis.CanonicalName(names[0])
+	name, err := sluis.SourceName(names[0])
 	if err != nil {
 		d.cfg.Log.Warn("directory: the entry's name cannot be a sluis user name; refused", "dn", entry.DN, "err", err)
 		return Account{}, "", ErrInvalid

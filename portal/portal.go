@@ -72,7 +72,8 @@ const (
 	// overwrite each other's (see stateCookieName).
 	stateCookie = "__Host-sluis-state-"
 	// maxStateCookies bounds the state cookies of one browser and host:
-	// past it, the older ones are dropped (their logins then end on 400).
+	// a login started with this many in flight drops them all (those
+	// logins then end on 400) and keeps only its own.
 	maxStateCookies = 8
 )
 
@@ -732,7 +733,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	reason := ""
 	switch {
 	case id.twins:
-		reason = "the name is shared by several users (twins that differ in case); an operator must disable all but one"
+		reason = twinReason
 	case !known:
 		reason = "unknown user"
 	case !good:
@@ -757,6 +758,22 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 }
 
 var errBusy = errors.New("busy")
+
+// resolveInDirectory asks the directory which account name denotes. The
+// look-up takes one of the few directory slots, as a bind does.
+func (p *Portal) resolveInDirectory(ctx context.Context, name string) (string, error) {
+	select {
+	case p.directorySlots <- struct{}{}:
+		defer func() { <-p.directorySlots }()
+	case <-time.After(3 * time.Second):
+		return "", errBusy
+	case <-ctx.Done():
+		return "", errBusy
+	}
+	return p.Directory.Resolve(ctx, name)
+}
+
+const twinReason = "the name is shared by several users (twins that differ in case); an operator must disable all but one"
 
 const directoryDown = "The directory cannot be reached, so directory accounts cannot log in right now. Try again in a few minutes."
 
@@ -828,16 +845,7 @@ func (p *Portal) resolveName(ctx context.Context, typed string) (typedName, erro
 		return id, nil
 	}
 	id.directory = true
-	// The look-up takes one of the few directory slots, as a bind does.
-	select {
-	case p.directorySlots <- struct{}{}:
-	case <-time.After(3 * time.Second):
-		return id, errBusy
-	case <-ctx.Done():
-		return id, errBusy
-	}
-	acct, err := p.Directory.Resolve(ctx, key)
-	<-p.directorySlots
+	acct, err := p.resolveInDirectory(ctx, key)
 	switch {
 	case err == nil:
 		id.account = acct
@@ -1085,9 +1093,15 @@ func (p *Portal) recoveryCode(w http.ResponseWriter, r *http.Request, a *session
 // in sluis, or anybody but emergency staff at lockdown.
 func (p *Portal) refusal(r *http.Request, u sluis.User) (string, error) {
 	level, _, err := p.level(r)
+	if err != nil {
+		return "", err
+	}
+	twins, err := p.Store.UsersNamed(r.Context(), u.Name)
 	switch {
 	case err != nil:
 		return "", err
+	case sluis.HasEnabledTwin(u, twins):
+		return twinReason, nil
 	case u.Disabled:
 		return "disabled", nil
 	case level == sluis.LevelLockdown && (p.BreakGlass == nil || !p.BreakGlass(u.Name, u.Groups)):

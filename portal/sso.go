@@ -131,7 +131,7 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 		return fail(http.StatusUnauthorized, "The identity provider's answer was not accepted. Please try again.", "sso: answer not accepted")
 	}
 	p.SourceThrottle.Forgive("sso:" + throttleKey(src))
-	name, nerr := sluis.CanonicalName(id.Username)
+	name, nerr := sluis.SourceName(id.Username)
 	if nerr != nil {
 		return fail(http.StatusUnauthorized, "Your account's name cannot be used here. Ask your administrator.", "sso: unusable user name")
 	}

@@ -166,6 +166,16 @@ func (s *Service) load(ctx context.Context, key cacheKey, rev int64) (*Active, e
 	if err != nil {
 		return nil, err
 	}
+	// Twins from an older store (Alice and alice, both enabled) are one
+	// name for two people: neither's session counts until an operator
+	// keeps one.
+	twins, err := s.Store.UsersNamed(ctx, x.User)
+	if err != nil {
+		return nil, err
+	}
+	if sluis.HasEnabledTwin(u, twins) {
+		return nil, ErrNoSession
+	}
 	s.mu.Lock()
 	if s.cache == nil || len(s.cache) >= orDefault(s.MaxCached, 100000) {
 		s.cache = map[cacheKey]*Active{}

@@ -281,7 +281,7 @@ func (e *env) user(args []string) error {
 			return err
 		}
 		if len(twins) > 0 {
-			fmt.Fprintln(e.stderr, "warning: users marked TWIN share one name in different case, from before names were compared without regard to case; while more than one of them is enabled, none of them can log in. Disable all but one (sluis user disable EXACTNAME).")
+			fmt.Fprintln(e.stderr, "warning: users marked TWIN share one name in different case, from before names were compared without regard to case; while more than one of them is enabled, none of them can log in or use a session. Disable all but one (sluis user disable EXACTNAME); the one left is matched by every list entry in the configuration that names any of them.")
 		}
 		return nil
 	case "mfa-reset":

@@ -322,6 +322,6 @@ func warnTwins(ctx context.Context, st sluis.Store, log *slog.Logger) {
 			seen[n] = true
 		}
 		slices.Sort(names)
-		log.Warn("sluis: these users share one name in different case; while more than one of them is enabled, none of them can log in: disable all but one", "users", strings.Join(names, ", "))
+		log.Warn("sluis: these users share one name in different case; while more than one of them is enabled, none of them can log in or use a session: disable all but one. The one left is matched by every list entry (allow.users, break_glass.users) that names any of them", "users", strings.Join(names, ", "))
 	}
 }
