@@ -700,3 +700,37 @@ func newFlood(t *testing.T) string {
 	}()
 	return ln.Addr().String()
 }
+
+// A target that resets its connection ends the tunnel, and the audit
+// trail says it was the target's error, not a normal close.
+func TestTunnelTargetResetIsRecorded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hi\n"))
+			c.(*net.TCPConn).SetLinger(0) // Close sends RST
+			c.Close()
+		}
+	}()
+	g := testenv.Start(t, testenv.App{Name: "reset", TCP: ln.Addr().String(), Users: []string{"anna"}, MFA: true})
+	secret := g.AddUser("anna", pw, "staff")
+	c := startConnect(t, g, t.TempDir(), "reset", pw+"\n", "--user", "anna", "--password-stdin", "--code", g.Code("anna", secret))
+	conn, err := net.Dial("tcp", c.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.Copy(io.Discard, conn)
+	await(t, 5*time.Second, "tunnel.close", func() bool { return strings.Contains(g.MustCLI("", "audit"), "tunnel.close") })
+	if audit := g.MustCLI("", "audit"); !strings.Contains(audit, "closed by the target with an error") {
+		t.Errorf("a reset by the target is not recorded as such:\n%s", audit)
+	}
+}

@@ -320,6 +320,7 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 	// a cancellation resets the stream (the write deadline below makes the
 	// HTTP/2 server send RST_STREAM INTERNAL_ERROR), and the client would
 	// see a failure where the app simply closed.
+	var targetErr error // how the target's side ended, if not by closing; read after downDone
 	go func() {
 		defer close(downDone)
 		buf := make([]byte, bufSize)
@@ -341,6 +342,9 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 				atomic.AddInt64(&down, int64(n))
 			}
 			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					targetErr = err
+				}
 				return
 			}
 		}
@@ -352,8 +356,13 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 		case <-downDone:
 			// The target ended, and the stream ends cleanly when the
 			// handler returns (END_STREAM; the client's side, if still
-			// sending, is told to stop with NO_ERROR).
-			return atomic.LoadInt64(&up), atomic.LoadInt64(&down), "closed"
+			// sending, is told to stop with NO_ERROR). A target that
+			// failed (a reset) is said so in the audit trail.
+			why := "closed"
+			if targetErr != nil {
+				why = "closed by the target with an error: " + targetErr.Error()
+			}
+			return atomic.LoadInt64(&up), atomic.LoadInt64(&down), why
 		case <-ctx.Done():
 			// Closing the target unblocks its reader, and the deadlines
 			// unblock a write to a client that stopped reading; the
