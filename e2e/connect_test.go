@@ -379,3 +379,24 @@ func TestConnectLogout(t *testing.T) {
 		t.Fatalf("bob's token after a logout that did not reach the gateway: %d", status)
 	}
 }
+
+// A login that a new one replaces (--login) ends on the gateway too.
+func TestConnectReplacedLoginEnds(t *testing.T) {
+	echo := newEcho(t)
+	g := testenv.Start(t, testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"alice"}, MFA: true})
+	secret := g.AddUser("alice", pw, "staff")
+	dir := t.TempDir()
+	startConnect(t, g, dir, "echo", pw+"\n", "--user", "alice", "--password-stdin", "--code", g.Code("alice", secret))
+	first := savedLogins(t, dir)["alice"]
+	startConnect(t, g, dir, "echo", pw+"\n", "--user", "alice", "--login", "--password-stdin", "--code", g.Code("alice", secret))
+	second := savedLogins(t, dir)["alice"]
+	if first == "" || second == "" || first == second {
+		t.Fatalf("saved tokens %q then %q", first, second)
+	}
+	if status, _ := checkToken(t, g, "echo", first); status != http.StatusUnauthorized {
+		t.Fatalf("the replaced login's token: %d, want 401", status)
+	}
+	if status, user := checkToken(t, g, "echo", second); status != http.StatusNoContent || user != "alice" {
+		t.Fatalf("the new login's token: %d %q", status, user)
+	}
+}

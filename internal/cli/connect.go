@@ -173,6 +173,15 @@ func (e *env) connectCmd(args []string) error {
 			name = strings.ToLower(*user)
 		}
 		c.Token = tok
+		if old, ok := creds.Find(key, name); ok && old.Token != tok {
+			// A login that this one replaces (--login, or NAME typed as
+			// another of its names) ends on the gateway too, rather than
+			// living on unseen until it expires. Best effort: the new
+			// login is what counts.
+			if _, err := connect.Logout(e.ctx, c.HTTP, o.Gateway, old.Token); err != nil && !errors.Is(err, connect.ErrLogin) {
+				fmt.Fprintf(e.stderr, "sluis connect: could not end the replaced login of %s on the gateway: %v\n", name, err)
+			}
+		}
 		creds.Put(connect.Login{Gateway: key, User: name, Token: tok, Saved: time.Now().UTC()})
 		if err := save(); err != nil {
 			return err
