@@ -50,7 +50,7 @@ func artifacts(t *testing.T) string {
 // A person logs in with a real browser: password, TOTP enrolment by reading
 // the secret off the page, a code, and the app.
 func TestBrowserLogin(t *testing.T) {
-	exe := chromium(t)
+	chromium(t)
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!doctype html><title>wiki</title><h1>Wiki</h1><p>Signed in as <b id="user">%s</b> (groups <span id="groups">%s</span>)</p>`,
@@ -60,26 +60,7 @@ func TestBrowserLogin(t *testing.T) {
 	g := testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: app.URL, Groups: []string{"staff"}, MFA: true})
 	g.MustCLI(pw+"\n", "user", "add", "anna", "--groups", "staff", "--password-stdin")
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.NoSandbox,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		// The gateway's CA is not in Chromium's store; certificate checks
-		// are covered by the Go tests.
-		chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.Flag("host-resolver-rules", "MAP *.sluis.test 127.0.0.1"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(900, 900),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
+	bctx := newBrowser(t, 90*time.Second, ignoreCertificates)
 
 	dir := artifacts(t)
 	var loginURL, secret, enrolShot, user, groups, finalURL, codes string
@@ -153,6 +134,38 @@ func TestBrowserLogin(t *testing.T) {
 	t.Logf("screenshots in %s", dir)
 }
 
+// newBrowser starts headless Chromium for a test, resolving every
+// *.sluis.test host to the gateway, with certFlag (a flag that makes it
+// accept the gateway's certificate) and a profile of its own; it ends with
+// the test or after timeout. It returns the browser's first tab.
+func newBrowser(t *testing.T, timeout time.Duration, certFlag chromedp.ExecAllocatorOption) context.Context {
+	exe := chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.NoSandbox,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		certFlag,
+		chromedp.Flag("host-resolver-rules", "MAP *.sluis.test 127.0.0.1"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(900, 900),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	return bctx
+}
+
+// ignoreCertificates makes Chromium accept any certificate: the gateway's
+// CA is not in its store, and certificate checks are covered by the Go
+// tests.
+var ignoreCertificates = chromedp.Flag("ignore-certificate-errors", true)
+
 // into runs a that yields a value and stores the value in dst.
 func into[T any](dst *T, a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
 	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
@@ -166,7 +179,7 @@ func into[T any](dst *T, a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
 // land on the login page; the user logs in on the first, and both reach
 // their own page (each login in flight has its own state cookie).
 func TestBrowserTwoTabsLogIn(t *testing.T) {
-	exe := chromium(t)
+	chromium(t)
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!doctype html><title>wiki</title><h1 id="page">%s</h1><p>Signed in as <b id="user">%s</b></p>`,
@@ -176,24 +189,7 @@ func TestBrowserTwoTabsLogIn(t *testing.T) {
 	g := testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: app.URL, Groups: []string{"staff"}, MFA: true})
 	secret := g.AddUser("anna", pw, "staff")
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.NoSandbox,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.Flag("host-resolver-rules", "MAP *.sluis.test 127.0.0.1"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(900, 900),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	tab1, cancel1 := chromedp.NewContext(allocCtx)
-	defer cancel1()
+	tab1 := newBrowser(t, 90*time.Second, ignoreCertificates)
 	if err := chromedp.Do(tab1, chromedp.Navigate(g.URL(wikiHost, "/one")), chromedp.WaitVisible(chromedp.ID("username"))); err != nil {
 		t.Fatalf("first tab: %v", err)
 	}

@@ -26,31 +26,15 @@ import (
 // certificate errors, as WebAuthn wants) and has a virtual authenticator
 // that keeps discoverable credentials and verifies its user.
 func passkeyBrowser(t *testing.T, g *testenv.Gateway) context.Context {
-	exe := chromium(t)
 	conn, err := tls.Dial("tcp", g.Addr(), g.TLSConfig(g.Portal))
 	if err != nil {
 		t.Fatal(err)
 	}
 	spki := sha256.Sum256(conn.ConnectionState().PeerCertificates[0].RawSubjectPublicKeyInfo)
 	conn.Close()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.NoSandbox,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
-		chromedp.Flag("host-resolver-rules", "MAP *.sluis.test 127.0.0.1"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(900, 900),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	t.Cleanup(cancel)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelBrowser)
+	// Only the gateway's key is trusted, so WebAuthn runs in a real
+	// secure context.
+	bctx := newBrowser(t, 120*time.Second, chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])))
 	err = chromedp.Do(bctx,
 		chromedp.Navigate(g.URL(g.Portal, "/healthz")),
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {

@@ -227,20 +227,7 @@ func (s *DB) CreateUser(ctx context.Context, u sluis.User) error {
 }
 
 func (s *DB) UsersNamed(ctx context.Context, name string) ([]sluis.User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users WHERE lower(name) = lower(?) ORDER BY name`, name)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []sluis.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return s.queryUsers(ctx, `SELECT `+userCols+` FROM users WHERE lower(name) = lower(?) ORDER BY name`, name)
 }
 
 func nullBlob(b []byte) any {
@@ -271,7 +258,12 @@ func (s *DB) User(ctx context.Context, name string) (sluis.User, error) {
 }
 
 func (s *DB) Users(ctx context.Context) ([]sluis.User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY name`)
+	return s.queryUsers(ctx, `SELECT `+userCols+` FROM users ORDER BY name`)
+}
+
+// queryUsers returns the users a query selects (its columns: userCols).
+func (s *DB) queryUsers(ctx context.Context, query string, args ...any) ([]sluis.User, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
