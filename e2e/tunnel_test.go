@@ -579,29 +579,8 @@ func openDB(t *testing.T, g *testenv.Gateway) *sql.DB {
 // same when its session is revoked: the tunnel's end is recorded and its
 // place freed.
 func TestTunnelStalledReaderIsCut(t *testing.T) {
-	flood, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer flood.Close()
-	go func() {
-		for {
-			c, err := flood.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					if _, err := c.Write(buf); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	g := testenv.StartWith(t, "tunnels:\n  max_per_user: 1\n", testenv.App{Name: "flood", TCP: flood.Addr().String(), Users: []string{"anna"}, MFA: true})
+	flood := newFlood(t)
+	g := testenv.StartWith(t, "tunnels:\n  max_per_user: 1\n", testenv.App{Name: "flood", TCP: flood, Users: []string{"anna"}, MFA: true})
 	secret := g.AddUser("anna", pw, "staff")
 	c := startConnect(t, g, t.TempDir(), "flood", pw+"\n", "--user", "anna", "--password-stdin", "--code", g.Code("anna", secret))
 	conn, err := net.Dial("tcp", c.addr)
