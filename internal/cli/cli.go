@@ -22,6 +22,7 @@ Usage: sluis [--config FILE] COMMAND [ARGS]
 
 Gateway:
   serve                                  run the gateway
+  init [--new]                           create the data_dir (--new: fill an incomplete one, losing what it lost)
   demo [--listen ADDR] [--data DIR]      run a self-contained demo
 
 Users:
@@ -102,6 +103,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch cmd {
 	case "serve":
 		return e.serve(rest)
+	case "init":
+		return e.initDataDir(rest)
 	case "demo":
 		return e.demo(rest)
 	case "user":

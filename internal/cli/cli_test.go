@@ -257,3 +257,64 @@ func TestAuditExportVerifiesLater(t *testing.T) {
 		t.Fatalf("verify a part: %v %q", r.err, r.out)
 	}
 }
+
+// A data directory that lost part of itself is never started afresh
+// without a word: serve and every command refuse, naming what is missing
+// and what it means, until `sluis init --new`.
+func TestIncompleteDataDirIsRefused(t *testing.T) {
+	cfg := writeConfig(t, goodConfig)
+	data := filepath.Join(filepath.Dir(cfg), "data")
+	if r := runCLI("", "--config", cfg, "init"); r.err != nil || !strings.Contains(r.out, "created") {
+		t.Fatalf("init: %v %q %q", r.err, r.out, r.errOut)
+	}
+	if r := runCLI("long enough pw\n", "--config", cfg, "user", "add", "alice", "--groups", "staff", "--password-stdin"); r.err != nil {
+		t.Fatalf("user add: %v %s", r.err, r.errOut)
+	}
+	if r := runCLI("", "--config", cfg, "init"); r.err != nil || !strings.Contains(r.out, "complete; nothing to do") {
+		t.Fatalf("init on a complete data_dir: %v %q", r.err, r.out)
+	}
+	for _, tt := range []struct {
+		file, says string
+		empty      bool
+	}{
+		{"sluis.db", "users and their second factors", false},
+		{"sluis.db", "users and their second factors", true},
+		{"seal.key", "TOTP secrets", false},
+		{"audit-key.pem", "audit verify", false},
+		{"assertion-key.pem", "identity assertions", false},
+		{"ca.pem", "clients", false},
+	} {
+		path := filepath.Join(data, tt.file)
+		keep, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.empty {
+			os.WriteFile(path, nil, 0o600)
+		} else {
+			os.Remove(path)
+		}
+		for _, args := range [][]string{{"serve"}, {"user", "list"}, {"audit", "verify"}, {"block", "list"}} {
+			r := runCLI("", append([]string{"--config", cfg}, args...)...)
+			if r.err == nil || !strings.Contains(r.err.Error(), "incomplete") || !strings.Contains(r.err.Error(), tt.file+": ") || !strings.Contains(r.err.Error(), tt.says) {
+				t.Fatalf("%s with %s missing (empty %v): %v", args, tt.file, tt.empty, r.err)
+			}
+		}
+		if err := os.WriteFile(path, keep, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A deliberate new start of what is missing.
+	os.Remove(filepath.Join(data, "seal.key"))
+	r := runCLI("", "--config", cfg, "init")
+	if r.err == nil || !strings.Contains(r.err.Error(), "seal.key") {
+		t.Fatalf("init without --new on an incomplete data_dir: %v", r.err)
+	}
+	r = runCLI("", "--config", cfg, "init", "--new")
+	if r.err != nil || !strings.Contains(r.out, "created anew") || !strings.Contains(r.out, "seal.key: ") || strings.Contains(r.out, "sluis.db") {
+		t.Fatalf("init --new: %v %q", r.err, r.out)
+	}
+	if r := runCLI("", "--config", cfg, "user", "list"); r.err != nil || !strings.Contains(r.out, "alice") {
+		t.Fatalf("user list after init --new: %v %q", r.err, r.out)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/sluis-gateway/sluis/audit"
 	"github.com/sluis-gateway/sluis/changes"
 	"github.com/sluis-gateway/sluis/config"
+	"github.com/sluis-gateway/sluis/datadir"
 	"github.com/sluis-gateway/sluis/directory"
 	"github.com/sluis-gateway/sluis/gateway"
 	"github.com/sluis-gateway/sluis/keys"
@@ -53,12 +54,64 @@ func (e *env) loadConfig() (*config.Config, error) {
 	return c, nil
 }
 
-// openStore opens the store in the configured data directory.
+// openStore opens the store in the configured data directory, after
+// checking that the directory is whole (see package datadir): a new one is
+// filled, an incomplete one refused.
 func openStore(ctx context.Context, c *config.Config) (*sqlite.DB, error) {
+	if _, err := prepareDataDir(ctx, c, false); err != nil {
+		return nil, err
+	}
+	return sqlite.Open(ctx, filepath.Join(c.DataDir, datadir.Database))
+}
+
+// prepareDataDir makes sure c's data directory holds all its files. A new
+// directory gets all of them. An incomplete one is refused, unless
+// fillMissing (`sluis init --new`), which creates what is missing. It
+// returns the files it created.
+func prepareDataDir(ctx context.Context, c *config.Config, fillMissing bool) ([]datadir.File, error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	return sqlite.Open(ctx, filepath.Join(c.DataDir, "sluis.db"))
+	layout := datadir.Layout(c.TLS.SelfSigned)
+	state, missing, err := datadir.Inspect(c.DataDir, layout)
+	if err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	switch {
+	case state == datadir.Complete:
+		return nil, nil
+	case state == datadir.Incomplete && !fillMissing:
+		return nil, &datadir.IncompleteError{Dir: c.DataDir, Missing: missing}
+	}
+	for _, f := range missing {
+		// An empty file stands for a missing one; it is replaced.
+		if fi, err := os.Stat(filepath.Join(c.DataDir, f.Name)); err == nil && fi.Size() == 0 {
+			if err := os.Remove(filepath.Join(c.DataDir, f.Name)); err != nil {
+				return nil, fmt.Errorf("data_dir: %w", err)
+			}
+		}
+	}
+	// Everything is made at once, so that no command leaves a directory
+	// that the next one would find incomplete.
+	if _, err := keys.LoadSealer(c.DataDir); err != nil {
+		return nil, err
+	}
+	if _, err := keys.LoadSigningKey(c.DataDir); err != nil {
+		return nil, err
+	}
+	if _, err := keys.LoadAuditKey(c.DataDir); err != nil {
+		return nil, err
+	}
+	if c.TLS.SelfSigned {
+		if _, _, err := keys.SelfSigned(c.DataDir, append([]string{c.Portal}, c.AppHosts()...), time.Now()); err != nil {
+			return nil, fmt.Errorf("self-signed TLS: %w", err)
+		}
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(c.DataDir, datadir.Database))
+	if err != nil {
+		return nil, err
+	}
+	return missing, st.Close()
 }
 
 func (e *env) serve(args []string) error {
@@ -98,6 +151,16 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
+	// One gateway per data directory (the CLI's commands may run beside
+	// it).
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	unlock, err := datadir.Lock(c.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := openStore(ctx, c)
 	if err != nil {
 		return err
@@ -324,4 +387,39 @@ func warnTwins(ctx context.Context, st sluis.Store, log *slog.Logger) {
 		slices.Sort(names)
 		log.Warn("sluis: these users share one name in different case; while more than one of them is enabled, none of them can log in or use a session: disable all but one. The one left is matched by every list entry (allow.users, break_glass.users) that names any of them", "users", strings.Join(names, ", "))
 	}
+}
+
+// initDataDir is `sluis init [--new]`: it creates a new data directory,
+// and with --new fills an incomplete one, saying what was created and what
+// that means.
+func (e *env) initDataDir(args []string) error {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	fillMissing := fs.Bool("new", false, "create what an incomplete data_dir is missing (a deliberate new start for those parts)")
+	if _, err := parseFlags(fs, args, e.stderr); err != nil {
+		return err
+	}
+	c, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	state, _, err := datadir.Inspect(c.DataDir, datadir.Layout(c.TLS.SelfSigned))
+	if err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	created, err := prepareDataDir(e.ctx, c, *fillMissing)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(created) == 0:
+		fmt.Fprintf(e.stdout, "data_dir %s is complete; nothing to do\n", c.DataDir)
+	case state == datadir.New:
+		fmt.Fprintf(e.stdout, "data_dir %s created\n", c.DataDir)
+	default:
+		fmt.Fprintf(e.stdout, "data_dir %s: created anew\n", c.DataDir)
+		for _, f := range created {
+			fmt.Fprintf(e.stdout, "  - %s: %s\n", f.Name, f.Meaning)
+		}
+	}
+	return nil
 }
