@@ -258,6 +258,31 @@ type SessionFilter struct {
 	Host  string
 }
 
+// KnownBrowser is a browser that completed a login (both factors) for a
+// user. Its cookie exempts it from the per-user lock that failed attempts
+// from anywhere set, so that an attacker cannot keep the user out by
+// guessing; it has a guessing budget of its own instead.
+type KnownBrowser struct {
+	ID        string // random; names the browser in throttles and the audit trail
+	User      string
+	CreatedAt time.Time
+}
+
+// MaxKnownBrowsers is how many known browsers a user keeps; past it the
+// oldest is forgotten.
+const MaxKnownBrowsers = 20
+
+// BrowserStore keeps known browsers under the hash of their cookie's token.
+type BrowserStore interface {
+	// AddKnownBrowser stores b under tokenHash (SHA-256 of the cookie's
+	// token), forgetting the user's oldest beyond MaxKnownBrowsers.
+	AddKnownBrowser(ctx context.Context, b KnownBrowser, tokenHash []byte) error
+	// KnownBrowser returns the browser of tokenHash; ENOTFOUND if there is
+	// none (never added, forgotten, or revoked with the user's sessions:
+	// RevokeSessions by user, group or all forgets their browsers too).
+	KnownBrowser(ctx context.Context, tokenHash []byte) (KnownBrowser, error)
+}
+
 // SessionStore keeps sessions and the hashes of the tokens that prove them.
 type SessionStore interface {
 	// CreateSession stores s with the hash of its first token, bound to host.
@@ -499,6 +524,7 @@ type Store interface {
 	PasskeyStore
 	RecoveryStore
 	DeviceStore
+	BrowserStore
 	SessionStore
 	AuditStore
 	AppStore

@@ -229,7 +229,7 @@ func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 	}
 	// A wrong code counts like a wrong one-time code.
 	src := frontdoor.ClientIP(r)
-	if wait := p.attempt("device", a.User.Name, src); wait > 0 {
+	if wait := p.attempt(guess{kind: "device", user: a.User.Name, src: src}); wait > 0 {
 		d.Error = waitMessage(wait)
 		return p.render(w, http.StatusTooManyRequests, "device", d)
 	}
@@ -242,7 +242,7 @@ func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p.succeeded("device", a.User.Name, src)
+	p.succeeded(guess{kind: "device", user: a.User.Name, src: src})
 	switch r.PostFormValue("decision") {
 	case "deny":
 		if err := p.Store.DecideDeviceGrant(r.Context(), g.UserCode, false, a.User.Name, "", nil, p.Now()); err != nil && sluis.ErrorCode(err) != sluis.ENOTFOUND {

@@ -16,10 +16,10 @@ import (
 // is recorded (or updated) as a directory user under the account's own
 // name, bound to the account's immutable id, with the groups the directory
 // gives; the second factor is sluis's, as for local users.
-func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageData, f flow, id typedName, password, src string) error {
+func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageData, f flow, id typedName, password string, g guess) error {
 	name := id.account
 	busy := func() error {
-		p.retract("login", name, src)
+		p.retract(g)
 		d.Error = "The service is busy. Try again in a few seconds."
 		return p.render(w, http.StatusServiceUnavailable, "login", d)
 	}
@@ -54,7 +54,7 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 	switch {
 	case errors.Is(err, directory.ErrUnavailable):
 		// Not a guess: it is not counted.
-		p.retract("login", name, src)
+		p.retract(g)
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, id.detail("directory unreachable"))
 		d.Error = directoryDown
 		return p.render(w, http.StatusServiceUnavailable, "login", d)
@@ -85,7 +85,7 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 		d.Error = "Wrong user name or password."
 		return p.render(w, http.StatusUnauthorized, "login", d)
 	}
-	p.succeeded("login", name, src)
+	p.succeeded(g)
 	return p.passwordAccepted(w, r, u, f, id.detail("directory password accepted; second factor next"))
 }
 

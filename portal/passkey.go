@@ -414,7 +414,7 @@ func (p *Portal) passkeyMFAFinish(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return p.passkeyFailed(w, r, sluis.EventMFAFailure, user, err)
 	}
-	if wait := p.attempt("mfa", user, src); wait > 0 {
+	if wait := p.attempt(guess{kind: "mfa", user: user, src: src}); wait > 0 {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
 		return jsonError(w, http.StatusTooManyRequests, waitMessage(wait))
 	}
@@ -429,7 +429,7 @@ func (p *Portal) passkeyMFAFinish(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return p.passkeyFailed(w, r, sluis.EventMFAFailure, user, err)
 	}
-	p.succeeded("mfa", user, src)
+	p.succeeded(guess{kind: "mfa", user: user, src: src})
 	if err := p.Store.UsePasskey(r.Context(), id, data, p.Now()); err != nil {
 		return err
 	}

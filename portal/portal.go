@@ -66,6 +66,9 @@ const (
 	// grantLifetime bounds the hand-over from portal to app host.
 	grantLifetime = 60 * time.Second
 	csrfCookie    = "__Host-sluis-csrf"
+	// knownBrowserCookie marks a browser that completed a login (see
+	// knownBrowser).
+	knownBrowserCookie = "__Host-sluis-browser"
 	// stateCookie is the prefix of the state cookies an app host sets
 	// when it sends a browser to log in: one per login in flight, named
 	// after its state's hash, so two tabs that each start a login do not
@@ -126,8 +129,9 @@ type Portal struct {
 	UserThrottle       *authn.Throttle
 	SourceThrottle     *authn.Throttle
 
-	deviceThrottle *authn.Throttle // device-login starts and unknown polls, by source
-	directorySlots chan struct{}   // directory logins in flight
+	deviceThrottle  *authn.Throttle // device-login starts and unknown polls, by source
+	browserThrottle *authn.Throttle // guesses from a known browser, by browser
+	directorySlots  chan struct{}   // directory logins in flight
 
 	pages    map[string]*template.Template
 	csrfKey  []byte
@@ -186,6 +190,9 @@ func (p *Portal) Init() error {
 	if p.UserThrottle == nil {
 		p.UserThrottle = &authn.Throttle{Free: 20, Base: time.Second, Max: 10 * time.Second, Now: p.Now}
 	}
+	// As strict as per user and source: a stolen known-browser cookie
+	// buys no guesses.
+	p.browserThrottle = &authn.Throttle{Free: 5, Base: time.Second, Max: 5 * time.Minute, Now: p.Now}
 	p.deviceThrottle = &authn.Throttle{Free: 30, Base: time.Second, Max: 15 * time.Minute, Now: p.Now}
 	p.directorySlots = make(chan struct{}, 8)
 	if p.SourceThrottle == nil {
@@ -628,19 +635,41 @@ func (p *Portal) event(r *http.Request, typ, user, outcome, detail string) {
 	p.Audit.Record(r.Context(), sluis.Event{Type: typ, User: user, Source: frontdoor.ClientIP(r), Outcome: outcome, Detail: detail})
 }
 
-// throttled returns how long the user or the source must wait.
-// attempt reserves a guess of kind ("login", "mfa") by user from src on
-// all three throttles, before it is checked; it returns how long to wait
-// when one of them refuses (and then counts nothing).
-func (p *Portal) attempt(kind, user, src string) time.Duration {
-	keys := [...]struct {
-		th  *authn.Throttle
-		key string
-	}{
-		{p.UserSourceThrottle, kind + ":" + user + "@" + throttleKey(src)},
-		{p.UserThrottle, kind + ":" + user},
-		{p.SourceThrottle, kind + ":" + throttleKey(src)},
+// guess is one attempt at a secret: of kind ("login", "mfa", "device")
+// for user from src, and, when the browser is one that completed a login
+// for user before (a known browser), that browser's ID.
+type guess struct {
+	kind, user, src, browser string
+}
+
+type throttleKeyed struct {
+	th  *authn.Throttle
+	key string
+}
+
+// keys are the throttles a guess counts against: the user from this
+// source, the source, and either the user from anywhere or, for a known
+// browser, that browser alone. A known browser is exempt from the per-user
+// lock that guesses from anywhere set, so an attacker who guesses from
+// many addresses cannot keep the user out; its own budget is as strict as
+// a source's, so a stolen browser cookie gains no guesses.
+func (p *Portal) keys(g guess) [3]throttleKeyed {
+	perUser := throttleKeyed{p.UserThrottle, g.kind + ":" + g.user}
+	if g.browser != "" {
+		perUser = throttleKeyed{p.browserThrottle, g.kind + ":browser:" + g.browser}
 	}
+	return [3]throttleKeyed{
+		{p.UserSourceThrottle, g.kind + ":" + g.user + "@" + throttleKey(g.src)},
+		perUser,
+		{p.SourceThrottle, g.kind + ":" + throttleKey(g.src)},
+	}
+}
+
+// attempt reserves a guess on all its throttles, before it is checked; it
+// returns how long to wait when one of them refuses (and then counts
+// nothing).
+func (p *Portal) attempt(g guess) time.Duration {
+	keys := p.keys(g)
 	for i, k := range keys {
 		if wait := k.th.Begin(k.key); wait > 0 {
 			for _, prev := range keys[:i] {
@@ -653,19 +682,21 @@ func (p *Portal) attempt(kind, user, src string) time.Duration {
 }
 
 // retract takes back an attempt that was never checked.
-func (p *Portal) retract(kind, user, src string) {
-	p.UserSourceThrottle.Forgive(kind + ":" + user + "@" + throttleKey(src))
-	p.UserThrottle.Forgive(kind + ":" + user)
-	p.SourceThrottle.Forgive(kind + ":" + throttleKey(src))
+func (p *Portal) retract(g guess) {
+	for _, k := range p.keys(g) {
+		k.th.Forgive(k.key)
+	}
 }
 
-// succeeded forgets the user's failures, and takes back the source's count
-// for this attempt (not its earlier failures: an attacker with one account
-// must not clear its address's record by logging in).
-func (p *Portal) succeeded(kind, user, src string) {
-	p.UserSourceThrottle.Reset(kind + ":" + user + "@" + throttleKey(src))
-	p.UserThrottle.Reset(kind + ":" + user)
-	p.SourceThrottle.Forgive(kind + ":" + throttleKey(src))
+// succeeded forgets the user's (or the browser's) failures, and takes back
+// the source's count for this attempt (not its earlier failures: an
+// attacker with one account must not clear its address's record by
+// logging in).
+func (p *Portal) succeeded(g guess) {
+	keys := p.keys(g)
+	keys[0].th.Reset(keys[0].key)
+	keys[1].th.Reset(keys[1].key)
+	keys[2].th.Forgive(keys[2].key)
 }
 
 func waitMessage(d time.Duration) string {
@@ -711,21 +742,23 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
-	// Every spelling of one account counts against that account.
+	// Every spelling of one account counts against that account; a
+	// browser that logged in as that account before has its own budget.
 	name := id.account
-	if wait := p.attempt("login", name, src); wait > 0 {
+	g := guess{kind: "login", user: name, src: src, browser: p.knownBrowser(r, name)}
+	if wait := p.attempt(g); wait > 0 {
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, id.detail("throttled"))
 		d.Error = waitMessage(wait)
 		return p.render(w, http.StatusTooManyRequests, "login", d)
 	}
 	if id.directory {
-		return p.directoryLogin(w, r, d, f, id, password, src)
+		return p.directoryLogin(w, r, d, f, id, password, g)
 	}
 	u, known := id.user, id.user.Name != ""
 	// Verify even for unknown users, so the answer takes as long.
 	good, err := authn.Verify(password, u.PasswordHash)
 	if errors.Is(err, authn.ErrBusy) {
-		p.retract("login", name, src) // not checked: not counted
+		p.retract(g) // not checked: not counted
 		d.Error = "The service is busy. Try again in a few seconds."
 		return p.render(w, http.StatusServiceUnavailable, "login", d)
 	}
@@ -753,7 +786,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		d.Error = "Wrong user name or password."
 		return p.render(w, http.StatusUnauthorized, "login", d)
 	}
-	p.succeeded("login", name, src)
+	p.succeeded(g)
 	return p.passwordAccepted(w, r, u, f, id.detail("password accepted; second factor next"))
 }
 
@@ -973,7 +1006,7 @@ func (p *Portal) keyStep(r *http.Request, a *session.Active, d *pageData) error 
 // the message for the user; on success 0 and "".
 func (p *Portal) checkCode(r *http.Request, user, secret, code string) (int, string, error) {
 	src := frontdoor.ClientIP(r)
-	if wait := p.attempt("mfa", user, src); wait > 0 {
+	if wait := p.attempt(guess{kind: "mfa", user: user, src: src}); wait > 0 {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
 		return http.StatusTooManyRequests, waitMessage(wait), nil
 	}
@@ -994,7 +1027,7 @@ func (p *Portal) checkCode(r *http.Request, user, secret, code string) (int, str
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, reason)
 		return http.StatusUnauthorized, "That code is not valid. Wait for the next code and try again.", nil
 	}
-	p.succeeded("mfa", user, src)
+	p.succeeded(guess{kind: "mfa", user: user, src: src})
 	return 0, "", nil
 }
 
@@ -1057,7 +1090,7 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 // It is throttled like a code, and works once.
 func (p *Portal) recoveryCode(w http.ResponseWriter, r *http.Request, a *session.Active, typed string, d pageData, t target, f flow) error {
 	user, src := a.User.Name, frontdoor.ClientIP(r)
-	if wait := p.attempt("mfa", user, src); wait > 0 {
+	if wait := p.attempt(guess{kind: "mfa", user: user, src: src}); wait > 0 {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
 		d.Error = waitMessage(wait)
 		return p.render(w, http.StatusTooManyRequests, "mfa", d)
@@ -1074,7 +1107,7 @@ func (p *Portal) recoveryCode(w http.ResponseWriter, r *http.Request, a *session
 		d.Error = "That recovery code is not valid, or it was used before."
 		return p.render(w, http.StatusUnauthorized, "mfa", d)
 	}
-	p.succeeded("mfa", user, src)
+	p.succeeded(guess{kind: "mfa", user: user, src: src})
 	detail := fmt.Sprintf("recovery code (%d left)", left)
 	if a.Session.Stage == sluis.StageComplete {
 		if err := p.Store.RefreshMFA(r.Context(), a.Session.ID, p.Now(), sluis.FactorRecovery); err != nil {
@@ -1144,6 +1177,43 @@ func (p *Portal) finishLogin(w http.ResponseWriter, r *http.Request, a *session.
 	}
 	p.setSessionCookie(w, tok, p.Lifetime)
 	p.event(r, sluis.EventMFASuccess, a.User.Name, sluis.OutcomeSuccess, detail)
+	return p.rememberBrowser(w, r, a.User.Name)
+}
+
+// knownBrowserLifetime is how long a browser stays known after the login
+// that made it so.
+const knownBrowserLifetime = 90 * 24 * time.Hour
+
+// knownBrowser returns the ID of the request's browser if it completed a
+// login for user before (its cookie names a known browser of user), or "".
+func (p *Portal) knownBrowser(r *http.Request, user string) string {
+	c, err := r.Cookie(knownBrowserCookie)
+	if err != nil {
+		return ""
+	}
+	hash, ok := session.ParseToken(c.Value)
+	if !ok {
+		return ""
+	}
+	b, err := p.Store.KnownBrowser(r.Context(), hash[:])
+	if err != nil || b.User != user || p.Now().Sub(b.CreatedAt) > knownBrowserLifetime {
+		return ""
+	}
+	return b.ID
+}
+
+// rememberBrowser makes the request's browser a known browser of user,
+// after a login with both factors, unless it is one already.
+func (p *Portal) rememberBrowser(w http.ResponseWriter, r *http.Request, user string) error {
+	if p.knownBrowser(r, user) != "" {
+		return nil
+	}
+	tok, hash := session.NewToken()
+	if err := p.Store.AddKnownBrowser(r.Context(), sluis.KnownBrowser{ID: session.NewID(), User: user, CreatedAt: p.Now()}, hash[:]); err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: knownBrowserCookie, Value: tok, Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(knownBrowserLifetime / time.Second)})
 	return nil
 }
 
@@ -1261,7 +1331,7 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	src := frontdoor.ClientIP(r)
-	if wait := p.attempt("mfa", u.Name, src); wait > 0 {
+	if wait := p.attempt(guess{kind: "mfa", user: u.Name, src: src}); wait > 0 {
 		p.event(r, sluis.EventMFAFailure, u.Name, sluis.OutcomeFailure, "throttled")
 		return p.renderEnroll(w, r, a, http.StatusTooManyRequests, pageData{RD: f.RD, State: f.State, Error: waitMessage(wait)})
 	}
@@ -1277,7 +1347,7 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 	if _, err := p.Store.UseTOTPStep(r.Context(), u.Name, step); err != nil {
 		return err
 	}
-	p.succeeded("mfa", u.Name, src)
+	p.succeeded(guess{kind: "mfa", user: u.Name, src: src})
 	p.event(r, sluis.EventMFAEnrolled, u.Name, sluis.OutcomeSuccess, "totp")
 	// Recovery codes, shown once: the way back in when the phone is lost.
 	codes, hashes := mfa.NewRecoveryCodes(u.Name)

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,15 +23,15 @@ func TestGuessingCannotLockTheRealUserOut(t *testing.T) {
 	attacks := 0
 	for i := 0; i < 2000; i++ {
 		// The attacker tries whenever they are allowed to.
-		if p.attempt("login", "anna", attacker) == 0 {
+		if p.attempt(guess{kind: "login", user: "anna", src: attacker}) == 0 {
 			attacks++
 		}
 		now = now.Add(time.Second)
 		// The real user's try: refused for at most 10 s, then through.
-		if w := p.attempt("login", "anna", user); w > 10*time.Second {
+		if w := p.attempt(guess{kind: "login", user: "anna", src: user}); w > 10*time.Second {
 			t.Fatalf("after %d guesses the real user must wait %v", attacks, w)
 		} else if w == 0 {
-			p.succeeded("login", "anna", user)
+			p.succeeded(guess{kind: "login", user: "anna", src: user})
 		}
 	}
 	// 2000 seconds of attack got few guesses through.
@@ -41,7 +42,7 @@ func TestGuessingCannotLockTheRealUserOut(t *testing.T) {
 	if p.UserSourceThrottle.Check("login:anna@"+attacker) == 0 {
 		t.Fatal("the attacker is not locked at the end of the attack")
 	}
-	p.succeeded("login", "anna", user)
+	p.succeeded(guess{kind: "login", user: "anna", src: user})
 	if p.UserSourceThrottle.Check("login:anna@"+attacker) == 0 {
 		t.Fatal("the user's success cleared the attacker's record")
 	}
@@ -49,7 +50,7 @@ func TestGuessingCannotLockTheRealUserOut(t *testing.T) {
 	sprayed := 0
 	for i := 0; i < 500; i++ {
 		u := "user" + string(rune('a'+i%26)) + string(rune('a'+i/26))
-		if p.attempt("login", u, "203.0.113.5") == 0 {
+		if p.attempt(guess{kind: "login", user: u, src: "203.0.113.5"}) == 0 {
 			sprayed++
 		}
 		now = now.Add(time.Second)
@@ -69,7 +70,7 @@ func TestParallelGuessesAreCountedBeforeTheyAreChecked(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if p.attempt("login", "anna", "198.51.100.9") == 0 {
+			if p.attempt(guess{kind: "login", user: "anna", src: "198.51.100.9"}) == 0 {
 				through.Add(1)
 			}
 		}()
@@ -77,5 +78,43 @@ func TestParallelGuessesAreCountedBeforeTheyAreChecked(t *testing.T) {
 	wg.Wait()
 	if n := through.Load(); n > 6 {
 		t.Fatalf("%d of 200 parallel guesses were let through", n)
+	}
+}
+
+// Guesses from many addresses lock the user from anywhere, but not from a
+// known browser, which has a budget of its own: as strict as a source's.
+func TestKnownBrowserIsExemptFromThePerUserLock(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	p := newReturnPortal(t)
+	p.Now = func() time.Time { return now }
+	p.UserSourceThrottle, p.UserThrottle, p.SourceThrottle = nil, nil, nil
+	if err := p.Init(); err != nil {
+		t.Fatal(err)
+	}
+	// A trickle from a new address each time, one a second.
+	for i := 0; i < 60; i++ {
+		p.attempt(guess{kind: "login", user: "anna", src: fmt.Sprintf("198.51.100.%d", i+1)})
+		now = now.Add(time.Second)
+	}
+	if p.attempt(guess{kind: "login", user: "anna", src: "192.0.2.1"}) == 0 {
+		t.Fatal("a new browser is not under the per-user lock")
+	}
+	for i := 0; i < 3; i++ {
+		g := guess{kind: "login", user: "anna", src: "192.0.2.1", browser: "known-1"}
+		if w := p.attempt(g); w != 0 {
+			t.Fatalf("the known browser must wait %v", w)
+		}
+		p.succeeded(g)
+	}
+	// Its own budget: a stolen cookie gets five guesses, then waits.
+	stolen := guess{kind: "login", user: "anna", src: "203.0.113.7", browser: "known-1"}
+	n := 0
+	for i := 0; i < 100; i++ {
+		if p.attempt(stolen) == 0 {
+			n++
+		}
+	}
+	if n > 6 {
+		t.Fatalf("a stolen browser cookie made %d guesses at once", n)
 	}
 }

@@ -711,6 +711,14 @@ func (s *DB) RevokeSessions(ctx context.Context, f sluis.SessionFilter, at time.
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		if f.Host == "" {
+			// Revoking a user's sessions (by user, group or all) forgets
+			// their known browsers too; an app's kill switch does not.
+			// The filter speaks of a user column, which known_browsers has.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM known_browsers WHERE `+where, arg); err != nil {
+				return err
+			}
+		}
 		for _, id := range ids {
 			if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE id = ?`, unixNano(at), id); err != nil {
 				return err
@@ -722,6 +730,29 @@ func (s *DB) RevokeSessions(ctx context.Context, f sluis.SessionFilter, at time.
 		return nil
 	})
 	return ids, err
+}
+
+func (s *DB) AddKnownBrowser(ctx context.Context, b sluis.KnownBrowser, tokenHash []byte) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO known_browsers (token_hash, id, user, created_at) VALUES (?, ?, ?, ?)`,
+			tokenHash, b.ID, b.User, unixNano(b.CreatedAt)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM known_browsers WHERE user = ? AND token_hash NOT IN
+			(SELECT token_hash FROM known_browsers WHERE user = ? ORDER BY created_at DESC, id LIMIT ?)`, b.User, b.User, sluis.MaxKnownBrowsers)
+		return err
+	})
+}
+
+func (s *DB) KnownBrowser(ctx context.Context, tokenHash []byte) (sluis.KnownBrowser, error) {
+	var b sluis.KnownBrowser
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, user, created_at FROM known_browsers WHERE token_hash = ?`, tokenHash).Scan(&b.ID, &b.User, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return b, sluis.Errorf(sluis.ENOTFOUND, "no such browser")
+	}
+	b.CreatedAt = fromNano(created)
+	return b, err
 }
 
 func (s *DB) CreateGrant(ctx context.Context, codeHash []byte, sessionID, host, path string, state []byte, expires time.Time) error {

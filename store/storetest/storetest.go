@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -29,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
 		{"Audit", testAudit},
 		{"AppSwitches", testAppSwitches},
 		{"Blocks", testBlocks},
+		{"KnownBrowsers", testKnownBrowsers},
 		{"Emergency", testEmergency},
 		{"Passkeys", testPasskeys},
 		{"DeviceGrants", testDeviceGrants},
@@ -371,6 +373,50 @@ func testBlocks(t *testing.T, s sluis.Store) {
 	}
 	if slices.Contains(cidrs, "2001:db8:1::/64") || slices.Contains(cidrs, "2001:db8:2::/64") || !slices.Contains(cidrs, "2001:db8:3::/64") || !slices.Contains(cidrs, "203.0.113.5/32") {
 		t.Fatalf("after an automatic block an hour later: %v", cidrs)
+	}
+}
+
+func testKnownBrowsers(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	mustUser(t, s, "kim", "staff")
+	mustUser(t, s, "lou", "ops")
+	must(t, s.AddKnownBrowser(ctx, sluis.KnownBrowser{ID: "b1", User: "kim", CreatedAt: t0}, hash("kim-1")))
+	must(t, s.AddKnownBrowser(ctx, sluis.KnownBrowser{ID: "b2", User: "lou", CreatedAt: t0}, hash("lou-1")))
+	b, err := s.KnownBrowser(ctx, hash("kim-1"))
+	if err != nil || b.ID != "b1" || b.User != "kim" || !b.CreatedAt.Equal(t0) {
+		t.Fatalf("known browser: %+v %v", b, err)
+	}
+	if _, err := s.KnownBrowser(ctx, hash("nobody")); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("unknown browser: %v", err)
+	}
+	// A user keeps the newest MaxKnownBrowsers.
+	for i := 2; i <= sluis.MaxKnownBrowsers+1; i++ {
+		must(t, s.AddKnownBrowser(ctx, sluis.KnownBrowser{ID: fmt.Sprint("b", i), User: "kim", CreatedAt: t0.Add(time.Duration(i) * time.Minute)}, hash(fmt.Sprint("kim-", i))))
+	}
+	if _, err := s.KnownBrowser(ctx, hash("kim-1")); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("the oldest browser beyond the limit: %v", err)
+	}
+	if _, err := s.KnownBrowser(ctx, hash("kim-2")); err != nil {
+		t.Fatalf("a browser within the limit: %v", err)
+	}
+	// Revoking by app keeps them; by user forgets that user's only.
+	_, err = s.RevokeSessions(ctx, sluis.SessionFilter{Host: "wiki.test"}, t0)
+	must(t, err)
+	if _, err := s.KnownBrowser(ctx, hash("kim-2")); err != nil {
+		t.Fatalf("after revoking an app's sessions: %v", err)
+	}
+	_, err = s.RevokeSessions(ctx, sluis.SessionFilter{User: "kim"}, t0)
+	must(t, err)
+	if _, err := s.KnownBrowser(ctx, hash("kim-2")); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("after revoking kim's sessions: %v", err)
+	}
+	if _, err := s.KnownBrowser(ctx, hash("lou-1")); err != nil {
+		t.Fatalf("lou's browser after revoking kim's sessions: %v", err)
+	}
+	_, err = s.RevokeSessions(ctx, sluis.SessionFilter{Group: "ops"}, t0)
+	must(t, err)
+	if _, err := s.KnownBrowser(ctx, hash("lou-1")); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("after revoking group ops: %v", err)
 	}
 }
 
