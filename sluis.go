@@ -10,6 +10,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -557,6 +559,13 @@ func (e *Error) Error() string { return e.Message }
 // Errorf returns an *Error with a formatted message.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// StorageFull reports whether err says that storage is full: ENOSPC, or
+// SQLite's SQLITE_FULL ("database or disk is full"), which the store's
+// driver reports as text.
+func StorageFull(err error) bool {
+	return err != nil && (errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "database or disk is full"))
 }
 
 // ErrorCode returns the code of an *Error in err's chain, or EINTERNAL.

@@ -15,6 +15,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +39,21 @@ type Recorder struct {
 	mu         sync.Mutex // guards queue and committing
 	queue      []*pendingEvent
 	committing bool // a Record call is writing batches
+
+	// lost counts, by type, the events that could not be stored since the
+	// last batch that was; guarded by the committing Record (only the
+	// goroutine with committing set touches it).
+	lost      map[string]int
+	lostSince time.Time
 }
+
+// ErrNotStored is in the chain of Record's error: the event was not
+// stored, so an action that needs it must not happen.
+var ErrNotStored = errors.New("the audit trail cannot be written")
+
+// EventLost is the event that records, once the store takes events again,
+// how many events of which types could not be stored before.
+const EventLost = "audit.lost"
 
 type pendingEvent struct {
 	e    sluis.Event
@@ -44,9 +61,14 @@ type pendingEvent struct {
 	done chan struct{}
 }
 
-// Record stamps e with the time and writes it. A failure to write is logged
-// but does not fail the request that caused the event.
-func (r *Recorder) Record(ctx context.Context, e sluis.Event) {
+// Record stamps e with the time and writes it, and returns nil once it is
+// stored. When it cannot be stored it returns the cause, and the event is
+// counted: the next batch that is stored starts with an audit.lost event
+// saying how many events of which types were lost, so the trail shows the
+// gap. Callers for which the event is part of the action (a login that
+// succeeds, an operator's change) must not go ahead without it; callers
+// recording a refusal may ignore the error.
+func (r *Recorder) Record(ctx context.Context, e sluis.Event) error {
 	log := r.Log
 	if log == nil {
 		log = slog.Default()
@@ -54,13 +76,8 @@ func (r *Recorder) Record(ctx context.Context, e sluis.Event) {
 	p := &pendingEvent{done: make(chan struct{})}
 	r.mu.Lock()
 	// The time is taken under the lock, so times follow the chain's order.
-	if r.Now != nil {
-		e.Time = r.Now()
-	} else {
-		e.Time = time.Now()
-	}
 	p.e = e
-	p.e.Time = p.e.Time.UTC()
+	p.e.Time = r.now().UTC()
 	r.queue = append(r.queue, p)
 	if r.committing {
 		// Another Record is writing: it takes this event with the next
@@ -81,21 +98,49 @@ func (r *Recorder) Record(ctx context.Context, e sluis.Event) {
 	}
 	stored := p.e
 	if p.err != nil {
-		log.Error("audit: event not stored", "type", stored.Type, "err", p.err)
+		log.Error("audit: event not stored; counted, and recorded as audit.lost once the store takes events again",
+			"type", stored.Type, "user", stored.User, "source", stored.Source, "err", p.err)
+		return fmt.Errorf("%w: %w", ErrNotStored, p.err)
 	}
 	if r.Forward != nil {
 		r.Forward(stored)
 	}
 	log.Info("audit", "type", stored.Type, "user", stored.User, "source", stored.Source, "app", stored.App, "outcome", stored.Outcome, "detail", stored.Detail)
+	return nil
 }
 
-// write stores one batch and wakes its callers.
+func (r *Recorder) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// write stores one batch and wakes its callers. A batch that follows lost
+// events starts with the audit.lost event that counts them.
 func (r *Recorder) write(ctx context.Context, batch []*pendingEvent) {
-	es := make([]sluis.Event, len(batch))
-	for i, p := range batch {
-		es[i] = p.e
+	es := make([]sluis.Event, 0, len(batch)+1)
+	if len(r.lost) > 0 {
+		es = append(es, r.lostEvent(batch[0].e.Time))
+	}
+	for _, p := range batch {
+		es = append(es, p.e)
 	}
 	stored, err := r.Store.AppendEvents(ctx, es)
+	if err == nil {
+		stored = stored[len(es)-len(batch):]
+		if len(r.lost) > 0 && r.Forward != nil {
+			r.Forward(es[0])
+		}
+		r.lost = nil
+	} else {
+		if r.lost == nil {
+			r.lost, r.lostSince = map[string]int{}, batch[0].e.Time
+		}
+		for _, p := range batch {
+			r.lost[p.e.Type]++
+		}
+	}
 	for i, p := range batch {
 		if err != nil {
 			p.err = err
@@ -104,6 +149,18 @@ func (r *Recorder) write(ctx context.Context, batch []*pendingEvent) {
 		}
 		close(p.done)
 	}
+}
+
+// lostEvent is the audit.lost event for the events counted in r.lost.
+func (r *Recorder) lostEvent(at time.Time) sluis.Event {
+	types := slices.Sorted(maps.Keys(r.lost))
+	total := 0
+	for i, t := range types {
+		total += r.lost[t]
+		types[i] = fmt.Sprintf("%d %s", r.lost[t], t)
+	}
+	return sluis.Event{Time: at, Type: EventLost, Outcome: sluis.OutcomeFailure,
+		Detail: fmt.Sprintf("%d events could not be stored from %s to %s: %s", total, r.lostSince.Format(time.RFC3339), at.Format(time.RFC3339), strings.Join(types, ", "))}
 }
 
 // Broken describes the first event where the chain does not hold.

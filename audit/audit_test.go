@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -182,5 +183,67 @@ func TestRecorderGroupCommit(t *testing.T) {
 		if events[i].Time.Before(events[i-1].Time) {
 			t.Fatalf("event %d is older than the one before it", events[i].ID)
 		}
+	}
+}
+
+// failingStore fails every write while full is set, as a full disk does.
+type failingStore struct {
+	sluis.AuditStore
+	mu   sync.Mutex
+	full bool
+}
+
+func (f *failingStore) AppendEvents(ctx context.Context, es []sluis.Event) ([]sluis.Event, error) {
+	f.mu.Lock()
+	full := f.full
+	f.mu.Unlock()
+	if full {
+		return nil, errors.New("database or disk is full")
+	}
+	return f.AuditStore.AppendEvents(ctx, es)
+}
+
+// Events that cannot be stored are refused to the caller, counted, and
+// recorded as one audit.lost event once the store takes events again; the
+// chain stays intact and the gap is in it.
+func TestLostEventsAreCountedAndRecorded(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "sluis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st := &failingStore{AuditStore: db}
+	rec := &audit.Recorder{Store: st, Log: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	if err := rec.Record(ctx, sluis.Event{Type: sluis.EventLoginSuccess, User: "anna"}); err != nil {
+		t.Fatal(err)
+	}
+	st.full = true
+	for _, typ := range []string{sluis.EventLoginFailure, sluis.EventLoginFailure, "security.probe"} {
+		if err := rec.Record(ctx, sluis.Event{Type: typ, User: "anna"}); err == nil || !strings.Contains(err.Error(), "disk is full") {
+			t.Fatalf("a write to a full store: %v", err)
+		}
+	}
+	st.full = false
+	if err := rec.Record(ctx, sluis.Event{Type: sluis.EventLogout, User: "anna"}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := db.Events(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 3 || evs[1].Type != audit.EventLost || evs[2].Type != sluis.EventLogout ||
+		!strings.Contains(evs[1].Detail, "3 events could not be stored") || !strings.Contains(evs[1].Detail, "2 login.failure, 1 security.probe") {
+		t.Fatalf("trail after the store came back: %+v", evs)
+	}
+	if err := audit.Verify(evs); err != nil {
+		t.Fatal(err)
+	}
+	// The count starts again.
+	if err := rec.Record(ctx, sluis.Event{Type: sluis.EventLogout, User: "anna"}); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := db.Events(ctx, time.Time{}); len(evs) != 4 {
+		t.Fatalf("%d events after one more, want 4", len(evs))
 	}
 }

@@ -32,7 +32,7 @@ type Syslog struct {
 	// Queue bounds the events waiting for the receiver; zero means 10000.
 	Queue int
 	// Record writes the audit.dropped event into the trail.
-	Record func(ctx context.Context, e sluis.Event)
+	Record func(ctx context.Context, e sluis.Event) error
 	Log    *slog.Logger
 
 	once     sync.Once

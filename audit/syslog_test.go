@@ -106,11 +106,12 @@ func TestSyslogForwardsAndSurvivesAnOutage(t *testing.T) {
 	var recorded []sluis.Event
 	var recMu sync.Mutex
 	fw := &audit.Syslog{Address: addr, Queue: 50, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	fw.Record = func(_ context.Context, e sluis.Event) {
+	fw.Record = func(_ context.Context, e sluis.Event) error {
 		recMu.Lock()
 		recorded = append(recorded, e)
 		recMu.Unlock()
 		fw.Forward(e)
+		return nil
 	}
 	go fw.Run(ctx)
 

@@ -32,7 +32,7 @@ type Detector struct {
 	EventEvery time.Duration
 	// MaxSources bounds memory; zero means 100000.
 	MaxSources int
-	Record     func(ctx context.Context, e sluis.Event)
+	Record     func(ctx context.Context, e sluis.Event) error
 	// Persist stores each automatic block; the block is in force once it
 	// is stored, and operators see it in `sluis block list` and can lift
 	// it. It returns an error when the block could not be stored. Nil

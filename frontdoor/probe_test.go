@@ -78,10 +78,11 @@ type recorder struct {
 	events []sluis.Event
 }
 
-func (r *recorder) record(_ context.Context, e sluis.Event) {
+func (r *recorder) record(_ context.Context, e sluis.Event) error {
 	r.mu.Lock()
 	r.events = append(r.events, e)
 	r.mu.Unlock()
+	return nil
 }
 
 func (r *recorder) count(typ string) int {

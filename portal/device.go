@@ -272,6 +272,9 @@ func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 	x := sluis.Session{ID: session.NewID(), User: a.User.Name, Stage: sluis.StageComplete, CreatedAt: now, LastSeen: now,
 		ExpiresAt: a.Session.ExpiresAt, MFAAt: a.Session.MFAAt, MFAMethod: sluis.FactorDevice, Source: g.Source, UserAgent: "sluis connect",
 		ParentID: a.Session.ID}
+	if err := p.record(r, sluis.EventLoginSuccess, a.User.Name, sluis.OutcomeSuccess, "sluis connect from "+g.Source+" approved; its session "+x.ID); err != nil {
+		return err
+	}
 	if err := p.Store.CreateSession(r.Context(), x, hash[:], tunnel.Host); err != nil {
 		return err
 	}
@@ -284,7 +287,6 @@ func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	p.event(r, sluis.EventLoginSuccess, a.User.Name, sluis.OutcomeSuccess, "sluis connect from "+g.Source+" approved; its session "+x.ID)
 	d.Notice = "Approved. You can close this page; sluis connect is logged in."
 	return p.render(w, http.StatusOK, "device", d)
 }

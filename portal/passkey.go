@@ -434,10 +434,12 @@ func (p *Portal) passkeyMFAFinish(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if a.Session.Stage == sluis.StageComplete {
+		if err := p.record(r, sluis.EventMFASuccess, user, sluis.OutcomeSuccess, "passkey step-up"); err != nil {
+			return err
+		}
 		if err := p.Store.RefreshMFA(r.Context(), a.Session.ID, p.Now(), sluis.FactorPasskey); err != nil {
 			return err
 		}
-		p.event(r, sluis.EventMFASuccess, user, sluis.OutcomeSuccess, "passkey step-up")
 	} else if err := p.finishLogin(w, r, a, sluis.FactorPasskey, "passkey"); err != nil {
 		return err
 	}

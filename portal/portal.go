@@ -324,10 +324,21 @@ func (p *Portal) wrap(h handlerFunc) http.Handler {
 			errpage.Write(w, http.StatusRequestEntityTooLarge, id)
 			return
 		}
+		if errors.Is(err, audit.ErrNotStored) || sluis.StorageFull(err) {
+			// Failing closed: a step whose record cannot be kept is not
+			// taken.
+			p.Log.Error("portal: storage cannot be written; the step was not taken", "path", r.URL.Path, "error_id", id, "err", err)
+			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, storageNotice)
+			return
+		}
 		p.Log.Error("portal: internal error", "path", r.URL.Path, "error_id", id, "err", err)
 		errpage.Write(w, http.StatusInternalServerError, id)
 	})
 }
+
+// storageNotice is what a user reads when the gateway cannot store what a
+// step needs (a full disk).
+const storageNotice = "The gateway cannot record this step right now, so it did not take it. Try again in a few minutes; if it goes on, give your help desk the error ID below."
 
 func health(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -631,8 +642,18 @@ func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
 	return p.render(w, http.StatusOK, "login", d)
 }
 
+// event records what happened where not recording it must not stop the
+// request: a refusal, a failure. An event that cannot be stored is counted
+// by the recorder and shows as audit.lost later.
 func (p *Portal) event(r *http.Request, typ, user, outcome, detail string) {
 	p.Audit.Record(r.Context(), sluis.Event{Type: typ, User: user, Source: frontdoor.ClientIP(r), Outcome: outcome, Detail: detail})
+}
+
+// record records an event that the step it describes needs: the step is
+// not taken when it returns an error (audit.ErrNotStored), and the user
+// gets a 503 with an error ID.
+func (p *Portal) record(r *http.Request, typ, user, outcome, detail string) error {
+	return p.Audit.Record(r.Context(), sluis.Event{Type: typ, User: user, Source: frontdoor.ClientIP(r), Outcome: outcome, Detail: detail})
 }
 
 // guess is one attempt at a secret: of kind ("login", "mfa", "device")
@@ -904,11 +925,14 @@ func (p *Portal) passwordAccepted(w http.ResponseWriter, r *http.Request, u slui
 		ID: session.NewID(), User: u.Name, Stage: sluis.StagePassword, CreatedAt: now, LastSeen: now,
 		ExpiresAt: now.Add(pendingLifetime), Source: src, UserAgent: truncate(r.UserAgent(), 256),
 	}
+	// The event first: a step the trail cannot record is not taken.
+	if err := p.record(r, sluis.EventLoginSuccess, u.Name, sluis.OutcomeSuccess, detail); err != nil {
+		return err
+	}
 	if err := p.Store.CreateSession(r.Context(), x, hash[:], p.Host); err != nil {
 		return err
 	}
 	p.setSessionCookie(w, tok, pendingLifetime)
-	p.event(r, sluis.EventLoginSuccess, u.Name, sluis.OutcomeSuccess, detail)
 	next := "/mfa"
 	if !u.HasTOTP() {
 		next = "/enroll"
@@ -1077,10 +1101,12 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 	if a.Session.Stage == sluis.StageComplete {
 		// A step-up at the level "strict": the session stays, its second
 		// factor is fresh again.
+		if err := p.record(r, sluis.EventMFASuccess, a.User.Name, sluis.OutcomeSuccess, "totp step-up"); err != nil {
+			return err
+		}
 		if err := p.Store.RefreshMFA(r.Context(), a.Session.ID, p.Now(), sluis.FactorTOTP); err != nil {
 			return err
 		}
-		p.event(r, sluis.EventMFASuccess, a.User.Name, sluis.OutcomeSuccess, "totp step-up")
 		return p.continueTo(w, r, a.Session.ID, t, f)
 	}
 	return p.complete(w, r, a, "totp", t, f)
@@ -1110,10 +1136,12 @@ func (p *Portal) recoveryCode(w http.ResponseWriter, r *http.Request, a *session
 	p.succeeded(guess{kind: "mfa", user: user, src: src})
 	detail := fmt.Sprintf("recovery code (%d left)", left)
 	if a.Session.Stage == sluis.StageComplete {
+		if err := p.record(r, sluis.EventMFASuccess, user, sluis.OutcomeSuccess, detail+", step-up"); err != nil {
+			return err
+		}
 		if err := p.Store.RefreshMFA(r.Context(), a.Session.ID, p.Now(), sluis.FactorRecovery); err != nil {
 			return err
 		}
-		p.event(r, sluis.EventMFASuccess, user, sluis.OutcomeSuccess, detail+", step-up")
 		return p.continueTo(w, r, a.Session.ID, t, f)
 	}
 	if err := p.finishLogin(w, r, a, sluis.FactorRecovery, detail); err != nil {
@@ -1151,10 +1179,12 @@ func (p *Portal) loginAtOnce(w http.ResponseWriter, r *http.Request, u sluis.Use
 	x := sluis.Session{ID: session.NewID(), User: u.Name, Stage: sluis.StagePassword, CreatedAt: now, LastSeen: now,
 		ExpiresAt: now.Add(pendingLifetime), Source: frontdoor.ClientIP(r), UserAgent: truncate(r.UserAgent(), 256)}
 	_, hash := session.NewToken()
+	if err := p.record(r, sluis.EventLoginSuccess, u.Name, sluis.OutcomeSuccess, loginDetail); err != nil {
+		return "", err
+	}
 	if err := p.Store.CreateSession(r.Context(), x, hash[:], p.Host); err != nil {
 		return "", err
 	}
-	p.event(r, sluis.EventLoginSuccess, u.Name, sluis.OutcomeSuccess, loginDetail)
 	return x.ID, p.finishLogin(w, r, &session.Active{Session: x, User: u}, method, mfaDetail)
 }
 
@@ -1172,11 +1202,14 @@ func (p *Portal) complete(w http.ResponseWriter, r *http.Request, a *session.Act
 func (p *Portal) finishLogin(w http.ResponseWriter, r *http.Request, a *session.Active, method, detail string) error {
 	now := p.Now()
 	tok, hash := session.NewToken()
+	// The event first: a login the trail cannot record does not complete.
+	if err := p.record(r, sluis.EventMFASuccess, a.User.Name, sluis.OutcomeSuccess, detail); err != nil {
+		return err
+	}
 	if err := p.Store.CompleteSession(r.Context(), a.Session.ID, now, method, now.Add(p.Lifetime), hash[:], p.Host); err != nil {
 		return err
 	}
 	p.setSessionCookie(w, tok, p.Lifetime)
-	p.event(r, sluis.EventMFASuccess, a.User.Name, sluis.OutcomeSuccess, detail)
 	return p.rememberBrowser(w, r, a.User.Name)
 }
 
