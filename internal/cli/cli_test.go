@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -255,5 +258,65 @@ func TestAuditExportVerifiesLater(t *testing.T) {
 	os.WriteFile(file, []byte(strings.Join(lines[1:], "")), 0o600)
 	if r := runCLI("", "--config", cfg, "audit", "verify", "--file", file); r.err != nil || !strings.HasPrefix(r.out, "intact, 2 events") {
 		t.Fatalf("verify a part: %v %q", r.err, r.out)
+	}
+}
+
+// The operator in the audit trail is the account of the real user id; the
+// environment ($USER, and SUDO_USER unless root) names nobody on its own.
+func TestOperatorName(t *testing.T) {
+	accounts := map[string]string{"0": "root", "1000": "alice"}
+	lookup := func(uid string) (string, error) {
+		if n, ok := accounts[uid]; ok {
+			return n, nil
+		}
+		return "", errors.New("unknown uid")
+	}
+	tests := []struct {
+		name string
+		uid  int
+		env  map[string]string
+		want string
+	}{
+		{"USER set to someone else", 1000, map[string]string{"USER": "ceo"}, "alice (uid 1000)"},
+		{"root with USER=ceo", 0, map[string]string{"USER": "ceo"}, "root (uid 0)"},
+		{"root through sudo", 0, map[string]string{"USER": "root", "SUDO_USER": "alice"}, "root (uid 0) via sudo from alice"},
+		{"SUDO_USER without root", 1000, map[string]string{"SUDO_USER": "ceo"}, "alice (uid 1000)"},
+		{"no account", 4242, map[string]string{"USER": "ceo"}, "uid 4242"},
+		{"no user ids", -1, map[string]string{"USER": "ceo"}, "unknown user"},
+		{"SUDO_USER with a newline", 0, map[string]string{"SUDO_USER": "a\nb"}, `root (uid 0) via sudo from "a\nb"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := operatorName(tt.uid, lookup, func(k string) string { return tt.env[k] })
+			if got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// USER=ceo in the environment is not what the trail records.
+func TestAuditNamesTheRealUserNotUSER(t *testing.T) {
+	cfg := writeConfig(t, goodConfig)
+	getenv := func(k string) string {
+		if k == "USER" {
+			return "ceo"
+		}
+		return ""
+	}
+	var out, errb bytes.Buffer
+	if err := Run(context.Background(), []string{"sluis", "--config", cfg, "user", "add", "anna", "--password-stdin"}, getenv, strings.NewReader("long enough pw\n"), &out, &errb); err != nil {
+		t.Fatal(err, errb.String())
+	}
+	r := runCLI("", "--config", cfg, "audit", "--json")
+	want := "by uid " + strconv.Itoa(os.Getuid())
+	if u, err := user.Current(); err == nil {
+		want = "by " + u.Username + " (uid " + u.Uid + ")"
+	}
+	if !strings.Contains(r.out, want) {
+		t.Fatalf("audit lacks %q:\n%s", want, r.out)
+	}
+	if u, _ := user.Current(); (u == nil || u.Username != "ceo") && strings.Contains(r.out, "by ceo") {
+		t.Fatalf("audit names $USER:\n%s", r.out)
 	}
 }

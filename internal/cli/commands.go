@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -54,10 +55,7 @@ func (e *env) admin() (*config.Config, sluis.Store, func(typ, user, detail strin
 		return nil, nil, nil, err
 	}
 	checkpoints := &audit.Checkpointer{Store: st, Key: auditKey}
-	operator := e.getenv("USER")
-	if operator == "" {
-		operator = "unknown"
-	}
+	operator := e.operator()
 	// Every change is recorded and the chain signed at once, so the
 	// operator's own actions are covered by a checkpoint when they return.
 	record := func(typ, user, detail string) {
@@ -68,6 +66,39 @@ func (e *env) admin() (*config.Config, sluis.Store, func(typ, user, detail strin
 		}
 	}
 	return c, st, record, nil
+}
+
+// operator names who runs a command, for the audit trail: the account of
+// the real user id, never $USER, which anyone can set (USER=ceo as root
+// was once recorded as "by ceo").
+func (e *env) operator() string {
+	return operatorName(os.Getuid(), func(uid string) (string, error) {
+		u, err := user.LookupId(uid)
+		if err != nil {
+			return "", err
+		}
+		return u.Username, nil
+	}, e.getenv)
+}
+
+// operatorName is "NAME (uid N)" for the account of uid, "uid N" when no
+// account resolves, and "unknown user" where there are no user ids. As
+// root, the SUDO_USER that sudo sets is added ("root (uid 0) via sudo from
+// alice"): it says who typed the command, but only root (sudo) can have
+// set it with any authority, so it is never recorded on its own.
+func operatorName(uid int, lookup func(uid string) (string, error), getenv func(string) string) string {
+	if uid < 0 {
+		return "unknown user"
+	}
+	id := strconv.Itoa(uid)
+	who := "uid " + id
+	if name, err := lookup(id); err == nil && name != "" {
+		who = shown(name) + " (uid " + id + ")"
+	}
+	if su := getenv("SUDO_USER"); uid == 0 && su != "" {
+		who += " via sudo from " + shown(su)
+	}
+	return who
 }
 
 func splitList(s string) []string {
@@ -807,7 +838,7 @@ func (e *env) emergency(args []string) error {
 		return err
 	}
 	curLevel, curReason := cur.Effective(now)
-	operator := e.getenv("USER")
+	operator := e.operator()
 	switch {
 	case sub == "status" && len(pos) == 0:
 		fmt.Fprintf(e.stdout, "level %s", curLevel)
