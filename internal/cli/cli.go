@@ -50,7 +50,7 @@ Blocks (refused at the front door):
 Sessions and audit:
   session list
   session revoke ID | session revoke --user NAME | --group G | --app A | --all
-  audit [--since 1h] [--json]
+  audit [--since 1h] [--json]            default the last 24h; --since 0: all
   audit verify [--file EXPORT]           check the trail's hash chain and signed checkpoints
   audit export [--since 24h]             the trail as JSON lines, to keep elsewhere
 

@@ -320,3 +320,42 @@ func TestAuditNamesTheRealUserNotUSER(t *testing.T) {
 		t.Fatalf("audit names $USER:\n%s", r.out)
 	}
 }
+
+// --since is how far back: a negative period is refused, not read as
+// "nothing happened", and zero is the whole trail.
+func TestAuditSince(t *testing.T) {
+	cfg := writeConfig(t, goodConfig)
+	if r := runCLI("long enough pw\n", "--config", cfg, "user", "add", "anna", "--password-stdin"); r.err != nil {
+		t.Fatal(r.err)
+	}
+	tests := []struct {
+		args    []string
+		wantErr string
+		events  int
+	}{
+		{[]string{"audit", "--json", "--since", "-1h"}, "--since -1h0m0s: give how far back", 0},
+		{[]string{"audit", "export", "--since", "-24h"}, "--since -24h0m0s: give how far back", 0},
+		{[]string{"audit", "--json", "--since", "0"}, "", 1},
+		{[]string{"audit", "--json", "--since", "1h"}, "", 1},
+		{[]string{"audit", "--json"}, "", 1},
+		{[]string{"audit", "export", "--since", "0"}, "", 1},
+		{[]string{"audit", "export", "--since", "1h"}, "", 1},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := runCLI("", append([]string{"--config", cfg}, tt.args...)...)
+			if tt.wantErr != "" {
+				if r.err == nil || !strings.Contains(r.err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", r.err, tt.wantErr)
+				}
+				return
+			}
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if n := strings.Count(r.out, "admin.user.add"); n != tt.events {
+				t.Fatalf("%d events, want %d:\n%s", n, tt.events, r.out)
+			}
+		})
+	}
+}

@@ -579,13 +579,21 @@ func (e *env) audit(args []string) error {
 		if sub == "verify" {
 			return e.auditVerify(*file)
 		}
-		return e.auditExport(*since)
+		from, err := sinceTime(*since, time.Now())
+		if err != nil {
+			return err
+		}
+		return e.auditExport(from)
 	}
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	since := fs.Duration("since", 24*time.Hour, "show events of this last period")
+	since := fs.Duration("since", 24*time.Hour, "show events of this last period (0: all)")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
 	if pos, err := parseFlags(fs, args, e.stderr); err != nil || len(pos) > 0 {
 		return ErrUsage
+	}
+	from, err := sinceTime(*since, time.Now())
+	if err != nil {
+		return err
 	}
 	c, err := e.loadConfig()
 	if err != nil {
@@ -596,7 +604,7 @@ func (e *env) audit(args []string) error {
 		return err
 	}
 	defer st.Close()
-	evs, err := st.Events(e.ctx, time.Now().Add(-*since))
+	evs, err := st.Events(e.ctx, from)
 	if err != nil {
 		return err
 	}
@@ -654,10 +662,24 @@ func shown(s string) string {
 	return s
 }
 
+// sinceTime is the start of the period --since names: how far back from
+// now. Zero means the whole trail; a negative duration would reach into
+// the future and show nothing, which reads as "nothing happened", so it is
+// refused.
+func sinceTime(since time.Duration, now time.Time) (time.Time, error) {
+	switch {
+	case since < 0:
+		return time.Time{}, fmt.Errorf("--since %s: give how far back, a positive duration such as 1h or 168h (0: the whole trail)", since)
+	case since == 0:
+		return time.Time{}, nil
+	}
+	return now.Add(-since), nil
+}
+
 // auditExport writes the trail (or its last period) and all checkpoints as
 // JSON lines, to be kept elsewhere and verified later with
 // `sluis audit verify --file`.
-func (e *env) auditExport(since time.Duration) error {
+func (e *env) auditExport(from time.Time) error {
 	c, err := e.loadConfig()
 	if err != nil {
 		return err
@@ -667,10 +689,6 @@ func (e *env) auditExport(since time.Duration) error {
 		return err
 	}
 	defer st.Close()
-	from := time.Time{}
-	if since > 0 {
-		from = time.Now().Add(-since)
-	}
 	evs, err := st.Events(e.ctx, from)
 	if err != nil {
 		return err
