@@ -43,7 +43,8 @@ Incident:
   emergency status | emergency clear
 
 Blocks (refused at the front door):
-  block add CIDR [--for 1h] --reason "..."
+  block add CIDR [--for 1h] --reason "..." [--force]
+                                         --force: a range wider than /8 or /32 (staff too)
   block list                             the operator's blocks and the automatic ones
   block remove CIDR
 

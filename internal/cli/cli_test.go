@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -357,5 +358,54 @@ func TestAuditSince(t *testing.T) {
 				t.Fatalf("%d events, want %d:\n%s", n, tt.events, r.out)
 			}
 		})
+	}
+}
+
+// A block of every address, or of more than one network's worth, locks
+// out staff too: it needs --force, and the trail says it was forced.
+func TestBlockAddWideRangeNeedsForce(t *testing.T) {
+	cfg := writeConfig(t, goodConfig)
+	tests := []struct {
+		cidr    string
+		force   bool
+		wantErr string
+		want    string
+	}{
+		{"0.0.0.0/0", false, "0.0.0.0/0 covers every IPv4 address (2^32): it would lock out staff too", ""},
+		{"::/0", false, "::/0 covers every IPv6 address (2^128): it would lock out staff too", ""},
+		{"10.0.0.0/7", false, "10.0.0.0/7 covers 33554432 addresses", ""},
+		{"2001:db8::/31", false, "2001:db8::/31 covers 2^97 addresses", ""},
+		{"10.0.0.0/8", false, "", "blocked 10.0.0.0/8"},
+		{"2001:db8::/32", false, "", "blocked 2001:db8::/32"},
+		{"192.0.2.7", false, "", "blocked 192.0.2.7/32"},
+		{"::ffff:0.0.0.0/96", false, "is not an address or a range", ""},
+		{"0.0.0.0/0", true, "", "blocked 0.0.0.0/0"},
+		{"::/0", true, "", "blocked ::/0"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.cidr, tt.force), func(t *testing.T) {
+			args := []string{"--config", cfg, "block", "add", tt.cidr, "--reason", "test"}
+			if tt.force {
+				args = append(args, "--force")
+			}
+			r := runCLI("", args...)
+			if tt.wantErr != "" {
+				if r.err == nil || !strings.Contains(r.err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", r.err, tt.wantErr)
+				}
+				return
+			}
+			if r.err != nil || !strings.Contains(r.out, tt.want) {
+				t.Fatalf("%v %q, want %q", r.err, r.out, tt.want)
+			}
+		})
+	}
+	list := runCLI("", "--config", cfg, "block", "list").out
+	if strings.Contains(list, "10.0.0.0/7") || !strings.Contains(list, "0.0.0.0/0") {
+		t.Fatalf("block list:\n%s", list)
+	}
+	r := runCLI("", "--config", cfg, "audit", "--json")
+	if !strings.Contains(r.out, "0.0.0.0/0 until removed (forced: covers every IPv4 address (2^32)); test") || strings.Count(r.out, "forced") != 2 {
+		t.Fatalf("audit:\n%s", r.out)
 	}
 }

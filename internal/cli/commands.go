@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/user"
 	"strconv"
@@ -707,6 +708,7 @@ type incidentArgs struct {
 	pos    []string
 	reason string
 	forDur time.Duration
+	force  bool // block add only
 }
 
 func (e *env) parseIncident(group string, args []string) (incidentArgs, error) {
@@ -718,11 +720,15 @@ func (e *env) parseIncident(group string, args []string) (incidentArgs, error) {
 	fs := flag.NewFlagSet(group+" "+a.sub, flag.ContinueOnError)
 	reason := fs.String("reason", "", "why (recorded; users see it where it concerns them)")
 	forDur := fs.Duration("for", 0, "undo by itself after this long")
+	force := new(bool)
+	if group == "block" {
+		force = fs.Bool("force", false, "block a range wider than /8 (IPv4) or /32 (IPv6), staff included")
+	}
 	pos, err := parseFlags(fs, args[1:], e.stderr)
 	if err != nil {
 		return a, err
 	}
-	a.pos, a.reason, a.forDur = pos, strings.TrimSpace(*reason), *forDur
+	a.pos, a.reason, a.forDur, a.force = pos, strings.TrimSpace(*reason), *forDur, *force
 	if len(a.reason) > 500 {
 		return a, fmt.Errorf("--reason: at most 500 characters")
 	}
@@ -780,11 +786,15 @@ func (e *env) block(args []string) error {
 	switch {
 	case sub == "add" && len(pos) == 1:
 		p, err := frontdoor.ParseCIDR(pos[0])
-		if err != nil {
+		if err != nil || !p.IsValid() {
 			return fmt.Errorf("%q is not an address or a range (CIDR)", pos[0])
 		}
 		if strings.TrimSpace(*reason) == "" {
 			return fmt.Errorf("sluis block add: --reason is required")
+		}
+		covers, wide := wideRange(p)
+		if wide && !ia.force {
+			return fmt.Errorf("sluis block add: %s covers %s: it would lock out staff too, and everyone the gateway serves; to block it all the same, add --force", p, covers)
 		}
 		b := sluis.Block{CIDR: p.String(), Reason: strings.TrimSpace(*reason), CreatedAt: now}
 		if *forDur > 0 {
@@ -797,7 +807,11 @@ func (e *env) block(args []string) error {
 		if !b.Until.IsZero() {
 			until = "until " + b.Until.Local().Format(time.DateTime)
 		}
-		record("admin.block.add", "", fmt.Sprintf("%s %s; %s", b.CIDR, until, b.Reason))
+		forced := ""
+		if wide {
+			forced = " (forced: covers " + covers + ")"
+		}
+		record("admin.block.add", "", fmt.Sprintf("%s %s%s; %s", b.CIDR, until, forced, b.Reason))
 		fmt.Fprintf(e.stdout, "blocked %s %s\n", b.CIDR, until)
 	case sub == "remove" && len(pos) == 1:
 		p, err := frontdoor.ParseCIDR(pos[0])
@@ -831,10 +845,32 @@ func (e *env) block(args []string) error {
 		}
 		return tw.Flush()
 	default:
-		fmt.Fprintf(e.stderr, "sluis block: add CIDR --reason ..., list, or remove CIDR\n")
+		fmt.Fprintf(e.stderr, "sluis block: add CIDR --reason ... [--for 1h] [--force], list, or remove CIDR\n")
 		return ErrUsage
 	}
 	return nil
+}
+
+// wideRange says how many addresses p covers, and whether that is more
+// than a block of one attacker's network should: wider than /8 for IPv4 or
+// /32 for IPv6 (a whole provider), up to every address (0.0.0.0/0, ::/0).
+// Such a block refuses the operator's own staff as well.
+func wideRange(p netip.Prefix) (covers string, wide bool) {
+	host := p.Addr().BitLen() - p.Bits()
+	switch {
+	case p.Bits() == 0 && p.Addr().Is4():
+		covers = "every IPv4 address (2^32)"
+	case p.Bits() == 0:
+		covers = "every IPv6 address (2^128)"
+	case host < 63:
+		covers = strconv.FormatUint(1<<host, 10) + " addresses"
+	default:
+		covers = "2^" + strconv.Itoa(host) + " addresses"
+	}
+	if p.Addr().Is4() {
+		return covers, p.Bits() < 8
+	}
+	return covers, p.Bits() < 32
 }
 
 // emergency sets, shows and clears the emergency level; the running
