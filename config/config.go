@@ -314,12 +314,17 @@ func Parse(name string, data []byte) (*Config, error) {
 	p := &parser{file: name, lines: map[string]int{}, keyAt: map[int]string{}}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &Error{Problems: []string{p.syntax(err)}}
+		return nil, &Error{Problems: []string{p.syntax(err, data)}}
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, &Error{Problems: []string{name + ":1: the file is empty"}}
 	}
 	p.index(root.Content[0], "")
+	// Refused before decoding, which would expand them (an alias bomb
+	// grows a few lines into gigabytes).
+	if len(p.problems) > 0 {
+		return nil, &Error{Problems: p.problems}
+	}
 
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -351,15 +356,41 @@ type parser struct {
 	keyAt    map[int]string // line -> key path of the value starting there
 	problems []string
 	warnings []string
+	aliases  int // aliases found, of which maxAliasProblems are reported
 }
+
+const maxAliasProblems = 10
 
 // index records the line of every key path, to point at the line of a
 // value that fails validation.
+//
+// YAML aliases (*name) are refused at the line where they are used: a
+// value shared by reference changes in every place when it is edited in
+// one (an allow rule widened for one app widens another), and an error in
+// it would be reported at the anchor, far from the key it concerns.
 func (p *parser) index(n *yaml.Node, path string) {
 	switch n.Kind {
+	case yaml.AliasNode:
+		at := path
+		if at == "" {
+			at = "(top level)"
+		}
+		anchored := ""
+		if n.Alias != nil {
+			anchored = fmt.Sprintf(" (anchored at line %d)", n.Alias.Line)
+		}
+		if p.aliases++; p.aliases <= maxAliasProblems {
+			p.problems = append(p.problems, fmt.Sprintf("%s:%d: %s: alias *%s%s: aliases are not accepted; write the value out where it is used", p.file, n.Line, at, n.Value, anchored))
+		} else if p.aliases == maxAliasProblems+1 {
+			p.problems = append(p.problems, fmt.Sprintf("%s:%d: and more aliases after this line", p.file, n.Line))
+		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind == yaml.AliasNode {
+				p.index(k, path)
+				continue
+			}
 			kp := k.Value
 			if path != "" {
 				kp = path + "." + k.Value
@@ -384,10 +415,18 @@ func (p *parser) index(n *yaml.Node, path string) {
 var (
 	lineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 	unknownRE = regexp.MustCompile(`^field (\S+) not found in type`)
+	// unknownAnchorRE matches the parser's error for an alias of no anchor.
+	unknownAnchorRE = regexp.MustCompile(`unknown anchor '([^']*)' referenced`)
 )
 
-func (p *parser) syntax(err error) string {
+func (p *parser) syntax(err error, data []byte) string {
 	msg := err.Error()
+	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
+		// The parser does not say where: the first use of the name does.
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			return fmt.Sprintf("%s:%d: alias *%s: no anchor &%s before it", p.file, bytes.Count(data[:i], []byte("\n"))+1, m[1], m[1])
+		}
+	}
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		return fmt.Sprintf("%s:%s: %s", p.file, m[1], m[2])
 	}

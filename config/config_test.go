@@ -117,6 +117,43 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 	}
 }
 
+// An alias is refused where it is used, not only where its anchor stands:
+// the line an operator must change.
+func TestAliasesAreRefusedWhereUsed(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"shared allow rule", minimal + "  - name: hr\n    host: hr.corp.test\n    upstream: http://127.0.0.1:9002\n    allow: *rule\n",
+			[]string{"sluis.yaml:19: apps[1].allow: alias *rule (anchored at line 13): aliases are not accepted"}},
+		{"alias to a scalar", strings.Replace(strings.Replace(minimal, "30m", "&d 30m", 1), "lifetime: 12h", "lifetime: *d", 1),
+			[]string{"sluis.yaml:8: session.lifetime: alias *d (anchored at line 7)"}},
+		{"alias as a list item", "x: &g ops\n" + strings.Replace(minimal, "[staff]", "[staff, *g]", 1),
+			[]string{"sluis.yaml:15: apps[0].allow.groups[1]: alias *g (anchored at line 1)"}},
+		{"merge key", "y: &s {lifetime: 1h}\n" + strings.Replace(minimal, "session:\n", "session:\n  <<: *s\n", 1),
+			[]string{"sluis.yaml:8: session.<<: alias *s (anchored at line 1)"}},
+		{"alias of no anchor", strings.Replace(minimal, "lifetime: 12h", "lifetime: *nope", 1),
+			[]string{"sluis.yaml:8: alias *nope: no anchor &nope before it"}},
+		{"alias bomb", "a: &a [\"lol\",\"lol\"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n",
+			[]string{"sluis.yaml:2: b[0]: alias *a (anchored at line 1)", "sluis.yaml:3: and more aliases after this line"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := strings.Replace(tt.yaml, "    allow:\n", "    allow: &rule\n", 1)
+			_, err := Parse("sluis.yaml", []byte(in))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
 func TestWarnsAboutAppsNobodyCanOpen(t *testing.T) {
 	c, err := Parse("s.yaml", []byte(strings.Replace(minimal, "    allow:\n      groups: [staff]\n      mfa: true\n", "", 1)))
 	if err != nil {
