@@ -6,6 +6,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -53,6 +56,8 @@ type Config struct {
 	File string `yaml:"-"`
 	// Warnings are things that are valid but probably not meant.
 	Warnings []string `yaml:"-"`
+	// lines is the line of every key path, for CheckFiles's messages.
+	lines map[string]int
 }
 
 // TLS says where the listener's certificate comes from: either SelfSigned,
@@ -347,7 +352,125 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, &Error{Problems: p.problems}
 	}
 	c.Warnings = p.warnings
+	c.lines = p.lines
 	return &c, nil
+}
+
+// CheckFiles checks what the configuration names on this machine, as
+// `sluis serve` needs it before it listens: data_dir is a directory it can
+// write (or, when missing, one it can create: its nearest existing parent
+// is a writable directory; nothing is created here), the certificate and
+// key are readable and a pair, and every other file named (CA files,
+// password and secret files) is readable. `sluis serve` and `sluis config
+// check` both call it, so a check that passes is a start that does not
+// fail on these. Problems name file:line: key like Parse's.
+func (c *Config) CheckFiles() error {
+	p := &parser{file: c.File, lines: c.lines}
+	p.checkDataDir(c.DataDir)
+	if !c.TLS.SelfSigned {
+		if _, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile); err != nil {
+			key := "tls.cert_file"
+			if _, statErr := os.Stat(c.TLS.CertFile); statErr == nil {
+				if _, keyErr := os.ReadFile(c.TLS.KeyFile); keyErr != nil {
+					key = "tls.key_file"
+				}
+			}
+			p.problem(key, "%v", err)
+		}
+	}
+	if l := c.LDAP; l != nil {
+		if pw, err := os.ReadFile(l.BindPasswordFile); err != nil {
+			p.problem("ldap.bind_password_file", "%v", err)
+		} else if strings.TrimRight(string(pw), "\r\n") == "" {
+			p.problem("ldap.bind_password_file", "%s is empty", l.BindPasswordFile)
+		}
+		if l.CAFile != "" {
+			p.checkPEM("ldap.ca_file", l.CAFile)
+		}
+	}
+	for i, o := range c.OIDC {
+		if _, err := os.ReadFile(o.ClientSecretFile); err != nil {
+			p.problem(fmt.Sprintf("oidc[%d].client_secret_file", i), "%v", err)
+		}
+	}
+	if sl := c.Audit.Syslog; sl != nil && sl.CAFile != "" {
+		p.checkPEM("audit.syslog.ca_file", sl.CAFile)
+	}
+	if len(p.problems) > 0 {
+		return &Error{Problems: p.problems}
+	}
+	return nil
+}
+
+func (p *parser) checkPEM(key, file string) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		p.problem(key, "%v", err)
+		return
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		p.problem(key, "%s holds no PEM certificate", file)
+	}
+}
+
+// checkDataDir: an existing data_dir must be a directory sluis can write;
+// a missing one is created at start, so its nearest existing parent must be
+// a directory sluis can write. Writing is tried with a file that is removed
+// at once.
+func (p *parser) checkDataDir(dir string) {
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && !fi.IsDir():
+		p.problem("data_dir", "%s is not a directory", dir)
+		return
+	case err == nil:
+		if err := writable(dir); err != nil {
+			p.problem("data_dir", "%s is not writable: %v", dir, err)
+		}
+		return
+	case !missing(err):
+		p.problem("data_dir", "%v", err)
+		return
+	}
+	parent := dir
+	for {
+		next := filepath.Dir(parent)
+		if next == parent {
+			p.problem("data_dir", "%s cannot be created: no parent exists", dir)
+			return
+		}
+		parent = next
+		fi, err := os.Stat(parent)
+		if missing(err) {
+			continue
+		}
+		switch {
+		case err != nil:
+			p.problem("data_dir", "%s cannot be created: %v", dir, err)
+		case !fi.IsDir():
+			p.problem("data_dir", "%s cannot be created: %s is not a directory", dir, parent)
+		default:
+			if err := writable(parent); err != nil {
+				p.problem("data_dir", "%s cannot be created: %s is not writable: %v", dir, parent, err)
+			}
+		}
+		return
+	}
+}
+
+// missing reports whether a Stat error means there is nothing at the path
+// (or a file where a folder of the path should be).
+func missing(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+func writable(dir string) error {
+	f, err := os.CreateTemp(dir, ".sluis-check-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 type parser struct {

@@ -3,15 +3,23 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 )
@@ -407,5 +415,112 @@ func TestBlockAddWideRangeNeedsForce(t *testing.T) {
 	r := runCLI("", "--config", cfg, "audit", "--json")
 	if !strings.Contains(r.out, "0.0.0.0/0 until removed (forced: covers every IPv4 address (2^32)); test") || strings.Count(r.out, "forced") != 2 {
 		t.Fatalf("audit:\n%s", r.out)
+	}
+}
+
+// writePair writes a certificate and its key as PEM files in dir.
+func writePair(t *testing.T, dir, certName, keyName string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "login.test"}, DNSNames: []string{"login.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, certName), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(filepath.Join(dir, keyName), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+}
+
+// `config check` fails where `serve` would, on what the configuration
+// names on this machine; both say file:line: key.
+func TestConfigCheckLooksAtTheFilesNamed(t *testing.T) {
+	const ldap = "ldap:\n  urls: [ldaps://dc.test]\n  bind_dn: cn=x\n  bind_password_file: %s\n  ca_file: %s\n  user_base: dc=test\n  user_filter: (uid={user})\n"
+	tests := []struct {
+		name  string
+		setup func(dir string) string // returns the configuration
+		want  string                  // "" means ok
+	}{
+		{"data_dir is a file", func(dir string) string {
+			os.WriteFile(filepath.Join(dir, "data"), nil, 0o600)
+			return goodConfig
+		}, "sluis.yaml:3: data_dir: " + "%DIR%/data is not a directory"},
+		{"data_dir under a file", func(dir string) string {
+			os.WriteFile(filepath.Join(dir, "f"), nil, 0o600)
+			return strings.Replace(goodConfig, "./data", "./f/a/data", 1)
+		}, "sluis.yaml:3: data_dir: %DIR%/f/a/data cannot be created: %DIR%/f is not a directory"},
+		{"data_dir missing, parent writable", func(dir string) string {
+			return strings.Replace(goodConfig, "./data", "./a/b/data", 1)
+		}, ""},
+		{"certificate missing", func(dir string) string {
+			return strings.Replace(goodConfig, "{self_signed: true}", "\n  cert_file: cert.pem\n  key_file: key.pem", 1)
+		}, "sluis.yaml:5: tls.cert_file: open %DIR%/cert.pem"},
+		{"key missing", func(dir string) string {
+			writePair(t, dir, "cert.pem", "other.pem")
+			return strings.Replace(goodConfig, "{self_signed: true}", "\n  cert_file: cert.pem\n  key_file: key.pem", 1)
+		}, "sluis.yaml:6: tls.key_file: open %DIR%/key.pem"},
+		{"certificate and key not a pair", func(dir string) string {
+			writePair(t, dir, "cert.pem", "k1.pem")
+			writePair(t, dir, "c2.pem", "key.pem")
+			return strings.Replace(goodConfig, "{self_signed: true}", "\n  cert_file: cert.pem\n  key_file: key.pem", 1)
+		}, "sluis.yaml:5: tls.cert_file: tls: private key does not match public key"},
+		{"certificate and key", func(dir string) string {
+			writePair(t, dir, "cert.pem", "key.pem")
+			return strings.Replace(goodConfig, "{self_signed: true}", "\n  cert_file: cert.pem\n  key_file: key.pem", 1)
+		}, ""},
+		{"ldap password file missing", func(dir string) string {
+			writePair(t, dir, "ca.pem", "k.pem")
+			return goodConfig + fmt.Sprintf(ldap, "pw", "ca.pem")
+		}, "sluis.yaml:13: ldap.bind_password_file: open %DIR%/pw"},
+		{"ldap CA not PEM", func(dir string) string {
+			os.WriteFile(filepath.Join(dir, "pw"), []byte("secret\n"), 0o600)
+			os.WriteFile(filepath.Join(dir, "ca.pem"), []byte("not pem"), 0o600)
+			return goodConfig + fmt.Sprintf(ldap, "pw", "ca.pem")
+		}, "sluis.yaml:14: ldap.ca_file: %DIR%/ca.pem holds no PEM certificate"},
+		{"ldap", func(dir string) string {
+			os.WriteFile(filepath.Join(dir, "pw"), []byte("secret\n"), 0o600)
+			writePair(t, dir, "ca.pem", "k.pem")
+			return goodConfig + fmt.Sprintf(ldap, "pw", "ca.pem")
+		}, ""},
+		{"oidc secret missing", func(dir string) string {
+			return goodConfig + "oidc:\n  - name: idp\n    issuer: https://idp.test\n    client_id: x\n    client_secret_file: secret\n"
+		}, "sluis.yaml:14: oidc[0].client_secret_file: open %DIR%/secret"},
+		{"syslog CA missing", func(dir string) string {
+			return goodConfig + "audit:\n  syslog:\n    address: logs.test:6514\n    tls: true\n    ca_file: ca.pem\n"
+		}, "sluis.yaml:14: audit.syslog.ca_file: open %DIR%/ca.pem"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "sluis.yaml")
+			os.WriteFile(cfg, []byte(tt.setup(dir)), 0o600)
+			want := strings.ReplaceAll(tt.want, "%DIR%", dir)
+			want = strings.Replace(want, "sluis.yaml:", cfg+":", 1)
+			r := runCLI("", "--config", cfg, "config", "check")
+			if want == "" {
+				if r.err != nil {
+					t.Fatalf("check: %v %s", r.err, r.errOut)
+				}
+				if _, err := os.Stat(filepath.Join(dir, "a")); err == nil {
+					t.Fatal("config check created a folder")
+				}
+				return
+			}
+			if r.err == nil || !strings.Contains(r.errOut, want) {
+				t.Fatalf("check: %v\n%s\nlacks %q", r.err, r.errOut, want)
+			}
+			// serve fails on the same, before it listens.
+			r = runCLI("", "--config", cfg, "serve")
+			if r.err == nil || !strings.Contains(r.err.Error(), want) {
+				t.Fatalf("serve: %v, want %q", r.err, want)
+			}
+		})
 	}
 }

@@ -633,6 +633,10 @@ func (e *env) config(args []string) error {
 		return ErrUsage
 	}
 	c, err := config.Load(e.configPath)
+	if err == nil {
+		// The files it names, as `sluis serve` checks them.
+		err = c.CheckFiles()
+	}
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {
