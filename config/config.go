@@ -769,6 +769,7 @@ func (p *parser) validate(c *Config) {
 				p.problem("ldap.groups", "%q (for %s) is not a valid group name", g, dn)
 			}
 		}
+		p.checkMappedGroups("ldap.groups", l.Groups)
 		if l.Timeout == 0 {
 			l.Timeout = Duration(5 * time.Second)
 		}
@@ -822,6 +823,7 @@ func (p *parser) validate(c *Config) {
 				p.problem(at+".groups", "%q (for %s) is not a valid group name", g, v)
 			}
 		}
+		p.checkMappedGroups(at+".groups", o.Groups)
 	}
 
 	for j, name := range c.Strict.PhishingResistant {
@@ -885,6 +887,23 @@ func (p *parser) validate(c *Config) {
 				p.problem(fmt.Sprintf("%s.allow.groups[%d]", at, j), "%q is not a valid group name", g)
 			}
 		}
+	}
+}
+
+// checkMappedGroups: a directory's or provider's user has at most the
+// sluis groups a mapping names, so these, all together, must be within a
+// user's limits (sluis.NormalGroups); then no directory or provider can
+// give a user more.
+func (p *parser) checkMappedGroups(key string, m map[string]string) {
+	var all []string
+	for _, g := range m {
+		if sluis.ValidName(g) {
+			all = append(all, g)
+		}
+	}
+	slices.Sort(all)
+	if _, err := sluis.NormalGroups(all); err != nil {
+		p.problem(key, "maps to too many groups: %v", err)
 	}
 }
 

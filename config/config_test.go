@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,6 +101,20 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"syslog CA without TLS", func(s string) string {
 			return strings.Replace(s, "apps:\n", "audit:\n  syslog:\n    address: logs.corp.test:6514\n    ca_file: ca.pem\napps:\n", 1)
 		}, `sluis.yaml:12: audit.syslog.ca_file: set tls: true`},
+		{"ldap maps to too many groups", func(s string) string {
+			var m []string
+			for i := range 257 {
+				m = append(m, fmt.Sprintf("    cn=g%d: g%d", i, i))
+			}
+			return s + "ldap:\n  urls: [ldaps://dc.corp.test]\n  bind_dn: cn=x\n  bind_password_file: pw\n  user_base: dc=corp\n  user_filter: (uid={user})\n  group_base: dc=corp\n  groups:\n" + strings.Join(m, "\n") + "\n"
+		}, "sluis.yaml:23: ldap.groups: maps to too many groups: 257 groups: at most 256"},
+		{"oidc maps to too many groups", func(s string) string {
+			var m []string
+			for i := range 257 {
+				m = append(m, fmt.Sprintf("      v%d: g%d", i, i))
+			}
+			return s + "oidc:\n  - name: idp\n    issuer: https://idp.corp.test/\n    client_id: x\n    client_secret_file: s\n    groups:\n" + strings.Join(m, "\n") + "\n"
+		}, "sluis.yaml:21: oidc[0].groups: maps to too many groups"},
 		{"duplicate app", func(s string) string {
 			return s + "  - name: wiki\n    host: w2.corp.test\n    upstream: http://127.0.0.1:1\n"
 		}, `sluis.yaml:16: apps[1].name: "wiki" is used by another app`},

@@ -524,3 +524,36 @@ func TestConfigCheckLooksAtTheFilesNamed(t *testing.T) {
 		})
 	}
 }
+
+// Groups typed twice are one; more than a user may have is refused.
+func TestUserGroupsFoldedAndLimited(t *testing.T) {
+	cfg := writeConfig(t, goodConfig)
+	var many []string
+	for i := range 257 {
+		many = append(many, fmt.Sprintf("g%d", i))
+	}
+	tests := []struct {
+		args    []string
+		wantErr string
+		want    string
+	}{
+		{[]string{"user", "add", "anna", "--groups", "staff,ops,staff", "--password-stdin"}, "", "user anna added"},
+		{[]string{"user", "list"}, "", "anna  staff,ops  "},
+		{[]string{"user", "groups", "anna", "--groups", "ops,ops,Ops"}, "", "groups of anna: ops,Ops"},
+		{[]string{"user", "groups", "anna", "--groups", strings.Join(many, ",")}, "--groups: 257 groups: at most 256", ""},
+		{[]string{"user", "add", "bert", "--groups", strings.Join(many, ","), "--password-stdin"}, "--groups: 257 groups: at most 256", ""},
+		{[]string{"user", "groups", "anna", "--groups", "a b"}, `"a b" is not a valid group name`, ""},
+	}
+	for _, tt := range tests {
+		r := runCLI("long enough pw\n", append([]string{"--config", cfg}, tt.args...)...)
+		if tt.wantErr != "" {
+			if r.err == nil || !strings.Contains(r.err.Error(), tt.wantErr) {
+				t.Fatalf("%v: err %v, want %q", tt.args[:2], r.err, tt.wantErr)
+			}
+			continue
+		}
+		if r.err != nil || !strings.Contains(r.out, tt.want) {
+			t.Fatalf("%v: %v %q, want %q", tt.args[:2], r.err, r.out, tt.want)
+		}
+	}
+}

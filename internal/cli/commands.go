@@ -136,15 +136,6 @@ func findUser(ctx context.Context, st sluis.Store, typed string) (string, error)
 	return "", fmt.Errorf("%s names several users (%s, twins from before names were compared without regard to case): give one exactly as listed", shown(typed), strings.Join(names, ", "))
 }
 
-func checkNames(kind string, names ...string) error {
-	for _, n := range names {
-		if !sluis.ValidName(n) {
-			return fmt.Errorf("%q is not a valid %s name (letters, digits, '.', '_', '-', '@')", n, kind)
-		}
-	}
-	return nil
-}
-
 // readPassword reads a new password from stdin (one line) with
 // --password-stdin, or asks for it twice on a terminal.
 func (e *env) readPassword(fromStdin bool) (string, error) {
@@ -229,9 +220,9 @@ func (e *env) user(args []string) error {
 	}
 	switch sub {
 	case "add":
-		gs := splitList(*groups)
-		if err := checkNames("group", gs...); err != nil {
-			return err
+		gs, err := sluis.NormalGroups(splitList(*groups))
+		if err != nil {
+			return fmt.Errorf("--groups: %w", err)
 		}
 		pw, err := e.readPassword(*pwStdin)
 		if err != nil {
@@ -267,9 +258,9 @@ func (e *env) user(args []string) error {
 		fmt.Fprintf(e.stdout, "password of %s changed\n", name)
 		return e.revokeAll(st, record, name)
 	case "groups":
-		gs := splitList(*groups)
-		if err := checkNames("group", gs...); err != nil {
-			return err
+		gs, err := sluis.NormalGroups(splitList(*groups))
+		if err != nil {
+			return fmt.Errorf("--groups: %w", err)
 		}
 		if err := st.SetGroups(ctx, name, gs); err != nil {
 			return err
