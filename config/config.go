@@ -6,6 +6,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -53,6 +56,8 @@ type Config struct {
 	File string `yaml:"-"`
 	// Warnings are things that are valid but probably not meant.
 	Warnings []string `yaml:"-"`
+	// lines is the line of every key path, for CheckFiles's messages.
+	lines map[string]int
 }
 
 // TLS says where the listener's certificate comes from: either SelfSigned,
@@ -314,12 +319,17 @@ func Parse(name string, data []byte) (*Config, error) {
 	p := &parser{file: name, lines: map[string]int{}, keyAt: map[int]string{}}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &Error{Problems: []string{p.syntax(err)}}
+		return nil, &Error{Problems: []string{p.syntax(err, data)}}
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, &Error{Problems: []string{name + ":1: the file is empty"}}
 	}
 	p.index(root.Content[0], "")
+	// Refused before decoding, which would expand them (an alias bomb
+	// grows a few lines into gigabytes).
+	if len(p.problems) > 0 {
+		return nil, &Error{Problems: p.problems}
+	}
 
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -342,7 +352,125 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, &Error{Problems: p.problems}
 	}
 	c.Warnings = p.warnings
+	c.lines = p.lines
 	return &c, nil
+}
+
+// CheckFiles checks what the configuration names on this machine, as
+// `sluis serve` needs it before it listens: data_dir is a directory it can
+// write (or, when missing, one it can create: its nearest existing parent
+// is a writable directory; nothing is created here), the certificate and
+// key are readable and a pair, and every other file named (CA files,
+// password and secret files) is readable. `sluis serve` and `sluis config
+// check` both call it, so a check that passes is a start that does not
+// fail on these. Problems name file:line: key like Parse's.
+func (c *Config) CheckFiles() error {
+	p := &parser{file: c.File, lines: c.lines}
+	p.checkDataDir(c.DataDir)
+	if !c.TLS.SelfSigned {
+		if _, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile); err != nil {
+			key := "tls.cert_file"
+			if _, statErr := os.Stat(c.TLS.CertFile); statErr == nil {
+				if _, keyErr := os.ReadFile(c.TLS.KeyFile); keyErr != nil {
+					key = "tls.key_file"
+				}
+			}
+			p.problem(key, "%v", err)
+		}
+	}
+	if l := c.LDAP; l != nil {
+		if pw, err := os.ReadFile(l.BindPasswordFile); err != nil {
+			p.problem("ldap.bind_password_file", "%v", err)
+		} else if strings.TrimRight(string(pw), "\r\n") == "" {
+			p.problem("ldap.bind_password_file", "%s is empty", l.BindPasswordFile)
+		}
+		if l.CAFile != "" {
+			p.checkPEM("ldap.ca_file", l.CAFile)
+		}
+	}
+	for i, o := range c.OIDC {
+		if _, err := os.ReadFile(o.ClientSecretFile); err != nil {
+			p.problem(fmt.Sprintf("oidc[%d].client_secret_file", i), "%v", err)
+		}
+	}
+	if sl := c.Audit.Syslog; sl != nil && sl.CAFile != "" {
+		p.checkPEM("audit.syslog.ca_file", sl.CAFile)
+	}
+	if len(p.problems) > 0 {
+		return &Error{Problems: p.problems}
+	}
+	return nil
+}
+
+func (p *parser) checkPEM(key, file string) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		p.problem(key, "%v", err)
+		return
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		p.problem(key, "%s holds no PEM certificate", file)
+	}
+}
+
+// checkDataDir: an existing data_dir must be a directory sluis can write;
+// a missing one is created at start, so its nearest existing parent must be
+// a directory sluis can write. Writing is tried with a file that is removed
+// at once.
+func (p *parser) checkDataDir(dir string) {
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && !fi.IsDir():
+		p.problem("data_dir", "%s is not a directory", dir)
+		return
+	case err == nil:
+		if err := writable(dir); err != nil {
+			p.problem("data_dir", "%s is not writable: %v", dir, err)
+		}
+		return
+	case !missing(err):
+		p.problem("data_dir", "%v", err)
+		return
+	}
+	parent := dir
+	for {
+		next := filepath.Dir(parent)
+		if next == parent {
+			p.problem("data_dir", "%s cannot be created: no parent exists", dir)
+			return
+		}
+		parent = next
+		fi, err := os.Stat(parent)
+		if missing(err) {
+			continue
+		}
+		switch {
+		case err != nil:
+			p.problem("data_dir", "%s cannot be created: %v", dir, err)
+		case !fi.IsDir():
+			p.problem("data_dir", "%s cannot be created: %s is not a directory", dir, parent)
+		default:
+			if err := writable(parent); err != nil {
+				p.problem("data_dir", "%s cannot be created: %s is not writable: %v", dir, parent, err)
+			}
+		}
+		return
+	}
+}
+
+// missing reports whether a Stat error means there is nothing at the path
+// (or a file where a folder of the path should be).
+func missing(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+func writable(dir string) error {
+	f, err := os.CreateTemp(dir, ".sluis-check-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 type parser struct {
@@ -351,15 +479,41 @@ type parser struct {
 	keyAt    map[int]string // line -> key path of the value starting there
 	problems []string
 	warnings []string
+	aliases  int // aliases found, of which maxAliasProblems are reported
 }
+
+const maxAliasProblems = 10
 
 // index records the line of every key path, to point at the line of a
 // value that fails validation.
+//
+// YAML aliases (*name) are refused at the line where they are used: a
+// value shared by reference changes in every place when it is edited in
+// one (an allow rule widened for one app widens another), and an error in
+// it would be reported at the anchor, far from the key it concerns.
 func (p *parser) index(n *yaml.Node, path string) {
 	switch n.Kind {
+	case yaml.AliasNode:
+		at := path
+		if at == "" {
+			at = "(top level)"
+		}
+		anchored := ""
+		if n.Alias != nil {
+			anchored = fmt.Sprintf(" (anchored at line %d)", n.Alias.Line)
+		}
+		if p.aliases++; p.aliases <= maxAliasProblems {
+			p.problems = append(p.problems, fmt.Sprintf("%s:%d: %s: alias *%s%s: aliases are not accepted; write the value out where it is used", p.file, n.Line, at, n.Value, anchored))
+		} else if p.aliases == maxAliasProblems+1 {
+			p.problems = append(p.problems, fmt.Sprintf("%s:%d: and more aliases after this line", p.file, n.Line))
+		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind == yaml.AliasNode {
+				p.index(k, path)
+				continue
+			}
 			kp := k.Value
 			if path != "" {
 				kp = path + "." + k.Value
@@ -384,10 +538,18 @@ func (p *parser) index(n *yaml.Node, path string) {
 var (
 	lineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 	unknownRE = regexp.MustCompile(`^field (\S+) not found in type`)
+	// unknownAnchorRE matches the parser's error for an alias of no anchor.
+	unknownAnchorRE = regexp.MustCompile(`unknown anchor '([^']*)' referenced`)
 )
 
-func (p *parser) syntax(err error) string {
+func (p *parser) syntax(err error, data []byte) string {
 	msg := err.Error()
+	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
+		// The parser does not say where: the first use of the name does.
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			return fmt.Sprintf("%s:%d: alias *%s: no anchor &%s before it", p.file, bytes.Count(data[:i], []byte("\n"))+1, m[1], m[1])
+		}
+	}
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		return fmt.Sprintf("%s:%s: %s", p.file, m[1], m[2])
 	}
@@ -607,6 +769,7 @@ func (p *parser) validate(c *Config) {
 				p.problem("ldap.groups", "%q (for %s) is not a valid group name", g, dn)
 			}
 		}
+		p.checkMappedGroups("ldap.groups", l.Groups)
 		if l.Timeout == 0 {
 			l.Timeout = Duration(5 * time.Second)
 		}
@@ -660,6 +823,7 @@ func (p *parser) validate(c *Config) {
 				p.problem(at+".groups", "%q (for %s) is not a valid group name", g, v)
 			}
 		}
+		p.checkMappedGroups(at+".groups", o.Groups)
 	}
 
 	for j, name := range c.Strict.PhishingResistant {
@@ -723,6 +887,23 @@ func (p *parser) validate(c *Config) {
 				p.problem(fmt.Sprintf("%s.allow.groups[%d]", at, j), "%q is not a valid group name", g)
 			}
 		}
+	}
+}
+
+// checkMappedGroups: a directory's or provider's user has at most the
+// sluis groups a mapping names, so these, all together, must be within a
+// user's limits (sluis.NormalGroups); then no directory or provider can
+// give a user more.
+func (p *parser) checkMappedGroups(key string, m map[string]string) {
+	var all []string
+	for _, g := range m {
+		if sluis.ValidName(g) {
+			all = append(all, g)
+		}
+	}
+	slices.Sort(all)
+	if _, err := sluis.NormalGroups(all); err != nil {
+		p.problem(key, "maps to too many groups: %v", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,6 +101,20 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"syslog CA without TLS", func(s string) string {
 			return strings.Replace(s, "apps:\n", "audit:\n  syslog:\n    address: logs.corp.test:6514\n    ca_file: ca.pem\napps:\n", 1)
 		}, `sluis.yaml:12: audit.syslog.ca_file: set tls: true`},
+		{"ldap maps to too many groups", func(s string) string {
+			var m []string
+			for i := range 257 {
+				m = append(m, fmt.Sprintf("    cn=g%d: g%d", i, i))
+			}
+			return s + "ldap:\n  urls: [ldaps://dc.corp.test]\n  bind_dn: cn=x\n  bind_password_file: pw\n  user_base: dc=corp\n  user_filter: (uid={user})\n  group_base: dc=corp\n  groups:\n" + strings.Join(m, "\n") + "\n"
+		}, "sluis.yaml:23: ldap.groups: maps to too many groups: 257 groups: at most 256"},
+		{"oidc maps to too many groups", func(s string) string {
+			var m []string
+			for i := range 257 {
+				m = append(m, fmt.Sprintf("      v%d: g%d", i, i))
+			}
+			return s + "oidc:\n  - name: idp\n    issuer: https://idp.corp.test/\n    client_id: x\n    client_secret_file: s\n    groups:\n" + strings.Join(m, "\n") + "\n"
+		}, "sluis.yaml:21: oidc[0].groups: maps to too many groups"},
 		{"duplicate app", func(s string) string {
 			return s + "  - name: wiki\n    host: w2.corp.test\n    upstream: http://127.0.0.1:1\n"
 		}, `sluis.yaml:16: apps[1].name: "wiki" is used by another app`},
@@ -112,6 +127,43 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %q\ndoes not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// An alias is refused where it is used, not only where its anchor stands:
+// the line an operator must change.
+func TestAliasesAreRefusedWhereUsed(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"shared allow rule", minimal + "  - name: hr\n    host: hr.corp.test\n    upstream: http://127.0.0.1:9002\n    allow: *rule\n",
+			[]string{"sluis.yaml:19: apps[1].allow: alias *rule (anchored at line 13): aliases are not accepted"}},
+		{"alias to a scalar", strings.Replace(strings.Replace(minimal, "30m", "&d 30m", 1), "lifetime: 12h", "lifetime: *d", 1),
+			[]string{"sluis.yaml:8: session.lifetime: alias *d (anchored at line 7)"}},
+		{"alias as a list item", "x: &g ops\n" + strings.Replace(minimal, "[staff]", "[staff, *g]", 1),
+			[]string{"sluis.yaml:15: apps[0].allow.groups[1]: alias *g (anchored at line 1)"}},
+		{"merge key", "y: &s {lifetime: 1h}\n" + strings.Replace(minimal, "session:\n", "session:\n  <<: *s\n", 1),
+			[]string{"sluis.yaml:8: session.<<: alias *s (anchored at line 1)"}},
+		{"alias of no anchor", strings.Replace(minimal, "lifetime: 12h", "lifetime: *nope", 1),
+			[]string{"sluis.yaml:8: alias *nope: no anchor &nope before it"}},
+		{"alias bomb", "a: &a [\"lol\",\"lol\"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n",
+			[]string{"sluis.yaml:2: b[0]: alias *a (anchored at line 1)", "sluis.yaml:3: and more aliases after this line"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := strings.Replace(tt.yaml, "    allow:\n", "    allow: &rule\n", 1)
+			_, err := Parse("sluis.yaml", []byte(in))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -100,6 +101,13 @@ var (
 // as any change of groups does). Both are audited.
 func (p *Portal) syncExternalUser(r *http.Request, name, source, externalID string, groups []string) (sluis.User, error) {
 	ctx := r.Context()
+	// The configuration's mapping bounds these (config checks that all
+	// the groups it maps to are within a user's limits), so an error here
+	// is a mapping that changed under us: refuse rather than guess.
+	groups, gerr := sluis.NormalGroups(groups)
+	if gerr != nil {
+		return sluis.User{}, fmt.Errorf("groups from %s: %w", source, gerr)
+	}
 	u, err := p.Store.User(ctx, name)
 	if sluis.ErrorCode(err) == sluis.ENOTFOUND {
 		// A name that differs only in case from another user's would be

@@ -103,8 +103,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		return
 	}
 	id := a.Identity()
+	// Bounded whatever a store holds (groups from before the limits):
+	// every request carries them, in the header and the assertion.
+	groups, _ := sluis.CapGroups(id.Groups)
 	tok, err := a.Memo(p.app.Name, p.now(), func() (string, time.Time, error) {
-		tok, exp, err := p.signer.Sign(id.User, id.Groups, p.app.Name, p.audience, p.now())
+		tok, exp, err := p.signer.Sign(id.User, groups, p.app.Name, p.audience, p.now())
 		// Reuse for the first half of its life, so an upstream always gets
 		// an assertion with at least half its lifetime left.
 		return tok, exp.Add(-assertion.Lifetime / 2), err
@@ -113,7 +116,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		p.log.Error("proxy: signing assertion", "app", p.app.Name, "err", err)
 	}
 	h[HeaderUser] = []string{id.User}
-	h[HeaderGroups] = []string{strings.Join(id.Groups, ",")}
+	h[HeaderGroups] = []string{sluis.JoinGroups(groups)}
 	h[HeaderAssertion] = []string{tok}
 	pr.SetXForwarded()
 }

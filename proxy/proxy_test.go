@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -307,5 +308,49 @@ func TestUpstreamDownGives502WithoutDetail(t *testing.T) {
 	id = id[:strings.IndexByte(id, '<')]
 	if !strings.Contains(f.logs.String(), "error_id="+id) || !strings.Contains(f.logs.String(), addr) {
 		t.Errorf("log lacks error ID %s or cause: %s", id, f.logs)
+	}
+}
+
+// A user with more groups than the limits (from a store of before them)
+// still sends an app bounded identity headers: 10,001 groups once made
+// every request carry 237 KB.
+func TestIdentityHeadersAreBounded(t *testing.T) {
+	f := newFixture(t)
+	var got http.Header
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+	}))
+	defer up.Close()
+	p := f.proxy(t, up.URL)
+	var many []string
+	for i := range 10001 {
+		many = append(many, fmt.Sprintf("group-%05d", i))
+	}
+	tests := []struct {
+		name   string
+		groups []string
+		want   int // groups sent
+	}{
+		{"few", []string{"staff", "ops"}, 2},
+		{"10001", many, sluis.MaxGroups},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := active()
+			a.User.Groups = tt.groups
+			w := httptest.NewRecorder()
+			p.Serve(w, httptest.NewRequest("GET", "https://wiki.test/", nil), a)
+			if w.Code != 200 {
+				t.Fatalf("status %d", w.Code)
+			}
+			h := got.Get("X-Sluis-Groups")
+			if n := len(strings.Split(h, ",")); n != tt.want || len(h) > sluis.MaxGroupsBytes {
+				t.Fatalf("X-Sluis-Groups: %d groups, %d bytes", n, len(h))
+			}
+			c, err := assertion.Verify(got.Get("X-Sluis-Assertion"), f.signer.JWKS(), f.signer.Issuer, f.appURL, f.now)
+			if err != nil || len(c.Groups) != tt.want {
+				t.Fatalf("assertion: %v, %d groups", err, len(c.Groups))
+			}
+		})
 	}
 }

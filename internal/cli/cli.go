@@ -44,14 +44,15 @@ Incident:
   emergency status | emergency clear
 
 Blocks (refused at the front door):
-  block add CIDR [--for 1h] --reason "..."
+  block add CIDR [--for 1h] --reason "..." [--force]
+                                         --force: a range wider than /8 or /32 (staff too)
   block list                             the operator's blocks and the automatic ones
   block remove CIDR
 
 Sessions and audit:
   session list
   session revoke ID | session revoke --user NAME | --group G | --app A | --all
-  audit [--since 1h] [--json]
+  audit [--since 1h] [--json]            default the last 24h; --since 0: all
   audit verify [--file EXPORT]           check the trail's hash chain and signed checkpoints
   audit export [--since 24h]             the trail as JSON lines, to keep elsewhere
 

@@ -3,11 +3,23 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 )
@@ -316,5 +328,293 @@ func TestIncompleteDataDirIsRefused(t *testing.T) {
 	}
 	if r := runCLI("", "--config", cfg, "user", "list"); r.err != nil || !strings.Contains(r.out, "alice") {
 		t.Fatalf("user list after init --new: %v %q", r.err, r.out)
+	}
+}
+
+// The operator in the audit trail is the account of the real user id; the
+// environment ($USER, and SUDO_USER unless root) names nobody on its own.
+func TestOperatorName(t *testing.T) {
+	accounts := map[string]string{"0": "root", "1000": "alice"}
+	lookup := func(uid string) (string, error) {
+		if n, ok := accounts[uid]; ok {
+			return n, nil
+		}
+		return "", errors.New("unknown uid")
+	}
+	tests := []struct {
+		name string
+		uid  int
+		env  map[string]string
+		want string
+	}{
+		{"USER set to someone else", 1000, map[string]string{"USER": "ceo"}, "alice (uid 1000)"},
+		{"root with USER=ceo", 0, map[string]string{"USER": "ceo"}, "root (uid 0)"},
+		{"root through sudo", 0, map[string]string{"USER": "root", "SUDO_USER": "alice"}, "root (uid 0) via sudo from alice"},
+		{"SUDO_USER without root", 1000, map[string]string{"SUDO_USER": "ceo"}, "alice (uid 1000)"},
+		{"no account", 4242, map[string]string{"USER": "ceo"}, "uid 4242"},
+		{"no user ids", -1, map[string]string{"USER": "ceo"}, "unknown user"},
+		{"SUDO_USER with a newline", 0, map[string]string{"SUDO_USER": "a\nb"}, `root (uid 0) via sudo from "a\nb"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := operatorName(tt.uid, lookup, func(k string) string { return tt.env[k] })
+			if got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// USER=ceo in the environment is not what the trail records.
+func TestAuditNamesTheRealUserNotUSER(t *testing.T) {
+	cfg := writeConfig(t, goodConfig)
+	getenv := func(k string) string {
+		if k == "USER" {
+			return "ceo"
+		}
+		return ""
+	}
+	var out, errb bytes.Buffer
+	if err := Run(context.Background(), []string{"sluis", "--config", cfg, "user", "add", "anna", "--password-stdin"}, getenv, strings.NewReader("long enough pw\n"), &out, &errb); err != nil {
+		t.Fatal(err, errb.String())
+	}
+	r := runCLI("", "--config", cfg, "audit", "--json")
+	want := "by uid " + strconv.Itoa(os.Getuid())
+	if u, err := user.Current(); err == nil {
+		want = "by " + u.Username + " (uid " + u.Uid + ")"
+	}
+	if !strings.Contains(r.out, want) {
+		t.Fatalf("audit lacks %q:\n%s", want, r.out)
+	}
+	if u, _ := user.Current(); (u == nil || u.Username != "ceo") && strings.Contains(r.out, "by ceo") {
+		t.Fatalf("audit names $USER:\n%s", r.out)
+	}
+}
+
+// --since is how far back: a negative period is refused, not read as
+// "nothing happened", and zero is the whole trail.
+func TestAuditSince(t *testing.T) {
+	cfg := writeConfig(t, goodConfig)
+	if r := runCLI("long enough pw\n", "--config", cfg, "user", "add", "anna", "--password-stdin"); r.err != nil {
+		t.Fatal(r.err)
+	}
+	tests := []struct {
+		args    []string
+		wantErr string
+		events  int
+	}{
+		{[]string{"audit", "--json", "--since", "-1h"}, "--since -1h0m0s: give how far back", 0},
+		{[]string{"audit", "export", "--since", "-24h"}, "--since -24h0m0s: give how far back", 0},
+		{[]string{"audit", "--json", "--since", "0"}, "", 1},
+		{[]string{"audit", "--json", "--since", "1h"}, "", 1},
+		{[]string{"audit", "--json"}, "", 1},
+		{[]string{"audit", "export", "--since", "0"}, "", 1},
+		{[]string{"audit", "export", "--since", "1h"}, "", 1},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := runCLI("", append([]string{"--config", cfg}, tt.args...)...)
+			if tt.wantErr != "" {
+				if r.err == nil || !strings.Contains(r.err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", r.err, tt.wantErr)
+				}
+				return
+			}
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if n := strings.Count(r.out, "admin.user.add"); n != tt.events {
+				t.Fatalf("%d events, want %d:\n%s", n, tt.events, r.out)
+			}
+		})
+	}
+}
+
+// A block of every address, or of more than one network's worth, locks
+// out staff too: it needs --force, and the trail says it was forced.
+func TestBlockAddWideRangeNeedsForce(t *testing.T) {
+	cfg := writeConfig(t, goodConfig)
+	tests := []struct {
+		cidr    string
+		force   bool
+		wantErr string
+		want    string
+	}{
+		{"0.0.0.0/0", false, "0.0.0.0/0 covers every IPv4 address (2^32): it would lock out staff too", ""},
+		{"::/0", false, "::/0 covers every IPv6 address (2^128): it would lock out staff too", ""},
+		{"10.0.0.0/7", false, "10.0.0.0/7 covers 33554432 addresses", ""},
+		{"2001:db8::/31", false, "2001:db8::/31 covers 2^97 addresses", ""},
+		{"10.0.0.0/8", false, "", "blocked 10.0.0.0/8"},
+		{"2001:db8::/32", false, "", "blocked 2001:db8::/32"},
+		{"192.0.2.7", false, "", "blocked 192.0.2.7/32"},
+		{"::ffff:0.0.0.0/96", false, "is not an address or a range", ""},
+		{"0.0.0.0/0", true, "", "blocked 0.0.0.0/0"},
+		{"::/0", true, "", "blocked ::/0"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.cidr, tt.force), func(t *testing.T) {
+			args := []string{"--config", cfg, "block", "add", tt.cidr, "--reason", "test"}
+			if tt.force {
+				args = append(args, "--force")
+			}
+			r := runCLI("", args...)
+			if tt.wantErr != "" {
+				if r.err == nil || !strings.Contains(r.err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", r.err, tt.wantErr)
+				}
+				return
+			}
+			if r.err != nil || !strings.Contains(r.out, tt.want) {
+				t.Fatalf("%v %q, want %q", r.err, r.out, tt.want)
+			}
+		})
+	}
+	list := runCLI("", "--config", cfg, "block", "list").out
+	if strings.Contains(list, "10.0.0.0/7") || !strings.Contains(list, "0.0.0.0/0") {
+		t.Fatalf("block list:\n%s", list)
+	}
+	r := runCLI("", "--config", cfg, "audit", "--json")
+	if !strings.Contains(r.out, "0.0.0.0/0 until removed (forced: covers every IPv4 address (2^32)); test") || strings.Count(r.out, "forced") != 2 {
+		t.Fatalf("audit:\n%s", r.out)
+	}
+}
+
+// writePair writes a certificate and its key as PEM files in dir.
+func writePair(t *testing.T, dir, certName, keyName string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "login.test"}, DNSNames: []string{"login.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, certName), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(filepath.Join(dir, keyName), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+}
+
+// `config check` fails where `serve` would, on what the configuration
+// names on this machine; both say file:line: key.
+func TestConfigCheckLooksAtTheFilesNamed(t *testing.T) {
+	const ldap = "ldap:\n  urls: [ldaps://dc.test]\n  bind_dn: cn=x\n  bind_password_file: %s\n  ca_file: %s\n  user_base: dc=test\n  user_filter: (uid={user})\n"
+	tests := []struct {
+		name  string
+		setup func(dir string) string // returns the configuration
+		want  string                  // "" means ok
+	}{
+		{"data_dir is a file", func(dir string) string {
+			os.WriteFile(filepath.Join(dir, "data"), nil, 0o600)
+			return goodConfig
+		}, "sluis.yaml:3: data_dir: " + "%DIR%/data is not a directory"},
+		{"data_dir under a file", func(dir string) string {
+			os.WriteFile(filepath.Join(dir, "f"), nil, 0o600)
+			return strings.Replace(goodConfig, "./data", "./f/a/data", 1)
+		}, "sluis.yaml:3: data_dir: %DIR%/f/a/data cannot be created: %DIR%/f is not a directory"},
+		{"data_dir missing, parent writable", func(dir string) string {
+			return strings.Replace(goodConfig, "./data", "./a/b/data", 1)
+		}, ""},
+		{"certificate missing", func(dir string) string {
+			return strings.Replace(goodConfig, "{self_signed: true}", "\n  cert_file: cert.pem\n  key_file: key.pem", 1)
+		}, "sluis.yaml:5: tls.cert_file: open %DIR%/cert.pem"},
+		{"key missing", func(dir string) string {
+			writePair(t, dir, "cert.pem", "other.pem")
+			return strings.Replace(goodConfig, "{self_signed: true}", "\n  cert_file: cert.pem\n  key_file: key.pem", 1)
+		}, "sluis.yaml:6: tls.key_file: open %DIR%/key.pem"},
+		{"certificate and key not a pair", func(dir string) string {
+			writePair(t, dir, "cert.pem", "k1.pem")
+			writePair(t, dir, "c2.pem", "key.pem")
+			return strings.Replace(goodConfig, "{self_signed: true}", "\n  cert_file: cert.pem\n  key_file: key.pem", 1)
+		}, "sluis.yaml:5: tls.cert_file: tls: private key does not match public key"},
+		{"certificate and key", func(dir string) string {
+			writePair(t, dir, "cert.pem", "key.pem")
+			return strings.Replace(goodConfig, "{self_signed: true}", "\n  cert_file: cert.pem\n  key_file: key.pem", 1)
+		}, ""},
+		{"ldap password file missing", func(dir string) string {
+			writePair(t, dir, "ca.pem", "k.pem")
+			return goodConfig + fmt.Sprintf(ldap, "pw", "ca.pem")
+		}, "sluis.yaml:13: ldap.bind_password_file: open %DIR%/pw"},
+		{"ldap CA not PEM", func(dir string) string {
+			os.WriteFile(filepath.Join(dir, "pw"), []byte("secret\n"), 0o600)
+			os.WriteFile(filepath.Join(dir, "ca.pem"), []byte("not pem"), 0o600)
+			return goodConfig + fmt.Sprintf(ldap, "pw", "ca.pem")
+		}, "sluis.yaml:14: ldap.ca_file: %DIR%/ca.pem holds no PEM certificate"},
+		{"ldap", func(dir string) string {
+			os.WriteFile(filepath.Join(dir, "pw"), []byte("secret\n"), 0o600)
+			writePair(t, dir, "ca.pem", "k.pem")
+			return goodConfig + fmt.Sprintf(ldap, "pw", "ca.pem")
+		}, ""},
+		{"oidc secret missing", func(dir string) string {
+			return goodConfig + "oidc:\n  - name: idp\n    issuer: https://idp.test\n    client_id: x\n    client_secret_file: secret\n"
+		}, "sluis.yaml:14: oidc[0].client_secret_file: open %DIR%/secret"},
+		{"syslog CA missing", func(dir string) string {
+			return goodConfig + "audit:\n  syslog:\n    address: logs.test:6514\n    tls: true\n    ca_file: ca.pem\n"
+		}, "sluis.yaml:14: audit.syslog.ca_file: open %DIR%/ca.pem"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "sluis.yaml")
+			os.WriteFile(cfg, []byte(tt.setup(dir)), 0o600)
+			want := strings.ReplaceAll(tt.want, "%DIR%", dir)
+			want = strings.Replace(want, "sluis.yaml:", cfg+":", 1)
+			r := runCLI("", "--config", cfg, "config", "check")
+			if want == "" {
+				if r.err != nil {
+					t.Fatalf("check: %v %s", r.err, r.errOut)
+				}
+				if _, err := os.Stat(filepath.Join(dir, "a")); err == nil {
+					t.Fatal("config check created a folder")
+				}
+				return
+			}
+			if r.err == nil || !strings.Contains(r.errOut, want) {
+				t.Fatalf("check: %v\n%s\nlacks %q", r.err, r.errOut, want)
+			}
+			// serve fails on the same, before it listens.
+			r = runCLI("", "--config", cfg, "serve")
+			if r.err == nil || !strings.Contains(r.err.Error(), want) {
+				t.Fatalf("serve: %v, want %q", r.err, want)
+			}
+		})
+	}
+}
+
+// Groups typed twice are one; more than a user may have is refused.
+func TestUserGroupsFoldedAndLimited(t *testing.T) {
+	cfg := writeConfig(t, goodConfig)
+	var many []string
+	for i := range 257 {
+		many = append(many, fmt.Sprintf("g%d", i))
+	}
+	tests := []struct {
+		args    []string
+		wantErr string
+		want    string
+	}{
+		{[]string{"user", "add", "anna", "--groups", "staff,ops,staff", "--password-stdin"}, "", "user anna added"},
+		{[]string{"user", "list"}, "", "anna  staff,ops  "},
+		{[]string{"user", "groups", "anna", "--groups", "ops,ops,Ops"}, "", "groups of anna: ops,Ops"},
+		{[]string{"user", "groups", "anna", "--groups", strings.Join(many, ",")}, "--groups: 257 groups: at most 256", ""},
+		{[]string{"user", "add", "bert", "--groups", strings.Join(many, ","), "--password-stdin"}, "--groups: 257 groups: at most 256", ""},
+		{[]string{"user", "groups", "anna", "--groups", "a b"}, `"a b" is not a valid group name`, ""},
+	}
+	for _, tt := range tests {
+		r := runCLI("long enough pw\n", append([]string{"--config", cfg}, tt.args...)...)
+		if tt.wantErr != "" {
+			if r.err == nil || !strings.Contains(r.err.Error(), tt.wantErr) {
+				t.Fatalf("%v: err %v, want %q", tt.args[:2], r.err, tt.wantErr)
+			}
+			continue
+		}
+		if r.err != nil || !strings.Contains(r.out, tt.want) {
+			t.Fatalf("%v: %v %q, want %q", tt.args[:2], r.err, r.out, tt.want)
+		}
 	}
 }

@@ -10,7 +10,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -54,10 +56,7 @@ func (e *env) admin() (*config.Config, sluis.Store, func(typ, user, detail strin
 		return nil, nil, nil, err
 	}
 	checkpoints := &audit.Checkpointer{Store: st, Key: auditKey}
-	operator := e.getenv("USER")
-	if operator == "" {
-		operator = "unknown"
-	}
+	operator := e.operator()
 	// Every change is recorded and the chain signed at once, so the
 	// operator's own actions are covered by a checkpoint when they return.
 	record := func(typ, user, detail string) {
@@ -68,6 +67,39 @@ func (e *env) admin() (*config.Config, sluis.Store, func(typ, user, detail strin
 		}
 	}
 	return c, st, record, nil
+}
+
+// operator names who runs a command, for the audit trail: the account of
+// the real user id, never $USER, which anyone can set (USER=ceo as root
+// was once recorded as "by ceo").
+func (e *env) operator() string {
+	return operatorName(os.Getuid(), func(uid string) (string, error) {
+		u, err := user.LookupId(uid)
+		if err != nil {
+			return "", err
+		}
+		return u.Username, nil
+	}, e.getenv)
+}
+
+// operatorName is "NAME (uid N)" for the account of uid, "uid N" when no
+// account resolves, and "unknown user" where there are no user ids. As
+// root, the SUDO_USER that sudo sets is added ("root (uid 0) via sudo from
+// alice"): it says who typed the command, but only root (sudo) can have
+// set it with any authority, so it is never recorded on its own.
+func operatorName(uid int, lookup func(uid string) (string, error), getenv func(string) string) string {
+	if uid < 0 {
+		return "unknown user"
+	}
+	id := strconv.Itoa(uid)
+	who := "uid " + id
+	if name, err := lookup(id); err == nil && name != "" {
+		who = shown(name) + " (uid " + id + ")"
+	}
+	if su := getenv("SUDO_USER"); uid == 0 && su != "" {
+		who += " via sudo from " + shown(su)
+	}
+	return who
 }
 
 func splitList(s string) []string {
@@ -102,15 +134,6 @@ func findUser(ctx context.Context, st sluis.Store, typed string) (string, error)
 		names = append(names, u.Name)
 	}
 	return "", fmt.Errorf("%s names several users (%s, twins from before names were compared without regard to case): give one exactly as listed", shown(typed), strings.Join(names, ", "))
-}
-
-func checkNames(kind string, names ...string) error {
-	for _, n := range names {
-		if !sluis.ValidName(n) {
-			return fmt.Errorf("%q is not a valid %s name (letters, digits, '.', '_', '-', '@')", n, kind)
-		}
-	}
-	return nil
 }
 
 // readPassword reads a new password from stdin (one line) with
@@ -197,9 +220,9 @@ func (e *env) user(args []string) error {
 	}
 	switch sub {
 	case "add":
-		gs := splitList(*groups)
-		if err := checkNames("group", gs...); err != nil {
-			return err
+		gs, err := sluis.NormalGroups(splitList(*groups))
+		if err != nil {
+			return fmt.Errorf("--groups: %w", err)
 		}
 		pw, err := e.readPassword(*pwStdin)
 		if err != nil {
@@ -235,9 +258,9 @@ func (e *env) user(args []string) error {
 		fmt.Fprintf(e.stdout, "password of %s changed\n", name)
 		return e.revokeAll(st, record, name)
 	case "groups":
-		gs := splitList(*groups)
-		if err := checkNames("group", gs...); err != nil {
-			return err
+		gs, err := sluis.NormalGroups(splitList(*groups))
+		if err != nil {
+			return fmt.Errorf("--groups: %w", err)
 		}
 		if err := st.SetGroups(ctx, name, gs); err != nil {
 			return err
@@ -548,13 +571,21 @@ func (e *env) audit(args []string) error {
 		if sub == "verify" {
 			return e.auditVerify(*file)
 		}
-		return e.auditExport(*since)
+		from, err := sinceTime(*since, time.Now())
+		if err != nil {
+			return err
+		}
+		return e.auditExport(from)
 	}
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	since := fs.Duration("since", 24*time.Hour, "show events of this last period")
+	since := fs.Duration("since", 24*time.Hour, "show events of this last period (0: all)")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
 	if pos, err := parseFlags(fs, args, e.stderr); err != nil || len(pos) > 0 {
 		return ErrUsage
+	}
+	from, err := sinceTime(*since, time.Now())
+	if err != nil {
+		return err
 	}
 	c, err := e.loadConfig()
 	if err != nil {
@@ -565,7 +596,7 @@ func (e *env) audit(args []string) error {
 		return err
 	}
 	defer st.Close()
-	evs, err := st.Events(e.ctx, time.Now().Add(-*since))
+	evs, err := st.Events(e.ctx, from)
 	if err != nil {
 		return err
 	}
@@ -593,6 +624,10 @@ func (e *env) config(args []string) error {
 		return ErrUsage
 	}
 	c, err := config.Load(e.configPath)
+	if err == nil {
+		// The files it names, as `sluis serve` checks them.
+		err = c.CheckFiles()
+	}
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {
@@ -623,10 +658,24 @@ func shown(s string) string {
 	return s
 }
 
+// sinceTime is the start of the period --since names: how far back from
+// now. Zero means the whole trail; a negative duration would reach into
+// the future and show nothing, which reads as "nothing happened", so it is
+// refused.
+func sinceTime(since time.Duration, now time.Time) (time.Time, error) {
+	switch {
+	case since < 0:
+		return time.Time{}, fmt.Errorf("--since %s: give how far back, a positive duration such as 1h or 168h (0: the whole trail)", since)
+	case since == 0:
+		return time.Time{}, nil
+	}
+	return now.Add(-since), nil
+}
+
 // auditExport writes the trail (or its last period) and all checkpoints as
 // JSON lines, to be kept elsewhere and verified later with
 // `sluis audit verify --file`.
-func (e *env) auditExport(since time.Duration) error {
+func (e *env) auditExport(from time.Time) error {
 	c, err := e.loadConfig()
 	if err != nil {
 		return err
@@ -636,10 +685,6 @@ func (e *env) auditExport(since time.Duration) error {
 		return err
 	}
 	defer st.Close()
-	from := time.Time{}
-	if since > 0 {
-		from = time.Now().Add(-since)
-	}
 	evs, err := st.Events(e.ctx, from)
 	if err != nil {
 		return err
@@ -658,6 +703,7 @@ type incidentArgs struct {
 	pos    []string
 	reason string
 	forDur time.Duration
+	force  bool // block add only
 }
 
 func (e *env) parseIncident(group string, args []string) (incidentArgs, error) {
@@ -669,11 +715,15 @@ func (e *env) parseIncident(group string, args []string) (incidentArgs, error) {
 	fs := flag.NewFlagSet(group+" "+a.sub, flag.ContinueOnError)
 	reason := fs.String("reason", "", "why (recorded; users see it where it concerns them)")
 	forDur := fs.Duration("for", 0, "undo by itself after this long")
+	force := new(bool)
+	if group == "block" {
+		force = fs.Bool("force", false, "block a range wider than /8 (IPv4) or /32 (IPv6), staff included")
+	}
 	pos, err := parseFlags(fs, args[1:], e.stderr)
 	if err != nil {
 		return a, err
 	}
-	a.pos, a.reason, a.forDur = pos, strings.TrimSpace(*reason), *forDur
+	a.pos, a.reason, a.forDur, a.force = pos, strings.TrimSpace(*reason), *forDur, *force
 	if len(a.reason) > 500 {
 		return a, fmt.Errorf("--reason: at most 500 characters")
 	}
@@ -731,11 +781,15 @@ func (e *env) block(args []string) error {
 	switch {
 	case sub == "add" && len(pos) == 1:
 		p, err := frontdoor.ParseCIDR(pos[0])
-		if err != nil {
+		if err != nil || !p.IsValid() {
 			return fmt.Errorf("%q is not an address or a range (CIDR)", pos[0])
 		}
 		if strings.TrimSpace(*reason) == "" {
 			return fmt.Errorf("sluis block add: --reason is required")
+		}
+		covers, wide := wideRange(p)
+		if wide && !ia.force {
+			return fmt.Errorf("sluis block add: %s covers %s: it would lock out staff too, and everyone the gateway serves; to block it all the same, add --force", p, covers)
 		}
 		b := sluis.Block{CIDR: p.String(), Reason: strings.TrimSpace(*reason), CreatedAt: now}
 		if *forDur > 0 {
@@ -748,7 +802,11 @@ func (e *env) block(args []string) error {
 		if !b.Until.IsZero() {
 			until = "until " + b.Until.Local().Format(time.DateTime)
 		}
-		record("admin.block.add", "", fmt.Sprintf("%s %s; %s", b.CIDR, until, b.Reason))
+		forced := ""
+		if wide {
+			forced = " (forced: covers " + covers + ")"
+		}
+		record("admin.block.add", "", fmt.Sprintf("%s %s%s; %s", b.CIDR, until, forced, b.Reason))
 		fmt.Fprintf(e.stdout, "blocked %s %s\n", b.CIDR, until)
 	case sub == "remove" && len(pos) == 1:
 		p, err := frontdoor.ParseCIDR(pos[0])
@@ -782,10 +840,32 @@ func (e *env) block(args []string) error {
 		}
 		return tw.Flush()
 	default:
-		fmt.Fprintf(e.stderr, "sluis block: add CIDR --reason ..., list, or remove CIDR\n")
+		fmt.Fprintf(e.stderr, "sluis block: add CIDR --reason ... [--for 1h] [--force], list, or remove CIDR\n")
 		return ErrUsage
 	}
 	return nil
+}
+
+// wideRange says how many addresses p covers, and whether that is more
+// than a block of one attacker's network should: wider than /8 for IPv4 or
+// /32 for IPv6 (a whole provider), up to every address (0.0.0.0/0, ::/0).
+// Such a block refuses the operator's own staff as well.
+func wideRange(p netip.Prefix) (covers string, wide bool) {
+	host := p.Addr().BitLen() - p.Bits()
+	switch {
+	case p.Bits() == 0 && p.Addr().Is4():
+		covers = "every IPv4 address (2^32)"
+	case p.Bits() == 0:
+		covers = "every IPv6 address (2^128)"
+	case host < 63:
+		covers = strconv.FormatUint(1<<host, 10) + " addresses"
+	default:
+		covers = "2^" + strconv.Itoa(host) + " addresses"
+	}
+	if p.Addr().Is4() {
+		return covers, p.Bits() < 8
+	}
+	return covers, p.Bits() < 32
 }
 
 // emergency sets, shows and clears the emergency level; the running
@@ -807,7 +887,7 @@ func (e *env) emergency(args []string) error {
 		return err
 	}
 	curLevel, curReason := cur.Effective(now)
-	operator := e.getenv("USER")
+	operator := e.operator()
 	switch {
 	case sub == "status" && len(pos) == 0:
 		fmt.Fprintf(e.stdout, "level %s", curLevel)

@@ -130,6 +130,10 @@ func (e *env) serve(args []string) error {
 // set, is called once the listener accepts connections.
 func (e *env) serveConfig(c *config.Config, ready func(port int, signer *assertion.Signer)) error {
 	ctx := e.ctx
+	// What `sluis config check` checks too, before anything starts.
+	if err := c.CheckFiles(); err != nil {
+		return err
+	}
 	if e.getenv("GOGC") == "" {
 		// A proxy allocates per request but keeps little: collecting less
 		// often trades some memory for a good share of CPU. GOGC, when

@@ -126,6 +126,8 @@ func Run(t testing.TB, dataDir string, args ...string) *Gateway {
 // Stdout returns what the program printed so far.
 func (g *Gateway) Stdout() string { return g.stdout.String() }
 
+// getenv sets USER as an operator's shell might; the audit trail must not
+// take it for the operator (that is the real user id).
 func getenv(k string) string {
 	if k == "USER" {
 		return "test-operator"
