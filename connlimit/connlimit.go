@@ -341,7 +341,7 @@ func (l *Listener) ConnContext(ctx context.Context, c net.Conn) context.Context 
 // their handler was done is closed and reported. A browser resets a
 // stream now and then (a page left before it loaded); a client that
 // resets most of what it opens only makes the gateway work for nothing.
-const rapidResetMin = 100
+const rapidResetMin = 50
 
 // Handler marks the connection of each request as having begun one (so
 // HeaderTimeout spares it), and closes and reports an HTTP/2 connection

@@ -283,6 +283,9 @@ func TestRapidResetSourceIsBlocked(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	t.Logf("rapid reset: blocked after %v and %d connections; the other source: %d served, %d failed", took, conns, served.Load(), failed.Load())
+	logs := g.Logs()
+	t.Logf("reported (folded log lines): rapid reset %v, HTTP/2 protocol error %v",
+		strings.Contains(logs, "rule=http2-rapid-reset"), strings.Contains(logs, "rule=http2-protocol-error"))
 	if !blocked() {
 		t.Fatalf("rapid-reset source not blocked after %v (%d connections)", took, conns)
 	}
