@@ -44,6 +44,8 @@ type Config struct {
 	Audit  Audit  `yaml:"audit"`
 	// Tunnels sets the limits of tunnels to TCP apps.
 	Tunnels Tunnels `yaml:"tunnels"`
+	// Connections sets the limits of the public listener's connections.
+	Connections Connections `yaml:"connections"`
 	// LDAP, if set, is a directory (LDAP or Active Directory) whose users
 	// log in with their directory password and a second factor held by
 	// sluis. Local users are looked up first and always work.
@@ -175,6 +177,27 @@ type Tunnels struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// MaxPerUser caps a user's open tunnels. Zero means 32.
 	MaxPerUser int `yaml:"max_per_user"`
+}
+
+// Connections sets the limits of the public listener's connections, so
+// that nobody can hold all of them (and the process's file descriptors).
+type Connections struct {
+	// Max caps the connections open at once; past it new ones are closed
+	// at once (and logged). Zero means derived at start from the limit on
+	// open files: a tenth (at least 256) is kept for the database, logs
+	// and directory, half of the rest is for clients (the other half for
+	// the connections the gateway opens upstream for them), at most 32768.
+	Max int `yaml:"max"`
+	// MaxPerSource caps the connections open at once from one address
+	// (IPv6: one /64). Zero means 256.
+	MaxPerSource int `yaml:"max_per_source"`
+	// HeaderTimeout is how long a new connection has to send a request's
+	// headers (HTTP/2: to open a stream) before it is closed. Zero means
+	// 10s.
+	HeaderTimeout Duration `yaml:"header_timeout"`
+	// IdleTimeout closes a kept-alive connection (HTTP/1.1 or HTTP/2)
+	// with no request under way for this long. Zero means 60s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
 }
 
 // Strict configures the emergency level "strict".
@@ -669,6 +692,27 @@ func (p *parser) validate(c *Config) {
 	}
 	if c.Tunnels.MaxPerUser < 1 || c.Tunnels.MaxPerUser > 10000 {
 		p.problem("tunnels.max_per_user", "between 1 and 10000")
+	}
+	if c.Connections.MaxPerSource == 0 {
+		c.Connections.MaxPerSource = 256
+	}
+	if c.Connections.HeaderTimeout == 0 {
+		c.Connections.HeaderTimeout = Duration(10 * time.Second)
+	}
+	if c.Connections.IdleTimeout == 0 {
+		c.Connections.IdleTimeout = Duration(time.Minute)
+	}
+	switch {
+	case c.Connections.Max < 0 || c.Connections.Max > 1000000:
+		p.problem("connections.max", "between 1 and 1000000 (or leave it out to derive it from the limit on open files)")
+	case c.Connections.MaxPerSource < 1 || c.Connections.MaxPerSource > 1000000:
+		p.problem("connections.max_per_source", "between 1 and 1000000")
+	case c.Connections.Max > 0 && c.Connections.MaxPerSource > c.Connections.Max:
+		p.problem("connections.max_per_source", "more than connections.max (%d)", c.Connections.Max)
+	case c.Connections.HeaderTimeout < Duration(time.Second) || c.Connections.HeaderTimeout > Duration(time.Minute):
+		p.problem("connections.header_timeout", "between 1s and 1m")
+	case c.Connections.IdleTimeout < Duration(time.Second) || c.Connections.IdleTimeout > Duration(time.Hour):
+		p.problem("connections.idle_timeout", "between 1s and 1h")
 	}
 	if c.Probes.BlockWindow == 0 {
 		c.Probes.BlockWindow = Duration(time.Minute)

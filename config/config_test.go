@@ -54,6 +54,9 @@ func TestDefaults(t *testing.T) {
 	if c.Session.IdleTimeout.D() != DefaultIdleTimeout || c.Session.Lifetime.D() != DefaultLifetime {
 		t.Fatalf("defaults: %+v", c.Session)
 	}
+	if k := c.Connections; k.Max != 0 || k.MaxPerSource != 256 || k.HeaderTimeout.D() != 10*time.Second || k.IdleTimeout.D() != time.Minute {
+		t.Fatalf("connections: %+v", k)
+	}
 }
 
 func TestErrorsNameFileLineAndKey(t *testing.T) {
@@ -71,6 +74,9 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"tcp app without a port", func(s string) string { return s + "  - name: desk\n    tcp: 10.1.2.3\n" }, `sluis.yaml:17: apps[1].tcp: "10.1.2.3" is not host:port`},
 		{"tcp app with a bad port", func(s string) string { return s + "  - name: desk\n    tcp: desk.corp.test:70000\n" }, `apps[1].tcp: "desk.corp.test:70000" is not host:port`},
 		{"tunnel limits", func(s string) string { return s + "tunnels:\n  max_per_user: 0\n  idle_timeout: 100ms\n" }, "tunnels.idle_timeout: between 1s and 24h"},
+		{"connection limits", func(s string) string { return s + "connections:\n  max: 100\n  max_per_source: 200\n" }, "sluis.yaml:18: connections.max_per_source: more than connections.max (100)"},
+		{"connection timeout", func(s string) string { return s + "connections:\n  header_timeout: 2m\n" }, "sluis.yaml:17: connections.header_timeout: between 1s and 1m"},
+		{"connection key", func(s string) string { return s + "connections:\n  max_per_ip: 5\n" }, "sluis.yaml:17: connections.max_per_ip: unknown key"},
 		{"plain ldap", func(s string) string {
 			return s + "ldap:\n  urls: [ldap://dc.corp.test]\n  bind_dn: cn=x\n  bind_password_file: pw\n  user_base: dc=corp\n  user_filter: (uid={user})\n"
 		}, `ldap.urls[0]: "ldap://dc.corp.test" is plain LDAP`},

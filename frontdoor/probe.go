@@ -68,7 +68,18 @@ func (d *Detector) now() time.Time {
 // source and rule per EventEvery, with the count of those it stood for) and
 // a security.blocked event when the source crosses the threshold.
 func (d *Detector) Probe(r *http.Request, rule string) {
-	src := ClientIP(r)
+	d.probe(r.Context(), ClientIP(r), r.Host, rule, "target "+quoteTarget(r.RequestURI))
+}
+
+// ProbeConn records that a connection from the address src was refused or
+// closed for misuse no correct client commits (an HTTP/2 protocol error, a
+// rapid reset): rule names what, detail says more. It counts toward the
+// source's block exactly as a probe does.
+func (d *Detector) ProbeConn(ctx context.Context, src, rule, detail string) {
+	d.probe(ctx, src, "", rule, detail)
+}
+
+func (d *Detector) probe(ctx context.Context, src, app, rule, what string) {
 	// Counted and blocked by its range (an IPv6 /64), so that a client
 	// cannot get round the count or the block by changing its address.
 	key := src
@@ -99,11 +110,11 @@ func (d *Detector) Probe(r *http.Request, rule string) {
 		s.rules[rule] = rs
 	}
 	if now.Sub(rs.lastEvent) >= every {
-		detail := fmt.Sprintf("rule %s; target %s", rule, quoteTarget(r.RequestURI))
+		detail := fmt.Sprintf("rule %s; %s", rule, what)
 		if rs.suppressed > 0 {
 			detail += fmt.Sprintf("; %d more from this source and rule since the last event", rs.suppressed)
 		}
-		events = append(events, sluis.Event{Type: EventProbe, Source: src, App: r.Host, Outcome: sluis.OutcomeDenied, Detail: detail})
+		events = append(events, sluis.Event{Type: EventProbe, Source: src, App: app, Outcome: sluis.OutcomeDenied, Detail: detail})
 		rs.lastEvent, rs.suppressed = now, 0
 	} else {
 		rs.suppressed++
@@ -131,7 +142,7 @@ func (d *Detector) Probe(r *http.Request, rule string) {
 	if block != nil {
 		// Stored before the events are written, so the next request from
 		// this source is refused even while the audit write is under way.
-		if err := d.Persist(context.WithoutCancel(r.Context()), *block); err != nil {
+		if err := d.Persist(context.WithoutCancel(ctx), *block); err != nil {
 			events = append(events, sluis.Event{Type: EventBlocked, Source: src, Outcome: sluis.OutcomeFailure,
 				Detail: fmt.Sprintf("%d probes within %s; the block could not be stored: %v", orDefault(d.BlockAfter, 10), window, err)})
 		} else {
@@ -141,7 +152,7 @@ func (d *Detector) Probe(r *http.Request, rule string) {
 	}
 	if d.Record != nil {
 		for _, e := range events {
-			d.Record(r.Context(), e)
+			d.Record(ctx, e)
 		}
 	}
 }

@@ -60,6 +60,11 @@ type Options struct {
 	// to re-check long-lived (upgraded) connections; nil means they are
 	// re-checked only every RecheckInterval.
 	OnChange func(func())
+	// ConnAbuse, if set, is handed the function that counts a
+	// connection's misuse (an HTTP/2 protocol error, a rapid reset) by
+	// its source address toward the source's block, as a probe counts,
+	// for the listener, which sees connections before any request.
+	ConnAbuse func(report func(ctx context.Context, src, rule, detail string))
 }
 
 // RecheckInterval is how often open upgraded connections (WebSocket) are
@@ -148,6 +153,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			}
 			return err
 		},
+	}
+	if o.ConnAbuse != nil {
+		o.ConnAbuse(detector.ProbeConn)
 	}
 	transport := proxy.NewTransport()
 	// One answer to "is this source blocked?" for the front door, open

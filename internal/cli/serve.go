@@ -24,6 +24,7 @@ import (
 	"github.com/sluis-gateway/sluis/audit"
 	"github.com/sluis-gateway/sluis/changes"
 	"github.com/sluis-gateway/sluis/config"
+	"github.com/sluis-gateway/sluis/connlimit"
 	"github.com/sluis-gateway/sluis/datadir"
 	"github.com/sluis-gateway/sluis/directory"
 	"github.com/sluis-gateway/sluis/gateway"
@@ -32,13 +33,11 @@ import (
 	"github.com/sluis-gateway/sluis/store/sqlite"
 )
 
-// Limits of the public listener.
+// Limits of the public listener (and see config.Connections).
 const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 60 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 32 << 10
-	shutdownGrace     = 10 * time.Second
+	readTimeout    = 60 * time.Second
+	maxHeaderBytes = 32 << 10
+	shutdownGrace  = 10 * time.Second
 	// auditCheckpointEvery is how often the audit chain is signed.
 	auditCheckpointEvery = time.Minute
 )
@@ -209,8 +208,19 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
+	fileLimit, err := connlimit.RaiseFileLimit()
+	if err != nil {
+		log.Warn("sluis: reading the limit on open files", "err", err)
+	}
+	conns := &connlimit.Listener{Listener: ln, Max: c.Connections.Max, MaxPerSource: c.Connections.MaxPerSource,
+		HeaderTimeout: c.Connections.HeaderTimeout.D(), Log: log}
+	if conns.Max == 0 {
+		conns.Max = connlimit.DefaultMax(fileLimit)
+	}
+	defer conns.Close()
+	log.Info("sluis: connection limits", "max", conns.Max, "max_per_source", conns.MaxPerSource, "open_files_limit", fileLimit,
+		"header_timeout", conns.HeaderTimeout, "idle_timeout", c.Connections.IdleTimeout.D())
 
 	hosts := append([]string{c.Portal}, c.AppHosts()...)
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: aeadSuites, NextProtos: []string{"h2", "http/1.1"}}
@@ -255,7 +265,10 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		go fw.Run(watchCtx)
 	}
 	opts := gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port, Log: log,
-		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec}
+		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec,
+		ConnAbuse: func(report func(ctx context.Context, src, rule, detail string)) {
+			conns.Abuse = func(src, rule, detail string) { report(watchCtx, src, rule, detail) }
+		}}
 	if c.LDAP != nil {
 		dir, err := newDirectory(c.LDAP, log)
 		if err != nil {
@@ -282,12 +295,18 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		return err
 	}
 	srv := &http.Server{
-		Handler:           handler,
-		TLSConfig:         tlsConf,
-		ReadHeaderTimeout: readHeaderTimeout,
+		// The listener closes a connection that begins no request within
+		// the header timeout; for HTTP/2 (a connection without a stream)
+		// net/http alone would wait for IdleTimeout.
+		Handler:     conns.Handler(handler),
+		ConnContext: conns.ConnContext,
+		TLSConfig:   tlsConf,
+		// For HTTP/1.1, and for the TLS handshake.
+		ReadHeaderTimeout: c.Connections.HeaderTimeout.D(),
 		ReadTimeout:       readTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		// Both HTTP/1.1 and HTTP/2 keep-alive connections.
+		IdleTimeout:    c.Connections.IdleTimeout.D(),
+		MaxHeaderBytes: maxHeaderBytes,
 		// Tunnels stream in large frames; what a stream may have in
 		// flight (and what a stalled target can make the gateway hold)
 		// stays 1 MiB.
@@ -295,10 +314,12 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		// "OPTIONS *" too goes through the front door (which refuses it)
 		// instead of being answered by net/http itself.
 		DisableGeneralOptionsHandler: true,
-		ErrorLog:                     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// At DEBUG as before; HTTP/2 connection errors are also reported
+		// as misuse by their source.
+		ErrorLog: conns.ErrorLog(log),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	go func() { errc <- srv.ServeTLS(conns, "", "") }()
 	fmt.Fprintf(e.stdout, "sluis: portal at %s/\n", base(c.Portal))
 	for _, a := range c.Apps {
 		if a.TCP != "" {
