@@ -518,6 +518,23 @@ type BlockStore interface {
 	Blocks(ctx context.Context) ([]Block, error)
 }
 
+type eventsKey struct{}
+
+// WithEvents returns a context that makes the store commit es, appended to
+// the audit chain, in the same transaction as the change it is passed to:
+// the change and its record are stored together or not at all. Pass it to
+// exactly one method that changes something (each such method commits the
+// events once). Events without a Time get the time of the commit.
+func WithEvents(ctx context.Context, es ...Event) context.Context {
+	return context.WithValue(ctx, eventsKey{}, es)
+}
+
+// EventsOf returns the events that ctx carries (WithEvents), for stores.
+func EventsOf(ctx context.Context) []Event {
+	es, _ := ctx.Value(eventsKey{}).([]Event)
+	return es
+}
+
 // Store is everything the gateway keeps. Every change that can take access
 // away (a revoked session, a user disabled or moved out of a group) advances
 // the revision, so a running gateway knows its caches are stale.

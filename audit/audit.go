@@ -56,9 +56,10 @@ var ErrNotStored = errors.New("the audit trail cannot be written")
 const EventLost = "audit.lost"
 
 type pendingEvent struct {
-	e    sluis.Event
-	err  error
-	done chan struct{}
+	e        sluis.Event
+	required bool // the caller does not act without it: not counted as lost
+	err      error
+	done     chan struct{}
 }
 
 // Record stamps e with the time and writes it, and returns nil once it is
@@ -69,11 +70,23 @@ type pendingEvent struct {
 // succeeds, an operator's change) must not go ahead without it; callers
 // recording a refusal may ignore the error.
 func (r *Recorder) Record(ctx context.Context, e sluis.Event) error {
+	return r.record(ctx, e, false)
+}
+
+// Require is Record for an event without which its caller does not act
+// (a login step that succeeded, an operator's change): when it cannot be
+// stored, the caller gives up, so nothing happened that the trail lacks,
+// and the event is not counted as lost.
+func (r *Recorder) Require(ctx context.Context, e sluis.Event) error {
+	return r.record(ctx, e, true)
+}
+
+func (r *Recorder) record(ctx context.Context, e sluis.Event, required bool) error {
 	log := r.Log
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &pendingEvent{done: make(chan struct{})}
+	p := &pendingEvent{required: required, done: make(chan struct{})}
 	r.mu.Lock()
 	// The time is taken under the lock, so times follow the chain's order.
 	p.e = e
@@ -98,8 +111,12 @@ func (r *Recorder) Record(ctx context.Context, e sluis.Event) error {
 	}
 	stored := p.e
 	if p.err != nil {
-		log.Error("audit: event not stored; counted, and recorded as audit.lost once the store takes events again",
-			"type", stored.Type, "user", stored.User, "source", stored.Source, "err", p.err)
+		if required {
+			log.Error("audit: event not stored; its step is not taken", "type", stored.Type, "user", stored.User, "source", stored.Source, "err", p.err)
+		} else {
+			log.Error("audit: event not stored; counted, and recorded as audit.lost once the store takes events again",
+				"type", stored.Type, "user", stored.User, "source", stored.Source, "err", p.err)
+		}
 		return fmt.Errorf("%w: %w", ErrNotStored, p.err)
 	}
 	if r.Forward != nil {
@@ -134,10 +151,13 @@ func (r *Recorder) write(ctx context.Context, batch []*pendingEvent) {
 		}
 		r.lost = nil
 	} else {
-		if r.lost == nil {
-			r.lost, r.lostSince = map[string]int{}, batch[0].e.Time
-		}
 		for _, p := range batch {
+			if p.required {
+				continue
+			}
+			if r.lost == nil {
+				r.lost, r.lostSince = map[string]int{}, p.e.Time
+			}
 			r.lost[p.e.Type]++
 		}
 	}
@@ -253,6 +273,9 @@ type Report struct {
 	Events          int
 	LastCheckpoint  *sluis.Checkpoint // nil if none
 	AfterCheckpoint int               // events newer than the last checkpoint
+	// Gaps are the audit.lost events: times when events could not be
+	// stored, each saying how many of which types were lost.
+	Gaps []sluis.Event
 }
 
 // VerifyTrail checks the chain of events and every checkpoint against it
@@ -267,6 +290,9 @@ func VerifyTrail(events []sluis.Event, cps []sluis.Checkpoint, pub ed25519.Publi
 	byID := map[int64][]byte{}
 	for _, e := range events {
 		byID[e.ID] = e.Hash
+		if e.Type == EventLost {
+			r.Gaps = append(r.Gaps, e)
+		}
 	}
 	first := int64(1)
 	if len(events) > 0 {

@@ -224,6 +224,11 @@ func TestLostEventsAreCountedAndRecorded(t *testing.T) {
 			t.Fatalf("a write to a full store: %v", err)
 		}
 	}
+	// An event its caller requires is refused too, but not counted: the
+	// caller does not act without it.
+	if err := rec.Require(ctx, sluis.Event{Type: sluis.EventMFASuccess, User: "anna"}); !errors.Is(err, audit.ErrNotStored) {
+		t.Fatalf("a required event on a full store: %v", err)
+	}
 	st.full = false
 	if err := rec.Record(ctx, sluis.Event{Type: sluis.EventLogout, User: "anna"}); err != nil {
 		t.Fatal(err)

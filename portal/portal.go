@@ -653,7 +653,7 @@ func (p *Portal) event(r *http.Request, typ, user, outcome, detail string) {
 // not taken when it returns an error (audit.ErrNotStored), and the user
 // gets a 503 with an error ID.
 func (p *Portal) record(r *http.Request, typ, user, outcome, detail string) error {
-	return p.Audit.Record(r.Context(), sluis.Event{Type: typ, User: user, Source: frontdoor.ClientIP(r), Outcome: outcome, Detail: detail})
+	return p.Audit.Require(r.Context(), sluis.Event{Type: typ, User: user, Source: frontdoor.ClientIP(r), Outcome: outcome, Detail: detail})
 }
 
 // guess is one attempt at a secret: of kind ("login", "mfa", "device")

@@ -33,8 +33,8 @@ import (
 const minPasswordLen = 8
 
 // admin opens the store for a CLI command that changes something, and
-// returns a function to record the change in the audit trail.
-func (e *env) admin() (*config.Config, sluis.Store, func(typ, user, detail string), error) {
+// returns the auditor that records the change in the audit trail.
+func (e *env) admin() (*config.Config, sluis.Store, *auditor, error) {
 	c, err := e.loadConfig()
 	if err != nil {
 		return nil, nil, nil, err
@@ -43,30 +43,66 @@ func (e *env) admin() (*config.Config, sluis.Store, func(typ, user, detail strin
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	// A running gateway learns of each change before the command returns.
-	st.Changed = func(ctx context.Context) {
-		if err := changes.Announce(ctx, c.DataDir); err != nil {
-			fmt.Fprintln(e.stderr, "warning:", err)
-		}
-	}
-	rec := &audit.Recorder{Store: st, Log: discardLogger()}
 	auditKey, err := keys.LoadAuditKey(c.DataDir)
 	if err != nil {
 		st.Close()
 		return nil, nil, nil, err
 	}
 	checkpoints := &audit.Checkpointer{Store: st, Key: auditKey}
-	operator := e.operator()
-	// Every change is recorded and the chain signed at once, so the
-	// operator's own actions are covered by a checkpoint when they return.
-	record := func(typ, user, detail string) {
-		rec.Record(e.ctx, sluis.Event{Type: typ, User: user, Source: "cli", Outcome: sluis.OutcomeSuccess,
-			Detail: strings.TrimSpace("by " + operator + "; " + detail)})
-		if err := checkpoints.Checkpoint(e.ctx); err != nil {
+	// After every change: a running gateway learns of it before the
+	// command returns, and the chain is signed at once, so the operator's
+	// own actions are covered by a checkpoint when they return.
+	st.Changed = func(ctx context.Context) {
+		if err := changes.Announce(ctx, c.DataDir); err != nil {
+			fmt.Fprintln(e.stderr, "warning:", err)
+		}
+		if err := checkpoints.Checkpoint(ctx); err != nil {
 			fmt.Fprintln(e.stderr, "warning: audit checkpoint:", err)
 		}
 	}
-	return c, st, record, nil
+	a := &auditor{ctx: e.ctx, operator: e.operator(), rec: &audit.Recorder{Store: st, Log: discardLogger()}}
+	return c, st, a, nil
+}
+
+// EventSessionsRevoke records an operator's revocation, committed with
+// it; a session.revoked event for each session it ended follows.
+const EventSessionsRevoke = "admin.session.revoke"
+
+// recordSessions records a session.revoked event for each of ids (owner
+// names each one's user), after the revocation that was recorded with it.
+func (a *auditor) recordSessions(what string, ids []string, owner func(id string) string, suffix string) error {
+	for _, id := range ids {
+		if err := a.record(sluis.EventSessionRevoked, owner(id), "session "+id+suffix); err != nil {
+			return fmt.Errorf("the sessions of %s were revoked (and recorded as such), but not each one's own event: %w", what, err)
+		}
+	}
+	return nil
+}
+
+// auditor records the operator's changes in the audit trail.
+type auditor struct {
+	ctx      context.Context
+	operator string
+	rec      *audit.Recorder
+}
+
+func (a *auditor) event(typ, user, detail string) sluis.Event {
+	return sluis.Event{Time: time.Now().UTC(), Type: typ, User: user, Source: "cli", Outcome: sluis.OutcomeSuccess,
+		Detail: strings.TrimSpace("by " + a.operator + "; " + detail)}
+}
+
+// with returns the context to make one change with: the store commits the
+// change and its event together, or neither, and then the command fails
+// with the store's words (for example "database or disk is full").
+func (a *auditor) with(typ, user, detail string) context.Context {
+	return sluis.WithEvents(a.ctx, a.event(typ, user, detail))
+}
+
+// record records an event after the fact, for the parts of a change that
+// are known only once it is made (each session a revocation ended); the
+// change itself was recorded with it (with).
+func (a *auditor) record(typ, user, detail string) error {
+	return a.rec.Record(a.ctx, a.event(typ, user, detail))
 }
 
 // operator names who runs a command, for the audit trail: the account of
@@ -195,7 +231,7 @@ func (e *env) user(args []string) error {
 		fmt.Fprintf(e.stderr, "sluis user %s: wrong arguments\n\n%s", sub, usage)
 		return ErrUsage
 	}
-	c, st, record, err := e.admin()
+	c, st, au, err := e.admin()
 	if err != nil {
 		return err
 	}
@@ -232,10 +268,9 @@ func (e *env) user(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := st.CreateUser(ctx, sluis.User{Name: name, Groups: gs, PasswordHash: hash, CreatedAt: time.Now()}); err != nil {
+		if err := st.CreateUser(au.with("admin.user.add", name, "groups "+strings.Join(gs, ",")), sluis.User{Name: name, Groups: gs, PasswordHash: hash, CreatedAt: time.Now()}); err != nil {
 			return err
 		}
-		record("admin.user.add", name, "groups "+strings.Join(gs, ","))
 		fmt.Fprintf(e.stdout, "user %s added; they enrol a second factor at first login\n", name)
 	case "passwd":
 		if u, err := st.User(ctx, name); err != nil {
@@ -251,30 +286,27 @@ func (e *env) user(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := st.SetPassword(ctx, name, hash); err != nil {
+		if err := st.SetPassword(au.with("admin.user.passwd", name, "password changed"), name, hash); err != nil {
 			return err
 		}
-		record("admin.user.passwd", name, "password changed")
 		fmt.Fprintf(e.stdout, "password of %s changed\n", name)
-		return e.revokeAll(st, record, name)
+		return e.revokeAll(st, au, name)
 	case "groups":
 		gs, err := sluis.NormalGroups(splitList(*groups))
 		if err != nil {
 			return fmt.Errorf("--groups: %w", err)
 		}
-		if err := st.SetGroups(ctx, name, gs); err != nil {
+		if err := st.SetGroups(au.with("admin.user.groups", name, "groups "+strings.Join(gs, ",")), name, gs); err != nil {
 			return err
 		}
-		record("admin.user.groups", name, "groups "+strings.Join(gs, ","))
 		fmt.Fprintf(e.stdout, "groups of %s: %s\n", name, strings.Join(gs, ","))
 	case "disable", "enable":
-		if err := st.SetDisabled(ctx, name, sub == "disable"); err != nil {
+		if err := st.SetDisabled(au.with("admin.user."+sub, name, ""), name, sub == "disable"); err != nil {
 			return err
 		}
-		record("admin.user."+sub, name, "")
 		fmt.Fprintf(e.stdout, "user %s %sd\n", name, sub)
 		if sub == "disable" {
-			return e.revokeAll(st, record, name)
+			return e.revokeAll(st, au, name)
 		}
 	case "list":
 		users, err := st.Users(ctx)
@@ -310,12 +342,11 @@ func (e *env) user(args []string) error {
 	case "mfa-reset":
 		// The help desk's reset: every second factor goes, every session
 		// ends, and the user enrols again at the next login.
-		if err := st.ResetMFA(ctx, name); err != nil {
+		if err := st.ResetMFA(au.with("admin.user.mfa-reset", name, "TOTP secret, passkeys and recovery codes removed"), name); err != nil {
 			return err
 		}
-		record("admin.user.mfa-reset", name, "TOTP secret, passkeys and recovery codes removed")
 		fmt.Fprintf(e.stdout, "second factors of %s removed; they enrol again at their next login\n", name)
-		return e.revokeAll(st, record, name)
+		return e.revokeAll(st, au, name)
 	case "keys":
 		if _, err := st.User(ctx, name); err != nil {
 			return err
@@ -327,10 +358,9 @@ func (e *env) user(args []string) error {
 		if *removeKey != "" {
 			for _, k := range keys {
 				if k.Name == *removeKey {
-					if err := st.RemovePasskey(ctx, name, k.ID); err != nil {
+					if err := st.RemovePasskey(au.with("admin.user.keys.remove", name, "passkey "+k.Name), name, k.ID); err != nil {
 						return err
 					}
-					record("admin.user.keys.remove", name, "passkey "+k.Name)
 					fmt.Fprintf(e.stdout, "passkey %s of %s removed\n", shown(k.Name), name)
 					return nil
 				}
@@ -365,15 +395,14 @@ func (e *env) user(args []string) error {
 		}
 		// A new secret is issued after a loss or a compromise: the old
 		// passkeys and recovery codes go with the old secret.
-		if err := st.ResetMFA(ctx, name); err != nil {
+		if err := st.ResetMFA(au.with("admin.user.mfa-reset", name, "TOTP secret, passkeys and recovery codes removed, for a new TOTP secret"), name); err != nil {
 			return err
 		}
-		if err := st.SetTOTP(ctx, name, sealer.Seal([]byte(k.Secret), "totp:"+name)); err != nil {
+		if err := st.SetTOTP(au.with("admin.user.totp", name, "new TOTP secret enrolled"), name, sealer.Seal([]byte(k.Secret), "totp:"+name)); err != nil {
 			return err
 		}
-		record("admin.user.totp", name, "new TOTP secret enrolled; passkeys and recovery codes removed")
 		fmt.Fprintln(e.stdout, k.URI)
-		return e.revokeAll(st, record, name)
+		return e.revokeAll(st, au, name)
 	default:
 		fmt.Fprintf(e.stderr, "sluis: unknown command \"user %s\"\n\n%s", sub, usage)
 		return ErrUsage
@@ -383,13 +412,13 @@ func (e *env) user(args []string) error {
 
 // revokeAll ends every session of user after a change of credentials, as
 // an operator resetting a compromised account expects.
-func (e *env) revokeAll(st sluis.Store, record func(typ, user, detail string), user string) error {
-	ids, err := st.RevokeSessions(e.ctx, sluis.SessionFilter{User: user}, time.Now())
+func (e *env) revokeAll(st sluis.Store, au *auditor, user string) error {
+	ids, err := st.RevokeSessions(au.with(EventSessionsRevoke, user, "every session of "+user+", after a change of credentials or a disable"), sluis.SessionFilter{User: user}, time.Now())
 	if err != nil {
-		return err
+		return fmt.Errorf("revoking the sessions of %s: %w", user, err)
 	}
-	for _, id := range ids {
-		record(sluis.EventSessionRevoked, user, "session "+id)
+	if err := au.recordSessions(user, ids, func(string) string { return user }, ""); err != nil {
+		return err
 	}
 	if len(ids) > 0 {
 		fmt.Fprintf(e.stderr, "revoked %d session(s) of %s\n", len(ids), user)
@@ -412,7 +441,7 @@ func (e *env) session(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, st, record, err := e.admin()
+	c, st, au, err := e.admin()
 	if err != nil {
 		return err
 	}
@@ -468,12 +497,12 @@ func (e *env) session(args []string) error {
 			for _, x := range all {
 				owner[x.ID] = x.User
 			}
-			ids, err := st.RevokeSessions(ctx, f, now)
+			ids, err := st.RevokeSessions(au.with(EventSessionsRevoke, f.User, "sessions "+what), f, now)
 			if err != nil {
 				return err
 			}
-			for _, id := range ids {
-				record(sluis.EventSessionRevoked, owner[id], "session "+id+"; sessions "+what)
+			if err := au.recordSessions(what, ids, func(id string) string { return owner[id] }, "; sessions "+what); err != nil {
+				return err
 			}
 			fmt.Fprintf(e.stdout, "revoked %d session(s) %s\n", len(ids), what)
 		case set == 0 && len(pos) == 1:
@@ -481,10 +510,9 @@ func (e *env) session(args []string) error {
 			if err != nil {
 				return err
 			}
-			if err := st.RevokeSession(ctx, x.ID, now); err != nil {
+			if err := st.RevokeSession(au.with(sluis.EventSessionRevoked, x.User, "session "+x.ID), x.ID, now); err != nil {
 				return err
 			}
-			record(sluis.EventSessionRevoked, x.User, "session "+x.ID)
 			fmt.Fprintf(e.stdout, "revoked session %s of %s\n", x.ID, x.User)
 		default:
 			fmt.Fprintf(e.stderr, "sluis session revoke: give a session ID, or one of --user NAME, --group G, --app A, --all\n")
@@ -552,10 +580,14 @@ func (e *env) auditVerify(file string) error {
 	}
 	if rep.LastCheckpoint == nil {
 		fmt.Fprintf(e.stdout, "intact, %d events, no checkpoint yet\n", rep.Events)
-		return nil
+	} else {
+		fmt.Fprintf(e.stdout, "intact, %d events, last checkpoint at %s (event %d); %d events since\n", rep.Events,
+			rep.LastCheckpoint.Time.Local().Format(time.DateTime), rep.LastCheckpoint.EventID, rep.AfterCheckpoint)
 	}
-	fmt.Fprintf(e.stdout, "intact, %d events, last checkpoint at %s (event %d); %d events since\n", rep.Events,
-		rep.LastCheckpoint.Time.Local().Format(time.DateTime), rep.LastCheckpoint.EventID, rep.AfterCheckpoint)
+	// The chain is whole, but it says where events could not be stored.
+	for _, g := range rep.Gaps {
+		fmt.Fprintf(e.stdout, "gap: event %d: %s\n", g.ID, g.Detail)
+	}
 	return nil
 }
 
@@ -744,7 +776,7 @@ func (e *env) app(args []string) error {
 		fmt.Fprintf(e.stderr, "sluis app %s: give one app name\n", sub)
 		return ErrUsage
 	}
-	c, st, record, err := e.admin()
+	c, st, au, err := e.admin()
 	if err != nil {
 		return err
 	}
@@ -756,10 +788,9 @@ func (e *env) app(args []string) error {
 	if sub == "disable" && *reason == "" {
 		return fmt.Errorf("sluis app disable: --reason is required; users see it")
 	}
-	if err := st.SetAppDisabled(e.ctx, a.Name, sub == "disable", strings.TrimSpace(*reason), time.Now()); err != nil {
+	if err := st.SetAppDisabled(au.with("admin.app."+sub, "", "app "+a.Name+"; "+strings.TrimSpace(*reason)), a.Name, sub == "disable", strings.TrimSpace(*reason), time.Now()); err != nil {
 		return err
 	}
-	record("admin.app."+sub, "", "app "+a.Name+"; "+strings.TrimSpace(*reason))
 	fmt.Fprintf(e.stdout, "app %s %sd\n", a.Name, sub)
 	return nil
 }
@@ -772,7 +803,7 @@ func (e *env) block(args []string) error {
 		return err
 	}
 	sub, pos, reason, forDur := ia.sub, ia.pos, &ia.reason, &ia.forDur
-	_, st, record, err := e.admin()
+	_, st, au, err := e.admin()
 	if err != nil {
 		return err
 	}
@@ -795,9 +826,6 @@ func (e *env) block(args []string) error {
 		if *forDur > 0 {
 			b.Until = now.Add(*forDur)
 		}
-		if err := st.AddBlock(e.ctx, b); err != nil {
-			return err
-		}
 		until := "until removed"
 		if !b.Until.IsZero() {
 			until = "until " + b.Until.Local().Format(time.DateTime)
@@ -806,17 +834,18 @@ func (e *env) block(args []string) error {
 		if wide {
 			forced = " (forced: covers " + covers + ")"
 		}
-		record("admin.block.add", "", fmt.Sprintf("%s %s%s; %s", b.CIDR, until, forced, b.Reason))
+		if err := st.AddBlock(au.with("admin.block.add", "", fmt.Sprintf("%s %s%s; %s", b.CIDR, until, forced, b.Reason)), b); err != nil {
+			return err
+		}
 		fmt.Fprintf(e.stdout, "blocked %s %s\n", b.CIDR, until)
 	case sub == "remove" && len(pos) == 1:
 		p, err := frontdoor.ParseCIDR(pos[0])
 		if err != nil {
 			return fmt.Errorf("%q is not an address or a range (CIDR)", pos[0])
 		}
-		if err := st.RemoveBlock(e.ctx, p.String()); err != nil {
+		if err := st.RemoveBlock(au.with("admin.block.remove", "", p.String()), p.String()); err != nil {
 			return err
 		}
-		record("admin.block.remove", "", p.String())
 		fmt.Fprintf(e.stdout, "unblocked %s\n", p.String())
 	case sub == "list" && len(pos) == 0:
 		blocks, err := st.Blocks(e.ctx)
@@ -876,7 +905,7 @@ func (e *env) emergency(args []string) error {
 		return err
 	}
 	sub, pos, reason, forDur := ia.sub, ia.pos, &ia.reason, &ia.forDur
-	c, st, record, err := e.admin()
+	c, st, au, err := e.admin()
 	if err != nil {
 		return err
 	}
@@ -901,10 +930,9 @@ func (e *env) emergency(args []string) error {
 		fmt.Fprintln(e.stdout)
 		return nil
 	case sub == "clear" && len(pos) == 0:
-		if err := st.SetEmergency(e.ctx, sluis.Emergency{Level: sluis.LevelNormal, SetBy: operator, SetAt: now}); err != nil {
+		if err := st.SetEmergency(au.with("emergency.set", "", "level normal (cleared; was "+curLevel+")"), sluis.Emergency{Level: sluis.LevelNormal, SetBy: operator, SetAt: now}); err != nil {
 			return err
 		}
-		record("emergency.set", "", "level normal (cleared; was "+curLevel+")")
 		fmt.Fprintln(e.stdout, "level normal")
 		return nil
 	case sub == "set" && len(pos) == 1:
@@ -921,14 +949,13 @@ func (e *env) emergency(args []string) error {
 		if *forDur > 0 {
 			em.Until = now.Add(*forDur)
 		}
-		if err := st.SetEmergency(e.ctx, em); err != nil {
-			return err
-		}
 		until := "until changed"
 		if !em.Until.IsZero() {
 			until = "until " + em.Until.Local().Format(time.DateTime) + ", then " + curLevel
 		}
-		record("emergency.set", "", fmt.Sprintf("level %s %s; %s", level, until, em.Reason))
+		if err := st.SetEmergency(au.with("emergency.set", "", fmt.Sprintf("level %s %s; %s", level, until, em.Reason)), em); err != nil {
+			return err
+		}
 		fmt.Fprintf(e.stdout, "level %s %s\n", level, until)
 		if level == sluis.LevelLockdown {
 			// Everyone but the break-glass users and groups loses their
@@ -937,17 +964,28 @@ func (e *env) emergency(args []string) error {
 			if err != nil {
 				return err
 			}
+			sessions, err := st.Sessions(e.ctx)
+			if err != nil {
+				return err
+			}
+			live := map[string]bool{} // users with a session that still counts
+			for _, x := range sessions {
+				if !x.Revoked() && now.Before(x.ExpiresAt) {
+					live[x.User] = true
+				}
+			}
 			revoked := 0
 			for _, u := range users {
-				if c.BreakGlassAllows(u.Name, u.Groups) {
+				if !live[u.Name] || c.BreakGlassAllows(u.Name, u.Groups) {
 					continue
 				}
-				ids, err := st.RevokeSessions(e.ctx, sluis.SessionFilter{User: u.Name}, now)
+				ids, err := st.RevokeSessions(au.with(EventSessionsRevoke, u.Name, "every session of "+u.Name+"; lockdown"), sluis.SessionFilter{User: u.Name}, now)
 				if err != nil {
-					return err
+					return fmt.Errorf("level %s is set, but revoking the sessions of %s failed: %w", level, u.Name, err)
 				}
-				for _, id := range ids {
-					record(sluis.EventSessionRevoked, u.Name, "session "+id+"; lockdown")
+				name := u.Name
+				if err := au.recordSessions(name, ids, func(string) string { return name }, "; lockdown"); err != nil {
+					return err
 				}
 				revoked += len(ids)
 			}

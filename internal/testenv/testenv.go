@@ -64,7 +64,13 @@ func Start(t testing.TB, apps ...App) *Gateway {
 // StartWith is Start with more top-level configuration (YAML) added.
 func StartWith(t testing.TB, extra string, apps ...App) *Gateway {
 	t.Helper()
-	dir := t.TempDir()
+	return StartIn(t, t.TempDir(), extra, apps...)
+}
+
+// StartIn is StartWith with the configuration and the data directory in
+// dir (for example a small filesystem the test mounted).
+func StartIn(t testing.TB, dir, extra string, apps ...App) *Gateway {
+	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nportal: login.sluis.test\ndata_dir: %s\ntls:\n  self_signed: true\nsession:\n  idle_timeout: 30m\n  lifetime: 12h\n%sapps:\n", filepath.Join(dir, "data"), extra)
 	for _, a := range apps {

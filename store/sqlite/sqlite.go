@@ -121,7 +121,24 @@ func (s *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
+// tx runs fn in a transaction. The events ctx carries (sluis.WithEvents)
+// are appended to the audit chain in the same transaction, so a change
+// and its record commit together or not at all.
 func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.rawTx(ctx, func(tx *sql.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if es := sluis.EventsOf(ctx); len(es) > 0 {
+			if _, err := appendEvents(ctx, tx, es); err != nil {
+				return fmt.Errorf("recording the change in the audit trail: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *DB) rawTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -205,17 +222,29 @@ func isUnique(err error) bool {
 func (s *DB) CreateUser(ctx context.Context, u sluis.User) error {
 	// One statement, so that two concurrent creations of Alice and alice
 	// cannot both pass the check (SQLite runs one writer at a time).
-	res, err := s.db.ExecContext(ctx,
-		`INSERT INTO users (name, groups, password_hash, disabled, totp_secret, created_at, source, external_id)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower(?))`,
-		u.Name, joinGroups(u.Groups), u.PasswordHash, u.Disabled, nullBlob(u.TOTPSecret), unixNano(u.CreatedAt), u.Source, u.ExternalID, u.Name)
+	var n int64
+	// A change transaction, so that a running gateway and the operator's
+	// checkpoint hear of it like any other change.
+	err := s.changeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO users (name, groups, password_hash, disabled, totp_secret, created_at, source, external_id)
+			SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower(?))`,
+			u.Name, joinGroups(u.Groups), u.PasswordHash, u.Disabled, nullBlob(u.TOTPSecret), unixNano(u.CreatedAt), u.Source, u.ExternalID, u.Name)
+		if err != nil {
+			return err
+		}
+		if n, _ = res.RowsAffected(); n == 0 {
+			return errTwin // nothing written: no event either
+		}
+		return nil
+	})
 	if isUnique(err) {
 		return sluis.Errorf(sluis.ECONFLICT, "user %q exists already", u.Name)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errTwin) {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		twins, _ := s.UsersNamed(ctx, u.Name)
 		other := u.Name
 		if len(twins) > 0 {
@@ -225,6 +254,8 @@ func (s *DB) CreateUser(ctx context.Context, u sluis.User) error {
 	}
 	return nil
 }
+
+var errTwin = errors.New("a user of that name in other case exists")
 
 func (s *DB) UsersNamed(ctx context.Context, name string) ([]sluis.User, error) {
 	return s.queryUsers(ctx, `SELECT `+userCols+` FROM users WHERE lower(name) = lower(?) ORDER BY name`, name)
@@ -395,14 +426,16 @@ func (s *DB) UsePasskey(ctx context.Context, id, data []byte, at time.Time) erro
 }
 
 func (s *DB) RemovePasskey(ctx context.Context, user string, id []byte) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM passkeys WHERE user = ? AND id = ?`, user, id)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return sluis.Errorf(sluis.ENOTFOUND, "no such passkey")
-	}
-	return nil
+	return s.changeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM passkeys WHERE user = ? AND id = ?`, user, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return sluis.Errorf(sluis.ENOTFOUND, "no such passkey")
+		}
+		return nil
+	})
 }
 
 func (s *DB) UseChallenge(ctx context.Context, hash []byte, expires time.Time) (bool, error) {
@@ -814,32 +847,44 @@ func (s *DB) AppendEvent(ctx context.Context, e sluis.Event) (sluis.Event, error
 // holds the write lock, so the CLI and the gateway never fork the chain):
 // it reads the last event, then numbers and chains each event after it.
 func (s *DB) AppendEvents(ctx context.Context, es []sluis.Event) ([]sluis.Event, error) {
-	out := make([]sluis.Event, len(es))
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var lastID int64
-		var prev []byte
-		err := tx.QueryRowContext(ctx, `SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&lastID, &prev)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if prev == nil {
-			prev = []byte{}
-		}
-		for i, e := range es {
-			e.ID, e.PrevHash = lastID+1, prev
-			e.Time = fromNano(unixNano(e.Time)) // as stored
-			e.Hash = e.ChainHash(e.PrevHash)
-			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO audit_events (id, time, type, user, source, app, outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				e.ID, unixNano(e.Time), e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail, e.PrevHash, e.Hash); err != nil {
-				return err
-			}
-			out[i] = e
-			lastID, prev = e.ID, e.Hash
-		}
-		return nil
+	var out []sluis.Event
+	err := s.rawTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = appendEvents(ctx, tx, es)
+		return err
 	})
 	return out, err
+}
+
+// appendEvents appends es to the chain inside tx: it reads the last event,
+// then numbers and chains each event after it.
+func appendEvents(ctx context.Context, tx *sql.Tx, es []sluis.Event) ([]sluis.Event, error) {
+	out := make([]sluis.Event, len(es))
+	var lastID int64
+	var prev []byte
+	err := tx.QueryRowContext(ctx, `SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&lastID, &prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	if prev == nil {
+		prev = []byte{}
+	}
+	for i, e := range es {
+		if e.Time.IsZero() {
+			e.Time = time.Now().UTC()
+		}
+		e.ID, e.PrevHash = lastID+1, prev
+		e.Time = fromNano(unixNano(e.Time)) // as stored
+		e.Hash = e.ChainHash(e.PrevHash)
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO audit_events (id, time, type, user, source, app, outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, unixNano(e.Time), e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail, e.PrevHash, e.Hash); err != nil {
+			return nil, err
+		}
+		out[i] = e
+		lastID, prev = e.ID, e.Hash
+	}
+	return out, nil
 }
 
 func (s *DB) Events(ctx context.Context, since time.Time) ([]sluis.Event, error) {

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
 		{"AppSwitches", testAppSwitches},
 		{"Blocks", testBlocks},
 		{"KnownBrowsers", testKnownBrowsers},
+		{"ChangesWithEvents", testChangesWithEvents},
 		{"Emergency", testEmergency},
 		{"Passkeys", testPasskeys},
 		{"DeviceGrants", testDeviceGrants},
@@ -418,6 +419,47 @@ func testKnownBrowsers(t *testing.T, s sluis.Store) {
 	if _, err := s.KnownBrowser(ctx, hash("lou-1")); sluis.ErrorCode(err) != sluis.ENOTFOUND {
 		t.Fatalf("after revoking group ops: %v", err)
 	}
+}
+
+// A change and the events its context carries commit together: both, or
+// (when the change fails) neither.
+func testChangesWithEvents(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	count := func() int {
+		evs, err := s.Events(ctx, time.Time{})
+		must(t, err)
+		return len(evs)
+	}
+	before := count()
+	ev := sluis.Event{Time: t0, Type: "admin.block.add", Source: "cli", Outcome: sluis.OutcomeSuccess, Detail: "192.0.2.99/32"}
+	must(t, s.AddBlock(sluis.WithEvents(ctx, ev), sluis.Block{CIDR: "192.0.2.99/32", Reason: "r", CreatedAt: t0}))
+	if n := count(); n != before+1 {
+		t.Fatalf("%d events after a change with one, want %d", n, before+1)
+	}
+	evs, _ := s.Events(ctx, time.Time{})
+	if last := evs[len(evs)-1]; last.Type != "admin.block.add" || len(last.Hash) == 0 {
+		t.Fatalf("the change's event: %+v", last)
+	}
+	// A change that fails stores no event.
+	if err := s.RemoveBlock(sluis.WithEvents(ctx, ev), "198.51.100.250/32"); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("removing a missing block: %v", err)
+	}
+	mustUser(t, s, "casey")
+	if err := s.CreateUser(sluis.WithEvents(ctx, ev), sluis.User{Name: "Casey", CreatedAt: t0}); sluis.ErrorCode(err) != sluis.ECONFLICT {
+		t.Fatalf("a twin: %v", err)
+	}
+	if n := count(); n != before+1 {
+		t.Fatalf("%d events after two failed changes, want %d", n, before+1)
+	}
+	// Other changes carry their events too.
+	must(t, s.CreateUser(sluis.WithEvents(ctx, ev), sluis.User{Name: "dana", CreatedAt: t0}))
+	must(t, s.SetEmergency(sluis.WithEvents(ctx, ev), sluis.Emergency{Level: sluis.LevelStrict, SetAt: t0}))
+	_, err := s.RevokeSessions(sluis.WithEvents(ctx, ev), sluis.SessionFilter{User: "dana"}, t0)
+	must(t, err)
+	if n := count(); n != before+4 {
+		t.Fatalf("%d events, want %d", n, before+4)
+	}
+	must(t, s.SetEmergency(ctx, sluis.Emergency{SetAt: t0}))
 }
 
 func testEmergency(t *testing.T, s sluis.Store) {
