@@ -52,8 +52,9 @@ func (s *Syslog) init() {
 	})
 }
 
-func orDefault(v, d int) int {
-	if v == 0 {
+func orDefault[T comparable](v, d T) T {
+	var zero T
+	if v == zero {
 		return d
 	}
 	return v

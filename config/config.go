@@ -226,6 +226,14 @@ type BreakGlass struct {
 // Audit says where the audit trail goes besides the database.
 type Audit struct {
 	Syslog *Syslog `yaml:"syslog"`
+	// FoldRefusals is the interval within which the refused attempts at
+	// one user (wrong passwords, codes, throttled tries) are written as
+	// one event with a count of attempts and sources. Zero means 1m.
+	FoldRefusals Duration `yaml:"fold_refusals"`
+	// RefusalsPerMinute caps the refusal events written in a minute over
+	// all users; past it, one summary event counts the rest. Zero means
+	// 600, which bounds a flood to about 36,000 rows an hour.
+	RefusalsPerMinute int `yaml:"refusals_per_minute"`
 }
 
 // Syslog forwards every event as it happens to a syslog receiver (RFC 5424
@@ -751,6 +759,12 @@ func (p *parser) validate(c *Config) {
 		if !sluis.ValidName(g) {
 			p.problem(fmt.Sprintf("emergency.break_glass.groups[%d]", j), "%q is not a valid group name", g)
 		}
+	}
+	if c.Audit.FoldRefusals < 0 || c.Audit.FoldRefusals > Duration(time.Hour) {
+		p.problem("audit.fold_refusals", "between 0 (1m) and 1h")
+	}
+	if c.Audit.RefusalsPerMinute < 0 || c.Audit.RefusalsPerMinute > 100000 {
+		p.problem("audit.refusals_per_minute", "between 0 (600) and 100000")
 	}
 	if sl := c.Audit.Syslog; sl != nil {
 		if _, port, err := net.SplitHostPort(sl.Address); err != nil || port == "" {

@@ -119,8 +119,15 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	p := &portal.Portal{
 		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: sessions, Audit: rec,
 		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,
-		Directory: o.Directory, SSO: o.SSO,
+		Directory: o.Directory, SSO: o.SSO, Refusals: &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now},
 	}
+	// Folded refusals are written once their interval has passed, even
+	// when the attempts stop.
+	foldEvery := c.Audit.FoldRefusals.D()
+	if foldEvery == 0 {
+		foldEvery = time.Minute
+	}
+	go p.Refusals.Run(ctx, min(10*time.Second, max(foldEvery/2, 100*time.Millisecond)), rec.Record)
 	// Passkeys are bound to the portal's origin: a look-alike site gets
 	// nothing from a user's key.
 	pk, err := mfa.NewPasskeys(c.Portal, base(c.Portal), "sluis")

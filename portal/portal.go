@@ -113,6 +113,9 @@ type Portal struct {
 	ReauthAfter time.Duration
 	// Passkeys runs WebAuthn ceremonies; nil turns passkeys off.
 	Passkeys *mfa.Passkeys
+	// Refusals, if set, folds and bounds the events of refused attempts
+	// (see audit.Refusals); nil writes each one.
+	Refusals *audit.Refusals
 	// Directory, if set, authenticates users that are not local (LDAP or
 	// Active Directory) and gives their groups.
 	Directory Directory
@@ -646,7 +649,19 @@ func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
 // request: a refusal, a failure. An event that cannot be stored is counted
 // by the recorder and shows as audit.lost later.
 func (p *Portal) event(r *http.Request, typ, user, outcome, detail string) {
-	p.Audit.Record(r.Context(), sluis.Event{Type: typ, User: user, Source: frontdoor.ClientIP(r), Outcome: outcome, Detail: detail})
+	src := frontdoor.ClientIP(r)
+	if outcome == sluis.OutcomeFailure && p.Refusals != nil {
+		// Refusals are folded and bounded: a flood of wrong passwords
+		// cannot fill the disk.
+		folded, ok := p.Refusals.Let(typ, user, throttleKey(src), detail)
+		if !ok {
+			return
+		}
+		if folded != "" {
+			detail += "; " + folded
+		}
+	}
+	p.Audit.Record(r.Context(), sluis.Event{Type: typ, User: user, Source: src, Outcome: outcome, Detail: detail})
 }
 
 // record records an event that the step it describes needs: the step is
