@@ -24,6 +24,7 @@ import (
 	"github.com/sluis-gateway/sluis/authn"
 	"github.com/sluis-gateway/sluis/changes"
 	"github.com/sluis-gateway/sluis/config"
+	"github.com/sluis-gateway/sluis/datadir"
 	"github.com/sluis-gateway/sluis/frontdoor"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/mfa"
@@ -42,6 +43,13 @@ func (e *env) admin() (*config.Config, sluis.Store, *auditor, error) {
 	st, err := openStore(e.ctx, c)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	// On a full disk the operator's change still commits: the reserve the
+	// gateway keeps is released for it.
+	if released, err := datadir.ReleaseIfLow(c.DataDir); err != nil {
+		fmt.Fprintln(e.stderr, "warning: checking the free space of data_dir:", err)
+	} else if released {
+		fmt.Fprintf(e.stderr, "warning: the disk of data_dir %s is full; its reserve (%d MiB) was released so that this change can be stored. Free space, then restart sluis serve to keep a new reserve.\n", c.DataDir, datadir.ReserveSize>>20)
 	}
 	auditKey, err := keys.LoadAuditKey(c.DataDir)
 	if err != nil {

@@ -169,6 +169,10 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		return err
 	}
 	defer st.Close()
+	// A reserve of space for the operator's commands on a full disk.
+	if err := datadir.KeepReserve(c.DataDir); err != nil {
+		log.Error("sluis: no reserve for the operator's commands: if the disk fills up, emergency levels, blocks and revocations may fail too", "err", err)
+	}
 	// The watcher keeps the store's revision in memory: changes made here
 	// refresh it directly, changes made by the CLI are announced to it.
 	watchCtx, stopWatch := context.WithCancel(ctx)
