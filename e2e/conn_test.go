@@ -262,7 +262,9 @@ func TestRapidResetSourceIsBlocked(t *testing.T) {
 	})
 	start := time.Now()
 	conns := 0
-	for time.Since(start) < 10*time.Second && !blocked() {
+	// Within 10 s on a quiet machine (0.15-5.2 s measured); the bound is
+	// wider for a loaded CI machine under the race detector.
+	for time.Since(start) < 30*time.Second && !blocked() {
 		h, err := dialH2(g, "127.0.0.4")
 		if err != nil {
 			t.Fatal(err)

@@ -694,9 +694,14 @@ func TestTunnelTargetResetIsRecorded(t *testing.T) {
 			if err != nil {
 				return
 			}
-			c.Write([]byte("hi\n"))
-			c.(*net.TCPConn).SetLinger(0) // Close sends RST
-			c.Close()
+			go func() {
+				// Once the tunnel carries data both ways, the target
+				// resets its connection.
+				io.ReadFull(c, make([]byte, 1))
+				c.Write([]byte("hi\n"))
+				c.(*net.TCPConn).SetLinger(0) // Close sends RST
+				c.Close()
+			}()
 		}
 	}()
 	g := testenv.Start(t, testenv.App{Name: "reset", TCP: ln.Addr().String(), Users: []string{"anna"}, MFA: true})
@@ -707,7 +712,13 @@ func TestTunnelTargetResetIsRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	io.Copy(io.Discard, conn)
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		t.Fatalf("the local connection after the target's reset: %v", err)
+	}
 	await(t, 5*time.Second, "tunnel.close", func() bool { return strings.Contains(g.MustCLI("", "audit"), "tunnel.close") })
 	if audit := g.MustCLI("", "audit"); !strings.Contains(audit, "closed by the target with an error") {
 		t.Errorf("a reset by the target is not recorded as such:\n%s", audit)
