@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // File names inside the data directory. keys defines the names of the key
@@ -123,4 +124,25 @@ func Check(dir string, files []File) (State, error) {
 		return st, &IncompleteError{Dir: dir, Missing: missing}
 	}
 	return st, nil
+}
+
+// Writable reports whether files can be created in dir; when not, the
+// error says why in an operator's words (a read-only filesystem, no
+// permission).
+func Writable(dir string) error {
+	f, err := os.CreateTemp(dir, ".write-probe-*")
+	if err != nil {
+		switch {
+		case errors.Is(err, syscall.EROFS):
+			return fmt.Errorf("data_dir %s is on a read-only filesystem", dir)
+		case errors.Is(err, os.ErrPermission):
+			return fmt.Errorf("data_dir %s is read-only for this user (uid %d)", dir, os.Getuid())
+		case errors.Is(err, syscall.ENOSPC):
+			return nil // full, not read-only: that has its own answers
+		}
+		return fmt.Errorf("data_dir %s cannot be written: %w", dir, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
 }

@@ -207,3 +207,42 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+// A read-only data_dir (a copy kept for forensics) is named as such:
+// serve and every changing command refuse with words that say read-only,
+// while the trail can be verified and exported and the users listed.
+func TestReadOnlyDataDir(t *testing.T) {
+	disk := testenv.SmallDisk(t, 16<<20)
+	g := testenv.StartIn(t, disk, "", testenv.App{Name: "wiki", Host: wikiHost, Upstream: newUpstream(t).URL, Groups: []string{"staff"}, MFA: true})
+	g.AddUser("alice", pw, "staff")
+	g.MustCLI("", "block", "add", "192.0.2.7", "--reason", "scanner")
+	g.Stop()
+	testenv.ReadOnly(t, disk)
+	for _, args := range [][]string{
+		{"serve"},
+		{"user", "add", "bob", "--password-stdin"},
+		{"block", "add", "192.0.2.8", "--reason", "x"},
+		{"emergency", "set", "lockdown", "--reason", "x"},
+	} {
+		out, err := g.CLI(pw+"\n", args...)
+		if err == nil || !strings.Contains(err.Error(), "read-only") {
+			t.Fatalf("%v on a read-only data_dir: %v\n%s", args, err, out)
+		}
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"user", "list"}, "alice"},
+		{[]string{"block", "list"}, "192.0.2.7/32"},
+		{[]string{"emergency", "status"}, "level normal"},
+		{[]string{"audit", "verify"}, "intact"},
+		{[]string{"audit", "export"}, `"type":"admin.block.add"`},
+		{[]string{"audit"}, "admin.user.add"},
+	} {
+		out, err := g.CLI("", tt.args...)
+		if err != nil || !strings.Contains(out, tt.want) {
+			t.Fatalf("%v on a read-only data_dir: %v\n%s", tt.args, err, out)
+		}
+	}
+}

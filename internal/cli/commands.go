@@ -35,14 +35,20 @@ const minPasswordLen = 8
 
 // admin opens the store for a CLI command that changes something, and
 // returns the auditor that records the change in the audit trail.
-func (e *env) admin() (*config.Config, sluis.Store, *auditor, error) {
+//
+// readOnly says that the command only reads: it then works on a read-only
+// data_dir too (a copy kept for forensics).
+func (e *env) admin(readOnly bool) (*config.Config, sluis.Store, *auditor, error) {
 	c, err := e.loadConfig()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	st, err := openStore(e.ctx, c)
+	st, err := openStoreFor(e.ctx, c, readOnly, e.stderr)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if readOnly {
+		return c, st, &auditor{ctx: e.ctx, operator: e.operator()}, nil
 	}
 	// On a full disk the operator's change still commits: the reserve the
 	// gateway keeps is released for it.
@@ -239,7 +245,7 @@ func (e *env) user(args []string) error {
 		fmt.Fprintf(e.stderr, "sluis user %s: wrong arguments\n\n%s", sub, usage)
 		return ErrUsage
 	}
-	c, st, au, err := e.admin()
+	c, st, au, err := e.admin(sub == "list" || sub == "keys" && *removeKey == "")
 	if err != nil {
 		return err
 	}
@@ -449,7 +455,7 @@ func (e *env) session(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, st, au, err := e.admin()
+	c, st, au, err := e.admin(sub == "list")
 	if err != nil {
 		return err
 	}
@@ -565,7 +571,7 @@ func (e *env) auditVerify(file string) error {
 			return fmt.Errorf("%s: %w", file, err)
 		}
 	} else {
-		st, err := openStore(e.ctx, c)
+		st, err := openStoreFor(e.ctx, c, true, e.stderr)
 		if err != nil {
 			return err
 		}
@@ -631,7 +637,7 @@ func (e *env) audit(args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(e.ctx, c)
+	st, err := openStoreFor(e.ctx, c, true, e.stderr)
 	if err != nil {
 		return err
 	}
@@ -720,7 +726,7 @@ func (e *env) auditExport(from time.Time) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(e.ctx, c)
+	st, err := openStoreFor(e.ctx, c, true, e.stderr)
 	if err != nil {
 		return err
 	}
@@ -784,7 +790,7 @@ func (e *env) app(args []string) error {
 		fmt.Fprintf(e.stderr, "sluis app %s: give one app name\n", sub)
 		return ErrUsage
 	}
-	c, st, au, err := e.admin()
+	c, st, au, err := e.admin(false)
 	if err != nil {
 		return err
 	}
@@ -811,7 +817,7 @@ func (e *env) block(args []string) error {
 		return err
 	}
 	sub, pos, reason, forDur := ia.sub, ia.pos, &ia.reason, &ia.forDur
-	_, st, au, err := e.admin()
+	_, st, au, err := e.admin(sub == "list")
 	if err != nil {
 		return err
 	}
@@ -913,7 +919,7 @@ func (e *env) emergency(args []string) error {
 		return err
 	}
 	sub, pos, reason, forDur := ia.sub, ia.pos, &ia.reason, &ia.forDur
-	c, st, au, err := e.admin()
+	c, st, au, err := e.admin(sub == "status")
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -57,6 +58,28 @@ func (e *env) loadConfig() (*config.Config, error) {
 // checking that the directory is whole (see package datadir): a new one is
 // filled, an incomplete one refused.
 func openStore(ctx context.Context, c *config.Config) (*sqlite.DB, error) {
+	return openStoreFor(ctx, c, false, nil)
+}
+
+// openStoreFor is openStore for a command that may only read (readOnlyOK):
+// on a read-only data_dir (a copy kept for forensics) it reads the
+// database as it is, saying so on warn; a command that changes something
+// is refused there with words that say read-only.
+func openStoreFor(ctx context.Context, c *config.Config, readOnlyOK bool, warn io.Writer) (*sqlite.DB, error) {
+	if fi, err := os.Stat(c.DataDir); err == nil && fi.IsDir() {
+		if werr := datadir.Writable(c.DataDir); werr != nil {
+			if !readOnlyOK {
+				return nil, fmt.Errorf("%w: this command changes something; only reading commands (audit, audit verify, audit export, user list, session list, block list, emergency status) work on a read-only data_dir", werr)
+			}
+			if _, err := datadir.Check(c.DataDir, datadir.Layout(c.TLS.SelfSigned)); err != nil {
+				return nil, err
+			}
+			if warn != nil {
+				fmt.Fprintf(warn, "note: %v; reading it as it is\n", werr)
+			}
+			return sqlite.OpenReadOnly(ctx, filepath.Join(c.DataDir, datadir.Database))
+		}
+	}
 	if _, err := prepareDataDir(ctx, c, false); err != nil {
 		return nil, err
 	}
@@ -158,6 +181,9 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	// it).
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
+	}
+	if err := datadir.Writable(c.DataDir); err != nil {
+		return fmt.Errorf("%w: the gateway needs to write there", err)
 	}
 	unlock, err := datadir.Lock(c.DataDir)
 	if err != nil {

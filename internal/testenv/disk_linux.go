@@ -58,3 +58,11 @@ func Fill(t testing.TB, dir string) (empty func()) {
 	f.Close()
 	return func() { os.Remove(path) }
 }
+
+// ReadOnly remounts the tmpfs that SmallDisk mounted on dir read-only.
+func ReadOnly(t testing.TB, dir string) {
+	t.Helper()
+	if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remounting %s read-only: %v", dir, err)
+	}
+}

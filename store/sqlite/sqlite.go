@@ -11,6 +11,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"os"
 	"io/fs"
 	"sort"
 	"strings"
@@ -62,6 +63,33 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	s.revConn = conn
+	s.dataVersion = -1
+	return s, nil
+}
+
+// OpenReadOnly opens the database at path for reading only, as it is
+// (immutable: no journal, no lock, nothing written): for a copy on a
+// read-only filesystem, for forensics. Every change fails.
+func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1&_pragma=foreign_keys(1)")
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	s := &DB{db: db}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: not a sluis database: %w", path, err)
 	}
 	conn, err := db.Conn(ctx)
 	if err != nil {
