@@ -144,7 +144,7 @@ type fixture struct {
 	logs   *bytes.Buffer
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -164,8 +164,13 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) proxy(t *testing.T, upstream string) *proxy.Proxy {
 	t.Helper()
+	return f.proxyWith(t, upstream, nil)
+}
+
+func (f *fixture) proxyWith(t testing.TB, upstream string, transport http.RoundTripper) *proxy.Proxy {
+	t.Helper()
 	app := sluis.App{Name: "wiki", Host: "wiki.test", Upstream: upstream}
-	p, err := proxy.New(app, f.appURL, f.signer, nil, func() time.Time { return f.now },
+	p, err := proxy.New(app, f.appURL, f.signer, transport, func() time.Time { return f.now },
 		slog.New(slog.NewTextHandler(f.logs, nil)))
 	if err != nil {
 		t.Fatal(err)
