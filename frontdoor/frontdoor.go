@@ -54,30 +54,6 @@ func SecurityHeader(name string) bool {
 
 var framingNames = []string{"cookie", "authorization", "host", "content-length", "transfer-encoding"}
 
-// Spoofable reports whether a request header named name could let a client
-// pose as the gateway or as another client: the gateway's own identity
-// headers and every forwarding header. The proxy deletes them all.
-func Spoofable(name string) bool {
-	if len(name) < 9 { // shortest listed name: "forwarded"
-		return false
-	}
-	if hasPrefixFold(name, "x-sluis-") || hasPrefixFold(name, "x-forwarded-") {
-		return true
-	}
-	for _, n := range spoofableNames {
-		if len(n) == len(name) && hasPrefixFold(name, n) {
-			return true
-		}
-	}
-	return false
-}
-
-var spoofableNames = []string{
-	"forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "x-cluster-client-ip",
-	"x-original-url", "x-rewrite-url", "x-original-host", "x-forwarded", "x-remote-user",
-	"x-remote-addr", "x-authenticated-user", "remote-user", "x-middleware-subrequest",
-}
-
 // hasPrefixFold reports whether s begins with prefix (lower case, '-' for
 // separators), ignoring case and reading '_' as '-'. It runs on every header
 // of every request, so it does not allocate.
