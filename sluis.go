@@ -32,6 +32,11 @@ type User struct {
 	// ExternalID is the immutable id of the account at the source (a
 	// directory entry's UUID, a provider's issuer and subject).
 	ExternalID string
+	// Email and DisplayName are for apps that take them from the gateway
+	// (an app's identity_headers); empty when unknown. For directory and
+	// provider users they are copied from there at each login.
+	Email       string
+	DisplayName string
 }
 
 // SourceLDAP marks a user whose password and groups are in the directory.
@@ -100,6 +105,9 @@ type Identity struct {
 	MFA       bool
 	MFAAt     time.Time
 	MFAMethod string // FactorTOTP or FactorPasskey
+	// Email and DisplayName are the user's, empty when unknown.
+	Email       string
+	DisplayName string
 }
 
 // Second factors.
@@ -144,7 +152,40 @@ type App struct {
 	// KeyAtStrict makes the app require a phishing-resistant factor at the
 	// emergency level "strict".
 	KeyAtStrict bool
+	// RequestHeaders adjusts the default list of client headers the proxy
+	// drops (frontdoor.Spoofable) for this app.
+	RequestHeaders RequestHeaders
+	// IdentityHeaders are headers the proxy sets to the caller's identity,
+	// for apps that log users in from a header set by their proxy. A
+	// client's copies are always dropped.
+	IdentityHeaders []IdentityHeader
 }
+
+// RequestHeaders adjusts the client headers an app receives. Names are
+// compared without regard to case.
+type RequestHeaders struct {
+	// Remove are names dropped in addition to the default list.
+	Remove []string
+	// Keep are names of the default list let through (never one the
+	// gateway sets, never one with an underscore).
+	Keep []string
+}
+
+// IdentityHeader is a header the proxy sets to one part of the caller's
+// identity: Value is IdentityUser, IdentityGroups, IdentityEmail or
+// IdentityName.
+type IdentityHeader struct {
+	Name  string
+	Value string
+}
+
+// What an identity header carries.
+const (
+	IdentityUser   = "user"   // the user name
+	IdentityGroups = "groups" // the groups, comma-separated, bounded as X-Sluis-Groups
+	IdentityEmail  = "email"  // the user's email address
+	IdentityName   = "name"   // the user's display name
+)
 
 // AtLevel returns the app as it is to be decided on at the emergency
 // level: at "strict", an app with KeyAtStrict requires a passkey.

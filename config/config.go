@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/frontdoor"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -265,6 +267,19 @@ type App struct {
 	Allow *Allow `yaml:"allow"`
 	// Essential apps stay open at the emergency level "essential".
 	Essential bool `yaml:"essential"`
+	// RequestHeaders adjusts the list of client headers dropped before the
+	// upstream (frontdoor.Spoofable): remove adds names, keep lets listed
+	// ones through. Nil means the default list as it is.
+	RequestHeaders *RequestHeaders `yaml:"request_headers"`
+	// IdentityHeaders maps header names to what the gateway puts in them:
+	// user, groups, email or name. The client's copies are always dropped.
+	IdentityHeaders map[string]string `yaml:"identity_headers"`
+}
+
+// RequestHeaders is an app's adjustment of the dropped client headers.
+type RequestHeaders struct {
+	Remove []string `yaml:"remove"`
+	Keep   []string `yaml:"keep"`
 }
 
 // Allow is an app's access rule.
@@ -926,6 +941,7 @@ func (p *parser) validate(c *Config) {
 				p.problem(at+".upstream", "%q: want http:// or https:// with a host and no user, query or fragment", a.Upstream)
 			}
 		}
+		p.checkHeaders(at, a)
 		if a.Allow == nil {
 			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s: no allow rule, so nobody can open this app", p.file, p.lines[at], at))
 			continue
@@ -944,6 +960,66 @@ func (p *parser) validate(c *Config) {
 			if !sluis.ValidName(g) {
 				p.problem(fmt.Sprintf("%s.allow.groups[%d]", at, j), "%q is not a valid group name", g)
 			}
+		}
+	}
+}
+
+// headerNameRE is a header name an app's configuration may use: a token
+// of letters, digits and '-' (names with '_' are always dropped).
+var headerNameRE = regexp.MustCompile(`^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$`)
+
+var hopByHop = []string{"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "upgrade"}
+
+// checkHeaders checks an app's request_headers and identity_headers.
+func (p *parser) checkHeaders(at string, a *App) {
+	if a.TCP != "" && (a.RequestHeaders != nil || len(a.IdentityHeaders) > 0) {
+		p.problem(at+".tcp", "a TCP app has no request_headers and no identity_headers")
+		return
+	}
+	ident := map[string]bool{} // lower case
+	for _, name := range slices.Sorted(maps.Keys(a.IdentityHeaders)) {
+		kp := at + ".identity_headers." + name
+		switch v := a.IdentityHeaders[name]; {
+		case !headerNameRE.MatchString(name):
+			p.problem(kp, "%q is not a header name (letters, digits and '-')", name)
+		case frontdoor.Pinned(name):
+			p.problem(kp, "%s is set by the gateway for every app", name)
+		case !frontdoor.Spoofable(name) && frontdoor.SecurityHeader(name) || slices.Contains(hopByHop, strings.ToLower(name)):
+			p.problem(kp, "%s carries the request's framing or credentials, not an identity", name)
+		case ident[strings.ToLower(name)]:
+			p.problem(kp, "%s is listed twice (names are compared without regard to case)", name)
+		case v != sluis.IdentityUser && v != sluis.IdentityGroups && v != sluis.IdentityEmail && v != sluis.IdentityName:
+			p.problem(kp, "%q: want user, groups, email or name", v)
+		}
+		ident[strings.ToLower(name)] = true
+	}
+	if a.RequestHeaders == nil {
+		return
+	}
+	removed := map[string]bool{}
+	for j, name := range a.RequestHeaders.Remove {
+		kp := fmt.Sprintf("%s.request_headers.remove[%d]", at, j)
+		switch {
+		case !headerNameRE.MatchString(name):
+			p.problem(kp, "%q is not a header name (letters, digits and '-'; names with '_' are always dropped)", name)
+		case frontdoor.Pinned(name) || ident[strings.ToLower(name)]:
+			p.problem(kp, "%s is set by the gateway", name)
+		}
+		removed[strings.ToLower(name)] = true
+	}
+	for j, name := range a.RequestHeaders.Keep {
+		kp := fmt.Sprintf("%s.request_headers.keep[%d]", at, j)
+		switch {
+		case !headerNameRE.MatchString(name):
+			p.problem(kp, "%q is not a header name (letters, digits and '-'; names with '_' are always dropped)", name)
+		case frontdoor.Pinned(name):
+			p.problem(kp, "%s is set by the gateway; no app may receive a client's copy", name)
+		case ident[strings.ToLower(name)]:
+			p.problem(kp, "%s is one of this app's identity_headers; no app may receive a client's copy", name)
+		case removed[strings.ToLower(name)]:
+			p.problem(kp, "%s is also in remove", name)
+		case !frontdoor.Spoofable(name):
+			p.problem(kp, "%s is not dropped by default; there is nothing to keep", name)
 		}
 	}
 }

@@ -59,6 +59,23 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// hdrs adds lines to the wiki app of minimal.
+func hdrs(lines string) func(string) string {
+	return func(s string) string { return s + lines }
+}
+
+func TestAppHeaders(t *testing.T) {
+	c, err := Parse("s.yaml", []byte(minimal+"    identity_headers: {X-WEBAUTH-USER: user, Remote-Groups: groups, X-Webauth-Email: email, X-Webauth-Name: name}\n    request_headers:\n      remove: [X-Debug]\n      keep: [X-Real-IP, Remote-Name]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := c.AppByName("wiki")
+	if len(a.IdentityHeaders) != 4 || a.IdentityHeaders["X-WEBAUTH-USER"] != "user" || a.IdentityHeaders["Remote-Groups"] != "groups" ||
+		a.RequestHeaders == nil || a.RequestHeaders.Remove[0] != "X-Debug" || len(a.RequestHeaders.Keep) != 2 {
+		t.Fatalf("app: %+v %+v", a.IdentityHeaders, a.RequestHeaders)
+	}
+}
+
 func TestErrorsNameFileLineAndKey(t *testing.T) {
 	tests := []struct {
 		name string
@@ -121,6 +138,22 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			}
 			return s + "oidc:\n  - name: idp\n    issuer: https://idp.corp.test/\n    client_id: x\n    client_secret_file: s\n    groups:\n" + strings.Join(m, "\n") + "\n"
 		}, "sluis.yaml:21: oidc[0].groups: maps to too many groups"},
+		{"identity header with underscore", hdrs("    identity_headers: {X_Webauth_User: user}\n"), `sluis.yaml:16: apps[0].identity_headers.X_Webauth_User: "X_Webauth_User" is not a header name`},
+		{"identity header of the gateway", hdrs("    identity_headers:\n      x-sluis-user: user\n"), `sluis.yaml:17: apps[0].identity_headers.x-sluis-user: x-sluis-user is set by the gateway for every app`},
+		{"identity header forwarding", hdrs("    identity_headers: {X-Forwarded-For: user}\n"), `sluis.yaml:16: apps[0].identity_headers.X-Forwarded-For: X-Forwarded-For is set by the gateway`},
+		{"identity header cookie", hdrs("    identity_headers: {Cookie: user}\n"), `apps[0].identity_headers.Cookie: Cookie carries the request's framing or credentials`},
+		{"identity header twice", hdrs("    identity_headers: {X-WEBAUTH-USER: user, x-webauth-user: user}\n"), `apps[0].identity_headers.x-webauth-user: x-webauth-user is listed twice`},
+		{"identity header value", hdrs("    identity_headers:\n      Remote-User: username\n"), `sluis.yaml:17: apps[0].identity_headers.Remote-User: "username": want user, groups, email or name`},
+		{"keep the gateway's own", hdrs("    request_headers:\n      keep: [X-Sluis-User]\n"), `sluis.yaml:17: apps[0].request_headers.keep[0]: X-Sluis-User is set by the gateway; no app may receive a client's copy`},
+		{"keep an identity header", hdrs("    identity_headers: {X-Webauth-User: user}\n    request_headers:\n      keep: [x-webauth-user]\n"), `sluis.yaml:18: apps[0].request_headers.keep[0]: x-webauth-user is one of this app's identity_headers`},
+		{"keep an underscore name", hdrs("    request_headers:\n      keep: [REMOTE_USER]\n"), `apps[0].request_headers.keep[0]: "REMOTE_USER" is not a header name`},
+		{"keep what is not dropped", hdrs("    request_headers:\n      keep: [X-Custom]\n"), `apps[0].request_headers.keep[0]: X-Custom is not dropped by default`},
+		{"keep and remove", hdrs("    request_headers:\n      remove: [X-Real-IP]\n      keep: [X-Real-IP]\n"), `apps[0].request_headers.keep[0]: X-Real-IP is also in remove`},
+		{"remove a bad name", hdrs("    request_headers:\n      remove: [\"X Custom\"]\n"), `sluis.yaml:17: apps[0].request_headers.remove[0]: "X Custom" is not a header name`},
+		{"request_headers key", hdrs("    request_headers:\n      drop: [X-Custom]\n"), `sluis.yaml:17: apps[0].request_headers.drop: unknown key`},
+		{"tcp app with headers", func(s string) string {
+			return s + "  - name: desk\n    tcp: 10.1.2.3:3389\n    identity_headers: {X-User: user}\n"
+		}, "apps[1].tcp: a TCP app has no request_headers and no identity_headers"},
 		{"duplicate app", func(s string) string {
 			return s + "  - name: wiki\n    host: w2.corp.test\n    upstream: http://127.0.0.1:1\n"
 		}, `sluis.yaml:16: apps[1].name: "wiki" is used by another app`},

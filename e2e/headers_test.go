@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluis-gateway/sluis/frontdoor"
+	"github.com/sluis-gateway/sluis/internal/testenv"
 )
 
 // spellings returns name as clients may write it: as listed, lower and
@@ -59,6 +60,53 @@ func TestEveryListedHeaderInEverySpellingIsDropped(t *testing.T) {
 		}
 		if r.Header.Get("X-Custom") != "kept" {
 			t.Errorf("sent %s: an ordinary header was dropped", name)
+		}
+	}
+}
+
+// TestAppHeaderRules: an app's identity_headers carry the gateway's
+// identity whatever the client sends, in any spelling; request_headers
+// keeps and removes what the app asks for.
+func TestAppHeaderRules(t *testing.T) {
+	wiki := newUpstream(t)
+	g := testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: wiki.URL, Groups: []string{"staff"}, MFA: true,
+		Extra: "    identity_headers: {X-WEBAUTH-USER: user, Remote-Groups: groups, X-App-User: user}\n" +
+			"    request_headers:\n      remove: [X-Debug]\n      keep: [X-Real-IP]\n"})
+	w := &world{g: g, wiki: wiki}
+	c, _ := w.loggedIn(t, "anna", "staff", "ops")
+	c = g.HTTP1(c)
+	req, _ := http.NewRequest("GET", g.URL(wikiHost, "/hdr"), nil)
+	for _, name := range []string{"X-Webauth-User", "Remote-Groups", "X-App-User"} {
+		for _, s := range spellings(name) {
+			req.Header[s] = []string{"admin", "admins"}
+		}
+	}
+	req.Header.Set("X-Debug", "1")
+	req.Header["x_debug"] = []string{"1"}
+	req.Header.Set("X-Real-IP", "10.1.2.3")
+	req.Header["X_Real_IP"] = []string{"10.9.9.9"}
+	req.Header.Set("X-Original-URI", "/admin")
+	if p := g.Do(c, req); p.StatusCode != 200 {
+		t.Fatalf("status %d", p.StatusCode)
+	}
+	r := wiki.last(t)
+	want := map[string]string{"X-Webauth-User": "anna", "Remote-Groups": "staff,ops", "X-App-User": "anna", "X-Real-Ip": "10.1.2.3"}
+	for name, vals := range r.Header {
+		if strings.Contains(name, "_") {
+			t.Errorf("upstream got %s: %q", name, vals)
+		}
+		if v, ok := want[name]; ok && (len(vals) != 1 || vals[0] != v) {
+			t.Errorf("upstream got %s: %q, want %q", name, vals, v)
+		}
+	}
+	for name := range want {
+		if _, ok := r.Header[name]; !ok {
+			t.Errorf("upstream did not get %s", name)
+		}
+	}
+	for _, name := range []string{"X-Debug", "X-Original-Uri"} {
+		if v := r.Header.Values(name); len(v) != 0 {
+			t.Errorf("upstream got %s: %q", name, v)
 		}
 	}
 }

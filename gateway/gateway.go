@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -90,6 +91,12 @@ func Apps(c *config.Config) []sluis.App {
 	for _, a := range c.Apps {
 		app := sluis.App{Name: a.Name, Host: a.Host, Upstream: a.Upstream, TCP: a.TCP, Essential: a.Essential,
 			KeyAtStrict: slices.Contains(c.Strict.PhishingResistant, a.Name)}
+		if a.RequestHeaders != nil {
+			app.RequestHeaders = sluis.RequestHeaders{Remove: a.RequestHeaders.Remove, Keep: a.RequestHeaders.Keep}
+		}
+		for _, name := range slices.Sorted(maps.Keys(a.IdentityHeaders)) {
+			app.IdentityHeaders = append(app.IdentityHeaders, sluis.IdentityHeader{Name: name, Value: a.IdentityHeaders[name]})
+		}
 		if a.Allow != nil {
 			app.Allow = sluis.Allow{Users: a.Allow.Users, Groups: a.Allow.Groups,
 				MFA: a.Allow.MFA != config.MFANone, PhishingResistant: a.Allow.MFA == config.MFAPhishingResistant}

@@ -23,7 +23,6 @@ import (
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/assertion"
 	"github.com/sluis-gateway/sluis/errpage"
-	"github.com/sluis-gateway/sluis/frontdoor"
 	"github.com/sluis-gateway/sluis/session"
 )
 
@@ -37,6 +36,7 @@ const (
 // Proxy relays requests for one app.
 type Proxy struct {
 	app      sluis.App
+	headers  headerRules
 	audience string // the app's public URL
 	signer   *assertion.Signer
 	now      func() time.Time
@@ -53,7 +53,7 @@ func New(app sluis.App, appURL string, signer *assertion.Signer, transport http.
 	if now == nil {
 		now = time.Now
 	}
-	p := &Proxy{app: app, audience: appURL, signer: signer, now: now, log: log}
+	p := &Proxy{app: app, headers: newHeaderRules(app), audience: appURL, signer: signer, now: now, log: log}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -96,7 +96,7 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, a *session.Active)
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	a, _ := pr.In.Context().Value(activeKey{}).(*session.Active)
 	h := pr.Out.Header
-	StripClientHeaders(h)
+	p.headers.strip(h)
 	StripSessionCookie(h)
 	if a == nil {
 		// Unreachable by construction; fail closed with no identity.
@@ -118,17 +118,12 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	h[HeaderUser] = []string{id.User}
 	h[HeaderGroups] = []string{sluis.JoinGroups(groups)}
 	h[HeaderAssertion] = []string{tok}
-	pr.SetXForwarded()
-}
-
-// StripClientHeaders removes every header a client could use to forge
-// identity or origin.
-func StripClientHeaders(h http.Header) {
-	for name := range h {
-		if frontdoor.Spoofable(name) {
-			delete(h, name)
+	for _, ih := range p.headers.identity {
+		if v, ok := identityValue(id, groups, ih.value); ok {
+			h[ih.name] = []string{v}
 		}
 	}
+	pr.SetXForwarded()
 }
 
 // StripSessionCookie removes the gateway's own cookies (the session cookie

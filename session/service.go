@@ -69,12 +69,14 @@ type memoEntry struct {
 // Identity returns who this session belongs to.
 func (a *Active) Identity() sluis.Identity {
 	return sluis.Identity{
-		User:      a.User.Name,
-		Groups:    a.User.Groups,
-		SessionID: a.Session.ID,
-		MFA:       !a.Session.MFAAt.IsZero(),
-		MFAAt:     a.Session.MFAAt,
-		MFAMethod: a.Session.MFAMethod,
+		User:        a.User.Name,
+		Groups:      a.User.Groups,
+		SessionID:   a.Session.ID,
+		MFA:         !a.Session.MFAAt.IsZero(),
+		MFAAt:       a.Session.MFAAt,
+		MFAMethod:   a.Session.MFAMethod,
+		Email:       a.User.Email,
+		DisplayName: a.User.DisplayName,
 	}
 }
 

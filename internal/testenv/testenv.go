@@ -36,6 +36,9 @@ type App struct {
 	Key                  bool // mfa: phishing_resistant (a passkey)
 	NoAllow              bool // leave out the allow rule
 	Essential            bool
+	// Extra is more of the app's YAML, each line indented by four spaces
+	// (identity_headers, request_headers).
+	Extra string
 }
 
 // Gateway is a running gateway.
@@ -79,6 +82,7 @@ func StartIn(t testing.TB, dir, extra string, apps ...App) *Gateway {
 		} else {
 			fmt.Fprintf(&b, "  - name: %s\n    host: %s\n    upstream: %s\n    essential: %v\n", a.Name, a.Host, a.Upstream, a.Essential)
 		}
+		b.WriteString(a.Extra)
 		if !a.NoAllow {
 			mfa := fmt.Sprint(a.MFA)
 			if a.Key {
