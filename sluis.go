@@ -283,6 +283,8 @@ type UserStore interface {
 	SetDisabled(ctx context.Context, name string, disabled bool) error
 	// SetExternalID records the immutable id of an external user's account.
 	SetExternalID(ctx context.Context, name, id string) error
+	// SetProfile replaces the user's email address and display name.
+	SetProfile(ctx context.Context, name, email, displayName string) error
 	// SetTOTP replaces the user's sealed TOTP secret and forgets used codes.
 	SetTOTP(ctx context.Context, name string, sealed []byte) error
 	// UseTOTPStep records that the code of the given time step was used. It

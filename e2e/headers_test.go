@@ -70,13 +70,15 @@ func TestEveryListedHeaderInEverySpellingIsDropped(t *testing.T) {
 func TestAppHeaderRules(t *testing.T) {
 	wiki := newUpstream(t)
 	g := testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: wiki.URL, Groups: []string{"staff"}, MFA: true,
-		Extra: "    identity_headers: {X-WEBAUTH-USER: user, Remote-Groups: groups, X-App-User: user}\n" +
+		Extra: "    identity_headers: {X-WEBAUTH-USER: user, Remote-Groups: groups, X-App-User: user, X-Webauth-Email: email, X-Webauth-Name: name}\n" +
 			"    request_headers:\n      remove: [X-Debug]\n      keep: [X-Real-IP]\n"})
 	w := &world{g: g, wiki: wiki}
 	c, _ := w.loggedIn(t, "anna", "staff", "ops")
 	c = g.HTTP1(c)
+	// Set while logged in: the next request carries it.
+	g.MustCLI("", "user", "profile", "anna", "--email", "anna@corp.test", "--name", "Anna Ångström")
 	req, _ := http.NewRequest("GET", g.URL(wikiHost, "/hdr"), nil)
-	for _, name := range []string{"X-Webauth-User", "Remote-Groups", "X-App-User"} {
+	for _, name := range []string{"X-Webauth-User", "Remote-Groups", "X-App-User", "X-Webauth-Email", "X-Webauth-Name"} {
 		for _, s := range spellings(name) {
 			req.Header[s] = []string{"admin", "admins"}
 		}
@@ -90,7 +92,8 @@ func TestAppHeaderRules(t *testing.T) {
 		t.Fatalf("status %d", p.StatusCode)
 	}
 	r := wiki.last(t)
-	want := map[string]string{"X-Webauth-User": "anna", "Remote-Groups": "staff,ops", "X-App-User": "anna", "X-Real-Ip": "10.1.2.3"}
+	want := map[string]string{"X-Webauth-User": "anna", "Remote-Groups": "staff,ops", "X-App-User": "anna", "X-Real-Ip": "10.1.2.3",
+		"X-Webauth-Email": "anna@corp.test", "X-Webauth-Name": "Anna Ångström"}
 	for name, vals := range r.Header {
 		if strings.Contains(name, "_") {
 			t.Errorf("upstream got %s: %q", name, vals)
@@ -107,6 +110,29 @@ func TestAppHeaderRules(t *testing.T) {
 	for _, name := range []string{"X-Debug", "X-Original-Uri"} {
 		if v := r.Header.Values(name); len(v) != 0 {
 			t.Errorf("upstream got %s: %q", name, v)
+		}
+	}
+}
+
+func TestUserAddTakesEmailAndName(t *testing.T) {
+	wiki := newUpstream(t)
+	g := testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: wiki.URL, Groups: []string{"staff"}, MFA: true,
+		Extra: "    identity_headers: {X-Webauth-Email: email, X-Webauth-Name: name}\n"})
+	g.MustCLI(pw+"\n", "user", "add", "bert", "--groups", "staff", "--email", "bert@corp.test", "--name", "Bert Berg", "--password-stdin")
+	uri := g.MustCLI("", "user", "totp", "bert")
+	secret := uri[strings.Index(uri, "secret=")+len("secret="):]
+	secret = secret[:strings.IndexAny(secret+"&", "&\n")]
+	c := g.Client()
+	if p := g.Login(c, g.URL(wikiHost, "/start"), "bert", pw, secret); p.StatusCode != 200 {
+		t.Fatalf("login: %d", p.StatusCode)
+	}
+	r := wiki.last(t)
+	if r.Header.Get("X-Webauth-Email") != "bert@corp.test" || r.Header.Get("X-Webauth-Name") != "Bert Berg" {
+		t.Fatalf("upstream got %v", r.Header)
+	}
+	for _, bad := range [][]string{{"--email", "not-an-address"}, {"--name", "Bert\x01"}, {"--email", "a@b\r\nX-Sluis-User: admin"}} {
+		if _, err := g.CLI(pw+"\n", append([]string{"user", "add", "carl", "--groups", "staff", "--password-stdin"}, bad...)...); err == nil {
+			t.Errorf("user add %q was accepted", bad)
 		}
 	}
 }

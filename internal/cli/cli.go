@@ -26,7 +26,8 @@ Gateway:
   demo [--listen ADDR] [--data DIR]      run a self-contained demo
 
 Users:
-  user add NAME --groups a,b [--password-stdin]
+  user add NAME --groups a,b [--email E] [--name "Full Name"] [--password-stdin]
+  user profile NAME [--email E] [--name "Full Name"]   (replaces both)
   user passwd NAME [--password-stdin]
   user groups NAME --groups a,b
   user disable NAME | user enable NAME

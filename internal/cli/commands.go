@@ -28,6 +28,7 @@ import (
 	"github.com/sluis-gateway/sluis/frontdoor"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/mfa"
+	"github.com/sluis-gateway/sluis/proxy"
 	"golang.org/x/term"
 )
 
@@ -226,6 +227,18 @@ func (e *env) readPassword(fromStdin bool) (string, error) {
 	return pw, nil
 }
 
+// checkProfile refuses an email address or display name that an app's
+// identity header could not carry (see proxy.HeaderSafe); empty is none.
+func checkProfile(email, display string) error {
+	if email != "" && (!proxy.HeaderSafe(email) || !strings.Contains(email, "@") || strings.ContainsAny(email, " ,;<>\"")) {
+		return fmt.Errorf("--email %q is not an email address", email)
+	}
+	if display != "" && !proxy.HeaderSafe(display) {
+		return fmt.Errorf("--name %q: at most %d bytes of UTF-8, no control characters, no space at either end", display, proxy.MaxIdentityValue)
+	}
+	return nil
+}
+
 func (e *env) user(args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(e.stderr, usage)
@@ -235,6 +248,8 @@ func (e *env) user(args []string) error {
 	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
 	groups := fs.String("groups", "", "comma-separated groups")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
+	email := fs.String("email", "", "the user's email address, for apps' identity_headers")
+	display := fs.String("name", "", "the user's display name, for apps' identity_headers")
 	removeKey := fs.String("remove", "", "with keys: remove the passkey of this `name` (its user must add it again)")
 	pos, err := parseFlags(fs, args, e.stderr)
 	if err != nil {
@@ -274,6 +289,9 @@ func (e *env) user(args []string) error {
 		if err != nil {
 			return fmt.Errorf("--groups: %w", err)
 		}
+		if err := checkProfile(*email, *display); err != nil {
+			return err
+		}
 		pw, err := e.readPassword(*pwStdin)
 		if err != nil {
 			return err
@@ -282,10 +300,23 @@ func (e *env) user(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := st.CreateUser(au.with("admin.user.add", name, "groups "+strings.Join(gs, ",")), sluis.User{Name: name, Groups: gs, PasswordHash: hash, CreatedAt: time.Now()}); err != nil {
+		if err := st.CreateUser(au.with("admin.user.add", name, "groups "+strings.Join(gs, ",")), sluis.User{Name: name, Groups: gs, PasswordHash: hash, CreatedAt: time.Now(), Email: *email, DisplayName: *display}); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "user %s added; they enrol a second factor at first login\n", name)
+	case "profile":
+		if u, err := st.User(ctx, name); err != nil {
+			return err
+		} else if u.Source != "" {
+			return fmt.Errorf("%s comes from %s: their email and name are copied from there at each login", name, u.Source)
+		}
+		if err := checkProfile(*email, *display); err != nil {
+			return err
+		}
+		if err := st.SetProfile(au.with("admin.user.profile", name, "email "+*email+"; name "+*display), name, *email, *display); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "profile of %s: email %q, name %q\n", name, *email, *display)
 	case "passwd":
 		if u, err := st.User(ctx, name); err != nil {
 			return err

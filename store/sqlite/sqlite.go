@@ -255,9 +255,9 @@ func (s *DB) CreateUser(ctx context.Context, u sluis.User) error {
 	// checkpoint hear of it like any other change.
 	err := s.changeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			`INSERT INTO users (name, groups, password_hash, disabled, totp_secret, created_at, source, external_id)
-			SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower(?))`,
-			u.Name, joinGroups(u.Groups), u.PasswordHash, u.Disabled, nullBlob(u.TOTPSecret), unixNano(u.CreatedAt), u.Source, u.ExternalID, u.Name)
+			`INSERT INTO users (name, groups, password_hash, disabled, totp_secret, created_at, source, external_id, email, display_name)
+			SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower(?))`,
+			u.Name, joinGroups(u.Groups), u.PasswordHash, u.Disabled, nullBlob(u.TOTPSecret), unixNano(u.CreatedAt), u.Source, u.ExternalID, u.Email, u.DisplayName, u.Name)
 		if err != nil {
 			return err
 		}
@@ -296,13 +296,13 @@ func nullBlob(b []byte) any {
 	return b
 }
 
-const userCols = `name, groups, password_hash, disabled, totp_secret, created_at, source, external_id`
+const userCols = `name, groups, password_hash, disabled, totp_secret, created_at, source, external_id, email, display_name`
 
 func scanUser(sc interface{ Scan(...any) error }) (sluis.User, error) {
 	var u sluis.User
 	var groups string
 	var created int64
-	err := sc.Scan(&u.Name, &groups, &u.PasswordHash, &u.Disabled, &u.TOTPSecret, &created, &u.Source, &u.ExternalID)
+	err := sc.Scan(&u.Name, &groups, &u.PasswordHash, &u.Disabled, &u.TOTPSecret, &created, &u.Source, &u.ExternalID, &u.Email, &u.DisplayName)
 	u.Groups = splitGroups(groups)
 	u.CreatedAt = fromNano(created)
 	return u, err
@@ -367,6 +367,10 @@ func (s *DB) SetDisabled(ctx context.Context, name string, disabled bool) error 
 
 func (s *DB) SetExternalID(ctx context.Context, name, id string) error {
 	return s.updateUser(ctx, name, `UPDATE users SET external_id = ? WHERE name = ?`, id, name)
+}
+
+func (s *DB) SetProfile(ctx context.Context, name, email, displayName string) error {
+	return s.updateUser(ctx, name, `UPDATE users SET email = ?, display_name = ? WHERE name = ?`, email, displayName, name)
 }
 
 func (s *DB) SetTOTP(ctx context.Context, name string, sealed []byte) error {

@@ -91,15 +91,24 @@ func testUsers(t *testing.T, s sluis.Store) {
 	must(t, s.SetGroups(ctx, "anna", []string{"staff"}))
 	must(t, s.SetDisabled(ctx, "anna", true))
 	must(t, s.SetTOTP(ctx, "anna", []byte("sealed")))
+	must(t, s.SetProfile(ctx, "anna", "anna@corp.test", "Anna Ångström"))
 	u, err := s.User(ctx, "anna")
 	must(t, err)
-	if u.PasswordHash != "h2" || !slices.Equal(u.Groups, []string{"staff"}) || !u.Disabled || !bytes.Equal(u.TOTPSecret, []byte("sealed")) || !u.CreatedAt.Equal(t0) {
+	if u.PasswordHash != "h2" || !slices.Equal(u.Groups, []string{"staff"}) || !u.Disabled || !bytes.Equal(u.TOTPSecret, []byte("sealed")) || !u.CreatedAt.Equal(t0) ||
+		u.Email != "anna@corp.test" || u.DisplayName != "Anna Ångström" {
 		t.Fatalf("user after updates: %+v", u)
+	}
+	if err := s.SetProfile(ctx, "nobody", "x@corp.test", ""); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatalf("profile of missing user: got %v", err)
+	}
+	must(t, s.CreateUser(ctx, sluis.User{Name: "carl", PasswordHash: "h", CreatedAt: t0, Email: "carl@corp.test", DisplayName: "Carl"}))
+	if c, err := s.User(ctx, "carl"); err != nil || c.Email != "carl@corp.test" || c.DisplayName != "Carl" {
+		t.Fatalf("created with a profile: %+v, %v", c, err)
 	}
 	mustUser(t, s, "bert")
 	all, err := s.Users(ctx)
 	must(t, err)
-	if len(all) != 2 || all[0].Name != "anna" || all[1].Name != "bert" || all[1].HasTOTP() {
+	if len(all) != 3 || all[0].Name != "anna" || all[1].Name != "bert" || all[1].HasTOTP() {
 		t.Fatalf("users: %+v", all)
 	}
 }
@@ -267,6 +276,7 @@ func testRevision(t *testing.T, s sluis.Store) {
 		{"disable", func() error { return s.SetDisabled(ctx, "anna", true) }},
 		{"password", func() error { return s.SetPassword(ctx, "anna", "h3") }},
 		{"totp", func() error { return s.SetTOTP(ctx, "anna", []byte("s")) }},
+		{"profile", func() error { return s.SetProfile(ctx, "anna", "a@corp.test", "A") }},
 		{"complete", func() error {
 			return s.CompleteSession(ctx, "s1", t0, sluis.FactorTOTP, t0.Add(time.Hour), hash("tok9"), "login")
 		}},
