@@ -2,6 +2,7 @@ package sluis
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/text/secure/precis"
 )
@@ -137,4 +138,41 @@ func HasEnabledTwin(u User, others []User) bool {
 		}
 	}
 	return false
+}
+
+// MaxProfileValue is the longest email address or display name kept for a
+// user (and sent to apps that ask for it in a header).
+const MaxProfileValue = 256
+
+// ProfileValueSafe reports whether v may be kept as a user's email address
+// or display name and sent in an HTTP header: not empty, at most
+// MaxProfileValue bytes, valid UTF-8, no control characters (C0, DEL, C1,
+// the line and paragraph separators), no space at either end.
+func ProfileValueSafe(v string) bool {
+	if v == "" || len(v) > MaxProfileValue || !utf8.ValidString(v) || v[0] == ' ' || v[len(v)-1] == ' ' {
+		return false
+	}
+	for _, c := range v {
+		if c < 0x20 || c >= 0x7f && c <= 0x9f || c == 0x2028 || c == 0x2029 {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidEmail reports whether v can be a user's email address here.
+func ValidEmail(v string) bool {
+	return ProfileValueSafe(v) && strings.Contains(v, "@") && !strings.ContainsAny(v, " ,;<>\"")
+}
+
+// SourceProfile is the email address and display name that a directory or
+// an identity provider gives, each kept only when it is safe (else "").
+func SourceProfile(email, displayName string) (string, string) {
+	if !ValidEmail(email) {
+		email = ""
+	}
+	if !ProfileValueSafe(displayName) {
+		displayName = ""
+	}
+	return email, displayName
 }

@@ -125,6 +125,11 @@ type LDAP struct {
 	// IDAttribute is the entry's immutable id; zero means entryUUID
 	// (Active Directory: objectGUID).
 	IDAttribute string `yaml:"id_attribute"`
+	// EmailAttribute and DisplayNameAttribute give the user's email
+	// address and display name, for apps that take them in a header;
+	// zero means mail and displayName.
+	EmailAttribute       string `yaml:"email_attribute"`
+	DisplayNameAttribute string `yaml:"display_name_attribute"`
 	// GroupBase is where groups are searched.
 	GroupBase string `yaml:"group_base"`
 	// NestedGroups: recursive (default; any LDAP), in_chain (Active

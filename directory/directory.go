@@ -40,6 +40,10 @@ type Account struct {
 	Name   string   // the entry's own name (NameAttribute), lower case: the sluis user name
 	ID     string   // the entry's immutable id (IDAttribute)
 	Groups []string // sluis groups
+	// Email and DisplayName are the entry's (EmailAttribute,
+	// DisplayNameAttribute), "" when missing or not safe to keep
+	// (sluis.SourceProfile).
+	Email, DisplayName string
 }
 
 // Nested group modes.
@@ -76,8 +80,12 @@ type Config struct {
 	// IDAttribute is the entry's immutable id; zero means entryUUID.
 	// Active Directory: objectGUID.
 	IDAttribute string
-	GroupBase   string
-	Nested      string // NestedRecursive (default), NestedInChain or NestedNone
+	// EmailAttribute and DisplayNameAttribute give the email address and
+	// display name; zero means mail and displayName.
+	EmailAttribute       string
+	DisplayNameAttribute string
+	GroupBase            string
+	Nested               string // NestedRecursive (default), NestedInChain or NestedNone
 	// DisabledFilter matches disabled accounts, checked on the user's
 	// entry; "" checks nothing. Active Directory:
 	// (userAccountControl:1.2.840.113556.1.4.803:=2).
@@ -123,6 +131,12 @@ func New(cfg Config) (*Directory, error) {
 	}
 	if cfg.NameAttribute == "" {
 		cfg.NameAttribute = "uid"
+	}
+	if cfg.EmailAttribute == "" {
+		cfg.EmailAttribute = "mail"
+	}
+	if cfg.DisplayNameAttribute == "" {
+		cfg.DisplayNameAttribute = "displayName"
 	}
 	if cfg.IDAttribute == "" {
 		cfg.IDAttribute = "entryUUID"
@@ -346,7 +360,7 @@ func (d *Directory) Recheck(ctx context.Context, name string) (Account, error) {
 func (d *Directory) find(svc *ldap.Conn, user string) (Account, string, error) {
 	filter := strings.ReplaceAll(d.cfg.UserFilter, "{user}", ldap.EscapeFilter(user))
 	res, err := svc.Search(ldap.NewSearchRequest(d.cfg.UserBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, int(d.cfg.Timeout/time.Second), false,
-		filter, []string{"dn", d.cfg.NameAttribute, d.cfg.IDAttribute}, nil))
+		filter, []string{"dn", d.cfg.NameAttribute, d.cfg.IDAttribute, d.cfg.EmailAttribute, d.cfg.DisplayNameAttribute}, nil))
 	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
 		return Account{}, "", err
 	}
@@ -374,6 +388,7 @@ func (d *Directory) find(svc *ldap.Conn, user string) (Account, string, error) {
 		return Account{}, "", ErrInvalid
 	}
 	acct.Name = name
+	acct.Email, acct.DisplayName = sluis.SourceProfile(entry.GetAttributeValue(d.cfg.EmailAttribute), entry.GetAttributeValue(d.cfg.DisplayNameAttribute))
 	return acct, entry.DN, nil
 }
 

@@ -72,6 +72,14 @@ func TestAuthenticateAgainstSlapd(t *testing.T) {
 				if err == nil && (acct.Name != c.user || acct.ID == "") {
 					t.Errorf("%s: account %+v", c.user, acct)
 				}
+				// The profile comes from mail and displayName; erin has
+				// neither.
+				if err == nil && c.user == "carol" && (acct.Email != "carol@corp.test" || acct.DisplayName != "Carol de Vries") {
+					t.Errorf("carol's profile: %q %q", acct.Email, acct.DisplayName)
+				}
+				if err == nil && c.user == "erin" && (acct.Email != "" || acct.DisplayName != "") {
+					t.Errorf("erin's profile: %q %q", acct.Email, acct.DisplayName)
+				}
 				if !errors.Is(err, c.err) || len(groups) != len(c.groups) || (len(groups) > 0 && groups[0] != c.groups[0]) {
 					t.Errorf("%s/%q: groups %v err %v, want %v %v", c.user, c.pw, groups, err, c.groups, c.err)
 				}

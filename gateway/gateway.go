@@ -577,5 +577,12 @@ func recheckDirectory(ctx context.Context, st sluis.Store, dir Rechecker, rec *a
 			rec.Record(ctx, sluis.Event{Type: "user.groups", User: u.Name, Outcome: sluis.OutcomeSuccess,
 				Detail: "from ldap (recheck): " + strings.Join(u.Groups, ",") + " -> " + strings.Join(acct.Groups, ",")})
 		}
+		if u.Email != acct.Email || u.DisplayName != acct.DisplayName {
+			if err := st.SetProfile(ctx, u.Name, acct.Email, acct.DisplayName); err != nil {
+				log.Error("gateway: directory recheck: profile", "user", u.Name, "err", err)
+				continue
+			}
+			rec.Record(ctx, sluis.Event{Type: "user.profile", User: u.Name, Outcome: sluis.OutcomeSuccess, Detail: "from ldap (recheck)"})
+		}
 	}
 }

@@ -69,7 +69,7 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 	var u sluis.User
 	if reason == "" {
 		var gerr error
-		u, gerr = p.syncExternalUser(r, acct.Name, sluis.SourceLDAP, "ldap:"+acct.ID, acct.Groups)
+		u, gerr = p.syncExternalUser(r, acct.Name, sluis.SourceLDAP, "ldap:"+acct.ID, acct.Groups, acct.Email, acct.DisplayName)
 		switch {
 		case errors.Is(gerr, errLocalName), errors.Is(gerr, errAccountChanged):
 			reason = gerr.Error()
@@ -99,7 +99,14 @@ var (
 // (source) on first login, bound to the account's immutable id, and keeps
 // their groups as the source has them (a change of groups counts at once,
 // as any change of groups does). Both are audited.
-func (p *Portal) syncExternalUser(r *http.Request, name, source, externalID string, groups []string) (sluis.User, error) {
+//
+// The source's email address and display name (already checked by
+// sluis.SourceProfile) are kept too, for apps that take them in a header.
+func (p *Portal) syncExternalUser(r *http.Request, name, source, externalID string, groups []string, profile ...string) (sluis.User, error) {
+	var email, displayName string
+	if len(profile) == 2 {
+		email, displayName = profile[0], profile[1]
+	}
 	ctx := r.Context()
 	// The configuration's mapping bounds these (config checks that all
 	// the groups it maps to are within a user's limits), so an error here
@@ -119,7 +126,7 @@ func (p *Portal) syncExternalUser(r *http.Request, name, source, externalID stri
 		if len(twins) > 0 {
 			return u, errLocalName
 		}
-		u = sluis.User{Name: name, Groups: groups, Source: source, ExternalID: externalID, CreatedAt: p.Now()}
+		u = sluis.User{Name: name, Groups: groups, Source: source, ExternalID: externalID, CreatedAt: p.Now(), Email: email, DisplayName: displayName}
 		if cerr := p.Store.CreateUser(ctx, u); cerr == nil {
 			p.event(r, "user.created", name, sluis.OutcomeSuccess, "from "+source+"; groups "+strings.Join(groups, ","))
 			return u, nil
@@ -151,6 +158,13 @@ func (p *Portal) syncExternalUser(r *http.Request, name, source, externalID stri
 		}
 		p.event(r, "user.groups", name, sluis.OutcomeSuccess, "from "+source+": "+strings.Join(u.Groups, ",")+" -> "+strings.Join(groups, ","))
 		u.Groups = groups
+	}
+	if len(profile) == 2 && (u.Email != email || u.DisplayName != displayName) {
+		if err := p.Store.SetProfile(ctx, name, email, displayName); err != nil {
+			return u, err
+		}
+		p.event(r, "user.profile", name, sluis.OutcomeSuccess, "from "+source)
+		u.Email, u.DisplayName = email, displayName
 	}
 	return u, nil
 }

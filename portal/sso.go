@@ -135,7 +135,7 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 	if nerr != nil {
 		return fail(http.StatusUnauthorized, "Your account's name cannot be used here. Ask your administrator.", "sso: unusable user name")
 	}
-	u, err := p.syncExternalUser(r, name, "oidc:"+pr.Name(), "oidc:"+id.Issuer+"|"+id.Subject, id.Groups)
+	u, err := p.syncExternalUser(r, name, "oidc:"+pr.Name(), "oidc:"+id.Issuer+"|"+id.Subject, id.Groups, id.Email, id.DisplayName)
 	reason := ""
 	switch {
 	case errors.Is(err, errLocalName), errors.Is(err, errAccountChanged):

@@ -31,6 +31,13 @@ func TestSyncExternalUser(t *testing.T) {
 	if err != nil || u.ExternalID != "ldap:uuid-1" || u.Groups[0] != "staff" {
 		t.Fatalf("first login: %+v %v", u, err)
 	}
+	// The source's profile is kept, and follows the source.
+	if u, err := p.syncExternalUser(r, "carol", sluis.SourceLDAP, "ldap:uuid-1", []string{"staff"}, "carol@corp.test", "Carol"); err != nil || u.Email != "carol@corp.test" || u.DisplayName != "Carol" {
+		t.Fatalf("profile from the source: %+v %v", u, err)
+	}
+	if u, err := st.User(context.Background(), "carol"); err != nil || u.Email != "carol@corp.test" || u.DisplayName != "Carol" {
+		t.Fatalf("stored profile: %+v %v", u, err)
+	}
 	if u, err := p.syncExternalUser(r, "carol", sluis.SourceLDAP, "ldap:uuid-1", []string{"nurses"}); err != nil || u.Groups[0] != "nurses" {
 		t.Fatalf("groups follow the directory: %+v %v", u, err)
 	}
@@ -52,7 +59,7 @@ func TestSyncExternalUser(t *testing.T) {
 	for _, e := range events {
 		types = append(types, e.Type)
 	}
-	if len(types) < 2 || types[0] != "user.created" || types[1] != "user.groups" {
+	if len(types) < 3 || types[0] != "user.created" || types[1] != "user.profile" || types[2] != "user.groups" {
 		t.Fatalf("audit: %v", types)
 	}
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/frontdoor"
@@ -88,8 +87,8 @@ func StripClientHeaders(h http.Header) {
 }
 
 // MaxIdentityValue is the longest email address or display name sent in
-// an identity header.
-const MaxIdentityValue = 256
+// an identity header (sluis.MaxProfileValue).
+const MaxIdentityValue = sluis.MaxProfileValue
 
 // identityValue is what the identity header of kind carries for id, and
 // false when there is nothing to send: the header is then left out rather
@@ -113,17 +112,6 @@ func identityValue(id sluis.Identity, groups []string, kind string) (string, boo
 	return v, HeaderSafe(v)
 }
 
-// HeaderSafe reports whether v may be sent as an identity header's value:
-// not empty, at most MaxIdentityValue bytes, valid UTF-8, no control
-// characters, no space at either end.
-func HeaderSafe(v string) bool {
-	if v == "" || len(v) > MaxIdentityValue || !utf8.ValidString(v) || v[0] == ' ' || v[len(v)-1] == ' ' {
-		return false
-	}
-	for _, c := range v {
-		if c < 0x20 || c >= 0x7f && c <= 0x9f || c == 0x2028 || c == 0x2029 {
-			return false
-		}
-	}
-	return true
-}
+// HeaderSafe reports whether v may be sent as an identity header's value
+// (sluis.ProfileValueSafe).
+func HeaderSafe(v string) bool { return sluis.ProfileValueSafe(v) }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/sluis-gateway/sluis"
 )
 
 // ErrUnavailable means the provider could not be reached or answered
@@ -177,6 +179,10 @@ type Identity struct {
 	Groups   []string // sluis groups, mapped
 	MFA      bool     // the provider's own MFA counts, as configured
 	AMR      []string
+	// Email (only when the provider says it verified it) and DisplayName
+	// (the name claim), "" when missing or not safe to keep
+	// (sluis.SourceProfile).
+	Email, DisplayName string
 }
 
 // Finish exchanges the code (with the PKCE verifier), verifies the ID
@@ -250,6 +256,12 @@ func (p *Provider) Finish(ctx context.Context, code, verifier, nonce string) (Id
 		}
 	}
 	slices.Sort(id.Groups)
+	email, _ := claims["email"].(string)
+	if verified, _ := claims["email_verified"].(bool); !verified {
+		email = ""
+	}
+	name, _ := claims["name"].(string)
+	id.Email, id.DisplayName = sluis.SourceProfile(email, name)
 	id.AMR = amr
 	fresh := authTime > 0 && time.Since(time.Unix(int64(authTime), 0)) <= mfaMaxAge+time.Minute
 	id.MFA = fresh && CountsAsMFA(amr, acr, p.cfg.MFAAMR, p.cfg.MFAACR)

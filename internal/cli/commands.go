@@ -230,7 +230,7 @@ func (e *env) readPassword(fromStdin bool) (string, error) {
 // checkProfile refuses an email address or display name that an app's
 // identity header could not carry (see proxy.HeaderSafe); empty is none.
 func checkProfile(email, display string) error {
-	if email != "" && (!proxy.HeaderSafe(email) || !strings.Contains(email, "@") || strings.ContainsAny(email, " ,;<>\"")) {
+	if email != "" && !sluis.ValidEmail(email) {
 		return fmt.Errorf("--email %q is not an email address", email)
 	}
 	if display != "" && !proxy.HeaderSafe(display) {

@@ -412,7 +412,7 @@ func newDirectory(l *config.LDAP, log *slog.Logger) (*directory.Directory, error
 		}
 	}
 	d, err := directory.New(directory.Config{URLs: l.URLs, StartTLS: l.StartTLS, RootCAs: pool, BindDN: l.BindDN, BindPassword: password,
-		UserBase: l.UserBase, UserFilter: l.UserFilter, NameAttribute: l.NameAttribute, IDAttribute: l.IDAttribute, GroupBase: l.GroupBase, Nested: l.NestedGroups, DisabledFilter: l.DisabledFilter,
+		UserBase: l.UserBase, UserFilter: l.UserFilter, NameAttribute: l.NameAttribute, IDAttribute: l.IDAttribute, EmailAttribute: l.EmailAttribute, DisplayNameAttribute: l.DisplayNameAttribute, GroupBase: l.GroupBase, Nested: l.NestedGroups, DisabledFilter: l.DisabledFilter,
 		Groups: l.Groups, Timeout: l.Timeout.D(), PoolSize: l.PoolSize, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("ldap: %w", err)

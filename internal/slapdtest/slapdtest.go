@@ -244,6 +244,7 @@ uid: carol
 cn: Carol
 sn: Carol
 mail: carol@corp.test
+displayName: Carol de Vries
 userPassword: carol-pass
 
 dn: uid=erin,ou=people,dc=corp,dc=test
