@@ -279,6 +279,50 @@ type App struct {
 	// IdentityHeaders maps header names to what the gateway puts in them:
 	// user, groups, email or name. The client's copies are always dropped.
 	IdentityHeaders map[string]string `yaml:"identity_headers"`
+	// Timeouts of requests to the app; zero values mean the defaults.
+	Timeouts AppTimeouts `yaml:"timeouts"`
+	// MaxBody caps a request body sent to the app (413 past it), such as
+	// 50MiB; zero means no cap (uploads are bounded by time between
+	// bytes, Timeouts.BodyIdle, not by total time or size).
+	MaxBody Size `yaml:"max_body"`
+}
+
+// AppTimeouts bound the waits of a request to an app.
+type AppTimeouts struct {
+	// ResponseHeader is how long the app may take to answer with its
+	// response head (long polling, slow reports); zero means 60s.
+	ResponseHeader Duration `yaml:"response_header"`
+	// BodyIdle is the longest pause between two reads of a request body
+	// (a slow upload may take as long as it keeps sending); zero means 60s.
+	BodyIdle Duration `yaml:"body_idle"`
+}
+
+// Size is a number of bytes, written with a unit: 512KiB, 50MiB, 2GiB (or
+// KB, MB, GB as powers of 1000), or a plain number of bytes.
+type Size int64
+
+func (z *Size) UnmarshalYAML(n *yaml.Node) error {
+	bad := fmt.Errorf("line %d: %q is not a size such as 50MiB", n.Line, n.Value)
+	if n.Kind != yaml.ScalarNode {
+		return bad
+	}
+	v := strings.TrimSpace(n.Value)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}} {
+		if num, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = strings.TrimSpace(num), u.mult
+			break
+		}
+	}
+	i, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || i < 0 || i > (1<<50)/mult {
+		return bad
+	}
+	*z = Size(i * mult)
+	return nil
 }
 
 // RequestHeaders is an app's adjustment of the dropped client headers.
@@ -950,6 +994,12 @@ func (p *parser) validate(c *Config) {
 		if a.Allow == nil {
 			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s: no allow rule, so nobody can open this app", p.file, p.lines[at], at))
 			continue
+		}
+		if a.Timeouts.ResponseHeader > Duration(time.Hour) {
+			p.problem(at+".timeouts.response_header", "at most 1h")
+		}
+		if a.Timeouts.BodyIdle > Duration(time.Hour) {
+			p.problem(at+".timeouts.body_idle", "at most 1h")
 		}
 		if len(a.Allow.Users) == 0 && len(a.Allow.Groups) == 0 {
 			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s.allow: lists no users and no groups, so nobody can open this app", p.file, p.lines[at+".allow"], at))
