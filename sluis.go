@@ -144,6 +144,16 @@ type App struct {
 	// KeyAtStrict makes the app require a phishing-resistant factor at the
 	// emergency level "strict".
 	KeyAtStrict bool
+	// EncodedSlashes passes %2F and %252F in paths to the upstream, and
+	// PathParams ';' parameters, for requests with a session only.
+	EncodedSlashes, PathParams bool
+	// CORSPreflight relays a CORS preflight without a session (with no
+	// identity) to the upstream.
+	CORSPreflight bool
+	// NoStore makes every response of the app "Cache-Control: no-store";
+	// without it, responses without their own Cache-Control get
+	// "Cache-Control: private".
+	NoStore bool
 }
 
 // AtLevel returns the app as it is to be decided on at the emergency

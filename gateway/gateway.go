@@ -89,7 +89,9 @@ func Apps(c *config.Config) []sluis.App {
 	var out []sluis.App
 	for _, a := range c.Apps {
 		app := sluis.App{Name: a.Name, Host: a.Host, Upstream: a.Upstream, TCP: a.TCP, Essential: a.Essential,
-			KeyAtStrict: slices.Contains(c.Strict.PhishingResistant, a.Name)}
+			KeyAtStrict:    slices.Contains(c.Strict.PhishingResistant, a.Name),
+			EncodedSlashes: a.EncodedSlashes == config.Pass, PathParams: a.PathParams == config.Pass,
+			CORSPreflight: a.CORSPreflight == config.Pass, NoStore: a.Cache == config.NoStore}
 		if a.Allow != nil {
 			app.Allow = sluis.Allow{Users: a.Allow.Users, Groups: a.Allow.Groups,
 				MFA: a.Allow.MFA != config.MFANone, PhishingResistant: a.Allow.MFA == config.MFAPhishingResistant}
