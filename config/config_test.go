@@ -97,9 +97,13 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			return s + "oidc:\n  - name: idp\n    issuer: http://idp.corp.test/\n    client_id: x\n    client_secret_file: s\n"
 		}, `oidc[0].issuer: "http://idp.corp.test/": want the provider's https URL`},
 		{"unknown app at strict", func(s string) string { return s + "strict:\n  phishing_resistant: [wiki, payroll]\n" }, `strict.phishing_resistant[1]: no app is named "payroll"`},
-		{"encoded slashes", func(s string) string { return strings.Replace(s, "    allow:", "    encoded_slashes: allow\n    allow:", 1) }, `sluis.yaml:13: apps[0].encoded_slashes: "allow": want refuse or pass`},
+		{"encoded slashes", func(s string) string {
+			return strings.Replace(s, "    allow:", "    encoded_slashes: allow\n    allow:", 1)
+		}, `sluis.yaml:13: apps[0].encoded_slashes: "allow": want refuse or pass`},
 		{"path params", func(s string) string { return strings.Replace(s, "    allow:", "    path_params: yes\n    allow:", 1) }, `sluis.yaml:13: apps[0].path_params: "yes": want refuse or pass`},
-		{"cors preflight", func(s string) string { return strings.Replace(s, "    allow:", "    cors_preflight: on\n    allow:", 1) }, `sluis.yaml:13: apps[0].cors_preflight: "on": want refuse or pass`},
+		{"cors preflight", func(s string) string {
+			return strings.Replace(s, "    allow:", "    cors_preflight: on\n    allow:", 1)
+		}, `sluis.yaml:13: apps[0].cors_preflight: "on": want refuse or pass`},
 		{"cache", func(s string) string { return strings.Replace(s, "    allow:", "    cache: no-cache\n    allow:", 1) }, `sluis.yaml:13: apps[0].cache: "no-cache": want private or no-store`},
 		{"tcp app with cache", func(s string) string { return s + "  - name: desk\n    tcp: 10.1.2.3:3389\n    cache: no-store\n" }, "sluis.yaml:18: apps[1].cache: a TCP app has no paths"},
 		{"bad duration", func(s string) string { return strings.Replace(s, "30m", "soon", 1) }, `sluis.yaml:7: session.idle_timeout: "soon" is not a duration`},

@@ -243,7 +243,13 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	for h := range hosts {
 		known[h] = true
 	}
-	return &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	lenient := map[string]frontdoor.Leniency{}
+	for _, app := range apps {
+		if app.TCP == "" && (app.EncodedSlashes || app.PathParams) {
+			lenient[app.Host] = frontdoor.Leniency{EncodedSlashes: app.EncodedSlashes, PathParams: app.PathParams}
+		}
+	}
+	return &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Lenient: lenient, Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The front door has canonicalised r.Host and refused unknown ones.
 		hosts[r.Host].ServeHTTP(w, r)
 	})}, nil
@@ -327,7 +333,11 @@ func (s *appSwitches) disabled(ctx context.Context, app string) (string, bool, e
 }
 
 func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == portal.CallbackPath {
+	// A path in the app's lenient form (an encoded slash, a path
+	// parameter) is never one of the gateway's own, whatever it decodes
+	// to, and needs a session (below).
+	lenient := frontdoor.NeedsSession(r)
+	if r.URL.Path == portal.CallbackPath && !lenient {
 		h.callback.ServeHTTP(w, r)
 		return
 	}
@@ -346,6 +356,14 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a != nil && h.portal.Stale(r.Context(), a) {
 		// At the level "strict" an old second factor must be passed again.
 		h.portal.RequireLogin(w, r, h.app)
+		return
+	}
+	if lenient && (a == nil || a.Session.Stage != sluis.StageComplete) {
+		// Before login the strict form holds on every host: the front
+		// door let this path through only for a request with a session.
+		id := errpage.NewID()
+		h.log.Info("gateway: refused", "status", http.StatusBadRequest, "why", "encoded slash or path parameter without a session", "app", h.app.Name, "source", frontdoor.ClientIP(r), "error_id", id)
+		errpage.Write(w, http.StatusBadRequest, id)
 		return
 	}
 	if a == nil || a.Session.Stage != sluis.StageComplete {
