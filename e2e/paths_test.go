@@ -108,3 +108,49 @@ func TestEncodedSlashesAndPathParamsPassOnlyWithASession(t *testing.T) {
 		t.Fatalf("a traversal form reached the upstream: %s", git.last(t).RequestURI)
 	}
 }
+
+// Item 6 of issue 12: an app with cors_preflight: pass gets CORS
+// preflights without a session, with no identity and no cookies; nothing
+// else passes without a session, and other apps get no preflight.
+func TestCORSPreflightPassesWithoutASession(t *testing.T) {
+	wiki, api := newUpstream(t), newUpstream(t)
+	const apiHost = "api.sluis.test"
+	g := testenv.Start(t,
+		testenv.App{Name: "wiki", Host: wikiHost, Upstream: wiki.URL, Groups: []string{"staff"}, MFA: true},
+		testenv.App{Name: "api", Host: apiHost, Upstream: api.URL, Groups: []string{"staff"}, MFA: true, CORSPreflight: true},
+	)
+	w := &world{g: g}
+	send := func(src, host, method, target, extra string) string {
+		return w.rawRequest(t, src, host, method+" "+target+" HTTP/1.1\r\nHost: "+host+"\r\n"+extra+"Connection: close\r\n\r\n")
+	}
+	const preflight = "Origin: https://wiki.sluis.test\r\nAccess-Control-Request-Method: PUT\r\nAccess-Control-Request-Headers: content-type\r\n"
+	const forged = "Cookie: __Host-sluis=x; app=secret\r\nAuthorization: Bearer t\r\nX-Sluis-User: admin\r\nX-Forwarded-For: 10.0.0.1\r\n"
+	if s := send("127.0.0.1", apiHost, "OPTIONS", "/v1/items?x=1", preflight+forged); !strings.HasPrefix(s, "200") {
+		t.Fatalf("preflight: %s", s)
+	}
+	r := api.last(t)
+	if r.Method != "OPTIONS" || r.RequestURI != "/v1/items?x=1" || r.Header.Get("Origin") != "https://wiki.sluis.test" || r.Header.Get("Access-Control-Request-Method") != "PUT" {
+		t.Fatalf("upstream got %s %s %v", r.Method, r.RequestURI, r.Header)
+	}
+	for _, h := range []string{"Cookie", "Authorization", "X-Sluis-User", "X-Sluis-Groups", "X-Sluis-Assertion", "X-Forwarded-For"} {
+		if v := r.Header.Get(h); v != "" {
+			t.Errorf("preflight reached the upstream with %s: %q", h, v)
+		}
+	}
+	n := len(api.requests())
+	for _, c := range []struct{ host, method, extra string }{
+		{apiHost, "OPTIONS", "Origin: https://wiki.sluis.test\r\n"},    // no Access-Control-Request-Method
+		{apiHost, "OPTIONS", "Access-Control-Request-Method: PUT\r\n"}, // no Origin
+		{apiHost, "OPTIONS", ""},    // plain OPTIONS
+		{apiHost, "GET", preflight}, // not OPTIONS
+		{apiHost, "OPTIONS", preflight + "Content-Length: 3\r\n\r\nabc"}, // with a body
+		{wikiHost, "OPTIONS", preflight},                                 // an app without the setting
+	} {
+		if s := send("127.0.0.1", c.host, c.method, "/v1/items", c.extra); strings.HasPrefix(s, "2") {
+			t.Errorf("%s %s %q without a session: %s", c.host, c.method, c.extra, s)
+		}
+	}
+	if len(api.requests()) != n || len(wiki.requests()) != 0 {
+		t.Fatal("a request that is no preflight reached an upstream without a session")
+	}
+}

@@ -381,6 +381,16 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			errpage.Write(w, http.StatusBadRequest, errpage.NewID())
 			return
 		}
+		if h.app.CORSPreflight && corsPreflight(r) {
+			// Browsers send a preflight without credentials, so it can
+			// never carry a session: the app answers it, knowing nobody
+			// (the proxy adds no identity without a session), and gets
+			// no cookie or credential the client sent along.
+			r.Header.Del("Cookie")
+			r.Header.Del("Authorization")
+			h.proxy.Serve(w, r, nil)
+			return
+		}
 		h.portal.RequireLogin(w, r, h.app)
 		return
 	}
@@ -445,6 +455,14 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 	h.proxy.Serve(w, r, a)
+}
+
+// corsPreflight reports whether r is a CORS preflight and nothing else:
+// OPTIONS with Origin and Access-Control-Request-Method, no body and no
+// upgrade.
+func corsPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" &&
+		r.ContentLength == 0 && len(r.TransferEncoding) == 0 && r.Header.Get("Upgrade") == ""
 }
 
 // liveConns are the open upgraded connections.
