@@ -303,6 +303,10 @@ type SessionStore interface {
 	AddToken(ctx context.Context, sessionID string, tokenHash []byte, host string) error
 	// SessionByToken finds the session a token hash proves for host.
 	SessionByToken(ctx context.Context, tokenHash []byte, host string) (Session, error)
+	// SessionHosts returns the hosts the session has tokens for (the
+	// portal and each app host it was used on), sorted; none for an
+	// unknown session.
+	SessionHosts(ctx context.Context, id string) ([]string, error)
 	Session(ctx context.Context, id string) (Session, error)
 	Sessions(ctx context.Context) ([]Session, error)
 	// CompleteSession marks the second factor passed, sets the session's
