@@ -199,7 +199,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}
 		hosts[app.Host] = &appHandler{app: app, portal: p, sessions: sessions, audit: rec, proxy: px,
-			callback: p.Callback(app), log: o.Log, live: live, detector: detector, denied: denied, switches: switches,
+			callback: p.Callback(app), logout: p.AppLogout(app), log: o.Log, live: live, detector: detector, denied: denied, switches: switches,
 			breakGlass: c.BreakGlassAllows}
 	}
 	go detector.Run(ctx)
@@ -262,6 +262,7 @@ type appHandler struct {
 	audit    *audit.Recorder
 	proxy    *proxy.Proxy
 	callback http.Handler
+	logout   http.Handler // portal.LogoutPath
 	log      *slog.Logger
 	live     *liveConns
 	detector *frontdoor.Detector
@@ -339,6 +340,10 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lenient := frontdoor.NeedsSession(r)
 	if r.URL.Path == portal.CallbackPath && !lenient {
 		h.callback.ServeHTTP(w, r)
+		return
+	}
+	if r.URL.Path == portal.LogoutPath && !lenient {
+		h.logout.ServeHTTP(w, r)
 		return
 	}
 	var a *session.Active
