@@ -159,6 +159,16 @@ type App struct {
 	// for apps that log users in from a header set by their proxy. A
 	// client's copies are always dropped.
 	IdentityHeaders []IdentityHeader
+	// EncodedSlashes passes %2F and %252F in paths to the upstream, and
+	// PathParams ';' parameters, for requests with a session only.
+	EncodedSlashes, PathParams bool
+	// CORSPreflight relays a CORS preflight without a session (with no
+	// identity) to the upstream.
+	CORSPreflight bool
+	// NoStore makes every response of the app "Cache-Control: no-store";
+	// without it, responses without their own Cache-Control get
+	// "Cache-Control: private".
+	NoStore bool
 }
 
 // RequestHeaders adjusts the client headers an app receives. Names are
@@ -336,6 +346,10 @@ type SessionStore interface {
 	AddToken(ctx context.Context, sessionID string, tokenHash []byte, host string) error
 	// SessionByToken finds the session a token hash proves for host.
 	SessionByToken(ctx context.Context, tokenHash []byte, host string) (Session, error)
+	// SessionHosts returns the hosts the session has tokens for (the
+	// portal and each app host it was used on), sorted; none for an
+	// unknown session.
+	SessionHosts(ctx context.Context, id string) ([]string, error)
 	Session(ctx context.Context, id string) (Session, error)
 	Sessions(ctx context.Context) ([]Session, error)
 	// CompleteSession marks the second factor passed, sets the session's

@@ -285,6 +285,25 @@ type App struct {
 	// 50MiB; zero means no cap (uploads are bounded by time between
 	// bytes, Timeouts.BodyIdle, not by total time or size).
 	MaxBody Size `yaml:"max_body"`
+	// EncodedSlashes is "refuse" (the default: a path with %2F or %25 is
+	// refused) or "pass": %2F and %252F are passed to the upstream as
+	// they were sent, for requests with a session only (APIs such as
+	// GitLab's /api/v4/projects/group%2Fproject). Dot segments stay
+	// refused, also those an upstream would see after decoding %2F.
+	EncodedSlashes string `yaml:"encoded_slashes"`
+	// PathParams is "refuse" (the default: a ';' in the path is refused)
+	// or "pass": path parameters (;jsessionid=...) are passed unchanged,
+	// for requests with a session only. "..;" stays refused.
+	PathParams string `yaml:"path_params"`
+	// CORSPreflight is "refuse" (the default: an OPTIONS request without a
+	// session goes to login like any other) or "pass": a CORS preflight
+	// (OPTIONS with Origin and Access-Control-Request-Method) without a
+	// session is relayed to the upstream, with no identity and no cookies.
+	CORSPreflight string `yaml:"cors_preflight"`
+	// Cache is "private" (the default: a response without the app's own
+	// Cache-Control gets "Cache-Control: private") or "no-store" (every
+	// response gets "Cache-Control: no-store", for sensitive apps).
+	Cache string `yaml:"cache"`
 }
 
 // AppTimeouts bound the waits of a request to an app.
@@ -330,6 +349,14 @@ type RequestHeaders struct {
 	Remove []string `yaml:"remove"`
 	Keep   []string `yaml:"keep"`
 }
+
+// Values of the per-app path, preflight and cache settings.
+const (
+	Pass    = "pass"
+	Refuse  = "refuse"
+	Private = "private"
+	NoStore = "no-store"
+)
 
 // Allow is an app's access rule.
 type Allow struct {
@@ -991,6 +1018,23 @@ func (p *parser) validate(c *Config) {
 			}
 		}
 		p.checkHeaders(at, a)
+		for _, o := range []struct {
+			key, val, def, alt string
+		}{
+			{"encoded_slashes", a.EncodedSlashes, Refuse, Pass},
+			{"path_params", a.PathParams, Refuse, Pass},
+			{"cors_preflight", a.CORSPreflight, Refuse, Pass},
+			{"cache", a.Cache, Private, NoStore},
+		} {
+			switch {
+			case o.val == "" || o.val == o.def || o.val == o.alt:
+				if o.val != "" && a.TCP != "" {
+					p.problem(at+"."+o.key, "a TCP app has no paths, preflights or responses to cache")
+				}
+			default:
+				p.problem(at+"."+o.key, "%q: want %s or %s", o.val, o.def, o.alt)
+			}
+		}
 		if a.Allow == nil {
 			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s: no allow rule, so nobody can open this app", p.file, p.lines[at], at))
 			continue

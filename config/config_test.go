@@ -44,6 +44,16 @@ func TestMinimal(t *testing.T) {
 	if len(c.Warnings) != 0 {
 		t.Fatalf("warnings: %v", c.Warnings)
 	}
+	if a.EncodedSlashes != "" || a.PathParams != "" || a.CORSPreflight != "" || a.Cache != "" {
+		t.Fatalf("path, preflight and cache settings not empty (refuse, refuse, refuse, private): %+v", a)
+	}
+	c, err = Parse("s.yaml", []byte(strings.Replace(minimal, "    allow:", "    encoded_slashes: pass\n    path_params: pass\n    cors_preflight: pass\n    cache: no-store\n    allow:", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Apps[0]; a.EncodedSlashes != Pass || a.PathParams != Pass || a.CORSPreflight != Pass || a.Cache != NoStore {
+		t.Fatalf("app: %+v", a)
+	}
 }
 
 func TestDefaults(t *testing.T) {
@@ -104,6 +114,15 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			return s + "oidc:\n  - name: idp\n    issuer: http://idp.corp.test/\n    client_id: x\n    client_secret_file: s\n"
 		}, `oidc[0].issuer: "http://idp.corp.test/": want the provider's https URL`},
 		{"unknown app at strict", func(s string) string { return s + "strict:\n  phishing_resistant: [wiki, payroll]\n" }, `strict.phishing_resistant[1]: no app is named "payroll"`},
+		{"encoded slashes", func(s string) string {
+			return strings.Replace(s, "    allow:", "    encoded_slashes: allow\n    allow:", 1)
+		}, `sluis.yaml:13: apps[0].encoded_slashes: "allow": want refuse or pass`},
+		{"path params", func(s string) string { return strings.Replace(s, "    allow:", "    path_params: yes\n    allow:", 1) }, `sluis.yaml:13: apps[0].path_params: "yes": want refuse or pass`},
+		{"cors preflight", func(s string) string {
+			return strings.Replace(s, "    allow:", "    cors_preflight: on\n    allow:", 1)
+		}, `sluis.yaml:13: apps[0].cors_preflight: "on": want refuse or pass`},
+		{"cache", func(s string) string { return strings.Replace(s, "    allow:", "    cache: no-cache\n    allow:", 1) }, `sluis.yaml:13: apps[0].cache: "no-cache": want private or no-store`},
+		{"tcp app with cache", func(s string) string { return s + "  - name: desk\n    tcp: 10.1.2.3:3389\n    cache: no-store\n" }, "sluis.yaml:18: apps[1].cache: a TCP app has no paths"},
 		{"bad duration", func(s string) string { return strings.Replace(s, "30m", "soon", 1) }, `sluis.yaml:7: session.idle_timeout: "soon" is not a duration`},
 		{"missing portal", func(s string) string { return strings.Replace(s, "portal: login.corp.test\n", "", 1) }, "sluis.yaml:1: portal: required"},
 		{"bad host", func(s string) string { return strings.Replace(s, "host: wiki.corp.test", "host: Wiki_Corp", 1) }, `sluis.yaml:11: apps[0].host: "Wiki_Corp" is not a lower-case host name`},

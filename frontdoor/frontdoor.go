@@ -7,6 +7,7 @@
 package frontdoor
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -90,8 +91,13 @@ type Door struct {
 	// Blocks are the stored blocks (sluis block add, and the detector's);
 	// nil means none.
 	Blocks *BlockList
-	Next   http.Handler
-	Log    *slog.Logger
+	// Lenient are the app hosts that take encoded slashes or path
+	// parameters (see Leniency). A request that needs it is let through
+	// marked (see NeedsSession): the app's handler refuses it without a
+	// session, so before login the strict form holds on every host.
+	Lenient map[string]Leniency
+	Next    http.Handler
+	Log     *slog.Logger
 
 	blockedLog foldedIDs
 }
@@ -201,12 +207,31 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	path, query, err := Canonicalize(target)
 	if err != nil {
+		if l, ok := d.Lenient[host]; ok {
+			if path, raw, query, lerr := CanonicalizeLenient(target, l); lerr == nil {
+				r.Host = host
+				r.URL.Path, r.URL.RawPath, r.URL.RawQuery = path, raw, query
+				d.Next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), needsSessionKey{}, true)))
+				return
+			}
+		}
 		d.refuse(w, r, http.StatusBadRequest, "refused: "+err.Error())
 		return
 	}
 	r.Host = host
 	r.URL.Path, r.URL.RawPath, r.URL.RawQuery = path, "", query
 	d.Next.ServeHTTP(w, r)
+}
+
+type needsSessionKey struct{}
+
+// NeedsSession reports whether the front door let r through only in the
+// lenient form of its host (an encoded slash or a path parameter): r may
+// reach the app only with a valid session, and never one of the gateway's
+// own paths on the app host.
+func NeedsSession(r *http.Request) bool {
+	v, _ := r.Context().Value(needsSessionKey{}).(bool)
+	return v
 }
 
 // BlockedNotice is what a blocked source reads, in place of the words of a
@@ -291,10 +316,8 @@ func Canonicalize(target string) (path, query string, err error) {
 	if !strings.HasPrefix(rawPath, "/") {
 		return "", "", errSegment
 	}
-	for i := 0; i < len(query); i++ {
-		if c := query[i]; c <= 0x20 || c >= 0x7f || c == '\\' || c == '"' || c == '<' || c == '>' || c == '`' {
-			return "", "", errByte
-		}
+	if err := checkQuery(query); err != nil {
+		return "", "", err
 	}
 	// Most paths have no escapes: then the path is the raw path, with no
 	// copy.
@@ -358,4 +381,110 @@ func unhex(c byte) byte {
 	default:
 		return c - 'A' + 10
 	}
+}
+
+func checkQuery(query string) error {
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c <= 0x20 || c >= 0x7f || c == '\\' || c == '"' || c == '<' || c == '>' || c == '`' {
+			return errByte
+		}
+	}
+	return nil
+}
+
+// Leniency is what an app host takes beyond the strict canonical form,
+// from requests with a session.
+type Leniency struct {
+	// EncodedSlashes passes %2F and %252F (an encoded slash encoded
+	// once more), and no other %25.
+	EncodedSlashes bool
+	// PathParams passes ';' in path segments.
+	PathParams bool
+}
+
+// CanonicalizeLenient is Canonicalize for an app host with leniency l: the
+// forms l names are accepted and kept, everything else Canonicalize refuses
+// stays refused. It returns the decoded path (as net/url decodes it), the
+// raw path to send upstream byte for byte, and the raw query.
+//
+// An encoded slash is part of its segment, but segments are also checked
+// as the most decoding upstream would see them: with %2F and %252F read as
+// '/' and each segment cut at its first ';'. So "a%2F..%2Fb", "a%252F..",
+// "..;/x" and "/%2Fhost" (read as "//host") are refused, as their plain
+// forms are; "/api/vhosts/%2F" is not.
+// encodedSlash stands for %2F and %252F in the form of a path that is
+// checked for segments; it cannot occur otherwise (control bytes are
+// refused).
+const encodedSlash byte = 0
+
+func CanonicalizeLenient(target string, l Leniency) (path, rawPath, query string, err error) {
+	if len(target) > MaxTargetLen {
+		return "", "", "", errTooLong
+	}
+	rawPath, query, _ = strings.Cut(target, "?")
+	if !strings.HasPrefix(rawPath, "/") {
+		return "", "", "", errSegment
+	}
+	if err := checkQuery(query); err != nil {
+		return "", "", "", err
+	}
+	b := make([]byte, 0, len(rawPath))    // the path as net/url decodes it
+	seen := make([]byte, 0, len(rawPath)) // as an upstream decoding everything sees it
+	for i := 0; i < len(rawPath); i++ {
+		c := rawPath[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(rawPath) || !isHex(rawPath[i+1]) || !isHex(rawPath[i+2]) {
+				return "", "", "", errEscape
+			}
+			v := unhex(rawPath[i+1])<<4 | unhex(rawPath[i+2])
+			switch {
+			case l.EncodedSlashes && v == '/':
+				b, seen = append(b, '/'), append(seen, encodedSlash)
+				i += 2
+				continue
+			case l.EncodedSlashes && v == '%' && i+4 < len(rawPath) && rawPath[i+3] == '2' && (rawPath[i+4] == 'F' || rawPath[i+4] == 'f'):
+				b, seen = append(b, '%', '2', rawPath[i+4]), append(seen, encodedSlash)
+				i += 4
+				continue
+			case v < 0x20 || v == 0x7f || v == '.' || v == '/' || v == '\\' || v == '%' || v == ';':
+				return "", "", "", errEscape
+			}
+			b, seen = append(b, v), append(seen, v)
+			i += 2
+		case c <= 0x20 || c >= 0x7f || c == '\\' || c == '"' || c == '<' || c == '>' || c == '`' || c == '{' || c == '}' || c == '|' || c == '^':
+			return "", "", "", errByte
+		case c == ';' && !l.PathParams:
+			return "", "", "", errSegment
+		default:
+			b, seen = append(b, c), append(seen, c)
+		}
+	}
+	if !utf8.Valid(b) {
+		return "", "", "", errEncoding
+	}
+	if len(seen) > 1 && seen[1] == encodedSlash {
+		// "/%2Fhost" reads as "//host" to an upstream that decodes it.
+		return "", "", "", errSegment
+	}
+	for rest := string(seen[1:]); ; {
+		seg, more, found := strings.Cut(rest, "/")
+		base, _, param := strings.Cut(seg, ";")
+		if base == "" && (found || param) {
+			return "", "", "", errSegment
+		}
+		// An encoded slash is part of its segment (RabbitMQ's vhost "/"
+		// is "%2F"), but what lies between encoded slashes is no dot
+		// segment either.
+		for part := range strings.SplitSeq(base, "\x00") {
+			if part == "." || part == ".." {
+				return "", "", "", errSegment
+			}
+		}
+		if !found {
+			break
+		}
+		rest = more
+	}
+	return string(b), rawPath, query, nil
 }

@@ -408,3 +408,158 @@ func manyHeaders(n int) map[string][]string {
 	}
 	return h
 }
+
+// lenientCases are targets for an app host with both leniencies: what is
+// passed keeps its raw form; every traversal form stays refused.
+var lenientCases = []struct {
+	name, target string
+	ok           bool
+	path         string // the decoded path, when ok
+}{
+	{"gitlab project", "/api/v4/projects/group%2Fproject", true, "/api/v4/projects/group/project"},
+	{"gitlab lower case", "/api/v4/projects/group%2fproject/repository", true, "/api/v4/projects/group/project/repository"},
+	{"rabbitmq default vhost", "/api/vhosts/%2F", true, "/api/vhosts//"},
+	{"double-encoded slash", "/job/feature%252Fx/", true, "/job/feature%2Fx/"},
+	{"jsessionid", "/app/page.jsp;jsessionid=ABC123?x=1", true, "/app/page.jsp;jsessionid=ABC123"},
+	{"param in the middle", "/a;v=1/b", true, "/a;v=1/b"},
+	{"plain path", "/a/b", true, "/a/b"},
+
+	{"dot segment", "/a/../b", false, ""},
+	{"encoded dot segment", "/a/%2e%2e/b", false, ""},
+	{"dot segment between encoded slashes", "/a%2F..%2Fadmin", false, ""},
+	{"dot segment after double-encoded slash", "/a%252F..%252Fadmin", false, ""},
+	{"single dot between encoded slashes", "/a%2F.%2Fb", false, ""},
+	{"encoded slash makes an empty segment", "/%2Fetc/passwd", false, ""},
+	{"two encoded slashes", "/a%2F%2Fb", true, "/a//b"},
+	{"leading double-encoded slash", "/%252Fetc", false, ""},
+	{"f5 dot-dot-semicolon", "/tmui/login.jsp/..;/tmui/x", false, ""},
+	{"dot semicolon", "/a/.;x/b", false, ""},
+	{"empty segment with parameter", "/a/;x/b", false, ""},
+	{"encoded semicolon", "/a%3Bx", false, ""},
+	{"other double encoding", "/%2577", false, ""},
+	{"triple-encoded slash", "/a%25252Fb", false, ""},
+	{"percent at the end", "/a%25", false, ""},
+	{"encoded nul", "/a%00b", false, ""},
+	{"raw nul", "/a\x00b", false, ""},
+	{"encoded backslash", "/a%5c..%5cb", false, ""},
+	{"raw backslash", "/a\\b", false, ""},
+	{"overlong slash", "/a%c0%afb", false, ""},
+	{"overlong dot", "/%c0%ae%c0%ae/x", false, ""},
+	{"empty segment", "/a//b", false, ""},
+	{"CR LF", "/a%0d%0aX: y", false, ""},
+	{"space in query", "/a%2Fb?c d", false, ""},
+	{"too long", "/a%2F" + strings.Repeat("a", frontdoor.MaxTargetLen), false, ""},
+}
+
+func TestCanonicalizeLenient(t *testing.T) {
+	both := frontdoor.Leniency{EncodedSlashes: true, PathParams: true}
+	for _, tt := range lenientCases {
+		path, raw, _, err := frontdoor.CanonicalizeLenient(tt.target, both)
+		switch {
+		case tt.ok && err != nil:
+			t.Errorf("%s: CanonicalizeLenient(%q) refused: %v", tt.name, tt.target, err)
+		case tt.ok && path != tt.path:
+			t.Errorf("%s: CanonicalizeLenient(%q) = %q; want %q", tt.name, tt.target, path, tt.path)
+		case tt.ok && raw != strings.SplitN(tt.target, "?", 2)[0]:
+			t.Errorf("%s: CanonicalizeLenient(%q): raw path %q, not the target's", tt.name, tt.target, raw)
+		case !tt.ok && err == nil:
+			t.Errorf("%s: CanonicalizeLenient(%q) accepted as %q", tt.name, tt.target, path)
+		}
+		// net/url sends exactly the raw path upstream.
+		if tt.ok {
+			if u := (&url.URL{Path: path, RawPath: raw}); u.EscapedPath() != raw {
+				t.Errorf("%s: net/url would send %q, not %q", tt.name, u.EscapedPath(), raw)
+			}
+		}
+	}
+	// Each leniency alone passes only its own form.
+	if _, _, _, err := frontdoor.CanonicalizeLenient("/a;x", frontdoor.Leniency{EncodedSlashes: true}); err == nil {
+		t.Error("path parameter passed with encoded_slashes only")
+	}
+	if _, _, _, err := frontdoor.CanonicalizeLenient("/a%2Fb", frontdoor.Leniency{PathParams: true}); err == nil {
+		t.Error("encoded slash passed with path_params only")
+	}
+}
+
+func FuzzCanonicalizeLenient(f *testing.F) {
+	for _, tt := range lenientCases {
+		if len(tt.target) <= 256 {
+			f.Add(tt.target)
+		}
+	}
+	both := frontdoor.Leniency{EncodedSlashes: true, PathParams: true}
+	f.Fuzz(func(t *testing.T, target string) {
+		path, raw, query, err := frontdoor.CanonicalizeLenient(target, both)
+		if sp, sq, serr := frontdoor.Canonicalize(target); serr == nil {
+			// Leniency takes away nothing the strict form accepts.
+			if err != nil || sp != path || sq != query {
+				t.Fatalf("CanonicalizeLenient(%q) = %q, %v; strict form %q", target, path, err, sp)
+			}
+		}
+		if err != nil {
+			return
+		}
+		// What an upstream decoding everything (slashes twice) and
+		// cutting parameters sees has no traversal in it.
+		seen := strings.NewReplacer("%2F", "/", "%2f", "/").Replace(path)
+		if strings.ContainsAny(seen, "\\%\x00") || strings.HasPrefix(seen, "//") || strings.Contains(raw, "//") || !utf8.ValidString(seen) {
+			t.Fatalf("CanonicalizeLenient(%q) = %q: forbidden form %q", target, path, seen)
+		}
+		for _, seg := range strings.Split(seen[1:], "/") {
+			seg, _, _ = strings.Cut(seg, ";")
+			if seg == "." || seg == ".." {
+				t.Fatalf("CanonicalizeLenient(%q) = %q: dot-segment", target, path)
+			}
+		}
+		for i := 0; i < len(seen); i++ {
+			if seen[i] < 0x20 || seen[i] == 0x7f {
+				t.Fatalf("CanonicalizeLenient(%q) = %q: control byte", target, path)
+			}
+		}
+		// What net/url sends upstream (the raw path, or where the client
+		// sent a byte such as '#' raw, its escaped form) reads as path.
+		u := &url.URL{Path: path, RawPath: raw}
+		if back, err := url.PathUnescape(u.EscapedPath()); err != nil || back != path {
+			t.Fatalf("CanonicalizeLenient(%q): net/url would send %q, which reads as %q", target, u.EscapedPath(), back)
+		}
+	})
+}
+
+// A lenient host lets its forms through marked as needing a session; the
+// strict hosts and the traversal forms are refused as before.
+func TestDoorLenientHost(t *testing.T) {
+	var marked bool
+	d, s, logs := newDoor(t)
+	d.Hosts["git.test"] = true
+	d.Lenient = map[string]frontdoor.Leniency{"git.test": {EncodedSlashes: true, PathParams: true}}
+	next := d.Next
+	d.Next = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		marked = frontdoor.NeedsSession(r)
+		next.ServeHTTP(w, r)
+	})
+	for _, tt := range []struct {
+		host, target string
+		status       int
+		marked       bool
+		path, raw    string
+	}{
+		{"git.test", "/api/v4/projects/group%2Fproject", 200, true, "/api/v4/projects/group/project", "/api/v4/projects/group%2Fproject"},
+		{"git.test", "/a;jsessionid=1", 200, true, "/a;jsessionid=1", "/a;jsessionid=1"},
+		{"git.test", "/plain", 200, false, "/plain", ""},
+		{"git.test", "/a%2F..%2Fb", 400, false, "", ""},
+		{"git.test", "/a/..;/b", 400, false, "", ""},
+		{"wiki.test", "/api/v4/projects/group%2Fproject", 400, false, "", ""},
+		{"login.test", "/a;jsessionid=1", 400, false, "", ""},
+	} {
+		*s, marked = seen{}, false
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Host, r.RequestURI = tt.host, tt.target
+		r.URL, _ = url.ParseRequestURI(tt.target)
+		w := httptest.NewRecorder()
+		d.ServeHTTP(w, r)
+		if w.Code != tt.status || marked != tt.marked || s.path != tt.path || s.raw != tt.raw {
+			t.Errorf("%s%s: status %d marked %v path %q raw %q; want %d %v %q %q", tt.host, tt.target, w.Code, marked, s.path, s.raw, tt.status, tt.marked, tt.path, tt.raw)
+		}
+	}
+	_ = logs
+}

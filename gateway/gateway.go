@@ -90,7 +90,9 @@ func Apps(c *config.Config) []sluis.App {
 	var out []sluis.App
 	for _, a := range c.Apps {
 		app := sluis.App{Name: a.Name, Host: a.Host, Upstream: a.Upstream, TCP: a.TCP, Essential: a.Essential,
-			KeyAtStrict: slices.Contains(c.Strict.PhishingResistant, a.Name)}
+			KeyAtStrict:    slices.Contains(c.Strict.PhishingResistant, a.Name),
+			EncodedSlashes: a.EncodedSlashes == config.Pass, PathParams: a.PathParams == config.Pass,
+			CORSPreflight: a.CORSPreflight == config.Pass, NoStore: a.Cache == config.NoStore}
 		if a.RequestHeaders != nil {
 			app.RequestHeaders = sluis.RequestHeaders{Remove: a.RequestHeaders.Remove, Keep: a.RequestHeaders.Keep}
 		}
@@ -204,7 +206,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}
 		hosts[app.Host] = &appHandler{app: app, portal: p, sessions: sessions, audit: rec, proxy: px,
-			callback: p.Callback(app), log: o.Log, live: live, detector: detector, denied: denied, switches: switches,
+			callback: p.Callback(app), logout: p.AppLogout(app), log: o.Log, live: live, detector: detector, denied: denied, switches: switches,
 			breakGlass: c.BreakGlassAllows}
 	}
 	go detector.Run(ctx)
@@ -248,7 +250,13 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	for h := range hosts {
 		known[h] = true
 	}
-	return &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	lenient := map[string]frontdoor.Leniency{}
+	for _, app := range apps {
+		if app.TCP == "" && (app.EncodedSlashes || app.PathParams) {
+			lenient[app.Host] = frontdoor.Leniency{EncodedSlashes: app.EncodedSlashes, PathParams: app.PathParams}
+		}
+	}
+	return &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Lenient: lenient, Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The front door has canonicalised r.Host and refused unknown ones.
 		hosts[r.Host].ServeHTTP(w, r)
 	})}, nil
@@ -261,6 +269,7 @@ type appHandler struct {
 	audit    *audit.Recorder
 	proxy    *proxy.Proxy
 	callback http.Handler
+	logout   http.Handler // portal.LogoutPath
 	log      *slog.Logger
 	live     *liveConns
 	detector *frontdoor.Detector
@@ -332,8 +341,16 @@ func (s *appSwitches) disabled(ctx context.Context, app string) (string, bool, e
 }
 
 func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == portal.CallbackPath {
+	// A path in the app's lenient form (an encoded slash, a path
+	// parameter) is never one of the gateway's own, whatever it decodes
+	// to, and needs a session (below).
+	lenient := frontdoor.NeedsSession(r)
+	if r.URL.Path == portal.CallbackPath && !lenient {
 		h.callback.ServeHTTP(w, r)
+		return
+	}
+	if r.URL.Path == portal.LogoutPath && !lenient {
+		h.logout.ServeHTTP(w, r)
 		return
 	}
 	var a *session.Active
@@ -353,6 +370,14 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.portal.RequireLogin(w, r, h.app)
 		return
 	}
+	if lenient && (a == nil || a.Session.Stage != sluis.StageComplete) {
+		// Before login the strict form holds on every host: the front
+		// door let this path through only for a request with a session.
+		id := errpage.NewID()
+		h.log.Info("gateway: refused", "status", http.StatusBadRequest, "why", "encoded slash or path parameter without a session", "app", h.app.Name, "source", frontdoor.ClientIP(r), "error_id", id)
+		errpage.Write(w, http.StatusBadRequest, id)
+		return
+	}
 	if a == nil || a.Session.Stage != sluis.StageComplete {
 		// Without a session, known exploit probes are recorded and
 		// refused; with one, the app's own paths are the app's business.
@@ -366,6 +391,16 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if len(r.TransferEncoding) > 0 {
 			h.detector.Probe(r, "refused: Transfer-Encoding before login")
 			errpage.Write(w, http.StatusBadRequest, errpage.NewID())
+			return
+		}
+		if h.app.CORSPreflight && corsPreflight(r) {
+			// Browsers send a preflight without credentials, so it can
+			// never carry a session: the app answers it, knowing nobody
+			// (the proxy adds no identity without a session), and gets
+			// no cookie or credential the client sent along.
+			r.Header.Del("Cookie")
+			r.Header.Del("Authorization")
+			h.proxy.Serve(w, r, nil)
 			return
 		}
 		h.portal.RequireLogin(w, r, h.app)
@@ -432,6 +467,14 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 	h.proxy.Serve(w, r, a)
+}
+
+// corsPreflight reports whether r is a CORS preflight and nothing else:
+// OPTIONS with Origin and Access-Control-Request-Method, no body and no
+// upgrade.
+func corsPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" &&
+		r.ContentLength == 0 && len(r.TransferEncoding) == 0 && r.Header.Get("Upgrade") == ""
 }
 
 // liveConns are the open upgraded connections.

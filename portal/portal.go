@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,6 +61,9 @@ var assets = map[string]struct {
 // Paths of the portal's routes, and the one route on app hosts.
 const (
 	CallbackPath = "/.sluis/callback"
+	// LogoutPath on an app host clears what the browser keeps for the
+	// host, on the way back from logout (see logout).
+	LogoutPath   = "/.sluis/logout"
 	maxFormBytes = 16 << 10
 	// pendingLifetime bounds the time between password and second factor.
 	pendingLifetime = 10 * time.Minute
@@ -1492,7 +1496,17 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) error {
 	if !csrfOK {
 		return statusError(http.StatusForbidden)
 	}
+	var used []string
 	if a := p.current(r); a != nil {
+		hosts, err := p.Store.SessionHosts(r.Context(), a.Session.ID)
+		if err != nil {
+			return err
+		}
+		for _, app := range p.Apps {
+			if app.Host != "" && app.Host != p.Host && slices.Contains(hosts, app.Host) {
+				used = append(used, app.Host)
+			}
+		}
 		if err := p.Store.RevokeSession(r.Context(), a.Session.ID, p.Now()); err != nil {
 			return err
 		}
@@ -1500,8 +1514,62 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) error {
 			Outcome: sluis.OutcomeSuccess, Detail: "session " + a.Session.ID})
 	}
 	clearSessionCookie(w)
-	http.Redirect(w, r, "/login?logged_out=1", http.StatusSeeOther)
+	w.Header().Set("Clear-Site-Data", ClearSiteData)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, p.logoutNext(used), http.StatusSeeOther)
 	return nil
+}
+
+// ClearSiteData is the Clear-Site-Data header of logout: the browser drops
+// what it cached of the host and its cookies (the app's own too), so no
+// page of the app is shown again from the cache after logout.
+const ClearSiteData = `"cache", "cookies"`
+
+// logoutNext is where logout sends the browser on: through LogoutPath of
+// each app host in hosts in turn (each answers with Clear-Site-Data for its
+// own host, which the portal cannot send for it), then to the portal's
+// login page. The URLs are built from configuration: hosts are configured
+// app hosts, checked again by each hop.
+func (p *Portal) logoutNext(hosts []string) string {
+	if len(hosts) == 0 {
+		return p.BaseURL(p.Host) + "/login?logged_out=1"
+	}
+	u := p.BaseURL(hosts[0]) + LogoutPath
+	if len(hosts) > 1 {
+		u += "?next=" + strings.Join(hosts[1:], ",")
+	}
+	return u
+}
+
+// AppLogout returns the handler for LogoutPath on app's host: it clears
+// the browser's cache and cookies of the host and sends it on to the next
+// app host of the logout, or to the portal. It needs no session (the
+// session is already revoked); at worst a link from another site logs a
+// browser out of the app host, and the portal's session brings it back.
+func (p *Portal) AppLogout(app sluis.App) http.Handler {
+	return p.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		if r.Method != http.MethodGet {
+			return statusError(http.StatusMethodNotAllowed)
+		}
+		var next []string
+		if v := r.URL.Query().Get("next"); v != "" {
+			next = strings.Split(v, ",")
+		}
+		if len(next) > len(p.Apps) {
+			return statusError(http.StatusBadRequest)
+		}
+		for _, h := range next {
+			// Only configured app hosts: logout is no open redirect.
+			if h == app.Host || !slices.ContainsFunc(p.Apps, func(a sluis.App) bool { return a.Host != "" && a.Host == h }) {
+				return statusError(http.StatusBadRequest)
+			}
+		}
+		w.Header().Set("Clear-Site-Data", ClearSiteData)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		http.Redirect(w, r, p.logoutNext(next), http.StatusSeeOther)
+		return nil
+	})
 }
 
 // ---- app hosts ----

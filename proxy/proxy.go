@@ -59,11 +59,14 @@ func New(app sluis.App, appURL string, signer *assertion.Signer, transport http.
 			pr.SetURL(target)
 			p.rewrite(pr)
 		},
-		Transport:      transport,
-		BufferPool:     buffers,
-		ModifyResponse: modifyResponse,
-		ErrorHandler:   p.upstreamError,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Transport:  transport,
+		BufferPool: buffers,
+		ModifyResponse: func(resp *http.Response) error {
+			cacheControl(resp, app.NoStore)
+			return modifyResponse(resp)
+		},
+		ErrorHandler: p.upstreamError,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return p, nil
 }
@@ -158,6 +161,19 @@ func StripSessionCookie(h http.Header) {
 	}
 	vals[0] = b.String()
 	h["Cookie"] = vals[:1]
+}
+
+// cacheControl keeps an app's responses out of shared caches: a response
+// without the app's own Cache-Control gets "private", and every response of
+// an app with NoStore gets "no-store" (nothing of it stays in the browser
+// either).
+func cacheControl(resp *http.Response, noStore bool) {
+	switch {
+	case noStore:
+		resp.Header["Cache-Control"] = []string{"no-store"}
+	case len(resp.Header["Cache-Control"]) == 0:
+		resp.Header["Cache-Control"] = []string{"private"}
+	}
 }
 
 // modifyResponse drops any attempt by an upstream to set or clear the

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -395,5 +396,39 @@ func TestIdentityHeadersAreBounded(t *testing.T) {
 				t.Fatalf("assertion: %v, %d groups", err, len(c.Groups))
 			}
 		})
+	}
+}
+
+// Responses without the app's own Cache-Control are private; an app with
+// NoStore has every response no-store, whatever the app said.
+func TestCacheControl(t *testing.T) {
+	f := newFixture(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.URL.Query().Get("cc"); v != "" {
+			w.Header().Set("Cache-Control", v)
+		}
+		io.WriteString(w, "page")
+	}))
+	defer up.Close()
+	for _, tt := range []struct {
+		noStore   bool
+		app, want string
+	}{
+		{false, "", "private"},
+		{false, "public, max-age=600", "public, max-age=600"},
+		{false, "no-cache", "no-cache"},
+		{true, "", "no-store"},
+		{true, "public, max-age=600", "no-store"},
+	} {
+		app := sluis.App{Name: "wiki", Host: "wiki.test", Upstream: up.URL, NoStore: tt.noStore}
+		p, err := proxy.New(app, f.appURL, f.signer, nil, func() time.Time { return f.now }, slog.New(slog.NewTextHandler(f.logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		p.Serve(w, httptest.NewRequest("GET", "https://wiki.test/?cc="+url.QueryEscape(tt.app), nil), active())
+		if got := w.Result().Header.Values("Cache-Control"); !slices.Equal(got, []string{tt.want}) {
+			t.Errorf("no-store %v, app's %q: Cache-Control %q, want %q", tt.noStore, tt.app, got, tt.want)
+		}
 	}
 }

@@ -39,6 +39,11 @@ type App struct {
 	// Extra is more of the app's YAML, each line indented by four spaces
 	// (identity_headers, request_headers).
 	Extra string
+	// EncodedSlashes, PathParams and CORSPreflight write "pass" for the
+	// app's encoded_slashes, path_params and cors_preflight; Cache, if
+	// set, is its cache setting.
+	EncodedSlashes, PathParams, CORSPreflight bool
+	Cache                                     string
 }
 
 // Gateway is a running gateway.
@@ -81,6 +86,17 @@ func StartIn(t testing.TB, dir, extra string, apps ...App) *Gateway {
 			fmt.Fprintf(&b, "  - name: %s\n    tcp: %s\n    essential: %v\n", a.Name, a.TCP, a.Essential)
 		} else {
 			fmt.Fprintf(&b, "  - name: %s\n    host: %s\n    upstream: %s\n    essential: %v\n", a.Name, a.Host, a.Upstream, a.Essential)
+			for _, o := range []struct {
+				key string
+				on  bool
+			}{{"encoded_slashes", a.EncodedSlashes}, {"path_params", a.PathParams}, {"cors_preflight", a.CORSPreflight}} {
+				if o.on {
+					fmt.Fprintf(&b, "    %s: pass\n", o.key)
+				}
+			}
+			if a.Cache != "" {
+				fmt.Fprintf(&b, "    cache: %s\n", a.Cache)
+			}
 		}
 		b.WriteString(a.Extra)
 		if !a.NoAllow {

@@ -664,6 +664,23 @@ func (s *DB) SessionByToken(ctx context.Context, tokenHash []byte, host string) 
 	return x, err
 }
 
+func (s *DB) SessionHosts(ctx context.Context, id string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT host FROM session_tokens WHERE session_id = ? ORDER BY host`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var hosts []string
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return nil, err
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts, rows.Err()
+}
+
 func (s *DB) Session(ctx context.Context, id string) (sluis.Session, error) {
 	x, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions s WHERE s.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {

@@ -226,6 +226,14 @@ func testTokenHost(t *testing.T, s sluis.Store) {
 	if _, err := s.SessionByToken(ctx, hash("app-token"), "wiki"); err != nil {
 		t.Fatal(err)
 	}
+	must(t, s.AddToken(ctx, "s1", hash("app-token-2"), "wiki"))
+	must(t, s.AddToken(ctx, "s1", hash("hr-token"), "hr"))
+	if hosts, err := s.SessionHosts(ctx, "s1"); err != nil || !slices.Equal(hosts, []string{"hr", "login", "wiki"}) {
+		t.Errorf("SessionHosts = %q, %v; want hr, login, wiki", hosts, err)
+	}
+	if hosts, err := s.SessionHosts(ctx, "nope"); err != nil || len(hosts) != 0 {
+		t.Errorf("SessionHosts of an unknown session = %q, %v", hosts, err)
+	}
 	for _, c := range []struct{ tok, host string }{{"app-token", "login"}, {"portal-token", "wiki"}, {"app-token", "other"}, {"", "wiki"}} {
 		if _, err := s.SessionByToken(ctx, hash(c.tok), c.host); sluis.ErrorCode(err) != sluis.ENOTFOUND {
 			t.Errorf("token %q on host %q: got %v, want not found", c.tok, c.host, err)
