@@ -165,6 +165,14 @@ type App struct {
 	// CORSPreflight relays a CORS preflight without a session (with no
 	// identity) to the upstream.
 	CORSPreflight bool
+	// ResponseHeaderTimeout is how long the app may take to send its
+	// response head; zero means 60s.
+	ResponseHeaderTimeout time.Duration
+	// BodyIdle is the longest pause between two reads of a request body;
+	// zero means 60s. MaxBody caps a request body in bytes; zero means no
+	// cap.
+	BodyIdle time.Duration
+	MaxBody  int64
 	// NoStore makes every response of the app "Cache-Control: no-store";
 	// without it, responses without their own Cache-Control get
 	// "Cache-Control: private".

@@ -92,7 +92,8 @@ func Apps(c *config.Config) []sluis.App {
 		app := sluis.App{Name: a.Name, Host: a.Host, Upstream: a.Upstream, TCP: a.TCP, Essential: a.Essential,
 			KeyAtStrict:    slices.Contains(c.Strict.PhishingResistant, a.Name),
 			EncodedSlashes: a.EncodedSlashes == config.Pass, PathParams: a.PathParams == config.Pass,
-			CORSPreflight: a.CORSPreflight == config.Pass, NoStore: a.Cache == config.NoStore}
+			CORSPreflight: a.CORSPreflight == config.Pass, NoStore: a.Cache == config.NoStore,
+			ResponseHeaderTimeout: a.Timeouts.ResponseHeader.D(), BodyIdle: a.Timeouts.BodyIdle.D(), MaxBody: int64(a.MaxBody)}
 		if a.RequestHeaders != nil {
 			app.RequestHeaders = sluis.RequestHeaders{Remove: a.RequestHeaders.Remove, Keep: a.RequestHeaders.Keep}
 		}
@@ -201,7 +202,14 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		if app.TCP != "" {
 			continue // reached through tunnels, not a host of its own
 		}
-		px, err := proxy.New(app, base(app.Host), o.Signer, transport, o.Now, o.Log)
+		tr := transport
+		if app.ResponseHeaderTimeout > 0 {
+			// An app that may answer slowly (long polling, reports) has
+			// connections of its own with its own wait.
+			tr = proxy.NewTransport()
+			tr.ResponseHeaderTimeout, tr.Fallback.ResponseHeaderTimeout = app.ResponseHeaderTimeout, app.ResponseHeaderTimeout
+		}
+		px, err := proxy.New(app, base(app.Host), o.Signer, tr, o.Now, o.Log)
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}

@@ -62,6 +62,9 @@ func New(app sluis.App, appURL string, signer *assertion.Signer, transport http.
 		Transport:  transport,
 		BufferPool: buffers,
 		ModifyResponse: func(resp *http.Response) error {
+			if err := checkBody(resp); err != nil {
+				return err
+			}
 			cacheControl(resp, app.NoStore)
 			return modifyResponse(resp)
 		},
@@ -93,6 +96,10 @@ type activeKey struct{}
 // Serve relays r for the session a. The caller has decided a may use the
 // app.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, a *session.Active) {
+	r, ok := p.wrapBody(w, r)
+	if !ok {
+		return
+	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), activeKey{}, a)))
 }
 
@@ -194,9 +201,22 @@ func modifyResponse(resp *http.Response) error {
 	return nil
 }
 
+// refuseBody answers a request whose body was refused or cut, and logs it
+// with the error ID.
+func (p *Proxy) refuseBody(w http.ResponseWriter, r *http.Request, status int, err error) {
+	id := errpage.NewID()
+	p.log.Warn("proxy: request body cut or refused; the app's answer is not relayed", "app", p.app.Name, "status", status, "error_id", id, "err", err)
+	errpage.Write(w, status, id)
+}
+
 // upstreamError answers 502 with the gateway's own page; the cause goes to
 // the log only.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if status, berr, failed := bodyStatus(r); failed {
+		// The upload was cut: never a success, and said so in the log.
+		p.refuseBody(w, r, status, berr)
+		return
+	}
 	if r.Context().Err() != nil {
 		return // the client went away; nobody to answer
 	}
