@@ -165,6 +165,10 @@ type App struct {
 	// CORSPreflight relays a CORS preflight without a session (with no
 	// identity) to the upstream.
 	CORSPreflight bool
+	// PreserveHost sends the public host name (with the port when it is
+	// not 443) to the upstream instead of the upstream's own, and leaves
+	// its absolute URLs as they are.
+	PreserveHost bool
 	// ResponseHeaderTimeout is how long the app may take to send its
 	// response head; zero means 60s.
 	ResponseHeaderTimeout time.Duration

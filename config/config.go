@@ -279,6 +279,12 @@ type App struct {
 	// IdentityHeaders maps header names to what the gateway puts in them:
 	// user, groups, email or name. The client's copies are always dropped.
 	IdentityHeaders map[string]string `yaml:"identity_headers"`
+	// PreserveHost sends the public host name (with the port when it is
+	// not 443) to the upstream. Without it (the default) the upstream is
+	// asked for by its own address, and its absolute Location,
+	// Content-Location and Refresh URLs and Set-Cookie domains are
+	// translated to the public ones.
+	PreserveHost bool `yaml:"preserve_host"`
 	// Timeouts of requests to the app; zero values mean the defaults.
 	Timeouts AppTimeouts `yaml:"timeouts"`
 	// MaxBody caps a request body sent to the app (413 past it), such as

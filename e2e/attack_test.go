@@ -181,7 +181,7 @@ func TestAttackCorpus(t *testing.T) {
 		if xff := r.Header.Values("X-Forwarded-For"); len(xff) != 1 || !strings.HasPrefix(xff[0], "127.0.11.") {
 			t.Errorf("%s: X-Forwarded-For %q", r.RequestURI, xff)
 		}
-		if r.Header.Get("X-Forwarded-Host") != wikiHost {
+		if r.Header.Get("X-Forwarded-Host") != fmt.Sprintf("%s:%d", wikiHost, g.Port) {
 			t.Errorf("%s: X-Forwarded-Host %q", r.RequestURI, r.Header.Get("X-Forwarded-Host"))
 		}
 		if strings.Contains(strings.Join(r.Header.Values("Cookie"), ";"), "__Host-sluis") {

@@ -142,7 +142,12 @@ func TestSelfcheckFailsANaiveProxy(t *testing.T) {
 			t.Errorf("%s %q: %s %q, want fail with evidence containing %q", w.group, w.name, r.Status, r.Evidence, w.evidence)
 		}
 	}
-	if r := find(rep, "parsing", "huge Content-Length before login (Fortinet CVE-2022-42475)"); r.Status != selfcheck.Warn || !strings.Contains(r.Evidence, "no answer within") {
+	// The naive proxy either waits for the body that never comes (a
+	// warning) or relays the app's early answer, the login form: which
+	// one wins is a matter of timing on the machine, and neither is a
+	// failure of the proxy.
+	if r := find(rep, "parsing", "huge Content-Length before login (Fortinet CVE-2022-42475)"); !(r.Status == selfcheck.Warn && strings.Contains(r.Evidence, "no answer within")) &&
+		!(r.Status == selfcheck.Pass && strings.Contains(r.Evidence, "answered with the login form")) {
 		t.Errorf("a body of 115 GB promised before login: %+v", r)
 	}
 	// Progress went to standard error, a line a check.

@@ -137,6 +137,12 @@ var allowedMethods = map[string]bool{
 	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
 }
 
+// webdavMethods (RFC 4918) are allowed on app hosts only: file shares
+// behind the gateway need them; the portal and unknown hosts never do.
+var webdavMethods = map[string]bool{
+	"PROPFIND": true, "PROPPATCH": true, "MKCOL": true, "COPY": true, "MOVE": true, "LOCK": true, "UNLOCK": true,
+}
+
 func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d.blocked(r) {
 		// Blocked sources learn nothing more, and are not recorded again.
@@ -152,11 +158,11 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errpage.WriteNotice(w, http.StatusForbidden, id, BlockedNotice)
 		return
 	}
-	if !allowedMethods[r.Method] {
+	host, ok := CanonicalHost(r.Host)
+	if !allowedMethods[r.Method] && (!webdavMethods[r.Method] || !ok || !d.Hosts[host] || host == d.Portal) {
 		d.refuse(w, r, http.StatusMethodNotAllowed, "refused: method not allowed")
 		return
 	}
-	host, ok := CanonicalHost(r.Host)
 	if !ok || !d.Hosts[host] {
 		if rule := Match(r); rule != "" {
 			d.refuse(w, r, http.StatusForbidden, rule)

@@ -249,7 +249,9 @@ func TestDoorServeHTTP(t *testing.T) {
 		{"over-long host", "GET", strings.Repeat("a", 300), "/", 421, "", "", ""},
 		{"trace", "TRACE", "wiki.test", "/", 405, "", "", ""},
 		{"connect", "CONNECT", "wiki.test", "/", 405, "", "", ""},
-		{"unknown method", "PROPFIND", "wiki.test", "/", 405, "", "", ""},
+		{"unknown method", "BREW", "wiki.test", "/", 405, "", "", ""},
+		{"webdav on an app host", "PROPFIND", "wiki.test", "/", 200, "wiki.test", "/", ""},
+		{"webdav on an unknown host", "MOVE", "elsewhere.test", "/", 405, "", "", ""},
 		{"absolute form", "GET", "wiki.test", "http://other/x", 400, "", "", ""},
 		{"absolute form naming a known host", "GET", "wiki.test", "https://wiki.test/x", 400, "", "", ""},
 		{"asterisk form", "OPTIONS", "wiki.test", "*", 400, "", "", ""},
@@ -562,4 +564,25 @@ func TestDoorLenientHost(t *testing.T) {
 		}
 	}
 	_ = logs
+}
+
+// WebDAV methods reach app hosts only, never the portal.
+func TestWebDAVMethodsOnAppHostsOnly(t *testing.T) {
+	d := &frontdoor.Door{Hosts: map[string]bool{"login.test": true, "wiki.test": true}, Portal: "login.test",
+		Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})}
+	for _, tt := range []struct {
+		method, host string
+		want         int
+	}{
+		{"PROPFIND", "wiki.test", 200}, {"MOVE", "wiki.test", 200}, {"MKCOL", "wiki.test", 200},
+		{"PROPFIND", "login.test", 405}, {"MOVE", "other.test", 405}, {"BREW", "wiki.test", 405},
+	} {
+		r := httptest.NewRequest(tt.method, "/dav/", nil)
+		r.Host = tt.host
+		w := httptest.NewRecorder()
+		d.ServeHTTP(w, r)
+		if w.Code != tt.want {
+			t.Errorf("%s on %s: %d, want %d: %s", tt.method, tt.host, w.Code, tt.want, w.Body)
+		}
+	}
 }

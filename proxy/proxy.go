@@ -36,6 +36,7 @@ const (
 // Proxy relays requests for one app.
 type Proxy struct {
 	app      sluis.App
+	addr     addresses // public and upstream origins
 	headers  headerRules
 	audience string // the app's public URL
 	signer   *assertion.Signer
@@ -53,7 +54,11 @@ func New(app sluis.App, appURL string, signer *assertion.Signer, transport http.
 	if now == nil {
 		now = time.Now
 	}
-	p := &Proxy{app: app, headers: newHeaderRules(app), audience: appURL, signer: signer, now: now, log: log}
+	addr, err := newAddresses(appURL, app.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{app: app, addr: addr, headers: newHeaderRules(app), audience: appURL, signer: signer, now: now, log: log}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -66,6 +71,7 @@ func New(app sluis.App, appURL string, signer *assertion.Signer, transport http.
 				return err
 			}
 			cacheControl(resp, app.NoStore)
+			p.rewriteResponse(resp)
 			return modifyResponse(resp)
 		},
 		ErrorHandler: p.upstreamError,
@@ -134,6 +140,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	pr.SetXForwarded()
+	p.rewriteHost(pr)
 }
 
 // StripSessionCookie removes the gateway's own cookies (the session cookie

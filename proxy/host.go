@@ -1,0 +1,133 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+)
+
+// Host names and absolute URLs between the public face and the upstream.
+//
+// The upstream is asked for by its own address, unless the app sets
+// PreserveHost (then by the public host, with the port when it is not
+// 443). X-Forwarded-Host always carries the public host with its port.
+// Without PreserveHost, what the upstream says about its own address is
+// translated back: absolute Location, Content-Location and Refresh URLs
+// that point at the upstream become the app's public URL, and a Set-Cookie
+// Domain naming the upstream's host is dropped (the cookie is then the
+// public host's). WebDAV's Destination, which the client writes with the
+// public URL, is translated to the upstream's.
+
+// addresses are the two sides' origins, as scheme://host[:port].
+type addresses struct {
+	public, upstream *url.URL
+}
+
+func newAddresses(publicURL, upstream string) (addresses, error) {
+	pub, err := url.Parse(publicURL)
+	if err != nil {
+		return addresses{}, err
+	}
+	up, err := url.Parse(upstream)
+	if err != nil {
+		return addresses{}, err
+	}
+	return addresses{public: &url.URL{Scheme: pub.Scheme, Host: pub.Host}, upstream: &url.URL{Scheme: up.Scheme, Host: up.Host}}, nil
+}
+
+// rewriteHost sets the request's Host and X-Forwarded-Host, and translates
+// its Destination.
+func (p *Proxy) rewriteHost(pr *httputil.ProxyRequest) {
+	pr.Out.Header.Set("X-Forwarded-Host", p.addr.public.Host)
+	if p.app.PreserveHost {
+		pr.Out.Host = p.addr.public.Host
+		return
+	}
+	if d := pr.Out.Header.Get("Destination"); d != "" {
+		if rest, ok := cutOrigin(d, p.addr.public); ok {
+			pr.Out.Header.Set("Destination", p.addr.upstream.String()+rest)
+		}
+	}
+}
+
+// rewriteResponse translates the upstream's own address in the response
+// to the public one.
+func (p *Proxy) rewriteResponse(resp *http.Response) {
+	if p.app.PreserveHost {
+		return
+	}
+	h := resp.Header
+	for _, name := range []string{"Location", "Content-Location"} {
+		if v := h.Get(name); v != "" {
+			if rest, ok := cutOrigin(v, p.addr.upstream); ok {
+				h.Set(name, p.addr.public.String()+rest)
+			}
+		}
+	}
+	if v := h.Get("Refresh"); v != "" {
+		// "5; url=http://upstream/next"
+		if i := strings.Index(strings.ToLower(v), "url="); i >= 0 {
+			if rest, ok := cutOrigin(strings.Trim(v[i+4:], `'" `), p.addr.upstream); ok {
+				h.Set("Refresh", v[:i+4]+p.addr.public.String()+rest)
+			}
+		}
+	}
+	if sc := h["Set-Cookie"]; len(sc) > 0 {
+		host := p.addr.upstream.Hostname()
+		for i, c := range sc {
+			sc[i] = dropDomain(c, host)
+		}
+	}
+}
+
+// cutOrigin returns the rest of an absolute URL (path, query, fragment)
+// when its scheme and host are origin's (the host in any case, a default
+// port written or not); false otherwise, and for relative URLs.
+func cutOrigin(raw string, origin *url.URL) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.User != nil || !strings.EqualFold(u.Scheme, origin.Scheme) {
+		return "", false
+	}
+	if !strings.EqualFold(hostPort(u), hostPort(origin)) {
+		return "", false
+	}
+	rest := u.EscapedPath()
+	if u.RawQuery != "" || u.ForceQuery {
+		rest += "?" + u.RawQuery
+	}
+	if u.Fragment != "" {
+		rest += "#" + u.EscapedFragment()
+	}
+	if rest == "" {
+		rest = "/"
+	}
+	return rest, true
+}
+
+// hostPort is u's host with its port, the scheme's default filled in.
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return u.Hostname() + ":" + port
+}
+
+// dropDomain removes a Domain attribute that names host (or a domain of
+// which host is part) from a Set-Cookie value; other cookies are left.
+func dropDomain(cookie, host string) string {
+	parts := strings.Split(cookie, ";")
+	out := parts[:1]
+	for _, a := range parts[1:] {
+		k, v, _ := strings.Cut(strings.TrimSpace(a), "=")
+		if strings.EqualFold(k, "domain") {
+			d := strings.ToLower(strings.TrimPrefix(strings.TrimSpace(v), "."))
+			if h := strings.ToLower(host); h == d || strings.HasSuffix(h, "."+d) {
+				continue
+			}
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, ";")
+}
