@@ -115,7 +115,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	p.headers.strip(h)
 	StripSessionCookie(h)
 	if a == nil {
-		// Unreachable by construction; fail closed with no identity.
+		// No session: only a CORS preflight of an app with
+		// cors_preflight: pass gets here. It carries nothing of the
+		// client's identity or address.
 		return
 	}
 	id := a.Identity()
