@@ -165,6 +165,12 @@ type App struct {
 	// CORSPreflight relays a CORS preflight without a session (with no
 	// identity) to the upstream.
 	CORSPreflight bool
+	// CrossSitePost makes the app host's session cookie SameSite=None, so
+	// that form POSTs from another site (SAML POST binding, OIDC
+	// form_post) arrive with it. The cost: every cross-site request to the
+	// app carries the session, so the app's own CSRF protection is all
+	// that stands between another site and a logged-in user's session.
+	CrossSitePost bool
 	// PreserveHost sends the public host name (with the port when it is
 	// not 443) to the upstream instead of the upstream's own, and leaves
 	// its absolute URLs as they are.

@@ -279,6 +279,13 @@ type App struct {
 	// IdentityHeaders maps header names to what the gateway puts in them:
 	// user, groups, email or name. The client's copies are always dropped.
 	IdentityHeaders map[string]string `yaml:"identity_headers"`
+	// CrossSitePost is "refuse" (the default: the app host's session
+	// cookie is SameSite=Lax, so a form POST from another site arrives
+	// without it and is sent to log in) or "allow" (SameSite=None, for
+	// apps with their own single sign-on that receive SAML POST-binding
+	// or OIDC form_post entries; the app's own CSRF protection must then
+	// hold).
+	CrossSitePost string `yaml:"cross_site_post"`
 	// PreserveHost sends the public host name (with the port when it is
 	// not 443) to the upstream. Without it (the default) the upstream is
 	// asked for by its own address, and its absolute Location,
@@ -1031,6 +1038,7 @@ func (p *parser) validate(c *Config) {
 			{"path_params", a.PathParams, Refuse, Pass},
 			{"cors_preflight", a.CORSPreflight, Refuse, Pass},
 			{"cache", a.Cache, Private, NoStore},
+			{"cross_site_post", a.CrossSitePost, Refuse, "allow"},
 		} {
 			switch {
 			case o.val == "" || o.val == o.def || o.val == o.alt:

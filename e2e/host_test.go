@@ -95,3 +95,36 @@ func TestHostAndRedirects(t *testing.T) {
 		t.Errorf("preserve_host: Location %q was changed", loc)
 	}
 }
+
+// An app with cross_site_post: allow gets a SameSite=None session cookie
+// (still __Host-, Secure, HttpOnly), so a form POST from another site (a
+// SAML POST binding) arrives with it; other apps keep Lax.
+func TestCrossSitePostCookie(t *testing.T) {
+	app := newUpstreamFunc(t, func(w http.ResponseWriter, r *http.Request) {})
+	g := testenv.Start(t,
+		testenv.App{Name: "sso-app", Host: wikiHost, Upstream: app, Groups: []string{"staff"}, MFA: true, Extra: "    cross_site_post: allow\n"},
+		testenv.App{Name: "hr", Host: hrHost, Upstream: app, Groups: []string{"staff"}, MFA: true})
+	secret := g.AddUser("anna", pw, "staff")
+	c := g.Client()
+	g.Login(c, g.URL(g.Portal, "/"), "anna", pw, secret)
+	cookieOf := func(host string) string {
+		p := g.Get(c, g.URL(host, "/"))
+		for i := 0; i < 10 && p.StatusCode >= 300 && p.StatusCode < 400; i++ {
+			for _, sc := range p.Header.Values("Set-Cookie") {
+				if strings.HasPrefix(sc, "__Host-sluis=") && p.Request.URL.Hostname() == host {
+					return sc
+				}
+			}
+			loc, _ := p.Request.URL.Parse(p.Header.Get("Location"))
+			p = g.Get(c, loc.String())
+		}
+		t.Fatalf("no session cookie set on %s", host)
+		return ""
+	}
+	if sc := cookieOf(wikiHost); !strings.Contains(sc, "SameSite=None") || !strings.Contains(sc, "Secure") || !strings.Contains(sc, "HttpOnly") {
+		t.Errorf("cross_site_post app's cookie: %s", sc)
+	}
+	if sc := cookieOf(hrHost); !strings.Contains(sc, "SameSite=Lax") {
+		t.Errorf("another app's cookie: %s", sc)
+	}
+}

@@ -93,7 +93,7 @@ func Apps(c *config.Config) []sluis.App {
 			KeyAtStrict:    slices.Contains(c.Strict.PhishingResistant, a.Name),
 			EncodedSlashes: a.EncodedSlashes == config.Pass, PathParams: a.PathParams == config.Pass,
 			CORSPreflight: a.CORSPreflight == config.Pass, NoStore: a.Cache == config.NoStore,
-			PreserveHost: a.PreserveHost, ResponseHeaderTimeout: a.Timeouts.ResponseHeader.D(), BodyIdle: a.Timeouts.BodyIdle.D(), MaxBody: int64(a.MaxBody)}
+			PreserveHost: a.PreserveHost, CrossSitePost: a.CrossSitePost == "allow", ResponseHeaderTimeout: a.Timeouts.ResponseHeader.D(), BodyIdle: a.Timeouts.BodyIdle.D(), MaxBody: int64(a.MaxBody)}
 		if a.RequestHeaders != nil {
 			app.RequestHeaders = sluis.RequestHeaders{Remove: a.RequestHeaders.Remove, Keep: a.RequestHeaders.Keep}
 		}

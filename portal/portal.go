@@ -1621,7 +1621,16 @@ func (p *Portal) Callback(app sluis.App) http.Handler {
 		if err := p.Store.AddToken(r.Context(), sid, th[:], app.Host); err != nil {
 			return err
 		}
-		p.setSessionCookie(w, tok, x.ExpiresAt.Sub(now))
+		if app.CrossSitePost {
+			// The app receives form POSTs from another site (SAML POST
+			// binding, OIDC form_post), on which a Lax cookie is not
+			// sent: this host's cookie is SameSite=None, still __Host-,
+			// Secure and HttpOnly (see sluis.App.CrossSitePost).
+			http.SetCookie(w, &http.Cookie{Name: session.CookieName, Value: tok, Path: "/", Secure: true, HttpOnly: true,
+				SameSite: http.SameSiteNoneMode, MaxAge: int(x.ExpiresAt.Sub(now) / time.Second)})
+		} else {
+			p.setSessionCookie(w, tok, x.ExpiresAt.Sub(now))
+		}
 		http.Redirect(w, r, path, http.StatusSeeOther)
 		return nil
 	})
