@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -167,7 +166,7 @@ func (f *Refusals) sweepLocked(now time.Time) {
 
 // Flush returns the events that folded counts are owed: for each key whose
 // interval has passed with attempts folded, one event; and one summary of
-// what the cap held back. Run calls it periodically.
+// what the cap held back. Call it periodically.
 func (f *Refusals) Flush() []sluis.Event {
 	now := f.now()
 	every := orDefault(f.Every, time.Minute)
@@ -205,19 +204,3 @@ func (f *Refusals) Flush() []sluis.Event {
 // EventRefusalsSummary counts refusals that the cap kept from being
 // written one by one.
 const EventRefusalsSummary = "audit.refusals"
-
-// Run writes what Flush owes every interval until ctx ends.
-func (f *Refusals) Run(ctx context.Context, every time.Duration, record func(context.Context, sluis.Event) error) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			for _, e := range f.Flush() {
-				record(ctx, e)
-			}
-		}
-	}
-}

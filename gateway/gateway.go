@@ -137,7 +137,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if foldEvery == 0 {
 		foldEvery = time.Minute
 	}
-	go p.Refusals.Run(ctx, min(10*time.Second, max(foldEvery/2, 100*time.Millisecond)), rec.Record)
+	go every(ctx, min(10*time.Second, max(foldEvery/2, 100*time.Millisecond)), func() {
+		for _, e := range p.Refusals.Flush() {
+			rec.Record(ctx, e)
+		}
+	})
 	// Passkeys are bound to the portal's origin: a look-alike site gets
 	// nothing from a user's key.
 	pk, err := mfa.NewPasskeys(c.Portal, base(c.Portal), "sluis")

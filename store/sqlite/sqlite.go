@@ -64,9 +64,14 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
-	conn, err := db.Conn(ctx)
+	return s.withRevConn(ctx, path)
+}
+
+// withRevConn takes the dedicated connection that Revision reads on.
+func (s *DB) withRevConn(ctx context.Context, path string) (*DB, error) {
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		db.Close()
+		s.db.Close()
 		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
 	s.revConn = conn
@@ -91,14 +96,7 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("database %s: not a sluis database: %w", path, err)
 	}
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("database %s: %w", path, err)
-	}
-	s.revConn = conn
-	s.dataVersion = -1
-	return s, nil
+	return s.withRevConn(ctx, path)
 }
 
 // Close closes the database.
