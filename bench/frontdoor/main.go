@@ -186,11 +186,11 @@ apps:
 
 	fmt.Printf("bench/frontdoor: authenticated 1 KB GET, %d connections, %s per measurement, %d interleaved rounds, %d cores\n",
 		conns, dur, rounds, runtime.NumCPU())
-	med, err := wrk.Interleave(targets, rounds, dur, conns)
+	runs, err := wrk.Interleave(targets, rounds, dur, conns)
 	if err != nil {
 		return err
 	}
-	ratio := med["gateway"].RPS / med["bare"].RPS
+	ratio := runs.Ratio("gateway", "bare")
 	fmt.Printf("ratio gateway/bare %.3f: the front door and the session check cost %.1f%% of the throughput (goal: under 10%%)\n",
 		ratio, (1-ratio)*100)
 	return nil

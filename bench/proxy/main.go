@@ -7,7 +7,10 @@
 //
 // It installs nginx and wrk from Debian's packages when they are missing.
 //
-//	GOTOOLCHAIN=go1.27.3 go run ./bench/proxy [-d 10s] [-c 64] [-rounds 3]
+// With -baseline REV it also builds sluis from the git revision REV and
+// measures it beside the working tree's, to give a change's cost in one run.
+//
+//	GOTOOLCHAIN=go1.27.3 go run ./bench/proxy [-d 10s] [-c 64] [-rounds 3] [-baseline REV]
 package main
 
 import (
@@ -52,13 +55,14 @@ func main() {
 	conns := flag.Int("c", 64, "connections")
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
 	profile := flag.String("cpuprofile", "", "write sluis's CPU profile to this file (for cmd/sluis/default.pgo)")
+	baseline := flag.String("baseline", "", "also measure sluis built from this git revision, in the same run")
 	flag.Parse()
-	if err := run(*dur, *conns, *rounds, *profile); err != nil {
+	if err := run(*dur, *conns, *rounds, *profile, *baseline); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(dur time.Duration, conns, rounds int, profile string) error {
+func run(dur time.Duration, conns, rounds int, profile, baseline string) error {
 	if err := wrk.Ensure("wrk", "wrk"); err != nil {
 		return err
 	}
@@ -83,58 +87,19 @@ func run(dur time.Duration, conns, rounds int, profile string) error {
 	}))
 	upURL := "http://" + up.Addr().String()
 
-	// sluis, built and run as its own process.
-	bin := filepath.Join(dir, "sluis")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/sluis").CombinedOutput(); err != nil {
-		return fmt.Errorf("build sluis: %v\n%s", err, out)
-	}
-	sluisPort, err := freePort()
+	// sluis, built and run as its own process; with -baseline, a second
+	// sluis built from that revision beside it, measured in the same run.
+	sl, err := startSluis(dir, "sluis", "", upURL, profile)
 	if err != nil {
 		return err
 	}
-	cfg := filepath.Join(dir, "sluis.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:%d
-portal: %s
-data_dir: %s
-tls: {self_signed: true}
-apps:
-  - name: wiki
-    host: %s
-    upstream: %s
-    allow: {groups: [staff], mfa: true}
-`, sluisPort, portal, filepath.Join(dir, "data"), appHost, upURL)), 0o600)
-	cli := func(stdin string, args ...string) (string, error) {
-		cmd := exec.Command(bin, append([]string{"--config", cfg}, args...)...)
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	if out, err := cli(password+"\n", "user", "add", "bench", "--groups", "staff", "--password-stdin"); err != nil {
-		return fmt.Errorf("user add: %v\n%s", err, out)
-	}
-	uri, err := cli("", "user", "totp", "bench")
-	if err != nil {
-		return fmt.Errorf("user totp: %v\n%s", err, uri)
-	}
-	u, _ := url.Parse(strings.TrimSpace(uri))
-	secret := u.Query().Get("secret")
-	srv := exec.Command(bin, "serve", "--config", cfg)
-	srv.Stdout, srv.Stderr = io.Discard, io.Discard
-	if profile != "" {
-		abs, _ := filepath.Abs(profile)
-		srv.Env = append(os.Environ(), "SLUIS_CPUPROFILE="+abs)
-	}
-	if err := srv.Start(); err != nil {
-		return err
-	}
-	defer func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }()
-	sluisAddr := fmt.Sprintf("127.0.0.1:%d", sluisPort)
-	if err := waitTCP(sluisAddr); err != nil {
-		return err
-	}
-	cookie, err := login(sluisAddr, sluisPort, secret)
-	if err != nil {
-		return fmt.Errorf("login: %w", err)
+	defer sl.stop()
+	var base *sluis
+	if baseline != "" {
+		if base, err = startSluis(dir, "baseline", baseline, upURL, ""); err != nil {
+			return fmt.Errorf("baseline %s: %w", baseline, err)
+		}
+		defer base.stop()
 	}
 
 	// nginx: a plain TLS reverse proxy to the same upstream, keeping
@@ -188,7 +153,15 @@ http {
 	targets := []wrk.Target{
 		{Name: "direct", URL: upURL + "/"},
 		{Name: "nginx", URL: fmt.Sprintf("https://127.0.0.1:%d/", nginxPort), Headers: []string{"Host: " + appHost}},
-		{Name: "sluis", URL: fmt.Sprintf("https://127.0.0.1:%d/", sluisPort), Headers: []string{"Host: " + appHost, "Cookie: " + cookie}},
+		sl.target(),
+	}
+	if base != nil {
+		targets = append(targets, base.target())
+	}
+	// What a browser sends besides Host and the cookie, so that the header
+	// work is that of a real request.
+	for i := range targets {
+		targets[i].Headers = append(targets[i].Headers, browserHeaders...)
 	}
 	// Each target must answer 200 with the 1 KB body before it is timed;
 	// for sluis that proves the request was authenticated.
@@ -203,13 +176,119 @@ http {
 
 	fmt.Printf("bench/proxy: authenticated 1 KB GET, %d connections, %s per measurement, %d interleaved rounds, %d cores\n",
 		conns, dur, rounds, runtime.NumCPU())
-	med, err := wrk.Interleave(targets, rounds, dur, conns)
+	runs, err := wrk.Interleave(targets, rounds, dur, conns)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ratios: sluis/nginx %.2f  sluis/direct %.2f  nginx/direct %.2f  (floor for sluis/nginx: 0.50)\n",
-		med["sluis"].RPS/med["nginx"].RPS, med["sluis"].RPS/med["direct"].RPS, med["nginx"].RPS/med["direct"].RPS)
+	fmt.Printf("ratios (median of each round's): sluis/nginx %.2f  sluis/direct %.2f  nginx/direct %.2f  (floor for sluis/nginx: 0.50)\n",
+		runs.Ratio("sluis", "nginx"), runs.Ratio("sluis", "direct"), runs.Ratio("nginx", "direct"))
+	if base != nil {
+		fmt.Printf("against the baseline %s: sluis/baseline %.3f requests/s, baseline/nginx %.2f\n", baseline,
+			runs.Ratio("sluis", "baseline"), runs.Ratio("baseline", "nginx"))
+	}
 	return nil
+}
+
+// browserHeaders are the headers a current browser sends on a page load,
+// besides Host and Cookie.
+var browserHeaders = []string{
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36",
+	"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+	"Accept-Language: nl-NL,nl;q=0.9,en-US;q=0.8,en;q=0.7",
+	"Accept-Encoding: gzip, deflate, br, zstd",
+	"Sec-Fetch-Dest: document",
+	"Sec-Fetch-Mode: navigate",
+	"Sec-Fetch-Site: same-origin",
+	"Upgrade-Insecure-Requests: 1",
+}
+
+// sluis is one running sluis with a logged-in session.
+type sluis struct {
+	name   string
+	port   int
+	cookie string
+	stop   func()
+}
+
+func (s *sluis) target() wrk.Target {
+	return wrk.Target{Name: s.name, URL: fmt.Sprintf("https://127.0.0.1:%d/", s.port), Headers: []string{"Host: " + appHost, "Cookie: " + s.cookie}}
+}
+
+// startSluis builds sluis (from the working tree, or from the git
+// revision rev), starts it in a folder of its own under dir with the one
+// app in front of upURL, and logs in.
+func startSluis(dir, name, rev, upURL, profile string) (*sluis, error) {
+	dir = filepath.Join(dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	src := "."
+	if rev != "" {
+		// The revision's tree, exported (not checked out), built like the
+		// working tree.
+		src = filepath.Join(dir, "src")
+		os.MkdirAll(src, 0o700)
+		export := exec.Command("sh", "-c", `git archive "$1" | tar -x -C "$2"`, "sh", rev, src)
+		if out, err := export.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("git archive %s: %v\n%s", rev, err, out)
+		}
+	}
+	bin := filepath.Join(dir, "sluis")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/sluis")
+	build.Dir = src
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build sluis: %v\n%s", err, out)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(dir, "sluis.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:%d
+portal: %s
+data_dir: %s
+tls: {self_signed: true}
+apps:
+  - name: wiki
+    host: %s
+    upstream: %s
+    allow: {groups: [staff], mfa: true}
+`, port, portal, filepath.Join(dir, "data"), appHost, upURL)), 0o600)
+	cli := func(stdin string, args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"--config", cfg}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := cli(password+"\n", "user", "add", "bench", "--groups", "staff", "--password-stdin"); err != nil {
+		return nil, fmt.Errorf("user add: %v\n%s", err, out)
+	}
+	uri, err := cli("", "user", "totp", "bench")
+	if err != nil {
+		return nil, fmt.Errorf("user totp: %v\n%s", err, uri)
+	}
+	u, _ := url.Parse(strings.TrimSpace(uri))
+	secret := u.Query().Get("secret")
+	srv := exec.Command(bin, "serve", "--config", cfg)
+	srv.Stdout, srv.Stderr = io.Discard, io.Discard
+	if profile != "" {
+		abs, _ := filepath.Abs(profile)
+		srv.Env = append(os.Environ(), "SLUIS_CPUPROFILE="+abs)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	s := &sluis{name: name, port: port, stop: func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := waitTCP(addr); err != nil {
+		s.stop()
+		return nil, err
+	}
+	if s.cookie, err = login(addr, port, secret); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	return s, nil
 }
 
 func client(addr string) *http.Client {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,29 +128,59 @@ func Check(t Target, status, size int) error {
 	return nil
 }
 
+// Runs holds every measurement of an Interleave, by target name, in round
+// order.
+type Runs map[string][]Result
+
+// Median returns the result of name's round with the median requests/s.
+func (r Runs) Median(name string) Result {
+	return Median(append([]Result(nil), r[name]...))
+}
+
+// Ratio returns the median over rounds of a's requests/s divided by b's
+// in the same round. Pairing the two measurements of a round cancels most
+// of the noise that moves a whole round (a busy machine), which the ratio
+// of two medians taken from different rounds does not.
+func (r Runs) Ratio(a, b string) float64 {
+	var q []float64
+	for i := range r[a] {
+		if i < len(r[b]) && r[b][i].RPS > 0 {
+			q = append(q, r[a][i].RPS/r[b][i].RPS)
+		}
+	}
+	if len(q) == 0 {
+		return 0
+	}
+	sort.Float64s(q)
+	return q[len(q)/2]
+}
+
 // Interleave measures every target in turn, rounds times, printing each
-// measurement, then the median of each target's rounds, which it returns
-// by name. Interleaving makes machine noise hit all targets alike.
-func Interleave(targets []Target, rounds int, dur time.Duration, conns int) (map[string]Result, error) {
-	results := map[string][]Result{}
+// measurement, then the median of each target's rounds. Interleaving makes
+// machine noise hit all targets alike; every other round goes in reverse
+// order, so that no target always follows the same one.
+func Interleave(targets []Target, rounds int, dur time.Duration, conns int) (Runs, error) {
+	runs := Runs{}
 	for r := 1; r <= rounds; r++ {
-		for _, t := range targets {
+		order := append([]Target(nil), targets...)
+		if r%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, t := range order {
 			res, err := Run(t, dur, conns)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", t.Name, err)
 			}
-			results[t.Name] = append(results[t.Name], res)
+			runs[t.Name] = append(runs[t.Name], res)
 			fmt.Printf("  round %d %-8s %9.0f req/s  p50 %7s  p99 %7s  errors %d\n", r, t.Name, res.RPS, res.P50, res.P99, res.Errors)
 		}
 	}
 	fmt.Println("median of rounds:")
-	med := map[string]Result{}
 	for _, t := range targets {
-		m := Median(results[t.Name])
-		med[t.Name] = m
+		m := runs.Median(t.Name)
 		fmt.Printf("  %-8s %9.0f req/s  p50 %7s  p99 %7s\n", t.Name, m.RPS, m.P50, m.P99)
 	}
-	return med, nil
+	return runs, nil
 }
 
 // Pct returns the p-th percentile of d (nearest rank), rounded to
