@@ -77,4 +77,3 @@ func (l *liveConns) recheck() {
 		}
 	}
 }
-
