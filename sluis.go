@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"syscall"
 	"time"
@@ -128,15 +129,42 @@ const (
 // be relayed by a phishing site.
 func (id Identity) PhishingResistant() bool { return id.MFAMethod == FactorPasskey }
 
-// Allow is an app's access rule. An empty rule (no users and no groups)
-// allows nobody: access is denied by default.
-type Allow struct {
-	Users  []string
-	Groups []string
-	MFA    bool // the session must have passed a second factor
+// Rule is one of an app's access rules. A request chooses the first rule
+// whose Paths and Methods match it (a rule without them matches every
+// request); all of that rule's conditions must then hold. A rule without
+// users and groups allows nobody: access is denied by default.
+type Rule struct {
+	// Paths are prefixes of the canonical path, compared segment by
+	// segment ("/admin/" covers /admin and everything below it); a
+	// segment "*" or one with '*' in it matches any one segment. Empty
+	// means every path.
+	Paths []string
+	// Methods are HTTP methods, upper case. Empty means every method.
+	Methods []string
+	Users   []string
+	Groups  []string
+	MFA     bool // the session must have passed a second factor
 	// PhishingResistant requires the second factor to be a passkey; a
 	// session that passed TOTP is asked for a key (a step-up).
 	PhishingResistant bool
+	// Networks are the source addresses allowed; empty means any.
+	Networks []netip.Prefix
+	// Hours are the times the rule allows, in the gateway's time zone;
+	// empty means always.
+	Hours []Hours
+	// Line is the configuration line of the rule, for explanations; 0
+	// when unknown.
+	Line int
+}
+
+// Hours is a span of the week written like "mon-fri 07:00-19:00": the days
+// (bit 0 Sunday, as time.Weekday) and the minutes of the day from From
+// (inclusive) to To (exclusive). A span with To before From runs past
+// midnight into the next day, which counts as the day it started.
+type Hours struct {
+	Days     uint8
+	From, To int    // minutes since midnight, 0..1440
+	Text     string // as written in the configuration
 }
 
 // App is an application reached through the gateway: a web app (Host and
@@ -146,7 +174,9 @@ type App struct {
 	Host     string // the host name requests arrive for, lower case, no port
 	Upstream string // base URL of the upstream, from configuration only
 	TCP      string // host:port a tunnel dials, from configuration only
-	Allow    Allow
+	// Allow are the app's access rules, tried in order (see Rule); none
+	// allows nobody.
+	Allow []Rule
 	// Essential apps stay open at the emergency level "essential".
 	Essential bool
 	// KeyAtStrict makes the app require a phishing-resistant factor at the
@@ -214,24 +244,6 @@ const (
 	IdentityEmail  = "email"  // the user's email address
 	IdentityName   = "name"   // the user's display name
 )
-
-// AtLevel returns the app as it is to be decided on at the emergency
-// level: at "strict", an app with KeyAtStrict requires a passkey.
-func (a App) AtLevel(level string) App {
-	if a.KeyAtStrict && level == LevelStrict {
-		a.Allow.MFA, a.Allow.PhishingResistant = true, true
-	}
-	return a
-}
-
-// Decision is the outcome of a policy decision for one request.
-type Decision struct {
-	Allowed bool
-	Reason  string // why, in words fit for the audit trail (never a secret)
-	// StepUp is set on a refusal that only a phishing-resistant second
-	// factor would turn into an allow: the user is sent to pass one.
-	StepUp bool
-}
 
 // Event types recorded in the audit trail.
 const (

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -21,9 +22,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	// The time zones are in the binary: a static build on a host without
+	// /usr/share/zoneinfo reads rules' hours in the configured zone too.
+	_ "time/tzdata"
 
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/frontdoor"
+	"github.com/sluis-gateway/sluis/policy"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -55,6 +60,9 @@ type Config struct {
 	// OIDC are single sign-on providers, each a button on the login page.
 	OIDC []OIDC `yaml:"oidc"`
 	Apps []App  `yaml:"apps"`
+	// TimeZone is the IANA time zone that rules' hours are read in. Empty
+	// means Europe/Amsterdam.
+	TimeZone string `yaml:"time_zone"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -62,6 +70,22 @@ type Config struct {
 	Warnings []string `yaml:"-"`
 	// lines is the line of every key path, for CheckFiles's messages.
 	lines map[string]int
+	zone  *time.Location
+}
+
+// DefaultTimeZone is the time zone of rules' hours when time_zone is not
+// set.
+const DefaultTimeZone = "Europe/Amsterdam"
+
+// Zone returns the time zone rules' hours are read in.
+func (c *Config) Zone() *time.Location {
+	if c.zone == nil {
+		if z, err := time.LoadLocation(DefaultTimeZone); err == nil {
+			return z
+		}
+		return time.UTC
+	}
+	return c.zone
 }
 
 // TLS says where the listener's certificate comes from: either SelfSigned,
@@ -268,8 +292,9 @@ type App struct {
 	// link-local or cloud-metadata address. A TCP app has no host and no
 	// upstream.
 	TCP string `yaml:"tcp"`
-	// Allow is who may open the app. Without it nobody may.
-	Allow *Allow `yaml:"allow"`
+	// Allow are the app's access rules: one mapping, or a list tried in
+	// order (see Rule). Without it nobody may open the app.
+	Allow Rules `yaml:"allow"`
 	// Essential apps stay open at the emergency level "essential".
 	Essential bool `yaml:"essential"`
 	// RequestHeaders adjusts the list of client headers dropped before the
@@ -371,15 +396,83 @@ const (
 	NoStore = "no-store"
 )
 
-// Allow is an app's access rule.
-type Allow struct {
-	Users  []string `yaml:"users"`
-	Groups []string `yaml:"groups"`
+// Rule is one of an app's access rules. A request chooses the first rule
+// whose Paths and Methods match it (a rule without them matches every
+// request); all of the rule's conditions (users or groups, mfa, networks,
+// hours) must then hold, or the request is denied: a later rule is never
+// tried.
+type Rule struct {
+	// Paths are prefixes of the canonical path, matched segment by
+	// segment; '*' in a segment matches any one segment's characters.
+	Paths []string `yaml:"paths"`
+	// Methods are HTTP methods (GET, POST, ...).
+	Methods []string `yaml:"methods"`
+	Users   []string `yaml:"users"`
+	Groups  []string `yaml:"groups"`
 	// MFA requires a second factor in the session: true, false (the
 	// default, written out only because sluis's portal always asks for
 	// one) or phishing_resistant (a passkey; a session that passed TOTP is
 	// asked for one when it opens the app).
 	MFA MFA `yaml:"mfa"`
+	// Networks are source CIDRs ("10.1.0.0/16") the rule allows from.
+	Networks []string `yaml:"networks"`
+	// Hours are spans of the week ("mon-fri 07:00-19:00") the rule allows
+	// in, in the top-level time_zone.
+	Hours []string `yaml:"hours"`
+
+	// Read by validate.
+	networks []netip.Prefix
+	hours    []sluis.Hours
+	line     int
+}
+
+// Domain returns the rule as the policy decides on it.
+func (r Rule) Domain() sluis.Rule {
+	return sluis.Rule{Paths: r.Paths, Methods: r.Methods, Users: r.Users, Groups: r.Groups,
+		MFA: r.MFA != MFANone, PhishingResistant: r.MFA == MFAPhishingResistant,
+		Networks: r.networks, Hours: r.hours, Line: r.line}
+}
+
+// Rules are an app's access rules. In YAML, a single mapping is a list of
+// one, so the older form `allow: {groups: [...]}` keeps working.
+type Rules []Rule
+
+// ruleKeys are the keys of a rule, for strict decoding.
+var ruleKeys = []string{"paths", "methods", "users", "groups", "mfa", "networks", "hours"}
+
+func (r *Rules) UnmarshalYAML(n *yaml.Node) error {
+	decode := func(m *yaml.Node) (Rule, error) {
+		var one Rule
+		if m.Kind != yaml.MappingNode {
+			return one, fmt.Errorf("line %d: a rule is a mapping (users, groups, mfa, paths, methods, networks, hours)", m.Line)
+		}
+		// n.Decode does not inherit the decoder's strictness: unknown
+		// keys are refused here.
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if k := m.Content[i]; !slices.Contains(ruleKeys, k.Value) {
+				return one, fmt.Errorf("line %d: field %s not found in type config.Rule", k.Line, k.Value)
+			}
+		}
+		return one, m.Decode(&one)
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		one, err := decode(n)
+		*r = Rules{one}
+		return err
+	case yaml.SequenceNode:
+		out := Rules{}
+		for _, c := range n.Content {
+			one, err := decode(c)
+			if err != nil {
+				return err
+			}
+			out = append(out, one)
+		}
+		*r = out
+		return nil
+	}
+	return fmt.Errorf("line %d: want a rule (a mapping) or a list of rules", n.Line)
 }
 
 // MFA is an app's second-factor requirement.
@@ -745,6 +838,15 @@ func ValidHost(h string) bool { return len(h) <= 253 && hostRE.MatchString(h) }
 
 func (p *parser) validate(c *Config) {
 	base := filepath.Dir(p.file)
+	tz := c.TimeZone
+	if tz == "" {
+		tz = DefaultTimeZone
+	}
+	if z, err := time.LoadLocation(tz); err != nil || tz == "Local" {
+		p.problem("time_zone", "%q is not an IANA time zone such as Europe/Amsterdam", c.TimeZone)
+	} else {
+		c.zone = z
+	}
 	if c.Listen == "" {
 		p.problem("listen", "required (for example 127.0.0.1:8443)")
 	} else if _, port, err := net.SplitHostPort(c.Listen); err != nil {
@@ -1049,33 +1151,155 @@ func (p *parser) validate(c *Config) {
 				p.problem(at+"."+o.key, "%q: want %s or %s", o.val, o.def, o.alt)
 			}
 		}
-		if a.Allow == nil {
-			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s: no allow rule, so nobody can open this app", p.file, p.lines[at], at))
-			continue
-		}
 		if a.Timeouts.ResponseHeader > Duration(time.Hour) {
 			p.problem(at+".timeouts.response_header", "at most 1h")
 		}
 		if a.Timeouts.BodyIdle > Duration(time.Hour) {
 			p.problem(at+".timeouts.body_idle", "at most 1h")
 		}
-		if len(a.Allow.Users) == 0 && len(a.Allow.Groups) == 0 {
-			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s.allow: lists no users and no groups, so nobody can open this app", p.file, p.lines[at+".allow"], at))
+		if a.Allow == nil {
+			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s: no allow rule, so nobody can open this app", p.file, p.lines[at], at))
+			continue
 		}
-		for j, u := range a.Allow.Users {
-			if n, err := sluis.CanonicalName(u); err != nil {
-				p.problem(fmt.Sprintf("%s.allow.users[%d]", at, j), "%q is not a valid user name: %v", u, err)
-			} else {
-				a.Allow.Users[j] = n
+		p.checkRules(at, a)
+	}
+}
+
+// UnknownGroups returns a warning, with file, line and key, for each
+// group an app's rule or break-glass names that nobody can be in: no user
+// in users has it, and neither the directory's nor an identity provider's
+// group mapping gives it. Such a rule is valid (the group may be about to
+// be created) but probably a typing error.
+func (c *Config) UnknownGroups(users []sluis.User) []string {
+	known := map[string]bool{}
+	for _, u := range users {
+		for _, g := range u.Groups {
+			known[g] = true
+		}
+	}
+	if c.LDAP != nil {
+		for _, g := range c.LDAP.Groups {
+			known[g] = true
+		}
+	}
+	for _, o := range c.OIDC {
+		for _, g := range o.Groups {
+			known[g] = true
+		}
+	}
+	var out []string
+	warn := func(kp, g string) {
+		if !known[g] {
+			line := c.lines[kp]
+			out = append(out, fmt.Sprintf("%s:%d: %s: no user is in the group %q, and no directory or identity provider mapping gives it", c.File, line, kp, g))
+			known[g] = true // once per group
+		}
+	}
+	for i, a := range c.Apps {
+		_, listed := c.lines[fmt.Sprintf("apps[%d].allow[0]", i)]
+		for j, r := range a.Allow {
+			rp := fmt.Sprintf("apps[%d].allow", i)
+			if listed {
+				rp = fmt.Sprintf("%s[%d]", rp, j)
 			}
-		}
-		for j, g := range a.Allow.Groups {
-			if !sluis.ValidName(g) {
-				p.problem(fmt.Sprintf("%s.allow.groups[%d]", at, j), "%q is not a valid group name", g)
+			for k, g := range r.Groups {
+				warn(fmt.Sprintf("%s.groups[%d]", rp, k), g)
 			}
 		}
 	}
+	for k, g := range c.Emergency.BreakGlass.Groups {
+		warn(fmt.Sprintf("emergency.break_glass.groups[%d]", k), g)
+	}
+	return out
 }
+
+// maxRules bounds an app's rules; each request tries them in order.
+const maxRules = 64
+
+// checkRules checks an app's allow rules and reads their networks and
+// hours.
+func (p *parser) checkRules(at string, a *App) {
+	if len(a.Allow) > maxRules {
+		p.problem(at+".allow", "%d rules; at most %d", len(a.Allow), maxRules)
+		return
+	}
+	if len(a.Allow) == 0 {
+		p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s.allow: no rules, so nobody can open this app", p.file, p.lines[at+".allow"], at))
+	}
+	// A single mapping is indexed without a list index.
+	_, listed := p.lines[at+".allow[0]"]
+	catchAll := -1
+	for i := range a.Allow {
+		r := &a.Allow[i]
+		rp := at + ".allow"
+		if listed {
+			rp = fmt.Sprintf("%s[%d]", rp, i)
+		}
+		r.line = p.lines[rp]
+		if r.line == 0 {
+			r.line = p.lines[at+".allow"]
+		}
+		if catchAll >= 0 {
+			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s: never chosen: rule %d before it matches every request", p.file, r.line, rp, catchAll+1))
+		}
+		if len(r.Paths) == 0 && len(r.Methods) == 0 && catchAll < 0 {
+			catchAll = i
+		}
+		if len(r.Users) == 0 && len(r.Groups) == 0 {
+			p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s: lists no users and no groups, so it allows nobody", p.file, r.line, rp))
+		}
+		if a.TCP != "" && (len(r.Paths) > 0 || len(r.Methods) > 0) {
+			p.problem(rp, "a TCP app's tunnels have no paths or methods")
+		}
+		for j, u := range r.Users {
+			if n, err := sluis.CanonicalName(u); err != nil {
+				p.problem(fmt.Sprintf("%s.users[%d]", rp, j), "%q is not a valid user name: %v", u, err)
+			} else {
+				r.Users[j] = n
+			}
+		}
+		for j, g := range r.Groups {
+			if !sluis.ValidName(g) {
+				p.problem(fmt.Sprintf("%s.groups[%d]", rp, j), "%q is not a valid group name", g)
+			}
+		}
+		for j, pat := range r.Paths {
+			if err := policy.ValidPattern(pat); err != nil {
+				p.problem(fmt.Sprintf("%s.paths[%d]", rp, j), "%v", err)
+			}
+		}
+		for j, m := range r.Methods {
+			if !methodRE.MatchString(m) {
+				p.problem(fmt.Sprintf("%s.methods[%d]", rp, j), "%q is not an HTTP method in upper case (GET, POST, PROPFIND, ...)", m)
+			}
+		}
+		r.networks = nil
+		for j, n := range r.Networks {
+			pf, err := netip.ParsePrefix(n)
+			if err != nil {
+				p.problem(fmt.Sprintf("%s.networks[%d]", rp, j), "%q is not a CIDR such as 10.1.0.0/16 or 2001:db8::/48", n)
+				continue
+			}
+			if pf != pf.Masked() {
+				p.problem(fmt.Sprintf("%s.networks[%d]", rp, j), "%q has bits set past the prefix length; did you mean %s?", n, pf.Masked())
+				continue
+			}
+			r.networks = append(r.networks, pf)
+		}
+		r.hours = nil
+		for j, h := range r.Hours {
+			span, err := policy.ParseHours(h)
+			if err != nil {
+				p.problem(fmt.Sprintf("%s.hours[%d]", rp, j), "%v", err)
+				continue
+			}
+			r.hours = append(r.hours, span)
+		}
+	}
+}
+
+// methodRE is an HTTP method as rules name it: an upper-case token.
+var methodRE = regexp.MustCompile(`^[A-Z][A-Z0-9-]{0,31}$`)
 
 // headerNameRE is a header name an app's configuration may use: a token
 // of letters, digits and '-' (names with '_' are always dropped).

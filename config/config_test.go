@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluis-gateway/sluis"
 )
 
 const minimal = `listen: 127.0.0.1:8443
@@ -38,7 +40,7 @@ func TestMinimal(t *testing.T) {
 		t.Fatalf("session: %+v", c.Session)
 	}
 	a, ok := c.App("wiki.corp.test")
-	if !ok || a.Allow == nil || a.Allow.MFA != MFAAny || a.Allow.Groups[0] != "staff" {
+	if !ok || len(a.Allow) != 1 || a.Allow[0].MFA != MFAAny || a.Allow[0].Groups[0] != "staff" {
 		t.Fatalf("app: %+v", a)
 	}
 	if len(c.Warnings) != 0 {
@@ -83,6 +85,13 @@ func TestAppHeaders(t *testing.T) {
 	if len(a.IdentityHeaders) != 4 || a.IdentityHeaders["X-WEBAUTH-USER"] != "user" || a.IdentityHeaders["Remote-Groups"] != "groups" ||
 		a.RequestHeaders == nil || a.RequestHeaders.Remove[0] != "X-Debug" || len(a.RequestHeaders.Keep) != 2 {
 		t.Fatalf("app: %+v %+v", a.IdentityHeaders, a.RequestHeaders)
+	}
+}
+
+// rules replaces the minimal file's allow rule by the list given.
+func rules(list string) func(string) string {
+	return func(s string) string {
+		return strings.Replace(s, "    allow:\n      groups: [staff]\n      mfa: true\n", "    allow:\n"+list, 1)
 	}
 }
 
@@ -170,6 +179,23 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"keep and remove", hdrs("    request_headers:\n      remove: [X-Real-IP]\n      keep: [X-Real-IP]\n"), `apps[0].request_headers.keep[0]: X-Real-IP is also in remove`},
 		{"remove a bad name", hdrs("    request_headers:\n      remove: [\"X Custom\"]\n"), `sluis.yaml:17: apps[0].request_headers.remove[0]: "X Custom" is not a header name`},
 		{"request_headers key", hdrs("    request_headers:\n      drop: [X-Custom]\n"), `sluis.yaml:17: apps[0].request_headers.drop: unknown key`},
+		{"rule key", rules("      - groups: [staff]\n        path: [/admin/]\n"), "sluis.yaml:15: apps[0].allow[0].path: unknown key"},
+		{"rule key in the single form", func(s string) string {
+			return strings.Replace(s, "      mfa: true", "      mfa: true\n      network: [10.0.0.0/8]", 1)
+		},
+			"sluis.yaml:16: apps[0].allow.network: unknown key"},
+		{"rule CIDR", rules("      - groups: [staff]\n        networks: [10.1.0.0/33]\n"), `sluis.yaml:15: apps[0].allow[0].networks[0]: "10.1.0.0/33" is not a CIDR`},
+		{"rule CIDR with host bits", rules("      - groups: [staff]\n        networks: [10.1.2.3/16]\n"), `apps[0].allow[0].networks[0]: "10.1.2.3/16" has bits set past the prefix length; did you mean 10.1.0.0/16?`},
+		{"rule hours", rules("      - groups: [staff]\n        hours: [\"mon-fri 7-19\"]\n"), `sluis.yaml:15: apps[0].allow[0].hours[0]: "mon-fri 7-19"`},
+		{"rule path", rules("      - groups: [staff]\n        paths: [admin/]\n"), `sluis.yaml:15: apps[0].allow[0].paths[0]: "admin/": a path starts with /`},
+		{"rule path with a dot segment", rules("      - groups: [staff]\n        paths: [/a/../admin]\n"), `apps[0].allow[0].paths[0]: "/a/../admin": a dot segment`},
+		{"rule method", rules("      - groups: [staff]\n        methods: [get]\n"), `sluis.yaml:15: apps[0].allow[0].methods[0]: "get" is not an HTTP method in upper case`},
+		{"second rule's group", rules("      - groups: [staff]\n        paths: [/a/]\n      - groups: [\"x y\"]\n"), `sluis.yaml:16: apps[0].allow[1].groups[0]: "x y" is not a valid group name`},
+		{"rule not a mapping", rules("      - staff\n"), "sluis.yaml:14: apps[0].allow: a rule is a mapping"},
+		{"time zone", func(s string) string { return s + "time_zone: Europe/Amsterdm\n" }, `sluis.yaml:16: time_zone: "Europe/Amsterdm" is not an IANA time zone`},
+		{"tcp app with paths", func(s string) string {
+			return s + "  - name: desk\n    tcp: 10.1.2.3:3389\n    allow:\n      groups: [staff]\n      paths: [/x/]\n"
+		}, "sluis.yaml:18: apps[1].allow: a TCP app's tunnels have no paths or methods"},
 		{"tcp app with headers", func(s string) string {
 			return s + "  - name: desk\n    tcp: 10.1.2.3:3389\n    identity_headers: {X-User: user}\n"
 		}, "apps[1].tcp: a TCP app has no request_headers and no identity_headers"},
@@ -274,4 +300,54 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted config without portal or listen: %+v", c)
 		}
 	})
+}
+
+// Rules as a list: each read in order with its networks, hours and line;
+// the single mapping is a list of one.
+func TestRules(t *testing.T) {
+	c, err := Parse("sluis.yaml", []byte(rules(`      - paths: [/admin/]
+        groups: [wiki-admins]
+        mfa: phishing_resistant
+        networks: [10.1.0.0/16, "2001:db8::/48"]
+        hours: ["mon-fri 07:00-19:00"]
+      - groups: [staff]
+        users: [Carl]
+      - groups: [nobody]
+`)(minimal)+"time_zone: UTC\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := c.App("wiki.corp.test")
+	if len(a.Allow) != 3 {
+		t.Fatalf("rules: %+v", a.Allow)
+	}
+	admin, staff := a.Allow[0].Domain(), a.Allow[1].Domain()
+	if !admin.PhishingResistant || !admin.MFA || len(admin.Networks) != 2 || admin.Networks[1].String() != "2001:db8::/48" ||
+		len(admin.Hours) != 1 || admin.Hours[0].From != 7*60 || admin.Line != 14 {
+		t.Fatalf("admin rule: %+v", admin)
+	}
+	if staff.Users[0] != "carl" || staff.Line != 19 || len(staff.Methods) != 0 || staff.MFA {
+		t.Fatalf("staff rule: %+v", staff)
+	}
+	if c.Zone().String() != "UTC" {
+		t.Fatalf("zone %v", c.Zone())
+	}
+	want := "sluis.yaml:21: apps[0].allow[2]: never chosen: rule 2 before it matches every request"
+	if len(c.Warnings) != 1 || c.Warnings[0] != want {
+		t.Fatalf("warnings %q, want %q", c.Warnings, want)
+	}
+	// Groups nobody is in are a warning, with their line.
+	unknown := c.UnknownGroups([]sluis.User{{Name: "anna", Groups: []string{"staff"}}})
+	wantUnknown := []string{`sluis.yaml:15: apps[0].allow[0].groups[0]: no user is in the group "wiki-admins", and no directory or identity provider mapping gives it`,
+		`sluis.yaml:21: apps[0].allow[2].groups[0]: no user is in the group "nobody", and no directory or identity provider mapping gives it`}
+	if strings.Join(unknown, "\n") != strings.Join(wantUnknown, "\n") {
+		t.Fatalf("unknown groups:\n%s\nwant\n%s", strings.Join(unknown, "\n"), strings.Join(wantUnknown, "\n"))
+	}
+	c, err = Parse("sluis.yaml", []byte(minimal))
+	if err != nil || c.Zone().String() != "Europe/Amsterdam" {
+		t.Fatalf("default zone: %v %v", c, err)
+	}
+	if r := c.Apps[0].Allow[0].Domain(); r.Line != 13 || !r.MFA || r.Groups[0] != "staff" {
+		t.Fatalf("single rule: %+v", r)
+	}
 }

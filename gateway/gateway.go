@@ -11,10 +11,9 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -24,6 +23,7 @@ import (
 	"github.com/sluis-gateway/sluis/directory"
 	"github.com/sluis-gateway/sluis/errpage"
 	"github.com/sluis-gateway/sluis/frontdoor"
+	"github.com/sluis-gateway/sluis/handover"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/policy"
@@ -84,8 +84,8 @@ func BaseURLFunc(port int) func(string) string {
 	}
 }
 
-// Apps converts configured apps to domain apps. An app without an allow
-// rule gets an empty one, which allows nobody.
+// Apps converts configured apps to domain apps. An app without allow
+// rules allows nobody.
 func Apps(c *config.Config) []sluis.App {
 	var out []sluis.App
 	for _, a := range c.Apps {
@@ -100,9 +100,8 @@ func Apps(c *config.Config) []sluis.App {
 		for _, name := range slices.Sorted(maps.Keys(a.IdentityHeaders)) {
 			app.IdentityHeaders = append(app.IdentityHeaders, sluis.IdentityHeader{Name: name, Value: a.IdentityHeaders[name]})
 		}
-		if a.Allow != nil {
-			app.Allow = sluis.Allow{Users: a.Allow.Users, Groups: a.Allow.Groups,
-				MFA: a.Allow.MFA != config.MFANone, PhishingResistant: a.Allow.MFA == config.MFAPhishingResistant}
+		for _, r := range a.Allow {
+			app.Allow = append(app.Allow, r.Domain())
 		}
 		out = append(out, app)
 	}
@@ -190,14 +189,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	}
 	live := &liveConns{sessions: sessions, blocked: blockedNow, conns: map[*liveConn]struct{}{}}
 	denied := &audit.Folder{Now: o.Now}
-	switches := &appSwitches{store: o.Store, revision: revision, clock: o.Now}
-	p.Disabled = switches.disabled
-	p.Level = switches.level
-	p.BreakGlass = c.BreakGlassAllows
-	p.ReauthAfter = c.Strict.ReauthAfter.D()
-	live.switches = switches
-	live.breakGlass = c.BreakGlassAllows
-	live.stale = p.Stale
+	situation := Situations(c, o.Store, revision, o.Now)
+	p.Situation = situation
+	live.situation = situation
 	if o.OnChange != nil {
 		o.OnChange(live.recheck)
 	}
@@ -217,9 +211,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}
-		hosts[app.Host] = &appHandler{app: app, portal: p, sessions: sessions, audit: rec, proxy: px,
-			callback: p.Callback(app), logout: p.AppLogout(app), log: o.Log, live: live, detector: detector, denied: denied, switches: switches,
-			breakGlass: c.BreakGlassAllows}
+		hosts[app.Host] = &appHandler{app: app, sessions: sessions, audit: rec, proxy: px, situation: situation,
+			login: base(c.Portal) + "/login", base: base(app.Host),
+			callback: p.Callback(app), logout: p.AppLogout(app), log: o.Log, live: live, detector: detector, denied: denied}
 	}
 	go detector.Run(ctx)
 
@@ -232,8 +226,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		}
 	}
 	dialer := &tunnel.Dialer{}
-	tunnels := &tunnel.Server{Apps: tcpApps, Sessions: sessions, Audit: rec, Level: switches.level, BreakGlass: c.BreakGlassAllows, Disabled: switches.disabled,
-		Stale: p.Stale, Denied: &audit.Folder{Now: o.Now},
+	tunnels := &tunnel.Server{Apps: tcpApps, Sessions: sessions, Audit: rec, Situation: situation, Denied: &audit.Folder{Now: o.Now},
 		Blocked: blockedNow,
 		Dial:    dialer.Dial, IdleTimeout: c.Tunnels.IdleTimeout.D(), MaxPerUser: c.Tunnels.MaxPerUser, Now: o.Now, Log: o.Log}
 	if o.OnChange != nil {
@@ -276,80 +269,19 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 
 type appHandler struct {
 	app      sluis.App
-	portal   *portal.Portal
 	sessions *session.Service
 	audit    *audit.Recorder
 	proxy    *proxy.Proxy
-	callback http.Handler
-	logout   http.Handler // portal.LogoutPath
-	log      *slog.Logger
-	live     *liveConns
-	detector *frontdoor.Detector
-	denied   *audit.Folder
-	switches *appSwitches
-	// breakGlass says who may pass at lockdown.
-	breakGlass func(user string, groups []string) bool
-}
-
-// appSwitches knows which apps the operator switched off. It reads them
-// from the store again only when the store's revision changed.
-type appSwitches struct {
-	store    sluis.Store
-	revision func(ctx context.Context) (int64, error)
-	clock    func() time.Time
-	mu       sync.Mutex // serialises reloads
-	state    atomic.Pointer[switchState]
-}
-
-type switchState struct {
-	rev       int64
-	disabled  map[string]string
-	emergency sluis.Emergency
-}
-
-// level returns the emergency level in force and the operator's reason.
-func (s *appSwitches) level(ctx context.Context) (string, string, error) {
-	if _, _, err := s.disabled(ctx, ""); err != nil {
-		return "", "", err
-	}
-	level, reason := s.state.Load().emergency.Effective(s.now())
-	return level, reason, nil
-}
-
-func (s *appSwitches) now() time.Time {
-	if s.clock != nil {
-		return s.clock()
-	}
-	return time.Now()
-}
-
-// disabled reports whether app is switched off, and why.
-func (s *appSwitches) disabled(ctx context.Context, app string) (string, bool, error) {
-	rev, err := s.revision(ctx)
-	if err != nil {
-		return "", false, err
-	}
-	st := s.state.Load()
-	if st == nil || st.rev != rev {
-		s.mu.Lock()
-		if st = s.state.Load(); st == nil || st.rev != rev {
-			m, err := s.store.DisabledApps(ctx)
-			if err != nil {
-				s.mu.Unlock()
-				return "", false, err
-			}
-			em, err := s.store.Emergency(ctx)
-			if err != nil {
-				s.mu.Unlock()
-				return "", false, err
-			}
-			st = &switchState{rev: rev, disabled: m, emergency: em}
-			s.state.Store(st)
-		}
-		s.mu.Unlock()
-	}
-	reason, off := st.disabled[app]
-	return reason, off, nil
+	// situation is the situation the app is decided in now.
+	situation func(ctx context.Context, app string) (policy.Situation, error)
+	login     string       // the portal's login page, where log in and step up decisions send browsers
+	base      string       // the app's public base URL
+	callback  http.Handler // portal.CallbackPath
+	logout    http.Handler // portal.LogoutPath
+	log       *slog.Logger
+	live      *liveConns
+	detector  *frontdoor.Detector
+	denied    *audit.Folder
 }
 
 func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -377,102 +309,114 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if a != nil && h.portal.Stale(r.Context(), a) {
-		// At the level "strict" an old second factor must be passed again.
-		h.portal.RequireLogin(w, r, h.app)
-		return
+	var who sluis.Identity
+	if a != nil && a.Session.Stage == sluis.StageComplete {
+		who = a.Identity()
 	}
-	if lenient && (a == nil || a.Session.Stage != sluis.StageComplete) {
-		// Before login the strict form holds on every host: the front
-		// door let this path through only for a request with a session.
-		id := errpage.NewID()
-		h.log.Info("gateway: refused", "status", http.StatusBadRequest, "why", "encoded slash or path parameter without a session", "app", h.app.Name, "source", frontdoor.ClientIP(r), "error_id", id)
-		errpage.Write(w, http.StatusBadRequest, id)
-		return
-	}
-	if a == nil || a.Session.Stage != sluis.StageComplete {
-		// Without a session, known exploit probes are recorded and
-		// refused; with one, the app's own paths are the app's business.
-		// A product's path list alone is no probe here: the app may
-		// have such paths itself.
-		if rule := frontdoor.Match(r); rule != "" && !frontdoor.BroadRule(rule) {
-			h.detector.Probe(r, rule)
-			errpage.Write(w, http.StatusForbidden, errpage.NewID())
-			return
-		}
-		if len(r.TransferEncoding) > 0 {
-			h.detector.Probe(r, "refused: Transfer-Encoding before login")
-			errpage.Write(w, http.StatusBadRequest, errpage.NewID())
-			return
-		}
-		if h.app.CORSPreflight && corsPreflight(r) {
-			// Browsers send a preflight without credentials, so it can
-			// never carry a session: the app answers it, knowing nobody
-			// (the proxy adds no identity without a session), and gets
-			// no cookie or credential the client sent along.
-			r.Header.Del("Cookie")
-			r.Header.Del("Authorization")
-			h.proxy.Serve(w, r, nil)
-			return
-		}
-		h.portal.RequireLogin(w, r, h.app)
-		return
-	}
-	level, reason, err := h.switches.level(r.Context())
+	sit, err := h.situation(r.Context(), h.app.Name)
 	if err != nil {
 		id := errpage.NewID()
-		h.log.Error("gateway: emergency level", "app", h.app.Name, "error_id", id, "err", err)
+		h.log.Error("gateway: emergency level and app switches", "app", h.app.Name, "error_id", id, "err", err)
 		errpage.Write(w, http.StatusServiceUnavailable, id)
 		return
 	}
-	d := policy.Decide(a.Identity(), h.app.AtLevel(level))
-	if d.StepUp {
-		// The user may use the app with a passkey: the portal asks for one.
-		h.portal.RequireLogin(w, r, h.app)
-		return
-	}
-	if !d.Allowed {
-		// At most one event per user, app and minute, with a count.
-		if folds, ok := h.denied.Let(a.User.Name + "\x00" + h.app.Name); ok {
-			detail := d.Reason
-			if folds > 0 {
-				detail += fmt.Sprintf("; %d more denials of this user for this app since the last event", folds)
-			}
-			h.audit.Record(r.Context(), sluis.Event{Type: sluis.EventAccessDenied, User: a.User.Name,
-				Source: frontdoor.ClientIP(r), App: h.app.Name, Outcome: sluis.OutcomeDenied, Detail: detail})
-		}
-		errpage.Write(w, http.StatusForbidden, errpage.NewID())
-		return
-	}
-	if level != sluis.LevelNormal {
-		// The emergency level decides before the app's own switch.
-		switch {
-		case level == sluis.LevelClosed:
-			errpage.WriteNotice(w, http.StatusServiceUnavailable, errpage.NewID(), "Access through the gateway is closed: "+reason)
-			return
-		case level == sluis.LevelEssential && !h.app.Essential:
-			errpage.WriteNotice(w, http.StatusServiceUnavailable, errpage.NewID(), "Only essential applications are open: "+reason)
-			return
-		case level == sluis.LevelLockdown && !h.breakGlass(a.User.Name, a.User.Groups):
-			errpage.WriteNotice(w, http.StatusForbidden, errpage.NewID(), "Access is limited to emergency staff: "+reason)
+	req := Request(r)
+	d := policy.Decide(who, h.app, req, sit)
+	switch d.Outcome {
+	case policy.Allow:
+		h.serve(w, r, a, tok, req)
+	case policy.Login, policy.StepUp:
+		if who.User == "" && !h.beforeLogin(w, r, lenient) {
 			return
 		}
+		// The portal asks for what is missing: a login, a fresh second
+		// factor, a passkey.
+		handover.Start(w, r, h.login, h.base+returnPath(r))
+	default:
+		h.deny(w, r, who, d)
 	}
-	if reason, off, err := h.switches.disabled(r.Context(), h.app.Name); err != nil || off {
+}
+
+// Request is what the access decision needs of r: the method, the
+// canonical path and the client's address.
+func Request(r *http.Request) policy.Request {
+	src, _ := netip.ParseAddr(frontdoor.ClientIP(r))
+	return policy.Request{Method: r.Method, Path: r.URL.Path, Source: src}
+}
+
+// returnPath is the path and query to come back to after login.
+func returnPath(r *http.Request) string {
+	if r.URL.RawQuery != "" {
+		return r.URL.EscapedPath() + "?" + r.URL.RawQuery
+	}
+	return r.URL.EscapedPath()
+}
+
+// beforeLogin answers what the front door leaves to an app host without a
+// session, and reports whether the request goes on to log in: a lenient
+// path is refused (before login the strict form holds on every host),
+// known exploit probes and chunked bodies are recorded and refused, and
+// an app that lets them through gets its CORS preflights.
+func (h *appHandler) beforeLogin(w http.ResponseWriter, r *http.Request, lenient bool) bool {
+	if lenient {
 		id := errpage.NewID()
-		if err != nil {
-			h.log.Error("gateway: app switches", "error_id", id, "err", err)
-			errpage.Write(w, http.StatusServiceUnavailable, id)
-			return
+		h.log.Info("gateway: refused", "status", http.StatusBadRequest, "why", "encoded slash or path parameter without a session", "app", h.app.Name, "source", frontdoor.ClientIP(r), "error_id", id)
+		errpage.Write(w, http.StatusBadRequest, id)
+		return false
+	}
+	// With a session, the app's own paths are the app's business. A
+	// product's path list alone is no probe here: the app may have such
+	// paths itself.
+	if rule := frontdoor.Match(r); rule != "" && !frontdoor.BroadRule(rule) {
+		h.detector.Probe(r, rule)
+		errpage.Write(w, http.StatusForbidden, errpage.NewID())
+		return false
+	}
+	if len(r.TransferEncoding) > 0 {
+		h.detector.Probe(r, "refused: Transfer-Encoding before login")
+		errpage.Write(w, http.StatusBadRequest, errpage.NewID())
+		return false
+	}
+	if h.app.CORSPreflight && corsPreflight(r) {
+		// Browsers send a preflight without credentials, so it can
+		// never carry a session: the app answers it, knowing nobody
+		// (the proxy adds no identity without a session), and gets
+		// no cookie or credential the client sent along.
+		r.Header.Del("Cookie")
+		r.Header.Del("Authorization")
+		h.proxy.Serve(w, r, nil)
+		return false
+	}
+	return true
+}
+
+// deny answers a refused request: the user sees the decision's message
+// (the emergency level, the app's switch, where or when this part of the
+// app is open) or a plain refusal, and the audit trail gets at most one
+// event per user, app and minute, with a count.
+func (h *appHandler) deny(w http.ResponseWriter, r *http.Request, who sluis.Identity, d policy.Decision) {
+	if folds, ok := h.denied.Let(who.User + "\x00" + h.app.Name); ok {
+		detail := d.Reason
+		if folds > 0 {
+			detail += fmt.Sprintf("; %d more denials of this user for this app since the last event", folds)
 		}
-		errpage.WriteNotice(w, http.StatusServiceUnavailable, id, "This application is switched off: "+reason)
+		h.audit.Record(r.Context(), sluis.Event{Type: sluis.EventAccessDenied, User: who.User,
+			Source: frontdoor.ClientIP(r), App: h.app.Name, Outcome: sluis.OutcomeDenied, Detail: detail})
+	}
+	if d.Message != "" {
+		errpage.WriteNotice(w, d.Status, errpage.NewID(), d.Message)
 		return
 	}
+	errpage.Write(w, d.Status, errpage.NewID())
+}
+
+// serve passes an allowed request to the app.
+func (h *appHandler) serve(w http.ResponseWriter, r *http.Request, a *session.Active, tok string, req policy.Request) {
 	if r.Header.Get("Upgrade") != "" {
 		// An upgraded connection lives on after this decision: it is
 		// registered so a revocation or a policy change ends it.
 		ctx, cancel := context.WithCancel(r.Context())
-		lc := &liveConn{token: tok, app: h.app, source: frontdoor.ClientIP(r), cancel: cancel}
+		lc := &liveConn{token: tok, app: h.app, source: frontdoor.ClientIP(r), req: req, cancel: cancel}
 		h.live.add(lc)
 		defer h.live.remove(lc)
 		defer cancel()

@@ -11,19 +11,18 @@ import (
 
 // liveConns are the open upgraded connections.
 type liveConns struct {
-	sessions   *session.Service
-	switches   *appSwitches
-	breakGlass func(user string, groups []string) bool
-	stale      func(ctx context.Context, a *session.Active) bool
-	blocked    func(ctx context.Context, src string) bool
-	mu         sync.Mutex // guards conns
-	conns      map[*liveConn]struct{}
+	sessions  *session.Service
+	situation func(ctx context.Context, app string) (policy.Situation, error)
+	blocked   func(ctx context.Context, src string) bool
+	mu        sync.Mutex // guards conns
+	conns     map[*liveConn]struct{}
 }
 
 type liveConn struct {
 	token  string
 	app    sluis.App
 	source string             // the client's address: a block of it ends the connection
+	req    policy.Request     // what the request was decided on
 	cancel context.CancelFunc // closes the connection (ReverseProxy ends the tunnel when the request context ends)
 }
 
@@ -49,31 +48,24 @@ func (l *liveConns) recheck() {
 	}
 	l.mu.Unlock()
 	for _, c := range conns {
-		level, _, err := l.switches.level(context.Background())
-		if err != nil {
-			c.cancel()
-			continue
-		}
-		a, err := l.sessions.Lookup(context.Background(), c.token, c.app.Host)
-		if err != nil || a.Session.Stage != sluis.StageComplete || !policy.Decide(a.Identity(), c.app.AtLevel(level)).Allowed {
-			c.cancel()
-			continue
-		}
-		if _, off, err := l.switches.disabled(context.Background(), c.app.Name); err != nil || off {
-			c.cancel()
-			continue
-		}
-		if l.stale != nil && l.stale(context.Background(), a) {
-			c.cancel()
-			continue
-		}
-		if l.blocked != nil && l.blocked(context.Background(), c.source) {
-			c.cancel()
-			continue
-		}
-		if level == sluis.LevelClosed ||
-			level == sluis.LevelEssential && !c.app.Essential || level == sluis.LevelLockdown && !l.breakGlass(a.User.Name, a.User.Groups) {
+		if !l.allowed(c) {
 			c.cancel()
 		}
 	}
+}
+
+// allowed decides c again, as it was decided when it was opened: its
+// session, the policy, the level and the app's switch now, and the block
+// list.
+func (l *liveConns) allowed(c *liveConn) bool {
+	ctx := context.Background()
+	a, err := l.sessions.Lookup(ctx, c.token, c.app.Host)
+	if err != nil || a.Session.Stage != sluis.StageComplete {
+		return false
+	}
+	sit, err := l.situation(ctx, c.app.Name)
+	if err != nil || policy.Decide(a.Identity(), c.app, c.req, sit).Outcome != policy.Allow {
+		return false
+	}
+	return l.blocked == nil || !l.blocked(ctx, c.source)
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -187,13 +188,16 @@ func (p *Portal) keyWanted(r *http.Request, a *session.Active, t target) bool {
 	if !ok {
 		return false
 	}
-	level, _, err := p.level(r)
+	sit, err := p.situation(r.Context(), app.Name)
 	if err != nil {
 		return false
 	}
+	// Only the kind of factor is in question here, not its age.
 	id := a.Identity()
-	id.MFA = true // only the kind of factor is in question here
-	return policy.Decide(id, app.AtLevel(level)).StepUp
+	id.MFA, id.MFAAt = true, sit.Now
+	src, _ := netip.ParseAddr(frontdoor.ClientIP(r))
+	path, _, _ := strings.Cut(t.path, "?")
+	return policy.Decide(id, app, policy.Request{Method: http.MethodGet, Path: path, Source: src}, sit).Outcome == policy.StepUp
 }
 
 // passkeyFailed records a failed ceremony and answers it.

@@ -21,6 +21,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -33,6 +34,7 @@ import (
 	"github.com/sluis-gateway/sluis/directory"
 	"github.com/sluis-gateway/sluis/errpage"
 	"github.com/sluis-gateway/sluis/frontdoor"
+	"github.com/sluis-gateway/sluis/handover"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/policy"
@@ -73,22 +75,7 @@ const (
 	// knownBrowserCookie marks a browser that completed a login (see
 	// knownBrowser).
 	knownBrowserCookie = "__Host-sluis-browser"
-	// stateCookie is the prefix of the state cookies an app host sets
-	// when it sends a browser to log in: one per login in flight, named
-	// after its state's hash, so two tabs that each start a login do not
-	// overwrite each other's (see stateCookieName).
-	stateCookie = "__Host-sluis-state-"
-	// maxStateCookies bounds the state cookies of one browser and host:
-	// a login started with this many in flight drops them all (those
-	// logins then end on 400) and keeps only its own.
-	maxStateCookies = 8
 )
-
-// stateCookieName returns the name of the state cookie whose value hashes
-// to sum (SHA-256): the name carries a part of the hash, never the value.
-func stateCookieName(sum []byte) string {
-	return stateCookie + hex.EncodeToString(sum[:8])
-}
 
 // Portal is the login portal. Fill in the exported fields, then call Init.
 type Portal struct {
@@ -105,16 +92,11 @@ type Portal struct {
 	Now      func() time.Time
 	Log      *slog.Logger
 
-	// Disabled, if set, says whether the operator switched an app off and
-	// why, for the launcher.
-	Disabled func(ctx context.Context, app string) (reason string, off bool, err error)
-	// Level, if set, returns the emergency level in force and the
-	// operator's reason; users see them, and "closed" stops logins.
-	Level func(ctx context.Context) (level, reason string, err error)
-	// BreakGlass says who may still log in at lockdown; nil means nobody.
-	BreakGlass func(user string, groups []string) bool
-	// ReauthAfter is how old a second factor may be at the level "strict".
-	ReauthAfter time.Duration
+	// Situation, if set, returns the situation an app (or, for "", the
+	// gateway) is decided in now: the emergency level, which users see
+	// and which may stop logins, the app's switch, break-glass staff and
+	// the age a second factor may have. Nil means a normal day.
+	Situation func(ctx context.Context, app string) (policy.Situation, error)
 	// Passkeys runs WebAuthn ceremonies; nil turns passkeys off.
 	Passkeys *mfa.Passkeys
 	// Refusals, if set, folds and bounds the events of refused attempts
@@ -600,10 +582,22 @@ func isLowerHex(s string) bool {
 
 // level returns the emergency level in force and its reason.
 func (p *Portal) level(r *http.Request) (string, string, error) {
-	if p.Level == nil {
-		return sluis.LevelNormal, "", nil
+	sit, err := p.situation(r.Context(), "")
+	return sit.Level, sit.LevelReason, err
+}
+
+// situation returns the situation app is decided in now.
+func (p *Portal) situation(ctx context.Context, app string) (policy.Situation, error) {
+	if p.Situation == nil {
+		return policy.Situation{Level: sluis.LevelNormal, Now: p.Now()}, nil
 	}
-	return p.Level(r.Context())
+	return p.Situation(ctx, app)
+}
+
+// breakGlass reports whether u may log in at lockdown.
+func (p *Portal) breakGlass(ctx context.Context, u sluis.User) bool {
+	sit, err := p.situation(ctx, "")
+	return err == nil && sit.BreakGlass.Allows(sluis.Identity{User: u.Name, Groups: u.Groups})
 }
 
 // levelNotice is what users are told about the emergency level in force.
@@ -817,7 +811,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	if reason == "" {
 		if level, _, err := p.level(r); err != nil {
 			return err
-		} else if level == sluis.LevelLockdown && (p.BreakGlass == nil || !p.BreakGlass(u.Name, u.Groups)) {
+		} else if level == sluis.LevelLockdown && !p.breakGlass(r.Context(), u) {
 			reason = "lockdown: not emergency staff"
 		}
 	}
@@ -989,11 +983,11 @@ func (p *Portal) pending(r *http.Request) (*session.Active, bool) {
 // Stale reports whether a complete session must pass its second factor
 // again: at the level "strict", once it is older than ReauthAfter.
 func (p *Portal) Stale(ctx context.Context, a *session.Active) bool {
-	if a.Session.Stage != sluis.StageComplete || p.Level == nil {
+	if a.Session.Stage != sluis.StageComplete {
 		return false
 	}
-	level, _, err := p.Level(ctx)
-	return err == nil && level == sluis.LevelStrict && p.Now().Sub(a.Session.MFAAt) >= max(p.ReauthAfter, time.Minute)
+	sit, err := p.situation(ctx, "")
+	return err == nil && policy.Stale(a.Identity(), sit)
 }
 
 // ---- second factor ----
@@ -1184,7 +1178,7 @@ func (p *Portal) refusal(r *http.Request, u sluis.User) (string, error) {
 		return twinReason, nil
 	case u.Disabled:
 		return "disabled", nil
-	case level == sluis.LevelLockdown && (p.BreakGlass == nil || !p.BreakGlass(u.Name, u.Groups)):
+	case level == sluis.LevelLockdown && !p.breakGlass(r.Context(), u):
 		return "lockdown: not emergency staff", nil
 	}
 	return "", nil
@@ -1450,6 +1444,23 @@ func (p *Portal) nextURL(r *http.Request, sessionID string, t target, f flow) (s
 	return p.BaseURL(t.host) + CallbackPath + "?code=" + code, nil
 }
 
+// launchRequest is the request the launcher's link to app makes: its
+// front page, or for a TCP app a tunnel.
+func launchRequest(r *http.Request, app sluis.App) policy.Request {
+	src, _ := netip.ParseAddr(frontdoor.ClientIP(r))
+	if app.TCP != "" {
+		return policy.Request{Source: src}
+	}
+	return policy.Request{Method: http.MethodGet, Path: "/", Source: src}
+}
+
+// listable reports whether the launcher shows an app decided on so: the
+// user may use it, or could after a passkey, or only the emergency level
+// or the app's switch stands in the way (which the page says).
+func listable(d policy.Decision) bool {
+	return d.Outcome == policy.Allow || d.Outcome == policy.StepUp || d.Outcome == policy.Deny && d.Rule >= 0 && len(d.Unmet) == 0
+}
+
 func (p *Portal) launcher(w http.ResponseWriter, r *http.Request) error {
 	a := p.current(r)
 	if a == nil || a.Session.Stage != sluis.StageComplete {
@@ -1465,23 +1476,21 @@ func (p *Portal) launcher(w http.ResponseWriter, r *http.Request) error {
 	d.Notice = levelNotice(level, reason)
 	d.Passkeys = p.Passkeys != nil
 	for _, app := range p.Apps {
-		dec := policy.Decide(id, app.AtLevel(level))
-		if !dec.Allowed && !dec.StepUp {
+		sit, err := p.situation(r.Context(), app.Name)
+		if err != nil {
+			return err
+		}
+		dec := policy.Decide(id, app, launchRequest(r, app), sit)
+		if !listable(dec) {
 			continue
 		}
-		l := appLink{Name: app.Name, Host: app.Host, URL: p.BaseURL(app.Host) + "/", NeedsKey: dec.StepUp}
+		l := appLink{Name: app.Name, Host: app.Host, URL: p.BaseURL(app.Host) + "/", NeedsKey: dec.Outcome == policy.StepUp}
 		if app.TCP != "" {
 			l.Host, l.URL = "", ""
 			l.Command, l.RDP = p.connectCommand(app)
 		}
-		if p.Disabled != nil {
-			reason, off, err := p.Disabled(r.Context(), app.Name)
-			if err != nil {
-				return err
-			}
-			if off {
-				l.Off = reason
-			}
+		if sit.AppOff {
+			l.Off = sit.AppOffReason
 		}
 		d.Apps = append(d.Apps, l)
 	}
@@ -1599,7 +1608,7 @@ func (p *Portal) Callback(app sluis.App) http.Handler {
 		if len(state) != sha256.Size {
 			return statusError(http.StatusBadRequest)
 		}
-		name := stateCookieName(state)
+		name := handover.StateCookieName(state)
 		c, err := r.Cookie(name)
 		if err != nil {
 			return statusError(http.StatusBadRequest)
@@ -1634,38 +1643,4 @@ func (p *Portal) Callback(app sluis.App) http.Handler {
 		http.Redirect(w, r, path, http.StatusSeeOther)
 		return nil
 	})
-}
-
-// RequireLogin answers a request for an app host that has no valid
-// session: browsers asking for a page are sent to the portal and come back
-// after login; anything else gets 401.
-func (p *Portal) RequireLogin(w http.ResponseWriter, r *http.Request, app sluis.App) {
-	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html") {
-		rd := p.BaseURL(app.Host) + r.URL.EscapedPath()
-		if r.URL.RawQuery != "" {
-			rd += "?" + r.URL.RawQuery
-		}
-		// The state cookie binds the hand-over code to this browser; each
-		// login in flight has its own, so several tabs can log in at once.
-		var pending []string
-		for _, c := range r.Cookies() {
-			if strings.HasPrefix(c.Name, stateCookie) {
-				pending = append(pending, c.Name)
-			}
-		}
-		if len(pending) >= maxStateCookies {
-			for _, name := range pending {
-				http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", Secure: true, HttpOnly: true,
-					SameSite: http.SameSiteLaxMode, MaxAge: -1})
-			}
-		}
-		state, sum := session.NewToken()
-		http.SetCookie(w, &http.Cookie{Name: stateCookieName(sum[:]), Value: state, Path: "/", Secure: true, HttpOnly: true,
-			SameSite: http.SameSiteLaxMode, MaxAge: int(pendingLifetime / time.Second)})
-		w.Header().Set("Cache-Control", "no-store")
-		f := flow{RD: rd, State: hex.EncodeToString(sum[:])}
-		http.Redirect(w, r, p.BaseURL(p.Host)+"/login"+f.query(), http.StatusSeeOther)
-		return
-	}
-	errpage.Write(w, http.StatusUnauthorized, errpage.NewID())
 }

@@ -47,11 +47,11 @@ func (p *Portal) rdpFile(w http.ResponseWriter, r *http.Request) error {
 		if app.Name != name || app.TCP == "" || !isRDP(app) {
 			continue
 		}
-		level, _, err := p.level(r)
+		sit, err := p.situation(r.Context(), app.Name)
 		if err != nil {
 			return err
 		}
-		if d := policy.Decide(a.Identity(), app.AtLevel(level)); !d.Allowed && !d.StepUp {
+		if !listable(policy.Decide(a.Identity(), app, launchRequest(r, app), sit)) {
 			return statusError(http.StatusNotFound)
 		}
 		w.Header().Set("Content-Type", "application/x-rdp")

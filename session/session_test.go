@@ -154,7 +154,7 @@ func TestChangesFromAnotherConnectionCountAtOnce(t *testing.T) {
 			func(a *session.Active, err error) bool { return err == session.ErrNoSession }},
 		{"remove group", func(f *fixture, id string) error { return f.other.SetGroups(ctx, "anna", []string{"guests"}) },
 			func(a *session.Active, err error) bool {
-				return err == nil && !policy.Decide(a.Identity(), sluis.App{Allow: sluis.Allow{Groups: []string{"staff"}}}).Allowed
+				return err == nil && policy.Decide(a.Identity(), sluis.App{Allow: []sluis.Rule{{Groups: []string{"staff"}}}}, policy.Request{Method: "GET", Path: "/"}, policy.Situation{Now: time.Now()}).Outcome != policy.Allow
 			}},
 	}
 	for _, tt := range tests {
@@ -253,12 +253,13 @@ func BenchmarkLookupAndDecide(b *testing.B) {
 	ctx := context.Background()
 	f := newFixture(b)
 	tok, _ := f.login(b, "wiki.test")
-	app := sluis.App{Allow: sluis.Allow{Groups: []string{"staff"}, MFA: true}}
+	app := sluis.App{Allow: []sluis.Rule{{Groups: []string{"staff"}, MFA: true}}}
+	req, sit := policy.Request{Method: "GET", Path: "/"}, policy.Situation{Now: time.Now()}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			a, err := f.svc.Lookup(ctx, tok, "wiki.test")
-			if err != nil || !policy.Decide(a.Identity(), app).Allowed {
+			if err != nil || policy.Decide(a.Identity(), app, req, sit).Outcome != policy.Allow {
 				b.Fatal("denied", err)
 			}
 		}
@@ -274,12 +275,13 @@ func BenchmarkLookupAndDecideWatched(b *testing.B) {
 	var cur atomic.Int64
 	cur.Store(rev)
 	f.svc.Revision = func(context.Context) (int64, error) { return cur.Load(), nil }
-	app := sluis.App{Allow: sluis.Allow{Groups: []string{"staff"}, MFA: true}}
+	app := sluis.App{Allow: []sluis.Rule{{Groups: []string{"staff"}, MFA: true}}}
+	req, sit := policy.Request{Method: "GET", Path: "/"}, policy.Situation{Now: time.Now()}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			a, err := f.svc.Lookup(ctx, tok, "wiki.test")
-			if err != nil || !policy.Decide(a.Identity(), app).Allowed {
+			if err != nil || policy.Decide(a.Identity(), app, req, sit).Outcome != policy.Allow {
 				b.Fatal("denied", err)
 			}
 		}

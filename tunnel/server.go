@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,18 +53,13 @@ type Server struct {
 	Apps     map[string]sluis.App // the TCP apps, by name
 	Sessions *session.Service
 	Audit    *audit.Recorder
-	// Level returns the emergency level in force and its reason.
-	Level func(ctx context.Context) (string, string, error)
-	// BreakGlass says who may still pass at lockdown.
-	BreakGlass func(user string, groups []string) bool
-	// Stale says whether a session must pass its second factor again (at
-	// the level strict); such a session opens no tunnel and keeps none.
-	Stale func(ctx context.Context, a *session.Active) bool
+	// Situation returns the situation an app is decided in now (the
+	// emergency level, the app's switch, break-glass staff, the clock):
+	// tunnels are decided by policy.Decide like every request.
+	Situation func(ctx context.Context, app string) (policy.Situation, error)
 	// Denied folds refusals into at most one audit event per user, app and
 	// minute; nil records each.
 	Denied *audit.Folder
-	// Disabled says whether the operator switched an app off, and why.
-	Disabled func(ctx context.Context, app string) (reason string, off bool, err error)
 	// Blocked says whether a source is blocked at the front door now (a
 	// block added while a tunnel runs ends it).
 	Blocked func(ctx context.Context, src string) bool
@@ -109,37 +105,32 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-// allowed decides whether user a may use app now; "" means yes, else the
-// reason, fit for the user.
+// allowed decides whether user a may use app now, from src; "" means
+// yes, else the reason, fit for the user.
 func (s *Server) allowed(ctx context.Context, a *session.Active, app sluis.App, src string) string {
-	if a.Session.Stage != sluis.StageComplete || s.Stale != nil && s.Stale(ctx, a) {
-		return "log in again with sluis connect --login"
+	var who sluis.Identity
+	if a.Session.Stage == sluis.StageComplete {
+		who = a.Identity()
 	}
-	level, reason, err := s.Level(ctx)
+	sit, err := s.Situation(ctx, app.Name)
 	if err != nil {
-		return "the gateway cannot tell its emergency level"
+		return "the gateway cannot tell its emergency level or whether the app is on"
 	}
-	d := policy.Decide(a.Identity(), app.AtLevel(level))
-	switch {
-	case d.StepUp:
+	addr, _ := netip.ParseAddr(src)
+	d := policy.Decide(who, app, policy.Request{Source: addr}, sit)
+	switch d.Outcome {
+	case policy.Login:
+		return "log in again with sluis connect --login"
+	case policy.StepUp:
 		return "this app needs a passkey: log in again with sluis connect and use your passkey"
-	case !d.Allowed:
-		return "you may not use this app"
-	case level == sluis.LevelClosed:
-		return "access through the gateway is closed: " + reason
-	case level == sluis.LevelEssential && !app.Essential:
-		return "only essential applications are open: " + reason
-	case level == sluis.LevelLockdown && (s.BreakGlass == nil || !s.BreakGlass(a.User.Name, a.User.Groups)):
-		return "access is limited to emergency staff: " + reason
-	case s.Blocked != nil && s.Blocked(ctx, src):
-		return "your address is blocked"
-	}
-	if s.Disabled != nil {
-		if reason, off, err := s.Disabled(ctx, app.Name); err != nil {
-			return "the gateway cannot tell whether the app is on"
-		} else if off {
-			return "this application is switched off: " + reason
+	case policy.Deny:
+		if d.Message != "" {
+			return d.Message
 		}
+		return "you may not use this app"
+	}
+	if s.Blocked != nil && s.Blocked(ctx, src) {
+		return "your address is blocked"
 	}
 	return ""
 }

@@ -59,6 +59,9 @@ Sessions and audit:
 
 Configuration:
   config check
+  policy explain USER APP [--path P] [--method M] [--from IP] [--at TIME] [--factor totp|passkey|none]
+                                         how the gateway decides such a request, and why;
+                                         --at: RFC 3339 or "2026-11-30 08:00" in time_zone
 
 Tunnels (the client of TCP apps: remote desktop, SSH, databases):
   connect APP [--gateway URL] [--listen 127.0.0.1:PORT | --stdio]
@@ -123,6 +126,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.audit(rest)
 	case "config":
 		return e.config(rest)
+	case "policy":
+		return e.policyCmd(rest)
 	case "selfcheck":
 		return e.selfcheck(rest)
 	case "connect":

@@ -718,6 +718,19 @@ func (e *env) config(args []string) error {
 	for _, w := range c.Warnings {
 		fmt.Fprintln(e.stdout, "warning:", w)
 	}
+	// Groups nobody is in, against the users in the store, when there is
+	// one to read.
+	if fi, err := os.Stat(c.DataDir); err == nil && fi.IsDir() {
+		if st, err := openStoreFor(e.ctx, c, true, io.Discard); err == nil {
+			users, err := st.Users(e.ctx)
+			st.Close()
+			if err == nil {
+				for _, w := range c.UnknownGroups(users) {
+					fmt.Fprintln(e.stdout, "warning:", w)
+				}
+			}
+		}
+	}
 	fmt.Fprintf(e.stdout, "%s: ok (portal %s, %d app(s))\n", e.configPath, c.Portal, len(c.Apps))
 	return nil
 }

@@ -118,7 +118,7 @@ func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, ErrUsage), errors.Is(err, ErrCannotCheck):
+	case errors.Is(err, ErrUsage), errors.Is(err, ErrCannotCheck), errors.Is(err, ErrUnknown):
 		return 2
 	}
 	return 1

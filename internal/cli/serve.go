@@ -195,6 +195,11 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		return err
 	}
 	defer st.Close()
+	if users, err := st.Users(ctx); err == nil {
+		for _, w := range c.UnknownGroups(users) {
+			log.Warn("sluis: " + w)
+		}
+	}
 	// A reserve of space for the operator's commands on a full disk.
 	if err := datadir.KeepReserve(c.DataDir); err != nil {
 		log.Error("sluis: no reserve for the operator's commands: if the disk fills up, emergency levels, blocks and revocations may fail too", "err", err)
