@@ -196,6 +196,12 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		o.OnChange(live.recheck)
 	}
 	go every(ctx, RecheckInterval, live.recheck)
+	var appHosts []string
+	for _, app := range apps {
+		if app.TCP == "" {
+			appHosts = append(appHosts, app.Host)
+		}
+	}
 	for _, app := range apps {
 		if app.TCP != "" {
 			continue // reached through tunnels, not a host of its own
@@ -213,7 +219,8 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		}
 		hosts[app.Host] = &appHandler{app: app, sessions: sessions, audit: rec, proxy: px, situation: situation,
 			login: base(c.Portal) + "/login", base: base(app.Host),
-			callback: p.Callback(app), logout: p.AppLogout(app), log: o.Log, live: live, detector: detector, denied: denied}
+			callback: (&handover.Host{App: app, Store: o.Store, AppHosts: appHosts, BaseURL: base, Portal: c.Portal, Now: o.Now, Log: o.Log}).Callback(),
+			logout:   (&handover.Host{App: app, Store: o.Store, AppHosts: appHosts, BaseURL: base, Portal: c.Portal, Now: o.Now, Log: o.Log}).Logout(), log: o.Log, live: live, detector: detector, denied: denied}
 	}
 	go detector.Run(ctx)
 
@@ -276,8 +283,8 @@ type appHandler struct {
 	situation func(ctx context.Context, app string) (policy.Situation, error)
 	login     string       // the portal's login page, where log in and step up decisions send browsers
 	base      string       // the app's public base URL
-	callback  http.Handler // portal.CallbackPath
-	logout    http.Handler // portal.LogoutPath
+	callback  http.Handler // handover.CallbackPath
+	logout    http.Handler // handover.LogoutPath
 	log       *slog.Logger
 	live      *liveConns
 	detector  *frontdoor.Detector
@@ -289,11 +296,11 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// parameter) is never one of the gateway's own, whatever it decodes
 	// to, and needs a session (below).
 	lenient := frontdoor.NeedsSession(r)
-	if r.URL.Path == portal.CallbackPath && !lenient {
+	if r.URL.Path == handover.CallbackPath && !lenient {
 		h.callback.ServeHTTP(w, r)
 		return
 	}
-	if r.URL.Path == portal.LogoutPath && !lenient {
+	if r.URL.Path == handover.LogoutPath && !lenient {
 		h.logout.ServeHTTP(w, r)
 		return
 	}

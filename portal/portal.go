@@ -12,7 +12,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"encoding/base64"
 	"encoding/hex"
@@ -60,12 +59,8 @@ var assets = map[string]struct {
 	"/assets/passkey.js": {passkeyJS, "text/javascript; charset=utf-8"},
 }
 
-// Paths of the portal's routes, and the one route on app hosts.
+// Limits and lifetimes of the portal.
 const (
-	CallbackPath = "/.sluis/callback"
-	// LogoutPath on an app host clears what the browser keeps for the
-	// host, on the way back from logout (see logout).
-	LogoutPath   = "/.sluis/logout"
 	maxFormBytes = 16 << 10
 	// pendingLifetime bounds the time between password and second factor.
 	pendingLifetime = 10 * time.Minute
@@ -1441,7 +1436,7 @@ func (p *Portal) nextURL(r *http.Request, sessionID string, t target, f flow) (s
 	if err := p.Store.CreateGrant(r.Context(), hash[:], sessionID, t.host, t.path, state, p.Now().Add(grantLifetime)); err != nil {
 		return "", err
 	}
-	return p.BaseURL(t.host) + CallbackPath + "?code=" + code, nil
+	return p.BaseURL(t.host) + handover.CallbackPath + "?code=" + code, nil
 }
 
 // launchRequest is the request the launcher's link to app makes: its
@@ -1523,124 +1518,8 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) error {
 			Outcome: sluis.OutcomeSuccess, Detail: "session " + a.Session.ID})
 	}
 	clearSessionCookie(w)
-	w.Header().Set("Clear-Site-Data", ClearSiteData)
+	w.Header().Set("Clear-Site-Data", handover.ClearSiteData)
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, p.logoutNext(used), http.StatusSeeOther)
+	http.Redirect(w, r, handover.LogoutNext(p.BaseURL, p.Host, used), http.StatusSeeOther)
 	return nil
-}
-
-// ClearSiteData is the Clear-Site-Data header of logout: the browser drops
-// what it cached of the host and its cookies (the app's own too), so no
-// page of the app is shown again from the cache after logout.
-const ClearSiteData = `"cache", "cookies"`
-
-// logoutNext is where logout sends the browser on: through LogoutPath of
-// each app host in hosts in turn (each answers with Clear-Site-Data for its
-// own host, which the portal cannot send for it), then to the portal's
-// login page. The URLs are built from configuration: hosts are configured
-// app hosts, checked again by each hop.
-func (p *Portal) logoutNext(hosts []string) string {
-	if len(hosts) == 0 {
-		return p.BaseURL(p.Host) + "/login?logged_out=1"
-	}
-	u := p.BaseURL(hosts[0]) + LogoutPath
-	if len(hosts) > 1 {
-		u += "?next=" + strings.Join(hosts[1:], ",")
-	}
-	return u
-}
-
-// AppLogout returns the handler for LogoutPath on app's host: it clears
-// the browser's cache and cookies of the host and sends it on to the next
-// app host of the logout, or to the portal. It needs no session (the
-// session is already revoked); at worst a link from another site logs a
-// browser out of the app host, and the portal's session brings it back.
-func (p *Portal) AppLogout(app sluis.App) http.Handler {
-	return p.wrap(func(w http.ResponseWriter, r *http.Request) error {
-		if r.Method != http.MethodGet {
-			return statusError(http.StatusMethodNotAllowed)
-		}
-		var next []string
-		if v := r.URL.Query().Get("next"); v != "" {
-			next = strings.Split(v, ",")
-		}
-		if len(next) > len(p.Apps) {
-			return statusError(http.StatusBadRequest)
-		}
-		for _, h := range next {
-			// Only configured app hosts: logout is no open redirect.
-			if h == app.Host || !slices.ContainsFunc(p.Apps, func(a sluis.App) bool { return a.Host != "" && a.Host == h }) {
-				return statusError(http.StatusBadRequest)
-			}
-		}
-		w.Header().Set("Clear-Site-Data", ClearSiteData)
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Referrer-Policy", "no-referrer")
-		http.Redirect(w, r, p.logoutNext(next), http.StatusSeeOther)
-		return nil
-	})
-}
-
-// ---- app hosts ----
-
-// Callback returns the handler for CallbackPath on an app host: it redeems
-// the code minted by continueTo and sets the app host's own cookie.
-func (p *Portal) Callback(app sluis.App) http.Handler {
-	return p.wrap(func(w http.ResponseWriter, r *http.Request) error {
-		if r.Method != http.MethodGet {
-			return statusError(http.StatusMethodNotAllowed)
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Referrer-Policy", "no-referrer")
-		hash, ok := session.ParseToken(r.URL.Query().Get("code"))
-		if !ok {
-			return statusError(http.StatusBadRequest)
-		}
-		now := p.Now()
-		sid, path, state, err := p.Store.RedeemGrant(r.Context(), hash[:], app.Host, now)
-		if sluis.ErrorCode(err) == sluis.ENOTFOUND {
-			return statusError(http.StatusBadRequest)
-		}
-		if err != nil {
-			return err
-		}
-		// Only the browser that started this hand-over holds the cookie.
-		if len(state) != sha256.Size {
-			return statusError(http.StatusBadRequest)
-		}
-		name := handover.StateCookieName(state)
-		c, err := r.Cookie(name)
-		if err != nil {
-			return statusError(http.StatusBadRequest)
-		}
-		sum := sha256.Sum256([]byte(c.Value))
-		if subtle.ConstantTimeCompare(sum[:], state) != 1 {
-			return statusError(http.StatusBadRequest)
-		}
-		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", Secure: true, HttpOnly: true,
-			SameSite: http.SameSiteLaxMode, MaxAge: -1})
-		x, err := p.Store.Session(r.Context(), sid)
-		if err != nil {
-			return err
-		}
-		if x.Stage != sluis.StageComplete || x.Revoked() || !now.Before(x.ExpiresAt) {
-			return statusError(http.StatusUnauthorized)
-		}
-		tok, th := session.NewToken()
-		if err := p.Store.AddToken(r.Context(), sid, th[:], app.Host); err != nil {
-			return err
-		}
-		if app.CrossSitePost {
-			// The app receives form POSTs from another site (SAML POST
-			// binding, OIDC form_post), on which a Lax cookie is not
-			// sent: this host's cookie is SameSite=None, still __Host-,
-			// Secure and HttpOnly (see sluis.App.CrossSitePost).
-			http.SetCookie(w, &http.Cookie{Name: session.CookieName, Value: tok, Path: "/", Secure: true, HttpOnly: true,
-				SameSite: http.SameSiteNoneMode, MaxAge: int(x.ExpiresAt.Sub(now) / time.Second)})
-		} else {
-			p.setSessionCookie(w, tok, x.ExpiresAt.Sub(now))
-		}
-		http.Redirect(w, r, path, http.StatusSeeOther)
-		return nil
-	})
 }

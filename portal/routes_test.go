@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"github.com/sluis-gateway/sluis/handover"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -35,9 +36,10 @@ func TestPreLoginSurfaceIsExactlyThis(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("pre-login routes:\n got %q\nwant %q", got, want)
 	}
-	// App hosts answer exactly one path before login.
-	if CallbackPath != "/.sluis/callback" {
-		t.Fatalf("app-host callback path changed to %q", CallbackPath)
+	// App hosts answer two paths of the gateway's own before login (see
+	// package handover).
+	if handover.CallbackPath != "/.sluis/callback" || handover.LogoutPath != "/.sluis/logout" {
+		t.Fatalf("app-host paths changed to %q, %q", handover.CallbackPath, handover.LogoutPath)
 	}
 }
 
