@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluis-gateway/sluis/internal/davtest"
 	"github.com/sluis-gateway/sluis/internal/testenv"
+	"github.com/sluis-gateway/sluis/proxy"
 )
 
 // Issue 12, "How it is checked": Apache httpd with mod_dav behind the
@@ -149,8 +150,8 @@ func TestWebDAVSlowLargeUploadArrivesWhole(t *testing.T) {
 	if elapsed <= 60*time.Second {
 		t.Errorf("the upload took %v; the test needs it to take over a minute", elapsed)
 	}
-	// The default body_idle is 60 s: the line was slow, never idle.
-	if gap > 6*time.Second {
+	// The app has the default body_idle: the line was slow, never idle.
+	if gap > proxy.DefaultBodyIdle/10 {
 		t.Errorf("a pause of %v between writes; the test needs them far below body_idle", gap)
 	}
 	if got := fileSum(t, filepath.Join(dav.Root, "big.bin")); got != want {
@@ -199,33 +200,95 @@ func TestWebDAVMoveWithThePublicDestination(t *testing.T) {
 	}
 }
 
+// A client's lock works through the gateway: a locked file refuses a PUT
+// without its token and takes one with it, also when the If header names
+// the file by its public URL; COPY's Destination is translated as MOVE's.
+func TestWebDAVLockAndCopy(t *testing.T) {
+	t.Parallel()
+	_, g, c := davWorld(t)
+	public := fmt.Sprintf("https://%s:%d", davHost, g.Port)
+	if got := davDo(t, c, "PUT", g.URL(davHost, "/notes.txt"), strings.NewReader("v1\n")); got != http.StatusCreated {
+		t.Fatalf("PUT: %d", got)
+	}
+	const lockinfo = `<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>anna</D:owner></D:lockinfo>`
+	req, _ := http.NewRequest("LOCK", g.URL(davHost, "/notes.txt"), strings.NewReader(lockinfo))
+	req.Header.Set("Content-Type", "application/xml")
+	req.Header.Set("Timeout", "Second-600")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	token := resp.Header.Get("Lock-Token")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(token, "<opaquelocktoken:") {
+		t.Fatalf("LOCK: %d, Lock-Token %q", resp.StatusCode, token)
+	}
+	for _, step := range []struct {
+		method, path, body string
+		header             []string
+		want               int
+	}{
+		{"PUT", "/notes.txt", "v2\n", nil, http.StatusLocked},
+		{"PUT", "/notes.txt", "v2\n", []string{"If", "<" + public + "/notes.txt> (" + token + ")"}, http.StatusNoContent},
+		{"PUT", "/notes.txt", "v3\n", []string{"If", "(" + token + ")"}, http.StatusNoContent},
+		{"COPY", "/notes.txt", "", []string{"Destination", public + "/notes%20copy.txt"}, http.StatusCreated},
+		{"UNLOCK", "/notes.txt", "", []string{"Lock-Token", token}, http.StatusNoContent},
+		{"PUT", "/notes.txt", "v4\n", nil, http.StatusNoContent},
+	} {
+		if got := davDo(t, c, step.method, g.URL(davHost, step.path), strings.NewReader(step.body), step.header...); got != step.want {
+			t.Fatalf("%s %s %q: %d, want %d", step.method, step.path, step.header, got, step.want)
+		}
+	}
+	if status, got := fetchSum(t, c, g.URL(davHost, "/notes%20copy.txt")); status != http.StatusOK || got != fmt.Sprintf("%x", sha256.Sum256([]byte("v3\n"))) {
+		t.Errorf("the copy: %d, not the locked file's last content", status)
+	}
+}
+
 // An upload that is cut (the client gone mid-body, or stalled past the
-// app's body_idle) never gets a 2xx, and nothing is stored under its name.
+// app's body_idle), with a Content-Length or chunked, never gets a 2xx,
+// and nothing is stored under its name: a file it was to replace stays as
+// it was.
 func TestWebDAVCutUploadIsNoSuccess(t *testing.T) {
 	t.Parallel()
 	dav, g, c := davWorld(t)
 	part := make([]byte, 1<<20)
 	rand.Read(part)
+	closeWrite := func(c *tls.Conn) { c.CloseWrite() }
 	for _, tc := range []struct {
 		name, host, path string
-		// cut ends the client's side after the first MiB of 8.
+		chunked          bool   // else a Content-Length of 8 MiB
+		before           string // the file's content before, if any
+		// cut ends the client's side after the first MiB.
 		cut func(*tls.Conn)
 		// reads: the client still reads the answer; answered: it must
 		// get one.
 		reads, answered bool
 	}{
-		{"client closes its side", davHost, "/closed-write.bin", func(c *tls.Conn) { c.CloseWrite() }, true, false},
-		{"client closes the connection", davHost, "/closed.bin", func(c *tls.Conn) { c.Close() }, false, false},
-		{"client stalls past body_idle", impatientHost, "/stalled.bin", func(*tls.Conn) {}, true, true},
+		{"client closes its side", davHost, "/closed-write.bin", false, "", closeWrite, true, false},
+		{"client closes the connection", davHost, "/closed.bin", false, "", func(c *tls.Conn) { c.Close() }, false, false},
+		{"client stalls past body_idle", impatientHost, "/stalled.bin", false, "", func(*tls.Conn) {}, true, true},
+		{"chunked, client closes its side before the last chunk", davHost, "/chunked-closed-write.bin", true, "", closeWrite, true, false},
+		{"chunked, client stalls past body_idle", impatientHost, "/chunked-stalled.bin", true, "", func(*tls.Conn) {}, true, true},
+		{"replacing a file, client stalls", impatientHost, "/kept.txt", false, "the whole earlier version\n", func(*tls.Conn) {}, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.before != "" {
+				if got := davDo(t, c, "PUT", g.URL(davHost, tc.path), strings.NewReader(tc.before)); got != http.StatusCreated {
+					t.Fatalf("PUT the earlier version: %d", got)
+				}
+			}
 			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", g.Addr(), g.TLSConfig(tc.host))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			head := fmt.Sprintf("PUT %s HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\nContent-Length: %d\r\n\r\n", tc.path, tc.host, cookieHeader(c, tc.host), 8<<20)
-			if _, err := conn.Write(append([]byte(head), part...)); err != nil {
+			req := fmt.Sprintf("PUT %s HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\n", tc.path, tc.host, cookieHeader(c, tc.host))
+			if tc.chunked {
+				req += fmt.Sprintf("Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(part), part)
+			} else {
+				req += fmt.Sprintf("Content-Length: %d\r\n\r\n%s", 8<<20, part)
+			}
+			if _, err := io.WriteString(conn, req); err != nil {
 				t.Fatal(err)
 			}
 			start := time.Now()
@@ -249,18 +312,31 @@ func TestWebDAVCutUploadIsNoSuccess(t *testing.T) {
 					t.Logf("the client saw no answer: %v", err)
 				}
 			}
-			// Nothing under its name for the user to take for the file.
-			if status, _ := fetchSum(t, c, g.URL(davHost, tc.path)); status != http.StatusNotFound {
+			// Nothing under its name for the user to take for the file:
+			// no file, or the earlier version whole.
+			status, sum := fetchSum(t, c, g.URL(davHost, tc.path))
+			switch {
+			case tc.before == "" && status != http.StatusNotFound:
 				t.Errorf("GET %s after the cut: %d, want 404", tc.path, status)
+			case tc.before != "" && (status != http.StatusOK || sum != fmt.Sprintf("%x", sha256.Sum256([]byte(tc.before)))):
+				t.Errorf("GET %s after the cut: %d, not the earlier version", tc.path, status)
 			}
 			// What Apache made of it, once it has finished the request.
+			puts := 1
+			if tc.before != "" {
+				puts = 2
+			}
 			line := waitFor(t, 30*time.Second, func() string {
+				var lines []string
 				for _, l := range strings.Split(dav.AccessLog(), "\n") {
 					if strings.HasPrefix(l, "PUT "+tc.path+" ") {
-						return l
+						lines = append(lines, l)
 					}
 				}
-				return ""
+				if len(lines) < puts {
+					return ""
+				}
+				return lines[puts-1]
 			})
 			entries, _ := os.ReadDir(dav.Root)
 			var names []string
