@@ -137,6 +137,8 @@ func (b *Broker) start() error {
 		fmt.Sprintf("RABBITMQ_NODE_PORT=%d", amqpPort),
 		fmt.Sprintf("RABBITMQ_DIST_PORT=%d", distPort),
 		"RABBITMQ_CONFIG_FILE="+conf,
+		// Not /etc/rabbitmq/conf.d/*.conf, the default.
+		"RABBITMQ_CONFIG_FILES="+filepath.Join(b.dir, "conf.d", "*.conf"),
 		"RABBITMQ_CONF_ENV_FILE="+envConf,
 		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(b.dir, "advanced.config"),
 		"RABBITMQ_ENABLED_PLUGINS_FILE="+plugins,
