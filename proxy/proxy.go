@@ -106,6 +106,11 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, a *session.Active)
 	if !ok {
 		return
 	}
+	// The app's Content-Type, or none: without this, net/http sniffs one
+	// for a response that has none (and declares text/html for an untyped
+	// file that starts like HTML). A nil value is sent as no header;
+	// ReverseProxy adds the app's to it, and error pages set their own.
+	w.Header()["Content-Type"] = nil
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), activeKey{}, a)))
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -429,6 +430,61 @@ func TestCacheControl(t *testing.T) {
 		p.Serve(w, httptest.NewRequest("GET", "https://wiki.test/?cc="+url.QueryEscape(tt.app), nil), active())
 		if got := w.Result().Header.Values("Cache-Control"); !slices.Equal(got, []string{tt.want}) {
 			t.Errorf("no-store %v, app's %q: Cache-Control %q, want %q", tt.noStore, tt.app, got, tt.want)
+		}
+	}
+}
+
+// An app's response without a Content-Type reaches the client without
+// one, over HTTP/1.1 and HTTP/2: the gateway does not make one up (net/http
+// would sniff one and declare text/html for an untyped file whose first
+// bytes look like HTML). A WebDAV server without type maps, Apache's
+// mod_dav for one, sends files untyped.
+func TestNoContentTypeIsMadeUp(t *testing.T) {
+	f := newFixture(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ct := r.URL.Query().Get("ct"); ct != "" {
+			w.Header().Set("Content-Type", ct)
+		} else {
+			w.Header()["Content-Type"] = nil // none at all, as Apache sends it
+		}
+		io.WriteString(w, "<html><script>alert(1)</script>")
+	}))
+	defer up.Close()
+	p := f.proxy(t, up.URL)
+	front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.Serve(w, r, active())
+	}))
+	front.EnableHTTP2 = true
+	front.StartTLS()
+	defer front.Close()
+	tlsConfig := front.Client().Transport.(*http.Transport).TLSClientConfig
+	for _, c := range []struct {
+		proto     string
+		transport *http.Transport
+	}{
+		{"HTTP/1.1", &http.Transport{TLSClientConfig: tlsConfig.Clone(), TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}},
+		{"HTTP/2.0", &http.Transport{TLSClientConfig: tlsConfig.Clone(), ForceAttemptHTTP2: true}},
+	} {
+		client := &http.Client{Transport: c.transport}
+		for _, tt := range []struct {
+			app  string
+			want []string
+		}{
+			{"", nil},
+			{"text/plain; charset=utf-8", []string{"text/plain; charset=utf-8"}},
+			{"application/octet-stream", []string{"application/octet-stream"}},
+		} {
+			resp, err := client.Get(front.URL + "/file?ct=" + url.QueryEscape(tt.app))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.Proto != c.proto {
+				t.Fatalf("spoke %s, want %s", resp.Proto, c.proto)
+			}
+			if got := resp.Header.Values("Content-Type"); !slices.Equal(got, tt.want) {
+				t.Errorf("%s, the app's Content-Type %q: the client got %q", resp.Proto, tt.app, got)
+			}
 		}
 	}
 }

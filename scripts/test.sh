@@ -18,6 +18,12 @@ command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 [ -x /usr/sbin/slapd ] || missing+=(slapd)
 # OpenSSL's s_server: a TLS server with suites Go refuses to speak.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# Apache httpd with mod_dav: e2e's TestWebDAV* tests put a real WebDAV
+# server behind the gateway (internal/davtest).
+[ -x /usr/sbin/apache2 ] || missing+=(apache2)
+# RabbitMQ with its management plugin: e2e's
+# TestRabbitMQManagementAPIWithEncodedSlashes (internal/rabbittest).
+[ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test.sh: installing ${missing[*]} from Debian's packages"
 	sudo=""

@@ -86,9 +86,9 @@ func TestImportRules(t *testing.T) {
 				dir != "internal/cli" && !strings.HasPrefix(dir, "bench/"):
 				t.Errorf("%s imports the store implementation %s; only internal/cli (and benchmark programs) pick a store", dir, imp)
 			// The server never starts a process. Only benchmark programs,
-			// build tools and two packages made for it may: browser (for
-			// the client) and internal/slapdtest (for tests).
-			case imp == "os/exec" && !strings.HasPrefix(dir, "bench/") && !strings.HasPrefix(dir, "tools/") && !execAllowed[dir]:
+			// build tools and the packages made for it may: browser (for
+			// the client) and the real servers for tests (testServers).
+			case imp == "os/exec" && !strings.HasPrefix(dir, "bench/") && !strings.HasPrefix(dir, "tools/") && dir != "browser" && !testServers[dir]:
 				t.Errorf("%s imports os/exec", dir)
 			// No unsafe and no cgo on request paths.
 			case imp == "unsafe" || imp == "C":
@@ -108,13 +108,13 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("connect imports %s; the client knows the server only by its API", imp)
 			case isOwn && ownPkg == "connect" && dir != "internal/cli" && !strings.HasPrefix(dir, "bench/"):
 				t.Errorf("%s imports connect; only the CLI (and benchmark programs) may", dir)
-			// The test harnesses are for tests (and slapd for benchmark
-			// programs) only.
+			// The test harnesses are for tests (and the real servers for
+			// benchmark programs) only.
 			case isOwn && ownPkg == "internal/testenv":
 				t.Errorf("%s imports internal/testenv; only tests may", dir)
-			case isOwn && ownPkg == "internal/slapdtest" && !strings.HasPrefix(dir, "bench/"):
-				t.Errorf("%s imports internal/slapdtest; only tests (and benchmark programs) may", dir)
-			case (dir == "browser" || dir == "internal/slapdtest") && isOwn:
+			case isOwn && testServers[ownPkg] && !strings.HasPrefix(dir, "bench/"):
+				t.Errorf("%s imports %s; only tests (and benchmark programs) may", dir, ownPkg)
+			case (dir == "browser" || testServers[dir]) && isOwn:
 				t.Errorf("%s imports %s; a package that starts processes imports nothing of ours", dir, imp)
 			// No pprof or expvar anywhere in the server.
 			case imp == "net/http/pprof" || imp == "expvar":
@@ -124,8 +124,9 @@ func TestImportRules(t *testing.T) {
 	}
 }
 
-// execAllowed are the packages made to start a process.
-var execAllowed = map[string]bool{"browser": true, "internal/slapdtest": true}
+// testServers are the packages that run a real server (slapd, Apache
+// httpd, RabbitMQ) for tests and benchmark programs.
+var testServers = map[string]bool{"internal/slapdtest": true, "internal/davtest": true, "internal/rabbittest": true}
 
 // Nothing the server is made of starts a process: no package reachable
 // from the gateway's handler or from the program's wiring of `sluis serve`
