@@ -137,7 +137,9 @@ func TestBrowserLogin(t *testing.T) {
 // newBrowser starts headless Chromium for a test, resolving every
 // *.sluis.test host to the gateway, with certFlag (a flag that makes it
 // accept the gateway's certificate) and a profile of its own; it ends with
-// the test or after timeout. It returns the browser's first tab.
+// the test or after timeout. It returns the browser's first tab, with the
+// browser started: steps may then run under timeouts of their own (the
+// first run on a context binds the browser's life to that run's context).
 func newBrowser(t *testing.T, timeout time.Duration, certFlag chromedp.ExecAllocatorOption) context.Context {
 	exe := chromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -158,6 +160,9 @@ func newBrowser(t *testing.T, timeout time.Duration, certFlag chromedp.ExecAlloc
 	t.Cleanup(cancelAlloc)
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
 	return bctx
 }
 
