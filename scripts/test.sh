@@ -16,6 +16,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 # OpenLDAP: the directory tests run a real slapd.
 [ -x /usr/sbin/slapd ] || missing+=(slapd)
+# Jupyter Notebook: TestJupyterNotebookThroughSluis runs a notebook cell in
+# Chromium through sluis (its kernel, python3-ipykernel, comes with it).
+command -v jupyter-notebook >/dev/null 2>&1 || missing+=(jupyter-notebook)
 # OpenSSL's s_server: a TLS server with suites Go refuses to speak.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -86,8 +86,9 @@ func TestImportRules(t *testing.T) {
 				dir != "internal/cli" && !strings.HasPrefix(dir, "bench/"):
 				t.Errorf("%s imports the store implementation %s; only internal/cli (and benchmark programs) pick a store", dir, imp)
 			// The server never starts a process. Only benchmark programs,
-			// build tools and two packages made for it may: browser (for
-			// the client) and internal/slapdtest (for tests).
+			// build tools and the packages made for it may: browser (for
+			// the client), internal/slapdtest and internal/jupytertest
+			// (for tests).
 			case imp == "os/exec" && !strings.HasPrefix(dir, "bench/") && !strings.HasPrefix(dir, "tools/") && !execAllowed[dir]:
 				t.Errorf("%s imports os/exec", dir)
 			// No unsafe and no cgo on request paths.
@@ -114,7 +115,9 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("%s imports internal/testenv; only tests may", dir)
 			case isOwn && ownPkg == "internal/slapdtest" && !strings.HasPrefix(dir, "bench/"):
 				t.Errorf("%s imports internal/slapdtest; only tests (and benchmark programs) may", dir)
-			case (dir == "browser" || dir == "internal/slapdtest") && isOwn:
+			case isOwn && ownPkg == "internal/jupytertest":
+				t.Errorf("%s imports internal/jupytertest; only tests may", dir)
+			case execAllowed[dir] && isOwn:
 				t.Errorf("%s imports %s; a package that starts processes imports nothing of ours", dir, imp)
 			// No pprof or expvar anywhere in the server.
 			case imp == "net/http/pprof" || imp == "expvar":
@@ -125,7 +128,7 @@ func TestImportRules(t *testing.T) {
 }
 
 // execAllowed are the packages made to start a process.
-var execAllowed = map[string]bool{"browser": true, "internal/slapdtest": true}
+var execAllowed = map[string]bool{"browser": true, "internal/slapdtest": true, "internal/jupytertest": true}
 
 // Nothing the server is made of starts a process: no package reachable
 // from the gateway's handler or from the program's wiring of `sluis serve`
