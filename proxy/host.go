@@ -16,8 +16,13 @@ import (
 // translated back: absolute Location, Content-Location and Refresh URLs
 // that point at the upstream become the app's public URL, and a Set-Cookie
 // Domain naming the upstream's host is dropped (the cookie is then the
-// public host's). WebDAV's Destination, which the client writes with the
-// public URL, is translated to the upstream's.
+// public host's). What the client writes with the public origin is
+// translated to the upstream's: WebDAV's Destination, and Origin and
+// Referer when they name the app's own public origin, so that an app that
+// checks them against the Host it is asked by (Jupyter, Tornado's and
+// gorilla/websocket's WebSocket handshakes, Django's CSRF check) sees its
+// own pages' requests as same-origin. Another site's Origin or Referer is
+// left as it is, so the app still sees it as foreign.
 
 // addresses are the two sides' origins, as scheme://host[:port].
 type addresses struct {
@@ -37,16 +42,25 @@ func newAddresses(publicURL, upstream string) (addresses, error) {
 }
 
 // rewriteHost sets the request's Host and X-Forwarded-Host, and translates
-// its Destination.
+// its Destination, Origin and Referer.
 func (p *Proxy) rewriteHost(pr *httputil.ProxyRequest) {
-	pr.Out.Header.Set("X-Forwarded-Host", p.addr.public.Host)
+	h := pr.Out.Header
+	h.Set("X-Forwarded-Host", p.addr.public.Host)
 	if p.app.PreserveHost {
 		pr.Out.Host = p.addr.public.Host
 		return
 	}
-	if d := pr.Out.Header.Get("Destination"); d != "" {
-		if rest, ok := cutOrigin(d, p.addr.public); ok {
-			pr.Out.Header.Set("Destination", p.addr.upstream.String()+rest)
+	for _, name := range []string{"Destination", "Referer"} {
+		if v := h[name]; len(v) == 1 {
+			if rest, ok := cutOrigin(v[0], p.addr.public); ok {
+				h[name] = []string{p.addr.upstream.String() + rest}
+			}
+		}
+	}
+	// An origin is scheme://host[:port], never with a path.
+	if v := h["Origin"]; len(v) == 1 && !strings.HasSuffix(v[0], "/") {
+		if rest, ok := cutOrigin(v[0], p.addr.public); ok && rest == "/" {
+			h["Origin"] = []string{p.addr.upstream.String()}
 		}
 	}
 }
