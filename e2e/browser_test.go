@@ -135,7 +135,8 @@ func TestBrowserLogin(t *testing.T) {
 }
 
 // newBrowser starts headless Chromium for a test, resolving every
-// *.sluis.test host to the gateway, with certFlag (a flag that makes it
+// *.sluis.test host to the gateway and idp.test (another site, see
+// idpHost) to loopback, with certFlag (a flag that makes it
 // accept the gateway's certificate) and a profile of its own; it ends with
 // the test or after timeout. It returns the browser's first tab, with the
 // browser started: steps may then run under timeouts of their own (the
@@ -150,7 +151,7 @@ func newBrowser(t *testing.T, timeout time.Duration, certFlag chromedp.ExecAlloc
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
 		certFlag,
-		chromedp.Flag("host-resolver-rules", "MAP *.sluis.test 127.0.0.1"),
+		chromedp.Flag("host-resolver-rules", "MAP *.sluis.test 127.0.0.1, MAP "+idpHost+" 127.0.0.1"),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(900, 900),
 	)
