@@ -27,6 +27,10 @@ import (
 // addresses are the two sides' origins, as scheme://host[:port].
 type addresses struct {
 	public, upstream *url.URL
+	// publicOrigin is the public origin as a browser serializes it in
+	// Origin and Referer (scheme and host in lower case, no default
+	// port), upstreamOrigin the upstream's as its URL is written.
+	publicOrigin, upstreamOrigin string
 }
 
 func newAddresses(publicURL, upstream string) (addresses, error) {
@@ -38,7 +42,13 @@ func newAddresses(publicURL, upstream string) (addresses, error) {
 	if err != nil {
 		return addresses{}, err
 	}
-	return addresses{public: &url.URL{Scheme: pub.Scheme, Host: pub.Host}, upstream: &url.URL{Scheme: up.Scheme, Host: up.Host}}, nil
+	a := addresses{public: &url.URL{Scheme: pub.Scheme, Host: pub.Host}, upstream: &url.URL{Scheme: up.Scheme, Host: up.Host}}
+	a.publicOrigin = strings.ToLower(pub.Scheme + "://" + pub.Host)
+	if d := map[string]string{"http": ":80", "https": ":443"}[strings.ToLower(pub.Scheme)]; d != "" {
+		a.publicOrigin = strings.TrimSuffix(a.publicOrigin, d)
+	}
+	a.upstreamOrigin = a.upstream.String()
+	return a, nil
 }
 
 // rewriteHost sets the request's Host and X-Forwarded-Host, and translates
@@ -50,17 +60,21 @@ func (p *Proxy) rewriteHost(pr *httputil.ProxyRequest) {
 		pr.Out.Host = p.addr.public.Host
 		return
 	}
-	for _, name := range []string{"Destination", "Referer"} {
-		if v := h[name]; len(v) == 1 {
-			if rest, ok := cutOrigin(v[0], p.addr.public); ok {
-				h[name] = []string{p.addr.upstream.String() + rest}
-			}
+	if d := h.Get("Destination"); d != "" {
+		if rest, ok := cutOrigin(d, p.addr.public); ok {
+			h.Set("Destination", p.addr.upstream.String()+rest)
 		}
 	}
-	// An origin is scheme://host[:port], never with a path.
-	if v := h["Origin"]; len(v) == 1 && !strings.HasSuffix(v[0], "/") {
-		if rest, ok := cutOrigin(v[0], p.addr.public); ok && rest == "/" {
-			h["Origin"] = []string{p.addr.upstream.String()}
+	// A browser writes Origin and Referer in one form (see publicOrigin):
+	// they are compared byte for byte, and a value in any other form is
+	// left as it is. The values are the outgoing request's own copies
+	// (ProxyRequest.Out is a clone of In), changed in place.
+	if o := h["Origin"]; len(o) == 1 && o[0] == p.addr.publicOrigin {
+		o[0] = p.addr.upstreamOrigin
+	}
+	if r := h["Referer"]; len(r) == 1 {
+		if rest, ok := strings.CutPrefix(r[0], p.addr.publicOrigin); ok && strings.HasPrefix(rest, "/") {
+			r[0] = p.addr.upstreamOrigin + rest
 		}
 	}
 }

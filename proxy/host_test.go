@@ -69,17 +69,20 @@ func TestOriginAndRefererOfTheAppItself(t *testing.T) {
 		name, value, want string
 	}{
 		{"Origin", "https://wiki.test:8443", up},
-		{"Origin", "https://WIKI.test:8443", up},
+		{"Origin", "https://WIKI.test:8443", "https://WIKI.test:8443"},           // not as a browser writes it: left
 		{"Origin", "https://wiki.test", "https://wiki.test"},                     // another port: another origin
 		{"Origin", "http://wiki.test:8443", "http://wiki.test:8443"},             // another scheme
 		{"Origin", "https://hr.test:8443", "https://hr.test:8443"},               // another app
 		{"Origin", "https://evil.example", "https://evil.example"},               // another site
+		{"Origin", "https://wiki.test:84431", "https://wiki.test:84431"},         // another port
 		{"Origin", "https://wiki.test:8443.evil", "https://wiki.test:8443.evil"}, // not a port
-		{"Origin", "null", "null"},
-		{"Origin", "https://wiki.test:8443/x", "https://wiki.test:8443/x"}, // not an origin
-		{"Origin", "https://wiki.test:8443/", "https://wiki.test:8443/"},
+		{"Origin", "null", "null"},                                               // an opaque origin
+		{"Origin", "https://wiki.test:8443/", "https://wiki.test:8443/"},         // not an origin
 		{"Referer", "https://wiki.test:8443/notebooks/a%20b.ipynb?x=1", up + "/notebooks/a%20b.ipynb?x=1"},
-		{"Referer", "https://wiki.test:8443", up + "/"},
+		{"Referer", "https://wiki.test:8443/", up + "/"},
+		{"Referer", "https://wiki.test:84431/", "https://wiki.test:84431/"},
+		{"Referer", "https://wiki.test:8443.evil/", "https://wiki.test:8443.evil/"},
+		{"Referer", "https://wiki.test:8443@evil.example/", "https://wiki.test:8443@evil.example/"},
 		{"Referer", "https://evil.example/https://wiki.test:8443/", "https://evil.example/https://wiki.test:8443/"},
 		{"Referer", "https://anna@wiki.test:8443/", "https://anna@wiki.test:8443/"},
 		{"Destination", "https://wiki.test:8443/dav/b.txt", up + "/dav/b.txt"},
@@ -109,6 +112,22 @@ func TestOriginAndRefererOfTheAppItself(t *testing.T) {
 		two := []string{"https://wiki.test:8443", "https://evil.example"}
 		if got := rewrite(http.Header{"Origin": two}); !slices.Equal(got["Origin"], two) {
 			t.Errorf("preserve_host %v: two Origin values became %q", preserve, got["Origin"])
+		}
+	}
+}
+
+// The public origin is written as browsers write it: lower case, no
+// default port.
+func TestPublicOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://wiki.test:8443": "https://wiki.test:8443",
+		"https://wiki.test:443":  "https://wiki.test",
+		"https://Wiki.Test":      "https://wiki.test",
+		"http://wiki.test:80":    "http://wiki.test",
+	} {
+		a, err := newAddresses(in, "http://127.0.0.1:9001")
+		if err != nil || a.publicOrigin != want || a.upstreamOrigin != "http://127.0.0.1:9001" {
+			t.Errorf("newAddresses(%q): %q, %q, %v; want public origin %q", in, a.publicOrigin, a.upstreamOrigin, err, want)
 		}
 	}
 }
