@@ -203,7 +203,8 @@ type App struct {
 	CrossSitePost bool
 	// PreserveHost sends the public host name (with the port when it is
 	// not 443) to the upstream instead of the upstream's own, and leaves
-	// its absolute URLs as they are.
+	// its absolute URLs, and the client's Origin, Referer and Destination,
+	// as they are.
 	PreserveHost bool
 	// ResponseHeaderTimeout is how long the app may take to send its
 	// response head; zero means 60s.

@@ -313,9 +313,10 @@ type App struct {
 	CrossSitePost string `yaml:"cross_site_post"`
 	// PreserveHost sends the public host name (with the port when it is
 	// not 443) to the upstream. Without it (the default) the upstream is
-	// asked for by its own address, and its absolute Location,
+	// asked for by its own address, its absolute Location,
 	// Content-Location and Refresh URLs and Set-Cookie domains are
-	// translated to the public ones.
+	// translated to the public ones, and the client's Destination, and
+	// Origin and Referer naming the app, to the upstream's.
 	PreserveHost bool `yaml:"preserve_host"`
 	// Timeouts of requests to the app; zero values mean the defaults.
 	Timeouts AppTimeouts `yaml:"timeouts"`

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 	"github.com/sluis-gateway/sluis/mfa"
@@ -29,7 +31,7 @@ func TestBrowserLogoutLeavesNoAppPageBehind(t *testing.T) {
 	t.Cleanup(app.Close)
 	g := testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: app.URL, Groups: []string{"staff"}, MFA: true})
 	secret := g.AddUser("anna", pw, "staff")
-	bctx := newBrowser(t, 90*time.Second, ignoreCertificates)
+	b := &tab{t: t, ctx: newBrowser(t, 90*time.Second, ignoreCertificates), logs: g.Logs}
 
 	code := func() string {
 		now := time.Now()
@@ -40,80 +42,71 @@ func TestBrowserLogoutLeavesNoAppPageBehind(t *testing.T) {
 		g.UseCode("anna", mfa.Step(now))
 		return c
 	}
-	var record string
-	err := chromedp.Do(bctx,
+	b.step("the app page sends a browser without a session to the login page", stepTime,
 		chromedp.Navigate(g.URL(wikiHost, "/record")),
-		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.WaitVisible(chromedp.ID("username")))
+	b.step("the password leads to the code form", stepTime,
 		chromedp.SendKeys(chromedp.ID("username"), "anna"),
 		chromedp.SendKeys(chromedp.ID("password"), pw),
 		chromedp.Submit(chromedp.ID("password")),
-		chromedp.WaitVisible(chromedp.ID("code")),
-	)
-	if err != nil {
-		t.Fatalf("login: %v\n%s", err, g.Logs())
-	}
-	err = chromedp.Do(bctx,
+		chromedp.WaitVisible(chromedp.ID("code")))
+	var record string
+	b.step("the code leads to the app's record", stepTime,
 		chromedp.SendKeys(chromedp.ID("code"), code()),
 		chromedp.Submit(chromedp.ID("code")),
 		chromedp.WaitVisible(chromedp.ID("record")),
-		into(&record, chromedp.Text(chromedp.ID("record"))),
-	)
-	if err != nil || !strings.Contains(record, marker) {
-		t.Fatalf("app page: %q, %v\n%s", record, err, g.Logs())
+		into(&record, chromedp.Text(chromedp.ID("record"))))
+	if !strings.Contains(record, marker) {
+		t.Fatalf("the app page shows %q, not the record", record)
 	}
-	err = chromedp.Do(bctx,
+	b.step("the launcher's logout button leads to the login page", stepTime,
 		chromedp.Navigate(g.URL(g.Portal, "/")),
 		chromedp.WaitVisible(chromedp.CSS(".logout button")),
 		chromedp.Click(chromedp.CSS(".logout button")),
-		chromedp.WaitVisible(chromedp.ID("username")),
-	)
+		chromedp.WaitVisible(chromedp.ID("username")))
+	after, err := b.page()
 	if err != nil {
-		t.Fatalf("logout: %v\n%s", err, g.Logs())
+		t.Fatal(err)
 	}
 
 	// Going back to the app page: the history entry is there, its
 	// content must not be.
-	hist, err := chromedp.Run(bctx, chromedp.NavigationEntries())
+	hist, err := chromedp.Run(b.ctx, chromedp.NavigationEntries())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cur, entries := hist.CurrentIndex, hist.Entries
 	back := int64(-1)
-	for i, e := range entries {
-		if int64(i) < cur && e.URL == g.URL(wikiHost, "/record") {
+	for i, e := range hist.Entries {
+		if int64(i) < hist.CurrentIndex && e.URL == g.URL(wikiHost, "/record") {
 			back = e.ID
 		}
 	}
 	if back < 0 {
-		t.Fatalf("no history entry of the app page in %d entries", len(entries))
+		t.Fatalf("no history entry of the app page in %d entries", len(hist.Entries))
 	}
-	var body, loc string
-	// A page restored from the back/forward cache fires no load event, on
-	// which the navigation waits: give it a while, then look at the page.
-	backCtx, cancel := context.WithTimeout(bctx, 10*time.Second)
-	if err := chromedp.Do(backCtx, chromedp.NavigateToHistoryEntry(back)); err != nil {
-		t.Logf("going back: %v", err)
-	}
-	cancel()
-	err = chromedp.Do(bctx,
-		chromedp.Sleep(time.Second),
-		chromedp.WaitReady("body"),
-		into(&body, chromedp.Text("body")),
-		into(&loc, chromedp.Location()),
-	)
+	// A page restored from the back/forward cache fires no load event:
+	// send the command without waiting for one, and wait for the tab to
+	// show another page than the one logout left.
+	b.step("going back is accepted", stepTime, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.NavigateToHistoryEntry, page.NavigateToHistoryEntryParams{EntryID: back})
+		return err
+	}))
+	b.until("going back shows another page than the login page after logout", stepTime,
+		fmt.Sprintf(`location.href !== %q && document.readyState === "complete"`, after.URL))
+	back1, err := b.page()
 	if err != nil {
-		t.Fatalf("going back: %v", err)
+		t.Fatal(err)
 	}
-	if strings.Contains(body, marker) {
-		t.Fatalf("going back after logout shows the app page at %s: %q", loc, body)
+	if strings.Contains(back1.Text, marker) {
+		t.Fatalf("going back after logout shows the app page at %s: %q", back1.URL, back1.Text)
 	}
+	b.step("going back after logout shows the login page", stepTime, chromedp.WaitVisible(chromedp.ID("username")))
+
 	// Opening it again: the login page, not the record.
-	err = chromedp.Do(bctx,
+	b.step("opening the app page after logout shows the login page", stepTime,
 		chromedp.Navigate(g.URL(wikiHost, "/record")),
-		chromedp.WaitVisible(chromedp.ID("username")),
-		into(&body, chromedp.Text("body")),
-	)
-	if err != nil || strings.Contains(body, marker) {
-		t.Fatalf("opening the app page after logout: %v, %q", err, body)
+		chromedp.WaitVisible(chromedp.ID("username")))
+	if p, err := b.page(); err != nil || strings.Contains(p.Text, marker) {
+		t.Fatalf("opening the app page after logout: %v, %q", err, p.Text)
 	}
 }

@@ -135,9 +135,12 @@ func TestBrowserLogin(t *testing.T) {
 }
 
 // newBrowser starts headless Chromium for a test, resolving every
-// *.sluis.test host to the gateway, with certFlag (a flag that makes it
+// *.sluis.test host to the gateway and idp.test (another site, see
+// idpHost) to loopback, with certFlag (a flag that makes it
 // accept the gateway's certificate) and a profile of its own; it ends with
-// the test or after timeout. It returns the browser's first tab.
+// the test or after timeout. It returns the browser's first tab, with the
+// browser started: steps may then run under timeouts of their own (the
+// first run on a context binds the browser's life to that run's context).
 func newBrowser(t *testing.T, timeout time.Duration, certFlag chromedp.ExecAllocatorOption) context.Context {
 	exe := chromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -148,7 +151,7 @@ func newBrowser(t *testing.T, timeout time.Duration, certFlag chromedp.ExecAlloc
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
 		certFlag,
-		chromedp.Flag("host-resolver-rules", "MAP *.sluis.test 127.0.0.1"),
+		chromedp.Flag("host-resolver-rules", "MAP *.sluis.test 127.0.0.1, MAP "+idpHost+" 127.0.0.1"),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(900, 900),
 	)
@@ -158,6 +161,9 @@ func newBrowser(t *testing.T, timeout time.Duration, certFlag chromedp.ExecAlloc
 	t.Cleanup(cancelAlloc)
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
 	return bctx
 }
 

@@ -16,12 +16,21 @@ import (
 // translated back: absolute Location, Content-Location and Refresh URLs
 // that point at the upstream become the app's public URL, and a Set-Cookie
 // Domain naming the upstream's host is dropped (the cookie is then the
-// public host's). WebDAV's Destination, which the client writes with the
-// public URL, is translated to the upstream's.
+// public host's). What the client writes with the public origin is
+// translated to the upstream's: WebDAV's Destination, and Origin and
+// Referer when they name the app's own public origin, so that an app that
+// checks them against the Host it is asked by (Jupyter, Tornado's and
+// gorilla/websocket's WebSocket handshakes, Django's CSRF check) sees its
+// own pages' requests as same-origin. Another site's Origin or Referer is
+// left as it is, so the app still sees it as foreign.
 
 // addresses are the two sides' origins, as scheme://host[:port].
 type addresses struct {
 	public, upstream *url.URL
+	// publicOrigin is the public origin as a browser serializes it in
+	// Origin and Referer (scheme and host in lower case, no default
+	// port), upstreamOrigin the upstream's as its URL is written.
+	publicOrigin, upstreamOrigin string
 }
 
 func newAddresses(publicURL, upstream string) (addresses, error) {
@@ -33,20 +42,39 @@ func newAddresses(publicURL, upstream string) (addresses, error) {
 	if err != nil {
 		return addresses{}, err
 	}
-	return addresses{public: &url.URL{Scheme: pub.Scheme, Host: pub.Host}, upstream: &url.URL{Scheme: up.Scheme, Host: up.Host}}, nil
+	a := addresses{public: &url.URL{Scheme: pub.Scheme, Host: pub.Host}, upstream: &url.URL{Scheme: up.Scheme, Host: up.Host}}
+	a.publicOrigin = strings.ToLower(pub.Scheme + "://" + pub.Host)
+	if d := map[string]string{"http": ":80", "https": ":443"}[strings.ToLower(pub.Scheme)]; d != "" {
+		a.publicOrigin = strings.TrimSuffix(a.publicOrigin, d)
+	}
+	a.upstreamOrigin = a.upstream.String()
+	return a, nil
 }
 
 // rewriteHost sets the request's Host and X-Forwarded-Host, and translates
-// its Destination.
+// its Destination, Origin and Referer.
 func (p *Proxy) rewriteHost(pr *httputil.ProxyRequest) {
-	pr.Out.Header.Set("X-Forwarded-Host", p.addr.public.Host)
+	h := pr.Out.Header
+	h.Set("X-Forwarded-Host", p.addr.public.Host)
 	if p.app.PreserveHost {
 		pr.Out.Host = p.addr.public.Host
 		return
 	}
-	if d := pr.Out.Header.Get("Destination"); d != "" {
+	if d := h.Get("Destination"); d != "" {
 		if rest, ok := cutOrigin(d, p.addr.public); ok {
-			pr.Out.Header.Set("Destination", p.addr.upstream.String()+rest)
+			h.Set("Destination", p.addr.upstream.String()+rest)
+		}
+	}
+	// A browser writes Origin and Referer in one form (see publicOrigin):
+	// they are compared byte for byte, and a value in any other form is
+	// left as it is. The values are the outgoing request's own copies
+	// (ProxyRequest.Out is a clone of In), changed in place.
+	if o := h["Origin"]; len(o) == 1 && o[0] == p.addr.publicOrigin {
+		o[0] = p.addr.upstreamOrigin
+	}
+	if r := h["Referer"]; len(r) == 1 {
+		if rest, ok := strings.CutPrefix(r[0], p.addr.publicOrigin); ok && strings.HasPrefix(rest, "/") {
+			r[0] = p.addr.upstreamOrigin + rest
 		}
 	}
 }

@@ -16,6 +16,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 # OpenLDAP: the directory tests run a real slapd.
 [ -x /usr/sbin/slapd ] || missing+=(slapd)
+# Jupyter Notebook: TestJupyterNotebookThroughSluis runs a notebook cell in
+# Chromium through sluis (its kernel, python3-ipykernel, comes with it).
+command -v jupyter-notebook >/dev/null 2>&1 || missing+=(jupyter-notebook)
 # OpenSSL's s_server: a TLS server with suites Go refuses to speak.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Apache httpd with mod_dav: e2e's TestWebDAV* tests put a real WebDAV
@@ -29,7 +32,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo=sudo
 	$sudo apt-get update -qq
+	# The packages' system services (Apache on :80, RabbitMQ and epmd on
+	# every interface) are not started: the tests start their own, on
+	# loopback. invoke-rc.d and deb-systemd-invoke ask policy-rc.d.
+	policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		policy=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+		$sudo chmod 755 "$policy"
+	fi
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	[ -z "$policy" ] || $sudo rm -f "$policy"
 fi
 
 export SLUIS_REQUIRE_INTEGRATION=1
