@@ -274,6 +274,9 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 	if idle == 0 {
 		idle = DefaultIdleTimeout
 	}
+	// The counts are kept apart from the results: returning while the
+	// client's reader still adds would be a race on a named result.
+	var upN, downN atomic.Int64
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	upDone, downDone := make(chan struct{}), make(chan struct{})
@@ -290,7 +293,7 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 					cancel(werr)
 					return
 				}
-				atomic.AddInt64(&up, int64(n))
+				upN.Add(int64(n))
 			}
 			if err != nil {
 				// The client closed its side: half-close towards the target
@@ -330,7 +333,7 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 					cancel(ferr)
 					return
 				}
-				atomic.AddInt64(&down, int64(n))
+				downN.Add(int64(n))
 			}
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
@@ -353,7 +356,7 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 			if targetErr != nil {
 				why = "closed by the target with an error: " + targetErr.Error()
 			}
-			return atomic.LoadInt64(&up), atomic.LoadInt64(&down), why
+			return upN.Load(), downN.Load(), why
 		case <-ctx.Done():
 			// Closing the target unblocks its reader, and the deadlines
 			// unblock a write to a client that stopped reading; the
@@ -369,7 +372,7 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 			} else if errors.Is(c, errIdle) {
 				why = "idle timeout"
 			}
-			return atomic.LoadInt64(&up), atomic.LoadInt64(&down), why
+			return upN.Load(), downN.Load(), why
 		case <-tick.C:
 			if time.Since(time.Unix(0, last.Load())) > idle {
 				cancel(errIdle)
