@@ -121,16 +121,17 @@ func Decide(who sluis.Identity, app sluis.App, req Request, sit Situation) Decis
 	if i < 0 {
 		return Decision{Outcome: Deny, Status: 403, Rule: -1, Reason: "no rule of the app covers " + describe(req)}
 	}
-	rule := app.Allow[i]
+	rule := &app.Allow[i]
+	needMFA, needKey := rule.MFA, rule.PhishingResistant
 	if app.KeyAtStrict && sit.Level == sluis.LevelStrict {
-		rule.MFA, rule.PhishingResistant = true, true
+		needMFA, needKey = true, true
 	}
 	listed, why := member(rule, who)
 	var unmet []string
 	if !listed {
 		unmet = append(unmet, why)
 	}
-	if rule.MFA && !who.MFA {
+	if needMFA && !who.MFA {
 		unmet = append(unmet, "needs a second factor")
 	}
 	placeOK := len(rule.Networks) == 0 || inNetworks(rule.Networks, req.Source)
@@ -141,7 +142,7 @@ func Decide(who sluis.Identity, app sluis.App, req Request, sit Situation) Decis
 	if !timeOK {
 		unmet = append(unmet, "outside hours "+hoursText(rule.Hours, sit.Zone))
 	}
-	keyOK := !rule.PhishingResistant || who.PhishingResistant()
+	keyOK := !needKey || who.PhishingResistant()
 	if !keyOK {
 		unmet = append(unmet, "needs a passkey")
 	}
@@ -210,7 +211,7 @@ func Choose(rules []sluis.Rule, req Request) int {
 
 // member reports whether who is one of the rule's users or in one of its
 // groups, and says why or what is needed.
-func member(r sluis.Rule, who sluis.Identity) (bool, string) {
+func member(r *sluis.Rule, who sluis.Identity) (bool, string) {
 	if len(r.Users) == 0 && len(r.Groups) == 0 {
 		return false, "needs a rule that lists users or groups (this one allows nobody)"
 	}
