@@ -274,7 +274,9 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		tlsConf.Certificates = []tls.Certificate{cert}
 	}
 
-	base := gateway.BaseURLFunc(port)
+	// URLs carry the port users reach: public_url's behind a balancer.
+	publicPort := c.PublicPort(port)
+	base := gateway.BaseURLFunc(publicPort)
 	signer, err := assertion.NewSigner(base(c.Portal), sigKey, keys.KeyID(&sigKey.PublicKey))
 	if err != nil {
 		return err
@@ -299,7 +301,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		rec.Forward = fw.Forward
 		go fw.Run(watchCtx)
 	}
-	opts := gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port, Log: log,
+	opts := gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
 		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec,
 		ConnAbuse: func(report func(ctx context.Context, src, rule, detail string)) {
 			conns.Abuse = func(src, rule, detail string) { report(watchCtx, src, rule, detail) }
