@@ -30,6 +30,7 @@ import (
 	"github.com/sluis-gateway/sluis/directory"
 	"github.com/sluis-gateway/sluis/gateway"
 	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/proxyproto"
 	"github.com/sluis-gateway/sluis/sso"
 	"github.com/sluis-gateway/sluis/store/sqlite"
 )
@@ -256,6 +257,19 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	defer conns.Close()
 	log.Info("sluis: connection limits", "max", conns.Max, "max_per_source", conns.MaxPerSource, "open_files_limit", fileLimit,
 		"header_timeout", conns.HeaderTimeout, "idle_timeout", c.Connections.IdleTimeout.D())
+	// Behind balancers: theirs are not capped as one source (each stands
+	// for many clients); with the PROXY protocol each connection is
+	// counted under the client its header names. The listener order is
+	// raw, caps, PROXY protocol, TLS.
+	var public net.Listener = conns
+	if proxies := c.Proxies(); len(proxies.Trusted) > 0 {
+		conns.Exempt = proxies.Trusts
+		if c.ProxyProtocol {
+			public = &proxyproto.Listener{Listener: conns, Trusted: proxies.Trusts, Timeout: c.Connections.HeaderTimeout.D(), Log: log}
+		}
+		log.Info("sluis: behind trusted proxies", "trusted_proxies", strings.Join(c.TrustedProxies, ","),
+			"forwarded_header", proxies.Header, "proxy_protocol", c.ProxyProtocol)
+	}
 
 	hosts := append([]string{c.Portal}, c.AppHosts()...)
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: aeadSuites, NextProtos: []string{"h2", "http/1.1"}}
@@ -356,7 +370,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		ErrorLog: conns.ErrorLog(log),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(conns, "", "") }()
+	go func() { errc <- srv.ServeTLS(public, "", "") }()
 	fmt.Fprintf(e.stdout, "sluis: portal at %s/\n", base(c.Portal))
 	for _, a := range c.Apps {
 		if a.TCP != "" {
