@@ -1,0 +1,215 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluis-gateway/sluis/internal/haproxytest"
+	"github.com/sluis-gateway/sluis/internal/testenv"
+)
+
+// The load balancers the gateway is tested behind: a real HAProxy in HTTP
+// mode (it terminates TLS with a certificate of its own, adds
+// X-Forwarded-For, and speaks TLS to the gateway, verifying it with the
+// gateway's CA) and in TCP mode (TLS passes through to the gateway,
+// preceded by a PROXY protocol v2 header). Either way the gateway sees
+// every connection come from 127.0.0.1, the balancer, and trusts it.
+var balancers = []struct {
+	name  string
+	mode  string
+	extra string
+}{
+	{"HTTP mode with X-Forwarded-For", "http", ""},
+	{"TCP mode with the PROXY protocol v2", "tcp", "proxy_protocol: true\n"},
+}
+
+const opsHost = "ops.sluis.test"
+
+// behind starts a gateway with public_url and trusted_proxies behind a
+// HAProxy in mode, with the apps of setup and ops (for ann and bob, from
+// 127.0.0.2 only). Its clients connect to HAProxy.
+func behind(t *testing.T, mode, extra string) (*world, *haproxytest.HAProxy) {
+	t.Helper()
+	port := haproxytest.FreePort()
+	w := &world{wiki: newUpstream(t), hr: newUpstream(t)}
+	ops := newUpstream(t)
+	w.g = testenv.StartWith(t, fmt.Sprintf("public_url: https://login.sluis.test:%d\ntrusted_proxies: [127.0.0.1/32]\n%s", port, extra),
+		testenv.App{Name: "wiki", Host: wikiHost, Upstream: w.wiki.URL, Groups: []string{"staff"}, MFA: true},
+		testenv.App{Name: "hr", Host: hrHost, Upstream: w.hr.URL, Groups: []string{"hr"}, MFA: true},
+		testenv.App{Name: "ops", Host: opsHost, Upstream: ops.URL, NoAllow: true,
+			Extra: "    allow:\n      users: [ann, bob]\n      mfa: true\n      networks: [127.0.0.2/32]\n"},
+	)
+	cfg := haproxytest.Config{Mode: mode, Backend: w.g.Addr(), Port: port}
+	if mode == "http" {
+		cfg.Hosts = []string{w.g.Portal, wikiHost, hrHost, opsHost}
+		cfg.BackendCA, cfg.BackendName = filepath.Join(w.g.Dir, "data", "ca.pem"), w.g.Portal
+	} else {
+		cfg.SendProxy = true
+	}
+	h := haproxytest.Start(t, cfg)
+	w.g.Front, w.g.FrontCA, w.g.PublicPort = h.Addr, h.CA, h.Port
+	return w, h
+}
+
+// Behind a balancer every user is still told apart: logins work and are
+// recorded under the user's own address, the URLs the gateway builds carry
+// the balancer's port, a client that probes is blocked alone (though it
+// names another client in X-Forwarded-For), and policy networks see the
+// user's address.
+func TestBehindBalancer(t *testing.T) {
+	for _, b := range balancers {
+		t.Run(b.name, func(t *testing.T) {
+			w, h := behind(t, b.mode, b.extra)
+			g := w.g
+			annSecret := g.AddUser("ann", pw, "staff")
+			bobSecret := g.AddUser("bob", pw, "staff")
+
+			// Redirects carry the balancer's port, not the gateway's.
+			ann := g.ClientFrom("127.0.0.2")
+			p := g.Get(ann, g.URL(wikiHost, "/start"))
+			loc, err := url.Parse(p.Header.Get("Location"))
+			if p.StatusCode != http.StatusSeeOther || err != nil || loc.Host != fmt.Sprintf("%s:%d", g.Portal, h.Port) ||
+				loc.Query().Get("rd") != fmt.Sprintf("https://%s:%d/start", wikiHost, h.Port) {
+				t.Fatalf("redirect to login: %d %q", p.StatusCode, p.Header.Get("Location"))
+			}
+			// Login through the balancer, back to the app: the return URL
+			// with the balancer's port is accepted, and the app learns
+			// the user's address and the public host.
+			if p := g.Login(ann, g.URL(wikiHost, "/start"), "ann", pw, annSecret); p.StatusCode != http.StatusOK || p.Request.URL.Port() != fmt.Sprint(h.Port) {
+				t.Fatalf("login through the balancer: %d at %s\n%s", p.StatusCode, p.Request.URL, p.Body)
+			}
+			up := w.wiki.last(t)
+			if got := up.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.2" {
+				t.Fatalf("the app got X-Forwarded-For %q, want the user's address alone", got)
+			}
+			if got := up.Header.Get("X-Forwarded-Host"); got != fmt.Sprintf("%s:%d", wikiHost, h.Port) {
+				t.Fatalf("the app got X-Forwarded-Host %q", got)
+			}
+			// The policy's networks see the user's address: ann, from
+			// 127.0.0.2, may use ops; bob, from 127.0.0.4, may not.
+			if p := g.Get(ann, g.URL(opsHost, "/")); p.StatusCode != http.StatusSeeOther {
+				t.Fatalf("ops for ann: %d", p.StatusCode)
+			} else if p = g.Follow(ann, p); p.StatusCode != http.StatusOK {
+				t.Fatalf("ops for ann from 127.0.0.2: %d\n%s", p.StatusCode, p.Body)
+			}
+			bob := g.ClientFrom("127.0.0.4")
+			if p := g.Login(bob, g.URL(wikiHost, "/start"), "bob", pw, bobSecret); p.StatusCode != http.StatusOK {
+				t.Fatalf("bob's login: %d", p.StatusCode)
+			}
+			if p := g.Follow(bob, g.Get(bob, g.URL(opsHost, "/"))); p.StatusCode != http.StatusForbidden {
+				t.Fatalf("ops for bob from 127.0.0.4: %d, want 403", p.StatusCode)
+			}
+
+			// A scanner behind the same balancer probes, naming ann's
+			// address in X-Forwarded-For: it is blocked, and only it.
+			scanner := g.ClientFrom("127.0.0.3")
+			for range 10 {
+				req, _ := http.NewRequest("GET", g.URL(g.Portal, "/vpns/cfg/smb.conf"), nil)
+				req.Header.Set("X-Forwarded-For", "127.0.0.2")
+				g.Do(scanner, req)
+			}
+			if p := g.Get(scanner, g.URL(g.Portal, "/login")); p.StatusCode != http.StatusForbidden || !strings.Contains(p.Body, "your network address are blocked") {
+				t.Fatalf("the scanner after its probes: %d\n%s", p.StatusCode, p.Body)
+			}
+			list := g.MustCLI("", "block", "list")
+			if !strings.Contains(list, "127.0.0.3/32  automatic") || strings.Contains(list, "127.0.0.1/") || strings.Contains(list, "127.0.0.2/") {
+				t.Fatalf("block list:\n%s", list)
+			}
+			// Ann, behind the same balancer, is still served, and so is
+			// somebody new.
+			if p := g.Get(ann, g.URL(wikiHost, "/start")); p.StatusCode != http.StatusOK {
+				t.Fatalf("ann after the scanner's block: %d", p.StatusCode)
+			}
+			if p := g.Get(g.ClientFrom("127.0.0.5"), g.URL(g.Portal, "/login")); p.StatusCode != http.StatusOK {
+				t.Fatalf("a new client after the scanner's block: %d", p.StatusCode)
+			}
+
+			// The audit trail names the users' and the scanner's
+			// addresses, never the balancer's.
+			sources := map[string]string{}
+			for _, ev := range assertAudit(t, g, "login.success", "security.probe", "security.blocked", "access.denied") {
+				src, _ := ev["source"].(string)
+				if src == "127.0.0.1" {
+					t.Errorf("event with the balancer's address: %v", ev)
+				}
+				typ, _ := ev["type"].(string)
+				if user, _ := ev["user"].(string); user != "" {
+					typ += " " + user
+				}
+				if _, ok := sources[typ]; !ok {
+					sources[typ] = src
+				}
+			}
+			for typ, want := range map[string]string{"login.success ann": "127.0.0.2", "login.success bob": "127.0.0.4",
+				"access.denied bob": "127.0.0.4", "security.probe": "127.0.0.3", "security.blocked": "127.0.0.3"} {
+				if sources[typ] != want {
+					t.Errorf("%s from %q, want %s", typ, sources[typ], want)
+				}
+			}
+		})
+	}
+}
+
+// Straight to the gateway, past the balancer, X-Forwarded-For and
+// Forwarded are a client's words and change nothing: probes that name
+// another address block the prober, and a PROXY header from a client is
+// refused (it would name any address it liked).
+func TestBehindBalancerForgedHeadersFromElsewhere(t *testing.T) {
+	for _, b := range balancers {
+		t.Run(b.name, func(t *testing.T) {
+			w, _ := behind(t, b.mode, b.extra)
+			g := w.g
+			direct := g.ClientTo(g.Addr(), g.CA, "127.0.0.6")
+			for range 10 {
+				req, _ := http.NewRequest("GET", g.URL(g.Portal, "/vpns/cfg/smb.conf"), nil)
+				req.URL.Host = fmt.Sprintf("%s:%d", g.Portal, g.Port)
+				req.Header.Set("X-Forwarded-For", "127.0.0.2")
+				req.Header.Set("Forwarded", "for=127.0.0.2")
+				g.Do(direct, req)
+			}
+			list := g.MustCLI("", "block", "list")
+			if !strings.Contains(list, "127.0.0.6/32  automatic") || strings.Contains(list, "127.0.0.2/") {
+				t.Fatalf("block list after forged probes:\n%s", list)
+			}
+			// 127.0.0.2 is still served, through the balancer.
+			if p := g.Get(g.ClientFrom("127.0.0.2"), g.URL(g.Portal, "/login")); p.StatusCode != http.StatusOK {
+				t.Fatalf("the named address after the forger's block: %d", p.StatusCode)
+			}
+			for _, ev := range assertAudit(t, g, "security.probe") {
+				if ev["type"] == "security.probe" && ev["source"] != "127.0.0.6" {
+					t.Errorf("probe recorded from %v", ev["source"])
+				}
+			}
+
+			// A PROXY header from a client that is not a trusted proxy:
+			// the connection is closed, with or without proxy_protocol
+			// (without it, the header is no TLS and fails the handshake).
+			d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.7")}}
+			conn, err := d.Dial("tcp", g.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(conn, "PROXY TCP4 127.0.0.2 127.0.0.1 40000 %d\r\n", g.Port)
+			tc := tls.Client(conn, g.TLSConfig(g.Portal))
+			if err := tc.Handshake(); err == nil {
+				tc.Write([]byte("GET /login HTTP/1.1\r\nHost: " + g.Portal + "\r\n\r\n"))
+				resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+				if err == nil {
+					body, _ := io.ReadAll(resp.Body)
+					t.Fatalf("a client's PROXY header was taken: %s\n%s", resp.Status, body)
+				}
+			}
+		})
+	}
+}
