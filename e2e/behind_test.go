@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/sluis-gateway/sluis/internal/haproxytest"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
@@ -211,5 +212,62 @@ func TestBehindBalancerForgedHeadersFromElsewhere(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A passkey is bound to the portal's origin as users see it: behind a TCP
+// balancer (TLS passes through, so Chromium trusts the gateway's own key)
+// on another port than the gateway's, a person adds a passkey at the
+// balancer's origin and logs in with it alone, in a real browser.
+func TestBehindBalancerPasskeys(t *testing.T) {
+	w, h := behind(t, "tcp", "proxy_protocol: true\n")
+	g := w.g
+	secret := g.AddUser("ann", pw, "staff")
+	bctx := passkeyBrowser(t, g)
+	var keys, at string
+	err := chromedp.Do(bctx,
+		chromedp.Navigate(g.URL(wikiHost, "/start")),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), "ann"),
+		chromedp.SendKeys(chromedp.ID("password"), pw),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(chromedp.ID("code")),
+		chromedp.SendKeys(chromedp.ID("code"), g.Code("ann", secret)),
+		chromedp.Submit(chromedp.ID("code")),
+		chromedp.WaitVisible(chromedp.CSS("pre")),
+		chromedp.Navigate(g.URL(g.Portal, "/passkeys")),
+		chromedp.WaitVisible(chromedp.ID("passkey-name")),
+		chromedp.SendKeys(chromedp.ID("passkey-name"), "laptop"),
+		chromedp.Click(chromedp.ID("passkey-add")),
+	)
+	if err == nil {
+		err = waitOrStatus(bctx, chromedp.CSS("td.key-name"))
+	}
+	if err == nil {
+		err = chromedp.Do(bctx, into(&keys, chromedp.Text(chromedp.CSS("table.keys"))))
+	}
+	if err != nil || !strings.Contains(keys, "laptop") {
+		t.Fatalf("adding a passkey at port %d: %v %q\n%s", h.Port, err, keys, g.Logs())
+	}
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(g.URL(g.Portal, "/")),
+		chromedp.WaitVisible(chromedp.CSS(".logout button")),
+		chromedp.Click(chromedp.CSS(".logout button")),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.Navigate(g.URL(wikiHost, "/start")),
+		chromedp.WaitVisible(chromedp.ID("passkey-login")),
+		chromedp.Click(chromedp.ID("passkey-login")),
+	)
+	if err == nil {
+		err = waitOrStatus(bctx, chromedp.CSS("pre"))
+	}
+	if err == nil {
+		err = chromedp.Do(bctx, into(&at, chromedp.Location()))
+	}
+	if err != nil || at != g.URL(wikiHost, "/start") {
+		t.Fatalf("passwordless login through the balancer: %v, at %q\n%s", err, at, g.Logs())
+	}
+	if audit := g.MustCLI("", "audit"); !strings.Contains(audit, "passwordless") {
+		t.Fatalf("no passwordless login in the audit trail:\n%s", audit)
 	}
 }
