@@ -23,7 +23,9 @@ import (
 // X-Forwarded-For, and speaks TLS to the gateway, verifying it with the
 // gateway's CA) and in TCP mode (TLS passes through to the gateway,
 // preceded by a PROXY protocol v2 header). Either way the gateway sees
-// every connection come from 127.0.0.1, the balancer, and trusts it.
+// every connection come from 127.0.0.9, the balancer, and trusts it;
+// clients connect from other addresses (127.0.0.1 for those that cannot
+// choose, such as Chromium and sluis connect).
 var balancers = []struct {
 	name  string
 	mode  string
@@ -33,7 +35,11 @@ var balancers = []struct {
 	{"TCP mode with the PROXY protocol v2", "tcp", "proxy_protocol: true\n"},
 }
 
-const opsHost = "ops.sluis.test"
+const (
+	opsHost = "ops.sluis.test"
+	// balancerAddr is where the balancer connects to the gateway from.
+	balancerAddr = "127.0.0.9"
+)
 
 // behind starts a gateway with public_url and trusted_proxies behind a
 // HAProxy in mode, with the apps of setup and ops (for ann and bob, from
@@ -43,13 +49,13 @@ func behind(t *testing.T, mode, extra string) (*world, *haproxytest.HAProxy) {
 	port := haproxytest.FreePort()
 	w := &world{wiki: newUpstream(t), hr: newUpstream(t)}
 	ops := newUpstream(t)
-	w.g = testenv.StartWith(t, fmt.Sprintf("public_url: https://login.sluis.test:%d\ntrusted_proxies: [127.0.0.1/32]\n%s", port, extra),
+	w.g = testenv.StartWith(t, fmt.Sprintf("public_url: https://login.sluis.test:%d\ntrusted_proxies: [127.0.0.9/32]\n%s", port, extra),
 		testenv.App{Name: "wiki", Host: wikiHost, Upstream: w.wiki.URL, Groups: []string{"staff"}, MFA: true},
 		testenv.App{Name: "hr", Host: hrHost, Upstream: w.hr.URL, Groups: []string{"hr"}, MFA: true},
 		testenv.App{Name: "ops", Host: opsHost, Upstream: ops.URL, NoAllow: true,
 			Extra: "    allow:\n      users: [ann, bob]\n      mfa: true\n      networks: [127.0.0.2/32]\n"},
 	)
-	cfg := haproxytest.Config{Mode: mode, Backend: w.g.Addr(), Port: port}
+	cfg := haproxytest.Config{Mode: mode, Backend: w.g.Addr(), Port: port, Source: balancerAddr}
 	if mode == "http" {
 		cfg.Hosts = []string{w.g.Portal, wikiHost, hrHost, opsHost}
 		cfg.BackendCA, cfg.BackendName = filepath.Join(w.g.Dir, "data", "ca.pem"), w.g.Portal
@@ -122,7 +128,7 @@ func TestBehindBalancer(t *testing.T) {
 				t.Fatalf("the scanner after its probes: %d\n%s", p.StatusCode, p.Body)
 			}
 			list := g.MustCLI("", "block", "list")
-			if !strings.Contains(list, "127.0.0.3/32  automatic") || strings.Contains(list, "127.0.0.1/") || strings.Contains(list, "127.0.0.2/") {
+			if !strings.Contains(list, "127.0.0.3/32  automatic") || strings.Contains(list, balancerAddr+"/") || strings.Contains(list, "127.0.0.2/") {
 				t.Fatalf("block list:\n%s", list)
 			}
 			// Ann, behind the same balancer, is still served, and so is
@@ -139,7 +145,7 @@ func TestBehindBalancer(t *testing.T) {
 			sources := map[string]string{}
 			for _, ev := range assertAudit(t, g, "login.success", "security.probe", "security.blocked", "access.denied") {
 				src, _ := ev["source"].(string)
-				if src == "127.0.0.1" {
+				if src == balancerAddr {
 					t.Errorf("event with the balancer's address: %v", ev)
 				}
 				typ, _ := ev["type"].(string)
@@ -200,19 +206,53 @@ func TestBehindBalancerForgedHeadersFromElsewhere(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(10 * time.Second))
 			fmt.Fprintf(conn, "PROXY TCP4 127.0.0.2 127.0.0.1 40000 %d\r\n", g.Port)
-			tc := tls.Client(conn, g.TLSConfig(g.Portal))
-			if err := tc.Handshake(); err == nil {
-				tc.Write([]byte("GET /login HTTP/1.1\r\nHost: " + g.Portal + "\r\n\r\n"))
-				resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
-				if err == nil {
-					body, _ := io.ReadAll(resp.Body)
-					t.Fatalf("a client's PROXY header was taken: %s\n%s", resp.Status, body)
+			if status := tryLogin(conn, g); status != "" {
+				t.Fatalf("a client's PROXY header was taken: %s", status)
+			}
+			// A client that connects directly without a header is served,
+			// with or without proxy_protocol.
+			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP("127.0.0.8")}
+			plain, err := d.Dial("tcp", g.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer plain.Close()
+			if status := tryLogin(plain, g); status != "200 OK" {
+				t.Fatalf("a direct client: %q", status)
+			}
+			// With proxy_protocol, the balancer's address must send a
+			// header: a connection from it without one is closed.
+			if b.mode == "tcp" {
+				d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(balancerAddr)}
+				conn, err := d.Dial("tcp", g.Addr())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if status := tryLogin(conn, g); status != "" {
+					t.Fatalf("a connection from the balancer without a PROXY header was served: %s", status)
 				}
 			}
 		})
 	}
+}
+
+// tryLogin speaks TLS on conn and asks for the login page; it returns
+// the status, or "" if the connection was refused.
+func tryLogin(conn net.Conn, g *testenv.Gateway) string {
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	tc := tls.Client(conn, g.TLSConfig(g.Portal))
+	if err := tc.Handshake(); err != nil {
+		return ""
+	}
+	tc.Write([]byte("GET /login HTTP/1.1\r\nHost: " + g.Portal + "\r\n\r\n"))
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil {
+		return ""
+	}
+	io.Copy(io.Discard, resp.Body)
+	return resp.Status
 }
 
 // A passkey is bound to the portal's origin as users see it: behind a TCP
@@ -269,5 +309,49 @@ func TestBehindBalancerPasskeys(t *testing.T) {
 	}
 	if audit := g.MustCLI("", "audit"); !strings.Contains(audit, "passwordless") {
 		t.Fatalf("no passwordless login in the audit trail:\n%s", audit)
+	}
+}
+
+// Tunnels through the balancer: `sluis connect` logs in and carries TCP
+// through HAProxy (HTTP mode: over the balancer's own TLS, and HTTP/2 to
+// the gateway, as the README says it must be: over HTTP/1.1 HAProxy sends
+// the tunnel's stream chunked, which the portal host refuses before
+// login), and the tunnel's audit names the client's address, not the
+// balancer's.
+func TestBehindBalancerTunnels(t *testing.T) {
+	for _, b := range balancers {
+		t.Run(b.name, func(t *testing.T) {
+			echo := newEcho(t)
+			port := haproxytest.FreePort()
+			g := testenv.StartWith(t, fmt.Sprintf("public_url: https://login.sluis.test:%d\ntrusted_proxies: [%s/32]\n%s", port, balancerAddr, b.extra),
+				testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"anna"}, MFA: true})
+			cfg := haproxytest.Config{Mode: b.mode, Backend: g.Addr(), Port: port, Source: balancerAddr, SendProxy: b.mode == "tcp",
+				Hosts: []string{g.Portal}, BackendCA: filepath.Join(g.Dir, "data", "ca.pem"), BackendName: g.Portal, BackendHTTP2: true}
+			h := haproxytest.Start(t, cfg)
+			g.Front, g.FrontCA, g.PublicPort = h.Addr, h.CA, h.Port
+			ca := filepath.Join(g.Dir, "data", "ca.pem")
+			if b.mode == "http" {
+				ca = h.CAFile
+			}
+			secret := g.AddUser("anna", pw, "staff")
+			c := startConnect(t, g, t.TempDir(), "echo", pw+"\n", "--user", "anna", "--password-stdin", "--code", g.Code("anna", secret),
+				"--connect", h.Addr, "--ca", ca)
+			if err := roundTrip(t, c.addr, 1<<20); err != nil {
+				t.Fatalf("through the tunnel: %v\n%s\n%s", err, c.stderr, g.Logs())
+			}
+			await(t, 5*time.Second, "tunnel.close", func() bool { return strings.Contains(g.MustCLI("", "audit"), "tunnel.close") })
+			opened := 0
+			for _, ev := range assertAudit(t, g, "login.success", "tunnel.open", "tunnel.close") {
+				if ev["source"] == balancerAddr {
+					t.Errorf("event with the balancer's address: %v", ev)
+				}
+				if ev["type"] == "tunnel.open" && ev["source"] == "127.0.0.1" {
+					opened++
+				}
+			}
+			if opened != 1 {
+				t.Errorf("%d tunnel.open events from the client's address, want 1", opened)
+			}
+		})
 	}
 }

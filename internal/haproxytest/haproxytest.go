@@ -45,9 +45,17 @@ type Config struct {
 	// BackendCA is the CA file HAProxy verifies the server with in HTTP
 	// mode, against BackendName; empty means no verification.
 	BackendCA, BackendName string
+	// BackendHTTP2 makes HAProxy speak HTTP/2 to the server in HTTP mode
+	// (alpn h2); otherwise HTTP/1.1, where a streamed request body
+	// arrives chunked.
+	BackendHTTP2 bool
 	// SendProxy makes HAProxy send a PROXY protocol v2 header on each
 	// connection to the server (TCP mode).
 	SendProxy bool
+	// Source is the address HAProxy connects to the server from (any of
+	// 127.0.0.0/8), so that the balancer's address differs from its
+	// clients'; empty lets the system choose.
+	Source string
 }
 
 // HAProxy is a running HAProxy.
@@ -137,7 +145,10 @@ func configText(cfg Config, addr, front string) string {
 		if cfg.BackendCA != "" {
 			verify = fmt.Sprintf("verify required ca-file %s verifyhost %s", cfg.BackendCA, cfg.BackendName)
 		}
-		fmt.Fprintf(&b, "backend sluis\n    server s1 %s ssl %s\n", cfg.Backend, verify)
+		if cfg.BackendHTTP2 {
+			verify += " alpn h2"
+		}
+		fmt.Fprintf(&b, "backend sluis\n    server s1 %s ssl %s%s\n", cfg.Backend, verify, source(cfg))
 		return b.String()
 	}
 	fmt.Fprintf(&b, "frontend front\n    bind %s\n    default_backend sluis\n\n", addr)
@@ -145,8 +156,15 @@ func configText(cfg Config, addr, front string) string {
 	if cfg.SendProxy {
 		proxy = " send-proxy-v2"
 	}
-	fmt.Fprintf(&b, "backend sluis\n    server s1 %s%s\n", cfg.Backend, proxy)
+	fmt.Fprintf(&b, "backend sluis\n    server s1 %s%s%s\n", cfg.Backend, proxy, source(cfg))
 	return b.String()
+}
+
+func source(cfg Config) string {
+	if cfg.Source == "" {
+		return ""
+	}
+	return " source " + cfg.Source
 }
 
 // start runs HAProxy on file and waits until it listens.
