@@ -265,7 +265,9 @@ type Connections struct {
 	// the connections the gateway opens upstream for them), at most 32768.
 	Max int `yaml:"max"`
 	// MaxPerSource caps the connections open at once from one address
-	// (IPv6: one /64). Zero means 256.
+	// (IPv6: one /64). Zero means 256. A trusted proxy's connections are
+	// not capped as its own (each stands for a client); with the PROXY
+	// protocol they count under the client its header names.
 	MaxPerSource int `yaml:"max_per_source"`
 	// HeaderTimeout is how long a new connection has to send a request's
 	// headers (HTTP/2: to open a stream) before it is closed. Zero means

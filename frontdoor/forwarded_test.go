@@ -1,10 +1,13 @@
 package frontdoor
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,7 +86,9 @@ func TestDoorResolvesTheClientBehindTrustedProxies(t *testing.T) {
 	var sawClient string
 	var sawPeer netip.Addr
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sawClient, sawPeer = ClientIP(r), Peer(r) })
-	d := &Door{Hosts: map[string]bool{"login.test": true}, Portal: "login.test", Blocks: blocks, Proxies: testProxies, Next: next}
+	var logs bytes.Buffer
+	d := &Door{Hosts: map[string]bool{"login.test": true}, Portal: "login.test", Blocks: blocks, Proxies: testProxies, Next: next,
+		Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	tests := []struct {
 		name, remote, xff string
 		status            int
@@ -99,6 +104,7 @@ func TestDoorResolvesTheClientBehindTrustedProxies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			logs.Reset()
 			sawClient, sawPeer = "", netip.Addr{}
 			r := httptest.NewRequest("GET", "/login", nil)
 			r.Host, r.RemoteAddr = "login.test", tt.remote
@@ -114,6 +120,16 @@ func TestDoorResolvesTheClientBehindTrustedProxies(t *testing.T) {
 				t.Fatalf("peer %v, want %q", sawPeer, tt.peer)
 			}
 		})
+	}
+	// A refusal's log line names the client, and the balancer it came
+	// through.
+	logs.Reset()
+	r := httptest.NewRequest("TRACE", "/", nil)
+	r.Host, r.RemoteAddr = "login.test", "10.0.0.1:5000"
+	r.Header.Set("X-Forwarded-For", "192.0.2.9")
+	d.ServeHTTP(httptest.NewRecorder(), r)
+	if !strings.Contains(logs.String(), "source=192.0.2.9 via=10.0.0.1") {
+		t.Fatalf("log: %s", logs.String())
 	}
 }
 

@@ -273,7 +273,11 @@ func (d *Door) refuse(w http.ResponseWriter, r *http.Request, status int, why st
 	}
 	id := errpage.NewID()
 	if d.Log != nil {
-		d.Log.Info("frontdoor: refused", "status", status, "why", why, "source", ClientIP(r), "error_id", id)
+		if via := Peer(r); via.IsValid() {
+			d.Log.Info("frontdoor: refused", "status", status, "why", why, "source", ClientIP(r), "via", via.String(), "error_id", id)
+		} else {
+			d.Log.Info("frontdoor: refused", "status", status, "why", why, "source", ClientIP(r), "error_id", id)
+		}
 	}
 	errpage.Write(w, status, id)
 }
