@@ -181,3 +181,21 @@ func BenchmarkDoorBehindBalancer(b *testing.B) {
 		})
 	}
 }
+
+// Finding the client behind a balancer reads the header in place.
+func TestProxiesClientDoesNotAllocate(t *testing.T) {
+	h := http.Header{"X-Forwarded-For": {"198.51.100.1, 192.0.2.7", "10.0.0.2"}}
+	peer := netip.MustParseAddr("10.0.0.1")
+	if n := testing.AllocsPerRun(100, func() { testProxies.Client(peer, h) }); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
+
+func BenchmarkProxiesClient(b *testing.B) {
+	h := http.Header{"X-Forwarded-For": {"198.51.100.1, 192.0.2.7", "10.0.0.2"}}
+	peer := netip.MustParseAddr("10.0.0.1")
+	b.ReportAllocs()
+	for b.Loop() {
+		testProxies.Client(peer, h)
+	}
+}
