@@ -340,12 +340,17 @@ func (c *Conn) SetSource(addr netip.Addr) error {
 	if err != nil {
 		return err
 	}
+	if l.Exempt != nil && l.Exempt(addr) {
+		// Another balancer in a chain of them: it too stands for many
+		// clients.
+		src = netip.Prefix{}
+	}
 	l.mu.Lock()
 	if c.released {
 		l.mu.Unlock()
 		return net.ErrClosed
 	}
-	if l.MaxPerSource > 0 && l.perSource[src] >= l.MaxPerSource {
+	if src.IsValid() && l.MaxPerSource > 0 && l.perSource[src] >= l.MaxPerSource {
 		n := l.perSource[src]
 		l.mu.Unlock()
 		l.refused.Add(1)
@@ -360,7 +365,9 @@ func (c *Conn) SetSource(addr netip.Addr) error {
 			delete(l.perSource, c.src)
 		}
 	}
-	l.perSource[src]++
+	if src.IsValid() {
+		l.perSource[src]++
+	}
 	c.src, c.addr = src, addr.String()
 	l.mu.Unlock()
 	return nil

@@ -209,7 +209,7 @@ func TestBalancerConnectionsCountUnderTheirClient(t *testing.T) {
 	f := newFake()
 	var reported []string
 	l := &Listener{Listener: f, Max: 10, MaxPerSource: 2, Log: slog.New(slog.DiscardHandler),
-		Exempt: func(a netip.Addr) bool { return a == netip.MustParseAddr("10.0.0.1") },
+		Exempt: func(a netip.Addr) bool { return a.Is4() && a.As4()[0] == 10 },
 		Abuse:  func(src, rule, detail string) { reported = append(reported, src) }}
 	defer l.Close()
 	var conns []*Conn
@@ -242,6 +242,17 @@ func TestBalancerConnectionsCountUnderTheirClient(t *testing.T) {
 	}
 	if s := l.Stats(); s.Open != 3 || s.Refused != 1 {
 		t.Fatalf("stats %+v", s)
+	}
+	// A balancer behind the balancer (a chain) is not capped either.
+	for range 3 {
+		f.push(from("10.0.0.1"))
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.(*Conn).SetSource(netip.MustParseAddr("10.0.0.2")); err != nil {
+			t.Fatalf("a connection of the inner balancer: %v", err)
+		}
 	}
 	// Misuse on the balancer's own connection is not reported; on a
 	// client's it is, under the client.
