@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -353,5 +355,32 @@ func TestBehindBalancerTunnels(t *testing.T) {
 				t.Errorf("%d tunnel.open events from the client's address, want 1", opened)
 			}
 		})
+	}
+}
+
+// The OIDC callback a provider is asked to send users back to is the
+// portal's public URL, with the balancer's port.
+func TestBehindBalancerOIDCCallback(t *testing.T) {
+	var issuer string
+	op := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":"%s/authorize","token_endpoint":"%s/token","jwks_uri":"%s/keys","response_types_supported":["code"],"id_token_signing_alg_values_supported":["RS256"]}`,
+			issuer, issuer, issuer, issuer)
+	}))
+	t.Cleanup(op.Close)
+	issuer = op.URL
+	secret := filepath.Join(t.TempDir(), "oidc-secret")
+	if err := os.WriteFile(secret, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, h := behind(t, "http", fmt.Sprintf("oidc:\n  - name: idp\n    issuer: %s\n    client_id: web\n    client_secret_file: %s\n", issuer, secret))
+	g := w.g
+	p := g.Get(g.ClientFrom("127.0.0.2"), g.URL(g.Portal, "/login/oidc/idp"))
+	loc, err := url.Parse(p.Header.Get("Location"))
+	if p.StatusCode != http.StatusSeeOther || err != nil || !strings.HasPrefix(loc.String(), issuer+"/authorize?") {
+		t.Fatalf("single sign-on start: %d %q\n%s", p.StatusCode, p.Header.Get("Location"), p.Body)
+	}
+	if got, want := loc.Query().Get("redirect_uri"), fmt.Sprintf("https://%s:%d/login/oidc/idp/callback", g.Portal, h.Port); got != want {
+		t.Fatalf("redirect_uri %q, want %q", got, want)
 	}
 }
