@@ -384,3 +384,33 @@ func TestBehindBalancerOIDCCallback(t *testing.T) {
 		t.Fatalf("redirect_uri %q, want %q", got, want)
 	}
 }
+
+// A form posted by a browser that sends Origin without Sec-Fetch-Site is
+// the portal's own when its origin is the public one, with the balancer's
+// port; the gateway's own port is another origin.
+func TestBehindBalancerFormOrigin(t *testing.T) {
+	w, h := behind(t, "http", "")
+	g := w.g
+	tests := []struct {
+		origin    string
+		forbidden bool
+	}{
+		{fmt.Sprintf("https://%s:%d", g.Portal, h.Port), false},
+		{fmt.Sprintf("https://%s:%d", g.Portal, g.Port), true},
+		{"https://" + g.Portal, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.origin, func(t *testing.T) {
+			c := g.ClientFrom("127.0.0.2")
+			form := g.Get(c, g.URL(g.Portal, "/login"))
+			req, _ := http.NewRequest("POST", g.URL(g.Portal, "/login"),
+				strings.NewReader(url.Values{"csrf": {testenv.CSRF(form.Body)}, "username": {"nobody"}, "password": {"wrong"}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", tt.origin)
+			p := g.Do(c, req)
+			if (p.StatusCode == http.StatusForbidden) != tt.forbidden {
+				t.Fatalf("status %d, want forbidden %v\n%s", p.StatusCode, tt.forbidden, p.Body)
+			}
+		})
+	}
+}
