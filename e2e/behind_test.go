@@ -414,3 +414,43 @@ func TestBehindBalancerFormOrigin(t *testing.T) {
 		})
 	}
 }
+
+// With the PROXY protocol the gateway knows each connection's client:
+// max_per_source caps a client's connections through the balancer, while
+// the balancer, which holds them all, is not capped as one source.
+func TestBehindBalancerConnectionCapsPerClient(t *testing.T) {
+	w, h := behind(t, "tcp", "proxy_protocol: true\nconnections:\n  max_per_source: 2\n")
+	g := w.g
+	dial := func(src string) (*tls.Conn, error) {
+		d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		conn, err := d.Dial("tcp", h.Addr)
+		if err != nil {
+			return nil, err
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		tc := tls.Client(conn, g.TLSConfig(g.Portal))
+		if err := tc.Handshake(); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn.SetDeadline(time.Time{})
+		t.Cleanup(func() { tc.Close() })
+		return tc, nil
+	}
+	for i, src := range []string{"127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"} {
+		if _, err := dial(src); err != nil {
+			t.Fatalf("connection %d from %s: %v", i, src, err)
+		}
+	}
+	if _, err := dial("127.0.0.2"); err == nil {
+		t.Fatal("a third connection of one client through the balancer was admitted")
+	}
+	if !strings.Contains(g.Logs(), "max_per_source") || !strings.Contains(g.Logs(), "source=127.0.0.2") {
+		t.Fatalf("the refusal is not logged under the client:\n%s", g.Logs())
+	}
+	// Another client is still admitted: four connections from the
+	// balancer's address are open already.
+	if _, err := dial("127.0.0.4"); err != nil {
+		t.Fatalf("another client: %v", err)
+	}
+}
