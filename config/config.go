@@ -1329,6 +1329,11 @@ func (p *parser) checkPublicFace(c *Config) {
 	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
 		p.problem("proxy_protocol", "needs trusted_proxies: the addresses whose PROXY headers are believed")
 	}
+	if len(c.TrustedProxies) > 0 && c.PublicURL == "" {
+		// Behind a balancer the listener's port is seldom the one users
+		// reach; every redirect would then send them past it.
+		p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: trusted_proxies: no public_url, so every URL the gateway builds carries the listener's port (%s)", p.file, p.lines["trusted_proxies"], c.Listen))
+	}
 }
 
 // checkRules checks an app's allow rules and reads their networks and

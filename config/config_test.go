@@ -246,6 +246,9 @@ func TestPublicFace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "s.yaml:16: trusted_proxies: no public_url") {
+		t.Fatalf("warnings %q", c.Warnings)
+	}
 	p := c.Proxies()
 	if fmt.Sprint(p.Trusted) != "[10.0.0.0/24 192.0.2.7/32 198.51.100.0/24 2001:db8::/32]" || p.Header != "Forwarded" || !c.ProxyProtocol {
 		t.Fatalf("proxies %+v", p)
