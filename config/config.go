@@ -63,14 +63,59 @@ type Config struct {
 	// TimeZone is the IANA time zone that rules' hours are read in. Empty
 	// means Europe/Amsterdam.
 	TimeZone string `yaml:"time_zone"`
+	// PublicURL is the portal as users reach it, https://PORTAL[:PORT],
+	// when that is not the listener (behind a load balancer or a port
+	// forward). Its host is the portal's name; every URL the gateway
+	// builds (portal and app URLs, redirects, the return URLs it
+	// accepts, the passkey origin, OIDC callbacks, X-Forwarded-Host)
+	// takes its scheme and port, apps included. Empty means https with
+	// the listener's port.
+	PublicURL string `yaml:"public_url"`
+	// TrustedProxies are the addresses (CIDRs) of the load balancers in
+	// front of the gateway. From them alone ForwardedHeader (and, with
+	// ProxyProtocol, a PROXY protocol header) is believed: the client is
+	// the right-most address in it that is not itself trusted. From any
+	// other source those headers are ignored. Empty means none: the
+	// client is the socket's peer.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ForwardedHeader is the header the trusted proxies write the
+	// client's address to: X-Forwarded-For (the default) or Forwarded
+	// (RFC 7239). Only one is read, because a balancer passes the other
+	// on as the client sent it.
+	ForwardedHeader string `yaml:"forwarded_header"`
+	// ProxyProtocol makes the listener take the PROXY protocol (v1 or
+	// v2) from TrustedProxies, for TCP load balancers: a connection from
+	// them must begin with a header, and one from anywhere else that
+	// begins with one is closed. False means no PROXY protocol.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
 	// Warnings are things that are valid but probably not meant.
 	Warnings []string `yaml:"-"`
 	// lines is the line of every key path, for CheckFiles's messages.
-	lines map[string]int
-	zone  *time.Location
+	lines      map[string]int
+	zone       *time.Location
+	publicPort int // from PublicURL; zero when it is not set
+	trusted    []netip.Prefix
+}
+
+// PublicPort is the port in the URLs users see: PublicURL's, or else
+// listenPort (the port the listener got).
+func (c *Config) PublicPort(listenPort int) int {
+	if c.publicPort != 0 {
+		return c.publicPort
+	}
+	return listenPort
+}
+
+// Proxies are the trusted proxies in front of the gateway, as the front
+// door reads them; zero when none are configured.
+func (c *Config) Proxies() frontdoor.Proxies {
+	if len(c.trusted) == 0 {
+		return frontdoor.Proxies{}
+	}
+	return frontdoor.Proxies{Trusted: c.trusted, Header: c.ForwardedHeader}
 }
 
 // DefaultTimeZone is the time zone of rules' hours when time_zone is not
@@ -220,7 +265,9 @@ type Connections struct {
 	// the connections the gateway opens upstream for them), at most 32768.
 	Max int `yaml:"max"`
 	// MaxPerSource caps the connections open at once from one address
-	// (IPv6: one /64). Zero means 256.
+	// (IPv6: one /64). Zero means 256. A trusted proxy's connections are
+	// not capped as its own (each stands for a client); with the PROXY
+	// protocol they count under the client its header names.
 	MaxPerSource int `yaml:"max_per_source"`
 	// HeaderTimeout is how long a new connection has to send a request's
 	// headers (HTTP/2: to open a stream) before it is closed. Zero means
@@ -860,6 +907,7 @@ func (p *parser) validate(c *Config) {
 	} else if !ValidHost(c.Portal) {
 		p.problem("portal", "%q is not a lower-case host name", c.Portal)
 	}
+	p.checkPublicFace(c)
 	if c.DataDir == "" {
 		p.problem("data_dir", "required: where the database and keys live")
 	} else if !filepath.IsAbs(c.DataDir) {
@@ -1216,6 +1264,77 @@ func (c *Config) UnknownGroups(users []sluis.User) []string {
 
 // maxRules bounds an app's rules; each request tries them in order.
 const maxRules = 64
+
+// checkPublicFace checks public_url, trusted_proxies, forwarded_header and
+// proxy_protocol.
+func (p *parser) checkPublicFace(c *Config) {
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		switch {
+		case err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "":
+			p.problem("public_url", "%q: want https://PORTAL or https://PORTAL:PORT", c.PublicURL)
+		case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+			p.problem("public_url", "%q: only scheme, host and port; no user, path, query or fragment", c.PublicURL)
+		case strings.ToLower(u.Hostname()) != c.Portal:
+			// One name for the portal: certificates, cookies and the
+			// host table know it by that name.
+			p.problem("public_url", "%q: the host is not the portal's (%s)", c.PublicURL, c.Portal)
+		default:
+			c.publicPort = 443
+			if ps := u.Port(); ps != "" {
+				n, err := strconv.Atoi(ps)
+				if err != nil || n < 1 || n > 65535 {
+					p.problem("public_url", "%q has no valid port", c.PublicURL)
+				}
+				c.publicPort = n
+			} else if strings.HasSuffix(u.Host, ":") {
+				p.problem("public_url", "%q has no valid port", c.PublicURL)
+			}
+		}
+	}
+	c.trusted = nil
+	for j, n := range c.TrustedProxies {
+		key := fmt.Sprintf("trusted_proxies[%d]", j)
+		pf, err := netip.ParsePrefix(n)
+		if err != nil {
+			// One address is a prefix of its own length.
+			if a, aerr := netip.ParseAddr(n); aerr == nil && a.Zone() == "" {
+				pf, err = a.Unmap().Prefix(a.Unmap().BitLen())
+			}
+		}
+		switch {
+		case err != nil:
+			p.problem(key, "%q is not an address or a CIDR such as 10.0.0.0/24", n)
+			continue
+		case pf != pf.Masked():
+			p.problem(key, "%q has bits set past the prefix length; did you mean %s?", n, pf.Masked())
+			continue
+		case pf.Bits() == 0:
+			p.problem(key, "%q trusts every address: anyone could then name any client address", n)
+			continue
+		}
+		if pf.Addr().Is4In6() && pf.Bits() >= 96 {
+			pf = netip.PrefixFrom(pf.Addr().Unmap(), pf.Bits()-96)
+		}
+		c.trusted = append(c.trusted, pf)
+	}
+	switch strings.ToLower(c.ForwardedHeader) {
+	case "", "x-forwarded-for":
+		c.ForwardedHeader = "X-Forwarded-For"
+	case "forwarded":
+		c.ForwardedHeader = "Forwarded"
+	default:
+		p.problem("forwarded_header", "%q: want X-Forwarded-For or Forwarded", c.ForwardedHeader)
+	}
+	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
+		p.problem("proxy_protocol", "needs trusted_proxies: the addresses whose PROXY headers are believed")
+	}
+	if len(c.TrustedProxies) > 0 && c.PublicURL == "" {
+		// Behind a balancer the listener's port is seldom the one users
+		// reach; every redirect would then send them past it.
+		p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: trusted_proxies: no public_url, so every URL the gateway builds carries the listener's port (%s)", p.file, p.lines["trusted_proxies"], c.Listen))
+	}
+}
 
 // checkRules checks an app's allow rules and reads their networks and
 // hours.

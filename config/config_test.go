@@ -199,6 +199,15 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"tcp app with headers", func(s string) string {
 			return s + "  - name: desk\n    tcp: 10.1.2.3:3389\n    identity_headers: {X-User: user}\n"
 		}, "apps[1].tcp: a TCP app has no request_headers and no identity_headers"},
+		{"public_url over http", func(s string) string { return s + "public_url: http://login.corp.test\n" }, `sluis.yaml:16: public_url: "http://login.corp.test": want https://PORTAL or https://PORTAL:PORT`},
+		{"public_url of another host", func(s string) string { return s + "public_url: https://sso.corp.test\n" }, `sluis.yaml:16: public_url: "https://sso.corp.test": the host is not the portal's (login.corp.test)`},
+		{"public_url with a path", func(s string) string { return s + "public_url: https://login.corp.test/sluis\n" }, `sluis.yaml:16: public_url: "https://login.corp.test/sluis": only scheme, host and port`},
+		{"public_url with a bad port", func(s string) string { return s + "public_url: https://login.corp.test:99999\n" }, `sluis.yaml:16: public_url: "https://login.corp.test:99999"`},
+		{"trusted proxy not a CIDR", func(s string) string { return s + "trusted_proxies: [10.0.0.0/8, lb.corp.test]\n" }, `sluis.yaml:16: trusted_proxies[1]: "lb.corp.test" is not an address or a CIDR`},
+		{"trusted proxy with host bits", func(s string) string { return s + "trusted_proxies:\n  - 10.0.0.7/24\n" }, `sluis.yaml:17: trusted_proxies[0]: "10.0.0.7/24" has bits set past the prefix length; did you mean 10.0.0.0/24?`},
+		{"trusting everyone", func(s string) string { return s + "trusted_proxies: [\"::/0\"]\n" }, `sluis.yaml:16: trusted_proxies[0]: "::/0" trusts every address`},
+		{"forwarded header", func(s string) string { return s + "trusted_proxies: [10.0.0.1]\nforwarded_header: X-Real-IP\n" }, `sluis.yaml:17: forwarded_header: "X-Real-IP": want X-Forwarded-For or Forwarded`},
+		{"proxy protocol without trusted proxies", func(s string) string { return s + "proxy_protocol: true\n" }, `sluis.yaml:16: proxy_protocol: needs trusted_proxies`},
 		{"duplicate app", func(s string) string {
 			return s + "  - name: wiki\n    host: w2.corp.test\n    upstream: http://127.0.0.1:1\n"
 		}, `sluis.yaml:16: apps[1].name: "wiki" is used by another app`},
@@ -213,6 +222,36 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 				t.Fatalf("error %q\ndoes not contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestPublicFace(t *testing.T) {
+	c, err := Parse("s.yaml", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicPort(8443) != 8443 || len(c.Proxies().Trusted) != 0 || c.ProxyProtocol {
+		t.Fatalf("defaults: port %d, proxies %+v", c.PublicPort(8443), c.Proxies())
+	}
+	for url, port := range map[string]int{"https://login.corp.test": 443, "https://LOGIN.corp.test:8443/": 8443, "https://login.corp.test:443": 443} {
+		c, err := Parse("s.yaml", []byte(minimal+"public_url: "+url+"\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		if got := c.PublicPort(9000); got != port {
+			t.Errorf("%s: port %d, want %d", url, got, port)
+		}
+	}
+	c, err = Parse("s.yaml", []byte(minimal+"trusted_proxies: [10.0.0.0/24, 192.0.2.7, \"::ffff:198.51.100.0/120\", 2001:db8::/32]\nforwarded_header: forwarded\nproxy_protocol: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "s.yaml:16: trusted_proxies: no public_url") {
+		t.Fatalf("warnings %q", c.Warnings)
+	}
+	p := c.Proxies()
+	if fmt.Sprint(p.Trusted) != "[10.0.0.0/24 192.0.2.7/32 198.51.100.0/24 2001:db8::/32]" || p.Header != "Forwarded" || !c.ProxyProtocol {
+		t.Fatalf("proxies %+v", p)
 	}
 }
 

@@ -36,6 +36,14 @@ type Listener struct {
 	// MaxPerSource caps the connections open at once from one source (an
 	// IPv4 address, an IPv6 /64). Zero means no cap.
 	MaxPerSource int
+	// Exempt, if set, names the peers that stand for many clients: the
+	// trusted load balancers. Their connections count toward Max but not
+	// toward a per-source cap of their own, and misuse on them is logged
+	// but not reported to Abuse (which would block the balancer, and
+	// every user behind it, for one client's doing). A connection whose
+	// client a balancer names (PROXY protocol, Conn.SetSource) is counted
+	// under that client, and capped and reported as any other.
+	Exempt func(netip.Addr) bool
 	// HeaderTimeout closes a connection that has not begun a request this
 	// long after it was accepted: for HTTP/1.1 it matches the server's
 	// ReadHeaderTimeout, for HTTP/2 (where net/http keeps a connection
@@ -172,8 +180,9 @@ func temporary(err error) bool {
 func (l *Listener) admit(c net.Conn) *Conn {
 	addr := hostOf(c.RemoteAddr())
 	src, err := frontdoor.SourcePrefix(addr)
-	if err != nil {
-		// Not an IP connection (a test's pipe): counted in the total only.
+	if err != nil || l.exempt(addr) {
+		// Not an IP connection (a test's pipe), or a balancer's: counted
+		// in the total only.
 		src = netip.Prefix{}
 	}
 	l.mu.Lock()
@@ -218,6 +227,15 @@ func (l *Listener) admit(c net.Conn) *Conn {
 	return ac
 }
 
+// exempt reports whether addr is one of the peers named by Exempt.
+func (l *Listener) exempt(addr string) bool {
+	if l.Exempt == nil {
+		return false
+	}
+	a, err := netip.ParseAddr(addr)
+	return err == nil && l.Exempt(a.Unmap())
+}
+
 // logFolded calls log at once for the first event of key in a LogEvery,
 // and for later ones only once LogEvery has passed, with the count of
 // those left out.
@@ -260,6 +278,7 @@ func (l *Listener) logFolded(key string, log func(more int)) {
 func (l *Listener) release(c *Conn) {
 	l.mu.Lock()
 	l.open--
+	c.released = true
 	if c.src.IsValid() {
 		if l.perSource[c.src]--; l.perSource[c.src] <= 0 {
 			delete(l.perSource, c.src)
@@ -282,10 +301,14 @@ func hostOf(a net.Addr) string {
 // Conn is an admitted connection; it leaves the counts when closed.
 type Conn struct {
 	net.Conn
-	l     *Listener
-	src   netip.Prefix
-	addr  string
-	timer atomic.Pointer[time.Timer] // HeaderTimeout; nil if none
+	l *Listener
+	// src and addr are the source the connection counts under (its
+	// peer's, or the client's its balancer named), guarded by l.mu;
+	// released says it no longer counts under src.
+	src      netip.Prefix
+	addr     string
+	released bool
+	timer    atomic.Pointer[time.Timer] // HeaderTimeout; nil if none
 
 	closeOnce sync.Once
 	begun     atomic.Bool
@@ -304,6 +327,50 @@ func (c *Conn) Close() error {
 		c.l.release(c)
 	})
 	return c.Conn.Close()
+}
+
+// SetSource counts c under the client addr from now on, in place of its
+// peer: a trusted balancer named addr in a PROXY protocol header. Past
+// MaxPerSource for addr's source it returns an error, logged as a refusal
+// at the cap is; the caller closes c.
+func (c *Conn) SetSource(addr netip.Addr) error {
+	l := c.l
+	addr = addr.Unmap()
+	src, err := frontdoor.SourcePrefix(addr.String())
+	if err != nil {
+		return err
+	}
+	if l.Exempt != nil && l.Exempt(addr) {
+		// Another balancer in a chain of them: it too stands for many
+		// clients.
+		src = netip.Prefix{}
+	}
+	l.mu.Lock()
+	if c.released {
+		l.mu.Unlock()
+		return net.ErrClosed
+	}
+	if src.IsValid() && l.MaxPerSource > 0 && l.perSource[src] >= l.MaxPerSource {
+		n := l.perSource[src]
+		l.mu.Unlock()
+		l.refused.Add(1)
+		l.logFolded("source "+src.String(), func(more int) {
+			l.Log.Error("connlimit: refused a connection: its source holds the most connections one source may (connections.max_per_source)",
+				"source", addr.String(), "prefix", src.String(), "open_from_source", n, "max_per_source", l.MaxPerSource, "via", c.addr, "more_refused", more)
+		})
+		return errors.New("connlimit: the client's source holds the most connections one source may")
+	}
+	if c.src.IsValid() {
+		if l.perSource[c.src]--; l.perSource[c.src] <= 0 {
+			delete(l.perSource, c.src)
+		}
+	}
+	if src.IsValid() {
+		l.perSource[src]++
+	}
+	c.src, c.addr = src, addr.String()
+	l.mu.Unlock()
+	return nil
 }
 
 func (c *Conn) headerTimeout() {
@@ -327,11 +394,16 @@ type connKey struct{}
 // ConnContext is the server's ConnContext: it lets Handler find the
 // connection a request came on.
 func (l *Listener) ConnContext(ctx context.Context, c net.Conn) context.Context {
-	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+	// Through the TLS connection, and the PROXY protocol's, if any.
+	for range 4 {
+		if ac, ok := c.(*Conn); ok {
+			return context.WithValue(ctx, connKey{}, ac)
+		}
+		tc, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
 		c = tc.NetConn()
-	}
-	if ac, ok := c.(*Conn); ok {
-		return context.WithValue(ctx, connKey{}, ac)
 	}
 	return ctx
 }
@@ -363,7 +435,10 @@ func (l *Listener) Handler(next http.Handler) http.Handler {
 			return
 		}
 		if resets := c.resets.Add(1); resets >= rapidResetMin && 2*resets > n && c.reported.CompareAndSwap(false, true) {
-			l.abuse(c.addr, RuleRapidReset, "the client reset most of the streams it opened on one connection; closed")
+			l.mu.Lock()
+			addr := c.addr
+			l.mu.Unlock()
+			l.abuse(addr, RuleRapidReset, "the client reset most of the streams it opened on one connection; closed")
 			c.Close()
 		}
 	})
@@ -373,10 +448,11 @@ func (l *Listener) Handler(next http.Handler) http.Handler {
 func (l *Listener) abuse(src, rule, detail string) {
 	l.init()
 	l.abused.Add(1)
+	exempt := l.exempt(src)
 	l.logFolded("abuse "+src, func(more int) {
-		l.Log.Warn("connlimit: connection closed for misuse", "source", src, "rule", rule, "detail", detail, "more", more)
+		l.Log.Warn("connlimit: connection closed for misuse", "source", src, "rule", rule, "detail", detail, "more", more, "balancer", exempt)
 	})
-	if l.Abuse != nil {
+	if l.Abuse != nil && !exempt {
 		l.Abuse(src, rule, detail)
 	}
 }

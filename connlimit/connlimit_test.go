@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -197,5 +198,68 @@ func TestDefaultMax(t *testing.T) {
 		if got := DefaultMax(c.limit); got != c.want {
 			t.Errorf("DefaultMax(%d) = %d, want %d", c.limit, got, c.want)
 		}
+	}
+}
+
+// Behind a balancer: its connections are not capped as one source (each
+// stands for a client), and misuse on them blocks nobody; a connection
+// whose client the balancer names (PROXY protocol) counts, and is capped,
+// under that client.
+func TestBalancerConnectionsCountUnderTheirClient(t *testing.T) {
+	f := newFake()
+	var reported []string
+	l := &Listener{Listener: f, Max: 10, MaxPerSource: 2, Log: slog.New(slog.DiscardHandler),
+		Exempt: func(a netip.Addr) bool { return a.Is4() && a.As4()[0] == 10 },
+		Abuse:  func(src, rule, detail string) { reported = append(reported, src) }}
+	defer l.Close()
+	var conns []*Conn
+	for range 5 {
+		f.push(from("10.0.0.1"))
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c.(*Conn))
+	}
+	if s := l.Stats(); s.Open != 5 || s.Refused != 0 {
+		t.Fatalf("five connections of the balancer: %+v", s)
+	}
+	// The balancer names the clients: two of one client, then its third
+	// is refused; another client is counted on its own.
+	for i, client := range []string{"192.0.2.7", "192.0.2.7", "192.0.2.7", "192.0.2.8"} {
+		err := conns[i].SetSource(netip.MustParseAddr(client))
+		if (err != nil) != (i == 2) {
+			t.Fatalf("connection %d from %s: %v", i, client, err)
+		}
+	}
+	conns[2].Close()
+	conns[0].Close()
+	if err := conns[4].SetSource(netip.MustParseAddr("192.0.2.7")); err != nil {
+		t.Fatalf("the client's place was not freed: %v", err)
+	}
+	if err := conns[0].SetSource(netip.MustParseAddr("192.0.2.9")); err == nil {
+		t.Fatal("a closed connection was counted again")
+	}
+	if s := l.Stats(); s.Open != 3 || s.Refused != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	// A balancer behind the balancer (a chain) is not capped either.
+	for range 3 {
+		f.push(from("10.0.0.1"))
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.(*Conn).SetSource(netip.MustParseAddr("10.0.0.2")); err != nil {
+			t.Fatalf("a connection of the inner balancer: %v", err)
+		}
+	}
+	// Misuse on the balancer's own connection is not reported; on a
+	// client's it is, under the client.
+	lg := l.ErrorLog(slog.New(slog.DiscardHandler))
+	lg.Printf("http2: server connection error from %v: %v", "10.0.0.1:4431", "connection error: PROTOCOL_ERROR")
+	lg.Printf("http2: server connection error from %v: %v", "192.0.2.8:4431", "connection error: PROTOCOL_ERROR")
+	if strings.Join(reported, ",") != "192.0.2.8" {
+		t.Fatalf("reported %q, want only the client", reported)
 	}
 }

@@ -26,7 +26,11 @@ import (
 // certificate errors, as WebAuthn wants) and has a virtual authenticator
 // that keeps discoverable credentials and verifies its user.
 func passkeyBrowser(t *testing.T, g *testenv.Gateway) context.Context {
-	conn, err := tls.Dial("tcp", g.Addr(), g.TLSConfig(g.Portal))
+	addr := g.Addr()
+	if g.Front != "" {
+		addr = g.Front // a TCP balancer: the gateway's certificate, through it
+	}
+	conn, err := tls.Dial("tcp", addr, g.TLSConfig(g.Portal))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,6 +96,11 @@ type Door struct {
 	// marked (see NeedsSession): the app's handler refuses it without a
 	// session, so before login the strict form holds on every host.
 	Lenient map[string]Leniency
+	// Proxies are the trusted load balancers: a request from one of them
+	// is taken to be from the client its forwarding header names, before
+	// anything here or after reads the client's address. The zero value
+	// trusts nobody.
+	Proxies Proxies
 	Next    http.Handler
 	Log     *slog.Logger
 
@@ -144,6 +149,7 @@ var webdavMethods = map[string]bool{
 }
 
 func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = d.resolve(r)
 	if d.blocked(r) {
 		// Blocked sources learn nothing more, and are not recorded again.
 		// The page says why, so a member of staff caught in a block can
@@ -267,7 +273,11 @@ func (d *Door) refuse(w http.ResponseWriter, r *http.Request, status int, why st
 	}
 	id := errpage.NewID()
 	if d.Log != nil {
-		d.Log.Info("frontdoor: refused", "status", status, "why", why, "source", ClientIP(r), "error_id", id)
+		if via := Peer(r); via.IsValid() {
+			d.Log.Info("frontdoor: refused", "status", status, "why", why, "source", ClientIP(r), "via", via.String(), "error_id", id)
+		} else {
+			d.Log.Info("frontdoor: refused", "status", status, "why", why, "source", ClientIP(r), "error_id", id)
+		}
 	}
 	errpage.Write(w, status, id)
 }
@@ -291,7 +301,10 @@ func CanonicalHost(h string) (string, bool) {
 	return h, h != ""
 }
 
-// ClientIP returns the client's address, from the socket only.
+// ClientIP returns the client's address: the socket's peer, or, for a
+// request that came through a trusted proxy, the client the proxy named
+// (the front door put it in r.RemoteAddr; see Proxies). Never a header
+// from anyone else.
 func ClientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

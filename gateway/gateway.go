@@ -36,11 +36,15 @@ import (
 
 // Options are what a gateway is built from.
 type Options struct {
-	Config     *config.Config
-	Store      sluis.Store
-	Sealer     *keys.Sealer
-	Signer     *assertion.Signer
-	PublicPort int              // the port in URLs the gateway builds
+	Config *config.Config
+	Store  sluis.Store
+	Sealer *keys.Sealer
+	Signer *assertion.Signer
+	// PublicPort is the port in every URL the gateway builds (and the
+	// origin of its pages, passkeys and return URLs): the one users
+	// reach, config.Config.PublicPort; the listener's own only when
+	// nothing stands in front of it.
+	PublicPort int
 	Now        func() time.Time // nil means time.Now
 	Log        *slog.Logger
 	// Revision answers the store's current revision for the session
@@ -268,7 +272,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			lenient[app.Host] = frontdoor.Leniency{EncodedSlashes: app.EncodedSlashes, PathParams: app.PathParams}
 		}
 	}
-	return &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Lenient: lenient, Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Lenient: lenient, Proxies: c.Proxies(), Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The front door has canonicalised r.Host and refused unknown ones.
 		hosts[r.Host].ServeHTTP(w, r)
 	})}, nil

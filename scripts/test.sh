@@ -27,13 +27,17 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # RabbitMQ with its management plugin: e2e's
 # TestRabbitMQManagementAPIWithEncodedSlashes (internal/rabbittest).
 [ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
+# HAProxy: e2e's TestBehind* tests put a real load balancer in front of the
+# gateway, in HTTP mode and in TCP mode with the PROXY protocol
+# (internal/haproxytest).
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test.sh: installing ${missing[*]} from Debian's packages"
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo=sudo
 	$sudo apt-get update -qq
 	# The packages' system services (Apache on :80, RabbitMQ and epmd on
-	# every interface) are not started: the tests start their own, on
+	# every interface, HAProxy) are not started: the tests start their own, on
 	# loopback. invoke-rc.d and deb-systemd-invoke ask policy-rc.d.
 	policy=""
 	if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -30,6 +30,7 @@ import (
 	"github.com/sluis-gateway/sluis/directory"
 	"github.com/sluis-gateway/sluis/gateway"
 	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/proxyproto"
 	"github.com/sluis-gateway/sluis/sso"
 	"github.com/sluis-gateway/sluis/store/sqlite"
 )
@@ -256,6 +257,19 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	defer conns.Close()
 	log.Info("sluis: connection limits", "max", conns.Max, "max_per_source", conns.MaxPerSource, "open_files_limit", fileLimit,
 		"header_timeout", conns.HeaderTimeout, "idle_timeout", c.Connections.IdleTimeout.D())
+	// Behind balancers: theirs are not capped as one source (each stands
+	// for many clients); with the PROXY protocol each connection is
+	// counted under the client its header names. The listener order is
+	// raw, caps, PROXY protocol, TLS.
+	var public net.Listener = conns
+	if proxies := c.Proxies(); len(proxies.Trusted) > 0 {
+		conns.Exempt = proxies.Trusts
+		if c.ProxyProtocol {
+			public = &proxyproto.Listener{Listener: conns, Trusted: proxies.Trusts, Timeout: c.Connections.HeaderTimeout.D(), Log: log}
+		}
+		log.Info("sluis: behind trusted proxies", "trusted_proxies", strings.Join(c.TrustedProxies, ","),
+			"forwarded_header", proxies.Header, "proxy_protocol", c.ProxyProtocol)
+	}
 
 	hosts := append([]string{c.Portal}, c.AppHosts()...)
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: aeadSuites, NextProtos: []string{"h2", "http/1.1"}}
@@ -274,7 +288,9 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		tlsConf.Certificates = []tls.Certificate{cert}
 	}
 
-	base := gateway.BaseURLFunc(port)
+	// URLs carry the port users reach: public_url's behind a balancer.
+	publicPort := c.PublicPort(port)
+	base := gateway.BaseURLFunc(publicPort)
 	signer, err := assertion.NewSigner(base(c.Portal), sigKey, keys.KeyID(&sigKey.PublicKey))
 	if err != nil {
 		return err
@@ -299,7 +315,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		rec.Forward = fw.Forward
 		go fw.Run(watchCtx)
 	}
-	opts := gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port, Log: log,
+	opts := gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
 		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec,
 		ConnAbuse: func(report func(ctx context.Context, src, rule, detail string)) {
 			conns.Abuse = func(src, rule, detail string) { report(watchCtx, src, rule, detail) }
@@ -354,7 +370,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		ErrorLog: conns.ErrorLog(log),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(conns, "", "") }()
+	go func() { errc <- srv.ServeTLS(public, "", "") }()
 	fmt.Fprintf(e.stdout, "sluis: portal at %s/\n", base(c.Portal))
 	for _, a := range c.Apps {
 		if a.TCP != "" {

@@ -126,7 +126,7 @@ func TestImportRules(t *testing.T) {
 
 // testServers are the packages that run a real server (slapd, Apache
 // httpd, RabbitMQ, Jupyter Notebook) for tests and benchmark programs.
-var testServers = map[string]bool{"internal/slapdtest": true, "internal/davtest": true, "internal/rabbittest": true, "internal/jupytertest": true}
+var testServers = map[string]bool{"internal/slapdtest": true, "internal/davtest": true, "internal/rabbittest": true, "internal/jupytertest": true, "internal/haproxytest": true}
 
 // Nothing the server is made of starts a process: no package reachable
 // from the gateway's handler or from the program's wiring of `sluis serve`
@@ -190,7 +190,7 @@ func fileImports(t *testing.T, dir string) map[string]map[string]bool {
 // from a request: none of them may open files at all. (Keys and the store
 // read only fixed names in the data directory and are used at start-up.)
 func TestRequestPathOpensNoFiles(t *testing.T) {
-	requestPath := []string{"frontdoor", "portal", "proxy", "gateway", "policy", "session", "errpage", "assertion", "audit", "mfa", "authn"}
+	requestPath := []string{"frontdoor", "proxyproto", "portal", "proxy", "gateway", "policy", "session", "errpage", "assertion", "audit", "mfa", "authn"}
 	for _, dir := range requestPath {
 		for name, src := range sources(t, dir) {
 			for _, call := range []string{"os.Open", "os.ReadFile", "os.Create", "os.WriteFile", "http.Dir(", "http.FileServer", "ServeFile", "template.ParseFiles", "template.ParseGlob", "template.New(", "os.DirFS"} {
@@ -209,7 +209,7 @@ func TestRequestPathOpensNoFiles(t *testing.T) {
 // other packages that serve requests use no HTTP client and no dialer at
 // all.
 func TestOnlyTheProxyDialsOut(t *testing.T) {
-	for _, dir := range []string{"frontdoor", "portal", "gateway", "policy", "session", "errpage", "assertion", "audit", "mfa", "authn", "changes", "keys", "config", "store/sqlite"} {
+	for _, dir := range []string{"frontdoor", "proxyproto", "portal", "gateway", "policy", "session", "errpage", "assertion", "audit", "mfa", "authn", "changes", "keys", "config", "store/sqlite"} {
 		for name, src := range sources(t, dir) {
 			for _, call := range []string{"http.Client", "http.Get(", "http.Post(", "http.Head(", "http.DefaultClient", "http.Transport", "net.Dial", "net.Dialer", ".RoundTrip(", "tls.Dial"} {
 				if dir == "changes" && strings.HasPrefix(call, "net.Dial") {

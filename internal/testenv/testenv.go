@@ -54,6 +54,13 @@ type Gateway struct {
 	Portal     string // portal host
 	Port       int
 	CA         *x509.CertPool
+	// Front, when set, is where clients connect instead of the gateway
+	// (a load balancer in front of it), FrontCA the CA they trust there
+	// (nil: the gateway's), and PublicPort the port in the URLs users see
+	// (the gateway's public_url; zero: Port).
+	Front      string
+	FrontCA    *x509.CertPool
+	PublicPort int
 
 	stdout, stderr *syncBuffer
 	cancel         context.CancelFunc
@@ -199,7 +206,14 @@ func (g *Gateway) Logs() string { return g.stderr.String() + g.stdout.String() }
 
 // URL returns the public URL of path on host.
 func (g *Gateway) URL(host, path string) string {
-	return fmt.Sprintf("https://%s:%d%s", host, g.Port, path)
+	port := g.Port
+	if g.PublicPort != 0 {
+		port = g.PublicPort
+	}
+	if port == 443 {
+		return fmt.Sprintf("https://%s%s", host, path)
+	}
+	return fmt.Sprintf("https://%s:%d%s", host, port, path)
 }
 
 // Addr is the listener's address.
@@ -222,8 +236,21 @@ func (g *Gateway) Client() *http.Client {
 
 // ClientFrom is Client with connections from the local address src (any
 // of 127.0.0.0/8), so that tests can play several sources; "" lets the
-// system choose.
+// system choose. With a Front, the client connects there.
 func (g *Gateway) ClientFrom(src string) *http.Client {
+	if g.Front != "" {
+		ca := g.FrontCA
+		if ca == nil {
+			ca = g.CA
+		}
+		return g.ClientTo(g.Front, ca, src)
+	}
+	return g.ClientTo(g.Addr(), g.CA, src)
+}
+
+// ClientTo is ClientFrom connecting to the address to (the gateway itself past a
+// Front, say) and trusting ca there.
+func (g *Gateway) ClientTo(to string, ca *x509.CertPool, src string) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
 	if src != "" {
@@ -234,9 +261,9 @@ func (g *Gateway) ClientFrom(src string) *http.Client {
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return dialer.DialContext(ctx, "tcp", g.Addr())
+				return dialer.DialContext(ctx, "tcp", to)
 			},
-			TLSClientConfig:   &tls.Config{RootCAs: g.CA},
+			TLSClientConfig:   &tls.Config{RootCAs: ca},
 			ForceAttemptHTTP2: true,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
