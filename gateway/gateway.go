@@ -58,9 +58,15 @@ type Options struct {
 	// SSO are the OpenID Connect providers (their secrets read).
 	SSO []*sso.Provider
 	// OnChange registers a function to run whenever the revision changes,
-	// to re-check long-lived (upgraded) connections; nil means they are
-	// re-checked only every RecheckInterval.
+	// to re-check the requests in flight (streaming responses, upgraded
+	// connections); nil means they are re-checked only every
+	// RecheckInterval.
 	OnChange func(func())
+	// TrackOnlyUpgrades is for bench/frontdoor alone, which measures
+	// what tracking every request costs: it tracks only upgraded
+	// connections (WebSocket), so a streaming response outlives its
+	// session's revocation. Never set it in a gateway.
+	TrackOnlyUpgrades bool
 	// ConnAbuse, if set, is handed the function that counts a
 	// connection's misuse (an HTTP/2 protocol error, a rapid reset) by
 	// its source address toward the source's block, as a probe counts,
@@ -68,9 +74,9 @@ type Options struct {
 	ConnAbuse func(report func(ctx context.Context, src, rule, detail string))
 }
 
-// RecheckInterval is how often open upgraded connections (WebSocket) are
-// checked against their session and policy even when nothing changed, so
-// an expired session ends them too.
+// RecheckInterval is how often the requests in flight (streaming
+// responses, WebSockets) are checked against their session and policy even
+// when nothing changed, so an expired session ends them too.
 const RecheckInterval = 30 * time.Second
 
 // BaseURLFunc returns the function that builds a host's public URL: https,
@@ -188,7 +194,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		b, err := blocks.Blocked(ctx, src)
 		return err != nil || b
 	}
-	live := &liveConns{sessions: sessions, blocked: blockedNow, conns: map[*liveConn]struct{}{}}
+	live := &liveConns{sessions: sessions, blocked: blockedNow, log: o.Log, onlyUpgrades: o.TrackOnlyUpgrades}
 	denied := &audit.Folder{Now: o.Now}
 	switches := &appSwitches{store: o.Store, revision: revision, clock: o.Now}
 	p.Disabled = switches.disabled
@@ -468,16 +474,11 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errpage.WriteNotice(w, http.StatusServiceUnavailable, id, "This application is switched off: "+reason)
 		return
 	}
-	if r.Header.Get("Upgrade") != "" {
-		// An upgraded connection lives on after this decision: it is
-		// registered so a revocation or a policy change ends it.
-		ctx, cancel := context.WithCancel(r.Context())
-		lc := &liveConn{token: tok, app: h.app, source: frontdoor.ClientIP(r), cancel: cancel}
-		h.live.add(lc)
-		defer h.live.remove(lc)
-		defer cancel()
-		r = r.WithContext(ctx)
-	}
+	// A request lives on after this decision for as long as its
+	// response streams or its connection is upgraded: it is registered
+	// so that a revocation or a policy change ends it.
+	r, lc := h.live.track(w, r, tok, &h.app, frontdoor.ClientIP(r))
+	defer h.live.untrack(lc)
 	h.proxy.Serve(w, r, a)
 }
 

@@ -2,78 +2,209 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
 	"sync"
+	"time"
 
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/policy"
+	"github.com/sluis-gateway/sluis/proxy"
 	"github.com/sluis-gateway/sluis/session"
 )
 
-// liveConns are the open upgraded connections.
+// liveConns are the proxied requests of sessions that are in flight: every
+// one of them, not only upgraded connections (WebSocket), because any
+// response may stream for as long as the app likes (server-sent events, a
+// long download, a slow upload). Each is decided again whenever anything
+// it depends on changes (recheck) and ended when the new decision refuses
+// it.
+//
+// Every request registers, so registering must cost little: the set is
+// split into shards, each a list under its own mutex, and an entry is a
+// node of its shard's list, so neither adding nor removing allocates or
+// hashes. A request picks its shard at random (math/rand/v2 draws from a
+// per-thread source), so concurrent requests rarely share a mutex.
 type liveConns struct {
 	sessions   *session.Service
 	switches   *appSwitches
 	breakGlass func(user string, groups []string) bool
 	stale      func(ctx context.Context, a *session.Active) bool
 	blocked    func(ctx context.Context, src string) bool
-	mu         sync.Mutex // guards conns
-	conns      map[*liveConn]struct{}
+	log        *slog.Logger // nil: slog.Default
+	// onlyUpgrades registers upgraded connections only, as sluis did
+	// before: for bench/frontdoor, to measure what tracking costs.
+	onlyUpgrades bool
+
+	shards [liveShards]liveShard
 }
 
+const liveShards = 32
+
+type liveShard struct {
+	mu   sync.Mutex // guards head and every entry's prev and next
+	head *liveConn
+	_    [48]byte // a cache line per shard: shards do not share one
+}
+
+// A liveConn is one proxied request in flight, with what deciding it again
+// needs.
 type liveConn struct {
 	token  string
-	app    sluis.App
-	source string             // the client's address: a block of it ends the connection
-	cancel context.CancelFunc // closes the connection (ReverseProxy ends the tunnel when the request context ends)
+	app    *sluis.App
+	source string // the client's address: a block of it ends the request
+	method string
+	path   string // the canonical path (r.URL.Path)
+
+	cancel context.CancelCauseFunc // ends the request (see end)
+	w      http.ResponseWriter
+
+	shard      uint8
+	prev, next *liveConn // in the shard's list; guarded by the shard's mu
+
+	mu   sync.Mutex // guards over and serialises end with remove
+	over bool       // the handler has returned or is returning: w is not to be touched
+}
+
+// track registers the request r (served on w) of the session with token
+// for app, until untrack. It returns r with a context that ending the
+// request cancels. With l.onlyUpgrades it registers only requests with
+// Upgrade, and returns nil for the others.
+func (l *liveConns) track(w http.ResponseWriter, r *http.Request, token string, app *sluis.App, source string) (*http.Request, *liveConn) {
+	if l.onlyUpgrades && r.Header.Get("Upgrade") == "" {
+		return r, nil
+	}
+	ctx, cancel := context.WithCancelCause(r.Context())
+	c := &liveConn{token: token, app: app, source: source, method: r.Method, path: r.URL.Path, cancel: cancel, w: w,
+		shard: uint8(rand.Uint32() % liveShards)}
+	l.add(c)
+	return r.WithContext(ctx), c
+}
+
+// untrack ends the registration of c (nil: none), which the handler must
+// do before it returns.
+func (l *liveConns) untrack(c *liveConn) {
+	if c == nil {
+		return
+	}
+	l.remove(c)
+	c.cancel(context.Canceled)
 }
 
 func (l *liveConns) add(c *liveConn) {
-	l.mu.Lock()
-	l.conns[c] = struct{}{}
-	l.mu.Unlock()
+	s := &l.shards[c.shard]
+	s.mu.Lock()
+	c.next = s.head
+	if s.head != nil {
+		s.head.prev = c
+	}
+	s.head = c
+	s.mu.Unlock()
 }
 
 func (l *liveConns) remove(c *liveConn) {
-	l.mu.Lock()
-	delete(l.conns, c)
-	l.mu.Unlock()
+	s := &l.shards[c.shard]
+	s.mu.Lock()
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		s.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.prev, c.next = nil, nil
+	s.mu.Unlock()
+	// Once this returns, no end touches c.w: the handler may return.
+	c.mu.Lock()
+	c.over = true
+	c.mu.Unlock()
 }
 
-// recheck ends every upgraded connection whose session is gone or whose
+// count returns how many requests are registered.
+func (l *liveConns) count() int {
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for c := s.head; c != nil; c = c.next {
+			n++
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// all returns the requests registered now.
+func (l *liveConns) all() []*liveConn {
+	var out []*liveConn
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for c := s.head; c != nil; c = c.next {
+			out = append(out, c)
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// end ends c, so that its client sees a failure at once, never a
+// complete response. Cancelling the request's context stops the proxy
+// (its upstream request, or its copy of the response, which then aborts
+// the handler: the HTTP/1.1 connection closes without the body's end, an
+// HTTP/2 stream is reset). Deadlines in the past stop what the context
+// does not: a write blocked on a client that does not read, and the
+// server reading what is left of an upload before it closes the
+// connection (up to 256 KiB, which on a slow line takes long); an HTTP/2
+// stream is reset at once.
+func (l *liveConns) end(c *liveConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.over {
+		return
+	}
+	c.cancel(proxy.ErrEnded)
+	rc := http.NewResponseController(c.w)
+	rc.SetWriteDeadline(time.Now())
+	rc.SetReadDeadline(time.Now())
+	log := l.log
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Info("gateway: ended an open request that is no longer allowed", "app", c.app.Name, "method", c.method, "path", c.path, "source", c.source)
+}
+
+// recheck ends every open request whose session is gone or whose
 // user may no longer use the app.
 func (l *liveConns) recheck() {
-	l.mu.Lock()
-	conns := make([]*liveConn, 0, len(l.conns))
-	for c := range l.conns {
-		conns = append(conns, c)
-	}
-	l.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range l.all() {
 		level, _, err := l.switches.level(context.Background())
 		if err != nil {
-			c.cancel()
+			l.end(c)
 			continue
 		}
 		a, err := l.sessions.Lookup(context.Background(), c.token, c.app.Host)
 		if err != nil || a.Session.Stage != sluis.StageComplete || !policy.Decide(a.Identity(), c.app.AtLevel(level)).Allowed {
-			c.cancel()
+			l.end(c)
 			continue
 		}
 		if _, off, err := l.switches.disabled(context.Background(), c.app.Name); err != nil || off {
-			c.cancel()
+			l.end(c)
 			continue
 		}
 		if l.stale != nil && l.stale(context.Background(), a) {
-			c.cancel()
+			l.end(c)
 			continue
 		}
 		if l.blocked != nil && l.blocked(context.Background(), c.source) {
-			c.cancel()
+			l.end(c)
 			continue
 		}
 		if level == sluis.LevelClosed ||
 			level == sluis.LevelEssential && !c.app.Essential || level == sluis.LevelLockdown && !l.breakGlass(a.User.Name, a.User.Groups) {
-			c.cancel()
+			l.end(c)
 		}
 	}
 }
