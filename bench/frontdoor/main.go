@@ -7,6 +7,11 @@
 // requests/s, p50 and p99 of each and the ratio. The goal: the front door
 // and the session check cost less than 10% of the throughput.
 //
+// A third listener serves the same gateway with only upgraded connections
+// tracked (gateway.Options.TrackOnlyUpgrades), as sluis did before it
+// tracked every request in flight; the ratio gateway/untracked is what
+// that tracking costs.
+//
 //	GOTOOLCHAIN=go1.27.3 go run ./bench/frontdoor [-d 10s] [-c 64] [-rounds 3]
 package main
 
@@ -86,6 +91,10 @@ func run(dur time.Duration, conns, rounds int) error {
 	if err != nil {
 		return err
 	}
+	untrackedLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
 	port := gwLn.Addr().(*net.TCPAddr).Port
 	c, err := config.Parse("(bench)", []byte(fmt.Sprintf(`listen: 127.0.0.1:%d
 portal: %s
@@ -145,6 +154,11 @@ apps:
 	if err != nil {
 		return err
 	}
+	untracked, err := gateway.New(ctx, gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port,
+		Log: quiet, Revision: watcher.Current, OnChange: watcher.OnChange, TrackOnlyUpgrades: true})
+	if err != nil {
+		return err
+	}
 	// The baseline: the same proxy, with the session looked up once.
 	sessions := &session.Service{Store: st, IdleTimeout: time.Hour, Revision: watcher.Current}
 	active, err := sessions.Lookup(ctx, tok, appHost)
@@ -167,11 +181,13 @@ apps:
 	}
 	serve(gwLn, gw)
 	serve(bareLn, bare)
+	serve(untrackedLn, untracked)
 
 	headers := []string{"Host: " + appHost, "Cookie: " + session.CookieName + "=" + tok}
 	targets := []wrk.Target{
 		{Name: "bare", URL: fmt.Sprintf("https://%s/", bareLn.Addr()), Headers: headers},
 		{Name: "gateway", URL: fmt.Sprintf("https://%s/", gwLn.Addr()), Headers: headers},
+		{Name: "untracked", URL: fmt.Sprintf("https://%s/", untrackedLn.Addr()), Headers: headers},
 	}
 	// Both must answer with the upstream's body; the gateway also must
 	// refuse the same request without the cookie.
@@ -193,5 +209,8 @@ apps:
 	ratio := runs.Ratio("gateway", "bare")
 	fmt.Printf("ratio gateway/bare %.3f: the front door and the session check cost %.1f%% of the throughput (goal: under 10%%)\n",
 		ratio, (1-ratio)*100)
+	tracked := runs.Ratio("gateway", "untracked")
+	fmt.Printf("ratio gateway/untracked %.3f: tracking every request in flight costs %.1f%% of the gateway's throughput\n",
+		tracked, (1-tracked)*100)
 	return nil
 }
