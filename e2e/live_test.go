@@ -327,3 +327,46 @@ func TestOpenStreamsEndWhenAccessEnds(t *testing.T) {
 		})
 	}
 }
+
+// A timed emergency level that runs out changes the level in force with
+// no change in the store to announce it: the level before it (here
+// essential, which the wiki is not) comes back, and the open responses it
+// refuses end within a second of that, not at the next periodic recheck.
+func TestOpenStreamsEndWhenATimedLevelRunsOut(t *testing.T) {
+	up := newStreamer(t)
+	w := &world{g: testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: up.URL, Groups: []string{"staff"}, MFA: true})}
+	g := w.g
+	c, _ := w.loggedIn(t, "anna", "staff")
+	g.MustCLI("", "emergency", "set", "essential", "--reason", "incident")
+	const open = 2 * time.Second
+	begun := time.Now()
+	g.MustCLI("", "emergency", "set", "normal", "--reason", "reopened for the payroll run", "--for", open.String())
+	returned := time.Now()
+	streams := []*openStream{openRaw(t, g, c, "/events"), openH2(t, g, c, "/download")}
+	for _, s := range streams {
+		select {
+		case <-s.started:
+		case <-s.ended:
+			t.Fatalf("%s ended before the level ran out: %v", s.name, s.err)
+		case <-time.After(open):
+			t.Fatalf("%s: nothing arrived", s.name)
+		}
+	}
+	for _, s := range streams {
+		select {
+		case <-s.ended:
+		case <-time.After(open + 5*time.Second):
+			t.Fatalf("%s still flows 5s after the timed level ran out", s.name)
+		}
+		t.Logf("%s ended %v after the timed level ran out: %v", s.name, s.endAt.Sub(returned.Add(open)).Round(time.Millisecond), s.err)
+		if s.endAt.Before(begun.Add(open)) {
+			t.Errorf("%s ended before the level ran out", s.name)
+		}
+		if s.endAt.After(returned.Add(open + time.Second)) {
+			t.Errorf("%s ended %v after the level ran out; want within 1s", s.name, s.endAt.Sub(returned.Add(open)))
+		}
+		if s.err == nil || errors.Is(s.err, io.EOF) {
+			t.Errorf("%s ended cleanly: %v", s.name, s.err)
+		}
+	}
+}

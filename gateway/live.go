@@ -38,6 +38,11 @@ type liveConns struct {
 	onlyUpgrades bool
 
 	shards [liveShards]liveShard
+
+	// levelMu guards levelEnd, the end of the timed emergency level a
+	// recheck is armed for.
+	levelMu  sync.Mutex
+	levelEnd time.Time
 }
 
 const liveShards = 32
@@ -179,6 +184,7 @@ func (l *liveConns) end(c *liveConn) {
 // recheck ends every open request whose session is gone or whose
 // user may no longer use the app.
 func (l *liveConns) recheck() {
+	defer l.armLevelEnd()
 	for _, c := range l.all() {
 		level, _, err := l.switches.level(context.Background())
 		if err != nil {
@@ -207,4 +213,25 @@ func (l *liveConns) recheck() {
 			l.end(c)
 		}
 	}
+}
+
+// armLevelEnd makes sure a recheck runs when a timed emergency level runs
+// out: the level in force changes then (back to the one before, which may
+// be stricter) with no change in the store to announce it.
+func (l *liveConns) armLevelEnd() {
+	if _, _, err := l.switches.level(context.Background()); err != nil {
+		return // the periodic recheck comes
+	}
+	until := l.switches.state.Load().emergency.Until
+	d := until.Sub(l.switches.now())
+	if until.IsZero() || d <= 0 {
+		return
+	}
+	l.levelMu.Lock()
+	defer l.levelMu.Unlock()
+	if until.Equal(l.levelEnd) {
+		return // armed already
+	}
+	l.levelEnd = until
+	time.AfterFunc(d, l.recheck)
 }
