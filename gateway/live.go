@@ -164,53 +164,70 @@ func (l *liveConns) all() []*liveConn {
 // server reading what is left of an upload before it closes the
 // connection (up to 256 KiB, which on a slow line takes long); an HTTP/2
 // stream is reset at once.
-func (l *liveConns) end(c *liveConn) {
+// It reports whether c was still open.
+func (l *liveConns) end(c *liveConn) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.over {
-		return
+		return false
 	}
 	c.cancel(proxy.ErrEnded)
 	rc := http.NewResponseController(c.w)
 	rc.SetWriteDeadline(time.Now())
 	rc.SetReadDeadline(time.Now())
-	log := l.log
-	if log == nil {
-		log = slog.Default()
+	l.logger().Debug("gateway: ended an open request that is no longer allowed", "app", c.app.Name, "method", c.method, "path", c.path, "source", c.source)
+	return true
+}
+
+func (l *liveConns) logger() *slog.Logger {
+	if l.log == nil {
+		return slog.Default()
 	}
-	log.Info("gateway: ended an open request that is no longer allowed", "app", c.app.Name, "method", c.method, "path", c.path, "source", c.source)
+	return l.log
 }
 
 // recheck ends every open request whose session is gone or whose
 // user may no longer use the app.
 func (l *liveConns) recheck() {
 	defer l.armLevelEnd()
+	// One line for all that one change ended (a level can end thousands).
+	ended := map[string]int{}
+	end := func(c *liveConn) {
+		if l.end(c) {
+			ended[c.app.Name]++
+		}
+	}
+	defer func() {
+		for app, n := range ended {
+			l.logger().Info("gateway: ended open requests that are no longer allowed", "app", app, "requests", n)
+		}
+	}()
 	for _, c := range l.all() {
 		level, _, err := l.switches.level(context.Background())
 		if err != nil {
-			l.end(c)
+			end(c)
 			continue
 		}
 		a, err := l.sessions.Lookup(context.Background(), c.token, c.app.Host)
 		if err != nil || a.Session.Stage != sluis.StageComplete || !policy.Decide(a.Identity(), c.app.AtLevel(level)).Allowed {
-			l.end(c)
+			end(c)
 			continue
 		}
 		if _, off, err := l.switches.disabled(context.Background(), c.app.Name); err != nil || off {
-			l.end(c)
+			end(c)
 			continue
 		}
 		if l.stale != nil && l.stale(context.Background(), a) {
-			l.end(c)
+			end(c)
 			continue
 		}
 		if l.blocked != nil && l.blocked(context.Background(), c.source) {
-			l.end(c)
+			end(c)
 			continue
 		}
 		if level == sluis.LevelClosed ||
 			level == sluis.LevelEssential && !c.app.Essential || level == sluis.LevelLockdown && !l.breakGlass(a.User.Name, a.User.Groups) {
-			l.end(c)
+			end(c)
 		}
 	}
 }

@@ -46,7 +46,9 @@ func TestEndingARequestCancelsItsContextAndItsWrites(t *testing.T) {
 	if c.method != "GET" || c.path != "/events" || c.source != "192.0.2.1" || c.token != "tok" || c.app != app {
 		t.Fatalf("registered %+v", c)
 	}
-	l.end(c)
+	if !l.end(c) {
+		t.Fatal("end reports an open request as over")
+	}
 	if err := context.Cause(r.Context()); !errors.Is(err, proxy.ErrEnded) {
 		t.Fatalf("cause %v", err)
 	}
@@ -68,7 +70,9 @@ func TestEndingAfterTheHandlerReturnedDoesNothing(t *testing.T) {
 	r, c := l.track(w, httptest.NewRequest("GET", "https://wiki.test/", nil), "tok", &sluis.App{}, "192.0.2.1")
 	l.untrack(c)
 	w.returned = true
-	l.end(c)
+	if l.end(c) {
+		t.Fatal("end reports a request ended after untrack")
+	}
 	if err := context.Cause(r.Context()); errors.Is(err, proxy.ErrEnded) {
 		t.Fatal("ended after untrack")
 	}
