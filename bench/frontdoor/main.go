@@ -10,7 +10,9 @@
 // A third listener serves the same gateway with only upgraded connections
 // tracked (gateway.Options.TrackOnlyUpgrades), as sluis did before it
 // tracked every request in flight; the ratio gateway/untracked is what
-// that tracking costs.
+// that tracking costs. As throughput moves with whatever else the machine
+// runs, the two are then also loaded in turn for the CPU time this process
+// spends per request, which moves much less.
 //
 //	GOTOOLCHAIN=go1.27.3 go run ./bench/frontdoor [-d 10s] [-c 64] [-rounds 3]
 package main
@@ -29,7 +31,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -212,5 +216,53 @@ apps:
 	tracked := runs.Ratio("gateway", "untracked")
 	fmt.Printf("ratio gateway/untracked %.3f: tracking every request in flight costs %.1f%% of the gateway's throughput\n",
 		tracked, (1-tracked)*100)
+	// Throughput moves with whatever else the machine runs; the CPU time
+	// this process spends per request does much less.
+	cpu, err := cpuPerRequest(targets[1:], rounds, dur, conns)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("CPU per request (this process: gateway and upstream), median of %d rounds: gateway %v, untracked %v: tracking costs %.1f%%\n",
+		rounds, cpu["gateway"], cpu["untracked"], (float64(cpu["gateway"])/float64(cpu["untracked"])-1)*100)
 	return nil
+}
+
+// cpuPerRequest loads each target in turn, rounds times (every other
+// round in reverse order), and returns for each the median over rounds of
+// the CPU time this process spent per request served.
+func cpuPerRequest(targets []wrk.Target, rounds int, dur time.Duration, conns int) (map[string]time.Duration, error) {
+	per := map[string][]time.Duration{}
+	for r := 1; r <= rounds; r++ {
+		order := slices.Clone(targets)
+		if r%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, t := range order {
+			before := selfCPU()
+			res, err := wrk.Run(t, dur, conns)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", t.Name, err)
+			}
+			n := res.RPS * dur.Seconds()
+			if n == 0 {
+				return nil, fmt.Errorf("%s: no requests", t.Name)
+			}
+			d := time.Duration(float64(selfCPU()-before) / n)
+			per[t.Name] = append(per[t.Name], d)
+			fmt.Printf("  round %d %-9s %9.0f req/s  CPU %v per request\n", r, t.Name, res.RPS, d.Round(time.Microsecond/10))
+		}
+	}
+	out := map[string]time.Duration{}
+	for name, ds := range per {
+		slices.Sort(ds)
+		out[name] = ds[len(ds)/2].Round(time.Microsecond / 10)
+	}
+	return out, nil
+}
+
+// selfCPU is the CPU time this process has used (user and system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
