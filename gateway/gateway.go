@@ -205,9 +205,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	live.breakGlass = c.BreakGlassAllows
 	live.stale = p.Stale
 	if o.OnChange != nil {
-		o.OnChange(live.recheck)
+		o.OnChange(live.queueRecheck)
 	}
-	go every(ctx, RecheckInterval, live.recheck)
+	go every(ctx, RecheckInterval, live.queueRecheck)
 	for _, app := range apps {
 		if app.TCP != "" {
 			continue // reached through tunnels, not a host of its own

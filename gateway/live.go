@@ -39,6 +39,8 @@ type liveConns struct {
 
 	shards [liveShards]liveShard
 
+	rechecks serial // see queueRecheck
+
 	// levelMu guards levelEnd, the end of the timed emergency level a
 	// recheck is armed for.
 	levelMu  sync.Mutex
@@ -186,6 +188,42 @@ func (l *liveConns) logger() *slog.Logger {
 	return l.log
 }
 
+// queueRecheck runs recheck now, or, if one runs, once more after it,
+// however many ask meanwhile. Every request in flight is a lot more than
+// the WebSockets that were tracked once, and every login changes the
+// store's revision: rechecks must not pile up. Each change is still
+// followed by a whole recheck that begins after it.
+func (l *liveConns) queueRecheck() { l.rechecks.do(l.recheck) }
+
+// serial runs a function one call at a time, folding the calls that come
+// while it runs into one more run.
+type serial struct {
+	mu      sync.Mutex // guards running and again
+	running bool
+	again   bool
+}
+
+func (s *serial) do(fn func()) {
+	s.mu.Lock()
+	if s.running {
+		s.again = true
+		s.mu.Unlock()
+		return
+	}
+	s.running = true
+	for {
+		s.again = false
+		s.mu.Unlock()
+		fn()
+		s.mu.Lock()
+		if !s.again {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+	}
+}
+
 // recheck ends every open request whose session is gone or whose
 // user may no longer use the app.
 func (l *liveConns) recheck() {
@@ -250,5 +288,5 @@ func (l *liveConns) armLevelEnd() {
 		return // armed already
 	}
 	l.levelEnd = until
-	time.AfterFunc(d, l.recheck)
+	time.AfterFunc(d, l.queueRecheck)
 }

@@ -144,3 +144,40 @@ func BenchmarkTrack(b *testing.B) {
 		})
 	}
 }
+
+// Rechecks asked for while one runs fold into one more, which begins
+// after every one of them was asked for.
+func TestRechecksRunOneAtATime(t *testing.T) {
+	var s serial
+	var mu sync.Mutex
+	running, runs, most := 0, 0, 0
+	release := make(chan struct{})
+	started := make(chan struct{}, 10)
+	fn := func() {
+		mu.Lock()
+		running++
+		runs++
+		most = max(most, running)
+		mu.Unlock()
+		started <- struct{}{}
+		<-release
+		mu.Lock()
+		running--
+		mu.Unlock()
+	}
+	done := make(chan struct{})
+	go func() { s.do(fn); close(done) }()
+	<-started
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() { s.do(fn) }) // return at once: one runs
+	}
+	wg.Wait()
+	release <- struct{}{} // the first run ends; one more begins
+	<-started
+	release <- struct{}{}
+	<-done
+	if runs != 2 || most != 1 {
+		t.Fatalf("%d runs, at most %d at once; want 2 runs, one at a time", runs, most)
+	}
+}
