@@ -116,7 +116,7 @@ func Apps(c *config.Config) []sluis.App {
 }
 
 // New returns the gateway's public handler. Its background work (re-checking
-// upgraded connections) ends with ctx.
+// the requests in flight and the tunnels) ends with ctx.
 func New(ctx context.Context, o Options) (http.Handler, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -185,8 +185,8 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		o.ConnAbuse(detector.ProbeConn)
 	}
 	transport := proxy.NewTransport()
-	// One answer to "is this source blocked?" for the front door, open
-	// upgraded connections and tunnels: the stored list. A store that
+	// One answer to "is this source blocked?" for the front door, the
+	// requests in flight and tunnels: the stored list. A store that
 	// cannot be read counts as blocked for what is already open (it is
 	// checked again within a second) and as not blocked at the front door
 	// (which logs it), so a broken store does not lock everyone out.
@@ -512,7 +512,7 @@ type Rechecker interface {
 
 // recheckDirectory asks the directory about each directory user
 // who has a live session: an account that is gone, disabled or replaced
-// loses its sessions at once (tunnels and WebSockets with them), and
+// loses its sessions at once (its tunnels and requests in flight with them), and
 // changed groups count at once. A directory that cannot answer changes
 // nothing.
 func recheckDirectory(ctx context.Context, st sluis.Store, dir Rechecker, rec *audit.Recorder, log *slog.Logger) {
