@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -315,14 +316,23 @@ func TestOpenStreamsEndWhenAccessEnds(t *testing.T) {
 				}
 			}
 			// The HTTP/2 streams were reset, not their connection: the
-			// same client's next request gets an answer (the refusal).
-			resp, err := c.Get(g.URL(wikiHost, "/after"))
+			// same client's next request goes on it and gets an answer
+			// (the refusal).
+			var reused bool
+			req, _ := http.NewRequest("GET", g.URL(wikiHost, "/after"), nil)
+			req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+				GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+			}))
+			resp, err := c.Do(req)
 			if err != nil {
 				t.Fatalf("a request on the HTTP/2 connection after the cut: %v", err)
 			}
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				t.Fatalf("after %s the app still answers: %d", tt.name, resp.StatusCode)
+			}
+			if !reused || resp.ProtoMajor != 2 {
+				t.Fatalf("after the cut the HTTP/2 connection was gone (reused %v, %s)", reused, resp.Proto)
 			}
 		})
 	}
