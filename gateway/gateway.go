@@ -477,9 +477,9 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A request lives on after this decision for as long as its
 	// response streams or its connection is upgraded: it is registered
 	// so that a revocation or a policy change ends it.
-	r, lc := h.live.track(w, r, tok, &h.app, frontdoor.ClientIP(r))
+	ctx, lc := h.live.track(w, r, tok, &h.app, frontdoor.ClientIP(r))
 	defer h.live.untrack(lc)
-	h.proxy.Serve(w, r, a)
+	h.proxy.ServeIn(ctx, w, r, a)
 }
 
 // corsPreflight reports whether r is a CORS preflight and nothing else:

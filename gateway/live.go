@@ -75,18 +75,19 @@ type liveConn struct {
 }
 
 // track registers the request r (served on w) of the session with token
-// for app, until untrack. It returns r with a context that ending the
-// request cancels. With l.onlyUpgrades it registers only requests with
-// Upgrade, and returns nil for the others.
-func (l *liveConns) track(w http.ResponseWriter, r *http.Request, token string, app *sluis.App, source string) (*http.Request, *liveConn) {
+// for app, until untrack. It returns the context to serve r in (see
+// proxy.ServeIn), which ending the request cancels. With l.onlyUpgrades
+// it registers only requests with Upgrade, and returns r's context and
+// nil for the others.
+func (l *liveConns) track(w http.ResponseWriter, r *http.Request, token string, app *sluis.App, source string) (context.Context, *liveConn) {
 	if l.onlyUpgrades && r.Header.Get("Upgrade") == "" {
-		return r, nil
+		return r.Context(), nil
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	c := &liveConn{token: token, app: app, source: source, method: r.Method, path: r.URL.Path, cancel: cancel, w: w,
 		shard: uint8(rand.Uint32() % liveShards)}
 	l.add(c)
-	return r.WithContext(ctx), c
+	return ctx, c
 }
 
 // untrack ends the registration of c (nil: none), which the handler must

@@ -39,7 +39,7 @@ func TestEndingARequestCancelsItsContextAndItsWrites(t *testing.T) {
 	l := &liveConns{}
 	app := &sluis.App{Name: "wiki", Host: "wiki.test"}
 	w := &deadlineWriter{ResponseRecorder: httptest.NewRecorder(), t: t}
-	r, c := l.track(w, httptest.NewRequest("GET", "https://wiki.test/events", nil), "tok", app, "192.0.2.1")
+	ctx, c := l.track(w, httptest.NewRequest("GET", "https://wiki.test/events", nil), "tok", app, "192.0.2.1")
 	if n := l.count(); n != 1 {
 		t.Fatalf("%d registered", n)
 	}
@@ -49,7 +49,7 @@ func TestEndingARequestCancelsItsContextAndItsWrites(t *testing.T) {
 	if !l.end(c) {
 		t.Fatal("end reports an open request as over")
 	}
-	if err := context.Cause(r.Context()); !errors.Is(err, proxy.ErrEnded) {
+	if err := context.Cause(ctx); !errors.Is(err, proxy.ErrEnded) {
 		t.Fatalf("cause %v", err)
 	}
 	if len(w.set) != 2 || w.set[0].After(time.Now()) || w.set[1].After(time.Now()) {
@@ -67,13 +67,13 @@ func TestEndingARequestCancelsItsContextAndItsWrites(t *testing.T) {
 func TestEndingAfterTheHandlerReturnedDoesNothing(t *testing.T) {
 	l := &liveConns{}
 	w := &deadlineWriter{ResponseRecorder: httptest.NewRecorder(), t: t}
-	r, c := l.track(w, httptest.NewRequest("GET", "https://wiki.test/", nil), "tok", &sluis.App{}, "192.0.2.1")
+	ctx, c := l.track(w, httptest.NewRequest("GET", "https://wiki.test/", nil), "tok", &sluis.App{}, "192.0.2.1")
 	l.untrack(c)
 	w.returned = true
 	if l.end(c) {
 		t.Fatal("end reports a request ended after untrack")
 	}
-	if err := context.Cause(r.Context()); errors.Is(err, proxy.ErrEnded) {
+	if err := context.Cause(ctx); errors.Is(err, proxy.ErrEnded) {
 		t.Fatal("ended after untrack")
 	}
 }
@@ -102,7 +102,7 @@ func TestManyRequestsComeAndGo(t *testing.T) {
 func TestOnlyUpgradesTracksOnlyUpgrades(t *testing.T) {
 	l := &liveConns{onlyUpgrades: true}
 	r := httptest.NewRequest("GET", "/", nil)
-	if r2, c := l.track(httptest.NewRecorder(), r, "t", &sluis.App{}, ""); c != nil || r2 != r {
+	if ctx, c := l.track(httptest.NewRecorder(), r, "t", &sluis.App{}, ""); c != nil || ctx != r.Context() {
 		t.Fatal("a plain request was tracked")
 	}
 	r.Header.Set("Upgrade", "websocket")

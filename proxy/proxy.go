@@ -111,11 +111,19 @@ var ErrEnded = errors.New("the gateway ended the request")
 // Serve relays r for the session a. The caller has decided a may use the
 // app.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, a *session.Active) {
-	r, ok := p.wrapBody(w, r)
+	p.ServeIn(r.Context(), w, r, a)
+}
+
+// ServeIn is Serve in ctx, a context derived from r's, which the request
+// gets instead of r's own: a caller that must be able to end the request
+// (see ErrEnded) hands its context here rather than copying r for it, as
+// every request is copied here anyway.
+func (p *Proxy) ServeIn(ctx context.Context, w http.ResponseWriter, r *http.Request, a *session.Active) {
+	ctx, ok := p.wrapBody(ctx, w, r)
 	if !ok {
 		return
 	}
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), activeKey{}, a)))
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, activeKey{}, a)))
 }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
