@@ -166,8 +166,7 @@ func (l *liveConns) all() []*liveConn {
 // does not: a write blocked on a client that does not read, and the
 // server reading what is left of an upload before it closes the
 // connection (up to 256 KiB, which on a slow line takes long); an HTTP/2
-// stream is reset at once.
-// It reports whether c was still open.
+// stream is reset at once. It reports whether c was still open.
 func (l *liveConns) end(c *liveConn) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
