@@ -12,7 +12,9 @@
 // tracked every request in flight; the ratio gateway/untracked is what
 // that tracking costs. As throughput moves with whatever else the machine
 // runs, the two are then also loaded in turn for the CPU time this process
-// spends per request, which moves much less.
+// spends per request, which moves much less, and their handlers are
+// measured in process (testing.Benchmark: time and allocations per
+// request, without TLS or wrk).
 //
 //	GOTOOLCHAIN=go1.27.3 go run ./bench/frontdoor [-d 10s] [-c 64] [-rounds 3]
 package main
@@ -27,6 +29,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -34,6 +37,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -224,6 +228,52 @@ apps:
 	}
 	fmt.Printf("CPU per request (this process: gateway and upstream), median of %d rounds: gateway %v, untracked %v: tracking costs %.1f%%\n",
 		rounds, cpu["gateway"], cpu["untracked"], (float64(cpu["gateway"])/float64(cpu["untracked"])-1)*100)
+	// The handlers alone, one request at a time, without TLS or wrk:
+	// exact allocations, and time with less of the machine's noise.
+	inproc := map[string][]testing.BenchmarkResult{}
+	for r := 1; r <= rounds; r++ {
+		order := []string{"gateway", "untracked"}
+		if r%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, name := range order {
+			h := gw
+			if name == "untracked" {
+				h = untracked
+			}
+			status := 0
+			res := testing.Benchmark(func(b *testing.B) {
+				b.ReportAllocs()
+				req := httptest.NewRequest("GET", "/", nil) // origin-form, as a client sends it
+				req.Host = appHost
+				req.TLS = &tls.ConnectionState{Version: tls.VersionTLS13, HandshakeComplete: true}
+				req.RemoteAddr = "127.0.0.1:50000"
+				req.Header.Set("Cookie", session.CookieName+"="+tok)
+				for b.Loop() {
+					// A server gives each request a cancellable context.
+					ctx, cancel := context.WithCancel(context.Background())
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, req.WithContext(ctx))
+					cancel()
+					status = w.Code
+				}
+			})
+			if status != http.StatusOK {
+				return fmt.Errorf("%s in process: status %d", name, status)
+			}
+			inproc[name] = append(inproc[name], res)
+			fmt.Printf("  round %d %-9s in process: %v ns/op  %d B/op  %d allocs/op\n", r, name, res.NsPerOp(), res.AllocedBytesPerOp(), res.AllocsPerOp())
+		}
+	}
+	median := func(rs []testing.BenchmarkResult) testing.BenchmarkResult {
+		rs = slices.Clone(rs)
+		slices.SortFunc(rs, func(a, b testing.BenchmarkResult) int { return int(a.NsPerOp() - b.NsPerOp()) })
+		return rs[len(rs)/2]
+	}
+	g, u := median(inproc["gateway"]), median(inproc["untracked"])
+	fmt.Printf("in process, median of %d rounds: gateway %d ns/op %d B/op %d allocs/op, untracked %d ns/op %d B/op %d allocs/op: tracking costs %d ns (%.1f%%), %d B and %d allocations per request\n",
+		rounds, g.NsPerOp(), g.AllocedBytesPerOp(), g.AllocsPerOp(), u.NsPerOp(), u.AllocedBytesPerOp(), u.AllocsPerOp(),
+		g.NsPerOp()-u.NsPerOp(), (float64(g.NsPerOp())/float64(u.NsPerOp())-1)*100, g.AllocedBytesPerOp()-u.AllocedBytesPerOp(), g.AllocsPerOp()-u.AllocsPerOp())
 	return nil
 }
 
