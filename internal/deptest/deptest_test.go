@@ -125,8 +125,10 @@ func TestImportRules(t *testing.T) {
 }
 
 // testServers are the packages that run a real server (slapd, Apache
-// httpd, RabbitMQ, Jupyter Notebook) for tests and benchmark programs.
-var testServers = map[string]bool{"internal/slapdtest": true, "internal/davtest": true, "internal/rabbittest": true, "internal/jupytertest": true}
+// httpd, RabbitMQ, Jupyter Notebook, PostgreSQL) for tests and benchmark
+// programs.
+var testServers = map[string]bool{"internal/slapdtest": true, "internal/davtest": true, "internal/rabbittest": true, "internal/jupytertest": true,
+	"internal/pgtest": true}
 
 // Nothing the server is made of starts a process: no package reachable
 // from the gateway's handler or from the program's wiring of `sluis serve`
