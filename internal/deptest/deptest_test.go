@@ -152,7 +152,7 @@ func TestTheServerStartsNoProcess(t *testing.T) {
 			}
 		}
 	}
-	for _, root := range []string{"gateway", "store/sqlite", "changes", "keys", "config", "audit"} {
+	for _, root := range []string{"gateway", "store/sqlite", "store/postgres", "changes", "keys", "config", "audit"} {
 		walk(root, root)
 	}
 	if len(seen) < 10 {
