@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"iter"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -260,5 +262,63 @@ func BenchmarkAppendEvent(b *testing.B) {
 		if _, err := db.AppendEvent(ctx, sluis.Event{Type: "bench", Detail: "x"}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// An import refuses what it cannot hold (a table or column it does not
+// know) rather than leave it behind, and then stores nothing at all.
+func TestImportRefusesWhatItCannotHold(t *testing.T) {
+	srv := pgtest.Start(t)
+	db := open(t, srv.NewDatabase(t))
+	ctx := context.Background()
+	rows := func(vals ...[]any) iter.Seq2[[]any, error] {
+		return func(yield func([]any, error) bool) {
+			for _, v := range vals {
+				if !yield(v, nil) {
+					return
+				}
+			}
+		}
+	}
+	user := []any{"anna", "staff,ops", "h", int64(0), nil, int64(0), int64(1), nil, "", "", "", ""}
+	userCols := []string{"name", "groups", "password_hash", "disabled", "totp_secret", "totp_last_step", "created_at", "passkey_handle", "source", "external_id", "email", "display_name"}
+	for _, c := range []struct {
+		name, want string
+		src        postgres.Source
+	}{
+		{"unknown table", "no such table", func(ctx context.Context, table func(string, []string, iter.Seq2[[]any, error]) error) error {
+			if err := table("users", userCols, rows(user)); err != nil {
+				return err
+			}
+			return table("mystery", []string{"x"}, rows([]any{int64(1)}))
+		}},
+		{"unknown column", "no column shoe_size", func(ctx context.Context, table func(string, []string, iter.Seq2[[]any, error]) error) error {
+			return table("users", append(userCols, "shoe_size"), rows(append(user, int64(42))))
+		}},
+		{"wrong type", "column disabled", func(ctx context.Context, table func(string, []string, iter.Seq2[[]any, error]) error) error {
+			u := slices.Clone(user)
+			u[3] = "yes"
+			return table("users", userCols, rows(u))
+		}},
+	} {
+		if _, err := db.Import(ctx, c.src); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error with %q", c.name, err, c.want)
+		}
+		if us, _ := db.Users(ctx); len(us) != 0 {
+			t.Fatalf("%s: a failed import left users %+v", c.name, us)
+		}
+	}
+	// What it knows, it takes; and only into an empty store.
+	ok := func(ctx context.Context, table func(string, []string, iter.Seq2[[]any, error]) error) error {
+		return table("users", userCols, rows(user))
+	}
+	if _, err := db.Import(ctx, ok); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := db.User(ctx, "anna"); err != nil || !slices.Equal(u.Groups, []string{"staff", "ops"}) || u.Disabled {
+		t.Fatalf("imported user: %+v %v", u, err)
+	}
+	if _, err := db.Import(ctx, ok); sluis.ErrorCode(err) != sluis.ECONFLICT {
+		t.Fatalf("an import into a store that holds a user: %v", err)
 	}
 }
