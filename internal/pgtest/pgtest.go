@@ -107,6 +107,55 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// shared is the server of Shared, one per test binary.
+var shared struct {
+	mu  sync.Mutex
+	srv *Server
+	dir string
+	err error
+}
+
+// Shared returns a server shared by the tests of this test binary,
+// started by the first of them, for tests that each make their own
+// database on it (NewDatabase): one server start instead of one a test.
+// It skips or fails the test like Start. The package's TestMain must call
+// StopShared after m.Run, which stops it.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	if !Installed() {
+		Start(t) // skips, or fails under SLUIS_REQUIRE_INTEGRATION=1
+	}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.srv == nil && shared.err == nil {
+		shared.dir, shared.err = os.MkdirTemp("", "sluis-pgtest-")
+		if shared.err == nil {
+			shared.srv, shared.err = Run(shared.dir)
+		}
+	}
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.srv
+}
+
+// StopShared stops the server of Shared, if one was started, checks it
+// gone and removes its files. Call it from TestMain after m.Run.
+func StopShared() error {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	var err error
+	if shared.srv != nil {
+		err = shared.srv.Stop()
+		shared.srv = nil
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+		shared.dir = ""
+	}
+	return err
+}
+
 // Run runs PostgreSQL with its files in dir (for benchmark programs); the
 // caller stops it. dir must be reachable by the postgres account when run
 // as root (under the system's temporary directory it is made so).

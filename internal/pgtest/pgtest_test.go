@@ -57,3 +57,21 @@ func TestServer(t *testing.T) {
 		}
 	}
 }
+
+// Tests that share a server get databases of their own on it.
+func TestShared(t *testing.T) {
+	a, b := Shared(t), Shared(t)
+	if a != b {
+		t.Fatal("two shared servers")
+	}
+	if u1, u2 := a.NewDatabase(t), a.NewDatabase(t); u1 == u2 {
+		t.Fatal("one database for two tests")
+	}
+	pid := a.cmd.Process.Pid
+	if err := StopShared(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+		t.Fatalf("the shared server (pid %d) still runs after StopShared", pid)
+	}
+}

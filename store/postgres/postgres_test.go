@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +20,16 @@ import (
 	"github.com/sluis-gateway/sluis/store/storetest"
 )
 
+// The tests share one server, each with databases of its own.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := pgtest.StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
 func open(t testing.TB, url string) *postgres.DB {
 	t.Helper()
 	db, err := postgres.Open(context.Background(), url)
@@ -31,7 +42,7 @@ func open(t testing.TB, url string) *postgres.DB {
 
 // The suite every store passes, each test on a new database of one server.
 func TestStore(t *testing.T) {
-	srv := pgtest.Start(t)
+	srv := pgtest.Shared(t)
 	storetest.Run(t, func(t *testing.T) sluis.Store {
 		return open(t, srv.NewDatabase(t))
 	})
@@ -41,7 +52,7 @@ func TestStore(t *testing.T) {
 // migration is applied once: the advisory lock lets one node migrate while
 // the others wait, then find the work done.
 func TestNodesStartingAtOnceMigrateOnce(t *testing.T) {
-	srv := pgtest.Start(t)
+	srv := pgtest.Shared(t)
 	url := srv.NewDatabase(t)
 	ctx := context.Background()
 	const nodes = 6
@@ -88,7 +99,7 @@ func TestNodesStartingAtOnceMigrateOnce(t *testing.T) {
 // A migration that fails leaves nothing behind: it runs in a transaction,
 // and the next start tries it again.
 func TestMigrationRunsInATransaction(t *testing.T) {
-	srv := pgtest.Start(t)
+	srv := pgtest.Shared(t)
 	url := srv.NewDatabase(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -118,7 +129,7 @@ func TestMigrationRunsInATransaction(t *testing.T) {
 // The gateway's nodes and the CLI are separate processes with separate
 // pools: a change made through one shows in another's Revision at once.
 func TestRevisionSeesOtherNodes(t *testing.T) {
-	srv := pgtest.Start(t)
+	srv := pgtest.Shared(t)
 	url := srv.NewDatabase(t)
 	ctx := context.Background()
 	node, cli := open(t, url), open(t, url)
@@ -141,7 +152,7 @@ func TestRevisionSeesOtherNodes(t *testing.T) {
 // never fork the chain: every event follows the one before it, numbered
 // without gaps, and the head names the last one.
 func TestConcurrentAppendsKeepOneChain(t *testing.T) {
-	srv := pgtest.Start(t)
+	srv := pgtest.Shared(t)
 	url := srv.NewDatabase(t)
 	ctx := context.Background()
 	nodes := []*postgres.DB{open(t, url), open(t, url), open(t, url)}
@@ -201,7 +212,7 @@ func TestConcurrentAppendsKeepOneChain(t *testing.T) {
 
 // Two nodes creating Alice and alice at once: one of them succeeds.
 func TestNoTwinsAcrossNodes(t *testing.T) {
-	srv := pgtest.Start(t)
+	srv := pgtest.Shared(t)
 	url := srv.NewDatabase(t)
 	ctx := context.Background()
 	a, b := open(t, url), open(t, url)
@@ -225,7 +236,7 @@ func TestNoTwinsAcrossNodes(t *testing.T) {
 
 // A URL's password never shows in an error.
 func TestErrorsHideThePassword(t *testing.T) {
-	srv := pgtest.Start(t)
+	srv := pgtest.Shared(t)
 	url := srv.NewDatabase(t)
 	for _, u := range []string{
 		strings.Replace(url, srv.Password, "s3cret-guess", 1),
@@ -255,7 +266,7 @@ func must(t *testing.T, err error) {
 // One event at a time from one connection: the cost of an append's round
 // trips (lock the head, insert, commit).
 func BenchmarkAppendEvent(b *testing.B) {
-	srv := pgtest.Start(b)
+	srv := pgtest.Shared(b)
 	db := open(b, srv.NewDatabase(b))
 	ctx := context.Background()
 	for b.Loop() {
@@ -268,7 +279,7 @@ func BenchmarkAppendEvent(b *testing.B) {
 // An import refuses what it cannot hold (a table or column it does not
 // know) rather than leave it behind, and then stores nothing at all.
 func TestImportRefusesWhatItCannotHold(t *testing.T) {
-	srv := pgtest.Start(t)
+	srv := pgtest.Shared(t)
 	db := open(t, srv.NewDatabase(t))
 	ctx := context.Background()
 	rows := func(vals ...[]any) iter.Seq2[[]any, error] {
