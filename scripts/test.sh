@@ -27,9 +27,11 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # RabbitMQ with its management plugin: e2e's
 # TestRabbitMQManagementAPIWithEncodedSlashes (internal/rabbittest).
 [ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
-# PostgreSQL: store/postgres's TestStore (the storetest suite) and its
-# migration test, internal/cli's store copy and serve tests run a real
-# server as the postgres account (internal/pgtest).
+# PostgreSQL: store/postgres's tests (the storetest suite, migrations of
+# nodes starting at once, the audit chain from several nodes),
+# internal/cli's TestStoreCopyToPostgreSQL and e2e's
+# TestTwoNodesOnPostgreSQL run a real server as the postgres account
+# (internal/pgtest).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test.sh: installing ${missing[*]} from Debian's packages"
