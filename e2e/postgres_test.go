@@ -106,3 +106,66 @@ func copyDir(t *testing.T, from, to string) {
 		}
 	}
 }
+
+// An installation moved from SQLite to PostgreSQL with `sluis store copy`
+// goes on as it was: the browser's session of before still works, the
+// user logs in again with the same password and one-time codes (the
+// copied secrets open with data_dir's keys), a revocation counts, and the
+// audit trail, with the events of before and after, verifies.
+func TestMoveToPostgreSQL(t *testing.T) {
+	wiki := newUpstream(t)
+	g := testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: wiki.URL, Groups: []string{"staff"}, MFA: true})
+	secret := g.AddUser("bert", pw, "staff")
+	c := g.Client()
+	if p := g.Login(c, g.URL(wikiHost, "/before"), "bert", pw, secret); p.StatusCode != http.StatusOK {
+		t.Fatalf("login on SQLite: %d", p.StatusCode)
+	}
+	g.MustCLI("", "block", "add", "198.51.100.0/24", "--reason", "scanner")
+	g.Stop()
+
+	srv := pgtest.Start(t)
+	urlFile := filepath.Join(t.TempDir(), "db-url")
+	if err := os.WriteFile(urlFile, []byte(srv.NewDatabase(t)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(g.Dir, "data", "sluis.db")
+	out := g.MustCLI("", "store", "copy", "--from", "sqlite:"+db, "--to-file", urlFile)
+	if !strings.Contains(out, "chained as in the source") {
+		t.Fatalf("store copy:\n%s", out)
+	}
+	body, _ := os.ReadFile(g.ConfigPath)
+	cfg := strings.Replace(string(body), "apps:\n", "store:\n  postgres:\n    url_file: "+urlFile+"\napps:\n", 1)
+	if err := os.WriteFile(g.ConfigPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The old database stays where it was, as a backup; the store is now
+	// the copy.
+	g = g.Restart()
+	if !strings.Contains(g.Logs(), "sluis: store PostgreSQL") {
+		t.Fatalf("the gateway's log:\n%s", g.Logs())
+	}
+	jar := c.Jar
+	c = g.Client() // the same browser, at the restarted gateway's port
+	c.Jar = jar
+	if p := g.Get(c, g.URL(wikiHost, "/after")); p.StatusCode != http.StatusOK {
+		t.Fatalf("the session of before, on PostgreSQL: %d", p.StatusCode)
+	}
+	if out := g.MustCLI("", "block", "list"); !strings.Contains(out, "198.51.100.0/24") {
+		t.Fatalf("block list on the copy:\n%s", out)
+	}
+	c2 := g.Client()
+	if p := g.Login(c2, g.URL(wikiHost, "/again"), "bert", pw, secret); p.StatusCode != http.StatusOK {
+		t.Fatalf("a new login on PostgreSQL: %d", p.StatusCode)
+	}
+	g.MustCLI("", "session", "revoke", "--user", "bert")
+	if p := g.Get(c, g.URL(wikiHost, "/revoked")); p.StatusCode == http.StatusOK {
+		t.Fatal("a revoked session still works")
+	}
+	out = g.MustCLI("", "audit", "verify")
+	if !strings.HasPrefix(out, "intact, ") {
+		t.Fatalf("audit verify on the moved store: %s", out)
+	}
+	if evs := g.MustCLI("", "audit", "--since", "0", "--json"); !strings.Contains(evs, `"type":"admin.block.add"`) || !strings.Contains(evs, `"type":"admin.session.revoke"`) {
+		t.Fatalf("the trail lacks the events of before or after:\n%s", evs)
+	}
+}

@@ -193,10 +193,11 @@ func TestStoreCopyToPostgreSQL(t *testing.T) {
 	if dstRev, _ := dst.Revision(ctx); dstRev <= srcRev {
 		t.Errorf("revision %d on the copy, %d on the source", dstRev, srcRev)
 	}
-	// The next event chains on.
+	// The next event chains on, and the next checkpoint is numbered on.
 	if _, err := dst.AppendEvent(ctx, sluis.Event{Type: "test"}); err != nil {
 		t.Fatal(err)
 	}
+	must((&audit.Checkpointer{Store: dst, Key: key}).Checkpoint(ctx))
 	if r := runCLI("", "--config", pgCfg, "audit", "verify"); r.err != nil {
 		t.Fatalf("audit verify after an event more: %v\n%s", r.err, r.out)
 	}
