@@ -358,6 +358,20 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		close(checkpointsDone)
 	}()
 	defer func() { <-checkpointsDone }()
+	// On PostgreSQL, changes made through other nodes count as they
+	// commit, not only at the next poll.
+	listenDone := make(chan struct{})
+	if db, ok := st.Store.(*postgres.DB); ok {
+		go func() {
+			defer close(listenDone)
+			db.Listen(watchCtx, watcher.Changed, 0, func(err error) {
+				log.Warn("changes: listening for other nodes' changes; they count within a second", "err", err)
+			})
+		}()
+	} else {
+		close(listenDone)
+	}
+	defer func() { <-listenDone }()
 	defer stopWatch()
 	st.OnChange(watcher.Changed)
 	warnTwins(ctx, st, log)

@@ -8,7 +8,9 @@
 //
 //   - the revision is a one-row counter advanced in the transaction of
 //     every change that can take access away; the row's lock orders those
-//     transactions, so the number only grows;
+//     transactions, so the number only grows. The same transaction
+//     notifies the new number (pg_notify, sent at commit), so that nodes
+//     that Listen count the change at once;
 //   - the audit chain has a head row (the newest event's ID and hash),
 //     locked with SELECT ... FOR UPDATE by every append, so appends from
 //     several nodes queue up and never fork the chain;
@@ -177,13 +179,68 @@ func (s *DB) changeTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE revision SET value = value + 1 WHERE id = 1`)
+		// The notification goes out at commit, to every node that
+		// listens (Listen); it carries the new revision, which a
+		// listener only takes as a reason to read the revision again.
+		_, err := tx.Exec(ctx, `WITH r AS (UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value)
+			SELECT pg_notify('`+revisionChannel+`', value::text) FROM r`)
 		return err
 	})
 	if err == nil && s.Changed != nil {
 		s.Changed(ctx)
 	}
 	return err
+}
+
+// revisionChannel is the channel of LISTEN/NOTIFY on which every change
+// that advances the revision is announced.
+const revisionChannel = "sluis_revision"
+
+// Listen tells changed of every change that advanced the revision, made
+// through any node, as soon as it commits (LISTEN/NOTIFY on a connection
+// of its own), until ctx ends. It also calls changed after each
+// (re)connection, since notifications sent while it was away are lost,
+// and it connects again after an error, waiting retry between tries
+// (zero means 1s). A node still reads the revision every second (package
+// changes) whatever happens here: this only makes changes count sooner.
+func (s *DB) Listen(ctx context.Context, changed func(ctx context.Context), retry time.Duration, onError func(error)) {
+	if retry <= 0 {
+		retry = time.Second
+	}
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, changed)
+		if ctx.Err() != nil {
+			return
+		}
+		if onError != nil {
+			onError(err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(retry):
+		}
+	}
+}
+
+func (s *DB) listenOnce(ctx context.Context, changed func(ctx context.Context)) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The connection leaves the pool: it is LISTENing, and is closed
+	// when this ends.
+	c := conn.Hijack()
+	defer c.Close(context.WithoutCancel(ctx))
+	if _, err := c.Exec(ctx, `LISTEN `+revisionChannel); err != nil {
+		return err
+	}
+	changed(ctx)
+	for {
+		if _, err := c.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		changed(ctx)
+	}
 }
 
 // Revision reads the revision row: one indexed read of one row. The

@@ -333,3 +333,47 @@ func TestImportRefusesWhatItCannotHold(t *testing.T) {
 		t.Fatalf("an import into a store that holds a user: %v", err)
 	}
 }
+
+// A node that listens hears of another node's change as it commits, and
+// of none that rolled back.
+func TestListenHearsOtherNodes(t *testing.T) {
+	srv := pgtest.Shared(t)
+	url := srv.NewDatabase(t)
+	node, cli := open(t, url), open(t, url)
+	ctx, cancel := context.WithCancel(context.Background())
+	heard := make(chan int64, 16)
+	done := make(chan struct{})
+	go func() {
+		node.Listen(ctx, func(ctx context.Context) {
+			rev, _ := node.Revision(ctx)
+			heard <- rev
+		}, 50*time.Millisecond, nil)
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+	wait := func(what string) int64 {
+		t.Helper()
+		select {
+		case rev := <-heard:
+			return rev
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: nothing heard", what)
+		}
+		return 0
+	}
+	first := wait("on connecting")
+	must(t, cli.CreateUser(context.Background(), sluis.User{Name: "anna"}))
+	if rev := wait("a new user"); rev <= first {
+		t.Fatalf("heard revision %d after %d", rev, first)
+	}
+	if err := cli.SetDisabled(context.Background(), "nobody", true); sluis.ErrorCode(err) != sluis.ENOTFOUND {
+		t.Fatal(err)
+	}
+	must(t, cli.SetDisabled(context.Background(), "anna", true))
+	wait("a disable")
+	select {
+	case rev := <-heard:
+		t.Fatalf("heard a change more (revision %d): the failed one's", rev)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
