@@ -377,3 +377,17 @@ func TestListenHearsOtherNodes(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// What a node pays for each read of the revision (package changes reads
+// it every second, and when told of a change).
+func BenchmarkRevision(b *testing.B) {
+	srv := pgtest.Shared(b)
+	db := open(b, srv.NewDatabase(b))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := db.Revision(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
