@@ -156,10 +156,17 @@ func StopShared() error {
 	return err
 }
 
+// Durable are settings for Run that make every commit reach the disk, as
+// in production (the tests' server runs without fsync), for benchmark
+// programs whose figures should mean what they would there.
+var Durable = []string{"fsync=on", "synchronous_commit=on", "full_page_writes=on"}
+
 // Run runs PostgreSQL with its files in dir (for benchmark programs); the
 // caller stops it. dir must be reachable by the postgres account when run
 // as root (under the system's temporary directory it is made so).
-func Run(dir string) (*Server, error) {
+// settings (name=value) are passed to the server after the defaults, so
+// they win (see Durable).
+func Run(dir string, settings ...string) (*Server, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -209,7 +216,7 @@ func Run(dir string) (*Server, error) {
 	// Free ports are picked, then bound by the server: another process
 	// may take one in between, and it then exits. So: up to three tries.
 	for try := 0; ; try++ {
-		err := s.start(bin, cred)
+		err := s.start(bin, cred, settings)
 		if err == nil {
 			s.BootTime = time.Since(started)
 			return s, nil
@@ -234,15 +241,19 @@ func serverEnv() []string {
 
 // start runs the postmaster on a fresh port and waits until it takes
 // connections.
-func (s *Server) start(bin string, cred *syscall.Credential) error {
+func (s *Server) start(bin string, cred *syscall.Credential, settings []string) error {
 	s.Port = freePort()
 	s.logs = &syncBuffer{}
-	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", s.data,
+	args := []string{"-D", s.data,
 		"-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(s.Port),
-		"-c", "unix_socket_directories="+s.Socket,
+		"-c", "unix_socket_directories=" + s.Socket,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200", "-c", "shared_buffers=32MB",
-		"-c", "logging_collector=off", "-c", "log_min_messages=warning")
+		"-c", "logging_collector=off", "-c", "log_min_messages=warning"}
+	for _, kv := range settings {
+		args = append(args, "-c", kv)
+	}
+	s.cmd = exec.Command(filepath.Join(bin, "postgres"), args...)
 	s.cmd.Env = serverEnv()
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	// Its own process group, so a ^C of the test does not reach it
