@@ -32,6 +32,7 @@ import (
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/proxyproto"
 	"github.com/sluis-gateway/sluis/sso"
+	"github.com/sluis-gateway/sluis/store/postgres"
 	"github.com/sluis-gateway/sluis/store/sqlite"
 )
 
@@ -55,10 +56,55 @@ func (e *env) loadConfig() (*config.Config, error) {
 	return c, nil
 }
 
-// openStore opens the store in the configured data directory, after
-// checking that the directory is whole (see package datadir): a new one is
-// filled, an incomplete one refused.
-func openStore(ctx context.Context, c *config.Config) (*sqlite.DB, error) {
+// store is an opened store and the hook it calls after every committed
+// change that advanced the revision (the Changed field of either store).
+type store struct {
+	sluis.Store
+	changed *func(context.Context)
+	// where names the store for the log, never with a password.
+	where string
+}
+
+// OnChange sets the function called after every change that advanced
+// the revision, so the process can tell whoever caches (package changes).
+func (s store) OnChange(f func(context.Context)) { *s.changed = f }
+
+// layout is what c's data directory holds: the SQLite database only when
+// it is the store.
+func layout(c *config.Config) []datadir.File {
+	files := datadir.Layout(c.TLS.SelfSigned)
+	if c.Store.IsPostgres() {
+		files = slices.DeleteFunc(files, func(f datadir.File) bool { return f.Name == datadir.Database })
+	}
+	return files
+}
+
+// openDB opens the configured store: PostgreSQL when c.Store names it,
+// else the SQLite database in data_dir.
+func openDB(ctx context.Context, c *config.Config) (store, error) {
+	if pg := c.Store.Postgres; pg != nil {
+		u, err := pg.ReadURL()
+		if err != nil {
+			return store{}, err
+		}
+		db, err := postgres.Open(ctx, u)
+		if err != nil {
+			return store{}, err
+		}
+		return store{db, &db.Changed, "PostgreSQL " + postgres.Redact(u)}, nil
+	}
+	path := filepath.Join(c.DataDir, datadir.Database)
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return store{}, err
+	}
+	return store{db, &db.Changed, "SQLite " + path}, nil
+}
+
+// openStore opens the configured store, after checking that the data
+// directory is whole (see package datadir): a new one is filled, an
+// incomplete one refused.
+func openStore(ctx context.Context, c *config.Config) (store, error) {
 	return openStoreFor(ctx, c, false, nil)
 }
 
@@ -66,37 +112,99 @@ func openStore(ctx context.Context, c *config.Config) (*sqlite.DB, error) {
 // on a read-only data_dir (a copy kept for forensics) it reads the
 // database as it is, saying so on warn; a command that changes something
 // is refused there with words that say read-only.
-func openStoreFor(ctx context.Context, c *config.Config, readOnlyOK bool, warn io.Writer) (*sqlite.DB, error) {
+func openStoreFor(ctx context.Context, c *config.Config, readOnlyOK bool, warn io.Writer) (store, error) {
 	if fi, err := os.Stat(c.DataDir); err == nil && fi.IsDir() {
 		if werr := datadir.Writable(c.DataDir); werr != nil {
 			if !readOnlyOK {
-				return nil, fmt.Errorf("%w: this command changes something; only reading commands (audit, audit verify, audit export, user list, session list, block list, emergency status) work on a read-only data_dir", werr)
+				return store{}, fmt.Errorf("%w: this command changes something; only reading commands (audit, audit verify, audit export, user list, session list, block list, emergency status) work on a read-only data_dir", werr)
 			}
-			if _, err := datadir.Check(c.DataDir, datadir.Layout(c.TLS.SelfSigned)); err != nil {
-				return nil, err
+			if _, err := datadir.Check(c.DataDir, layout(c)); err != nil {
+				return store{}, err
 			}
 			if warn != nil {
 				fmt.Fprintf(warn, "note: %v; reading it as it is\n", werr)
 			}
-			return sqlite.OpenReadOnly(ctx, filepath.Join(c.DataDir, datadir.Database))
+			if c.Store.IsPostgres() {
+				return openDB(ctx, c)
+			}
+			path := filepath.Join(c.DataDir, datadir.Database)
+			db, err := sqlite.OpenReadOnly(ctx, path)
+			if err != nil {
+				return store{}, err
+			}
+			return store{db, &db.Changed, "SQLite " + path + " (read-only)"}, nil
 		}
 	}
 	if _, err := prepareDataDir(ctx, c, false); err != nil {
-		return nil, err
+		return store{}, err
 	}
-	return sqlite.Open(ctx, filepath.Join(c.DataDir, datadir.Database))
+	st, err := openDB(ctx, c)
+	if err != nil {
+		return store{}, err
+	}
+	if err := checkNotLeftBehind(ctx, c, st); err != nil {
+		st.Close()
+		return store{}, err
+	}
+	return st, nil
+}
+
+// checkNotLeftBehind refuses an empty PostgreSQL store while data_dir
+// still holds a SQLite database: the operator switched the store without
+// copying, and the gateway would start afresh without a word (no users,
+// no blocks, no trail).
+func checkNotLeftBehind(ctx context.Context, c *config.Config, st sluis.Store) error {
+	if !c.Store.IsPostgres() {
+		return nil
+	}
+	old := filepath.Join(c.DataDir, datadir.Database)
+	if fi, err := os.Stat(old); err != nil || fi.Size() == 0 {
+		return nil
+	}
+	empty, err := storeEmpty(ctx, st)
+	if err != nil || !empty {
+		return err
+	}
+	return fmt.Errorf("the PostgreSQL store is empty, but data_dir still holds a SQLite database (%s) with what this gateway knew: copy it with `sluis store copy --from sqlite:%s --to postgres://...` (see the README), or move it out of data_dir to start afresh", old, old)
+}
+
+// storeEmpty reports whether st holds no users, no audit events, no
+// sessions and no blocks.
+func storeEmpty(ctx context.Context, st sluis.Store) (bool, error) {
+	users, err := st.Users(ctx)
+	if err != nil {
+		return false, err
+	}
+	last, _, err := st.LastEvent(ctx)
+	if err != nil {
+		return false, err
+	}
+	sessions, err := st.Sessions(ctx)
+	if err != nil {
+		return false, err
+	}
+	blocks, err := st.Blocks(ctx)
+	if err != nil {
+		return false, err
+	}
+	return len(users) == 0 && last == 0 && len(sessions) == 0 && len(blocks) == 0, nil
 }
 
 // prepareDataDir makes sure c's data directory holds all its files. A new
 // directory gets all of them. An incomplete one is refused, unless
 // fillMissing (`sluis init --new`), which creates what is missing. It
 // returns the files it created.
+//
+// With a PostgreSQL store that other nodes already fill, a new data
+// directory is refused too: its keys must be the other nodes' (the
+// sealing key of TOTP secrets, the audit key, the assertion key), copied
+// from one of them, or this node could read no one's second factor.
 func prepareDataDir(ctx context.Context, c *config.Config, fillMissing bool) ([]datadir.File, error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	layout := datadir.Layout(c.TLS.SelfSigned)
-	state, missing, err := datadir.Inspect(c.DataDir, layout)
+	files := layout(c)
+	state, missing, err := datadir.Inspect(c.DataDir, files)
 	if err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
@@ -105,6 +213,20 @@ func prepareDataDir(ctx context.Context, c *config.Config, fillMissing bool) ([]
 		return nil, nil
 	case state == datadir.Incomplete && !fillMissing:
 		return nil, &datadir.IncompleteError{Dir: c.DataDir, Missing: missing}
+	}
+	if c.Store.IsPostgres() && !fillMissing {
+		st, err := openDB(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		empty, err := storeEmpty(ctx, st)
+		st.Close()
+		if err != nil {
+			return nil, err
+		}
+		if !empty {
+			return nil, fmt.Errorf("data_dir %s is new, but the PostgreSQL store already holds data: copy the data_dir of a node that uses it (its keys: %s) rather than making new keys. (To make new keys on purpose: `sluis init --new`; users then enrol their one-time codes again, and the trail recorded so far no longer verifies with the new audit key.)", c.DataDir, fileNames(files))
+		}
 	}
 	for _, f := range missing {
 		// An empty file stands for a missing one; it is replaced.
@@ -130,11 +252,19 @@ func prepareDataDir(ctx context.Context, c *config.Config, fillMissing bool) ([]
 			return nil, fmt.Errorf("self-signed TLS: %w", err)
 		}
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(c.DataDir, datadir.Database))
+	st, err := openDB(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	return missing, st.Close()
+}
+
+func fileNames(files []datadir.File) string {
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 func (e *env) serve(args []string) error {
@@ -196,6 +326,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		return err
 	}
 	defer st.Close()
+	log.Info("sluis: store " + st.where)
 	if users, err := st.Users(ctx); err == nil {
 		for _, w := range c.UnknownGroups(users) {
 			log.Warn("sluis: " + w)
@@ -228,8 +359,22 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		close(checkpointsDone)
 	}()
 	defer func() { <-checkpointsDone }()
+	// On PostgreSQL, changes made through other nodes count as they
+	// commit, not only at the next poll.
+	listenDone := make(chan struct{})
+	if db, ok := st.Store.(*postgres.DB); ok {
+		go func() {
+			defer close(listenDone)
+			db.Listen(watchCtx, watcher.Changed, 0, func(err error) {
+				log.Warn("changes: listening for other nodes' changes; they count within a second", "err", err)
+			})
+		}()
+	} else {
+		close(listenDone)
+	}
+	defer func() { <-listenDone }()
 	defer stopWatch()
-	st.Changed = watcher.Changed
+	st.OnChange(watcher.Changed)
 	warnTwins(ctx, st, log)
 	sealer, err := keys.LoadSealer(c.DataDir)
 	if err != nil {
@@ -478,7 +623,7 @@ func (e *env) initDataDir(args []string) error {
 	if err != nil {
 		return err
 	}
-	state, _, err := datadir.Inspect(c.DataDir, datadir.Layout(c.TLS.SelfSigned))
+	state, _, err := datadir.Inspect(c.DataDir, layout(c))
 	if err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
