@@ -35,6 +35,12 @@ type Config struct {
 	Mode string
 	// Backend is the server's address, host:port; it speaks TLS.
 	Backend string
+	// Backends, when set, are several servers (gateway nodes) taken in
+	// turn, each checked every 250 ms: a node that stops is out of the
+	// rotation within about a second, and a connection that finds it
+	// gone is sent to another (retries, redispatch). Backend is then
+	// unused.
+	Backends []string
 	// Port is the port to listen on (127.0.0.1); zero picks a free one.
 	// A test that must know the balancer's port before it starts the
 	// server behind it (its public URL) picks one with FreePort.
@@ -155,6 +161,17 @@ func configText(cfg Config, addr, front string) string {
 	proxy := ""
 	if cfg.SendProxy {
 		proxy = " send-proxy-v2"
+	}
+	if len(cfg.Backends) > 0 {
+		check := " check inter 250ms fall 1 rise 1"
+		if cfg.SendProxy {
+			check += " check-send-proxy"
+		}
+		b.WriteString("backend sluis\n    balance roundrobin\n    option redispatch\n    retries 3\n")
+		for i, be := range cfg.Backends {
+			fmt.Fprintf(&b, "    server s%d %s%s%s%s\n", i+1, be, proxy, check, source(cfg))
+		}
+		return b.String()
 	}
 	fmt.Fprintf(&b, "backend sluis\n    server s1 %s%s%s\n", cfg.Backend, proxy, source(cfg))
 	return b.String()
