@@ -10,7 +10,11 @@
 // With -baseline REV it also builds sluis from the git revision REV and
 // measures it beside the working tree's, to give a change's cost in one run.
 //
-//	GOTOOLCHAIN=go1.27.3 go run ./bench/proxy [-d 10s] [-c 64] [-rounds 3] [-baseline REV]
+// With -nodes it also runs PostgreSQL, two sluis nodes on it and HAProxy
+// in front of them: the two nodes through HAProxy ("2-nodes") and one of
+// them alone ("pg-node"), against the node on SQLite.
+//
+//	GOTOOLCHAIN=go1.27.3 go run ./bench/proxy [-d 10s] [-c 64] [-rounds 3] [-baseline REV] [-nodes]
 package main
 
 import (
@@ -41,6 +45,8 @@ import (
 	"time"
 
 	"github.com/sluis-gateway/sluis/bench/internal/wrk"
+	"github.com/sluis-gateway/sluis/internal/haproxytest"
+	"github.com/sluis-gateway/sluis/internal/pgtest"
 	"github.com/sluis-gateway/sluis/mfa"
 )
 
@@ -56,13 +62,14 @@ func main() {
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
 	profile := flag.String("cpuprofile", "", "write sluis's CPU profile to this file (for cmd/sluis/default.pgo)")
 	baseline := flag.String("baseline", "", "also measure sluis built from this git revision, in the same run")
+	nodes := flag.Bool("nodes", false, "also measure two nodes on one PostgreSQL behind HAProxy, and one of them alone")
 	flag.Parse()
-	if err := run(*dur, *conns, *rounds, *profile, *baseline); err != nil {
+	if err := run(*dur, *conns, *rounds, *profile, *baseline, *nodes); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(dur time.Duration, conns, rounds int, profile, baseline string) error {
+func run(dur time.Duration, conns, rounds int, profile, baseline string, nodes bool) error {
 	if err := wrk.Ensure("wrk", "wrk"); err != nil {
 		return err
 	}
@@ -89,17 +96,26 @@ func run(dur time.Duration, conns, rounds int, profile, baseline string) error {
 
 	// sluis, built and run as its own process; with -baseline, a second
 	// sluis built from that revision beside it, measured in the same run.
-	sl, err := startSluis(dir, "sluis", "", upURL, profile)
+	sl, err := startSluis(dir, sluisSpec{name: "sluis", upstream: upURL, profile: profile})
 	if err != nil {
 		return err
 	}
 	defer sl.stop()
 	var base *sluis
 	if baseline != "" {
-		if base, err = startSluis(dir, "baseline", baseline, upURL, ""); err != nil {
+		if base, err = startSluis(dir, sluisSpec{name: "baseline", rev: baseline, upstream: upURL}); err != nil {
 			return fmt.Errorf("baseline %s: %w", baseline, err)
 		}
 		defer base.stop()
+	}
+	var cluster []wrk.Target
+	if nodes {
+		stop, targets, err := startCluster(dir, upURL)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		cluster = targets
 	}
 
 	// nginx: a plain TLS reverse proxy to the same upstream, keeping
@@ -158,6 +174,7 @@ http {
 	if base != nil {
 		targets = append(targets, base.target())
 	}
+	targets = append(targets, cluster...)
 	// What a browser sends besides Host and the cookie, so that the header
 	// work is that of a real request.
 	for i := range targets {
@@ -186,6 +203,10 @@ http {
 		fmt.Printf("against the baseline %s: sluis/baseline %.3f requests/s, baseline/nginx %.2f\n", baseline,
 			runs.Ratio("sluis", "baseline"), runs.Ratio("baseline", "nginx"))
 	}
+	if nodes {
+		fmt.Printf("several nodes: pg-node/sluis %.3f (floor 0.90: a node on PostgreSQL against one on SQLite), 2-nodes/sluis %.2f, 2-nodes/nginx %.2f\n",
+			runs.Ratio("pg-node", "sluis"), runs.Ratio("2-nodes", "sluis"), runs.Ratio("2-nodes", "nginx"))
+	}
 	return nil
 }
 
@@ -204,20 +225,35 @@ var browserHeaders = []string{
 
 // sluis is one running sluis with a logged-in session.
 type sluis struct {
-	name   string
-	port   int
-	cookie string
-	stop   func()
+	name    string
+	port    int
+	cookie  string
+	dataDir string
+	secret  string // the bench user's TOTP secret
+	stop    func()
 }
 
 func (s *sluis) target() wrk.Target {
 	return wrk.Target{Name: s.name, URL: fmt.Sprintf("https://127.0.0.1:%d/", s.port), Headers: []string{"Host: " + appHost, "Cookie: " + s.cookie}}
 }
 
+// sluisSpec is one sluis to start.
+type sluisSpec struct {
+	name     string
+	rev      string // a git revision to build, or "" for the working tree
+	upstream string // the app's upstream URL
+	profile  string // a CPU profile to write, or ""
+	extra    string // more top-level configuration (YAML)
+	keysFrom string // a data_dir to copy the keys from (another node of one store)
+	noUser   bool   // the bench user exists already (a shared store)
+	secret   string // its TOTP secret then
+}
+
 // startSluis builds sluis (from the working tree, or from the git
-// revision rev), starts it in a folder of its own under dir with the one
-// app in front of upURL, and logs in.
-func startSluis(dir, name, rev, upURL, profile string) (*sluis, error) {
+// revision sp.rev), starts it in a folder of its own under dir with the one
+// app in front of sp.upstream, and logs in.
+func startSluis(dir string, sp sluisSpec) (*sluis, error) {
+	name, rev, upURL, profile := sp.name, sp.rev, sp.upstream, sp.profile
 	dir = filepath.Join(dir, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -248,27 +284,35 @@ func startSluis(dir, name, rev, upURL, profile string) (*sluis, error) {
 portal: %s
 data_dir: %s
 tls: {self_signed: true}
-apps:
+%sapps:
   - name: wiki
     host: %s
     upstream: %s
     allow: {groups: [staff], mfa: true}
-`, port, portal, filepath.Join(dir, "data"), appHost, upURL)), 0o600)
+`, port, portal, filepath.Join(dir, "data"), sp.extra, appHost, upURL)), 0o600)
+	if sp.keysFrom != "" {
+		if err := copyKeys(sp.keysFrom, filepath.Join(dir, "data")); err != nil {
+			return nil, err
+		}
+	}
 	cli := func(stdin string, args ...string) (string, error) {
 		cmd := exec.Command(bin, append([]string{"--config", cfg}, args...)...)
 		cmd.Stdin = strings.NewReader(stdin)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	if out, err := cli(password+"\n", "user", "add", "bench", "--groups", "staff", "--password-stdin"); err != nil {
-		return nil, fmt.Errorf("user add: %v\n%s", err, out)
+	secret := sp.secret
+	if !sp.noUser {
+		if out, err := cli(password+"\n", "user", "add", "bench", "--groups", "staff", "--password-stdin"); err != nil {
+			return nil, fmt.Errorf("user add: %v\n%s", err, out)
+		}
+		uri, err := cli("", "user", "totp", "bench")
+		if err != nil {
+			return nil, fmt.Errorf("user totp: %v\n%s", err, uri)
+		}
+		u, _ := url.Parse(strings.TrimSpace(uri))
+		secret = u.Query().Get("secret")
 	}
-	uri, err := cli("", "user", "totp", "bench")
-	if err != nil {
-		return nil, fmt.Errorf("user totp: %v\n%s", err, uri)
-	}
-	u, _ := url.Parse(strings.TrimSpace(uri))
-	secret := u.Query().Get("secret")
 	srv := exec.Command(bin, "serve", "--config", cfg)
 	srv.Stdout, srv.Stderr = io.Discard, io.Discard
 	if profile != "" {
@@ -278,11 +322,14 @@ apps:
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
-	s := &sluis{name: name, port: port, stop: func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }}
+	s := &sluis{name: name, port: port, dataDir: filepath.Join(dir, "data"), secret: secret, stop: func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	if err := waitTCP(addr); err != nil {
 		s.stop()
 		return nil, err
+	}
+	if sp.noUser {
+		return s, nil // another node's login serves (one store; a code is used once)
 	}
 	if s.cookie, err = login(addr, port, secret); err != nil {
 		s.stop()
@@ -414,4 +461,89 @@ func writeCert(dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600)
+}
+
+// startCluster starts PostgreSQL (commits flushed to disk, as in
+// production), two sluis nodes on it with the same keys, and HAProxy in
+// TCP mode in front of them. It returns the targets "2-nodes" (through
+// HAProxy, taking the nodes in turn) and "pg-node" (the first node alone).
+func startCluster(dir, upURL string) (_ func(), _ []wrk.Target, err error) {
+	var stops []func()
+	stop := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	pgDir := filepath.Join(dir, "pg")
+	if err := os.MkdirAll(pgDir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	pg, err := pgtest.Run(pgDir, pgtest.Durable...)
+	if err != nil {
+		return nil, nil, err
+	}
+	stops = append(stops, func() { pg.Stop() })
+	db, err := pg.CreateDatabase(context.Background())
+	if err != nil {
+		return nil, nil, err
+	}
+	urlFile := filepath.Join(dir, "db-url")
+	if err := os.WriteFile(urlFile, []byte(db+"\n"), 0o600); err != nil {
+		return nil, nil, err
+	}
+	extra := "store:\n  postgres:\n    url_file: " + urlFile + "\n"
+	n1, err := startSluis(dir, sluisSpec{name: "pg-node", upstream: upURL, extra: extra})
+	if err != nil {
+		return nil, nil, fmt.Errorf("node 1: %w", err)
+	}
+	stops = append(stops, n1.stop)
+	n2, err := startSluis(dir, sluisSpec{name: "pg-node-2", upstream: upURL, extra: extra, keysFrom: n1.dataDir, noUser: true, secret: n1.secret})
+	if err != nil {
+		return nil, nil, fmt.Errorf("node 2: %w", err)
+	}
+	stops = append(stops, n2.stop)
+	lbDir := filepath.Join(dir, "haproxy")
+	if err := os.MkdirAll(lbDir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	lb, err := haproxytest.Run(lbDir, haproxytest.Config{Mode: "tcp",
+		Backends: []string{fmt.Sprintf("127.0.0.1:%d", n1.port), fmt.Sprintf("127.0.0.1:%d", n2.port)}})
+	if err != nil {
+		return nil, nil, err
+	}
+	stops = append(stops, lb.Stop)
+	// The session of node 1's login, through the balancer: both nodes
+	// know it (one store).
+	two := wrk.Target{Name: "2-nodes", URL: fmt.Sprintf("https://%s/", lb.Addr), Headers: []string{"Host: " + appHost, "Cookie: " + n1.cookie}}
+	return stop, []wrk.Target{n1.target(), two}, nil
+}
+
+// copyKeys copies a data_dir's files (the keys and CA, not the lock or the
+// reserve) to another node's.
+func copyKeys(from, to string) error {
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || e.Name() == "serve.lock" || e.Name() == "reserve" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
