@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -95,6 +97,26 @@ func TestTwoNodesBehindHAProxy(t *testing.T) {
 	t.Logf("a level set on A was in force on B after %v", took.Round(time.Millisecond))
 	a.MustCLI("", "emergency", "clear")
 	within("the wiki on node B after the level is cleared", direct(b, anna), http.StatusOK, time.Second)
+
+	// How soon a change made through one node counts on the other: a
+	// block added with B's CLI, until A refuses the blocked source
+	// (SLUIS_TRIALS trials, 20 unless set).
+	trials := 20
+	if n, err := strconv.Atoi(os.Getenv("SLUIS_TRIALS")); err == nil && n > 0 {
+		trials = n
+	}
+	blocked := a.ClientTo(a.Addr(), a.CA, "127.0.0.5")
+	var lags []time.Duration
+	for range trials {
+		b.MustCLI("", "block", "add", "127.0.0.5/32", "--reason", "propagation trial")
+		lags = append(lags, within("a source blocked through node B, on node A", blocked, http.StatusForbidden, time.Second))
+		b.MustCLI("", "block", "remove", "127.0.0.5/32")
+		within("a source unblocked through node B, on node A", blocked, http.StatusUnauthorized, time.Second)
+		blocked.CloseIdleConnections()
+	}
+	slices.Sort(lags)
+	t.Logf("a block added through node B counted on node A after p50 %v, p99 %v, worst %v (%d trials, from the CLI returning)",
+		lags[len(lags)/2].Round(100*time.Microsecond), lags[(len(lags)*99+99)/100-1].Round(100*time.Microsecond), lags[len(lags)-1].Round(100*time.Microsecond), len(lags))
 
 	// Probes through the balancer block the prober, not the balancer or
 	// anna behind it.
