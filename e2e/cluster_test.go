@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +19,8 @@ import (
 // Two gateway nodes on one PostgreSQL database behind a real HAProxy (TCP
 // mode, PROXY protocol v2, a health check every 250 ms): staff log in
 // through the balancer; a revocation made on one node is in force on the
-// other within a second, and so is an emergency level; probes through the
+// other within a second, also for a stream open there, and so are an
+// emergency level and blocks; probes through the
 // balancer block the prober only; and when a node stops, the session goes
 // on through the other with no new login.
 func TestTwoNodesBehindHAProxy(t *testing.T) {
@@ -90,6 +92,32 @@ func TestTwoNodesBehindHAProxy(t *testing.T) {
 	b.MustCLI("", "session", "revoke", "--user", "bert")
 	took := within("bert on node A after a revocation on node B", direct(a, bert), http.StatusUnauthorized, time.Second)
 	t.Logf("a revocation on B was in force on A after %v", took.Round(time.Millisecond))
+
+	// A stream open on A ends within a second of a revocation on B.
+	carl := login("carl", a.AddUser("carl", pw, "staff"), "127.0.0.6")
+	req, _ := http.NewRequest("GET", a.URL(wikiHost, "/stream"), nil)
+	resp, err := direct(a, carl).Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("carl's stream on node A: %v %v", resp, err)
+	}
+	first := make([]byte, 6)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { _, err := io.ReadAll(resp.Body); ended <- err }()
+	b.MustCLI("", "session", "revoke", "--user", "carl")
+	revoked := time.Now()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("carl's stream on node A ended cleanly after the revocation on B")
+		}
+		t.Logf("carl's stream on node A failed %v after the revocation on node B returned", time.Since(revoked).Round(time.Millisecond))
+	case <-time.After(time.Second):
+		t.Fatal("carl's stream on node A still flows a second after the revocation on node B")
+	}
+	resp.Body.Close()
 
 	// An emergency level set on A: in force on B.
 	a.MustCLI("", "emergency", "set", "essential", "--reason", "CVE-2026-0001")
