@@ -6,7 +6,7 @@ package davtest
 import (
 	"errors"
 	"fmt"
-	"net"
+	"github.com/sluis-gateway/sluis/internal/testserver"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,10 +43,7 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	if _, err := exec.LookPath(apache); err != nil {
-		if os.Getenv("SLUIS_REQUIRE_INTEGRATION") == "1" {
-			t.Fatal("apache2 not found, and SLUIS_REQUIRE_INTEGRATION=1 (install Debian's apache2 package)")
-		}
-		t.Skip("apache2 not found; install Debian's apache2 package or run the README's test command")
+		testserver.Missing(t, "apache2", "apache2")
 	}
 	s, err := Run(t.TempDir())
 	if err != nil {
@@ -87,7 +84,7 @@ func Run(dir string) (*Server, error) {
 				return nil, err
 			}
 		}
-		if err := reachable(dir); err != nil {
+		if err := testserver.Reachable(dir); err != nil {
 			return nil, err
 		}
 		account = fmt.Sprintf("User #%d\nGroup #%d\n", uid, gid)
@@ -106,7 +103,7 @@ func Run(dir string) (*Server, error) {
 // start writes the configuration for a fresh port, runs httpd, and waits
 // until it answers.
 func (s *Server) start(account, lock string) error {
-	port := freePort()
+	port := testserver.FreePort()
 	s.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	conf := filepath.Join(s.dir, "httpd.conf")
 	text := fmt.Sprintf(httpdConf, s.dir, port, modules, account, lock, s.Root)
@@ -216,37 +213,4 @@ func nobody() (uid, gid int, err error) {
 	uid, _ = strconv.Atoi(u.Uid)
 	gid, _ = strconv.Atoi(u.Gid)
 	return uid, gid, nil
-}
-
-// reachable lets others traverse dir and its parents up to the system's
-// temporary directory (t.TempDir makes them 0700), so that Apache's
-// workers can reach the served directory.
-func reachable(dir string) error {
-	tmp, err := filepath.Abs(os.TempDir())
-	if err != nil {
-		return err
-	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	for d := dir; strings.HasPrefix(d, tmp+string(filepath.Separator)); d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			return err
-		}
-		if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

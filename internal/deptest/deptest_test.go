@@ -114,8 +114,10 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("%s imports internal/testenv; only tests may", dir)
 			case isOwn && testServers[ownPkg] && !strings.HasPrefix(dir, "bench/"):
 				t.Errorf("%s imports %s; only tests (and benchmark programs) may", dir, ownPkg)
-			case (dir == "browser" || testServers[dir]) && isOwn:
-				t.Errorf("%s imports %s; a package that starts processes imports nothing of ours", dir, imp)
+			case isOwn && ownPkg == "internal/testserver" && !testServers[dir]:
+				t.Errorf("%s imports internal/testserver; only the packages that run test servers may", dir)
+			case (dir == "browser" || testServers[dir]) && isOwn && ownPkg != "internal/testserver":
+				t.Errorf("%s imports %s; a package that starts processes imports nothing of ours but internal/testserver", dir, imp)
 			// No pprof or expvar anywhere in the server.
 			case imp == "net/http/pprof" || imp == "expvar":
 				t.Errorf("%s imports %s", dir, imp)

@@ -15,13 +15,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/sluis-gateway/sluis/internal/testserver"
 	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -74,7 +74,7 @@ type HAProxy struct {
 
 	cmd    *exec.Cmd
 	exited chan struct{}
-	logs   *syncBuilder
+	logs   *testserver.Output
 }
 
 // Start runs HAProxy for a test and stops it when the test ends. It skips
@@ -83,10 +83,7 @@ type HAProxy struct {
 func Start(t testing.TB, cfg Config) *HAProxy {
 	t.Helper()
 	if _, err := exec.LookPath(Binary); err != nil {
-		if os.Getenv("SLUIS_REQUIRE_INTEGRATION") == "1" {
-			t.Fatal("haproxy not found, and SLUIS_REQUIRE_INTEGRATION=1 (install Debian's haproxy package)")
-		}
-		t.Skip("haproxy not found; install Debian's haproxy package or run the README's test command")
+		testserver.Missing(t, "haproxy", "haproxy")
 	}
 	h, err := Run(t.TempDir(), cfg)
 	if err != nil {
@@ -188,7 +185,7 @@ func source(cfg Config) string {
 func (h *HAProxy) start(file string) error {
 	// -db: in the foreground, logging to stderr.
 	h.cmd = exec.Command(Binary, "-db", "-f", file)
-	h.logs = &syncBuilder{}
+	h.logs = &testserver.Output{}
 	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
 	if err := h.cmd.Start(); err != nil {
 		return err
@@ -233,14 +230,7 @@ func (h *HAProxy) Stop() {
 }
 
 // FreePort returns a port on 127.0.0.1 that was free a moment ago.
-func FreePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func FreePort() int { return testserver.FreePort() }
 
 // writeCerts writes a CA and, signed by it, a certificate for hosts with
 // its key in one PEM file (as HAProxy's crt takes it).
@@ -274,20 +264,3 @@ func writeCerts(dir string, hosts []string) (ca, front string, err error) {
 	return ca, front, nil
 }
 
-// syncBuilder collects a process's output from its goroutines.
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

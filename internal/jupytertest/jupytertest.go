@@ -11,7 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/sluis-gateway/sluis/internal/testserver"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,7 +47,7 @@ type Server struct {
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the server process has ended
-	log    *syncBuffer
+	log    *testserver.Output
 
 	stopOnce sync.Once
 }
@@ -64,10 +64,7 @@ func Start(t testing.TB, config ...string) *Server {
 	t.Helper()
 	exe, err := exec.LookPath("jupyter-notebook")
 	if err != nil {
-		if os.Getenv("SLUIS_REQUIRE_INTEGRATION") == "1" {
-			t.Fatal("jupyter-notebook not found, and SLUIS_REQUIRE_INTEGRATION=1 (install Debian's jupyter-notebook package)")
-		}
-		t.Skip("jupyter-notebook not found; install Debian's jupyter-notebook package or run the README's test command")
+		testserver.Missing(t, "jupyter-notebook", "jupyter-notebook")
 	}
 	s, err := run(exe, t.TempDir(), config)
 	if err != nil {
@@ -115,13 +112,13 @@ func run(exe, dir string, config []string) (*Server, error) {
 	// take it in between. So: up to three tries.
 	var last error
 	for try := 0; try < 3; try++ {
-		port := freePort()
+		port := testserver.FreePort()
 		s.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
 		s.cmd = exec.Command(exe, "--no-browser", "--ip=127.0.0.1", "--port="+strconv.Itoa(port), "--port-retries=0",
 			"--notebook-dir="+s.Dir, "--allow-root")
 		s.cmd.Env = cmdEnv
 		s.cmd.Dir = dir
-		s.log = &syncBuffer{}
+		s.log = &testserver.Output{}
 		s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 		// Its own process group, so that Stop reaches whatever it started
 		// in it.
@@ -284,31 +281,4 @@ func notebook() []byte {
 		panic(err)
 	}
 	return b
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects the server's output from its two pipes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

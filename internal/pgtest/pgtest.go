@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sluis-gateway/sluis/internal/testserver"
 	"net"
 	"net/url"
 	"os"
@@ -48,7 +49,7 @@ type Server struct {
 	data   string
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the postmaster has ended
-	logs   *syncBuffer
+	logs   *testserver.Output
 	dbs    atomic.Int64
 }
 
@@ -83,10 +84,7 @@ func Installed() bool { _, err := binDir(); return err == nil }
 func Start(t testing.TB) *Server {
 	t.Helper()
 	if !Installed() {
-		if os.Getenv("SLUIS_REQUIRE_INTEGRATION") == "1" {
-			t.Fatal("PostgreSQL not found, and SLUIS_REQUIRE_INTEGRATION=1 (install Debian's postgresql package)")
-		}
-		t.Skip("PostgreSQL not found; install Debian's postgresql package or run the README's test command")
+		testserver.Missing(t, "PostgreSQL", "postgresql")
 	}
 	// Not t.TempDir: its parents are private to root, and the server
 	// runs as postgres.
@@ -185,7 +183,7 @@ func Run(dir string, settings ...string) (*Server, error) {
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
-		if err := reachable(dir); err != nil {
+		if err := testserver.Reachable(dir); err != nil {
 			return nil, err
 		}
 	}
@@ -242,8 +240,8 @@ func serverEnv() []string {
 // start runs the postmaster on a fresh port and waits until it takes
 // connections.
 func (s *Server) start(bin string, cred *syscall.Credential, settings []string) error {
-	s.Port = freePort()
-	s.logs = &syncBuffer{}
+	s.Port = testserver.FreePort()
+	s.logs = &testserver.Output{}
 	args := []string{"-D", s.data,
 		"-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(s.Port),
 		"-c", "unix_socket_directories=" + s.Socket,
@@ -345,54 +343,4 @@ func (s *Server) Stop() error {
 		return fmt.Errorf("postgres ended but left postmaster.pid: its processes may still run:\n%s", s.logs.String())
 	}
 	return nil
-}
-
-// reachable lets others traverse dir and its parents up to the system's
-// temporary directory, so that the postgres account reaches its files.
-func reachable(dir string) error {
-	tmp, err := filepath.Abs(os.TempDir())
-	if err != nil {
-		return err
-	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	for d := dir; strings.HasPrefix(d, tmp+string(filepath.Separator)); d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			return err
-		}
-		if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects the server's output from its goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/sluis-gateway/sluis/internal/testserver"
 	"net/http"
 	"os"
 	"os/exec"
@@ -52,10 +52,7 @@ type Broker struct {
 func Start(t testing.TB) *Broker {
 	t.Helper()
 	if !installed() {
-		if os.Getenv("SLUIS_REQUIRE_INTEGRATION") == "1" {
-			t.Fatal("rabbitmq-server not found, and SLUIS_REQUIRE_INTEGRATION=1 (install Debian's rabbitmq-server package)")
-		}
-		t.Skip("rabbitmq-server not found; install Debian's rabbitmq-server package or run the README's test command")
+		testserver.Missing(t, "rabbitmq-server", "rabbitmq-server")
 	}
 	b, err := Run(t.TempDir())
 	if err != nil {
@@ -106,7 +103,7 @@ func Run(dir string) (*Broker, error) {
 // start runs epmd and the broker on fresh ports and waits until the
 // management API answers.
 func (b *Broker) start() error {
-	epmdPort, amqpPort, distPort, mgmtPort := freePort(), freePort(), freePort(), freePort()
+	epmdPort, amqpPort, distPort, mgmtPort := testserver.FreePort(), testserver.FreePort(), testserver.FreePort(), testserver.FreePort()
 	b.URL = fmt.Sprintf("http://127.0.0.1:%d", mgmtPort)
 	conf := filepath.Join(b.dir, "rabbitmq.conf")
 	text := fmt.Sprintf(rabbitConf, amqpPort, mgmtPort, b.User, b.Password, filepath.Join(b.dir, "http-log"))
@@ -295,13 +292,4 @@ func alive(pid int) bool {
 	s := string(stat)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

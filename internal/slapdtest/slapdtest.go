@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/sluis-gateway/sluis/internal/testserver"
 	"math/big"
 	"net"
 	"os"
@@ -47,10 +48,7 @@ type Slapd struct {
 func Start(t testing.TB) *Slapd {
 	t.Helper()
 	if _, err := exec.LookPath("/usr/sbin/slapd"); err != nil {
-		if os.Getenv("SLUIS_REQUIRE_INTEGRATION") == "1" {
-			t.Fatal("slapd not found, and SLUIS_REQUIRE_INTEGRATION=1 (install Debian's slapd package)")
-		}
-		t.Skip("slapd not found; install Debian's slapd package or run the README's test command")
+		testserver.Missing(t, "slapd", "slapd")
 	}
 	s, err := Run(t.TempDir())
 	if err != nil {
@@ -102,7 +100,7 @@ func Run(dir string) (*Slapd, error) {
 
 // start runs slapd on fresh ports and waits until both listeners answer.
 func (s *Slapd) start(slapd, cfg string) error {
-	port, sport := freePort(), freePort()
+	port, sport := testserver.FreePort(), testserver.FreePort()
 	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
 	s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", sport)
 	s.cmd = exec.Command(slapd, "-f", cfg, "-h", s.URL+"/ "+s.LDAPSURL+"/", "-d", "0")
@@ -175,15 +173,6 @@ func (s *Slapd) Stop() {
 		}
 		s.cmd = nil
 	}
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // writeLDAPCerts makes a CA and a certificate for 127.0.0.1 signed by it.
