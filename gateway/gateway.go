@@ -24,6 +24,7 @@ import (
 	"github.com/sluis-gateway/sluis/errpage"
 	"github.com/sluis-gateway/sluis/frontdoor"
 	"github.com/sluis-gateway/sluis/handover"
+	"github.com/sluis-gateway/sluis/health"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/policy"
@@ -70,6 +71,10 @@ type Options struct {
 	// its source address toward the source's block, as a probe counts,
 	// for the listener, which sees connections before any request.
 	ConnAbuse func(report func(ctx context.Context, src, rule, detail string))
+	// Health keeps the node's readiness (/readyz) and tells a store that
+	// cannot be reached from other failures; nil means a node that is
+	// always ready.
+	Health *health.Checker
 }
 
 // RecheckInterval is how often open upgraded connections (WebSocket) are
@@ -132,7 +137,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	p := &portal.Portal{
 		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: sessions, Audit: rec,
 		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,
-		Directory: o.Directory, SSO: o.SSO, Refusals: &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now},
+		Directory: o.Directory, SSO: o.SSO, Health: o.Health, Refusals: &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now},
 	}
 	// Folded refusals are written once their interval has passed, even
 	// when the attempts stop.

@@ -29,6 +29,7 @@ import (
 	"github.com/sluis-gateway/sluis/datadir"
 	"github.com/sluis-gateway/sluis/directory"
 	"github.com/sluis-gateway/sluis/gateway"
+	"github.com/sluis-gateway/sluis/health"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/proxyproto"
 	"github.com/sluis-gateway/sluis/sso"
@@ -315,7 +316,10 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		rec.Forward = fw.Forward
 		go fw.Run(watchCtx)
 	}
-	opts := gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
+	// Readiness for balancers: the store answers with the schema this
+	// binary knows, and the node is not shutting down.
+	readiness := &health.Checker{Store: st.Ready, Log: log}
+	opts := gateway.Options{Config: c, Store: st, Health: readiness, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
 		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec,
 		ConnAbuse: func(report func(ctx context.Context, src, rule, detail string)) {
 			conns.Abuse = func(src, rule, detail string) { report(watchCtx, src, rule, detail) }
