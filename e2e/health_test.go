@@ -1,10 +1,15 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
@@ -38,5 +43,139 @@ func TestReadyAndLiveSayOnlyTheirStatus(t *testing.T) {
 		if status != http.StatusOK || body != tc.body {
 			t.Errorf("%s: %d %q, want 200 %q", tc.path, status, body, tc.body)
 		}
+	}
+}
+
+// slowUpstream answers /slow?for=DURATION after that long, with "done";
+// started counts the slow requests that reached it.
+func slowUpstream(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	var started atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, _ := time.ParseDuration(r.URL.Query().Get("for"))
+		started.Add(1)
+		select {
+		case <-time.After(d):
+			io.WriteString(w, "done")
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &started
+}
+
+// SIGTERM drains the node: /readyz answers 503 at once, and for
+// drain_delay everything else is still served (a balancer's health check
+// takes the node out meanwhile); then the listener closes and new
+// connections are refused; a request under way finishes if it can within
+// shutdown_grace, and is cut at the grace if not; the program exits
+// within drain_delay + shutdown_grace and a little.
+func TestDrainOnSIGTERM(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		drainDelay, grace time.Duration
+		slow              time.Duration // the request under way when SIGTERM comes
+		finishes          bool
+	}{
+		{"request within the grace", time.Second, 3 * time.Second, 2 * time.Second, true},
+		{"request longer than the grace", 0, time.Second, time.Minute, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up, started := slowUpstream(t)
+			g := testenv.StartWith(t, fmt.Sprintf("connections:\n  drain_delay: %s\n  shutdown_grace: %s\n", tc.drainDelay, tc.grace),
+				testenv.App{Name: "wiki", Host: wikiHost, Upstream: up.URL, Groups: []string{"staff"}, MFA: true})
+			secret := g.AddUser("anna", pw, "staff")
+			c := g.Client()
+			if p := g.Login(c, g.URL(wikiHost, "/slow?for=0s"), "anna", pw, secret); p.StatusCode != http.StatusOK {
+				t.Fatalf("login: %d", p.StatusCode)
+			}
+			// A balancer's health check on a connection it keeps.
+			probe := g.Client()
+			if status, _ := healthCheck(t, g, probe, "/readyz"); status != http.StatusOK {
+				t.Fatalf("/readyz before SIGTERM: %d", status)
+			}
+			type result struct {
+				status int
+				body   string
+				err    error
+			}
+			slow := make(chan result, 1)
+			go func() {
+				resp, err := c.Get(g.URL(wikiHost, "/slow?for="+tc.slow.String()))
+				if err != nil {
+					slow <- result{err: err}
+					return
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				slow <- result{resp.StatusCode, string(b), err}
+			}()
+			await(t, 5*time.Second, "the slow request to reach the app", func() bool { return started.Load() == 2 })
+
+			sigterm := time.Now()
+			g.Terminate()
+			if tc.drainDelay > 0 {
+				var notReady time.Duration
+				for {
+					status, body := healthCheck(t, g, probe, "/readyz")
+					if status == http.StatusServiceUnavailable {
+						notReady = time.Since(sigterm)
+						if body != "not ready\n" {
+							t.Errorf("/readyz while draining says %q", body)
+						}
+						break
+					}
+					if time.Since(sigterm) > tc.drainDelay/2 {
+						t.Fatalf("/readyz still %d %s after SIGTERM", status, time.Since(sigterm))
+					}
+				}
+				t.Logf("/readyz answered 503 %s after SIGTERM", notReady)
+				// Within the drain delay a new connection is still
+				// served, except for /readyz.
+				fresh := g.Client()
+				if status, _ := healthCheck(t, g, fresh, "/readyz"); status != http.StatusServiceUnavailable {
+					t.Errorf("/readyz on a new connection while draining: %d", status)
+				}
+				if p := g.Get(fresh, g.URL(g.Portal, "/login")); p.StatusCode != http.StatusOK {
+					t.Errorf("the login page within the drain delay: %d", p.StatusCode)
+				}
+			}
+			// Then new connections are refused.
+			var refused time.Duration
+			await(t, tc.drainDelay+2*time.Second, "new connections to be refused", func() bool {
+				conn, err := net.DialTimeout("tcp", g.Addr(), time.Second)
+				if err != nil {
+					refused = time.Since(sigterm)
+					return true
+				}
+				conn.Close()
+				return false
+			})
+			t.Logf("new connections refused %s after SIGTERM", refused)
+			if refused < tc.drainDelay {
+				t.Errorf("new connections refused %s after SIGTERM, before the drain delay of %s", refused, tc.drainDelay)
+			}
+
+			r := <-slow
+			ended := time.Since(sigterm)
+			if tc.finishes && (r.err != nil || r.status != http.StatusOK || r.body != "done") {
+				t.Errorf("the request under way: %d %q %v", r.status, r.body, r.err)
+			}
+			if !tc.finishes {
+				if r.err == nil && r.body == "done" {
+					t.Errorf("a request longer than the grace was answered: %d %q", r.status, r.body)
+				}
+				if ended < tc.drainDelay+tc.grace || ended > tc.drainDelay+tc.grace+2*time.Second {
+					t.Errorf("the request longer than the grace ended %s after SIGTERM (drain delay %s, grace %s)", ended, tc.drainDelay, tc.grace)
+				}
+			}
+			if err := g.Exited(tc.drainDelay + tc.grace + 5*time.Second); err != nil {
+				t.Fatalf("exit: %v", err)
+			}
+			exited := time.Since(sigterm)
+			t.Logf("exited %s after SIGTERM (drain delay %s, grace %s, request %s)", exited, tc.drainDelay, tc.grace, tc.slow)
+			if limit := tc.drainDelay + min(tc.grace, tc.slow) + time.Second; exited > limit {
+				t.Errorf("exited %s after SIGTERM, later than %s", exited, limit)
+			}
+		})
 	}
 }

@@ -75,6 +75,10 @@ type Options struct {
 	// cannot be reached from other failures; nil means a node that is
 	// always ready.
 	Health *health.Checker
+	// Cut, if set, is closed when a shutdown's grace has run out: open
+	// tunnels and upgraded connections (WebSocket), which net/http's
+	// Shutdown does not end, are cut then.
+	Cut <-chan struct{}
 }
 
 // RecheckInterval is how often open upgraded connections (WebSocket) are
@@ -247,6 +251,16 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		Dial:    dialer.Dial, IdleTimeout: c.Tunnels.IdleTimeout.D(), MaxPerUser: c.Tunnels.MaxPerUser, Now: o.Now, Log: o.Log}
 	if o.OnChange != nil {
 		o.OnChange(tunnels.Recheck)
+	}
+	if o.Cut != nil {
+		go func() {
+			select {
+			case <-o.Cut:
+				tunnels.CutAll()
+				live.cutAll()
+			case <-ctx.Done():
+			}
+		}()
 	}
 	// Tunnels are checked every second too: it also keeps the sessions of
 	// open tunnels from idling out, and ends them at their expiry.

@@ -38,6 +38,15 @@ func (l *liveConns) remove(c *liveConn) {
 	l.mu.Unlock()
 }
 
+// cutAll ends every upgraded connection: the gateway is shutting down.
+func (l *liveConns) cutAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		c.cancel()
+	}
+}
+
 // recheck ends every upgraded connection whose session is gone or whose
 // user may no longer use the app.
 func (l *liveConns) recheck() {

@@ -40,7 +40,9 @@ import (
 const (
 	readTimeout    = 60 * time.Second
 	maxHeaderBytes = 32 << 10
-	shutdownGrace  = 10 * time.Second
+	// cutGrace is how long, once the grace has run out and what was
+	// still open is cut, the handlers get to record their end.
+	cutGrace = 500 * time.Millisecond
 	// auditCheckpointEvery is how often the audit chain is signed.
 	auditCheckpointEvery = time.Minute
 )
@@ -319,7 +321,8 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	// Readiness for balancers: the store answers with the schema this
 	// binary knows, and the node is not shutting down.
 	readiness := &health.Checker{Store: st.Ready, Log: log}
-	opts := gateway.Options{Config: c, Store: st, Health: readiness, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
+	cut := make(chan struct{})
+	opts := gateway.Options{Config: c, Store: st, Health: readiness, Cut: cut, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
 		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec,
 		ConnAbuse: func(report func(ctx context.Context, src, rule, detail string)) {
 			conns.Abuse = func(src, rule, detail string) { report(watchCtx, src, rule, detail) }
@@ -392,11 +395,59 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	return drain(log, srv, errc, readiness, cut, c.Connections.DrainDelay.D(), c.Connections.ShutdownGrace.D())
+}
+
+// drain shuts the node down once SIGTERM (or SIGINT) has ended the
+// context, as a node behind a balancer should:
+//
+//  1. /readyz answers 503 at once (and says nothing more);
+//  2. for drainDelay everything else is served as before, so the
+//     balancer's health check takes the node out before a single
+//     connection is refused;
+//  3. the listener closes (new connections are refused), idle connections
+//     close, and HTTP/2 clients get a GOAWAY: new streams (a browser's
+//     next request, `sluis connect`'s next tunnel) go to a new connection,
+//     through the balancer to another node;
+//  4. requests under way and open tunnels get up to grace to finish;
+//  5. what is still open then is cut (tunnels are audited as cut by the
+//     shutdown), and drain returns: the program exits. WebSockets, which
+//     net/http no longer tracks once upgraded, are cut when the rest has
+//     ended.
+func drain(log *slog.Logger, srv *http.Server, errc <-chan error, readiness *health.Checker, cut chan<- struct{}, drainDelay, grace time.Duration) error {
+	readiness.Drain()
+	start := time.Now()
+	log.Info("sluis: shutting down: /readyz answers 503", "drain_delay", drainDelay, "shutdown_grace", grace)
+	if drainDelay > 0 {
+		t := time.NewTimer(drainDelay)
+		select {
+		case err := <-errc:
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	log.Info("sluis: shutting down: the listener is closed; requests under way may finish", "within", grace)
+	err := srv.Shutdown(sctx)
+	close(cut)
+	if err == nil {
+		log.Info("sluis: shut down", "after", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	log.Warn("sluis: shutdown grace over: cutting the requests and tunnels still open")
+	// The cut tunnels end their streams and record their end; a request
+	// that is still running is cut with its connection.
+	cctx, ccancel := context.WithTimeout(context.Background(), cutGrace)
+	defer ccancel()
+	if err := srv.Shutdown(cctx); err != nil {
+		srv.Close()
+	}
+	log.Info("sluis: shut down", "after", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

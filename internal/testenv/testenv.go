@@ -64,7 +64,8 @@ type Gateway struct {
 
 	stdout, stderr *syncBuffer
 	cancel         context.CancelFunc
-	done           chan error
+	done           chan struct{} // closed when the program has returned
+	err            error         // what it returned; read after done
 
 	mu       sync.Mutex
 	lastStep map[string]int64 // per user, the last TOTP step the tests used
@@ -128,16 +129,17 @@ func StartIn(t testing.TB, dir, extra string, apps ...App) *Gateway {
 // keeps its CA.
 func Run(t testing.TB, dataDir string, args ...string) *Gateway {
 	t.Helper()
-	g := &Gateway{t: t, stdout: newSyncBuffer("sluis: listening on "), stderr: newSyncBuffer(""), done: make(chan error, 1), lastStep: map[string]int64{}}
+	g := &Gateway{t: t, stdout: newSyncBuffer("sluis: listening on "), stderr: newSyncBuffer(""), done: make(chan struct{}), lastStep: map[string]int64{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	go func() {
-		g.done <- cli.Run(ctx, args, getenv, strings.NewReader(""), g.stdout, g.stderr)
+		g.err = cli.Run(ctx, args, getenv, strings.NewReader(""), g.stdout, g.stderr)
+		close(g.done)
 	}()
 	select {
 	case <-g.stdout.seen:
-	case err := <-g.done:
-		t.Fatalf("gateway did not start: %v\nstdout:\n%s\nstderr:\n%s", err, g.stdout, g.stderr)
+	case <-g.done:
+		t.Fatalf("gateway did not start: %v\nstdout:\n%s\nstderr:\n%s", g.err, g.stdout, g.stderr)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("gateway not listening after 30s\nstdout:\n%s\nstderr:\n%s", g.stdout, g.stderr)
 	}
@@ -184,20 +186,34 @@ func (g *Gateway) Restart() *Gateway {
 	return n
 }
 
-// Stop stops the gateway and waits for it.
+// Stop stops the gateway and waits for it (for up to 40 s: the default
+// shutdown grace is 30 s, and an open tunnel takes all of it).
 func (g *Gateway) Stop() {
-	if g.cancel == nil {
-		return
+	g.Terminate()
+	if err := g.Exited(40 * time.Second); err != nil {
+		g.t.Errorf("gateway exited with %v", err)
 	}
-	g.cancel()
-	g.cancel = nil
+}
+
+// Terminate does to the program what SIGTERM does (cmd/sluis's main
+// cancels the context it runs the program with), and returns at once.
+func (g *Gateway) Terminate() {
+	if g.cancel != nil {
+		g.cancel()
+		g.cancel = nil
+	}
+}
+
+// Exited waits for the program to return, for up to within (failing the
+// test then), and returns what it returned.
+func (g *Gateway) Exited(within time.Duration) error {
+	g.t.Helper()
 	select {
-	case err := <-g.done:
-		if err != nil {
-			g.t.Errorf("gateway exited with %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		g.t.Errorf("gateway did not stop within 15s")
+	case <-g.done:
+		return g.err
+	case <-time.After(within):
+		g.t.Fatalf("gateway did not exit within %s\n%s", within, g.Logs())
+		return nil
 	}
 }
 
