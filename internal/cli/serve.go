@@ -210,7 +210,10 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	}
 	// The watcher keeps the store's revision in memory: changes made here
 	// refresh it directly, changes made by the CLI are announced to it.
-	watchCtx, stopWatch := context.WithCancel(ctx)
+	// Background work lasts until the gateway has shut down, not only
+	// until SIGTERM: while it drains, changes still count and revocations
+	// still cut tunnels.
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	watcher := &changes.Watcher{Source: st, DataDir: c.DataDir, Log: log}
 	if err := watcher.Start(watchCtx); err != nil {
 		stopWatch()
