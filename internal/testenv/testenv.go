@@ -170,12 +170,23 @@ func getenv(k string) string {
 	return ""
 }
 
-// Restart stops the gateway and starts it again on the same configuration
-// and data, as an operator's restart would; the tests' record of used
-// one-time codes carries over. Use the returned Gateway from then on.
+// Restart stops the gateway and starts it again on the same configuration,
+// data and address (port), as an operator's restart would; the tests'
+// record of used one-time codes carries over. Use the returned Gateway from
+// then on.
 func (g *Gateway) Restart() *Gateway {
 	g.t.Helper()
 	g.Stop()
+	cfg, err := os.ReadFile(g.ConfigPath)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	// Clients that hold the address (sluis connect --connect) find the
+	// gateway where it was.
+	cfg = bytes.Replace(cfg, []byte("listen: 127.0.0.1:0\n"), fmt.Appendf(nil, "listen: %s\n", g.Addr()), 1)
+	if err := os.WriteFile(g.ConfigPath, cfg, 0o600); err != nil {
+		g.t.Fatal(err)
+	}
 	n := Run(g.t, filepath.Join(filepath.Dir(g.ConfigPath), "data"), "sluis", "serve", "--config", g.ConfigPath)
 	n.Dir, n.ConfigPath, n.Portal = g.Dir, g.ConfigPath, g.Portal
 	g.mu.Lock()

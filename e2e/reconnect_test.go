@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluis-gateway/sluis/internal/testenv"
+)
+
+// `sluis connect` reconnects by itself when the gateway goes away and
+// comes back (a restart, or a node drained on SIGTERM), with the login it
+// holds: no new login, the same token. A connection that was open is cut
+// at the end of the shutdown grace (and audited so); one made while the
+// gateway is away waits for it and goes through once it is back; new ones
+// go through at once after that.
+func TestConnectReconnectsByItself(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		tunnelOpen bool
+	}{
+		{"gateway restarted", false},
+		{"gateway drained with a tunnel open", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const grace = time.Second
+			echo := newEcho(t)
+			g := testenv.StartWith(t, "connections:\n  shutdown_grace: "+grace.String()+"\n",
+				testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"anna"}, MFA: true})
+			secret := g.AddUser("anna", pw, "staff")
+			dir := t.TempDir()
+			c := startConnect(t, g, dir, "echo", pw+"\n", "--user", "anna", "--password-stdin", "--code", g.Code("anna", secret))
+			if err := roundTrip(t, c.addr, 1000); err != nil {
+				t.Fatal(err)
+			}
+			token := savedLogins(t, dir)["anna"]
+			logins := strings.Count(g.MustCLI("", "audit"), "login.success")
+
+			var open net.Conn
+			if tc.tunnelOpen {
+				var err error
+				if open, err = net.Dial("tcp", c.addr); err != nil {
+					t.Fatal(err)
+				}
+				defer open.Close()
+				if _, err := open.Write([]byte("hello")); err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, 5)
+				if _, err := io.ReadFull(open, buf); err != nil || string(buf) != "hello" {
+					t.Fatalf("the open tunnel: %q %v", buf, err)
+				}
+			}
+
+			sigterm := time.Now()
+			g.Terminate()
+			if tc.tunnelOpen {
+				// The open connection lasts the grace, then is cut.
+				open.SetReadDeadline(time.Now().Add(grace + 5*time.Second))
+				n, err := open.Read(make([]byte, 1))
+				if n != 0 || err == nil || strings.Contains(err.Error(), "timeout") {
+					t.Fatalf("the open tunnel after SIGTERM: %d bytes, %v", n, err)
+				}
+				if cut := time.Since(sigterm); cut < grace {
+					t.Errorf("the open tunnel was cut %s after SIGTERM, within the grace of %s", cut, grace)
+				} else {
+					t.Logf("the open tunnel was cut %s after SIGTERM (grace %s)", cut, grace)
+				}
+			}
+			if err := g.Exited(grace + 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			// A connection made while the gateway is away waits for it.
+			pending := make(chan error, 1)
+			go func() { pending <- roundTrip(t, c.addr, 1000) }()
+			await(t, 10*time.Second, "the client to notice the gateway is gone", func() bool {
+				return strings.Contains(c.stderr.String(), "the gateway cannot be reached")
+			})
+
+			started := time.Now()
+			n := g.Restart()
+			back := time.Now()
+			t.Logf("the gateway was away %s (its start took %s)", back.Sub(sigterm).Round(time.Millisecond), back.Sub(started).Round(time.Millisecond))
+			select {
+			case err := <-pending:
+				if err != nil {
+					t.Fatalf("the connection made while the gateway was away: %v\n%s", err, c.stderr)
+				}
+				t.Logf("the connection made while the gateway was away went through %s after it was back", time.Since(back).Round(time.Millisecond))
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the connection made while the gateway was away did not go through within 10s of its return\n%s", c.stderr)
+			}
+			await(t, 5*time.Second, "the client to say it reconnected", func() bool {
+				return strings.Contains(c.stderr.String(), "reconnected to the gateway after")
+			})
+			if err := roundTrip(t, c.addr, 100000); err != nil {
+				t.Fatalf("a new connection after the return: %v\n%s", err, c.stderr)
+			}
+			if now := savedLogins(t, dir)["anna"]; now != token {
+				t.Errorf("the saved login changed across the restart")
+			}
+			audit := n.MustCLI("", "audit")
+			if got := strings.Count(audit, "login.success"); got != logins {
+				t.Errorf("%d logins after the restart, %d before: the client logged in again", got, logins)
+			}
+			if tc.tunnelOpen && !strings.Contains(audit, "cut: the gateway shut down") {
+				t.Errorf("the cut tunnel is not audited as cut by the shutdown:\n%s", audit)
+			}
+			t.Logf("client log:\n%s", c.stderr)
+		})
+	}
+}
