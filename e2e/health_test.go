@@ -6,11 +6,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sluis-gateway/sluis/changes"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
 
@@ -177,5 +179,77 @@ func TestDrainOnSIGTERM(t *testing.T) {
 				t.Errorf("exited %s after SIGTERM, later than %s", exited, limit)
 			}
 		})
+	}
+}
+
+// errorIDRE finds the error ID of a gateway's error page.
+var errorIDRE = regexp.MustCompile(`Error ID: ([0-9a-f]+)`)
+
+// When the gateway cannot reach its store (here: every call of the
+// gateway to it fails, as with a stopped PostgreSQL), /readyz answers 503
+// and /healthz still 200; the portal and app hosts answer a 503 page that
+// says the database cannot be reached, with an error ID that is also in
+// the log; a session that the gateway has cached is not honoured once the
+// store's revision has gone unread for changes.StaleAfter. When the store
+// is back, the node recovers by itself: ready again, pages served, logins
+// taken, without a restart.
+func TestStoreUnreachable(t *testing.T) {
+	g := testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: newUpstream(t).URL, Groups: []string{"staff"}, MFA: true})
+	secret := g.AddUser("anna", pw, "staff")
+	c := g.Client()
+	if p := g.Login(c, g.URL(wikiHost, "/start"), "anna", pw, secret); p.StatusCode != http.StatusOK {
+		t.Fatalf("login: %d", p.StatusCode)
+	}
+	probe := g.Client()
+
+	g.StoreDown()
+	down := time.Now()
+	await(t, 5*time.Second, "/readyz to answer 503", func() bool {
+		status, body := healthCheck(t, g, probe, "/readyz")
+		return status == http.StatusServiceUnavailable && body == "not ready\n"
+	})
+	t.Logf("/readyz answered 503 %s after the store went away", time.Since(down).Round(time.Millisecond))
+	if status, body := healthCheck(t, g, probe, "/healthz"); status != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz with the store away: %d %q", status, body)
+	}
+	for _, tc := range []struct {
+		name    string
+		request func() testenv.Page
+	}{
+		{"portal: a password", func() testenv.Page { return g.SubmitPassword(g.ClientFrom("127.0.0.5"), "", "anna", pw) }},
+		{"portal: the launcher", func() testenv.Page { return g.Get(c, g.URL(g.Portal, "/")) }},
+		{"app host: a page of a logged-in user", func() testenv.Page { return g.Get(c, g.URL(wikiHost, "/page")) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p testenv.Page
+			// A cached session counts until the revision is stale.
+			await(t, 3*changes.StaleAfter, "a 503", func() bool {
+				p = tc.request()
+				return p.StatusCode == http.StatusServiceUnavailable
+			})
+			m := errorIDRE.FindStringSubmatch(p.Body)
+			if !strings.Contains(p.Body, "cannot reach its database") || m == nil {
+				t.Fatalf("the 503 page:\n%s", p.Body)
+			}
+			if !strings.Contains(g.Logs(), "error_id="+m[1]) {
+				t.Errorf("error ID %s is not in the log", m[1])
+			}
+			t.Logf("503 %s after the store went away", time.Since(down).Round(time.Millisecond))
+		})
+	}
+
+	g.StoreUp()
+	up := time.Now()
+	await(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
+		status, body := healthCheck(t, g, probe, "/readyz")
+		return status == http.StatusOK && body == "ready\n"
+	})
+	t.Logf("/readyz answered 200 %s after the store came back", time.Since(up).Round(time.Millisecond))
+	await(t, 5*time.Second, "the app to be served again", func() bool {
+		return g.Get(c, g.URL(wikiHost, "/page")).StatusCode == http.StatusOK
+	})
+	t.Logf("the app was served again %s after the store came back", time.Since(up).Round(time.Millisecond))
+	if p := g.Login(g.Client(), g.URL(wikiHost, "/start"), "anna", pw, secret); p.StatusCode != http.StatusOK {
+		t.Fatalf("a login after the store came back: %d", p.StatusCode)
 	}
 }

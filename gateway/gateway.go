@@ -335,7 +335,7 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil && !errors.Is(err, session.ErrNoSession) {
 			id := errpage.NewID()
 			h.log.Error("gateway: session lookup", "app", h.app.Name, "error_id", id, "err", err)
-			errpage.Write(w, http.StatusServiceUnavailable, id)
+			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, errpage.StoreUnreachable)
 			return
 		}
 	}
@@ -347,7 +347,7 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		id := errpage.NewID()
 		h.log.Error("gateway: emergency level and app switches", "app", h.app.Name, "error_id", id, "err", err)
-		errpage.Write(w, http.StatusServiceUnavailable, id)
+		errpage.WriteNotice(w, http.StatusServiceUnavailable, id, errpage.StoreUnreachable)
 		return
 	}
 	req := Request(r)

@@ -256,7 +256,11 @@ func (p *Portal) Routes() []Route {
 func (p *Portal) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range p.Routes() {
-		mux.Handle(rt.Pattern, p.wrap(rt.handler))
+		h := rt.handler
+		if rt.Access != "none" {
+			h = p.sessionReadable(h)
+		}
+		mux.Handle(rt.Pattern, p.wrap(h))
 	}
 	mux.Handle("/", p.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return statusError(http.StatusNotFound)
@@ -296,6 +300,21 @@ func (p *Portal) secureHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// sessionReadable answers a route that needs a session with the error of
+// the session's lookup, when it failed for another reason than that there
+// is no such session (the store cannot be reached): the user then reads
+// that (a 503 page, see wrap), instead of being sent to log in again.
+func (p *Portal) sessionReadable(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if tok := session.FromRequest(r); tok != "" {
+			if _, err := p.Sessions.Lookup(r.Context(), tok, p.Host); err != nil && !errors.Is(err, session.ErrNoSession) {
+				return fmt.Errorf("session lookup: %w", err)
+			}
+		}
+		return h(w, r)
+	}
+}
+
 type statusError int
 
 func (e statusError) Error() string { return http.StatusText(int(e)) }
@@ -322,6 +341,13 @@ func (p *Portal) wrap(h handlerFunc) http.Handler {
 			// taken.
 			p.Log.Error("portal: storage cannot be written; the step was not taken", "path", r.URL.Path, "error_id", id, "err", err)
 			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, storageNotice)
+			return
+		}
+		if p.Health.StoreErr(r.Context(), true) != nil {
+			// Not a fault of this request: the store is gone (stopped,
+			// cut off). The node recovers by itself when it is back.
+			p.Log.Error("portal: the store cannot be reached", "path", r.URL.Path, "error_id", id, "err", err)
+			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, errpage.StoreUnreachable)
 			return
 		}
 		p.Log.Error("portal: internal error", "path", r.URL.Path, "error_id", id, "err", err)

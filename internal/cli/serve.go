@@ -199,7 +199,13 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		return err
 	}
 	defer st.Close()
-	if users, err := st.Users(ctx); err == nil {
+	// What the gateway uses: the store, or the store behind a test's
+	// wrapper (WithStoreWrapper).
+	var store sluis.Store = st
+	if wrap, ok := ctx.Value(storeWrapperKey{}).(func(sluis.Store) sluis.Store); ok {
+		store = wrap(st)
+	}
+	if users, err := store.Users(ctx); err == nil {
 		for _, w := range c.UnknownGroups(users) {
 			log.Warn("sluis: " + w)
 		}
@@ -214,7 +220,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	// until SIGTERM: while it drains, changes still count and revocations
 	// still cut tunnels.
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
-	watcher := &changes.Watcher{Source: st, DataDir: c.DataDir, Log: log}
+	watcher := &changes.Watcher{Source: store, DataDir: c.DataDir, Log: log}
 	if err := watcher.Start(watchCtx); err != nil {
 		stopWatch()
 		return err
@@ -227,7 +233,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	}
 	// Signed checkpoints of the audit chain every minute while events
 	// flow, and one at shutdown, before the store closes.
-	checkpoints := &audit.Checkpointer{Store: st, Key: auditKey}
+	checkpoints := &audit.Checkpointer{Store: store, Key: auditKey}
 	checkpointsDone := make(chan struct{})
 	go func() {
 		checkpoints.Run(watchCtx, auditCheckpointEvery, log)
@@ -236,7 +242,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	defer func() { <-checkpointsDone }()
 	defer stopWatch()
 	st.Changed = watcher.Changed
-	warnTwins(ctx, st, log)
+	warnTwins(ctx, store, log)
 	sealer, err := keys.LoadSealer(c.DataDir)
 	if err != nil {
 		return err
@@ -301,7 +307,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	if err != nil {
 		return err
 	}
-	rec := &audit.Recorder{Store: st, Log: log}
+	rec := &audit.Recorder{Store: store, Log: log}
 	if sl := c.Audit.Syslog; sl != nil {
 		fw := &audit.Syslog{Address: sl.Address, Queue: sl.Queue, Record: rec.Record, Log: log}
 		if sl.TLS {
@@ -323,9 +329,9 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	}
 	// Readiness for balancers: the store answers with the schema this
 	// binary knows, and the node is not shutting down.
-	readiness := &health.Checker{Store: st.Ready, Log: log}
+	readiness := &health.Checker{Store: storeReady(store), Log: log}
 	cut := make(chan struct{})
-	opts := gateway.Options{Config: c, Store: st, Health: readiness, Cut: cut, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
+	opts := gateway.Options{Config: c, Store: store, Health: readiness, Cut: cut, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
 		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec,
 		ConnAbuse: func(report func(ctx context.Context, src, rule, detail string)) {
 			conns.Abuse = func(src, rule, detail string) { report(watchCtx, src, rule, detail) }
@@ -452,6 +458,28 @@ func drain(log *slog.Logger, srv *http.Server, errc <-chan error, readiness *hea
 	}
 	log.Info("sluis: shut down", "after", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+type storeWrapperKey struct{}
+
+// WithStoreWrapper returns a context under which `sluis serve` (and
+// `sluis demo`) put the store they open behind wrap before anything uses
+// it: for tests that make the store fail (internal/storefault). main
+// never sets it.
+func WithStoreWrapper(ctx context.Context, wrap func(sluis.Store) sluis.Store) context.Context {
+	return context.WithValue(ctx, storeWrapperKey{}, wrap)
+}
+
+// storeReady returns the check of /readyz for st: its Ready (reached, and
+// every migration applied), or for a store without one, its Revision.
+func storeReady(st sluis.Store) func(context.Context) error {
+	if r, ok := st.(interface{ Ready(context.Context) error }); ok {
+		return r.Ready
+	}
+	return func(ctx context.Context) error {
+		_, err := st.Revision(ctx)
+		return err
+	}
 }
 
 // aeadSuites are the TLS 1.2 cipher suites the gateway accepts: forward

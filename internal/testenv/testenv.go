@@ -20,10 +20,13 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/internal/cli"
+	"github.com/sluis-gateway/sluis/internal/storefault"
 	"github.com/sluis-gateway/sluis/mfa"
 )
 
@@ -66,6 +69,7 @@ type Gateway struct {
 	cancel         context.CancelFunc
 	done           chan struct{} // closed when the program has returned
 	err            error         // what it returned; read after done
+	store          atomic.Pointer[storefault.Store]
 
 	mu       sync.Mutex
 	lastStep map[string]int64 // per user, the last TOTP step the tests used
@@ -132,6 +136,12 @@ func Run(t testing.TB, dataDir string, args ...string) *Gateway {
 	g := &Gateway{t: t, stdout: newSyncBuffer("sluis: listening on "), stderr: newSyncBuffer(""), done: make(chan struct{}), lastStep: map[string]int64{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
+	// The store is behind a switch that tests can turn off (StoreDown).
+	ctx = cli.WithStoreWrapper(ctx, func(st sluis.Store) sluis.Store {
+		f := storefault.Wrap(st)
+		g.store.Store(f)
+		return f
+	})
 	go func() {
 		g.err = cli.Run(ctx, args, getenv, strings.NewReader(""), g.stdout, g.stderr)
 		close(g.done)
@@ -203,6 +213,25 @@ func (g *Gateway) Stop() {
 	g.Terminate()
 	if err := g.Exited(40 * time.Second); err != nil {
 		g.t.Errorf("gateway exited with %v", err)
+	}
+}
+
+// StoreDown makes every call of the gateway to its store fail, as calls
+// to a database that cannot be reached do; the CLI's commands still reach
+// the store.
+func (g *Gateway) StoreDown() {
+	g.t.Helper()
+	if f := g.store.Load(); f != nil {
+		f.Down()
+		return
+	}
+	g.t.Fatal("the gateway has opened no store")
+}
+
+// StoreUp lets the gateway reach its store again.
+func (g *Gateway) StoreUp() {
+	if f := g.store.Load(); f != nil {
+		f.Up()
 	}
 }
 
