@@ -168,7 +168,7 @@ func (c *Client) lost(err error) {
 	defer c.mu.Unlock()
 	if c.lostAt.IsZero() {
 		c.lostAt = time.Now()
-		c.logf("the gateway cannot be reached (%v); reconnecting with the saved login", err)
+		c.logf("the gateway is not available (%v); reconnecting with the saved login", err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluis-gateway/sluis/changes"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
 
@@ -16,13 +17,21 @@ import (
 // at the end of the shutdown grace (and audited so); one made while the
 // gateway is away waits for it and goes through once it is back; new ones
 // go through at once after that.
+//
+// With the gateway's store unreachable, the gateway answers 503 and the
+// client waits in the same way; an open tunnel is cut once the store's
+// revision has gone unread for changes.StaleAfter (what was revoked
+// meanwhile cannot be known), and the client goes on when the store is
+// back, without a restart of either.
 func TestConnectReconnectsByItself(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		tunnelOpen bool
+		storeDown  bool // the store goes away instead of the gateway
 	}{
-		{"gateway restarted", false},
-		{"gateway drained with a tunnel open", true},
+		{"gateway restarted", false, false},
+		{"gateway drained with a tunnel open", true, false},
+		{"store unreachable with a tunnel open", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const grace = time.Second
@@ -55,34 +64,50 @@ func TestConnectReconnectsByItself(t *testing.T) {
 			}
 
 			sigterm := time.Now()
-			g.Terminate()
+			if tc.storeDown {
+				g.StoreDown()
+			} else {
+				g.Terminate()
+			}
 			if tc.tunnelOpen {
-				// The open connection lasts the grace, then is cut.
-				open.SetReadDeadline(time.Now().Add(grace + 5*time.Second))
+				// The open connection lasts the grace (or, with the store
+				// away, until its revision is stale), then is cut.
+				lasts := grace
+				if tc.storeDown {
+					lasts = changes.StaleAfter
+				}
+				open.SetReadDeadline(time.Now().Add(lasts + 5*time.Second))
 				n, err := open.Read(make([]byte, 1))
 				if n != 0 || err == nil || strings.Contains(err.Error(), "timeout") {
-					t.Fatalf("the open tunnel after SIGTERM: %d bytes, %v", n, err)
+					t.Fatalf("the open tunnel after the gateway went away: %d bytes, %v", n, err)
 				}
-				if cut := time.Since(sigterm); cut < grace {
-					t.Errorf("the open tunnel was cut %s after SIGTERM, within the grace of %s", cut, grace)
+				if cut := time.Since(sigterm); cut < lasts {
+					t.Errorf("the open tunnel was cut %s after the gateway went away, before %s", cut, lasts)
 				} else {
-					t.Logf("the open tunnel was cut %s after SIGTERM (grace %s)", cut, grace)
+					t.Logf("the open tunnel was cut %s after the gateway went away", cut)
 				}
 			}
-			if err := g.Exited(grace + 5*time.Second); err != nil {
-				t.Fatal(err)
+			if !tc.storeDown {
+				if err := g.Exited(grace + 5*time.Second); err != nil {
+					t.Fatal(err)
+				}
 			}
 			// A connection made while the gateway is away waits for it.
 			pending := make(chan error, 1)
 			go func() { pending <- roundTrip(t, c.addr, 1000) }()
 			await(t, 10*time.Second, "the client to notice the gateway is gone", func() bool {
-				return strings.Contains(c.stderr.String(), "the gateway cannot be reached")
+				return strings.Contains(c.stderr.String(), "the gateway is not available")
 			})
 
 			started := time.Now()
-			n := g.Restart()
+			n := g
+			if tc.storeDown {
+				g.StoreUp()
+			} else {
+				n = g.Restart()
+			}
 			back := time.Now()
-			t.Logf("the gateway was away %s (its start took %s)", back.Sub(sigterm).Round(time.Millisecond), back.Sub(started).Round(time.Millisecond))
+			t.Logf("the gateway was away %s (its return took %s)", back.Sub(sigterm).Round(time.Millisecond), back.Sub(started).Round(time.Millisecond))
 			select {
 			case err := <-pending:
 				if err != nil {
@@ -105,8 +130,8 @@ func TestConnectReconnectsByItself(t *testing.T) {
 			if got := strings.Count(audit, "login.success"); got != logins {
 				t.Errorf("%d logins after the restart, %d before: the client logged in again", got, logins)
 			}
-			if tc.tunnelOpen && !strings.Contains(audit, "cut: the gateway shut down") {
-				t.Errorf("the cut tunnel is not audited as cut by the shutdown:\n%s", audit)
+			if want := "cut: the gateway shut down"; tc.tunnelOpen && !tc.storeDown && !strings.Contains(audit, want) {
+				t.Errorf("the cut tunnel is not audited as %q:\n%s", want, audit)
 			}
 			t.Logf("client log:\n%s", c.stderr)
 		})
