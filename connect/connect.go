@@ -369,12 +369,14 @@ func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, dow
 }
 
 // CutError means that an open tunnel was cut on the gateway's side: the
-// gateway shut down (its grace ran out) or the connection to it broke. The
-// connection cannot be resumed; a new one reconnects.
+// gateway shut down (its grace ran out), its store could not be reached,
+// the session was revoked or the app withdrawn, the tunnel idled out, or
+// the connection to the gateway broke. The connection cannot be resumed;
+// Serve asks the gateway at once whether the login still holds.
 type CutError struct{ Err error }
 
 func (e *CutError) Error() string {
-	return "cut by the gateway's side (" + e.Err.Error() + "); it cannot be resumed, and new connections reconnect"
+	return "cut on the gateway's side (" + e.Err.Error() + "); it cannot be resumed"
 }
 
 func (e *CutError) Unwrap() error { return e.Err }

@@ -137,3 +137,41 @@ func TestConnectReconnectsByItself(t *testing.T) {
 		})
 	}
 }
+
+// Reconnecting holds only within the session's validity: a login revoked
+// while the gateway was away is not used again; the client says to log in
+// again and stops.
+func TestConnectReconnectStopsWhenTheLoginEnded(t *testing.T) {
+	echo := newEcho(t)
+	g := testenv.StartWith(t, "connections:\n  shutdown_grace: 1s\n", testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"anna"}, MFA: true})
+	secret := g.AddUser("anna", pw, "staff")
+	c := startConnect(t, g, t.TempDir(), "echo", pw+"\n", "--user", "anna", "--password-stdin", "--code", g.Code("anna", secret))
+	if err := roundTrip(t, c.addr, 1000); err != nil {
+		t.Fatal(err)
+	}
+	g.Terminate()
+	if err := g.Exited(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The operator's CLI works while the gateway is down.
+	g.MustCLI("", "session", "revoke", "--user", "anna")
+	pending := make(chan error, 1)
+	go func() { pending <- roundTrip(t, c.addr, 1000) }()
+	g.Restart()
+	if err := <-pending; err == nil {
+		t.Fatal("a connection went through with a revoked login")
+	}
+	select {
+	case err := <-c.done:
+		c.done <- err // for the cleanup
+		if err == nil || !strings.Contains(c.stderr.String(), "log in") {
+			t.Fatalf("sluis connect ended with %v:\n%s", err, c.stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("sluis connect goes on with a revoked login:\n%s", c.stderr)
+	}
+	if strings.Contains(c.stderr.String(), "reconnected") {
+		t.Errorf("the client says it reconnected with a revoked login:\n%s", c.stderr)
+	}
+	t.Logf("client log:\n%s", c.stderr)
+}
