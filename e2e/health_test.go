@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluis-gateway/sluis/changes"
+	"github.com/sluis-gateway/sluis/internal/haproxytest"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
 
@@ -252,4 +256,72 @@ func TestStoreUnreachable(t *testing.T) {
 	if p := g.Login(g.Client(), g.URL(wikiHost, "/start"), "anna", pw, secret); p.StatusCode != http.StatusOK {
 		t.Fatalf("a login after the store came back: %d", p.StatusCode)
 	}
+}
+
+// Behind a real HAProxy that checks /readyz, a node drained on SIGTERM
+// with a drain_delay longer than the balancer needs to notice is taken
+// out before its listener closes: a client that opens a new connection
+// through the balancer for every request meanwhile sees not one failure,
+// and the other node answers all of them from then on.
+func TestDrainBehindHAProxy(t *testing.T) {
+	const drainDelay = time.Second
+	extra := fmt.Sprintf("connections:\n  drain_delay: %s\n  shutdown_grace: 2s\n", drainDelay)
+	leaving, staying := testenv.StartWith(t, extra), testenv.StartWith(t, extra)
+	h := haproxytest.Start(t, haproxytest.Config{Mode: "tcp", Backend: leaving.Addr(), More: []string{staying.Addr()},
+		Check: "/readyz", CheckHost: leaving.Portal, CheckEvery: 100 * time.Millisecond})
+	cas := x509.NewCertPool()
+	for _, g := range []*testenv.Gateway{leaving, staying} {
+		pem, err := os.ReadFile(filepath.Join(g.Dir, "data", "ca.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cas.AppendCertsFromPEM(pem)
+	}
+	c := leaving.ClientTo(h.Addr, cas, "")
+	c.Transport.(*http.Transport).DisableKeepAlives = true // a new connection, so a new choice of node, every time
+	url := fmt.Sprintf("https://%s:%d/healthz", leaving.Portal, h.Port)
+	var requests, failures atomic.Int64
+	var failed atomic.Value
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			requests.Add(1)
+			resp, err := c.Get(url)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			if err != nil {
+				failures.Add(1)
+				failed.Store(err.Error())
+			}
+		}
+	}()
+	await(t, 10*time.Second, "traffic through the balancer", func() bool { return requests.Load() > 20 })
+
+	sigterm := time.Now()
+	leaving.Terminate()
+	await(t, drainDelay, "HAProxy to take the draining node out", func() bool { return strings.Contains(h.Logs(), "sluis/s1 is DOWN") })
+	t.Logf("HAProxy took the node out %s after SIGTERM", time.Since(sigterm).Round(time.Millisecond))
+	if err := leaving.Exited(drainDelay + 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	before := requests.Load()
+	await(t, 5*time.Second, "more traffic after the node exited", func() bool { return requests.Load() > before+20 })
+	close(stop)
+	<-done
+	if n := failures.Load(); n > 0 {
+		t.Errorf("%d of %d requests through the balancer failed during the drain; the last: %v", n, requests.Load(), failed.Load())
+	}
+	t.Logf("%d requests through the balancer during the drain, %d failed", requests.Load(), failures.Load())
 }

@@ -56,6 +56,16 @@ type Config struct {
 	// 127.0.0.0/8), so that the balancer's address differs from its
 	// clients'; empty lets the system choose.
 	Source string
+	// More are more servers beside Backend, of the same kind; HAProxy
+	// balances round robin.
+	More []string
+	// Check, if set, is the path of an HTTP health check that HAProxy
+	// sends to each server over TLS (not verified), with CheckHost as
+	// Host, every CheckEvery (default 2s); a server that fails two in a
+	// row is taken out, one that passes one is put back. HAProxy logs
+	// each change ("Server sluis/s1 is DOWN").
+	Check, CheckHost string
+	CheckEvery       time.Duration
 }
 
 // HAProxy is a running HAProxy.
@@ -148,7 +158,10 @@ func configText(cfg Config, addr, front string) string {
 		if cfg.BackendHTTP2 {
 			verify += " alpn h2"
 		}
-		fmt.Fprintf(&b, "backend sluis\n    server s1 %s ssl %s%s\n", cfg.Backend, verify, source(cfg))
+		fmt.Fprintf(&b, "backend sluis\n%s", checkText(cfg))
+		for i, backend := range append([]string{cfg.Backend}, cfg.More...) {
+			fmt.Fprintf(&b, "    server s%d %s ssl %s%s%s\n", i+1, backend, verify, source(cfg), serverCheck(cfg))
+		}
 		return b.String()
 	}
 	fmt.Fprintf(&b, "frontend front\n    bind %s\n    default_backend sluis\n\n", addr)
@@ -156,8 +169,31 @@ func configText(cfg Config, addr, front string) string {
 	if cfg.SendProxy {
 		proxy = " send-proxy-v2"
 	}
-	fmt.Fprintf(&b, "backend sluis\n    server s1 %s%s%s\n", cfg.Backend, proxy, source(cfg))
+	fmt.Fprintf(&b, "backend sluis\n%s", checkText(cfg))
+	for i, backend := range append([]string{cfg.Backend}, cfg.More...) {
+		fmt.Fprintf(&b, "    server s%d %s%s%s%s\n", i+1, backend, proxy, source(cfg), serverCheck(cfg))
+	}
 	return b.String()
+}
+
+// checkText is the backend's health check, if any.
+func checkText(cfg Config) string {
+	if cfg.Check == "" {
+		return ""
+	}
+	return fmt.Sprintf("    option httpchk\n    http-check send meth GET uri %s ver HTTP/1.1 hdr Host %s\n    http-check expect status 200\n", cfg.Check, cfg.CheckHost)
+}
+
+// serverCheck is what a server line needs for the health check.
+func serverCheck(cfg Config) string {
+	if cfg.Check == "" {
+		return ""
+	}
+	every := cfg.CheckEvery
+	if every == 0 {
+		every = 2 * time.Second
+	}
+	return fmt.Sprintf(" check check-ssl verify none inter %dms fall 2 rise 1", every.Milliseconds())
 }
 
 func source(cfg Config) string {
