@@ -666,11 +666,15 @@ func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// StorageFull reports whether err says that storage is full: ENOSPC, or
-// SQLite's SQLITE_FULL ("database or disk is full"), which the store's
-// driver reports as text.
+// StorageFull reports whether err says that storage is full: ENOSPC,
+// SQLite's SQLITE_FULL ("database or disk is full"), or PostgreSQL's
+// disk_full (SQLSTATE 53100), which the stores' drivers report as text.
 func StorageFull(err error) bool {
-	return err != nil && (errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "database or disk is full"))
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return errors.Is(err, syscall.ENOSPC) || strings.Contains(msg, "database or disk is full") || strings.Contains(msg, "(SQLSTATE 53100)")
 }
 
 // ErrorCode returns the code of an *Error in err's chain, or EINTERNAL.

@@ -38,9 +38,13 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// Portal is the host name of the login portal. Required.
 	Portal string `yaml:"portal"`
-	// DataDir holds the SQLite database and generated keys. Relative paths
-	// are taken from the configuration file's folder. Required.
-	DataDir string  `yaml:"data_dir"`
+	// DataDir holds the generated keys (and the SQLite database unless
+	// Store names another). Relative paths are taken from the
+	// configuration file's folder. Required.
+	DataDir string `yaml:"data_dir"`
+	// Store is where users, sessions, blocks and the audit trail are kept.
+	// Zero: the embedded SQLite database in DataDir.
+	Store   Store   `yaml:"store"`
 	TLS     TLS     `yaml:"tls"`
 	Session Session `yaml:"session"`
 	Probes  Probes  `yaml:"probes"`
@@ -139,6 +143,109 @@ type TLS struct {
 	SelfSigned bool   `yaml:"self_signed"`
 	CertFile   string `yaml:"cert_file"`
 	KeyFile    string `yaml:"key_file"`
+}
+
+// Store is where the gateway keeps its data. The zero Store is the
+// embedded SQLite database in data_dir, for one node. In YAML it is a
+// postgres:// URL, or a mapping {postgres: {url_file: PATH}} (or {url:
+// ...}); "sqlite" names the default.
+type Store struct {
+	// Postgres, if set, is a PostgreSQL database that several gateway
+	// nodes share.
+	Postgres *Postgres
+}
+
+// Postgres is a PostgreSQL database: its URL, written out or in a file.
+// Exactly one of the two is set.
+type Postgres struct {
+	// URL is postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=...]. A
+	// password in it is accepted, but then the configuration file holds a
+	// secret: URLFile keeps it out.
+	URL string `yaml:"url"`
+	// URLFile holds the URL (one line), read at start; relative to the
+	// configuration file's folder.
+	URLFile string `yaml:"url_file"`
+}
+
+// IsPostgres reports whether the store is a PostgreSQL database.
+func (s Store) IsPostgres() bool { return s.Postgres != nil }
+
+func (s *Store) UnmarshalYAML(n *yaml.Node) error {
+	const want = "want a postgres:// URL, sqlite, or a mapping such as {postgres: {url_file: PATH}}"
+	switch n.Kind {
+	case yaml.ScalarNode:
+		switch {
+		case n.Value == "sqlite":
+			*s = Store{}
+			return nil
+		case strings.HasPrefix(n.Value, "postgres://") || strings.HasPrefix(n.Value, "postgresql://"):
+			*s = Store{Postgres: &Postgres{URL: n.Value}}
+			return nil
+		}
+		// The value is not quoted: it may hold a password.
+		return fmt.Errorf("line %d: %s", n.Line, want)
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Value != "postgres" {
+				return fmt.Errorf("line %d: field %s not found in type config.Store", k.Line, k.Value)
+			}
+			if v.Kind != yaml.MappingNode {
+				return fmt.Errorf("line %d: want a mapping with url_file (or url)", v.Line)
+			}
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				if kk := v.Content[j]; kk.Value != "url" && kk.Value != "url_file" {
+					return fmt.Errorf("line %d: field %s not found in type config.Postgres", kk.Line, kk.Value)
+				}
+			}
+			var pg Postgres
+			if err := v.Decode(&pg); err != nil {
+				return err
+			}
+			*s = Store{Postgres: &pg}
+		}
+		return nil
+	}
+	return fmt.Errorf("line %d: %s", n.Line, want)
+}
+
+// ReadURL returns the database's URL: URL, or the first line of URLFile.
+// Its errors never quote the URL, which may hold a password.
+func (p *Postgres) ReadURL() (string, error) {
+	u := p.URL
+	if p.URLFile != "" {
+		data, err := os.ReadFile(p.URLFile)
+		if err != nil {
+			return "", fmt.Errorf("store.postgres.url_file: %w", err)
+		}
+		u = strings.TrimSpace(string(data))
+		if u == "" {
+			return "", fmt.Errorf("store.postgres.url_file %s: empty", p.URLFile)
+		}
+	}
+	if err := checkPostgresURL(u); err != nil {
+		if p.URLFile != "" {
+			return "", fmt.Errorf("store.postgres.url_file %s: %v", p.URLFile, err)
+		}
+		return "", fmt.Errorf("store: %v", err)
+	}
+	return u, nil
+}
+
+// checkPostgresURL checks the form of a database URL, without quoting it.
+func checkPostgresURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return errors.New("the URL does not parse")
+	case u.Scheme != "postgres" && u.Scheme != "postgresql":
+		return errors.New("want a postgres:// URL")
+	case u.Host == "":
+		return errors.New("the URL names no host")
+	case strings.Trim(u.Path, "/") == "":
+		return errors.New("the URL names no database (postgres://HOST/DB)")
+	}
+	return nil
 }
 
 // Session sets how long a login lasts.
@@ -658,6 +765,11 @@ func Parse(name string, data []byte) (*Config, error) {
 func (c *Config) CheckFiles() error {
 	p := &parser{file: c.File, lines: c.lines}
 	p.checkDataDir(c.DataDir)
+	if pg := c.Store.Postgres; pg != nil && pg.URLFile != "" {
+		if _, err := pg.ReadURL(); err != nil {
+			p.problem("store.postgres.url_file", "%s", strings.TrimLeft(strings.TrimPrefix(err.Error(), "store.postgres.url_file"), ": "))
+		}
+	}
 	if !c.TLS.SelfSigned {
 		if _, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile); err != nil {
 			key := "tls.cert_file"
@@ -927,6 +1039,28 @@ func (p *parser) validate(c *Config) {
 		p.problem("data_dir", "required: where the database and keys live")
 	} else if !filepath.IsAbs(c.DataDir) {
 		c.DataDir = filepath.Join(base, c.DataDir)
+	}
+	if pg := c.Store.Postgres; pg != nil {
+		switch {
+		case (pg.URL == "") == (pg.URLFile == ""):
+			p.problem("store.postgres", "set either url_file (the URL in a file, kept out of this one) or url")
+		case pg.URLFile != "":
+			if !filepath.IsAbs(pg.URLFile) {
+				pg.URLFile = filepath.Join(base, pg.URLFile)
+			}
+		default:
+			key := "store"
+			if _, ok := p.lines["store.postgres.url"]; ok {
+				key = "store.postgres.url"
+			}
+			if err := checkPostgresURL(pg.URL); err != nil {
+				p.problem(key, "%v", err)
+			} else if u, _ := url.Parse(pg.URL); u != nil {
+				if _, has := u.User.Password(); has || u.Query().Has("password") {
+					p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: %s: the URL holds a password, so this file is a secret too; store.postgres.url_file keeps it out", p.file, p.lines[key], key))
+				}
+			}
+		}
 	}
 	switch {
 	case c.TLS.SelfSigned && (c.TLS.CertFile != "" || c.TLS.KeyFile != ""):

@@ -392,3 +392,66 @@ func TestRules(t *testing.T) {
 		t.Fatalf("single rule: %+v", r)
 	}
 }
+
+// store: is a postgres:// URL, or a mapping whose url_file keeps the
+// password out of the file; errors never quote a URL (it may hold a
+// password).
+func TestStore(t *testing.T) {
+	c, err := Parse("/etc/sluis/sluis.yaml", []byte(minimal))
+	if err != nil || c.Store.IsPostgres() {
+		t.Fatalf("default store: %+v %v", c.Store, err)
+	}
+	c, err = Parse("/etc/sluis/sluis.yaml", []byte(minimal+"store: sqlite\n"))
+	if err != nil || c.Store.IsPostgres() {
+		t.Fatalf("store: sqlite: %+v %v", c.Store, err)
+	}
+	c, err = Parse("/etc/sluis/sluis.yaml", []byte(minimal+"store: postgres://sluis@db.corp.test/sluis?sslmode=verify-full\n"))
+	if err != nil || !c.Store.IsPostgres() || c.Store.Postgres.URL != "postgres://sluis@db.corp.test/sluis?sslmode=verify-full" || len(c.Warnings) != 0 {
+		t.Fatalf("store URL: %+v %v %v", c.Store, err, c.Warnings)
+	}
+	c, err = Parse("/etc/sluis/sluis.yaml", []byte(minimal+"store: postgres://sluis:hunter2@db.corp.test/sluis\n"))
+	if err != nil || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "sluis.yaml:16: store: the URL holds a password") || strings.Contains(c.Warnings[0], "hunter2") {
+		t.Fatalf("store URL with a password: %v %v", err, c.Warnings)
+	}
+	c, err = Parse("/etc/sluis/sluis.yaml", []byte(minimal+"store:\n  postgres:\n    url_file: db-url\n"))
+	if err != nil || c.Store.Postgres.URLFile != "/etc/sluis/db-url" || c.Store.Postgres.URL != "" {
+		t.Fatalf("store url_file: %+v %v", c.Store.Postgres, err)
+	}
+	for _, c := range []struct{ yaml, want string }{
+		{"store: mysql://root:hunter2@db/x\n", "sluis.yaml:16: store: want a postgres:// URL"},
+		{"store: postgres://sluis:hunter2@/x\n", "sluis.yaml:16: store: the URL names no host"},
+		{"store: postgres://sluis:hunter2@db.corp.test\n", "sluis.yaml:16: store: the URL names no database"},
+		{"store:\n  postgres:\n    url_file: a\n    url: postgres://db/x\n", "sluis.yaml:17: store.postgres: set either url_file"},
+		{"store:\n  postgres: {}\n", "sluis.yaml:17: store.postgres: set either url_file"},
+		{"store:\n  postgres:\n    urlfile: a\n", "sluis.yaml:18: store.postgres.urlfile: unknown key"},
+		{"store:\n  mysql:\n    url: x\n", "sluis.yaml:17: store.mysql: unknown key"},
+		{"store: [postgres]\n", "sluis.yaml:16: store: want a postgres:// URL"},
+	} {
+		_, err := Parse("sluis.yaml", []byte(minimal+c.yaml))
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%q: got %v, want %q (and no password)", c.yaml, err, c.want)
+		}
+	}
+	// The file is read at start, and checked by CheckFiles.
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "sluis.yaml")
+	os.WriteFile(cfg, []byte(minimal+"store:\n  postgres:\n    url_file: db-url\n"), 0o600)
+	c, err = Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckFiles(); err == nil || !strings.Contains(err.Error(), "sluis.yaml:18: store.postgres.url_file:") {
+		t.Fatalf("missing url_file: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "db-url"), []byte("mysql://root:hunter2@db/x\n"), 0o600)
+	if err := c.CheckFiles(); err == nil || !strings.Contains(err.Error(), "want a postgres:// URL") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("url_file with another URL: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "db-url"), []byte("postgres://sluis:hunter2@db.corp.test/sluis\n"), 0o600)
+	if err := c.CheckFiles(); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := c.Store.Postgres.ReadURL(); err != nil || u != "postgres://sluis:hunter2@db.corp.test/sluis" {
+		t.Fatalf("ReadURL: %q %v", u, err)
+	}
+}

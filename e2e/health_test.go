@@ -267,7 +267,7 @@ func TestDrainBehindHAProxy(t *testing.T) {
 	const drainDelay = time.Second
 	extra := fmt.Sprintf("connections:\n  drain_delay: %s\n  shutdown_grace: 2s\n", drainDelay)
 	leaving, staying := testenv.StartWith(t, extra), testenv.StartWith(t, extra)
-	h := haproxytest.Start(t, haproxytest.Config{Mode: "tcp", Backend: leaving.Addr(), More: []string{staying.Addr()},
+	h := haproxytest.Start(t, haproxytest.Config{Mode: "tcp", Backends: []string{leaving.Addr(), staying.Addr()},
 		Check: "/readyz", CheckHost: leaving.Portal, CheckEvery: 100 * time.Millisecond})
 	cas := x509.NewCertPool()
 	for _, g := range []*testenv.Gateway{leaving, staying} {

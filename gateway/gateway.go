@@ -63,9 +63,15 @@ type Options struct {
 	// SSO are the OpenID Connect providers (their secrets read).
 	SSO []*sso.Provider
 	// OnChange registers a function to run whenever the revision changes,
-	// to re-check long-lived (upgraded) connections; nil means they are
-	// re-checked only every RecheckInterval.
+	// to re-check the requests in flight (streaming responses, upgraded
+	// connections); nil means they are re-checked only every
+	// RecheckInterval.
 	OnChange func(func())
+	// TrackOnlyUpgrades is for bench/frontdoor alone, which measures
+	// what tracking every request costs: it tracks only upgraded
+	// connections (WebSocket), so a streaming response outlives its
+	// session's revocation. Never set it in a gateway.
+	TrackOnlyUpgrades bool
 	// ConnAbuse, if set, is handed the function that counts a
 	// connection's misuse (an HTTP/2 protocol error, a rapid reset) by
 	// its source address toward the source's block, as a probe counts,
@@ -81,9 +87,9 @@ type Options struct {
 	Cut <-chan struct{}
 }
 
-// RecheckInterval is how often open upgraded connections (WebSocket) are
-// checked against their session and policy even when nothing changed, so
-// an expired session ends them too.
+// RecheckInterval is how often the requests in flight (streaming
+// responses, WebSockets) are checked against their session and policy even
+// when nothing changed, so an expired session ends them too.
 const RecheckInterval = 30 * time.Second
 
 // BaseURLFunc returns the function that builds a host's public URL: https,
@@ -122,7 +128,7 @@ func Apps(c *config.Config) []sluis.App {
 }
 
 // New returns the gateway's public handler. Its background work (re-checking
-// upgraded connections) ends with ctx.
+// the requests in flight and the tunnels) ends with ctx.
 func New(ctx context.Context, o Options) (http.Handler, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -191,8 +197,8 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		o.ConnAbuse(detector.ProbeConn)
 	}
 	transport := proxy.NewTransport()
-	// One answer to "is this source blocked?" for the front door, open
-	// upgraded connections and tunnels: the stored list. A store that
+	// One answer to "is this source blocked?" for the front door, the
+	// requests in flight and tunnels: the stored list. A store that
 	// cannot be read counts as blocked for what is already open (it is
 	// checked again within a second) and as not blocked at the front door
 	// (which logs it), so a broken store does not lock everyone out.
@@ -200,15 +206,16 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		b, err := blocks.Blocked(ctx, src)
 		return err != nil || b
 	}
-	live := &liveConns{sessions: sessions, blocked: blockedNow, conns: map[*liveConn]struct{}{}}
+	live := &liveConns{sessions: sessions, blocked: blockedNow, log: o.Log, onlyUpgrades: o.TrackOnlyUpgrades}
 	denied := &audit.Folder{Now: o.Now}
-	situation := Situations(c, o.Store, revision, o.Now)
+	sits := newSituations(c, o.Store, revision, o.Now)
+	situation := sits.get
 	p.Situation = situation
-	live.situation = situation
+	live.situation, live.switches = situation, sits.switches
 	if o.OnChange != nil {
-		o.OnChange(live.recheck)
+		o.OnChange(live.queueRecheck)
 	}
-	go every(ctx, RecheckInterval, live.recheck)
+	go every(ctx, RecheckInterval, live.queueRecheck)
 	var appHosts []string
 	for _, app := range apps {
 		if app.TCP == "" {
@@ -354,7 +361,7 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := policy.Decide(who, h.app, req, sit)
 	switch d.Outcome {
 	case policy.Allow:
-		h.serve(w, r, a, tok, req)
+		h.serve(w, r, a, tok)
 	case policy.Login, policy.StepUp:
 		if who.User == "" && !h.beforeLogin(w, r, lenient) {
 			return
@@ -440,19 +447,14 @@ func (h *appHandler) deny(w http.ResponseWriter, r *http.Request, who sluis.Iden
 	errpage.Write(w, d.Status, errpage.NewID())
 }
 
-// serve passes an allowed request to the app.
-func (h *appHandler) serve(w http.ResponseWriter, r *http.Request, a *session.Active, tok string, req policy.Request) {
-	if r.Header.Get("Upgrade") != "" {
-		// An upgraded connection lives on after this decision: it is
-		// registered so a revocation or a policy change ends it.
-		ctx, cancel := context.WithCancel(r.Context())
-		lc := &liveConn{token: tok, app: h.app, source: frontdoor.ClientIP(r), req: req, cancel: cancel}
-		h.live.add(lc)
-		defer h.live.remove(lc)
-		defer cancel()
-		r = r.WithContext(ctx)
-	}
-	h.proxy.Serve(w, r, a)
+// serve passes an allowed request to the app. A request lives on after
+// this decision for as long as its response streams or its connection is
+// upgraded: it is registered so that a revocation or a policy change ends
+// it.
+func (h *appHandler) serve(w http.ResponseWriter, r *http.Request, a *session.Active, tok string) {
+	ctx, lc := h.live.track(w, r, tok, &h.app, frontdoor.ClientIP(r))
+	defer h.live.untrack(lc)
+	h.proxy.ServeIn(ctx, w, r, a)
 }
 
 // corsPreflight reports whether r is a CORS preflight and nothing else:
@@ -485,7 +487,7 @@ type Rechecker interface {
 
 // recheckDirectory asks the directory about each directory user
 // who has a live session: an account that is gone, disabled or replaced
-// loses its sessions at once (tunnels and WebSockets with them), and
+// loses its sessions at once (its tunnels and requests in flight with them), and
 // changed groups count at once. A directory that cannot answer changes
 // nothing.
 func recheckDirectory(ctx context.Context, st sluis.Store, dir Rechecker, rec *audit.Recorder, log *slog.Logger) {

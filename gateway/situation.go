@@ -17,9 +17,12 @@ import (
 // staff, the age a second factor may have at "strict" and the time zone
 // from c, and now. The gateway and `sluis policy explain` both use it.
 func Situations(c *config.Config, st sluis.Store, revision func(ctx context.Context) (int64, error), now func() time.Time) func(ctx context.Context, app string) (policy.Situation, error) {
-	s := &situations{switches: &appSwitches{store: st, revision: revision, clock: now}, now: now, zone: c.Zone(), reauthAfter: c.Strict.ReauthAfter.D(),
+	return newSituations(c, st, revision, now).get
+}
+
+func newSituations(c *config.Config, st sluis.Store, revision func(ctx context.Context) (int64, error), now func() time.Time) *situations {
+	return &situations{switches: &appSwitches{store: st, revision: revision, clock: now}, now: now, zone: c.Zone(), reauthAfter: c.Strict.ReauthAfter.D(),
 		breakGlass: policy.BreakGlass{Users: c.Emergency.BreakGlass.Users, Groups: c.Emergency.BreakGlass.Groups}}
-	return s.get
 }
 
 // situations answers the situation an app's requests are decided in now:

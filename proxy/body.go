@@ -97,21 +97,20 @@ func (b *body) whole() error {
 	return b.err
 }
 
-// wrapBody puts the app's bounds on r's body. It returns false when the
-// body is refused outright (a Content-Length over the app's cap: 413
-// written).
-func (p *Proxy) wrapBody(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+// wrapBody puts the app's bounds on r's body (r.Body is replaced) and
+// returns ctx with the bounded body. It returns false when the body is
+// refused outright (a Content-Length over the app's cap: 413 written).
+func (p *Proxy) wrapBody(ctx context.Context, w http.ResponseWriter, r *http.Request) (context.Context, bool) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return r, true
+		return ctx, true
 	}
 	if p.app.MaxBody > 0 && r.ContentLength > p.app.MaxBody {
 		p.refuseBody(w, r, http.StatusRequestEntityTooLarge, errBodyTooLarge)
-		return r, false
+		return ctx, false
 	}
 	b := newBody(w, r.Body, p.app.BodyIdle, p.app.MaxBody)
-	r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, b))
 	r.Body = b
-	return r, true
+	return context.WithValue(ctx, bodyKey{}, b), true
 }
 
 // bodyOf returns the bounded body of a request (in or out), if it has one.

@@ -12,6 +12,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -99,10 +100,26 @@ func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 type activeKey struct{}
 
+// ErrEnded is the cause a caller gives when it cancels a request's context
+// (context.WithCancelCause) because the gateway ended the request, not the
+// client: a revocation, a policy change. The client then sees the response
+// fail (the connection closed without a response or mid-body, or the
+// HTTP/2 stream reset), never a complete answer, whether the app had
+// answered yet or not.
+var ErrEnded = errors.New("the gateway ended the request")
+
 // Serve relays r for the session a. The caller has decided a may use the
 // app.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, a *session.Active) {
-	r, ok := p.wrapBody(w, r)
+	p.ServeIn(r.Context(), w, r, a)
+}
+
+// ServeIn is Serve in ctx, a context derived from r's, which the request
+// gets instead of r's own: a caller that must be able to end the request
+// (see ErrEnded) hands its context here rather than copying r for it, as
+// every request is copied here anyway.
+func (p *Proxy) ServeIn(ctx context.Context, w http.ResponseWriter, r *http.Request, a *session.Active) {
+	ctx, ok := p.wrapBody(ctx, w, r)
 	if !ok {
 		return
 	}
@@ -111,7 +128,7 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, a *session.Active)
 	// file that starts like HTML). A nil value is sent as no header;
 	// ReverseProxy adds the app's to it, and error pages set their own.
 	w.Header()["Content-Type"] = nil
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), activeKey{}, a)))
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, activeKey{}, a)))
 }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
@@ -226,6 +243,12 @@ func (p *Proxy) refuseBody(w http.ResponseWriter, r *http.Request, status int, e
 // upstreamError answers 502 with the gateway's own page; the cause goes to
 // the log only.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(context.Cause(r.Context()), ErrEnded) {
+		// Not a 502, and not the empty 200 that a handler writing
+		// nothing would give: the request failed. (Once the response
+		// has begun, ReverseProxy aborts the same way.)
+		panic(http.ErrAbortHandler)
+	}
 	if status, berr, failed := bodyStatus(r); failed {
 		// The upload was cut: never a success, and said so in the log.
 		p.refuseBody(w, r, status, berr)

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -486,5 +487,74 @@ func TestNoContentTypeIsMadeUp(t *testing.T) {
 				t.Errorf("%s, the app's Content-Type %q: the client got %q", resp.Proto, tt.app, got)
 			}
 		}
+	}
+}
+
+// A request the gateway ends (its context cancelled with ErrEnded) fails
+// for its client whether the app had answered yet or not, and whichever
+// path the proxy took to the app: never the empty 200 of a handler that
+// wrote nothing, never a body that ends as if whole.
+func TestEndedRequestsFailForTheClient(t *testing.T) {
+	tests := []struct {
+		name, method, path string
+		body               io.Reader
+	}{
+		{"before the answer", "GET", "/wait", nil},
+		{"before the answer, with a body", "POST", "/wait", strings.NewReader("form=1")},
+		{"mid-body, chunked", "GET", "/stream", nil},
+		{"mid-body, with a length", "GET", "/download", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			arrived := make(chan struct{})
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				if r.URL.Path == "/download" {
+					w.Header().Set("Content-Length", "1000000")
+				}
+				if r.URL.Path != "/wait" {
+					// More than the server buffers: a response with a
+					// length is sent as the buffer fills.
+					w.Write(bytes.Repeat([]byte("x"), 64<<10))
+					w.(http.Flusher).Flush()
+				}
+				close(arrived)
+				<-r.Context().Done()
+			}))
+			defer up.Close()
+			p := f.proxyWith(t, up.URL, proxy.NewTransport())
+			cancels := make(chan context.CancelCauseFunc, 1)
+			gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ctx, cancel := context.WithCancelCause(r.Context())
+				defer cancel(nil)
+				cancels <- cancel
+				p.Serve(w, r.WithContext(ctx), active())
+			}))
+			defer gw.Close()
+			end := func() { (<-cancels)(proxy.ErrEnded) }
+			if tt.path == "/wait" {
+				go func() {
+					<-arrived
+					end()
+				}()
+			}
+			req, _ := http.NewRequest(tt.method, gw.URL+tt.path, tt.body)
+			resp, err := gw.Client().Do(req)
+			if err != nil {
+				return // no answer: a failure
+			}
+			defer resp.Body.Close()
+			if tt.path != "/wait" {
+				if _, err := io.ReadFull(resp.Body, make([]byte, 1)); err != nil {
+					t.Fatal(err)
+				}
+				end()
+			}
+			// ReadAll takes a clean end for no error.
+			if _, err := io.ReadAll(resp.Body); err == nil {
+				t.Fatalf("the client got a whole response: %d", resp.StatusCode)
+			}
+		})
 	}
 }

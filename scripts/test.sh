@@ -31,6 +31,12 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # gateway, in HTTP mode and in TCP mode with the PROXY protocol
 # (internal/haproxytest).
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# PostgreSQL: store/postgres's tests (the storetest suite, migrations of
+# nodes starting at once, the audit chain from several nodes),
+# internal/cli's TestStoreCopyToPostgreSQL and e2e's
+# TestTwoNodesOnPostgreSQL run a real server as the postgres account
+# (internal/pgtest).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test.sh: installing ${missing[*]} from Debian's packages"
 	sudo=""

@@ -4,9 +4,12 @@
 // over the previous hash), against the same rows inserted without the
 // chain (no read of the last event, no hash), on the same kind of database
 // with the same settings (WAL, synchronous FULL, one transaction an event),
-// in interleaved rounds of one run.
+// in interleaved rounds of one run. With -store postgres the same is
+// measured on PostgreSQL (Debian's, started for the run on loopback, every
+// commit flushed to disk as in production), where appends from all
+// writers queue on the chain's head row.
 //
-//	GOTOOLCHAIN=go1.27.3 go run ./bench/audit [-d 3s] [-rounds 3]
+//	GOTOOLCHAIN=go1.27.3 go run ./bench/audit [-d 3s] [-rounds 3] [-store sqlite|postgres]
 package main
 
 import (
@@ -22,16 +25,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/audit"
+	"github.com/sluis-gateway/sluis/internal/pgtest"
+	"github.com/sluis-gateway/sluis/store/postgres"
 	"github.com/sluis-gateway/sluis/store/sqlite"
 )
 
 func main() {
 	d := flag.Duration("d", 3*time.Second, "duration of each measurement")
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
+	store := flag.String("store", "sqlite", "sqlite, or postgres (started for the run)")
 	flag.Parse()
-	if err := run(*d, *rounds); err != nil {
+	if err := run(*d, *rounds, *store); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -91,7 +98,13 @@ func measure(workers int, d time.Duration, appendOne func(i int) error) (result,
 	return r, nil
 }
 
-func run(d time.Duration, rounds int) error {
+// chainedStore is what the benchmark appends to with the chain.
+type chainedStore interface {
+	sluis.AuditStore
+	Close() error
+}
+
+func run(d time.Duration, rounds int, store string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "sluis-bench-audit-")
 	if err != nil {
@@ -99,45 +112,38 @@ func run(d time.Duration, rounds int) error {
 	}
 	defer os.RemoveAll(dir)
 
-	chained, err := sqlite.Open(ctx, filepath.Join(dir, "chain.db"))
+	var chained chainedStore
+	var insertPlain func(e sluis.Event) error
+	var settings string
+	switch store {
+	case "sqlite":
+		chained, insertPlain, err = openSQLite(ctx, dir)
+		settings = "SQLite WAL, synchronous FULL, one transaction an event"
+	case "postgres":
+		srv, err := pgtest.Run(dir, pgtest.Durable...)
+		if err != nil {
+			return err
+		}
+		defer srv.Stop()
+		chained, insertPlain, err = openPostgres(ctx, srv)
+		if err != nil {
+			return err
+		}
+		settings = "PostgreSQL on loopback, fsync on, synchronous_commit on, one transaction an event"
+	default:
+		return fmt.Errorf("-store %q: want sqlite or postgres", store)
+	}
 	if err != nil {
 		return err
 	}
 	defer chained.Close()
-	// The baseline: the same schema and settings, rows inserted as they
-	// would be without a chain.
-	plainPath := filepath.Join(dir, "plain.db")
-	st, err := sqlite.Open(ctx, plainPath)
-	if err != nil {
-		return err
-	}
-	st.Close()
-	plain, err := sql.Open("sqlite", "file:"+plainPath+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate")
-	if err != nil {
-		return err
-	}
-	defer plain.Close()
-	plain.SetMaxOpenConns(8)
 
 	rec := &audit.Recorder{Store: chained, Log: slog.New(slog.DiscardHandler)}
 	modes := []struct {
 		name string
 		fn   func(i int) error
 	}{
-		{"without chain", func(i int) error {
-			e := event(i)
-			tx, err := plain.BeginTx(ctx, nil)
-			if err != nil {
-				return err
-			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO audit_events (time, type, user, source, app, outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, x'', x'')`,
-				e.Time.UnixNano(), e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail)
-			if err != nil {
-				tx.Rollback()
-				return err
-			}
-			return tx.Commit()
-		}},
+		{"without chain", func(i int) error { return insertPlain(event(i)) }},
 		{"with chain", func(i int) error {
 			_, err := chained.AppendEvent(ctx, event(i))
 			return err
@@ -149,7 +155,7 @@ func run(d time.Duration, rounds int) error {
 			return nil
 		}},
 	}
-	fmt.Printf("bench/audit: %d rounds of %s per measurement; SQLite WAL, synchronous FULL, one transaction an event\n", rounds, d)
+	fmt.Printf("bench/audit: %d rounds of %s per measurement; %s\n", rounds, d, settings)
 	for _, workers := range []int{1, 8} {
 		got := map[string][]result{}
 		for r := 1; r <= rounds; r++ {
@@ -178,6 +184,91 @@ func run(d time.Duration, rounds int) error {
 	fmt.Printf("the chained trail of %d events verifies\n", len(events))
 	return nil
 }
+
+// openSQLite opens the chained store and, as the baseline, a database of
+// the same schema and settings with rows inserted as they would be without
+// a chain.
+func openSQLite(ctx context.Context, dir string) (chainedStore, func(sluis.Event) error, error) {
+	chained, err := sqlite.Open(ctx, filepath.Join(dir, "chain.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	plainPath := filepath.Join(dir, "plain.db")
+	st, err := sqlite.Open(ctx, plainPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	st.Close()
+	plain, err := sql.Open("sqlite", "file:"+plainPath+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate")
+	if err != nil {
+		return nil, nil, err
+	}
+	plain.SetMaxOpenConns(8)
+	insert := func(e sluis.Event) error {
+		tx, err := plain.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO audit_events (time, type, user, source, app, outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, x'', x'')`,
+			e.Time.UnixNano(), e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail)
+		if err != nil {
+			tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	}
+	return closeBoth{chained, plain}, insert, nil
+}
+
+// openPostgres is openSQLite on two databases of one PostgreSQL server;
+// the baseline numbers its rows from a sequence, without the head row.
+func openPostgres(ctx context.Context, srv *pgtest.Server) (chainedStore, func(sluis.Event) error, error) {
+	chainURL, err := srv.CreateDatabase(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	plainURL, err := srv.CreateDatabase(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	chained, err := postgres.Open(ctx, chainURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := postgres.Open(ctx, plainURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	st.Close()
+	plain, err := pgxpool.New(ctx, plainURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := plain.Exec(ctx, `CREATE SEQUENCE bench_ids`); err != nil {
+		return nil, nil, err
+	}
+	insert := func(e sluis.Event) error {
+		_, err := plain.Exec(ctx, `INSERT INTO audit_events (id, time, type, user_name, source, app, outcome, detail) VALUES (nextval('bench_ids'), $1, $2, $3, $4, $5, $6, $7)`,
+			e.Time.UnixNano(), e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail)
+		return err
+	}
+	return closeBoth{chained, closer(plain.Close)}, insert, nil
+}
+
+// closeBoth is a chained store that closes its baseline with it.
+type closeBoth struct {
+	chainedStore
+	other interface{ Close() error }
+}
+
+func (c closeBoth) Close() error {
+	c.other.Close()
+	return c.chainedStore.Close()
+}
+
+type closer func()
+
+func (f closer) Close() error { f(); return nil }
 
 func median(rs []result) result {
 	sort.Slice(rs, func(i, j int) bool { return rs[i].rate() < rs[j].rate() })

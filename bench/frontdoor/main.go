@@ -7,6 +7,15 @@
 // requests/s, p50 and p99 of each and the ratio. The goal: the front door
 // and the session check cost less than 10% of the throughput.
 //
+// A third listener serves the same gateway with only upgraded connections
+// tracked (gateway.Options.TrackOnlyUpgrades), as sluis did before it
+// tracked every request in flight; the ratio gateway/untracked is what
+// that tracking costs. As throughput moves with whatever else the machine
+// runs, the two are then also loaded in turn for the CPU time this process
+// spends per request, which moves much less, and their handlers are
+// measured in process (testing.Benchmark: time and allocations per
+// request, without TLS or wrk).
+//
 //	GOTOOLCHAIN=go1.27.3 go run ./bench/frontdoor [-d 10s] [-c 64] [-rounds 3]
 package main
 
@@ -20,11 +29,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
+	"syscall"
+	"testing"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -83,6 +96,10 @@ func run(dur time.Duration, conns, rounds int) error {
 		return err
 	}
 	bareLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	untrackedLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
@@ -145,6 +162,11 @@ apps:
 	if err != nil {
 		return err
 	}
+	untracked, err := gateway.New(ctx, gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port,
+		Log: quiet, Revision: watcher.Current, OnChange: watcher.OnChange, TrackOnlyUpgrades: true})
+	if err != nil {
+		return err
+	}
 	// The baseline: the same proxy, with the session looked up once.
 	sessions := &session.Service{Store: st, IdleTimeout: time.Hour, Revision: watcher.Current}
 	active, err := sessions.Lookup(ctx, tok, appHost)
@@ -167,11 +189,13 @@ apps:
 	}
 	serve(gwLn, gw)
 	serve(bareLn, bare)
+	serve(untrackedLn, untracked)
 
 	headers := []string{"Host: " + appHost, "Cookie: " + session.CookieName + "=" + tok}
 	targets := []wrk.Target{
 		{Name: "bare", URL: fmt.Sprintf("https://%s/", bareLn.Addr()), Headers: headers},
 		{Name: "gateway", URL: fmt.Sprintf("https://%s/", gwLn.Addr()), Headers: headers},
+		{Name: "untracked", URL: fmt.Sprintf("https://%s/", untrackedLn.Addr()), Headers: headers},
 	}
 	// Both must answer with the upstream's body; the gateway also must
 	// refuse the same request without the cookie.
@@ -193,5 +217,102 @@ apps:
 	ratio := runs.Ratio("gateway", "bare")
 	fmt.Printf("ratio gateway/bare %.3f: the front door and the session check cost %.1f%% of the throughput (goal: under 10%%)\n",
 		ratio, (1-ratio)*100)
+	tracked := runs.Ratio("gateway", "untracked")
+	fmt.Printf("ratio gateway/untracked %.3f: tracking every request in flight costs %.1f%% of the gateway's throughput\n",
+		tracked, (1-tracked)*100)
+	// Throughput moves with whatever else the machine runs; the CPU time
+	// this process spends per request does much less.
+	cpu, err := cpuPerRequest(targets[1:], rounds, dur, conns)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("CPU per request (this process: gateway and upstream), median of %d rounds: gateway %v, untracked %v: tracking costs %.1f%%\n",
+		rounds, cpu["gateway"], cpu["untracked"], (float64(cpu["gateway"])/float64(cpu["untracked"])-1)*100)
+	// The handlers alone, one request at a time, without TLS or wrk:
+	// exact allocations, and time with less of the machine's noise.
+	inproc := map[string][]testing.BenchmarkResult{}
+	for r := 1; r <= rounds; r++ {
+		order := []string{"gateway", "untracked"}
+		if r%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, name := range order {
+			h := gw
+			if name == "untracked" {
+				h = untracked
+			}
+			status := 0
+			res := testing.Benchmark(func(b *testing.B) {
+				b.ReportAllocs()
+				req := httptest.NewRequest("GET", "/", nil) // origin-form, as a client sends it
+				req.Host = appHost
+				req.TLS = &tls.ConnectionState{Version: tls.VersionTLS13, HandshakeComplete: true}
+				req.RemoteAddr = "127.0.0.1:50000"
+				req.Header.Set("Cookie", session.CookieName+"="+tok)
+				for b.Loop() {
+					// A server gives each request a cancellable context.
+					ctx, cancel := context.WithCancel(context.Background())
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, req.WithContext(ctx))
+					cancel()
+					status = w.Code
+				}
+			})
+			if status != http.StatusOK {
+				return fmt.Errorf("%s in process: status %d", name, status)
+			}
+			inproc[name] = append(inproc[name], res)
+			fmt.Printf("  round %d %-9s in process: %v ns/op  %d B/op  %d allocs/op\n", r, name, res.NsPerOp(), res.AllocedBytesPerOp(), res.AllocsPerOp())
+		}
+	}
+	median := func(rs []testing.BenchmarkResult) testing.BenchmarkResult {
+		rs = slices.Clone(rs)
+		slices.SortFunc(rs, func(a, b testing.BenchmarkResult) int { return int(a.NsPerOp() - b.NsPerOp()) })
+		return rs[len(rs)/2]
+	}
+	g, u := median(inproc["gateway"]), median(inproc["untracked"])
+	fmt.Printf("in process, median of %d rounds: gateway %d ns/op %d B/op %d allocs/op, untracked %d ns/op %d B/op %d allocs/op: tracking costs %d ns (%.1f%%), %d B and %d allocations per request\n",
+		rounds, g.NsPerOp(), g.AllocedBytesPerOp(), g.AllocsPerOp(), u.NsPerOp(), u.AllocedBytesPerOp(), u.AllocsPerOp(),
+		g.NsPerOp()-u.NsPerOp(), (float64(g.NsPerOp())/float64(u.NsPerOp())-1)*100, g.AllocedBytesPerOp()-u.AllocedBytesPerOp(), g.AllocsPerOp()-u.AllocsPerOp())
 	return nil
+}
+
+// cpuPerRequest loads each target in turn, rounds times (every other
+// round in reverse order), and returns for each the median over rounds of
+// the CPU time this process spent per request served.
+func cpuPerRequest(targets []wrk.Target, rounds int, dur time.Duration, conns int) (map[string]time.Duration, error) {
+	per := map[string][]time.Duration{}
+	for r := 1; r <= rounds; r++ {
+		order := slices.Clone(targets)
+		if r%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, t := range order {
+			before := selfCPU()
+			res, err := wrk.Run(t, dur, conns)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", t.Name, err)
+			}
+			n := res.RPS * dur.Seconds()
+			if n == 0 {
+				return nil, fmt.Errorf("%s: no requests", t.Name)
+			}
+			d := time.Duration(float64(selfCPU()-before) / n)
+			per[t.Name] = append(per[t.Name], d)
+			fmt.Printf("  round %d %-9s %9.0f req/s  CPU %v per request\n", r, t.Name, res.RPS, d.Round(time.Microsecond/10))
+		}
+	}
+	out := map[string]time.Duration{}
+	for name, ds := range per {
+		slices.Sort(ds)
+		out[name] = ds[len(ds)/2].Round(time.Microsecond / 10)
+	}
+	return out, nil
+}
+
+// selfCPU is the CPU time this process has used (user and system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -59,6 +59,9 @@ Sessions and audit:
 
 Configuration:
   config check
+  store copy --from sqlite:PATH --to postgres://... | --to-file FILE
+                                         copy a gateway's SQLite store (stopped) into an empty
+                                         PostgreSQL database, audit trail included
   policy explain USER APP [--path P] [--method M] [--from IP] [--at TIME] [--factor totp|passkey|none]
                                          how the gateway decides such a request, and why;
                                          --at: RFC 3339 or "2026-11-30 08:00" in time_zone
@@ -132,6 +135,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.selfcheck(rest)
 	case "connect":
 		return e.connectCmd(rest)
+	case "store":
+		return e.storeCmd(rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

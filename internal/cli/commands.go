@@ -67,14 +67,14 @@ func (e *env) admin(readOnly bool) (*config.Config, sluis.Store, *auditor, error
 	// After every change: a running gateway learns of it before the
 	// command returns, and the chain is signed at once, so the operator's
 	// own actions are covered by a checkpoint when they return.
-	st.Changed = func(ctx context.Context) {
+	st.OnChange(func(ctx context.Context) {
 		if err := changes.Announce(ctx, c.DataDir); err != nil {
 			fmt.Fprintln(e.stderr, "warning:", err)
 		}
 		if err := checkpoints.Checkpoint(ctx); err != nil {
 			fmt.Fprintln(e.stderr, "warning: audit checkpoint:", err)
 		}
-	}
+	})
 	a := &auditor{ctx: e.ctx, operator: e.operator(), rec: &audit.Recorder{Store: st, Log: discardLogger()}}
 	return c, st, a, nil
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/proxyproto"
 	"github.com/sluis-gateway/sluis/sso"
+	"github.com/sluis-gateway/sluis/store/postgres"
 	"github.com/sluis-gateway/sluis/store/sqlite"
 )
 
@@ -58,10 +59,55 @@ func (e *env) loadConfig() (*config.Config, error) {
 	return c, nil
 }
 
-// openStore opens the store in the configured data directory, after
-// checking that the directory is whole (see package datadir): a new one is
-// filled, an incomplete one refused.
-func openStore(ctx context.Context, c *config.Config) (*sqlite.DB, error) {
+// store is an opened store and the hook it calls after every committed
+// change that advanced the revision (the Changed field of either store).
+type store struct {
+	sluis.Store
+	changed *func(context.Context)
+	// where names the store for the log, never with a password.
+	where string
+}
+
+// OnChange sets the function called after every change that advanced
+// the revision, so the process can tell whoever caches (package changes).
+func (s store) OnChange(f func(context.Context)) { *s.changed = f }
+
+// layout is what c's data directory holds: the SQLite database only when
+// it is the store.
+func layout(c *config.Config) []datadir.File {
+	files := datadir.Layout(c.TLS.SelfSigned)
+	if c.Store.IsPostgres() {
+		files = slices.DeleteFunc(files, func(f datadir.File) bool { return f.Name == datadir.Database })
+	}
+	return files
+}
+
+// openDB opens the configured store: PostgreSQL when c.Store names it,
+// else the SQLite database in data_dir.
+func openDB(ctx context.Context, c *config.Config) (store, error) {
+	if pg := c.Store.Postgres; pg != nil {
+		u, err := pg.ReadURL()
+		if err != nil {
+			return store{}, err
+		}
+		db, err := postgres.Open(ctx, u)
+		if err != nil {
+			return store{}, err
+		}
+		return store{db, &db.Changed, "PostgreSQL " + postgres.Redact(u)}, nil
+	}
+	path := filepath.Join(c.DataDir, datadir.Database)
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return store{}, err
+	}
+	return store{db, &db.Changed, "SQLite " + path}, nil
+}
+
+// openStore opens the configured store, after checking that the data
+// directory is whole (see package datadir): a new one is filled, an
+// incomplete one refused.
+func openStore(ctx context.Context, c *config.Config) (store, error) {
 	return openStoreFor(ctx, c, false, nil)
 }
 
@@ -69,37 +115,99 @@ func openStore(ctx context.Context, c *config.Config) (*sqlite.DB, error) {
 // on a read-only data_dir (a copy kept for forensics) it reads the
 // database as it is, saying so on warn; a command that changes something
 // is refused there with words that say read-only.
-func openStoreFor(ctx context.Context, c *config.Config, readOnlyOK bool, warn io.Writer) (*sqlite.DB, error) {
+func openStoreFor(ctx context.Context, c *config.Config, readOnlyOK bool, warn io.Writer) (store, error) {
 	if fi, err := os.Stat(c.DataDir); err == nil && fi.IsDir() {
 		if werr := datadir.Writable(c.DataDir); werr != nil {
 			if !readOnlyOK {
-				return nil, fmt.Errorf("%w: this command changes something; only reading commands (audit, audit verify, audit export, user list, session list, block list, emergency status) work on a read-only data_dir", werr)
+				return store{}, fmt.Errorf("%w: this command changes something; only reading commands (audit, audit verify, audit export, user list, session list, block list, emergency status) work on a read-only data_dir", werr)
 			}
-			if _, err := datadir.Check(c.DataDir, datadir.Layout(c.TLS.SelfSigned)); err != nil {
-				return nil, err
+			if _, err := datadir.Check(c.DataDir, layout(c)); err != nil {
+				return store{}, err
 			}
 			if warn != nil {
 				fmt.Fprintf(warn, "note: %v; reading it as it is\n", werr)
 			}
-			return sqlite.OpenReadOnly(ctx, filepath.Join(c.DataDir, datadir.Database))
+			if c.Store.IsPostgres() {
+				return openDB(ctx, c)
+			}
+			path := filepath.Join(c.DataDir, datadir.Database)
+			db, err := sqlite.OpenReadOnly(ctx, path)
+			if err != nil {
+				return store{}, err
+			}
+			return store{db, &db.Changed, "SQLite " + path + " (read-only)"}, nil
 		}
 	}
 	if _, err := prepareDataDir(ctx, c, false); err != nil {
-		return nil, err
+		return store{}, err
 	}
-	return sqlite.Open(ctx, filepath.Join(c.DataDir, datadir.Database))
+	st, err := openDB(ctx, c)
+	if err != nil {
+		return store{}, err
+	}
+	if err := checkNotLeftBehind(ctx, c, st); err != nil {
+		st.Close()
+		return store{}, err
+	}
+	return st, nil
+}
+
+// checkNotLeftBehind refuses an empty PostgreSQL store while data_dir
+// still holds a SQLite database: the operator switched the store without
+// copying, and the gateway would start afresh without a word (no users,
+// no blocks, no trail).
+func checkNotLeftBehind(ctx context.Context, c *config.Config, st sluis.Store) error {
+	if !c.Store.IsPostgres() {
+		return nil
+	}
+	old := filepath.Join(c.DataDir, datadir.Database)
+	if fi, err := os.Stat(old); err != nil || fi.Size() == 0 {
+		return nil
+	}
+	empty, err := storeEmpty(ctx, st)
+	if err != nil || !empty {
+		return err
+	}
+	return fmt.Errorf("the PostgreSQL store is empty, but data_dir still holds a SQLite database (%s) with what this gateway knew: copy it with `sluis store copy --from sqlite:%s --to postgres://...` (see the README), or move it out of data_dir to start afresh", old, old)
+}
+
+// storeEmpty reports whether st holds no users, no audit events, no
+// sessions and no blocks.
+func storeEmpty(ctx context.Context, st sluis.Store) (bool, error) {
+	users, err := st.Users(ctx)
+	if err != nil {
+		return false, err
+	}
+	last, _, err := st.LastEvent(ctx)
+	if err != nil {
+		return false, err
+	}
+	sessions, err := st.Sessions(ctx)
+	if err != nil {
+		return false, err
+	}
+	blocks, err := st.Blocks(ctx)
+	if err != nil {
+		return false, err
+	}
+	return len(users) == 0 && last == 0 && len(sessions) == 0 && len(blocks) == 0, nil
 }
 
 // prepareDataDir makes sure c's data directory holds all its files. A new
 // directory gets all of them. An incomplete one is refused, unless
 // fillMissing (`sluis init --new`), which creates what is missing. It
 // returns the files it created.
+//
+// With a PostgreSQL store that other nodes already fill, a new data
+// directory is refused too: its keys must be the other nodes' (the
+// sealing key of TOTP secrets, the audit key, the assertion key), copied
+// from one of them, or this node could read no one's second factor.
 func prepareDataDir(ctx context.Context, c *config.Config, fillMissing bool) ([]datadir.File, error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	layout := datadir.Layout(c.TLS.SelfSigned)
-	state, missing, err := datadir.Inspect(c.DataDir, layout)
+	files := layout(c)
+	state, missing, err := datadir.Inspect(c.DataDir, files)
 	if err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
@@ -108,6 +216,20 @@ func prepareDataDir(ctx context.Context, c *config.Config, fillMissing bool) ([]
 		return nil, nil
 	case state == datadir.Incomplete && !fillMissing:
 		return nil, &datadir.IncompleteError{Dir: c.DataDir, Missing: missing}
+	}
+	if c.Store.IsPostgres() && !fillMissing {
+		st, err := openDB(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		empty, err := storeEmpty(ctx, st)
+		st.Close()
+		if err != nil {
+			return nil, err
+		}
+		if !empty {
+			return nil, fmt.Errorf("data_dir %s is new, but the PostgreSQL store already holds data: copy the data_dir of a node that uses it (its keys: %s) rather than making new keys. (To make new keys on purpose: `sluis init --new`; users then enrol their one-time codes again, and the trail recorded so far no longer verifies with the new audit key.)", c.DataDir, fileNames(files))
+		}
 	}
 	for _, f := range missing {
 		// An empty file stands for a missing one; it is replaced.
@@ -133,11 +255,19 @@ func prepareDataDir(ctx context.Context, c *config.Config, fillMissing bool) ([]
 			return nil, fmt.Errorf("self-signed TLS: %w", err)
 		}
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(c.DataDir, datadir.Database))
+	st, err := openDB(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	return missing, st.Close()
+}
+
+func fileNames(files []datadir.File) string {
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 func (e *env) serve(args []string) error {
@@ -199,13 +329,14 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		return err
 	}
 	defer st.Close()
+	log.Info("sluis: store " + st.where)
 	// What the gateway uses: the store, or the store behind a test's
 	// wrapper (WithStoreWrapper).
-	var store sluis.Store = st
+	var gwStore sluis.Store = st.Store
 	if wrap, ok := ctx.Value(storeWrapperKey{}).(func(sluis.Store) sluis.Store); ok {
-		store = wrap(st)
+		gwStore = wrap(st.Store)
 	}
-	if users, err := store.Users(ctx); err == nil {
+	if users, err := gwStore.Users(ctx); err == nil {
 		for _, w := range c.UnknownGroups(users) {
 			log.Warn("sluis: " + w)
 		}
@@ -220,7 +351,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	// until SIGTERM: while it drains, changes still count and revocations
 	// still cut tunnels.
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
-	watcher := &changes.Watcher{Source: store, DataDir: c.DataDir, Log: log}
+	watcher := &changes.Watcher{Source: gwStore, DataDir: c.DataDir, Log: log}
 	if err := watcher.Start(watchCtx); err != nil {
 		stopWatch()
 		return err
@@ -233,16 +364,30 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	}
 	// Signed checkpoints of the audit chain every minute while events
 	// flow, and one at shutdown, before the store closes.
-	checkpoints := &audit.Checkpointer{Store: store, Key: auditKey}
+	checkpoints := &audit.Checkpointer{Store: gwStore, Key: auditKey}
 	checkpointsDone := make(chan struct{})
 	go func() {
 		checkpoints.Run(watchCtx, auditCheckpointEvery, log)
 		close(checkpointsDone)
 	}()
 	defer func() { <-checkpointsDone }()
+	// On PostgreSQL, changes made through other nodes count as they
+	// commit, not only at the next poll.
+	listenDone := make(chan struct{})
+	if db, ok := st.Store.(*postgres.DB); ok {
+		go func() {
+			defer close(listenDone)
+			db.Listen(watchCtx, watcher.Changed, 0, func(err error) {
+				log.Warn("changes: listening for other nodes' changes; they count within a second", "err", err)
+			})
+		}()
+	} else {
+		close(listenDone)
+	}
+	defer func() { <-listenDone }()
 	defer stopWatch()
-	st.Changed = watcher.Changed
-	warnTwins(ctx, store, log)
+	st.OnChange(watcher.Changed)
+	warnTwins(ctx, gwStore, log)
 	sealer, err := keys.LoadSealer(c.DataDir)
 	if err != nil {
 		return err
@@ -307,7 +452,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	if err != nil {
 		return err
 	}
-	rec := &audit.Recorder{Store: store, Log: log}
+	rec := &audit.Recorder{Store: gwStore, Log: log}
 	if sl := c.Audit.Syslog; sl != nil {
 		fw := &audit.Syslog{Address: sl.Address, Queue: sl.Queue, Record: rec.Record, Log: log}
 		if sl.TLS {
@@ -329,9 +474,9 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	}
 	// Readiness for balancers: the store answers with the schema this
 	// binary knows, and the node is not shutting down.
-	readiness := &health.Checker{Store: storeReady(store), Log: log}
+	readiness := &health.Checker{Store: storeReady(gwStore), Log: log}
 	cut := make(chan struct{})
-	opts := gateway.Options{Config: c, Store: store, Health: readiness, Cut: cut, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
+	opts := gateway.Options{Config: c, Store: gwStore, Health: readiness, Cut: cut, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
 		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec,
 		ConnAbuse: func(report func(ctx context.Context, src, rule, detail string)) {
 			conns.Abuse = func(src, rule, detail string) { report(watchCtx, src, rule, detail) }
@@ -564,7 +709,7 @@ func (e *env) initDataDir(args []string) error {
 	if err != nil {
 		return err
 	}
-	state, _, err := datadir.Inspect(c.DataDir, datadir.Layout(c.TLS.SelfSigned))
+	state, _, err := datadir.Inspect(c.DataDir, layout(c))
 	if err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}

@@ -127,8 +127,10 @@ func TestImportRules(t *testing.T) {
 }
 
 // testServers are the packages that run a real server (slapd, Apache
-// httpd, RabbitMQ, Jupyter Notebook) for tests and benchmark programs.
-var testServers = map[string]bool{"internal/slapdtest": true, "internal/davtest": true, "internal/rabbittest": true, "internal/jupytertest": true, "internal/haproxytest": true}
+// httpd, RabbitMQ, Jupyter Notebook, HAProxy, PostgreSQL) for tests and
+// benchmark programs.
+var testServers = map[string]bool{"internal/slapdtest": true, "internal/davtest": true, "internal/rabbittest": true, "internal/jupytertest": true,
+	"internal/haproxytest": true, "internal/pgtest": true}
 
 // Nothing the server is made of starts a process: no package reachable
 // from the gateway's handler or from the program's wiring of `sluis serve`
@@ -152,7 +154,7 @@ func TestTheServerStartsNoProcess(t *testing.T) {
 			}
 		}
 	}
-	for _, root := range []string{"gateway", "store/sqlite", "changes", "keys", "config", "audit"} {
+	for _, root := range []string{"gateway", "store/sqlite", "store/postgres", "changes", "keys", "config", "audit"} {
 		walk(root, root)
 	}
 	if len(seen) < 10 {

@@ -35,6 +35,12 @@ type Config struct {
 	Mode string
 	// Backend is the server's address, host:port; it speaks TLS.
 	Backend string
+	// Backends, when set, are several servers (gateway nodes) taken in
+	// turn, each checked every 250 ms: a node that stops is out of the
+	// rotation within about a second, and a connection that finds it
+	// gone is sent to another (retries, redispatch). Backend is then
+	// unused.
+	Backends []string
 	// Port is the port to listen on (127.0.0.1); zero picks a free one.
 	// A test that must know the balancer's port before it starts the
 	// server behind it (its public URL) picks one with FreePort.
@@ -56,12 +62,9 @@ type Config struct {
 	// 127.0.0.0/8), so that the balancer's address differs from its
 	// clients'; empty lets the system choose.
 	Source string
-	// More are more servers beside Backend, of the same kind; HAProxy
-	// balances round robin.
-	More []string
 	// Check, if set, is the path of an HTTP health check that HAProxy
-	// sends to each server over TLS (not verified), with CheckHost as
-	// Host, every CheckEvery (default 2s); a server that fails two in a
+	// sends to each server (Backend, or each of Backends) over TLS (not
+	// verified), with CheckHost as Host, every CheckEvery (default 2s); a server that fails two in a
 	// row is taken out, one that passes one is put back. HAProxy logs
 	// each change ("Server sluis/s1 is DOWN").
 	Check, CheckHost string
@@ -159,7 +162,11 @@ func configText(cfg Config, addr, front string) string {
 			verify += " alpn h2"
 		}
 		fmt.Fprintf(&b, "backend sluis\n%s", checkText(cfg))
-		for i, backend := range append([]string{cfg.Backend}, cfg.More...) {
+		servers := cfg.Backends
+		if len(servers) == 0 {
+			servers = []string{cfg.Backend}
+		}
+		for i, backend := range servers {
 			fmt.Fprintf(&b, "    server s%d %s ssl %s%s%s\n", i+1, backend, verify, source(cfg), serverCheck(cfg))
 		}
 		return b.String()
@@ -169,10 +176,15 @@ func configText(cfg Config, addr, front string) string {
 	if cfg.SendProxy {
 		proxy = " send-proxy-v2"
 	}
-	fmt.Fprintf(&b, "backend sluis\n%s", checkText(cfg))
-	for i, backend := range append([]string{cfg.Backend}, cfg.More...) {
-		fmt.Fprintf(&b, "    server s%d %s%s%s%s\n", i+1, backend, proxy, source(cfg), serverCheck(cfg))
+	if len(cfg.Backends) > 0 {
+		b.WriteString("backend sluis\n    balance roundrobin\n    option redispatch\n    retries 3\n")
+		b.WriteString(checkText(cfg))
+		for i, be := range cfg.Backends {
+			fmt.Fprintf(&b, "    server s%d %s%s%s%s\n", i+1, be, proxy, serverCheck(cfg), source(cfg))
+		}
+		return b.String()
 	}
+	fmt.Fprintf(&b, "backend sluis\n%s    server s1 %s%s%s%s\n", checkText(cfg), cfg.Backend, proxy, serverCheck(cfg), source(cfg))
 	return b.String()
 }
 
@@ -184,16 +196,25 @@ func checkText(cfg Config) string {
 	return fmt.Sprintf("    option httpchk\n    http-check send meth GET uri %s ver HTTP/1.1 hdr Host %s\n    http-check expect status 200\n", cfg.Check, cfg.CheckHost)
 }
 
-// serverCheck is what a server line needs for the health check.
+// serverCheck is what a server line needs for the health check: with
+// Check, HTTP over TLS; else, with several Backends, whether the server
+// accepts connections.
 func serverCheck(cfg Config) string {
+	proxy := ""
+	if cfg.SendProxy {
+		proxy = " check-send-proxy"
+	}
 	if cfg.Check == "" {
+		if len(cfg.Backends) > 0 {
+			return " check inter 250ms fall 1 rise 1" + proxy
+		}
 		return ""
 	}
 	every := cfg.CheckEvery
 	if every == 0 {
 		every = 2 * time.Second
 	}
-	return fmt.Sprintf(" check check-ssl verify none inter %dms fall 2 rise 1", every.Milliseconds())
+	return fmt.Sprintf(" check check-ssl verify none inter %dms fall 2 rise 1%s", every.Milliseconds(), proxy)
 }
 
 func source(cfg Config) string {

@@ -294,6 +294,12 @@ func testRevision(t *testing.T, s sluis.Store) {
 		{"disable app", func() error { return s.SetAppDisabled(ctx, "wiki", true, "patching", t0) }},
 		{"enable app", func() error { return s.SetAppDisabled(ctx, "wiki", false, "", t0) }},
 		{"revoke user", func() error { _, err := s.RevokeSessions(ctx, sluis.SessionFilter{User: "anna"}, t0); return err }},
+		{"revoke group", func() error { _, err := s.RevokeSessions(ctx, sluis.SessionFilter{Group: "x"}, t0); return err }},
+		{"revoke app", func() error { _, err := s.RevokeSessions(ctx, sluis.SessionFilter{Host: "wiki.test"}, t0); return err }},
+		{"emergency", func() error {
+			return s.SetEmergency(ctx, sluis.Emergency{Level: sluis.LevelEssential, Reason: "r", SetBy: "op", SetAt: t0})
+		}},
+		{"reset mfa", func() error { return s.ResetMFA(ctx, "anna") }},
 	}
 	for _, c := range changes {
 		before, err := s.Revision(ctx)
