@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluis-gateway/sluis/changes"
 	"github.com/sluis-gateway/sluis/internal/haproxytest"
+	"github.com/sluis-gateway/sluis/internal/pgtest"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
 
@@ -189,16 +190,54 @@ func TestDrainOnSIGTERM(t *testing.T) {
 // errorIDRE finds the error ID of a gateway's error page.
 var errorIDRE = regexp.MustCompile(`Error ID: ([0-9a-f]+)`)
 
-// When the gateway cannot reach its store (here: every call of the
-// gateway to it fails, as with a stopped PostgreSQL), /readyz answers 503
-// and /healthz still 200; the portal and app hosts answer a 503 page that
+// When the gateway cannot reach its store, /readyz answers 503 and
+// /healthz still 200; the portal and app hosts answer a 503 page that
 // says the database cannot be reached, with an error ID that is also in
 // the log; a session that the gateway has cached is not honoured once the
 // store's revision has gone unread for changes.StaleAfter. When the store
 // is back, the node recovers by itself: ready again, pages served, logins
-// taken, without a restart.
+// taken, without a restart. Twice: a real PostgreSQL stopped (a fast
+// shutdown, which ends every connection) and started again on its port,
+// and SQLite with every call of the gateway to it failing (the CLI still
+// reaches it).
 func TestStoreUnreachable(t *testing.T) {
-	g := testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: newUpstream(t).URL, Groups: []string{"staff"}, MFA: true})
+	app := func(t *testing.T) testenv.App {
+		return testenv.App{Name: "wiki", Host: wikiHost, Upstream: newUpstream(t).URL, Groups: []string{"staff"}, MFA: true}
+	}
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T) (g *testenv.Gateway, down, up func())
+	}{
+		{"PostgreSQL stopped and started", func(t *testing.T) (*testenv.Gateway, func(), func()) {
+			srv := pgtest.Start(t)
+			urlFile := filepath.Join(t.TempDir(), "db-url")
+			if err := os.WriteFile(urlFile, []byte(srv.NewDatabase(t)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			g := testenv.StartWith(t, fmt.Sprintf("store:\n  postgres:\n    url_file: %s\n", urlFile), app(t))
+			return g, func() {
+					if err := srv.Stop(); err != nil {
+						t.Fatal(err)
+					}
+				}, func() {
+					if err := srv.Start(); err != nil {
+						t.Fatal(err)
+					}
+				}
+		}},
+		{"SQLite cut off", func(t *testing.T) (*testenv.Gateway, func(), func()) {
+			g := testenv.Start(t, app(t))
+			return g, g.StoreDown, g.StoreUp
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, down, up := tc.start(t)
+			storeOutage(t, g, down, up)
+		})
+	}
+}
+
+func storeOutage(t *testing.T, g *testenv.Gateway, storeDown, storeUp func()) {
 	secret := g.AddUser("anna", pw, "staff")
 	c := g.Client()
 	if p := g.Login(c, g.URL(wikiHost, "/start"), "anna", pw, secret); p.StatusCode != http.StatusOK {
@@ -206,7 +245,7 @@ func TestStoreUnreachable(t *testing.T) {
 	}
 	probe := g.Client()
 
-	g.StoreDown()
+	storeDown()
 	down := time.Now()
 	await(t, 5*time.Second, "/readyz to answer 503", func() bool {
 		status, body := healthCheck(t, g, probe, "/readyz")
@@ -242,14 +281,14 @@ func TestStoreUnreachable(t *testing.T) {
 		})
 	}
 
-	g.StoreUp()
+	storeUp()
 	up := time.Now()
-	await(t, 5*time.Second, "/readyz to answer 200 again", func() bool {
+	await(t, 10*time.Second, "/readyz to answer 200 again", func() bool {
 		status, body := healthCheck(t, g, probe, "/readyz")
 		return status == http.StatusOK && body == "ready\n"
 	})
 	t.Logf("/readyz answered 200 %s after the store came back", time.Since(up).Round(time.Millisecond))
-	await(t, 5*time.Second, "the app to be served again", func() bool {
+	await(t, 10*time.Second, "the app to be served again", func() bool {
 		return g.Get(c, g.URL(wikiHost, "/page")).StatusCode == http.StatusOK
 	})
 	t.Logf("the app was served again %s after the store came back", time.Since(up).Round(time.Millisecond))
