@@ -34,6 +34,19 @@ import (
 // announcements.
 const PollInterval = time.Second
 
+// StaleAfter is how long the revision may go unread (the store cannot be
+// reached) before Current fails. Caches checked against a revision that
+// cannot be confirmed would go on honouring what may have been revoked
+// meanwhile (by another node, or the CLI), so after this the gateway
+// stops trusting them: sessions are looked up in the store, which fails,
+// and users get a 503 page; open tunnels and WebSockets are cut. A few
+// polls ride out a blip.
+const StaleAfter = 3 * PollInterval
+
+// ErrStale means that the store's revision could not be read for longer
+// than StaleAfter.
+var ErrStale = errors.New("the store's revision could not be read for a while; cached sessions are not trusted")
+
 // Source is what the watcher reads: the store's revision.
 type Source interface {
 	Revision(ctx context.Context) (int64, error)
@@ -61,7 +74,9 @@ type Watcher struct {
 	Log     *slog.Logger
 
 	rev       atomic.Int64
-	refreshMu sync.Mutex // one store read at a time; guards subs
+	readAt    atomic.Int64 // when the revision was last read (Unix nanoseconds)
+	failing   atomic.Bool  // the last read failed (logged once, not every poll)
+	refreshMu sync.Mutex   // one store read at a time; guards subs
 	subs      []func()
 	ln        net.Listener
 	wg        sync.WaitGroup
@@ -102,8 +117,15 @@ func (w *Watcher) Start(ctx context.Context) error {
 // Wait waits until the watcher's goroutines have stopped.
 func (w *Watcher) Wait() { w.wg.Wait() }
 
-// Current returns the last revision read. It never blocks.
-func (w *Watcher) Current(context.Context) (int64, error) { return w.rev.Load(), nil }
+// Current returns the last revision read. It never blocks. It fails with
+// ErrStale when the revision could not be read for longer than
+// StaleAfter.
+func (w *Watcher) Current(context.Context) (int64, error) {
+	if time.Since(time.Unix(0, w.readAt.Load())) > StaleAfter {
+		return 0, ErrStale
+	}
+	return w.rev.Load(), nil
+}
 
 // Refresh reads the revision from the store now.
 func (w *Watcher) Refresh(ctx context.Context) error {
@@ -113,6 +135,7 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	w.readAt.Store(time.Now().UnixNano())
 	if w.rev.Swap(rev) != rev {
 		for _, f := range w.subs {
 			go f()
@@ -121,10 +144,16 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 	return nil
 }
 
-// Changed is the store's hook for changes made in this process.
+// Changed is the store's hook for changes made in this process. A store
+// that cannot be read is logged when it fails and when it answers again,
+// not at every poll.
 func (w *Watcher) Changed(ctx context.Context) {
-	if err := w.Refresh(ctx); err != nil {
+	err := w.Refresh(ctx)
+	switch {
+	case err != nil && !w.failing.Swap(true):
 		w.Log.Error("changes: reading revision", "err", err)
+	case err == nil && w.failing.Swap(false):
+		w.Log.Info("changes: the revision can be read again")
 	}
 }
 

@@ -383,6 +383,19 @@ type Connections struct {
 	// IdleTimeout closes a kept-alive connection (HTTP/1.1 or HTTP/2)
 	// with no request under way for this long. Zero means 60s.
 	IdleTimeout Duration `yaml:"idle_timeout"`
+	// DrainDelay is how long, after SIGTERM, the node goes on serving
+	// everything while /readyz answers 503, so that a balancer's health
+	// check takes it out before it stops accepting connections. Zero
+	// means none: the listener closes at once (a balancer then sees
+	// refused connections). Set it to what the balancer needs to notice
+	// (HAProxy: inter times fall).
+	DrainDelay Duration `yaml:"drain_delay"`
+	// ShutdownGrace is how long, once the listener has closed, requests
+	// under way and open tunnels may take to finish before they are cut
+	// and the node exits. Zero means 30s. Open tunnels (an SSH session)
+	// seldom finish by themselves, so a node with tunnels open takes the
+	// whole grace to exit.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
 }
 
 // Strict configures the emergency level "strict".
@@ -659,7 +672,9 @@ func (m *MFA) UnmarshalYAML(n *yaml.Node) error {
 // Defaults.
 const (
 	DefaultIdleTimeout = 30 * time.Minute
-	DefaultLifetime    = 12 * time.Hour
+	// DefaultShutdownGrace is connections.shutdown_grace's default.
+	DefaultShutdownGrace = 30 * time.Second
+	DefaultLifetime      = 12 * time.Hour
 )
 
 // Duration is a time.Duration written as "30m", "12h" in YAML.
@@ -1099,6 +1114,9 @@ func (p *parser) validate(c *Config) {
 	if c.Connections.IdleTimeout == 0 {
 		c.Connections.IdleTimeout = Duration(time.Minute)
 	}
+	if c.Connections.ShutdownGrace == 0 {
+		c.Connections.ShutdownGrace = Duration(DefaultShutdownGrace)
+	}
 	switch {
 	case c.Connections.Max < 0 || c.Connections.Max > 1000000:
 		p.problem("connections.max", "between 1 and 1000000 (or leave it out to derive it from the limit on open files)")
@@ -1110,6 +1128,10 @@ func (p *parser) validate(c *Config) {
 		p.problem("connections.header_timeout", "between 1s and 1m")
 	case c.Connections.IdleTimeout < Duration(time.Second) || c.Connections.IdleTimeout > Duration(time.Hour):
 		p.problem("connections.idle_timeout", "between 1s and 1h")
+	case c.Connections.DrainDelay > Duration(5*time.Minute):
+		p.problem("connections.drain_delay", "between 0s and 5m")
+	case c.Connections.ShutdownGrace < Duration(100*time.Millisecond) || c.Connections.ShutdownGrace > Duration(time.Hour):
+		p.problem("connections.shutdown_grace", "between 100ms and 1h")
 	}
 	if c.Probes.BlockWindow == 0 {
 		c.Probes.BlockWindow = Duration(time.Minute)

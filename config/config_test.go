@@ -112,6 +112,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"tunnel limits", func(s string) string { return s + "tunnels:\n  max_per_user: 0\n  idle_timeout: 100ms\n" }, "tunnels.idle_timeout: between 1s and 24h"},
 		{"connection limits", func(s string) string { return s + "connections:\n  max: 100\n  max_per_source: 200\n" }, "sluis.yaml:18: connections.max_per_source: more than connections.max (100)"},
 		{"connection timeout", func(s string) string { return s + "connections:\n  header_timeout: 2m\n" }, "sluis.yaml:17: connections.header_timeout: between 1s and 1m"},
+		{"shutdown grace", func(s string) string { return s + "connections:\n  shutdown_grace: 2h\n" }, "sluis.yaml:17: connections.shutdown_grace: between 100ms and 1h"},
+		{"drain delay", func(s string) string { return s + "connections:\n  drain_delay: 10m\n" }, "sluis.yaml:17: connections.drain_delay: between 0s and 5m"},
 		{"connection key", func(s string) string { return s + "connections:\n  max_per_ip: 5\n" }, "sluis.yaml:17: connections.max_per_ip: unknown key"},
 		{"plain ldap", func(s string) string {
 			return s + "ldap:\n  urls: [ldap://dc.corp.test]\n  bind_dn: cn=x\n  bind_password_file: pw\n  user_base: dc=corp\n  user_filter: (uid={user})\n"

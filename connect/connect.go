@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -65,20 +66,53 @@ func NewHTTP(o Options) *http.Client {
 	}
 	tr.Protocols = new(http.Protocols)
 	tr.Protocols.SetHTTP2(true)
-	tr.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 256 << 10, MaxReceiveBufferPerStream: 1 << 20, MaxReceiveBufferPerConnection: 8 << 20}
+	// Pings find a connection that died without a word (a laptop that
+	// slept, a NAT that forgot it): it is given up, and the next tunnel
+	// dials anew.
+	tr.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 256 << 10, MaxReceiveBufferPerStream: 1 << 20, MaxReceiveBufferPerConnection: 8 << 20,
+		SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second}
 	// No redirects: a token must not follow one anywhere.
 	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
+// Reconnecting: how long a new connection waits for the gateway, and how
+// often it is asked.
+const (
+	// DefaultRetryFor is how long a new connection waits for a gateway
+	// that cannot be reached (restarting, or its node draining while the
+	// balancer moves to another) before it is given up.
+	DefaultRetryFor = time.Minute
+	firstRetry      = 100 * time.Millisecond
+	maxRetry        = 2 * time.Second
+)
+
 // Client carries connections to one TCP app.
+//
+// When the gateway goes away (it restarts, or its node drains and tells
+// the client so with an HTTP/2 GOAWAY), the client reconnects by itself
+// with the login it holds: a new connection waits for the gateway (up to
+// RetryFor), asking again with a growing pause (at most 2 s); no new login
+// is needed while the session is valid (a gateway that no longer knows the
+// token answers 401, and the client stops and says to log in again). A
+// connection that was open when the gateway went away cannot be resumed:
+// it is closed (an SSH session ends), and the next one goes through.
 type Client struct {
 	Gateway *url.URL
 	App     string
 	Token   string
 	HTTP    *http.Client
-	// Log receives one line per connection opened or refused; nil means
-	// nothing is said.
+	// Log receives one line per connection opened or refused, and a line
+	// when the gateway is lost and found again; nil means nothing is
+	// said.
 	Log func(format string, args ...any)
+	// RetryFor is how long a new connection waits for a gateway that
+	// cannot be reached; zero means DefaultRetryFor.
+	RetryFor time.Duration
+
+	bg           sync.WaitGroup // the background reconnect
+	mu           sync.Mutex     // guards the fields below
+	lostAt       time.Time      // when the gateway was lost; zero while it answers
+	reconnecting bool           // a background reconnect runs (Serve)
 }
 
 func (c *Client) logf(format string, args ...any) {
@@ -91,6 +125,14 @@ func (c *Client) tunnelURL() string {
 	return strings.TrimSuffix(c.Gateway.String(), "/") + tunnelPrefix + url.PathEscape(c.App)
 }
 
+// RefusedError is the gateway's refusal, with its reason.
+type RefusedError struct {
+	Status  int
+	Message string
+}
+
+func (e *RefusedError) Error() string { return "the gateway refused: " + e.Message }
+
 // answerError turns a refusal into an error carrying the gateway's reason.
 func answerError(resp *http.Response) error {
 	if resp.StatusCode == http.StatusUnauthorized {
@@ -101,7 +143,132 @@ func answerError(resp *http.Response) error {
 	if msg == "" {
 		msg = resp.Status
 	}
-	return fmt.Errorf("the gateway refused: %s", msg)
+	return &RefusedError{Status: resp.StatusCode, Message: msg}
+}
+
+// transient reports whether err means that the gateway cannot be reached
+// now, and asking again later may succeed: no answer at all (refused,
+// reset, a GOAWAY), or a balancer's or the gateway's own 502, 503 or 504
+// (its store cannot be reached). A refusal of the login or of the app is
+// not transient.
+func transient(err error) bool {
+	if err == nil || errors.Is(err, ErrLogin) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var re *RefusedError
+	if errors.As(err, &re) {
+		return re.Status == http.StatusBadGateway || re.Status == http.StatusServiceUnavailable || re.Status == http.StatusGatewayTimeout
+	}
+	return true
+}
+
+// lost notes that the gateway cannot be reached, saying so once.
+func (c *Client) lost(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lostAt.IsZero() {
+		c.lostAt = time.Now()
+		c.logf("the gateway is not available (%v); reconnecting with the saved login", err)
+	}
+}
+
+// found notes that the gateway answers (again).
+func (c *Client) found() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.lostAt.IsZero() {
+		c.logf("reconnected to the gateway after %s, with the saved login", time.Since(c.lostAt).Round(time.Millisecond))
+		c.lostAt = time.Time{}
+	}
+}
+
+// pause waits for a growing, jittered pause after a failed attempt (so
+// that the clients of a restarted gateway do not all come back at the
+// same moment), and returns the next pause; false means ctx ended.
+func pause(ctx context.Context, d time.Duration) (time.Duration, bool) {
+	jittered := d/2 + time.Duration(rand.Int64N(int64(d)))
+	t := time.NewTimer(jittered)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return d, false
+	case <-t.C:
+	}
+	return min(2*d, maxRetry), true
+}
+
+// open opens a tunnel stream, waiting for a gateway that cannot be
+// reached now for up to RetryFor. Nothing has been read from the local
+// side yet, so an attempt that failed can be made again as it was.
+func (c *Client) open(ctx context.Context) (*http.Response, *io.PipeReader, *io.PipeWriter, error) {
+	retryFor := c.RetryFor
+	if retryFor == 0 {
+		retryFor = DefaultRetryFor
+	}
+	give := time.Now().Add(retryFor)
+	wait := firstRetry
+	for {
+		pr, pw := io.Pipe()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tunnelURL(), pr)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		req.Header.Set("Content-Type", "application/octet-stream")
+		resp, err := c.HTTP.Do(req)
+		if err == nil && resp.StatusCode == http.StatusOK {
+			c.found()
+			return resp, pr, pw, nil
+		}
+		pr.CloseWithError(errors.New("not opened"))
+		if err == nil {
+			err = answerError(resp)
+			resp.Body.Close()
+		}
+		if ctx.Err() != nil {
+			return nil, nil, nil, ctx.Err()
+		}
+		if !transient(err) {
+			if !errors.Is(err, ErrLogin) {
+				c.found() // it answered
+			}
+			return nil, nil, nil, err
+		}
+		c.lost(err)
+		if time.Now().After(give) {
+			return nil, nil, nil, fmt.Errorf("the gateway could not be reached for %s: %w", retryFor, err)
+		}
+		var ok bool
+		if wait, ok = pause(ctx, wait); !ok {
+			return nil, nil, nil, ctx.Err()
+		}
+	}
+}
+
+// reconnect asks the gateway until it answers again, with the saved login,
+// and returns nil then, or ErrLogin when the login is no longer accepted.
+// Serve runs it in the background after a tunnel was cut, so that the
+// client says at once when the gateway is back.
+func (c *Client) reconnect(ctx context.Context) error {
+	wait := firstRetry
+	for {
+		_, err := c.Check(ctx)
+		switch {
+		case errors.Is(err, ErrLogin):
+			return err
+		case !transient(err):
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			c.found()
+			return nil
+		}
+		c.lost(err)
+		var ok bool
+		if wait, ok = pause(ctx, wait); !ok {
+			return ctx.Err()
+		}
+	}
 }
 
 // Check asks whether the app may be used now, without opening a tunnel,
@@ -156,13 +323,13 @@ func Logout(ctx context.Context, hc *http.Client, gateway *url.URL, token string
 func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, down int64, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pr, pw := io.Pipe()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tunnelURL(), pr)
+	resp, pr, pw, err := c.open(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	req.Header.Set("Content-Type", "application/octet-stream")
+	defer resp.Body.Close()
+	// The local side is read only once the stream is open: until then an
+	// attempt can be repeated.
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -174,27 +341,17 @@ func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, dow
 		}
 		pw.CloseWithError(err) // nil: a clean end of the stream
 	}()
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		pr.CloseWithError(err)
-		cancel()
-		wg.Wait()
-		return up, 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		pr.CloseWithError(errors.New("refused"))
-		err := answerError(resp)
-		cancel()
-		wg.Wait()
-		return up, 0, err
-	}
 	lw := &localWriter{w: out}
 	down, err = io.CopyBuffer(lw, resp.Body, make([]byte, 32<<10))
 	if err != nil && err == lw.err && localClosed(err) {
 		// The local side went away while the app was still sending: its
 		// own close, not a failure of the tunnel.
 		err = nil
+	}
+	if err != nil && err != lw.err {
+		// The gateway's side failed: the stream was cut (the gateway shut
+		// down, or the connection to it broke).
+		err = &CutError{Err: err}
 	}
 	if cw, ok := out.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
@@ -210,6 +367,19 @@ func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, dow
 	}
 	return up, down, err
 }
+
+// CutError means that an open tunnel was cut on the gateway's side: the
+// gateway shut down (its grace ran out), its store could not be reached,
+// the session was revoked or the app withdrawn, the tunnel idled out, or
+// the connection to the gateway broke. The connection cannot be resumed;
+// Serve asks the gateway at once whether the login still holds.
+type CutError struct{ Err error }
+
+func (e *CutError) Error() string {
+	return "cut on the gateway's side (" + e.Err.Error() + "); it cannot be resumed"
+}
+
+func (e *CutError) Unwrap() error { return e.Err }
 
 // localWriter remembers why a write to the local side failed, so Pipe can
 // tell the local side's close from the gateway's failure.
@@ -237,6 +407,9 @@ func localClosed(err error) bool {
 // until ctx ends. A refusal of the gateway ends Serve when it means the
 // login is gone (ErrLogin); other refusals close only that connection.
 func (c *Client) Serve(ctx context.Context, ln net.Listener) error {
+	defer c.bg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	go func() { <-ctx.Done(); ln.Close() }()
 	var mu sync.Mutex
 	var loginErr error
@@ -270,11 +443,43 @@ func (c *Client) Serve(ctx context.Context, ln net.Listener) error {
 				ln.Close()
 			case err != nil:
 				c.logf("connection from %s: %v", conn.RemoteAddr(), err)
+				if _, cut := errors.AsType[*CutError](err); cut && ctx.Err() == nil {
+					c.reconnectInBackground(ctx, func(err error) {
+						c.logf("the gateway no longer accepts the login: %v; run sluis connect again to log in", err)
+						mu.Lock()
+						loginErr = err
+						mu.Unlock()
+						ln.Close()
+					})
+				}
 			default:
 				c.logf("connection from %s closed after %s: %d bytes sent, %d received", conn.RemoteAddr(), time.Since(start).Round(time.Millisecond), up, down)
 			}
 		}()
 	}
+}
+
+// reconnectInBackground runs reconnect unless it runs already; loginGone
+// is called if the gateway no longer accepts the login.
+func (c *Client) reconnectInBackground(ctx context.Context, loginGone func(error)) {
+	c.mu.Lock()
+	if c.reconnecting {
+		c.mu.Unlock()
+		return
+	}
+	c.reconnecting = true
+	c.mu.Unlock()
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		err := c.reconnect(ctx)
+		c.mu.Lock()
+		c.reconnecting = false
+		c.mu.Unlock()
+		if errors.Is(err, ErrLogin) {
+			loginGone(err)
+		}
+	}()
 }
 
 // ---- logging in ----

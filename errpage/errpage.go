@@ -27,6 +27,10 @@ var messages = map[int]string{
 	http.StatusInternalServerError:   "Something went wrong on our side.",
 }
 
+// StoreUnreachable is the notice of a 503 answered because the gateway
+// cannot reach its store (database): nothing that needs it can be done.
+const StoreUnreachable = "The gateway cannot reach its database right now, so it cannot do this. Try again in a minute; if it goes on, give your help desk the error ID below."
+
 // NewID returns a random error ID.
 func NewID() string {
 	b := make([]byte, 6)

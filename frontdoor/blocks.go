@@ -105,6 +105,11 @@ func (b *BlockList) now() time.Time {
 func (b *BlockList) load(ctx context.Context) (*blockState, error) {
 	rev, err := b.Revision(ctx)
 	if err != nil {
+		// A store that cannot be read keeps the blocks last read in
+		// force: a stale list refuses more than none would.
+		if st := b.state.Load(); st != nil {
+			return st, nil
+		}
 		return nil, err
 	}
 	st := b.state.Load()

@@ -24,6 +24,7 @@ import (
 	"github.com/sluis-gateway/sluis/errpage"
 	"github.com/sluis-gateway/sluis/frontdoor"
 	"github.com/sluis-gateway/sluis/handover"
+	"github.com/sluis-gateway/sluis/health"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/policy"
@@ -76,6 +77,14 @@ type Options struct {
 	// its source address toward the source's block, as a probe counts,
 	// for the listener, which sees connections before any request.
 	ConnAbuse func(report func(ctx context.Context, src, rule, detail string))
+	// Health keeps the node's readiness (/readyz) and tells a store that
+	// cannot be reached from other failures; nil means a node that is
+	// always ready.
+	Health *health.Checker
+	// Cut, if set, is closed when a shutdown's grace has run out: open
+	// tunnels and upgraded connections (WebSocket), which net/http's
+	// Shutdown does not end, are cut then.
+	Cut <-chan struct{}
 }
 
 // RecheckInterval is how often the requests in flight (streaming
@@ -138,7 +147,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	p := &portal.Portal{
 		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: sessions, Audit: rec,
 		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,
-		Directory: o.Directory, SSO: o.SSO, Refusals: &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now},
+		Directory: o.Directory, SSO: o.SSO, Health: o.Health, Refusals: &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now},
 	}
 	// Folded refusals are written once their interval has passed, even
 	// when the attempts stop.
@@ -250,6 +259,16 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if o.OnChange != nil {
 		o.OnChange(tunnels.Recheck)
 	}
+	if o.Cut != nil {
+		go func() {
+			select {
+			case <-o.Cut:
+				tunnels.CutAll()
+				live.cutAll()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	// Tunnels are checked every second too: it also keeps the sessions of
 	// open tunnels from idling out, and ends them at their expiry.
 	go every(ctx, time.Second, tunnels.Recheck)
@@ -323,7 +342,7 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil && !errors.Is(err, session.ErrNoSession) {
 			id := errpage.NewID()
 			h.log.Error("gateway: session lookup", "app", h.app.Name, "error_id", id, "err", err)
-			errpage.Write(w, http.StatusServiceUnavailable, id)
+			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, errpage.StoreUnreachable)
 			return
 		}
 	}
@@ -335,7 +354,7 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		id := errpage.NewID()
 		h.log.Error("gateway: emergency level and app switches", "app", h.app.Name, "error_id", id, "err", err)
-		errpage.Write(w, http.StatusServiceUnavailable, id)
+		errpage.WriteNotice(w, http.StatusServiceUnavailable, id, errpage.StoreUnreachable)
 		return
 	}
 	req := Request(r)

@@ -130,6 +130,15 @@ func (l *liveConns) remove(c *liveConn) {
 	c.mu.Unlock()
 }
 
+// cutAll ends every request still in flight (WebSockets among them,
+// which net/http's Shutdown does not track): the gateway is shutting down
+// and its grace has run out.
+func (l *liveConns) cutAll() {
+	for _, c := range l.all() {
+		l.end(c)
+	}
+}
+
 // count returns how many requests are registered.
 func (l *liveConns) count() int {
 	n := 0

@@ -34,6 +34,7 @@ import (
 	"github.com/sluis-gateway/sluis/errpage"
 	"github.com/sluis-gateway/sluis/frontdoor"
 	"github.com/sluis-gateway/sluis/handover"
+	"github.com/sluis-gateway/sluis/health"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/policy"
@@ -103,6 +104,10 @@ type Portal struct {
 	// SSO are the OpenID Connect providers, each a button on the login
 	// page.
 	SSO []*sso.Provider
+	// Health answers /readyz and tells a store that cannot be reached
+	// from other failures (a clear 503 page instead of a 500); nil means
+	// a node that is always ready.
+	Health *health.Checker
 
 	// Throttles for password and code guessing. A guess counts against
 	// the user from that source (strict), the user from anywhere (gentle:
@@ -164,6 +169,9 @@ func (p *Portal) Init() error {
 		"; frame-ancestors 'none'; base-uri 'none'"
 	if p.Issuer == "" {
 		p.Issuer = "sluis"
+	}
+	if p.Health == nil {
+		p.Health = &health.Checker{}
 	}
 	if p.Now == nil {
 		p.Now = time.Now
@@ -235,7 +243,8 @@ func (p *Portal) Routes() []Route {
 		{"POST /login/passkey/begin", "none", p.passwordlessBegin},
 		{"POST /login/passkey/finish", "none", p.passwordlessFinish},
 		{"GET /.well-known/jwks.json", "none", p.jwks},
-		{"GET /healthz", "none", health},
+		{"GET " + health.LivePath, "none", live},
+		{"GET " + health.ReadyPath, "none", p.ready},
 	}
 	for name := range assets {
 		routes = append(routes, Route{"GET " + name, "none", asset})
@@ -247,7 +256,11 @@ func (p *Portal) Routes() []Route {
 func (p *Portal) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range p.Routes() {
-		mux.Handle(rt.Pattern, p.wrap(rt.handler))
+		h := rt.handler
+		if rt.Access != "none" {
+			h = p.sessionReadable(h)
+		}
+		mux.Handle(rt.Pattern, p.wrap(h))
 	}
 	mux.Handle("/", p.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return statusError(http.StatusNotFound)
@@ -287,6 +300,21 @@ func (p *Portal) secureHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// sessionReadable answers a route that needs a session with the error of
+// the session's lookup, when it failed for another reason than that there
+// is no such session (the store cannot be reached): the user then reads
+// that (a 503 page, see wrap), instead of being sent to log in again.
+func (p *Portal) sessionReadable(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if tok := session.FromRequest(r); tok != "" {
+			if _, err := p.Sessions.Lookup(r.Context(), tok, p.Host); err != nil && !errors.Is(err, session.ErrNoSession) {
+				return fmt.Errorf("session lookup: %w", err)
+			}
+		}
+		return h(w, r)
+	}
+}
+
 type statusError int
 
 func (e statusError) Error() string { return http.StatusText(int(e)) }
@@ -315,6 +343,13 @@ func (p *Portal) wrap(h handlerFunc) http.Handler {
 			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, storageNotice)
 			return
 		}
+		if p.Health.StoreErr(r.Context(), true) != nil {
+			// Not a fault of this request: the store is gone (stopped,
+			// cut off). The node recovers by itself when it is back.
+			p.Log.Error("portal: the store cannot be reached", "path", r.URL.Path, "error_id", id, "err", err)
+			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, errpage.StoreUnreachable)
+			return
+		}
 		p.Log.Error("portal: internal error", "path", r.URL.Path, "error_id", id, "err", err)
 		errpage.Write(w, http.StatusInternalServerError, id)
 	})
@@ -324,11 +359,14 @@ func (p *Portal) wrap(h handlerFunc) http.Handler {
 // step needs (a full disk).
 const storageNotice = "The gateway cannot record this step right now, so it did not take it. Try again in a few minutes; if it goes on, give your help desk the error ID below."
 
-func health(w http.ResponseWriter, r *http.Request) error {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_, err := w.Write([]byte("ok\n"))
-	return err
+func live(w http.ResponseWriter, r *http.Request) error {
+	health.Live(w, r)
+	return nil
+}
+
+func (p *Portal) ready(w http.ResponseWriter, r *http.Request) error {
+	p.Health.ServeReady(w, r)
+	return nil
 }
 
 func asset(w http.ResponseWriter, r *http.Request) error {

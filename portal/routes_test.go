@@ -20,6 +20,7 @@ func TestPreLoginSurfaceIsExactlyThis(t *testing.T) {
 		"GET /login",
 		"GET /login/oidc/{provider}",
 		"GET /login/oidc/{provider}/callback",
+		"GET /readyz",
 		"POST /device/poll",
 		"POST /device/start",
 		"POST /login",

@@ -84,8 +84,9 @@ type stream struct {
 }
 
 var (
-	errRevoked = errors.New("session ended or access withdrawn")
-	errIdle    = errors.New("idle")
+	errRevoked  = errors.New("session ended or access withdrawn")
+	errIdle     = errors.New("idle")
+	errShutdown = errors.New("the gateway shut down")
 )
 
 // Token returns the `sluis connect` token of a request, from its
@@ -367,8 +368,8 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 			rc.SetReadDeadline(time.Now())
 			<-downDone
 			why := "closed"
-			if c := context.Cause(ctx); errors.Is(c, errRevoked) {
-				why = "cut: " + errRevoked.Error()
+			if c := context.Cause(ctx); errors.Is(c, errRevoked) || errors.Is(c, errShutdown) {
+				why = "cut: " + c.Error()
 			} else if errors.Is(c, errIdle) {
 				why = "idle timeout"
 			}
@@ -416,6 +417,18 @@ func (s *Server) Open() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.live)
+}
+
+// CutAll ends every open tunnel: the gateway is shutting down and the
+// grace it gave them has run out. Each is audited as cut by the shutdown;
+// the client sees its stream reset, and opens new ones elsewhere (the
+// shutdown's GOAWAY told it not to use this connection for new streams).
+func (s *Server) CutAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for st := range s.live {
+		st.cancel(errShutdown)
+	}
 }
 
 // Recheck ends every tunnel whose session is gone or whose user may no

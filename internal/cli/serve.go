@@ -29,6 +29,7 @@ import (
 	"github.com/sluis-gateway/sluis/datadir"
 	"github.com/sluis-gateway/sluis/directory"
 	"github.com/sluis-gateway/sluis/gateway"
+	"github.com/sluis-gateway/sluis/health"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/proxyproto"
 	"github.com/sluis-gateway/sluis/sso"
@@ -40,7 +41,9 @@ import (
 const (
 	readTimeout    = 60 * time.Second
 	maxHeaderBytes = 32 << 10
-	shutdownGrace  = 10 * time.Second
+	// cutGrace is how long, once the grace has run out and what was
+	// still open is cut, the handlers get to record their end.
+	cutGrace = 500 * time.Millisecond
 	// auditCheckpointEvery is how often the audit chain is signed.
 	auditCheckpointEvery = time.Minute
 )
@@ -327,7 +330,13 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	}
 	defer st.Close()
 	log.Info("sluis: store " + st.where)
-	if users, err := st.Users(ctx); err == nil {
+	// What the gateway uses: the store, or the store behind a test's
+	// wrapper (WithStoreWrapper).
+	var gwStore sluis.Store = st.Store
+	if wrap, ok := ctx.Value(storeWrapperKey{}).(func(sluis.Store) sluis.Store); ok {
+		gwStore = wrap(st.Store)
+	}
+	if users, err := gwStore.Users(ctx); err == nil {
 		for _, w := range c.UnknownGroups(users) {
 			log.Warn("sluis: " + w)
 		}
@@ -338,8 +347,11 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	}
 	// The watcher keeps the store's revision in memory: changes made here
 	// refresh it directly, changes made by the CLI are announced to it.
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	watcher := &changes.Watcher{Source: st, DataDir: c.DataDir, Log: log}
+	// Background work lasts until the gateway has shut down, not only
+	// until SIGTERM: while it drains, changes still count and revocations
+	// still cut tunnels.
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	watcher := &changes.Watcher{Source: gwStore, DataDir: c.DataDir, Log: log}
 	if err := watcher.Start(watchCtx); err != nil {
 		stopWatch()
 		return err
@@ -352,7 +364,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	}
 	// Signed checkpoints of the audit chain every minute while events
 	// flow, and one at shutdown, before the store closes.
-	checkpoints := &audit.Checkpointer{Store: st, Key: auditKey}
+	checkpoints := &audit.Checkpointer{Store: gwStore, Key: auditKey}
 	checkpointsDone := make(chan struct{})
 	go func() {
 		checkpoints.Run(watchCtx, auditCheckpointEvery, log)
@@ -375,7 +387,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	defer func() { <-listenDone }()
 	defer stopWatch()
 	st.OnChange(watcher.Changed)
-	warnTwins(ctx, st, log)
+	warnTwins(ctx, gwStore, log)
 	sealer, err := keys.LoadSealer(c.DataDir)
 	if err != nil {
 		return err
@@ -440,7 +452,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	if err != nil {
 		return err
 	}
-	rec := &audit.Recorder{Store: st, Log: log}
+	rec := &audit.Recorder{Store: gwStore, Log: log}
 	if sl := c.Audit.Syslog; sl != nil {
 		fw := &audit.Syslog{Address: sl.Address, Queue: sl.Queue, Record: rec.Record, Log: log}
 		if sl.TLS {
@@ -460,7 +472,11 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		rec.Forward = fw.Forward
 		go fw.Run(watchCtx)
 	}
-	opts := gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
+	// Readiness for balancers: the store answers with the schema this
+	// binary knows, and the node is not shutting down.
+	readiness := &health.Checker{Store: storeReady(gwStore), Log: log}
+	cut := make(chan struct{})
+	opts := gateway.Options{Config: c, Store: gwStore, Health: readiness, Cut: cut, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
 		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec,
 		ConnAbuse: func(report func(ctx context.Context, src, rule, detail string)) {
 			conns.Abuse = func(src, rule, detail string) { report(watchCtx, src, rule, detail) }
@@ -533,12 +549,82 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	return drain(log, srv, errc, readiness, cut, c.Connections.DrainDelay.D(), c.Connections.ShutdownGrace.D())
+}
+
+// drain shuts the node down once SIGTERM (or SIGINT) has ended the
+// context, as a node behind a balancer should:
+//
+//  1. /readyz answers 503 at once (and says nothing more);
+//  2. for drainDelay everything else is served as before, so the
+//     balancer's health check takes the node out before a single
+//     connection is refused;
+//  3. the listener closes (new connections are refused), idle connections
+//     close, and HTTP/2 clients get a GOAWAY: new streams (a browser's
+//     next request, `sluis connect`'s next tunnel) go to a new connection,
+//     through the balancer to another node;
+//  4. requests under way and open tunnels get up to grace to finish;
+//  5. what is still open then is cut (tunnels are audited as cut by the
+//     shutdown), and drain returns: the program exits. WebSockets, which
+//     net/http no longer tracks once upgraded, are cut when the rest has
+//     ended.
+func drain(log *slog.Logger, srv *http.Server, errc <-chan error, readiness *health.Checker, cut chan<- struct{}, drainDelay, grace time.Duration) error {
+	readiness.Drain()
+	start := time.Now()
+	log.Info("sluis: shutting down: /readyz answers 503", "drain_delay", drainDelay, "shutdown_grace", grace)
+	if drainDelay > 0 {
+		t := time.NewTimer(drainDelay)
+		select {
+		case err := <-errc:
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	log.Info("sluis: shutting down: the listener is closed; requests under way may finish", "within", grace)
+	err := srv.Shutdown(sctx)
+	close(cut)
+	if err == nil {
+		log.Info("sluis: shut down", "after", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	log.Warn("sluis: shutdown grace over: cutting the requests and tunnels still open")
+	// The cut tunnels end their streams and record their end; a request
+	// that is still running is cut with its connection.
+	cctx, ccancel := context.WithTimeout(context.Background(), cutGrace)
+	defer ccancel()
+	if err := srv.Shutdown(cctx); err != nil {
+		srv.Close()
+	}
+	log.Info("sluis: shut down", "after", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+type storeWrapperKey struct{}
+
+// WithStoreWrapper returns a context under which `sluis serve` (and
+// `sluis demo`) put the store they open behind wrap before anything uses
+// it: for tests that make the store fail (internal/storefault). main
+// never sets it.
+func WithStoreWrapper(ctx context.Context, wrap func(sluis.Store) sluis.Store) context.Context {
+	return context.WithValue(ctx, storeWrapperKey{}, wrap)
+}
+
+// storeReady returns the check of /readyz for st: its Ready (reached, and
+// every migration applied), or for a store without one, its Revision.
+func storeReady(st sluis.Store) func(context.Context) error {
+	if r, ok := st.(interface{ Ready(context.Context) error }); ok {
+		return r.Ready
+	}
+	return func(ctx context.Context) error {
+		_, err := st.Revision(ctx)
+		return err
+	}
 }
 
 // aeadSuites are the TLS 1.2 cipher suites the gateway accepts: forward

@@ -112,6 +112,8 @@ func TestImportRules(t *testing.T) {
 			// benchmark programs) only.
 			case isOwn && ownPkg == "internal/testenv":
 				t.Errorf("%s imports internal/testenv; only tests may", dir)
+			case isOwn && ownPkg == "internal/storefault" && dir != "internal/testenv":
+				t.Errorf("%s imports internal/storefault; only tests (through internal/testenv) may", dir)
 			case isOwn && testServers[ownPkg] && !strings.HasPrefix(dir, "bench/"):
 				t.Errorf("%s imports %s; only tests (and benchmark programs) may", dir, ownPkg)
 			case isOwn && ownPkg == "internal/testserver" && !testServers[dir]:

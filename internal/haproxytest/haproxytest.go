@@ -62,6 +62,13 @@ type Config struct {
 	// 127.0.0.0/8), so that the balancer's address differs from its
 	// clients'; empty lets the system choose.
 	Source string
+	// Check, if set, is the path of an HTTP health check that HAProxy
+	// sends to each server (Backend, or each of Backends) over TLS (not
+	// verified), with CheckHost as Host, every CheckEvery (default 2s); a server that fails two in a
+	// row is taken out, one that passes one is put back. HAProxy logs
+	// each change ("Server sluis/s1 is DOWN").
+	Check, CheckHost string
+	CheckEvery       time.Duration
 }
 
 // HAProxy is a running HAProxy.
@@ -151,7 +158,14 @@ func configText(cfg Config, addr, front string) string {
 		if cfg.BackendHTTP2 {
 			verify += " alpn h2"
 		}
-		fmt.Fprintf(&b, "backend sluis\n    server s1 %s ssl %s%s\n", cfg.Backend, verify, source(cfg))
+		fmt.Fprintf(&b, "backend sluis\n%s", checkText(cfg))
+		servers := cfg.Backends
+		if len(servers) == 0 {
+			servers = []string{cfg.Backend}
+		}
+		for i, backend := range servers {
+			fmt.Fprintf(&b, "    server s%d %s ssl %s%s%s\n", i+1, backend, verify, source(cfg), serverCheck(cfg))
+		}
 		return b.String()
 	}
 	fmt.Fprintf(&b, "frontend front\n    bind %s\n    default_backend sluis\n\n", addr)
@@ -160,18 +174,44 @@ func configText(cfg Config, addr, front string) string {
 		proxy = " send-proxy-v2"
 	}
 	if len(cfg.Backends) > 0 {
-		check := " check inter 250ms fall 1 rise 1"
-		if cfg.SendProxy {
-			check += " check-send-proxy"
-		}
 		b.WriteString("backend sluis\n    balance roundrobin\n    option redispatch\n    retries 3\n")
+		b.WriteString(checkText(cfg))
 		for i, be := range cfg.Backends {
-			fmt.Fprintf(&b, "    server s%d %s%s%s%s\n", i+1, be, proxy, check, source(cfg))
+			fmt.Fprintf(&b, "    server s%d %s%s%s%s\n", i+1, be, proxy, serverCheck(cfg), source(cfg))
 		}
 		return b.String()
 	}
-	fmt.Fprintf(&b, "backend sluis\n    server s1 %s%s%s\n", cfg.Backend, proxy, source(cfg))
+	fmt.Fprintf(&b, "backend sluis\n%s    server s1 %s%s%s%s\n", checkText(cfg), cfg.Backend, proxy, serverCheck(cfg), source(cfg))
 	return b.String()
+}
+
+// checkText is the backend's health check, if any.
+func checkText(cfg Config) string {
+	if cfg.Check == "" {
+		return ""
+	}
+	return fmt.Sprintf("    option httpchk\n    http-check send meth GET uri %s ver HTTP/1.1 hdr Host %s\n    http-check expect status 200\n", cfg.Check, cfg.CheckHost)
+}
+
+// serverCheck is what a server line needs for the health check: with
+// Check, HTTP over TLS; else, with several Backends, whether the server
+// accepts connections.
+func serverCheck(cfg Config) string {
+	proxy := ""
+	if cfg.SendProxy {
+		proxy = " check-send-proxy"
+	}
+	if cfg.Check == "" {
+		if len(cfg.Backends) > 0 {
+			return " check inter 250ms fall 1 rise 1" + proxy
+		}
+		return ""
+	}
+	every := cfg.CheckEvery
+	if every == 0 {
+		every = 2 * time.Second
+	}
+	return fmt.Sprintf(" check check-ssl verify none inter %dms fall 2 rise 1%s", every.Milliseconds(), proxy)
 }
 
 func source(cfg Config) string {
@@ -263,4 +303,3 @@ func writeCerts(dir string, hosts []string) (ca, front string, err error) {
 	}
 	return ca, front, nil
 }
-

@@ -45,12 +45,15 @@ type Server struct {
 	// BootTime is how long initdb and the start took.
 	BootTime time.Duration
 
-	dir    string
-	data   string
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the postmaster has ended
-	logs   *testserver.Output
-	dbs    atomic.Int64
+	dir      string
+	data     string
+	bin      string              // where the server's binaries are
+	cred     *syscall.Credential // whom it runs as (nil: this process's user)
+	settings []string            // Run's
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when the postmaster has ended
+	logs     *testserver.Output
+	dbs      atomic.Int64
 }
 
 // binDir finds the directory of Debian's PostgreSQL binaries, the newest
@@ -213,8 +216,9 @@ func Run(dir string, settings ...string) (*Server, error) {
 	os.Remove(pwFile)
 	// Free ports are picked, then bound by the server: another process
 	// may take one in between, and it then exits. So: up to three tries.
+	s.bin, s.cred, s.settings = bin, cred, settings
 	for try := 0; ; try++ {
-		err := s.start(bin, cred, settings)
+		err := s.start(testserver.FreePort())
 		if err == nil {
 			s.BootTime = time.Since(started)
 			return s, nil
@@ -237,10 +241,19 @@ func serverEnv() []string {
 	return append(env, "LC_ALL=C")
 }
 
-// start runs the postmaster on a fresh port and waits until it takes
-// connections.
-func (s *Server) start(bin string, cred *syscall.Credential, settings []string) error {
-	s.Port = testserver.FreePort()
+// Start starts a stopped server again, with its data, on the port it had:
+// its clients' URLs stay good (a test of what they do while it is away).
+func (s *Server) Start() error {
+	if s.cmd != nil {
+		return errors.New("pgtest: the server runs")
+	}
+	return s.start(s.Port)
+}
+
+// start runs the postmaster on port and waits until it takes connections.
+func (s *Server) start(port int) error {
+	bin, cred, settings := s.bin, s.cred, s.settings
+	s.Port = port
 	s.logs = &testserver.Output{}
 	args := []string{"-D", s.data,
 		"-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(s.Port),

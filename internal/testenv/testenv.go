@@ -20,10 +20,13 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/internal/cli"
+	"github.com/sluis-gateway/sluis/internal/storefault"
 	"github.com/sluis-gateway/sluis/mfa"
 )
 
@@ -64,7 +67,9 @@ type Gateway struct {
 
 	stdout, stderr *syncBuffer
 	cancel         context.CancelFunc
-	done           chan error
+	done           chan struct{} // closed when the program has returned
+	err            error         // what it returned; read after done
+	store          atomic.Pointer[storefault.Store]
 
 	mu       sync.Mutex
 	lastStep map[string]int64 // per user, the last TOTP step the tests used
@@ -128,16 +133,23 @@ func StartIn(t testing.TB, dir, extra string, apps ...App) *Gateway {
 // keeps its CA.
 func Run(t testing.TB, dataDir string, args ...string) *Gateway {
 	t.Helper()
-	g := &Gateway{t: t, stdout: newSyncBuffer("sluis: listening on "), stderr: newSyncBuffer(""), done: make(chan error, 1), lastStep: map[string]int64{}}
+	g := &Gateway{t: t, stdout: newSyncBuffer("sluis: listening on "), stderr: newSyncBuffer(""), done: make(chan struct{}), lastStep: map[string]int64{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
+	// The store is behind a switch that tests can turn off (StoreDown).
+	ctx = cli.WithStoreWrapper(ctx, func(st sluis.Store) sluis.Store {
+		f := storefault.Wrap(st)
+		g.store.Store(f)
+		return f
+	})
 	go func() {
-		g.done <- cli.Run(ctx, args, getenv, strings.NewReader(""), g.stdout, g.stderr)
+		g.err = cli.Run(ctx, args, getenv, strings.NewReader(""), g.stdout, g.stderr)
+		close(g.done)
 	}()
 	select {
 	case <-g.stdout.seen:
-	case err := <-g.done:
-		t.Fatalf("gateway did not start: %v\nstdout:\n%s\nstderr:\n%s", err, g.stdout, g.stderr)
+	case <-g.done:
+		t.Fatalf("gateway did not start: %v\nstdout:\n%s\nstderr:\n%s", g.err, g.stdout, g.stderr)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("gateway not listening after 30s\nstdout:\n%s\nstderr:\n%s", g.stdout, g.stderr)
 	}
@@ -168,12 +180,23 @@ func getenv(k string) string {
 	return ""
 }
 
-// Restart stops the gateway and starts it again on the same configuration
-// and data, as an operator's restart would; the tests' record of used
-// one-time codes carries over. Use the returned Gateway from then on.
+// Restart stops the gateway and starts it again on the same configuration,
+// data and address (port), as an operator's restart would; the tests'
+// record of used one-time codes carries over. Use the returned Gateway from
+// then on.
 func (g *Gateway) Restart() *Gateway {
 	g.t.Helper()
 	g.Stop()
+	cfg, err := os.ReadFile(g.ConfigPath)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	// Clients that hold the address (sluis connect --connect) find the
+	// gateway where it was.
+	cfg = bytes.Replace(cfg, []byte("listen: 127.0.0.1:0\n"), fmt.Appendf(nil, "listen: %s\n", g.Addr()), 1)
+	if err := os.WriteFile(g.ConfigPath, cfg, 0o600); err != nil {
+		g.t.Fatal(err)
+	}
 	n := Run(g.t, filepath.Join(filepath.Dir(g.ConfigPath), "data"), "sluis", "serve", "--config", g.ConfigPath)
 	n.Dir, n.ConfigPath, n.Portal = g.Dir, g.ConfigPath, g.Portal
 	g.mu.Lock()
@@ -184,20 +207,53 @@ func (g *Gateway) Restart() *Gateway {
 	return n
 }
 
-// Stop stops the gateway and waits for it.
+// Stop stops the gateway and waits for it (for up to 40 s: the default
+// shutdown grace is 30 s, and an open tunnel takes all of it).
 func (g *Gateway) Stop() {
-	if g.cancel == nil {
+	g.Terminate()
+	if err := g.Exited(40 * time.Second); err != nil {
+		g.t.Errorf("gateway exited with %v", err)
+	}
+}
+
+// StoreDown makes every call of the gateway to its store fail, as calls
+// to a database that cannot be reached do; the CLI's commands still reach
+// the store.
+func (g *Gateway) StoreDown() {
+	g.t.Helper()
+	if f := g.store.Load(); f != nil {
+		f.Down()
 		return
 	}
-	g.cancel()
-	g.cancel = nil
+	g.t.Fatal("the gateway has opened no store")
+}
+
+// StoreUp lets the gateway reach its store again.
+func (g *Gateway) StoreUp() {
+	if f := g.store.Load(); f != nil {
+		f.Up()
+	}
+}
+
+// Terminate does to the program what SIGTERM does (cmd/sluis's main
+// cancels the context it runs the program with), and returns at once.
+func (g *Gateway) Terminate() {
+	if g.cancel != nil {
+		g.cancel()
+		g.cancel = nil
+	}
+}
+
+// Exited waits for the program to return, for up to within (failing the
+// test then), and returns what it returned.
+func (g *Gateway) Exited(within time.Duration) error {
+	g.t.Helper()
 	select {
-	case err := <-g.done:
-		if err != nil {
-			g.t.Errorf("gateway exited with %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		g.t.Errorf("gateway did not stop within 15s")
+	case <-g.done:
+		return g.err
+	case <-time.After(within):
+		g.t.Fatalf("gateway did not exit within %s\n%s", within, g.Logs())
+		return nil
 	}
 }
 

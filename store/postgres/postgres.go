@@ -155,6 +155,32 @@ func (s *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
+// Ready reports whether the store can be used now: the server answers,
+// and every migration this binary knows has been applied. A schema that
+// is newer (a newer node migrated it during a rolling upgrade) counts as
+// ready: its migrations are the upgrade's business. The gateway's
+// /readyz asks it, bounded by its own timeout.
+func (s *DB) Ready(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT name FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	for _, name := range names {
+		if !slices.Contains(applied, name) {
+			return fmt.Errorf("database: migration %s has not been applied", name)
+		}
+	}
+	return nil
+}
+
 // tx runs fn in a transaction. The events ctx carries (sluis.WithEvents)
 // are appended to the audit chain in the same transaction, so a change
 // and its record commit together or not at all.

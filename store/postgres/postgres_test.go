@@ -391,3 +391,30 @@ func BenchmarkRevision(b *testing.B) {
 		}
 	}
 }
+
+// Ready: a migrated database is ready; one missing a migration this
+// binary knows is not, and says why.
+func TestReady(t *testing.T) {
+	srv := pgtest.Shared(t)
+	url := srv.NewDatabase(t)
+	db := open(t, url)
+	ctx := context.Background()
+	if err := db.Ready(ctx); err != nil {
+		t.Fatalf("a migrated database: %v", err)
+	}
+	other := open(t, url)
+	if err := other.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `DELETE FROM schema_migrations WHERE name = (SELECT max(name) FROM schema_migrations)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ready(ctx); err == nil || !strings.Contains(err.Error(), "has not been applied") {
+		t.Fatalf("a database missing a migration: %v", err)
+	}
+}

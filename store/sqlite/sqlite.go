@@ -148,6 +148,39 @@ func (s *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
+// Ready reports whether the store can be used now: the database answers,
+// and every migration this binary knows has been applied (a schema that is
+// newer, migrated by a newer binary, is the upgrade's business). The
+// gateway's /readyz asks it.
+func (s *DB) Ready(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer rows.Close()
+	applied := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+		applied[name] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	for _, name := range names {
+		if !applied[name] {
+			return fmt.Errorf("database: migration %s has not been applied", name)
+		}
+	}
+	return nil
+}
+
 // tx runs fn in a transaction. The events ctx carries (sluis.WithEvents)
 // are appended to the audit chain in the same transaction, so a change
 // and its record commit together or not at all.

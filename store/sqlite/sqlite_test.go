@@ -2,7 +2,9 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sluis-gateway/sluis"
@@ -68,5 +70,31 @@ func BenchmarkRevision(b *testing.B) {
 		if _, err := db.Revision(ctx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Ready: a migrated database is ready; one missing a migration this
+// binary knows, or closed, is not, and says why.
+func TestReady(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sluis.db")
+	db := open(t, path)
+	if err := db.Ready(ctx); err != nil {
+		t.Fatalf("a migrated database: %v", err)
+	}
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`DELETE FROM schema_migrations WHERE name = (SELECT max(name) FROM schema_migrations)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ready(ctx); err == nil || !strings.Contains(err.Error(), "has not been applied") {
+		t.Fatalf("a database missing a migration: %v", err)
+	}
+	db.Close()
+	if err := db.Ready(ctx); err == nil {
+		t.Fatal("a closed database is ready")
 	}
 }
