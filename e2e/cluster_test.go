@@ -3,11 +3,13 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,24 +26,8 @@ import (
 // balancer block the prober only; and when a node stops, the session goes
 // on through the other with no new login.
 func TestTwoNodesBehindHAProxy(t *testing.T) {
-	srv := pgtest.Start(t)
-	urlFile := filepath.Join(t.TempDir(), "db-url")
-	if err := os.WriteFile(urlFile, []byte(srv.NewDatabase(t)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port := haproxytest.FreePort()
-	extra := fmt.Sprintf("store:\n  postgres:\n    url_file: %s\npublic_url: https://login.sluis.test:%d\ntrusted_proxies: [%s/32]\nproxy_protocol: true\nprobes:\n  block_after: 3\n",
-		urlFile, port, balancerAddr)
 	wiki := newUpstream(t)
-	app := testenv.App{Name: "wiki", Host: wikiHost, Upstream: wiki.URL, Groups: []string{"staff"}, MFA: true}
-	a := testenv.StartWith(t, extra, app)
-	dir2 := t.TempDir()
-	copyDir(t, filepath.Join(a.Dir, "data"), filepath.Join(dir2, "data"))
-	b := testenv.StartIn(t, dir2, extra, app)
-	lb := haproxytest.Start(t, haproxytest.Config{Mode: "tcp", Backends: []string{a.Addr(), b.Addr()}, Port: port, SendProxy: true, Source: balancerAddr})
-	for _, g := range []*testenv.Gateway{a, b} {
-		g.Front, g.PublicPort = lb.Addr, lb.Port
-	}
+	a, b, _ := twoNodes(t, "probes:\n  block_after: 3\n", testenv.App{Name: "wiki", Host: wikiHost, Upstream: wiki.URL, Groups: []string{"staff"}, MFA: true})
 	// Each node directly (not through the balancer), for what one node
 	// must see of a change made on the other.
 	direct := func(g *testenv.Gateway, c *http.Client) *http.Client {
@@ -176,4 +162,85 @@ func TestTwoNodesBehindHAProxy(t *testing.T) {
 	anna.CloseIdleConnections()
 	within("anna through the balancer with node A stopped", anna, http.StatusOK, 5*time.Second)
 	t.Logf("with node A stopped, anna's next request was served after %v (failover)", time.Since(stopped).Round(time.Millisecond))
+}
+
+// twoNodes starts two gateway nodes with apps on one PostgreSQL database
+// (the second with a copy of the first's data_dir: the same keys) and a
+// real HAProxy in front of them in TCP mode with the PROXY protocol v2,
+// health-checking both every 250 ms. Clients of either Gateway connect
+// through HAProxy, and the URLs they build carry its port.
+func twoNodes(t *testing.T, extra string, apps ...testenv.App) (a, b *testenv.Gateway, lb *haproxytest.HAProxy) {
+	t.Helper()
+	srv := pgtest.Start(t)
+	urlFile := filepath.Join(t.TempDir(), "db-url")
+	if err := os.WriteFile(urlFile, []byte(srv.NewDatabase(t)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := haproxytest.FreePort()
+	extra = fmt.Sprintf("store:\n  postgres:\n    url_file: %s\npublic_url: https://login.sluis.test:%d\ntrusted_proxies: [%s/32]\nproxy_protocol: true\n%s",
+		urlFile, port, balancerAddr, extra)
+	a = testenv.StartWith(t, extra, apps...)
+	dir2 := t.TempDir()
+	copyDir(t, filepath.Join(a.Dir, "data"), filepath.Join(dir2, "data"))
+	b = testenv.StartIn(t, dir2, extra, apps...)
+	lb = haproxytest.Start(t, haproxytest.Config{Mode: "tcp", Backends: []string{a.Addr(), b.Addr()}, Port: port, SendProxy: true, Source: balancerAddr})
+	for _, g := range []*testenv.Gateway{a, b} {
+		g.Front, g.PublicPort = lb.Addr, lb.Port
+	}
+	return a, b, lb
+}
+
+// A tunnel's node goes away: sluis connect, pointed at the balancer, goes
+// on through the other node by itself, with no new login. The connection
+// that was open on the node is cut (a TCP stream cannot move); a new one
+// through the same sluis connect works.
+func TestTunnelGoesOnThroughTheOtherNode(t *testing.T) {
+	echo := newEcho(t)
+	a, b, lb := twoNodes(t, "connections:\n  shutdown_grace: 1s\n", testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"anna"}, MFA: true})
+	// Node B is away while sluis connect logs in and opens its tunnel, so
+	// the tunnel is on node A; then B is back.
+	b.Stop()
+	secret := a.AddUser("anna", pw, "staff")
+	dir := t.TempDir()
+	c := startConnect(t, a, dir, "echo", pw+"\n", "--user", "anna", "--password-stdin", "--code", a.Code("anna", secret), "--connect", lb.Addr)
+	open, err := net.Dial("tcp", c.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	if _, err := open.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(open, make([]byte, 5)); err != nil {
+		t.Fatalf("through the tunnel: %v\n%s", err, c.stderr)
+	}
+	b = b.Restart()
+	logins := strings.Count(b.MustCLI("", "audit"), "login.success")
+
+	stopped := time.Now()
+	a.Terminate()
+	// The open connection is cut when node A's grace runs out.
+	open.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := open.Read(make([]byte, 1)); n != 0 || err == nil || strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("the connection open on node A after it stopped: %d bytes, %v", n, err)
+	}
+	if err := a.Exited(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// A new connection through the same sluis connect goes through node
+	// B (once the balancer's check has it back), with the same login.
+	for {
+		err := roundTrip(t, c.addr, 1000)
+		if err == nil {
+			break
+		}
+		if time.Since(stopped) > 20*time.Second {
+			t.Fatalf("no tunnel through node B 20s after node A stopped: %v\n%s", err, c.stderr)
+		}
+	}
+	t.Logf("node A stopped: its open connection was cut at its grace (1s), and a new connection through sluis connect went through node B %v after the stop",
+		time.Since(stopped).Round(time.Millisecond))
+	if n := strings.Count(b.MustCLI("", "audit"), "login.success"); n != logins {
+		t.Fatalf("%d new logins to go on through node B", n-logins)
+	}
 }
