@@ -25,6 +25,7 @@ import (
 	"github.com/sluis-gateway/sluis/frontdoor"
 	"github.com/sluis-gateway/sluis/handover"
 	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/lease"
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/policy"
 	"github.com/sluis-gateway/sluis/portal"
@@ -76,6 +77,15 @@ type Options struct {
 	// its source address toward the source's block, as a probe counts,
 	// for the listener, which sees connections before any request.
 	ConnAbuse func(report func(ctx context.Context, src, rule, detail string))
+	// Counters, if set, keeps the throttles' counts and the probe
+	// counts in the store, so that nodes sharing it share every budget
+	// (several nodes on PostgreSQL). Nil keeps them in memory: right for
+	// one node, and cheaper.
+	Counters sluis.CounterStore
+	// Holds, if set, says whether this node holds the named lease (see
+	// package lease): the directory re-check runs only on the node that
+	// holds lease.DirectoryRecheck. Nil means always (one node).
+	Holds func(name string) bool
 }
 
 // RecheckInterval is how often the requests in flight (streaming
@@ -138,7 +148,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	p := &portal.Portal{
 		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: sessions, Audit: rec,
 		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,
-		Directory: o.Directory, SSO: o.SSO, Refusals: &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now},
+		Directory: o.Directory, SSO: o.SSO, Counters: o.Counters, Refusals: &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now},
 	}
 	// Folded refusals are written once their interval has passed, even
 	// when the attempts stop.
@@ -169,7 +179,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	blocks := &frontdoor.BlockList{Load: o.Store.Blocks, Revision: revision, Now: o.Now}
 	detector := &frontdoor.Detector{
 		BlockAfter: c.Probes.BlockAfter, BlockWindow: c.Probes.BlockWindow.D(), BlockFor: c.Probes.BlockFor.D(),
-		EventEvery: c.Probes.EventEvery.D(), Record: rec.Record, Now: o.Now,
+		EventEvery: c.Probes.EventEvery.D(), Record: rec.Record, Now: o.Now, Counters: o.Counters, Log: o.Log,
 		Persist: func(ctx context.Context, b sluis.Block) error {
 			// Bounded: past MaxAutoBlocks a source is refused probe by
 			// probe, but blocks nothing more, and the trail says so.
@@ -254,7 +264,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	// open tunnels from idling out, and ends them at their expiry.
 	go every(ctx, time.Second, tunnels.Recheck)
 	if rc, ok := o.Directory.(Rechecker); ok && o.DirectoryRecheck > 0 {
-		go every(ctx, o.DirectoryRecheck, func() { recheckDirectory(ctx, o.Store, rc, rec, o.Log) })
+		go every(ctx, o.DirectoryRecheck, func() {
+			if o.Holds == nil || o.Holds(lease.DirectoryRecheck) {
+				recheckDirectory(ctx, o.Store, rc, rec, o.Log)
+			}
+		})
 	}
 	portalHandler := p.Handler()
 	// The portal's host: the portal's own routes (portal.Routes) and the
