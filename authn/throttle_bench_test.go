@@ -2,6 +2,7 @@ package authn
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -13,8 +14,8 @@ import (
 
 // What one throttle check costs (a Begin that counts, as each guess
 // does three times): in memory (one node), on SQLite, and on PostgreSQL
-// (several nodes; loopback, fsync off as in tests: a server that flushes
-// its commits adds its disk's flush time).
+// (several nodes; loopback, fsync off as in tests, and with every commit
+// flushed as in production).
 func BenchmarkThrottleBegin(b *testing.B) {
 	stores := []struct {
 		name  string
@@ -32,6 +33,29 @@ func BenchmarkThrottleBegin(b *testing.B) {
 		{"postgres", func(b *testing.B) sluis.CounterStore {
 			srv := pgtest.Start(b)
 			db, err := postgres.Open(bg, srv.NewDatabase(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { db.Close() })
+			return db
+		}},
+		// Commits flushed to disk as in production: the counters'
+		// commits do not wait for the flush (synchronous_commit off).
+		{"postgres-durable", func(b *testing.B) sluis.CounterStore {
+			dir, err := os.MkdirTemp("", "sluis-bench-throttle-")
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv, err := pgtest.Run(dir, pgtest.Durable...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { srv.Stop(); os.RemoveAll(dir) })
+			url, err := srv.CreateDatabase(bg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			db, err := postgres.Open(bg, url)
 			if err != nil {
 				b.Fatal(err)
 			}
