@@ -634,10 +634,22 @@ type CounterStore interface {
 	ReadCounter(ctx context.Context, key string, now time.Time) (Counter, error)
 	// DeleteCounter forgets key.
 	DeleteCounter(ctx context.Context, key string) error
-	// PurgeCounters deletes the counters expired at now, and then, if
-	// more than max are left, those past max that changed least
-	// recently, unlocked ones first; it returns how many it deleted.
+	// PurgeCounters deletes the counters and shares expired at now, and
+	// then, if more than max counters are left, those past max that
+	// changed least recently, unlocked ones first; it returns how many
+	// counters it deleted.
 	PurgeCounters(ctx context.Context, now time.Time, max int) (int64, error)
+	// AddShare changes holder's share of key (such as one node's open
+	// tunnels of a user) by delta, if delta is not positive or the
+	// shares of every holder that have not expired at now add up to at
+	// most limit after it, and reports whether it did. A share expires
+	// at expires unless renewed, so that a node that died stops
+	// counting. Changes of one key, from any node, run one after the
+	// other.
+	AddShare(ctx context.Context, key, holder string, delta, limit int, now, expires time.Time) (bool, error)
+	// RenewShares moves the expiry of every share of holder to expires
+	// and deletes its shares of zero.
+	RenewShares(ctx context.Context, holder string, expires time.Time) error
 }
 
 // LeaseStore hands out leases for work that one node of several does at

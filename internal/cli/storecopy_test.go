@@ -83,6 +83,8 @@ func TestStoreCopyToPostgreSQL(t *testing.T) {
 		return true
 	})
 	must(err)
+	_, err = src.AddShare(ctx, "tunnels/anna", "node-1", 1, 32, time.Now(), time.Now().Add(time.Minute))
+	must(err)
 	_, err = src.TryLease(ctx, "audit-checkpoints", "node-1", time.Minute)
 	must(err)
 	key, err := keys.LoadAuditKey(dataDir)

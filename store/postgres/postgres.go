@@ -1216,6 +1216,9 @@ func (s *DB) PurgeCounters(ctx context.Context, now time.Time, max int) (int64, 
 			return err
 		}
 		deleted = tag.RowsAffected()
+		if _, err := tx.Exec(ctx, `DELETE FROM counter_shares WHERE expires <= $1`, unixNano(now)); err != nil {
+			return err
+		}
 		tag, err = tx.Exec(ctx, `DELETE FROM counters WHERE key IN (SELECT key FROM counters ORDER BY until_at > $1 DESC, last_at DESC OFFSET $2)`,
 			unixNano(now), max)
 		deleted += tag.RowsAffected()
@@ -1242,4 +1245,44 @@ func (s *DB) TryLease(ctx context.Context, name, holder string, ttl time.Duratio
 func (s *DB) ReleaseLease(ctx context.Context, name, holder string) error {
 	_, err := s.pool.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND holder = $2`, name, holder)
 	return err
+}
+
+// AddShare queues changes of one key on a gate row in counters (the
+// upsert that returns it locks it), then adds up the live shares.
+func (s *DB) AddShare(ctx context.Context, key, holder string, delta, limit int, now, expires time.Time) (bool, error) {
+	ok := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit TO off`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO counters (key, n, until_at, last_at, expires) VALUES ($1, 0, 0, 0, $2)
+			ON CONFLICT (key) DO UPDATE SET expires = greatest(counters.expires, excluded.expires)`, "shares/"+key, unixNano(expires)); err != nil {
+			return err
+		}
+		if delta > 0 {
+			var sum int
+			if err := tx.QueryRow(ctx, `SELECT coalesce(sum(n), 0) FROM counter_shares WHERE key = $1 AND expires > $2`, key, unixNano(now)).Scan(&sum); err != nil {
+				return err
+			}
+			if sum+delta > limit {
+				return nil
+			}
+		}
+		ok = true
+		_, err := tx.Exec(ctx, `INSERT INTO counter_shares (key, holder, n, expires) VALUES ($1, $2, greatest($3::integer, 0), $4)
+			ON CONFLICT (key, holder) DO UPDATE SET n = greatest(counter_shares.n + $3, 0), expires = excluded.expires`,
+			key, holder, delta, unixNano(expires))
+		return err
+	})
+	return ok && err == nil, err
+}
+
+func (s *DB) RenewShares(ctx context.Context, holder string, expires time.Time) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM counter_shares WHERE holder = $1 AND n <= 0`, holder); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE counter_shares SET expires = $2 WHERE holder = $1`, holder, unixNano(expires))
+		return err
+	})
 }

@@ -1235,6 +1235,9 @@ func (s *DB) PurgeCounters(ctx context.Context, now time.Time, max int) (int64, 
 		}
 		n, _ := res.RowsAffected()
 		deleted = n
+		if _, err := tx.ExecContext(ctx, `DELETE FROM counter_shares WHERE expires <= ?`, unixNano(now)); err != nil {
+			return err
+		}
 		res, err = tx.ExecContext(ctx, `DELETE FROM counters WHERE key IN (SELECT key FROM counters ORDER BY until_at > ? DESC, last_at DESC LIMIT -1 OFFSET ?)`,
 			unixNano(now), max)
 		if err != nil {
@@ -1265,4 +1268,37 @@ func (s *DB) TryLease(ctx context.Context, name, holder string, ttl time.Duratio
 func (s *DB) ReleaseLease(ctx context.Context, name, holder string) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND holder = ?`, name, holder)
 	return err
+}
+
+// AddShare runs in one write transaction, which orders it after every
+// other write.
+func (s *DB) AddShare(ctx context.Context, key, holder string, delta, limit int, now, expires time.Time) (bool, error) {
+	ok := false
+	err := s.rawTx(ctx, func(tx *sql.Tx) error {
+		if delta > 0 {
+			var sum int
+			if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(n), 0) FROM counter_shares WHERE key = ? AND expires > ?`, key, unixNano(now)).Scan(&sum); err != nil {
+				return err
+			}
+			if sum+delta > limit {
+				return nil
+			}
+		}
+		ok = true
+		_, err := tx.ExecContext(ctx, `INSERT INTO counter_shares (key, holder, n, expires) VALUES (?1, ?2, max(?3, 0), ?4)
+			ON CONFLICT (key, holder) DO UPDATE SET n = max(counter_shares.n + ?3, 0), expires = excluded.expires`,
+			key, holder, delta, unixNano(expires))
+		return err
+	})
+	return ok && err == nil, err
+}
+
+func (s *DB) RenewShares(ctx context.Context, holder string, expires time.Time) error {
+	return s.rawTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM counter_shares WHERE holder = ? AND n <= 0`, holder); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE counter_shares SET expires = ? WHERE holder = ?`, unixNano(expires), holder)
+		return err
+	})
 }

@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
 		{"Counters", testCounters},
 		{"CountersUnderConcurrentUpdates", testCountersConcurrent},
 		{"Leases", testLeases},
+		{"SharesAddUpToALimit", testShares},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -802,4 +803,70 @@ func testLeases(t *testing.T, s sluis.Store) {
 	time.Sleep(100 * time.Millisecond)
 	try("node-1", time.Hour, true) // node-2 stopped renewing
 	try("node-2", time.Hour, false)
+}
+
+// Shares: the holders' shares of a key add up to at most the limit, even
+// when many try at once; an expired share stops counting, a renewed one
+// does not expire; a decrease always applies.
+func testShares(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	exp := t0.Add(30 * time.Second)
+	add := func(holder string, delta int, now, expires time.Time, want bool) {
+		t.Helper()
+		got, err := s.AddShare(ctx, "tunnels/anna", holder, delta, 3, now, expires)
+		if err != nil || got != want {
+			t.Fatalf("AddShare(%s, %+d) = %v, %v; want %v", holder, delta, got, err, want)
+		}
+	}
+	add("node-1", 1, t0, exp, true)
+	add("node-1", 1, t0, exp, true)
+	add("node-2", 1, t0, exp, true)
+	add("node-2", 1, t0, exp, false) // 4 > 3
+	if ok, err := s.AddShare(ctx, "tunnels/bert", "node-2", 1, 3, t0, exp); err != nil || !ok {
+		t.Fatalf("another key: %v, %v", ok, err)
+	}
+	add("node-1", -1, t0, exp, true)
+	add("node-2", 1, t0, exp, true)
+	add("node-1", -5, t0, exp, true) // never below zero
+	add("node-1", 1, t0, exp, true)
+	add("node-1", 1, t0, exp, false)
+	// node-1 stops renewing, node-2 renews: node-1's shares stop
+	// counting once they expire.
+	later := t0.Add(time.Minute)
+	if err := s.RenewShares(ctx, "node-2", later.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	add("node-3", 1, later, later.Add(30*time.Second), true) // node-2's 2, node-3's 1
+	add("node-3", 1, later, later.Add(30*time.Second), false)
+	if _, err := s.PurgeCounters(ctx, later, 1000); err != nil {
+		t.Fatal(err)
+	}
+	add("node-2", -2, later, later.Add(30*time.Second), true)
+	if err := s.RenewShares(ctx, "node-2", later.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Many at once, from two holders: exactly the limit get through.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	okCount := 0
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := s.AddShare(ctx, "tunnels/carl", fmt.Sprintf("node-%d", i%2), 1, 5, t0, exp)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				okCount++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if okCount != 5 {
+		t.Fatalf("%d of 16 concurrent adds got through a limit of 5", okCount)
+	}
 }

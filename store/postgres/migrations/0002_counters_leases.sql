@@ -11,6 +11,16 @@ CREATE TABLE counters (
 );
 CREATE INDEX counters_expires ON counters (expires);
 
+-- Each holder's (node's) share of a count that several nodes add up
+-- (a user's open tunnels): see sluis.CounterStore.AddShare.
+CREATE TABLE counter_shares (
+	key     text NOT NULL,
+	holder  text NOT NULL,
+	n       integer NOT NULL,
+	expires bigint NOT NULL,
+	PRIMARY KEY (key, holder)
+);
+
 -- Leases on work that one node does at a time (sluis.LeaseStore), by the
 -- database server's clock.
 CREATE TABLE leases (

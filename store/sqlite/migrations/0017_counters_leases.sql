@@ -11,6 +11,16 @@ CREATE TABLE counters (
 ) STRICT;
 CREATE INDEX counters_expires ON counters (expires);
 
+-- Each holder's share of a count that several nodes would add up (a
+-- user's open tunnels): see sluis.CounterStore.AddShare.
+CREATE TABLE counter_shares (
+	key     TEXT NOT NULL,
+	holder  TEXT NOT NULL,
+	n       INTEGER NOT NULL,
+	expires INTEGER NOT NULL,
+	PRIMARY KEY (key, holder)
+) STRICT;
+
 -- Leases on work that one node does at a time (sluis.LeaseStore).
 CREATE TABLE leases (
 	name    TEXT PRIMARY KEY,
