@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluis-gateway/sluis/internal/pgtest"
 	"github.com/sluis-gateway/sluis/internal/testenv"
@@ -71,4 +74,70 @@ func TestTwoNodesShareThrottlesAndProbeCounts(t *testing.T) {
 	if out := g1.MustCLI("", "audit", "verify"); !strings.HasPrefix(out, "intact, ") {
 		t.Fatalf("audit verify: %s", out)
 	}
+}
+
+// A user's open tunnels are counted over both nodes: with max_per_user 2,
+// one tunnel through each node leaves room for none more on either, and
+// closing one makes room again.
+func TestTwoNodesShareTheTunnelLimit(t *testing.T) {
+	srv := pgtest.Start(t)
+	urlFile := filepath.Join(t.TempDir(), "db-url")
+	if err := os.WriteFile(urlFile, []byte(srv.NewDatabase(t)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	extra := "store:\n  postgres:\n    url_file: " + urlFile + "\ntunnels:\n  max_per_user: 2\n"
+	echo := newEcho(t)
+	app := testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"anna"}, MFA: true}
+	g1 := testenv.StartWith(t, extra, app)
+	secret := g1.AddUser("anna", pw, "staff")
+	dir2 := t.TempDir()
+	copyDir(t, filepath.Join(g1.Dir, "data"), filepath.Join(dir2, "data"))
+	g2 := testenv.StartIn(t, dir2, extra, app)
+	// One sluis connect through each node (codes from one counter, so
+	// that no step is used twice).
+	c1 := startConnect(t, g1, t.TempDir(), "echo", pw+"\n", "--user", "anna", "--password-stdin", "--code", g1.Code("anna", secret))
+	c2 := startConnect(t, g2, t.TempDir(), "echo", pw+"\n", "--user", "anna", "--password-stdin", "--code", g1.Code("anna", secret))
+	open := func(c *client, wait time.Duration) (net.Conn, error) {
+		conn, err := net.Dial("tcp", c.addr)
+		if err != nil {
+			return nil, err
+		}
+		conn.SetReadDeadline(time.Now().Add(wait))
+		conn.Write([]byte("y"))
+		if _, err := io.ReadFull(conn, make([]byte, 1)); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn.SetReadDeadline(time.Time{})
+		return conn, nil
+	}
+	first, err := open(c1, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := open(c2, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*client{"node 1": c1, "node 2": c2} {
+		if conn, err := open(c, 5*time.Second); err == nil {
+			conn.Close()
+			t.Fatalf("a third tunnel through %s, with one open on each node", name)
+		}
+	}
+	await(t, 5*time.Second, "the refusal in the clients' logs", func() bool {
+		return strings.Contains(c1.stderr.String(), "you have 2 tunnels open") && strings.Contains(c2.stderr.String(), "you have 2 tunnels open")
+	})
+	// Closed on node 2: node 1 may open one more.
+	second.Close()
+	closed := time.Now()
+	await(t, 5*time.Second, "room for a tunnel through node 1", func() bool {
+		conn, err := open(c1, 200*time.Millisecond)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
+	t.Logf("room again %v after the close", time.Since(closed))
 }

@@ -82,6 +82,9 @@ type Options struct {
 	// (several nodes on PostgreSQL). Nil keeps them in memory: right for
 	// one node, and cheaper.
 	Counters sluis.CounterStore
+	// Holder names this node in the store (its shares of the count of a
+	// user's tunnels, with Counters; see package lease).
+	Holder string
 	// Holds, if set, says whether this node holds the named lease (see
 	// package lease): the directory re-check runs only on the node that
 	// holds lease.DirectoryRecheck. Nil means always (one node).
@@ -256,7 +259,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	dialer := &tunnel.Dialer{}
 	tunnels := &tunnel.Server{Apps: tcpApps, Sessions: sessions, Audit: rec, Situation: situation, Denied: &audit.Folder{Now: o.Now},
 		Blocked: blockedNow,
-		Dial:    dialer.Dial, IdleTimeout: c.Tunnels.IdleTimeout.D(), MaxPerUser: c.Tunnels.MaxPerUser, Now: o.Now, Log: o.Log}
+		Dial:    dialer.Dial, IdleTimeout: c.Tunnels.IdleTimeout.D(), MaxPerUser: c.Tunnels.MaxPerUser, Now: o.Now, Log: o.Log,
+		Counters: o.Counters, Holder: o.Holder}
+	if o.Counters != nil {
+		go every(ctx, tunnel.ShareRenew, func() { tunnels.RenewShares(ctx) })
+	}
 	if o.OnChange != nil {
 		o.OnChange(tunnels.Recheck)
 	}

@@ -366,8 +366,8 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	var counters sluis.CounterStore
 	var leasesDone sync.WaitGroup
 	defer leasesDone.Wait()
+	holder := lease.Holder()
 	if c.Store.IsPostgres() {
-		holder := lease.Holder()
 		leases := map[string]*lease.Lease{}
 		for _, name := range []string{lease.AuditCheckpoints, lease.DirectoryRecheck, lease.CleanUp} {
 			l := &lease.Lease{Store: st, Name: name, Holder: holder, Log: log}
@@ -506,7 +506,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		go fw.Run(watchCtx)
 	}
 	opts := gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
-		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec, Counters: counters, Holds: holds,
+		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec, Counters: counters, Holds: holds, Holder: holder,
 		ConnAbuse: func(report func(ctx context.Context, src, rule, detail string)) {
 			conns.Abuse = func(src, rule, detail string) { report(watchCtx, src, rule, detail) }
 		}}
