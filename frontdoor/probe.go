@@ -46,7 +46,10 @@ type Detector struct {
 	// BlockWindow of the first block, and the count starts again after
 	// it. When the store cannot answer, this node's own count decides
 	// (and the error is logged): probes then block per node, as without
-	// Counters, rather than not at all. Nil counts in memory (one node).
+	// Counters, rather than not at all. So does a probe that arrives
+	// while MaxSharedInFlight others are being counted: a flood of
+	// probes, which needs no login, cannot take the store's connections
+	// from logins and sessions. Nil counts in memory (one node).
 	Counters sluis.CounterStore
 	// Log reports a store that cannot count.
 	Log *slog.Logger
@@ -54,7 +57,14 @@ type Detector struct {
 
 	mu      sync.RWMutex // guards sources
 	sources map[string]*sourceState
+
+	sharedOnce  sync.Once
+	sharedSlots chan struct{} // probes being counted in the store
 }
+
+// MaxSharedInFlight is how many probes a node counts in the store at once
+// (see Detector.Counters).
+const MaxSharedInFlight = 2
 
 type sourceState struct {
 	addr  string      // the address last seen (the key may be its /64)
@@ -148,8 +158,9 @@ func (d *Detector) probe(ctx context.Context, src, app, rule, what string) {
 		crossed = true
 	}
 	d.mu.Unlock()
-	if d.Persist != nil && d.Counters != nil {
+	if d.Persist != nil && d.Counters != nil && d.takeSlot() {
 		shared, err := d.countShared(ctx, key, now, window)
+		<-d.sharedSlots
 		if err != nil {
 			if d.Log != nil {
 				d.Log.Error("frontdoor: counting a probe in the store; this node's own count decides", "source", src, "err", err)
@@ -180,6 +191,17 @@ func (d *Detector) probe(ctx context.Context, src, app, rule, what string) {
 		for _, e := range events {
 			d.Record(ctx, e)
 		}
+	}
+}
+
+// takeSlot reports whether a probe may be counted in the store now.
+func (d *Detector) takeSlot() bool {
+	d.sharedOnce.Do(func() { d.sharedSlots = make(chan struct{}, MaxSharedInFlight) })
+	select {
+	case d.sharedSlots <- struct{}{}:
+		return true
+	default:
+		return false
 	}
 }
 
