@@ -2,12 +2,18 @@ package portal
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/authn"
 )
 
@@ -136,4 +142,44 @@ func checkWait(th *authn.Throttle, key string) time.Duration {
 		panic(err)
 	}
 	return w
+}
+
+// countersDownAfter is a counter store that answers n updates, then fails.
+type countersDownAfter struct {
+	sluis.CounterStore
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countersDownAfter) UpdateCounter(ctx context.Context, key string, now time.Time, fn func(*sluis.Counter) bool) (sluis.Counter, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		return sluis.Counter{}, errors.New("connection refused")
+	}
+	c.n--
+	var x sluis.Counter
+	fn(&x)
+	return x, nil
+}
+
+// Shared throttles whose store cannot answer refuse the guess (it would
+// not be counted), and the user gets a 503 page with an error ID, as for
+// other store failures; never a check of the password.
+func TestGuessesFailClosedWhenTheCountsCannotBeKept(t *testing.T) {
+	p := &Portal{Host: "login.test", BaseURL: func(h string) string { return "https://" + h }, Log: slog.New(slog.DiscardHandler),
+		Counters: &countersDownAfter{n: 1}}
+	if err := p.Init(); err != nil {
+		t.Fatal(err)
+	}
+	// The first throttle answers, the second does not.
+	wait, err := p.attempt(context.Background(), guess{kind: "login", user: "anna", src: "198.51.100.7"})
+	if !errors.Is(err, authn.ErrThrottleUnavailable) || wait != 0 {
+		t.Fatalf("attempt with the counts down: wait %v, %v", wait, err)
+	}
+	w := httptest.NewRecorder()
+	p.wrap(func(http.ResponseWriter, *http.Request) error { return err }).ServeHTTP(w, httptest.NewRequest("POST", "https://login.test/login", nil))
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "cannot check logins right now") {
+		t.Fatalf("the page: %d\n%s", w.Code, w.Body)
+	}
 }
