@@ -606,6 +606,66 @@ type BlockStore interface {
 	Blocks(ctx context.Context) ([]Block, error)
 }
 
+// Counter is one count that every node sharing a store sees: a throttle's
+// failures and lock, the probes of a source within a window.
+type Counter struct {
+	N     int       // the count
+	Until time.Time // a lock or the end of a window; zero: none
+	Last  time.Time // when N last grew
+	// Expires is when the counter means nothing any more: the store
+	// reads an expired counter as the zero Counter and may delete it.
+	Expires time.Time
+}
+
+// CounterStore keeps counters shared by every node of a store, so that
+// a budget (guesses, probes) holds for the cluster and not per node.
+// Keys name what is counted ("login:alice@198.51.100.7"); they are
+// canonical names and addresses, never secrets.
+type CounterStore interface {
+	// UpdateCounter reads key's counter (the zero Counter when there is
+	// none or it expired at now), lets fn change it, and stores the
+	// result when fn returns true; it returns the counter as it then
+	// stands. Updates of one key, from any node, run one after the
+	// other, so fn sees every earlier update. fn does no I/O and may
+	// run more than once.
+	UpdateCounter(ctx context.Context, key string, now time.Time, fn func(c *Counter) bool) (Counter, error)
+	// ReadCounter returns key's counter at now (the zero Counter when
+	// there is none or it expired).
+	ReadCounter(ctx context.Context, key string, now time.Time) (Counter, error)
+	// DeleteCounter forgets key.
+	DeleteCounter(ctx context.Context, key string) error
+	// PurgeCounters deletes the counters and shares expired at now, and
+	// then, if more than max counters are left, those past max that
+	// changed least recently, unlocked ones first; it returns how many
+	// counters it deleted.
+	PurgeCounters(ctx context.Context, now time.Time, max int) (int64, error)
+	// AddShare changes holder's share of key (such as one node's open
+	// tunnels of a user) by delta, if delta is not positive or the
+	// shares of every holder that have not expired at now add up to at
+	// most limit after it, and reports whether it did. A share expires
+	// at expires unless renewed, so that a node that died stops
+	// counting. Changes of one key, from any node, run one after the
+	// other.
+	AddShare(ctx context.Context, key, holder string, delta, limit int, now, expires time.Time) (bool, error)
+	// RenewShares moves the expiry of every share of holder to expires
+	// and deletes its shares of zero.
+	RenewShares(ctx context.Context, holder string, expires time.Time) error
+}
+
+// LeaseStore hands out leases for work that one node of several does at
+// a time (signing audit checkpoints, the directory re-check, clean-ups):
+// whoever holds the lease named for it does it.
+type LeaseStore interface {
+	// TryLease takes name for holder for ttl if nobody else holds it
+	// (or renews it if holder already does), and reports whether holder
+	// holds it. Time is the store's own (the database server's clock for
+	// PostgreSQL), so that nodes whose clocks differ still agree on who
+	// holds a lease.
+	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives name up if holder holds it.
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
+
 type eventsKey struct{}
 
 // WithEvents returns a context that makes the store commit es, appended to
@@ -637,6 +697,8 @@ type Store interface {
 	AppStore
 	BlockStore
 	EmergencyStore
+	CounterStore
+	LeaseStore
 	// Revision returns a number that changes whenever access-relevant data
 	// changes, in this process or another one sharing the store. It is
 	// called on every request and must be cheap.

@@ -223,7 +223,14 @@ type Checkpointer struct {
 	Store sluis.AuditStore
 	Key   ed25519.PrivateKey
 	Now   func() time.Time
+	// Held, if set, says whether this node signs checkpoints now (it
+	// holds the lease for it, see package lease): of several nodes on
+	// one store, one signs. Run writes none while it returns false. Nil
+	// means always (one node).
+	Held func() bool
 }
+
+func (c *Checkpointer) held() bool { return c.Held == nil || c.Held() }
 
 // Checkpoint signs the current end of the trail, unless the newest
 // checkpoint covers it already.
@@ -249,18 +256,24 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 }
 
 // Run writes a checkpoint every interval while events flow, and a last one
-// when ctx ends.
+// when ctx ends, whenever Held allows.
 func (c *Checkpointer) Run(ctx context.Context, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			if !c.held() {
+				return
+			}
 			if err := c.Checkpoint(context.WithoutCancel(ctx)); err != nil {
 				log.Error("audit: checkpoint", "err", err)
 			}
 			return
 		case <-t.C:
+			if !c.held() {
+				continue
+			}
 			if err := c.Checkpoint(ctx); err != nil {
 				log.Error("audit: checkpoint", "err", err)
 			}

@@ -252,3 +252,38 @@ func TestLostEventsAreCountedAndRecorded(t *testing.T) {
 		t.Fatalf("%d events after one more, want 4", len(evs))
 	}
 }
+
+// Of several nodes, only the one that holds the lease signs: a
+// checkpointer whose Held says no writes none, neither on its ticks nor
+// at shutdown; once Held says yes, it signs.
+func TestCheckpointerSignsOnlyWhileHeld(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "sluis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, key, _ := ed25519.GenerateKey(nil)
+	if _, err := db.AppendEvent(ctx, sluis.Event{Type: "x", Detail: "d"}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	held := false
+	cp := &audit.Checkpointer{Store: db, Key: key, Held: func() bool { mu.Lock(); defer mu.Unlock(); return held }}
+	runFor := func(d time.Duration) {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		cp.Run(ctx, 10*time.Millisecond, slog.New(slog.DiscardHandler))
+	}
+	runFor(100 * time.Millisecond)
+	if cps, err := db.Checkpoints(ctx); err != nil || len(cps) != 0 {
+		t.Fatalf("checkpoints without the lease: %d, %v", len(cps), err)
+	}
+	mu.Lock()
+	held = true
+	mu.Unlock()
+	runFor(100 * time.Millisecond)
+	if cps, err := db.Checkpoints(ctx); err != nil || len(cps) != 1 {
+		t.Fatalf("checkpoints with the lease: %d, %v", len(cps), err)
+	}
+}

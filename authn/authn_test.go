@@ -1,10 +1,16 @@
 package authn
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/store/sqlite"
 )
 
 func TestHashAndVerify(t *testing.T) {
@@ -42,39 +48,39 @@ func TestThrottle(t *testing.T) {
 	now := time.Unix(1000, 0)
 	th := &Throttle{Free: 3, Base: time.Second, Max: 8 * time.Second, Now: func() time.Time { return now }}
 	for i := 0; i < 3; i++ {
-		if w := th.Check("anna"); w != 0 {
+		if w := check(th, "anna"); w != 0 {
 			t.Fatalf("attempt %d throttled by %v", i, w)
 		}
-		th.Fail("anna")
+		th.Fail(bg, "anna")
 	}
-	if w := th.Check("anna"); w != 0 {
+	if w := check(th, "anna"); w != 0 {
 		t.Fatalf("free attempts used, but locked already: %v", w)
 	}
 	wants := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second}
 	for i, want := range wants {
-		th.Fail("anna")
-		if w := th.Check("anna"); w != want {
+		th.Fail(bg, "anna")
+		if w := check(th, "anna"); w != want {
 			t.Fatalf("failure %d: lock %v, want %v", i+4, w, want)
 		}
 		now = now.Add(want) // wait it out
-		if w := th.Check("anna"); w != 0 {
+		if w := check(th, "anna"); w != 0 {
 			t.Fatalf("still locked after waiting: %v", w)
 		}
 	}
-	if th.Check("bert") != 0 {
+	if check(th, "bert") != 0 {
 		t.Fatal("another key is affected")
 	}
-	th.Reset("anna")
-	th.Fail("anna")
-	if th.Check("anna") != 0 {
+	th.Reset(bg, "anna")
+	th.Fail(bg, "anna")
+	if check(th, "anna") != 0 {
 		t.Fatal("reset did not forget failures")
 	}
 	// Old failures are forgotten.
 	th2 := &Throttle{Free: 1, Forget: time.Minute, Now: func() time.Time { return now }}
-	th2.Fail("x")
+	th2.Fail(bg, "x")
 	now = now.Add(2 * time.Minute)
-	th2.Fail("x")
-	if th2.Check("x") != 0 {
+	th2.Fail(bg, "x")
+	if check(th2, "x") != 0 {
 		t.Fatal("failure from long ago still counted")
 	}
 }
@@ -82,7 +88,7 @@ func TestThrottle(t *testing.T) {
 func TestThrottleBoundsMemory(t *testing.T) {
 	th := &Throttle{MaxKeys: 10}
 	for i := 0; i < 100; i++ {
-		th.Fail(strings.Repeat("k", i+1))
+		th.Fail(bg, strings.Repeat("k", i+1))
 	}
 	if len(th.keys) > 10 {
 		t.Fatalf("%d keys tracked, limit 10", len(th.keys))
@@ -102,16 +108,16 @@ func TestBeginCountsBeforeTheCheck(t *testing.T) {
 	now := time.Unix(1000, 0)
 	th := &Throttle{Free: 2, Base: time.Second, Max: time.Minute, Now: func() time.Time { return now }}
 	for i := 0; i < 3; i++ {
-		if w := th.Begin("k"); w != 0 {
+		if w := begin(th, "k"); w != 0 {
 			t.Fatalf("attempt %d refused: %v", i, w)
 		}
 	}
-	if w := th.Begin("k"); w != time.Second {
+	if w := begin(th, "k"); w != time.Second {
 		t.Fatalf("fourth attempt: wait %v, want 1s", w)
 	}
 	// The third attempt turned out right: taking it back lifts the lock.
-	th.Forgive("k")
-	if w := th.Begin("k"); w != 0 {
+	th.Forgive(bg, "k")
+	if w := begin(th, "k"); w != 0 {
 		t.Fatalf("after Forgive: wait %v", w)
 	}
 }
@@ -122,9 +128,9 @@ func TestFullTableKeepsTheKeyUnderAttack(t *testing.T) {
 	th := &Throttle{Free: 1, Base: time.Minute, Max: time.Hour, MaxKeys: 100, Now: func() time.Time { return now }}
 	for i := 0; i < 5000; i++ {
 		now = now.Add(time.Millisecond)
-		th.Begin("target")
-		th.Fail(fmt.Sprintf("junk%d", i))
-		if i > 2 && th.Check("target") == 0 {
+		begin(th, "target")
+		th.Fail(bg, fmt.Sprintf("junk%d", i))
+		if i > 2 && check(th, "target") == 0 {
 			t.Fatalf("target unlocked after %d junk keys", i)
 		}
 	}
@@ -150,5 +156,108 @@ func TestVerifyGivesUpWhenEverySlotIsTaken(t *testing.T) {
 	ok, err := Verify("correct horse", h)
 	if ok || err != ErrBusy || time.Since(start) < SlotWait {
 		t.Fatalf("ok %v err %v after %v", ok, err, time.Since(start))
+	}
+}
+
+var bg = context.Background()
+
+func check(th *Throttle, key string) time.Duration {
+	w, err := th.Check(bg, key)
+	if err != nil {
+		panic(err)
+	}
+	return w
+}
+
+func begin(th *Throttle, key string) time.Duration {
+	w, err := th.Begin(bg, key)
+	if err != nil {
+		panic(err)
+	}
+	return w
+}
+
+// A throttle on a store counts exactly as one in memory: the same script
+// of attempts, failures, forgiveness and resets gives the same waits.
+func TestStoredThrottleMatchesMemory(t *testing.T) {
+	db, err := sqlite.Open(bg, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	mem := &Throttle{Free: 3, Base: time.Second, Max: 8 * time.Second, Forget: time.Minute, Now: clock}
+	stored := &Throttle{Free: 3, Base: time.Second, Max: 8 * time.Second, Forget: time.Minute, Now: clock, Store: db, Name: "user"}
+	script := []struct {
+		op, key string
+		step    time.Duration
+	}{}
+	for i := 0; i < 8; i++ {
+		script = append(script, struct {
+			op, key string
+			step    time.Duration
+		}{"begin", "anna", 300 * time.Millisecond})
+	}
+	for _, s := range []struct {
+		op, key string
+		step    time.Duration
+	}{
+		{"forgive", "anna", 0}, {"check", "anna", 0}, {"begin", "anna", 10 * time.Second}, {"begin", "anna", 0},
+		{"fail", "bert", 0}, {"fail", "bert", 0}, {"fail", "bert", 0}, {"fail", "bert", 0}, {"check", "bert", 0},
+		{"reset", "bert", 0}, {"check", "bert", 0}, {"begin", "anna", 2 * time.Minute}, {"check", "anna", 0},
+	} {
+		script = append(script, s)
+	}
+	for i, s := range script {
+		now = now.Add(s.step)
+		var waits [2]time.Duration
+		for j, th := range []*Throttle{mem, stored} {
+			var err error
+			switch s.op {
+			case "begin":
+				waits[j], err = th.Begin(bg, s.key)
+			case "check":
+				waits[j], err = th.Check(bg, s.key)
+			case "fail":
+				th.Fail(bg, s.key)
+			case "forgive":
+				th.Forgive(bg, s.key)
+			case "reset":
+				th.Reset(bg, s.key)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if waits[0] != waits[1] {
+			t.Fatalf("step %d (%s %s): memory says wait %v, the store %v", i, s.op, s.key, waits[0], waits[1])
+		}
+	}
+	if w, _ := mem.Check(bg, "anna"); w != 0 {
+		t.Fatalf("anna still locked after the forget time: %v", w)
+	}
+}
+
+type brokenCounters struct{ sluis.CounterStore }
+
+var errDown = errors.New("connection refused")
+
+func (brokenCounters) UpdateCounter(context.Context, string, time.Time, func(*sluis.Counter) bool) (sluis.Counter, error) {
+	return sluis.Counter{}, errDown
+}
+
+func (brokenCounters) ReadCounter(context.Context, string, time.Time) (sluis.Counter, error) {
+	return sluis.Counter{}, errDown
+}
+
+// A throttle whose store cannot answer refuses: its error says so.
+func TestStoredThrottleFailsClosed(t *testing.T) {
+	th := &Throttle{Store: brokenCounters{}, Name: "user"}
+	if _, err := th.Begin(bg, "anna"); !errors.Is(err, ErrThrottleUnavailable) || !errors.Is(err, errDown) {
+		t.Fatalf("Begin: %v", err)
+	}
+	if _, err := th.Check(bg, "anna"); !errors.Is(err, ErrThrottleUnavailable) {
+		t.Fatalf("Check: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package frontdoor
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
@@ -38,11 +39,32 @@ type Detector struct {
 	// it. It returns an error when the block could not be stored. Nil
 	// means probes are recorded but never block.
 	Persist func(ctx context.Context, b sluis.Block) error
-	Now     func() time.Time
+	// Counters, if set, counts each source's probes in the store, so
+	// that nodes sharing it block a source after BlockAfter probes in
+	// all, however they were spread. Its window then starts at a
+	// source's first probe and is not sliding: BlockAfter probes within
+	// BlockWindow of the first block, and the count starts again after
+	// it. When the store cannot answer, this node's own count decides
+	// (and the error is logged): probes then block per node, as without
+	// Counters, rather than not at all. So does a probe that arrives
+	// while MaxSharedInFlight others are being counted: a flood of
+	// probes, which needs no login, cannot take the store's connections
+	// from logins and sessions. Nil counts in memory (one node).
+	Counters sluis.CounterStore
+	// Log reports a store that cannot count.
+	Log *slog.Logger
+	Now func() time.Time
 
 	mu      sync.RWMutex // guards sources
 	sources map[string]*sourceState
+
+	sharedOnce  sync.Once
+	sharedSlots chan struct{} // probes being counted in the store
 }
+
+// MaxSharedInFlight is how many probes a node counts in the store at once
+// (see Detector.Counters).
+const MaxSharedInFlight = 2
 
 type sourceState struct {
 	addr  string      // the address last seen (the key may be its /64)
@@ -127,18 +149,33 @@ func (d *Detector) probe(ctx context.Context, src, app, rule, what string) {
 		}
 	}
 	s.hits = append(keep, now)
+	crossed := false
 	if d.Persist != nil && len(s.hits) >= orDefault(d.BlockAfter, 10) {
 		// The window starts again: once the block is stored this source
 		// is refused before it reaches the detector, and if an operator
 		// lifts the block it takes ten new probes to block it again.
 		s.hits = s.hits[:0]
+		crossed = true
+	}
+	d.mu.Unlock()
+	if d.Persist != nil && d.Counters != nil && d.takeSlot() {
+		shared, err := d.countShared(ctx, key, now, window)
+		<-d.sharedSlots
+		if err != nil {
+			if d.Log != nil {
+				d.Log.Error("frontdoor: counting a probe in the store; this node's own count decides", "source", src, "err", err)
+			}
+		} else {
+			crossed = shared
+		}
+	}
+	if crossed {
 		if p, err := SourcePrefix(src); err == nil {
 			until := now.Add(orDefault(d.BlockFor, 15*time.Minute))
 			block = &sluis.Block{CIDR: p.String(), Reason: fmt.Sprintf("automatic: %d probes within %s", orDefault(d.BlockAfter, 10), window),
 				Until: until, Auto: true, CreatedAt: now}
 		}
 	}
-	d.mu.Unlock()
 	if block != nil {
 		// Stored before the events are written, so the next request from
 		// this source is refused even while the audit write is under way.
@@ -155,6 +192,38 @@ func (d *Detector) probe(ctx context.Context, src, app, rule, what string) {
 			d.Record(ctx, e)
 		}
 	}
+}
+
+// takeSlot reports whether a probe may be counted in the store now.
+func (d *Detector) takeSlot() bool {
+	d.sharedOnce.Do(func() { d.sharedSlots = make(chan struct{}, MaxSharedInFlight) })
+	select {
+	case d.sharedSlots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// countShared counts a probe by the source key in the store and reports
+// whether it is the one that reaches BlockAfter; the count then starts
+// again.
+func (d *Detector) countShared(ctx context.Context, key string, now time.Time, window time.Duration) (bool, error) {
+	crossed := false
+	_, err := d.Counters.UpdateCounter(context.WithoutCancel(ctx), "probes/"+key, now, func(c *sluis.Counter) bool {
+		crossed = false
+		if !now.Before(c.Until) {
+			*c = sluis.Counter{Until: now.Add(window), Expires: now.Add(window)}
+		}
+		c.N++
+		c.Last = now
+		if c.N >= orDefault(d.BlockAfter, 10) {
+			crossed = true
+			*c = sluis.Counter{}
+		}
+		return true
+	})
+	return crossed, err
 }
 
 // sweepLocked drops sources with nothing pending, then, if still full, the

@@ -26,6 +26,7 @@ import (
 	"github.com/sluis-gateway/sluis/handover"
 	"github.com/sluis-gateway/sluis/health"
 	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/lease"
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/policy"
 	"github.com/sluis-gateway/sluis/portal"
@@ -85,6 +86,18 @@ type Options struct {
 	// tunnels and upgraded connections (WebSocket), which net/http's
 	// Shutdown does not end, are cut then.
 	Cut <-chan struct{}
+	// Counters, if set, keeps the throttles' counts and the probe
+	// counts in the store, so that nodes sharing it share every budget
+	// (several nodes on PostgreSQL). Nil keeps them in memory: right for
+	// one node, and cheaper.
+	Counters sluis.CounterStore
+	// Holder names this node in the store (its shares of the count of a
+	// user's tunnels, with Counters; see package lease).
+	Holder string
+	// Holds, if set, says whether this node holds the named lease (see
+	// package lease): the directory re-check runs only on the node that
+	// holds lease.DirectoryRecheck. Nil means always (one node).
+	Holds func(name string) bool
 }
 
 // RecheckInterval is how often the requests in flight (streaming
@@ -147,7 +160,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	p := &portal.Portal{
 		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: sessions, Audit: rec,
 		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,
-		Directory: o.Directory, SSO: o.SSO, Health: o.Health, Refusals: &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now},
+		Directory: o.Directory, SSO: o.SSO, Health: o.Health, Counters: o.Counters, Refusals: &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now},
 	}
 	// Folded refusals are written once their interval has passed, even
 	// when the attempts stop.
@@ -178,7 +191,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	blocks := &frontdoor.BlockList{Load: o.Store.Blocks, Revision: revision, Now: o.Now}
 	detector := &frontdoor.Detector{
 		BlockAfter: c.Probes.BlockAfter, BlockWindow: c.Probes.BlockWindow.D(), BlockFor: c.Probes.BlockFor.D(),
-		EventEvery: c.Probes.EventEvery.D(), Record: rec.Record, Now: o.Now,
+		EventEvery: c.Probes.EventEvery.D(), Record: rec.Record, Now: o.Now, Counters: o.Counters, Log: o.Log,
 		Persist: func(ctx context.Context, b sluis.Block) error {
 			// Bounded: past MaxAutoBlocks a source is refused probe by
 			// probe, but blocks nothing more, and the trail says so.
@@ -255,7 +268,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	dialer := &tunnel.Dialer{}
 	tunnels := &tunnel.Server{Apps: tcpApps, Sessions: sessions, Audit: rec, Situation: situation, Denied: &audit.Folder{Now: o.Now},
 		Blocked: blockedNow,
-		Dial:    dialer.Dial, IdleTimeout: c.Tunnels.IdleTimeout.D(), MaxPerUser: c.Tunnels.MaxPerUser, Now: o.Now, Log: o.Log}
+		Dial:    dialer.Dial, IdleTimeout: c.Tunnels.IdleTimeout.D(), MaxPerUser: c.Tunnels.MaxPerUser, Now: o.Now, Log: o.Log,
+		Counters: o.Counters, Holder: o.Holder}
+	if o.Counters != nil {
+		go every(ctx, tunnel.ShareRenew, func() { tunnels.RenewShares(ctx) })
+	}
 	if o.OnChange != nil {
 		o.OnChange(tunnels.Recheck)
 	}
@@ -273,7 +290,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	// open tunnels from idling out, and ends them at their expiry.
 	go every(ctx, time.Second, tunnels.Recheck)
 	if rc, ok := o.Directory.(Rechecker); ok && o.DirectoryRecheck > 0 {
-		go every(ctx, o.DirectoryRecheck, func() { recheckDirectory(ctx, o.Store, rc, rec, o.Log) })
+		go every(ctx, o.DirectoryRecheck, func() {
+			if o.Holds == nil || o.Holds(lease.DirectoryRecheck) {
+				recheckDirectory(ctx, o.Store, rc, rec, o.Log)
+			}
+		})
 	}
 	portalHandler := p.Handler()
 	// The portal's host: the portal's own routes (portal.Routes) and the

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -112,7 +113,9 @@ func (p *Portal) deviceStart(w http.ResponseWriter, r *http.Request) error {
 	src := frontdoor.ClientIP(r)
 	// Each start stores a row: a source (an IPv6 /64 counts as one) that
 	// starts many is slowed down, and the pending ones are capped.
-	if wait := p.deviceThrottle.Begin(throttleKey(src)); wait > 0 {
+	if wait, err := p.deviceThrottle.Begin(r.Context(), throttleKey(src)); err != nil {
+		return err
+	} else if wait > 0 {
 		return writeJSON(w, http.StatusTooManyRequests, jsonAnswer{Error: waitMessage(wait)})
 	}
 	if n, err := p.Store.PendingDeviceGrants(r.Context(), p.Now()); err != nil {
@@ -155,7 +158,9 @@ func (p *Portal) devicePoll(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Polls with codes that do not exist count against their source.
 	key := "device-poll:" + throttleKey(frontdoor.ClientIP(r))
-	if wait := p.deviceThrottle.Begin(key); wait > 0 {
+	if wait, err := p.deviceThrottle.Begin(r.Context(), key); err != nil {
+		return err
+	} else if wait > 0 {
 		return writeJSON(w, http.StatusTooManyRequests, DevicePoll{Status: "slow_down"})
 	}
 	hash, ok := session.ParseToken(req.DeviceCode)
@@ -166,7 +171,7 @@ func (p *Portal) devicePoll(w http.ResponseWriter, r *http.Request) error {
 	if sluis.ErrorCode(err) == sluis.ENOTFOUND {
 		return writeJSON(w, http.StatusGone, DevicePoll{Status: "expired"})
 	}
-	p.deviceThrottle.Forgive(key)
+	p.deviceThrottle.Forgive(context.WithoutCancel(r.Context()), key)
 	if err != nil {
 		return err
 	}
@@ -229,7 +234,9 @@ func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 	}
 	// A wrong code counts like a wrong one-time code.
 	src := frontdoor.ClientIP(r)
-	if wait := p.attempt(guess{kind: "device", user: a.User.Name, src: src}); wait > 0 {
+	if wait, err := p.attempt(r.Context(), guess{kind: "device", user: a.User.Name, src: src}); err != nil {
+		return err
+	} else if wait > 0 {
 		d.Error = waitMessage(wait)
 		return p.render(w, http.StatusTooManyRequests, "device", d)
 	}
@@ -242,7 +249,7 @@ func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p.succeeded(guess{kind: "device", user: a.User.Name, src: src})
+	p.succeeded(r.Context(), guess{kind: "device", user: a.User.Name, src: src})
 	switch r.PostFormValue("decision") {
 	case "deny":
 		if err := p.Store.DecideDeviceGrant(r.Context(), g.UserCode, false, a.User.Name, "", nil, p.Now()); err != nil && sluis.ErrorCode(err) != sluis.ENOTFOUND {

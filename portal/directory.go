@@ -20,7 +20,7 @@ import (
 func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageData, f flow, id typedName, password string, g guess) error {
 	name := id.account
 	busy := func() error {
-		p.retract(g)
+		p.retract(r.Context(), g)
 		d.Error = "The service is busy. Try again in a few seconds."
 		return p.render(w, http.StatusServiceUnavailable, "login", d)
 	}
@@ -55,7 +55,7 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 	switch {
 	case errors.Is(err, directory.ErrUnavailable):
 		// Not a guess: it is not counted.
-		p.retract(g)
+		p.retract(r.Context(), g)
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, id.detail("directory unreachable"))
 		d.Error = directoryDown
 		return p.render(w, http.StatusServiceUnavailable, "login", d)
@@ -86,7 +86,7 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 		d.Error = "Wrong user name or password."
 		return p.render(w, http.StatusUnauthorized, "login", d)
 	}
-	p.succeeded(g)
+	p.succeeded(r.Context(), g)
 	return p.passwordAccepted(w, r, u, f, id.detail("directory password accepted; second factor next"))
 }
 

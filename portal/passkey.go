@@ -418,7 +418,9 @@ func (p *Portal) passkeyMFAFinish(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return p.passkeyFailed(w, r, sluis.EventMFAFailure, user, err)
 	}
-	if wait := p.attempt(guess{kind: "mfa", user: user, src: src}); wait > 0 {
+	if wait, err := p.attempt(r.Context(), guess{kind: "mfa", user: user, src: src}); err != nil {
+		return err
+	} else if wait > 0 {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
 		return jsonError(w, http.StatusTooManyRequests, waitMessage(wait))
 	}
@@ -433,7 +435,7 @@ func (p *Portal) passkeyMFAFinish(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return p.passkeyFailed(w, r, sluis.EventMFAFailure, user, err)
 	}
-	p.succeeded(guess{kind: "mfa", user: user, src: src})
+	p.succeeded(r.Context(), guess{kind: "mfa", user: user, src: src})
 	if err := p.Store.UsePasskey(r.Context(), id, data, p.Now()); err != nil {
 		return err
 	}
@@ -496,7 +498,9 @@ func (p *Portal) passwordlessFinish(w http.ResponseWriter, r *http.Request) erro
 	// Answers cost a signature check and an audit event each; a source
 	// that keeps sending bad ones is slowed like a password guesser, before
 	// anything is written.
-	if wait := p.SourceThrottle.Begin("passkey:" + throttleKey(src)); wait > 0 {
+	if wait, err := p.SourceThrottle.Begin(r.Context(), "passkey:"+throttleKey(src)); err != nil {
+		return err
+	} else if wait > 0 {
 		return jsonError(w, http.StatusTooManyRequests, waitMessage(wait))
 	}
 	csrf, _ := r.Cookie(csrfCookie)
@@ -517,7 +521,7 @@ func (p *Portal) passwordlessFinish(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return p.passkeyFailed(w, r, sluis.EventLoginFailure, "(passkey)", err)
 	}
-	p.SourceThrottle.Forgive("passkey:" + throttleKey(src))
+	p.SourceThrottle.Forgive(context.WithoutCancel(r.Context()), "passkey:"+throttleKey(src))
 	u, err := p.Store.User(r.Context(), acct.Name)
 	if err != nil {
 		return err

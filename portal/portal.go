@@ -118,6 +118,12 @@ type Portal struct {
 	UserThrottle       *authn.Throttle
 	SourceThrottle     *authn.Throttle
 
+	// Counters, if set, keeps every throttle's counts (those above
+	// included) in the store, so that nodes sharing it share the budgets
+	// (several nodes on PostgreSQL). Nil keeps them in memory: right for
+	// one node, and a store write fewer per guess.
+	Counters sluis.CounterStore
+
 	deviceThrottle  *authn.Throttle // device-login starts and unknown polls, by source
 	browserThrottle *authn.Throttle // guesses from a known browser, by browser
 	directorySlots  chan struct{}   // directory logins in flight
@@ -189,6 +195,14 @@ func (p *Portal) Init() error {
 	p.directorySlots = make(chan struct{}, 8)
 	if p.SourceThrottle == nil {
 		p.SourceThrottle = &authn.Throttle{Free: 20, Base: time.Second, Max: 15 * time.Minute, Now: p.Now}
+	}
+	if p.Counters != nil {
+		for name, th := range map[string]*authn.Throttle{"user-source": p.UserSourceThrottle, "user": p.UserThrottle,
+			"source": p.SourceThrottle, "browser": p.browserThrottle, "device": p.deviceThrottle} {
+			if th.Store == nil {
+				th.Store, th.Name, th.Log = p.Counters, name, p.Log
+			}
+		}
 	}
 	return nil
 }
@@ -336,6 +350,13 @@ func (p *Portal) wrap(h handlerFunc) http.Handler {
 			errpage.Write(w, http.StatusRequestEntityTooLarge, id)
 			return
 		}
+		if errors.Is(err, authn.ErrThrottleUnavailable) {
+			// Failing closed: a guess that cannot be counted where every
+			// node sees it is not checked.
+			p.Log.Error("portal: the shared throttles cannot be read or written; the attempt was refused", "path", r.URL.Path, "error_id", id, "err", err)
+			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, throttleNotice)
+			return
+		}
 		if errors.Is(err, audit.ErrNotStored) || sluis.StorageFull(err) {
 			// Failing closed: a step whose record cannot be kept is not
 			// taken.
@@ -354,6 +375,9 @@ func (p *Portal) wrap(h handlerFunc) http.Handler {
 		errpage.Write(w, http.StatusInternalServerError, id)
 	})
 }
+
+// throttleNotice is what a user reads when an attempt cannot be counted.
+const throttleNotice = "The gateway cannot check logins right now, so it did not check this one. Try again in a few minutes; if it goes on, give your help desk the error ID below."
 
 // storageNotice is what a user reads when the gateway cannot store what a
 // step needs (a full disk).
@@ -734,24 +758,27 @@ func (p *Portal) keys(g guess) [3]throttleKeyed {
 
 // attempt reserves a guess on all its throttles, before it is checked; it
 // returns how long to wait when one of them refuses (and then counts
-// nothing).
-func (p *Portal) attempt(g guess) time.Duration {
+// nothing). An error (shared throttles whose store cannot answer) refuses
+// the guess too: uncounted, it would be free.
+func (p *Portal) attempt(ctx context.Context, g guess) (time.Duration, error) {
 	keys := p.keys(g)
 	for i, k := range keys {
-		if wait := k.th.Begin(k.key); wait > 0 {
+		wait, err := k.th.Begin(ctx, k.key)
+		if err != nil || wait > 0 {
 			for _, prev := range keys[:i] {
-				prev.th.Forgive(prev.key)
+				prev.th.Forgive(context.WithoutCancel(ctx), prev.key)
 			}
-			return wait
+			return wait, err
 		}
 	}
-	return 0
+	return 0, nil
 }
 
 // retract takes back an attempt that was never checked.
-func (p *Portal) retract(g guess) {
+func (p *Portal) retract(ctx context.Context, g guess) {
+	ctx = context.WithoutCancel(ctx)
 	for _, k := range p.keys(g) {
-		k.th.Forgive(k.key)
+		k.th.Forgive(ctx, k.key)
 	}
 }
 
@@ -759,11 +786,12 @@ func (p *Portal) retract(g guess) {
 // the source's count for this attempt (not its earlier failures: an
 // attacker with one account must not clear its address's record by
 // logging in).
-func (p *Portal) succeeded(g guess) {
+func (p *Portal) succeeded(ctx context.Context, g guess) {
+	ctx = context.WithoutCancel(ctx)
 	keys := p.keys(g)
-	keys[0].th.Reset(keys[0].key)
-	keys[1].th.Reset(keys[1].key)
-	keys[2].th.Forgive(keys[2].key)
+	keys[0].th.Reset(ctx, keys[0].key)
+	keys[1].th.Reset(ctx, keys[1].key)
+	keys[2].th.Forgive(ctx, keys[2].key)
 }
 
 func waitMessage(d time.Duration) string {
@@ -793,7 +821,9 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	src := frontdoor.ClientIP(r)
 	// A locked source is answered before the name is looked up, so a
 	// source that guesses costs the directory nothing more.
-	if wait := p.SourceThrottle.Check("login:" + throttleKey(src)); wait > 0 {
+	if wait, err := p.SourceThrottle.Check(r.Context(), "login:"+throttleKey(src)); err != nil {
+		return err
+	} else if wait > 0 {
 		p.event(r, sluis.EventLoginFailure, "", sluis.OutcomeFailure, "throttled (source)")
 		d.Error = waitMessage(wait)
 		return p.render(w, http.StatusTooManyRequests, "login", d)
@@ -813,7 +843,9 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	// browser that logged in as that account before has its own budget.
 	name := id.account
 	g := guess{kind: "login", user: name, src: src, browser: p.knownBrowser(r, name)}
-	if wait := p.attempt(g); wait > 0 {
+	if wait, err := p.attempt(r.Context(), g); err != nil {
+		return err
+	} else if wait > 0 {
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, id.detail("throttled"))
 		d.Error = waitMessage(wait)
 		return p.render(w, http.StatusTooManyRequests, "login", d)
@@ -825,7 +857,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	// Verify even for unknown users, so the answer takes as long.
 	good, err := authn.Verify(password, u.PasswordHash)
 	if errors.Is(err, authn.ErrBusy) {
-		p.retract(g) // not checked: not counted
+		p.retract(r.Context(), g) // not checked: not counted
 		d.Error = "The service is busy. Try again in a few seconds."
 		return p.render(w, http.StatusServiceUnavailable, "login", d)
 	}
@@ -853,7 +885,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		d.Error = "Wrong user name or password."
 		return p.render(w, http.StatusUnauthorized, "login", d)
 	}
-	p.succeeded(g)
+	p.succeeded(r.Context(), g)
 	return p.passwordAccepted(w, r, u, f, id.detail("password accepted; second factor next"))
 }
 
@@ -1076,7 +1108,9 @@ func (p *Portal) keyStep(r *http.Request, a *session.Active, d *pageData) error 
 // the message for the user; on success 0 and "".
 func (p *Portal) checkCode(r *http.Request, user, secret, code string) (int, string, error) {
 	src := frontdoor.ClientIP(r)
-	if wait := p.attempt(guess{kind: "mfa", user: user, src: src}); wait > 0 {
+	if wait, err := p.attempt(r.Context(), guess{kind: "mfa", user: user, src: src}); err != nil {
+		return 0, "", err
+	} else if wait > 0 {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
 		return http.StatusTooManyRequests, waitMessage(wait), nil
 	}
@@ -1097,7 +1131,7 @@ func (p *Portal) checkCode(r *http.Request, user, secret, code string) (int, str
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, reason)
 		return http.StatusUnauthorized, "That code is not valid. Wait for the next code and try again.", nil
 	}
-	p.succeeded(guess{kind: "mfa", user: user, src: src})
+	p.succeeded(r.Context(), guess{kind: "mfa", user: user, src: src})
 	return 0, "", nil
 }
 
@@ -1162,7 +1196,9 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 // It is throttled like a code, and works once.
 func (p *Portal) recoveryCode(w http.ResponseWriter, r *http.Request, a *session.Active, typed string, d pageData, t target, f flow) error {
 	user, src := a.User.Name, frontdoor.ClientIP(r)
-	if wait := p.attempt(guess{kind: "mfa", user: user, src: src}); wait > 0 {
+	if wait, err := p.attempt(r.Context(), guess{kind: "mfa", user: user, src: src}); err != nil {
+		return err
+	} else if wait > 0 {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
 		d.Error = waitMessage(wait)
 		return p.render(w, http.StatusTooManyRequests, "mfa", d)
@@ -1179,7 +1215,7 @@ func (p *Portal) recoveryCode(w http.ResponseWriter, r *http.Request, a *session
 		d.Error = "That recovery code is not valid, or it was used before."
 		return p.render(w, http.StatusUnauthorized, "mfa", d)
 	}
-	p.succeeded(guess{kind: "mfa", user: user, src: src})
+	p.succeeded(r.Context(), guess{kind: "mfa", user: user, src: src})
 	detail := fmt.Sprintf("recovery code (%d left)", left)
 	if a.Session.Stage == sluis.StageComplete {
 		if err := p.record(r, sluis.EventMFASuccess, user, sluis.OutcomeSuccess, detail+", step-up"); err != nil {
@@ -1410,7 +1446,9 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	src := frontdoor.ClientIP(r)
-	if wait := p.attempt(guess{kind: "mfa", user: u.Name, src: src}); wait > 0 {
+	if wait, err := p.attempt(r.Context(), guess{kind: "mfa", user: u.Name, src: src}); err != nil {
+		return err
+	} else if wait > 0 {
 		p.event(r, sluis.EventMFAFailure, u.Name, sluis.OutcomeFailure, "throttled")
 		return p.renderEnroll(w, r, a, http.StatusTooManyRequests, pageData{RD: f.RD, State: f.State, Error: waitMessage(wait)})
 	}
@@ -1426,7 +1464,7 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 	if _, err := p.Store.UseTOTPStep(r.Context(), u.Name, step); err != nil {
 		return err
 	}
-	p.succeeded(guess{kind: "mfa", user: u.Name, src: src})
+	p.succeeded(r.Context(), guess{kind: "mfa", user: u.Name, src: src})
 	p.event(r, sluis.EventMFAEnrolled, u.Name, sluis.OutcomeSuccess, "totp")
 	// Recovery codes, shown once: the way back in when the phone is lost.
 	codes, hashes := mfa.NewRecoveryCodes(u.Name)

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -89,7 +90,9 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 	// Every callback counts against its source before anything is
 	// written or asked of the provider; a completed login is forgiven.
 	src := frontdoor.ClientIP(r)
-	if wait := p.SourceThrottle.Begin("sso:" + throttleKey(src)); wait > 0 {
+	if wait, err := p.SourceThrottle.Begin(r.Context(), "sso:"+throttleKey(src)); err != nil {
+		return err
+	} else if wait > 0 {
 		d.Error = waitMessage(wait)
 		return p.render(w, http.StatusTooManyRequests, "login", d)
 	}
@@ -130,7 +133,7 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 		p.Log.Info("portal: single sign-on refused", "provider", pr.Name(), "err", err)
 		return fail(http.StatusUnauthorized, "The identity provider's answer was not accepted. Please try again.", "sso: answer not accepted")
 	}
-	p.SourceThrottle.Forgive("sso:" + throttleKey(src))
+	p.SourceThrottle.Forgive(context.WithoutCancel(r.Context()), "sso:"+throttleKey(src))
 	name, nerr := sluis.SourceName(id.Username)
 	if nerr != nil {
 		return fail(http.StatusUnauthorized, "Your account's name cannot be used here. Ask your administrator.", "sso: unusable user name")

@@ -1,11 +1,20 @@
 package portal
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/authn"
 )
 
 // Guessing from one address locks that address out quickly, while the real
@@ -23,15 +32,15 @@ func TestGuessingCannotLockTheRealUserOut(t *testing.T) {
 	attacks := 0
 	for i := 0; i < 2000; i++ {
 		// The attacker tries whenever they are allowed to.
-		if p.attempt(guess{kind: "login", user: "anna", src: attacker}) == 0 {
+		if tryGuess(p, guess{kind: "login", user: "anna", src: attacker}) == 0 {
 			attacks++
 		}
 		now = now.Add(time.Second)
 		// The real user's try: refused for at most 10 s, then through.
-		if w := p.attempt(guess{kind: "login", user: "anna", src: user}); w > 10*time.Second {
+		if w := tryGuess(p, guess{kind: "login", user: "anna", src: user}); w > 10*time.Second {
 			t.Fatalf("after %d guesses the real user must wait %v", attacks, w)
 		} else if w == 0 {
-			p.succeeded(guess{kind: "login", user: "anna", src: user})
+			p.succeeded(context.Background(), guess{kind: "login", user: "anna", src: user})
 		}
 	}
 	// 2000 seconds of attack got few guesses through.
@@ -39,18 +48,18 @@ func TestGuessingCannotLockTheRealUserOut(t *testing.T) {
 		t.Fatalf("attacker made %d guesses in 2000 s", attacks)
 	}
 	// The real user's success clears their own record, not the attacker's.
-	if p.UserSourceThrottle.Check("login:anna@"+attacker) == 0 {
+	if checkWait(p.UserSourceThrottle, "login:anna@"+attacker) == 0 {
 		t.Fatal("the attacker is not locked at the end of the attack")
 	}
-	p.succeeded(guess{kind: "login", user: "anna", src: user})
-	if p.UserSourceThrottle.Check("login:anna@"+attacker) == 0 {
+	p.succeeded(context.Background(), guess{kind: "login", user: "anna", src: user})
+	if checkWait(p.UserSourceThrottle, "login:anna@"+attacker) == 0 {
 		t.Fatal("the user's success cleared the attacker's record")
 	}
 	// A spray over many users from one address is slowed as well.
 	sprayed := 0
 	for i := 0; i < 500; i++ {
 		u := "user" + string(rune('a'+i%26)) + string(rune('a'+i/26))
-		if p.attempt(guess{kind: "login", user: u, src: "203.0.113.5"}) == 0 {
+		if tryGuess(p, guess{kind: "login", user: u, src: "203.0.113.5"}) == 0 {
 			sprayed++
 		}
 		now = now.Add(time.Second)
@@ -70,7 +79,7 @@ func TestParallelGuessesAreCountedBeforeTheyAreChecked(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if p.attempt(guess{kind: "login", user: "anna", src: "198.51.100.9"}) == 0 {
+			if tryGuess(p, guess{kind: "login", user: "anna", src: "198.51.100.9"}) == 0 {
 				through.Add(1)
 			}
 		}()
@@ -93,28 +102,84 @@ func TestKnownBrowserIsExemptFromThePerUserLock(t *testing.T) {
 	}
 	// A trickle from a new address each time, one a second.
 	for i := 0; i < 60; i++ {
-		p.attempt(guess{kind: "login", user: "anna", src: fmt.Sprintf("198.51.100.%d", i+1)})
+		tryGuess(p, guess{kind: "login", user: "anna", src: fmt.Sprintf("198.51.100.%d", i+1)})
 		now = now.Add(time.Second)
 	}
-	if p.attempt(guess{kind: "login", user: "anna", src: "192.0.2.1"}) == 0 {
+	if tryGuess(p, guess{kind: "login", user: "anna", src: "192.0.2.1"}) == 0 {
 		t.Fatal("a new browser is not under the per-user lock")
 	}
 	for i := 0; i < 3; i++ {
 		g := guess{kind: "login", user: "anna", src: "192.0.2.1", browser: "known-1"}
-		if w := p.attempt(g); w != 0 {
+		if w := tryGuess(p, g); w != 0 {
 			t.Fatalf("the known browser must wait %v", w)
 		}
-		p.succeeded(g)
+		p.succeeded(context.Background(), g)
 	}
 	// Its own budget: a stolen cookie gets five guesses, then waits.
 	stolen := guess{kind: "login", user: "anna", src: "203.0.113.7", browser: "known-1"}
 	n := 0
 	for i := 0; i < 100; i++ {
-		if p.attempt(stolen) == 0 {
+		if tryGuess(p, stolen) == 0 {
 			n++
 		}
 	}
 	if n > 6 {
 		t.Fatalf("a stolen browser cookie made %d guesses at once", n)
+	}
+}
+
+func tryGuess(p *Portal, g guess) time.Duration {
+	w, err := p.attempt(context.Background(), g)
+	if err != nil {
+		panic(err)
+	}
+	return w
+}
+
+func checkWait(th *authn.Throttle, key string) time.Duration {
+	w, err := th.Check(context.Background(), key)
+	if err != nil {
+		panic(err)
+	}
+	return w
+}
+
+// countersDownAfter is a counter store that answers n updates, then fails.
+type countersDownAfter struct {
+	sluis.CounterStore
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countersDownAfter) UpdateCounter(ctx context.Context, key string, now time.Time, fn func(*sluis.Counter) bool) (sluis.Counter, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		return sluis.Counter{}, errors.New("connection refused")
+	}
+	c.n--
+	var x sluis.Counter
+	fn(&x)
+	return x, nil
+}
+
+// Shared throttles whose store cannot answer refuse the guess (it would
+// not be counted), and the user gets a 503 page with an error ID, as for
+// other store failures; never a check of the password.
+func TestGuessesFailClosedWhenTheCountsCannotBeKept(t *testing.T) {
+	p := &Portal{Host: "login.test", BaseURL: func(h string) string { return "https://" + h }, Log: slog.New(slog.DiscardHandler),
+		Counters: &countersDownAfter{n: 1}}
+	if err := p.Init(); err != nil {
+		t.Fatal(err)
+	}
+	// The first throttle answers, the second does not.
+	wait, err := p.attempt(context.Background(), guess{kind: "login", user: "anna", src: "198.51.100.7"})
+	if !errors.Is(err, authn.ErrThrottleUnavailable) || wait != 0 {
+		t.Fatalf("attempt with the counts down: wait %v, %v", wait, err)
+	}
+	w := httptest.NewRecorder()
+	p.wrap(func(http.ResponseWriter, *http.Request) error { return err }).ServeHTTP(w, httptest.NewRequest("POST", "https://login.test/login", nil))
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "cannot check logins right now") {
+		t.Fatalf("the page: %d\n%s", w.Code, w.Body)
 	}
 }

@@ -69,8 +69,18 @@ type Server struct {
 	IdleTimeout time.Duration
 	// MaxPerUser caps a user's open tunnels; zero means DefaultMaxPerUser.
 	MaxPerUser int
-	Now        func() time.Time
-	Log        *slog.Logger
+	// Counters, if set, holds every node's count of each user's open
+	// tunnels (its share, under Holder), so that MaxPerUser holds for
+	// all nodes sharing the store. A node renews its shares every
+	// ShareRenew (RenewShares); those of a node that died stop counting
+	// after ShareTTL. When the store cannot answer, this node's own
+	// count decides (MaxPerUser per node) and the error is logged: a
+	// tunnel is a user's, behind a session, not an attacker's budget.
+	// Nil counts on this node alone.
+	Counters sluis.CounterStore
+	Holder   string
+	Now      func() time.Time
+	Log      *slog.Logger
 
 	mu      sync.Mutex // guards live and perUser
 	live    map[*stream]struct{}
@@ -238,6 +248,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.remove(st)
+	if s.Counters != nil {
+		ok, err := s.Counters.AddShare(ctx, tunnelKey(st.user), s.Holder, 1, s.maxPerUser(), s.now(), s.now().Add(ShareTTL))
+		switch {
+		case err != nil:
+			s.Log.Error("tunnel: counting the user's tunnels in the store; this node's own count decides", "user", st.user, "err", err)
+		case !ok:
+			plain(w, http.StatusTooManyRequests, fmt.Sprintf("you have %d tunnels open, the most allowed", s.maxPerUser()))
+			return
+		default:
+			defer func() {
+				if _, err := s.Counters.AddShare(context.WithoutCancel(ctx), tunnelKey(st.user), s.Holder, -1, 0, s.now(), s.now().Add(ShareTTL)); err != nil {
+					s.Log.Error("tunnel: uncounting a closed tunnel in the store; it counts until this node's shares are renewed", "user", st.user, "err", err)
+				}
+			}()
+		}
+	}
 	target, err := s.Dial(ctx, app.TCP)
 	if err != nil {
 		id := errpage.NewID()
@@ -379,6 +405,25 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 				cancel(errIdle)
 			}
 		}
+	}
+}
+
+// Shares of the count of open tunnels (see Counters).
+const (
+	ShareTTL   = 30 * time.Second
+	ShareRenew = 10 * time.Second
+)
+
+func tunnelKey(user string) string { return "tunnels/" + user }
+
+// RenewShares keeps this node's shares of the users' tunnel counts alive
+// (see Counters); the gateway calls it every ShareRenew.
+func (s *Server) RenewShares(ctx context.Context) {
+	if s.Counters == nil {
+		return
+	}
+	if err := s.Counters.RenewShares(ctx, s.Holder, s.now().Add(ShareTTL)); err != nil {
+		s.Log.Warn("tunnel: renewing this node's tunnel counts", "err", err)
 	}
 }
 

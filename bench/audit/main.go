@@ -7,13 +7,18 @@
 // in interleaved rounds of one run. With -store postgres the same is
 // measured on PostgreSQL (Debian's, started for the run on loopback, every
 // commit flushed to disk as in production), where appends from all
-// writers queue on the chain's head row.
+// writers queue on the chain's head row. With -store postgres -nodes 2 it
+// measures instead appends from one node against appends from two nodes
+// (two pools on one database, as two gateways are), each node with its own
+// recorder and a checkpointer under a lease (package lease) signing every
+// second; the trail, with its checkpoints, must verify at the end.
 //
-//	GOTOOLCHAIN=go1.27.3 go run ./bench/audit [-d 3s] [-rounds 3] [-store sqlite|postgres]
+//	GOTOOLCHAIN=go1.27.3 go run ./bench/audit [-d 3s] [-rounds 3] [-store sqlite|postgres] [-nodes 2]
 package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"flag"
 	"fmt"
@@ -29,6 +34,7 @@ import (
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/audit"
 	"github.com/sluis-gateway/sluis/internal/pgtest"
+	"github.com/sluis-gateway/sluis/lease"
 	"github.com/sluis-gateway/sluis/store/postgres"
 	"github.com/sluis-gateway/sluis/store/sqlite"
 )
@@ -37,8 +43,18 @@ func main() {
 	d := flag.Duration("d", 3*time.Second, "duration of each measurement")
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
 	store := flag.String("store", "sqlite", "sqlite, or postgres (started for the run)")
+	nodes := flag.Int("nodes", 1, "2: one node against two on one database (with -store postgres)")
 	flag.Parse()
-	if err := run(*d, *rounds, *store); err != nil {
+	var err error
+	switch {
+	case *nodes == 2 && *store == "postgres":
+		err = runNodes(*d, *rounds)
+	case *nodes == 1:
+		err = run(*d, *rounds, *store)
+	default:
+		err = fmt.Errorf("-nodes %d -store %s: -nodes 2 needs -store postgres", *nodes, *store)
+	}
+	if err != nil {
 		log.Fatal(err)
 	}
 }
@@ -273,4 +289,96 @@ func (f closer) Close() error { f(); return nil }
 func median(rs []result) result {
 	sort.Slice(rs, func(i, j int) bool { return rs[i].rate() < rs[j].rate() })
 	return rs[len(rs)/2]
+}
+
+// runNodes measures appends to one chain from one node and from two,
+// while the node holding the checkpoint lease signs every second.
+func runNodes(d time.Duration, rounds int) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "sluis-bench-audit-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := pgtest.Run(dir, pgtest.Durable...)
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	url, err := srv.CreateDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return err
+	}
+	bg, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var nodes []*postgres.DB
+	var recs []*audit.Recorder
+	for n := range 2 {
+		db, err := postgres.Open(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		nodes = append(nodes, db)
+		recs = append(recs, &audit.Recorder{Store: db, Log: slog.New(slog.DiscardHandler)})
+		l := &lease.Lease{Store: db, Name: lease.AuditCheckpoints, Holder: fmt.Sprintf("node-%d", n+1)}
+		cp := &audit.Checkpointer{Store: db, Key: key, Held: l.Held}
+		wg.Go(func() { l.Run(bg) })
+		wg.Go(func() { cp.Run(bg, time.Second, slog.New(slog.DiscardHandler)) })
+	}
+	fmt.Printf("bench/audit -nodes 2: %d rounds of %s per measurement; PostgreSQL on loopback, fsync on, synchronous_commit on; a checkpoint every second by the lease holder\n", rounds, d)
+	// Worker w of measure appends through node w%nodes.
+	through := func(nodeCount int, direct bool) func(i int) error {
+		return func(i int) error {
+			n := (i / 1_000_000) % nodeCount
+			if direct {
+				_, err := nodes[n].AppendEvent(ctx, event(i))
+				return err
+			}
+			recs[n].Record(ctx, event(i))
+			return nil
+		}
+	}
+	for _, perNode := range []int{1, 8} {
+		got := map[string][]result{}
+		for r := 1; r <= rounds; r++ {
+			for _, m := range []struct {
+				name  string
+				nodes int
+				rec   bool
+			}{{"1 node", 1, false}, {"2 nodes", 2, false}, {"1 node rec", 1, true}, {"2 nodes rec", 2, true}} {
+				res, err := measure(perNode*m.nodes, d, through(m.nodes, !m.rec))
+				if err != nil {
+					return fmt.Errorf("%s: %w", m.name, err)
+				}
+				got[m.name] = append(got[m.name], res)
+				fmt.Printf("  %d writer(s) a node, round %d, %-12s %8.0f events/s  p50 %-9s p99 %s\n", perNode, r, m.name, res.rate(), res.p50.Round(time.Microsecond), res.p99.Round(time.Microsecond))
+			}
+		}
+		one, two := median(got["1 node"]), median(got["2 nodes"])
+		oneR, twoR := median(got["1 node rec"]), median(got["2 nodes rec"])
+		fmt.Printf("%d writer(s) a node, each event its own transaction: one node %.0f events/s, two nodes %.0f events/s: ratio %.2f\n", perNode, one.rate(), two.rate(), two.rate()/one.rate())
+		fmt.Printf("%d writer(s) a node, through each node's recorder (group commit): one node %.0f events/s, two nodes %.0f events/s: ratio %.2f\n\n", perNode, oneR.rate(), twoR.rate(), twoR.rate()/oneR.rate())
+	}
+	stop()
+	wg.Wait()
+	events, err := nodes[0].Events(ctx, time.Time{})
+	if err != nil {
+		return err
+	}
+	cps, err := nodes[0].Checkpoints(ctx)
+	if err != nil {
+		return err
+	}
+	rep, err := audit.VerifyTrail(events, cps, pub)
+	if err != nil {
+		return fmt.Errorf("the trail two nodes wrote does not verify: %w", err)
+	}
+	fmt.Printf("the trail two nodes wrote, %d events, is one chain and verifies against its %d signed checkpoints (%d events after the last)\n", rep.Events, len(cps), rep.AfterCheckpoint)
+	return nil
 }

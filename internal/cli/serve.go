@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -31,6 +32,7 @@ import (
 	"github.com/sluis-gateway/sluis/gateway"
 	"github.com/sluis-gateway/sluis/health"
 	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/lease"
 	"github.com/sluis-gateway/sluis/proxyproto"
 	"github.com/sluis-gateway/sluis/sso"
 	"github.com/sluis-gateway/sluis/store/postgres"
@@ -46,6 +48,11 @@ const (
 	cutGrace = 500 * time.Millisecond
 	// auditCheckpointEvery is how often the audit chain is signed.
 	auditCheckpointEvery = time.Minute
+	// counterCleanUpEvery is how often expired shared counters are
+	// deleted, and maxCounters how many may stay (a row is some 100
+	// bytes: 100 MB at most, for an attack spread over a million keys).
+	counterCleanUpEvery = time.Minute
+	maxCounters         = 1_000_000
 )
 
 func (e *env) loadConfig() (*config.Config, error) {
@@ -362,9 +369,47 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		stopWatch()
 		return err
 	}
+	// Of several nodes on PostgreSQL, one at a time signs checkpoints,
+	// re-checks the directory and cleans up: the one holding the lease
+	// for it (package lease). The counts behind every throttle and the
+	// probe detector live in the store, so that they hold for all nodes.
+	// One node on SQLite does all of it, and counts in memory.
+	holds := func(string) bool { return true }
+	var counters sluis.CounterStore
+	var leasesDone sync.WaitGroup
+	defer leasesDone.Wait()
+	holder := lease.Holder()
+	if c.Store.IsPostgres() {
+		leases := map[string]*lease.Lease{}
+		for _, name := range []string{lease.AuditCheckpoints, lease.DirectoryRecheck, lease.CleanUp} {
+			l := &lease.Lease{Store: st, Name: name, Holder: holder, Log: log}
+			leases[name] = l
+			leasesDone.Go(func() { l.Run(watchCtx) })
+		}
+		holds = func(name string) bool { return leases[name].Held() }
+		counters = st
+		log.Info("sluis: several nodes: leases held as " + holder)
+		leasesDone.Go(func() {
+			t := time.NewTicker(counterCleanUpEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-watchCtx.Done():
+					return
+				case <-t.C:
+				}
+				if !holds(lease.CleanUp) {
+					continue
+				}
+				if _, err := st.PurgeCounters(watchCtx, time.Now(), maxCounters); err != nil {
+					log.Error("sluis: cleaning up expired counters", "err", err)
+				}
+			}
+		})
+	}
 	// Signed checkpoints of the audit chain every minute while events
 	// flow, and one at shutdown, before the store closes.
-	checkpoints := &audit.Checkpointer{Store: gwStore, Key: auditKey}
+	checkpoints := &audit.Checkpointer{Store: gwStore, Key: auditKey, Held: func() bool { return holds(lease.AuditCheckpoints) }}
 	checkpointsDone := make(chan struct{})
 	go func() {
 		checkpoints.Run(watchCtx, auditCheckpointEvery, log)
@@ -477,7 +522,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	readiness := &health.Checker{Store: storeReady(gwStore), Log: log}
 	cut := make(chan struct{})
 	opts := gateway.Options{Config: c, Store: gwStore, Health: readiness, Cut: cut, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
-		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec,
+		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec, Counters: counters, Holds: holds, Holder: holder,
 		ConnAbuse: func(report func(ctx context.Context, src, rule, detail string)) {
 			conns.Abuse = func(src, rule, detail string) { report(watchCtx, src, rule, detail) }
 		}}

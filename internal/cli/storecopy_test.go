@@ -78,6 +78,15 @@ func TestStoreCopyToPostgreSQL(t *testing.T) {
 	must(err)
 	_, err = src.AppendEvent(ctx, sluis.Event{Type: sluis.EventLoginSuccess, User: "anna", Source: "198.51.100.1", Outcome: sluis.OutcomeSuccess})
 	must(err)
+	_, err = src.UpdateCounter(ctx, "login:anna@198.51.100.1", time.Now(), func(c *sluis.Counter) bool {
+		c.N, c.Last, c.Expires = 1, time.Now(), time.Now().Add(time.Hour)
+		return true
+	})
+	must(err)
+	_, err = src.AddShare(ctx, "tunnels/anna", "node-1", 1, 32, time.Now(), time.Now().Add(time.Minute))
+	must(err)
+	_, err = src.TryLease(ctx, "audit-checkpoints", "node-1", time.Minute)
+	must(err)
 	key, err := keys.LoadAuditKey(dataDir)
 	must(err)
 	must((&audit.Checkpointer{Store: src, Key: key}).Checkpoint(ctx))

@@ -469,3 +469,59 @@ func (s *Store) Revision(a0 context.Context) (int64, error) {
 func (s *Store) Close() error {
 	return s.store.Close()
 }
+
+func (s *Store) UpdateCounter(a0 context.Context, a1 string, a2 time.Time, a3 func(c *sluis.Counter) bool) (sluis.Counter, error) {
+	if err := s.err(); err != nil {
+		return zero[sluis.Counter](), err
+	}
+	return s.store.UpdateCounter(a0, a1, a2, a3)
+}
+
+func (s *Store) ReadCounter(a0 context.Context, a1 string, a2 time.Time) (sluis.Counter, error) {
+	if err := s.err(); err != nil {
+		return zero[sluis.Counter](), err
+	}
+	return s.store.ReadCounter(a0, a1, a2)
+}
+
+func (s *Store) DeleteCounter(a0 context.Context, a1 string) error {
+	if err := s.err(); err != nil {
+		return err
+	}
+	return s.store.DeleteCounter(a0, a1)
+}
+
+func (s *Store) PurgeCounters(a0 context.Context, a1 time.Time, a2 int) (int64, error) {
+	if err := s.err(); err != nil {
+		return 0, err
+	}
+	return s.store.PurgeCounters(a0, a1, a2)
+}
+
+func (s *Store) AddShare(a0 context.Context, a1, a2 string, a3, a4 int, a5, a6 time.Time) (bool, error) {
+	if err := s.err(); err != nil {
+		return false, err
+	}
+	return s.store.AddShare(a0, a1, a2, a3, a4, a5, a6)
+}
+
+func (s *Store) RenewShares(a0 context.Context, a1 string, a2 time.Time) error {
+	if err := s.err(); err != nil {
+		return err
+	}
+	return s.store.RenewShares(a0, a1, a2)
+}
+
+func (s *Store) TryLease(a0 context.Context, a1, a2 string, a3 time.Duration) (bool, error) {
+	if err := s.err(); err != nil {
+		return false, err
+	}
+	return s.store.TryLease(a0, a1, a2, a3)
+}
+
+func (s *Store) ReleaseLease(a0 context.Context, a1, a2 string) error {
+	if err := s.err(); err != nil {
+		return err
+	}
+	return s.store.ReleaseLease(a0, a1, a2)
+}

@@ -1166,3 +1166,149 @@ func (s *DB) RefreshMFA(ctx context.Context, id string, at time.Time, method str
 		return nil
 	})
 }
+
+// dbNowNano is the database server's clock in Unix nanoseconds: leases
+// go by it, so that nodes whose clocks differ agree on who holds one.
+const dbNowNano = `(extract(epoch FROM clock_timestamp()) * 1000000000)::bigint`
+
+// UpdateCounter locks key's row (creating it first if need be: the
+// upsert that returns the row also locks it), so that updates of one key
+// from every node queue on it; five round trips in all, none waiting for
+// a disk flush.
+func (s *DB) UpdateCounter(ctx context.Context, key string, now time.Time, fn func(c *sluis.Counter) bool) (sluis.Counter, error) {
+	var out sluis.Counter
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A count lost in a crash of the database is worth less than a
+		// disk flush on every guess: the commit does not wait for one
+		// (it is still replicated, and durable within a fraction of a
+		// second).
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit TO off`); err != nil {
+			return err
+		}
+		var n int
+		var until, last, expires int64
+		err := tx.QueryRow(ctx, `INSERT INTO counters (key, n, until_at, last_at, expires) VALUES ($1, 0, 0, 0, 0)
+			ON CONFLICT (key) DO UPDATE SET n = counters.n RETURNING n, until_at, last_at, expires`, key).Scan(&n, &until, &last, &expires)
+		if err != nil {
+			return err
+		}
+		c := sluis.Counter{}
+		if expires > unixNano(now) {
+			c = sluis.Counter{N: n, Until: fromNano(until), Last: fromNano(last), Expires: fromNano(expires)}
+		}
+		out = c
+		if !fn(&out) {
+			// Rolled back: a row made only to be locked goes too.
+			return errNoChange
+		}
+		c = out
+		_, err = tx.Exec(ctx, `UPDATE counters SET n = $2, until_at = $3, last_at = $4, expires = $5 WHERE key = $1`,
+			key, c.N, unixNano(c.Until), unixNano(c.Last), unixNano(c.Expires))
+		return err
+	})
+	if err == errNoChange {
+		err = nil
+	}
+	return out, err
+}
+
+// errNoChange rolls back a transaction that has nothing to store.
+var errNoChange = errors.New("nothing to store")
+
+func (s *DB) ReadCounter(ctx context.Context, key string, now time.Time) (sluis.Counter, error) {
+	var n int
+	var until, last, expires int64
+	err := s.pool.QueryRow(ctx, `SELECT n, until_at, last_at, expires FROM counters WHERE key = $1 AND expires > $2`, key, unixNano(now)).
+		Scan(&n, &until, &last, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sluis.Counter{}, nil
+	}
+	if err != nil {
+		return sluis.Counter{}, err
+	}
+	return sluis.Counter{N: n, Until: fromNano(until), Last: fromNano(last), Expires: fromNano(expires)}, nil
+}
+
+func (s *DB) DeleteCounter(ctx context.Context, key string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM counters WHERE key = $1`, key)
+	return err
+}
+
+func (s *DB) PurgeCounters(ctx context.Context, now time.Time, max int) (int64, error) {
+	var deleted int64
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM counters WHERE expires <= $1`, unixNano(now))
+		if err != nil {
+			return err
+		}
+		deleted = tag.RowsAffected()
+		if _, err := tx.Exec(ctx, `DELETE FROM counter_shares WHERE expires <= $1`, unixNano(now)); err != nil {
+			return err
+		}
+		tag, err = tx.Exec(ctx, `DELETE FROM counters WHERE key IN (SELECT key FROM counters ORDER BY until_at > $1 DESC, last_at DESC OFFSET $2)`,
+			unixNano(now), max)
+		deleted += tag.RowsAffected()
+		return err
+	})
+	return deleted, err
+}
+
+// TryLease takes or renews the lease in one statement, by the database's
+// clock: the upsert changes the row only where holder holds it already or
+// it has run out, and returns it only then.
+func (s *DB) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	var got string
+	err := s.pool.QueryRow(ctx, `INSERT INTO leases (name, holder, expires) VALUES ($1, $2, `+dbNowNano+` + $3)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
+		WHERE leases.holder = excluded.holder OR leases.expires <= `+dbNowNano+`
+		RETURNING holder`, name, holder, ttl.Nanoseconds()).Scan(&got)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil && got == holder, err
+}
+
+func (s *DB) ReleaseLease(ctx context.Context, name, holder string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND holder = $2`, name, holder)
+	return err
+}
+
+// AddShare queues changes of one key on a gate row in counters (the
+// upsert that returns it locks it), then adds up the live shares.
+func (s *DB) AddShare(ctx context.Context, key, holder string, delta, limit int, now, expires time.Time) (bool, error) {
+	ok := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit TO off`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO counters (key, n, until_at, last_at, expires) VALUES ($1, 0, 0, 0, $2)
+			ON CONFLICT (key) DO UPDATE SET expires = greatest(counters.expires, excluded.expires)`, "shares/"+key, unixNano(expires)); err != nil {
+			return err
+		}
+		if delta > 0 {
+			var sum int
+			if err := tx.QueryRow(ctx, `SELECT coalesce(sum(n), 0) FROM counter_shares WHERE key = $1 AND expires > $2`, key, unixNano(now)).Scan(&sum); err != nil {
+				return err
+			}
+			if sum+delta > limit {
+				return nil
+			}
+		}
+		ok = true
+		_, err := tx.Exec(ctx, `INSERT INTO counter_shares (key, holder, n, expires) VALUES ($1, $2, greatest($3::integer, 0), $4)
+			ON CONFLICT (key, holder) DO UPDATE SET n = greatest(counter_shares.n + $3, 0), expires = excluded.expires`,
+			key, holder, delta, unixNano(expires))
+		return err
+	})
+	return ok && err == nil, err
+}
+
+func (s *DB) RenewShares(ctx context.Context, holder string, expires time.Time) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM counter_shares WHERE holder = $1 AND n <= 0`, holder); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE counter_shares SET expires = $2 WHERE holder = $1`, holder, unixNano(expires))
+		return err
+	})
+}

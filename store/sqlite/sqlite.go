@@ -1209,3 +1209,129 @@ func exportTable(ctx context.Context, tx *sql.Tx, name string, table func(string
 	}
 	return table(name, cols, seq)
 }
+
+// UpdateCounter runs in one write transaction (taken at BEGIN), which
+// orders it after every other write.
+func (s *DB) UpdateCounter(ctx context.Context, key string, now time.Time, fn func(c *sluis.Counter) bool) (sluis.Counter, error) {
+	var out sluis.Counter
+	err := s.rawTx(ctx, func(tx *sql.Tx) error {
+		c, err := readCounter(ctx, tx, key, now)
+		if err != nil {
+			return err
+		}
+		if !fn(&c) {
+			out = c
+			return nil
+		}
+		out = c
+		_, err = tx.ExecContext(ctx, `INSERT INTO counters (key, n, until_at, last_at, expires) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET n = excluded.n, until_at = excluded.until_at, last_at = excluded.last_at, expires = excluded.expires`,
+			key, c.N, unixNano(c.Until), unixNano(c.Last), unixNano(c.Expires))
+		return err
+	})
+	return out, err
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func readCounter(ctx context.Context, q querier, key string, now time.Time) (sluis.Counter, error) {
+	var n int
+	var until, last, expires int64
+	err := q.QueryRowContext(ctx, `SELECT n, until_at, last_at, expires FROM counters WHERE key = ? AND expires > ?`, key, unixNano(now)).
+		Scan(&n, &until, &last, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sluis.Counter{}, nil
+	}
+	if err != nil {
+		return sluis.Counter{}, err
+	}
+	return sluis.Counter{N: n, Until: fromNano(until), Last: fromNano(last), Expires: fromNano(expires)}, nil
+}
+
+func (s *DB) ReadCounter(ctx context.Context, key string, now time.Time) (sluis.Counter, error) {
+	return readCounter(ctx, s.db, key, now)
+}
+
+func (s *DB) DeleteCounter(ctx context.Context, key string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM counters WHERE key = ?`, key)
+	return err
+}
+
+func (s *DB) PurgeCounters(ctx context.Context, now time.Time, max int) (int64, error) {
+	var deleted int64
+	err := s.rawTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM counters WHERE expires <= ?`, unixNano(now))
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		deleted = n
+		if _, err := tx.ExecContext(ctx, `DELETE FROM counter_shares WHERE expires <= ?`, unixNano(now)); err != nil {
+			return err
+		}
+		res, err = tx.ExecContext(ctx, `DELETE FROM counters WHERE key IN (SELECT key FROM counters ORDER BY until_at > ? DESC, last_at DESC LIMIT -1 OFFSET ?)`,
+			unixNano(now), max)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		deleted += n
+		return nil
+	})
+	return deleted, err
+}
+
+// TryLease: the one node of SQLite holds every lease it asks for, unless
+// another process on the same database holds it (two `sluis serve` on one
+// data_dir are refused anyway; see datadir.Lock).
+func (s *DB) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	now := time.Now().UnixNano()
+	res, err := s.db.ExecContext(ctx, `INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
+		WHERE leases.holder = excluded.holder OR leases.expires <= ?`, name, holder, now+ttl.Nanoseconds(), now)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (s *DB) ReleaseLease(ctx context.Context, name, holder string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND holder = ?`, name, holder)
+	return err
+}
+
+// AddShare runs in one write transaction, which orders it after every
+// other write.
+func (s *DB) AddShare(ctx context.Context, key, holder string, delta, limit int, now, expires time.Time) (bool, error) {
+	ok := false
+	err := s.rawTx(ctx, func(tx *sql.Tx) error {
+		if delta > 0 {
+			var sum int
+			if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(n), 0) FROM counter_shares WHERE key = ? AND expires > ?`, key, unixNano(now)).Scan(&sum); err != nil {
+				return err
+			}
+			if sum+delta > limit {
+				return nil
+			}
+		}
+		ok = true
+		_, err := tx.ExecContext(ctx, `INSERT INTO counter_shares (key, holder, n, expires) VALUES (?1, ?2, max(?3, 0), ?4)
+			ON CONFLICT (key, holder) DO UPDATE SET n = max(counter_shares.n + ?3, 0), expires = excluded.expires`,
+			key, holder, delta, unixNano(expires))
+		return err
+	})
+	return ok && err == nil, err
+}
+
+func (s *DB) RenewShares(ctx context.Context, holder string, expires time.Time) error {
+	return s.rawTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM counter_shares WHERE holder = ? AND n <= 0`, holder); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE counter_shares SET expires = ? WHERE holder = ?`, unixNano(expires), holder)
+		return err
+	})
+}

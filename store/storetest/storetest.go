@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,10 @@ func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
 		{"Passkeys", testPasskeys},
 		{"DeviceGrants", testDeviceGrants},
 		{"RecoveryCodesAndReset", testRecovery},
+		{"Counters", testCounters},
+		{"CountersUnderConcurrentUpdates", testCountersConcurrent},
+		{"Leases", testLeases},
+		{"SharesAddUpToALimit", testShares},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -646,5 +651,222 @@ func testRecovery(t *testing.T, s sluis.Store) {
 	}
 	if err := s.ResetMFA(ctx, "nobody"); sluis.ErrorCode(err) != sluis.ENOTFOUND {
 		t.Fatalf("reset of an unknown user: %v", err)
+	}
+}
+
+// Counters: read-modify-write of one key, expiry read as nothing, purge
+// by expiry and by a cap that keeps locked and recent counters.
+func testCounters(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	c, err := s.ReadCounter(ctx, "login:anna", t0)
+	if err != nil || c != (sluis.Counter{}) {
+		t.Fatalf("absent counter: %+v, %v", c, err)
+	}
+	bump := func(c *sluis.Counter) bool {
+		c.N++
+		c.Last = t0
+		c.Until = t0.Add(time.Minute)
+		c.Expires = t0.Add(time.Hour)
+		return true
+	}
+	for i := 1; i <= 3; i++ {
+		c, err := s.UpdateCounter(ctx, "login:anna", t0, bump)
+		if err != nil || c.N != i || !c.Until.Equal(t0.Add(time.Minute)) || !c.Last.Equal(t0) || !c.Expires.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("update %d: %+v, %v", i, c, err)
+		}
+	}
+	// fn returning false stores nothing and returns what is stored.
+	c, err = s.UpdateCounter(ctx, "login:anna", t0, func(c *sluis.Counter) bool { c.N = 99; return false })
+	if err != nil || c.N != 99 {
+		t.Fatalf("unstored update returns fn's view: %+v, %v", c, err)
+	}
+	if c, err := s.ReadCounter(ctx, "login:anna", t0); err != nil || c.N != 3 {
+		t.Fatalf("after an unstored update: %+v, %v", c, err)
+	}
+	if c, err := s.UpdateCounter(ctx, "login:nobody", t0, func(c *sluis.Counter) bool { return false }); err != nil || c != (sluis.Counter{}) {
+		t.Fatalf("unstored update of a new key: %+v, %v", c, err)
+	}
+	// An expired counter reads, and updates, as the zero Counter.
+	later := t0.Add(time.Hour)
+	if c, err := s.ReadCounter(ctx, "login:anna", later); err != nil || c != (sluis.Counter{}) {
+		t.Fatalf("expired counter: %+v, %v", c, err)
+	}
+	c, err = s.UpdateCounter(ctx, "login:anna", later, func(c *sluis.Counter) bool {
+		if c.N != 0 {
+			t.Errorf("fn saw an expired counter: %+v", *c)
+		}
+		c.N, c.Expires = 1, later.Add(time.Hour)
+		return true
+	})
+	if err != nil || c.N != 1 {
+		t.Fatalf("update after expiry: %+v, %v", c, err)
+	}
+	if err := s.DeleteCounter(ctx, "login:anna"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.ReadCounter(ctx, "login:anna", t0); err != nil || c.N != 0 {
+		t.Fatalf("deleted counter: %+v, %v", c, err)
+	}
+	if err := s.DeleteCounter(ctx, "login:anna"); err != nil {
+		t.Fatalf("deleting an absent counter: %v", err)
+	}
+
+	// Purge: expired ones go; past the cap, the unlocked that changed
+	// least recently go first.
+	set := func(key string, last, until, expires time.Time) {
+		t.Helper()
+		if _, err := s.UpdateCounter(ctx, key, t0, func(c *sluis.Counter) bool {
+			*c = sluis.Counter{N: 1, Last: last, Until: until, Expires: expires}
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := t0.Add(10 * time.Minute)
+	set("old", t0, time.Time{}, t0.Add(5*time.Minute)) // expired at now
+	set("locked", t0, now.Add(time.Hour), now.Add(time.Hour))
+	set("recent", now.Add(-time.Second), time.Time{}, now.Add(time.Hour))
+	set("stale", now.Add(-time.Minute), time.Time{}, now.Add(time.Hour))
+	n, err := s.PurgeCounters(ctx, now, 2)
+	if err != nil || n != 2 {
+		t.Fatalf("purge: %d, %v; want 2 (old, stale)", n, err)
+	}
+	for key, want := range map[string]int{"old": 0, "stale": 0, "locked": 1, "recent": 1} {
+		if c, err := s.ReadCounter(ctx, key, now); err != nil || c.N != want {
+			t.Errorf("after purge, %s: %+v, %v; want N=%d", key, c, err, want)
+		}
+	}
+	if n, err := s.PurgeCounters(ctx, now, 100); err != nil || n != 0 {
+		t.Fatalf("purge with nothing to do: %d, %v", n, err)
+	}
+}
+
+// Updates of one key from many goroutines (and, for a shared store,
+// connections) at once lose none.
+func testCountersConcurrent(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	const workers, each = 8, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				_, err := s.UpdateCounter(ctx, "probe:192.0.2.0/24", t0, func(c *sluis.Counter) bool {
+					c.N++
+					c.Expires = t0.Add(time.Hour)
+					return true
+				})
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if c, err := s.ReadCounter(ctx, "probe:192.0.2.0/24", t0); err != nil || c.N != workers*each {
+		t.Fatalf("after %d concurrent updates: %+v, %v", workers*each, c, err)
+	}
+}
+
+// Leases: one holder at a time; the holder renews; a lease that ran out
+// or was released goes to whoever asks next.
+func testLeases(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	try := func(holder string, ttl time.Duration, want bool) {
+		t.Helper()
+		got, err := s.TryLease(ctx, "audit-checkpoints", holder, ttl)
+		if err != nil || got != want {
+			t.Fatalf("TryLease(%s) = %v, %v; want %v", holder, got, err, want)
+		}
+	}
+	try("node-1", time.Hour, true)
+	try("node-2", time.Hour, false)
+	try("node-1", time.Hour, true) // renewed
+	if got, err := s.TryLease(ctx, "directory-recheck", "node-2", time.Hour); err != nil || !got {
+		t.Fatalf("another lease: %v, %v", got, err)
+	}
+	if err := s.ReleaseLease(ctx, "audit-checkpoints", "node-2"); err != nil {
+		t.Fatal(err)
+	}
+	try("node-2", time.Hour, false) // node-2 could not release node-1's lease
+	if err := s.ReleaseLease(ctx, "audit-checkpoints", "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	try("node-2", 50*time.Millisecond, true)
+	try("node-1", time.Hour, false)
+	time.Sleep(100 * time.Millisecond)
+	try("node-1", time.Hour, true) // node-2 stopped renewing
+	try("node-2", time.Hour, false)
+}
+
+// Shares: the holders' shares of a key add up to at most the limit, even
+// when many try at once; an expired share stops counting, a renewed one
+// does not expire; a decrease always applies.
+func testShares(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	exp := t0.Add(30 * time.Second)
+	add := func(holder string, delta int, now, expires time.Time, want bool) {
+		t.Helper()
+		got, err := s.AddShare(ctx, "tunnels/anna", holder, delta, 3, now, expires)
+		if err != nil || got != want {
+			t.Fatalf("AddShare(%s, %+d) = %v, %v; want %v", holder, delta, got, err, want)
+		}
+	}
+	add("node-1", 1, t0, exp, true)
+	add("node-1", 1, t0, exp, true)
+	add("node-2", 1, t0, exp, true)
+	add("node-2", 1, t0, exp, false) // 4 > 3
+	if ok, err := s.AddShare(ctx, "tunnels/bert", "node-2", 1, 3, t0, exp); err != nil || !ok {
+		t.Fatalf("another key: %v, %v", ok, err)
+	}
+	add("node-1", -1, t0, exp, true)
+	add("node-2", 1, t0, exp, true)
+	add("node-1", -5, t0, exp, true) // never below zero
+	add("node-1", 1, t0, exp, true)
+	add("node-1", 1, t0, exp, false)
+	// node-1 stops renewing, node-2 renews: node-1's shares stop
+	// counting once they expire.
+	later := t0.Add(time.Minute)
+	if err := s.RenewShares(ctx, "node-2", later.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	add("node-3", 1, later, later.Add(30*time.Second), true) // node-2's 2, node-3's 1
+	add("node-3", 1, later, later.Add(30*time.Second), false)
+	if _, err := s.PurgeCounters(ctx, later, 1000); err != nil {
+		t.Fatal(err)
+	}
+	add("node-2", -2, later, later.Add(30*time.Second), true)
+	if err := s.RenewShares(ctx, "node-2", later.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Many at once, from two holders: exactly the limit get through.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	okCount := 0
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := s.AddShare(ctx, "tunnels/carl", fmt.Sprintf("node-%d", i%2), 1, 5, t0, exp)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				okCount++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if okCount != 5 {
+		t.Fatalf("%d of 16 concurrent adds got through a limit of 5", okCount)
 	}
 }
