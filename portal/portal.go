@@ -350,6 +350,13 @@ func (p *Portal) wrap(h handlerFunc) http.Handler {
 			errpage.Write(w, http.StatusRequestEntityTooLarge, id)
 			return
 		}
+		if p.Health.StoreErr(r.Context(), true) != nil {
+			// Not a fault of this request: the store is gone (stopped,
+			// cut off), whatever failed first (a throttle, a read). The node recovers by itself when it is back.
+			p.Log.Error("portal: the store cannot be reached", "path", r.URL.Path, "error_id", id, "err", err)
+			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, errpage.StoreUnreachable)
+			return
+		}
 		if errors.Is(err, authn.ErrThrottleUnavailable) {
 			// Failing closed: a guess that cannot be counted where every
 			// node sees it is not checked.
@@ -362,13 +369,6 @@ func (p *Portal) wrap(h handlerFunc) http.Handler {
 			// taken.
 			p.Log.Error("portal: storage cannot be written; the step was not taken", "path", r.URL.Path, "error_id", id, "err", err)
 			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, storageNotice)
-			return
-		}
-		if p.Health.StoreErr(r.Context(), true) != nil {
-			// Not a fault of this request: the store is gone (stopped,
-			// cut off). The node recovers by itself when it is back.
-			p.Log.Error("portal: the store cannot be reached", "path", r.URL.Path, "error_id", id, "err", err)
-			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, errpage.StoreUnreachable)
 			return
 		}
 		p.Log.Error("portal: internal error", "path", r.URL.Path, "error_id", id, "err", err)
