@@ -408,11 +408,22 @@ type Folder struct {
 type folded struct {
 	last       time.Time
 	suppressed int
+	id         string
 }
 
 // Let reports whether an event for key should be written now, and how many
 // earlier ones for key it folds in.
 func (f *Folder) Let(key string) (folds int, ok bool) {
+	_, folds, ok = f.LetID(key, nil)
+	return folds, ok
+}
+
+// LetID is Let for events that name an error ID: when the event is to be
+// written it gets a new ID from newID, and until the next one is written
+// every refusal folded in gets that same ID, so the ID on any refused
+// user's page finds the event that stands for it. newID may be nil (no
+// IDs).
+func (f *Folder) LetID(key string, newID func() string) (id string, folds int, ok bool) {
 	now := time.Now()
 	if f.Now != nil {
 		now = f.Now()
@@ -447,9 +458,12 @@ func (f *Folder) Let(key string) (folds int, ok bool) {
 	}
 	if !k.last.IsZero() && now.Sub(k.last) < every {
 		k.suppressed++
-		return 0, false
+		return k.id, 0, false
 	}
 	folds = k.suppressed
 	k.last, k.suppressed = now, 0
-	return folds, true
+	if newID != nil {
+		k.id = newID()
+	}
+	return k.id, folds, true
 }

@@ -293,30 +293,30 @@ func (e statusError) Error() string { return http.StatusText(int(e)) }
 
 func (p *Portal) wrap(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w, r, n := noted(w, r)
 		err := h(w, r)
 		if err == nil {
 			return
 		}
-		id := errpage.NewID()
+		rf := errpage.Refusal{ID: n.id, User: n.user}
 		var se statusError
-		if errors.As(err, &se) {
-			errpage.Write(w, int(se), id)
-			return
-		}
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			errpage.Write(w, http.StatusRequestEntityTooLarge, id)
-			return
-		}
-		if errors.Is(err, audit.ErrNotStored) || sluis.StorageFull(err) {
+		switch {
+		case errors.As(err, &se):
+			rf.Status, rf.Cause = int(se), "portal: "+n.cause
+			if n.cause == "" {
+				rf.Cause = "portal: " + strings.ToLower(http.StatusText(int(se)))
+			}
+		case errors.As(err, &mbe):
+			rf.Status, rf.Cause = http.StatusRequestEntityTooLarge, "portal: request body too large"
+		case errors.Is(err, audit.ErrNotStored) || sluis.StorageFull(err):
 			// Failing closed: a step whose record cannot be kept is not
 			// taken.
-			p.Log.Error("portal: storage cannot be written; the step was not taken", "path", r.URL.Path, "error_id", id, "err", err)
-			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, storageNotice)
-			return
+			rf.Status, rf.Cause, rf.Notice, rf.Err = http.StatusServiceUnavailable, "portal: storage cannot be written; the step was not taken", storageNotice, err
+		default:
+			rf.Status, rf.Cause, rf.Err = http.StatusInternalServerError, "portal: internal error", err
 		}
-		p.Log.Error("portal: internal error", "path", r.URL.Path, "error_id", id, "err", err)
-		errpage.Write(w, http.StatusInternalServerError, id)
+		errpage.Refuse(w, r, p.Log, rf)
 	})
 }
 
@@ -353,6 +353,7 @@ func (p *Portal) jwks(w http.ResponseWriter, r *http.Request) error {
 
 type pageData struct {
 	Title, Error, Notice, CSRF, RD, State, User string
+	ErrorID                                     string       // set by render on a page with an error status
 	QR                                          template.URL // a data: URI made here, never from input
 	Secret                                      string
 	Apps                                        []appLink
@@ -381,6 +382,7 @@ func (p *Portal) render(w http.ResponseWriter, status int, page string, d pageDa
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
+	d.ErrorID = p.pageErrorID(w, status, page, d.Error)
 	var buf strings.Builder
 	if err := p.pages[page].ExecuteTemplate(&buf, "layout", d); err != nil {
 		return err
@@ -441,7 +443,7 @@ func (p *Portal) parseForm(w http.ResponseWriter, r *http.Request) (bool, error)
 	if r.ContentLength > maxFormBytes {
 		return false, statusError(http.StatusRequestEntityTooLarge)
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	r.Body = http.MaxBytesReader(unwrap(w), r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -643,6 +645,11 @@ func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
 // by the recorder and shows as audit.lost later.
 func (p *Portal) event(r *http.Request, typ, user, outcome, detail string) {
 	src := frontdoor.ClientIP(r)
+	id := ""
+	if outcome == sluis.OutcomeFailure || outcome == sluis.OutcomeDenied {
+		// The page that answers names the same ID.
+		id = noteRefusal(r, user, detail)
+	}
 	if outcome == sluis.OutcomeFailure && p.Refusals != nil {
 		// Refusals are folded and bounded: a flood of wrong passwords
 		// cannot fill the disk.
@@ -653,6 +660,9 @@ func (p *Portal) event(r *http.Request, typ, user, outcome, detail string) {
 		if folded != "" {
 			detail += "; " + folded
 		}
+	}
+	if id != "" {
+		detail += "; error ID " + id
 	}
 	p.Audit.Record(r.Context(), sluis.Event{Type: typ, User: user, Source: src, Outcome: outcome, Detail: detail})
 }
@@ -1265,10 +1275,13 @@ func (p *Portal) enrolmentFrozen(w http.ResponseWriter, r *http.Request) (bool, 
 	if err != nil || level != sluis.LevelStrict {
 		return false, err
 	}
+	user := ""
 	if a, ok := p.pending(r); ok {
+		user = a.User.Name
 		p.event(r, sluis.EventMFAFailure, a.User.Name, sluis.OutcomeDenied, "enrolment frozen at level strict")
 	}
-	errpage.WriteNotice(w, http.StatusForbidden, errpage.NewID(), "Enrolment of new second factors is frozen: "+reason)
+	errpage.Refuse(w, r, p.Log, errpage.Refusal{Status: http.StatusForbidden, Cause: "portal: enrolment frozen at level strict", User: user,
+		ID: noteRefusal(r, user, "enrolment frozen at level strict"), Notice: "Enrolment of new second factors is frozen: " + reason})
 	return true, nil
 }
 
