@@ -467,3 +467,25 @@ func (f *Folder) LetID(key string, newID func() string) (id string, folds int, o
 	}
 	return k.id, folds, true
 }
+
+// NamesErrorID reports whether e names the error ID id (of the page a
+// refused request got) in its detail, where the gateway puts it: "error
+// ID " and the ID, ending the detail or followed by a non-hex character.
+// The comparison ignores case; an empty id names nothing.
+func NamesErrorID(e sluis.Event, id string) bool {
+	if id == "" {
+		return false
+	}
+	d := strings.ToLower(e.Detail)
+	want := "error id " + strings.ToLower(id)
+	for {
+		i := strings.Index(d, want)
+		if i < 0 {
+			return false
+		}
+		d = d[i+len(want):]
+		if d == "" || !strings.ContainsRune("0123456789abcdef", rune(d[0])) {
+			return true
+		}
+	}
+}

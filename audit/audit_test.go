@@ -252,3 +252,21 @@ func TestLostEventsAreCountedAndRecorded(t *testing.T) {
 		t.Fatalf("%d events after one more, want 4", len(evs))
 	}
 }
+
+func TestNamesErrorID(t *testing.T) {
+	for _, tc := range []struct {
+		detail, id string
+		want       bool
+	}{
+		{"rule 1: not in group staff; error ID 0a1b2c3d4e5f", "0a1b2c3d4e5f", true},
+		{"rule 1; error ID 0A1B2C3D4E5F", "0a1b2c3d4e5f", true},
+		{"rule 1; error ID 0a1b2c3d4e5f; 3 more", "0a1b2c3d4e5f", true},
+		{"rule 1; error ID 0a1b2c3d4e5f", "0a1b2c", false}, // a prefix is not the ID
+		{"rule 1; error ID 0a1b2c3d4e5f", "", false},
+		{"target \"/x\"", "0a1b2c3d4e5f", false},
+	} {
+		if got := audit.NamesErrorID(sluis.Event{Detail: tc.detail}, tc.id); got != tc.want {
+			t.Errorf("NamesErrorID(%q, %q) = %v", tc.detail, tc.id, got)
+		}
+	}
+}
