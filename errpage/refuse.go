@@ -78,7 +78,10 @@ func Log(ctx context.Context, log *slog.Logger, r *http.Request, id string, rf R
 	if rf.App != "" {
 		attrs = append(attrs, "app", rf.App)
 	}
-	attrs = append(attrs, "host", host, "method", r.Method, "path", path, "source", src)
+	if host != "" {
+		attrs = append(attrs, "host", host)
+	}
+	attrs = append(attrs, "method", r.Method, "path", path, "source", src)
 	if rf.Err != nil {
 		attrs = append(attrs, "err", rf.Err)
 	}
