@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluis-gateway/sluis/internal/cli"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
 
@@ -193,6 +198,35 @@ func TestErrorIDOfFoldedDenials(t *testing.T) {
 	if n := strings.Count(g.Logs(), "error_id="+ids[0]); n < 3 {
 		t.Fatalf("%d log lines with the ID, want one per denial:\n%s", n, g.Logs())
 	}
+}
+
+// TestErrorIDOfATunnelRefusal: `sluis connect` for an app the user may
+// not use prints the refusal with its error ID, which is in the log with
+// the user and the cause, and in the access.denied event.
+func TestErrorIDOfATunnelRefusal(t *testing.T) {
+	echo := newEcho(t)
+	g := testenv.Start(t, testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"anna"}, MFA: true})
+	bertSecret := g.AddUser("bert", pw, "staff")
+	var errb bytes.Buffer
+	err := cli.Run(context.Background(), []string{"sluis", "connect", "echo", "--gateway", g.URL(g.Portal, ""), "--connect", g.Addr(),
+		"--ca", filepath.Join(g.Dir, "data", "ca.pem"), "--user", "bert", "--password-stdin", "--code", g.Code("bert", bertSecret)},
+		func(k string) string {
+			if k == "XDG_CONFIG_HOME" {
+				return t.TempDir()
+			}
+			return ""
+		}, strings.NewReader(pw+"\n"), io.Discard, &errb)
+	m := regexp.MustCompile(`error ID ([0-9a-f]{12})`).FindStringSubmatch(fmt.Sprint(err))
+	if m == nil {
+		t.Fatalf("sluis connect: %v\n%s", err, errb.String())
+	}
+	line := logLine(g.Logs(), "error_id="+m[1])
+	if !strings.Contains(line, "status=403") || !strings.Contains(line, "user=bert") || !strings.Contains(line, "app=echo") || !strings.Contains(line, "tunnel: ") {
+		t.Errorf("log line: %q", line)
+	}
+	await(t, 5*time.Second, "the access.denied event", func() bool {
+		return strings.Contains(g.MustCLI("", "audit", "--id", m[1]), "access.denied")
+	})
 }
 
 // logLine returns the first line of logs that contains s.
