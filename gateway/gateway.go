@@ -346,7 +346,11 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// The portal asks for what is missing: a login, a fresh second
 		// factor, a passkey.
-		handover.Start(w, r, h.login, h.base+returnPath(r), h.log, errpage.Refusal{Cause: d.Reason, User: who.User, App: h.app.Name})
+		user := who.User
+		if a != nil {
+			user = a.User.Name // also of a session whose login is not complete
+		}
+		handover.Start(w, r, h.login, h.base+returnPath(r), h.log, errpage.Refusal{Cause: d.Reason, User: user, App: h.app.Name})
 	default:
 		h.deny(w, r, who, d)
 	}
