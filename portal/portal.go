@@ -139,6 +139,9 @@ func (p *Portal) Init() error {
 	if err := p.cop.AddTrustedOrigin(p.BaseURL(p.Host)); err != nil {
 		return fmt.Errorf("portal: the portal's origin %q: %w", p.BaseURL(p.Host), err)
 	}
+	p.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		errpage.Refuse(w, r, p.Log, errpage.Refusal{Status: http.StatusForbidden, Cause: "portal: cross-origin request refused"})
+	}))
 	p.pages = map[string]*template.Template{}
 	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys", "device", "recovery"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
@@ -266,7 +269,10 @@ func (p *Portal) sameOrigin(next http.Handler) http.Handler {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 		default:
 			if o := r.Header.Get("Origin"); o != "" && r.Header.Get("Sec-Fetch-Site") == "" && o != own {
-				p.wrap(func(http.ResponseWriter, *http.Request) error { return statusError(http.StatusForbidden) }).ServeHTTP(w, r)
+				p.wrap(func(_ http.ResponseWriter, r *http.Request) error {
+					noteRefusal(r, "", "cross-origin request refused (Origin is not the portal's)")
+					return statusError(http.StatusForbidden)
+				}).ServeHTTP(w, r)
 				return
 			}
 		}
