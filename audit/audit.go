@@ -421,11 +421,22 @@ type Folder struct {
 type folded struct {
 	last       time.Time
 	suppressed int
+	id         string
 }
 
 // Let reports whether an event for key should be written now, and how many
 // earlier ones for key it folds in.
 func (f *Folder) Let(key string) (folds int, ok bool) {
+	_, folds, ok = f.LetID(key, nil)
+	return folds, ok
+}
+
+// LetID is Let for events that name an error ID: when the event is to be
+// written it gets a new ID from newID, and until the next one is written
+// every refusal folded in gets that same ID, so the ID on any refused
+// user's page finds the event that stands for it. newID may be nil (no
+// IDs).
+func (f *Folder) LetID(key string, newID func() string) (id string, folds int, ok bool) {
 	now := time.Now()
 	if f.Now != nil {
 		now = f.Now()
@@ -460,9 +471,34 @@ func (f *Folder) Let(key string) (folds int, ok bool) {
 	}
 	if !k.last.IsZero() && now.Sub(k.last) < every {
 		k.suppressed++
-		return 0, false
+		return k.id, 0, false
 	}
 	folds = k.suppressed
 	k.last, k.suppressed = now, 0
-	return folds, true
+	if newID != nil {
+		k.id = newID()
+	}
+	return k.id, folds, true
+}
+
+// NamesErrorID reports whether e names the error ID id (of the page a
+// refused request got) in its detail, where the gateway puts it: "error
+// ID " and the ID, ending the detail or followed by a non-hex character.
+// The comparison ignores case; an empty id names nothing.
+func NamesErrorID(e sluis.Event, id string) bool {
+	if id == "" {
+		return false
+	}
+	d := strings.ToLower(e.Detail)
+	want := "error id " + strings.ToLower(id)
+	for {
+		i := strings.Index(d, want)
+		if i < 0 {
+			return false
+		}
+		d = d[i+len(want):]
+		if d == "" || !strings.ContainsRune("0123456789abcdef", rune(d[0])) {
+			return true
+		}
+	}
 }

@@ -287,3 +287,21 @@ func TestCheckpointerSignsOnlyWhileHeld(t *testing.T) {
 		t.Fatalf("checkpoints with the lease: %d, %v", len(cps), err)
 	}
 }
+
+func TestNamesErrorID(t *testing.T) {
+	for _, tc := range []struct {
+		detail, id string
+		want       bool
+	}{
+		{"rule 1: not in group staff; error ID 0a1b2c3d4e5f", "0a1b2c3d4e5f", true},
+		{"rule 1; error ID 0A1B2C3D4E5F", "0a1b2c3d4e5f", true},
+		{"rule 1; error ID 0a1b2c3d4e5f; 3 more", "0a1b2c3d4e5f", true},
+		{"rule 1; error ID 0a1b2c3d4e5f", "0a1b2c", false}, // a prefix is not the ID
+		{"rule 1; error ID 0a1b2c3d4e5f", "", false},
+		{"target \"/x\"", "0a1b2c3d4e5f", false},
+	} {
+		if got := audit.NamesErrorID(sluis.Event{Detail: tc.detail}, tc.id); got != tc.want {
+			t.Errorf("NamesErrorID(%q, %q) = %v", tc.detail, tc.id, got)
+		}
+	}
+}

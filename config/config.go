@@ -183,19 +183,19 @@ func (s *Store) UnmarshalYAML(n *yaml.Node) error {
 			return nil
 		}
 		// The value is not quoted: it may hold a password.
-		return fmt.Errorf("line %d: %s", n.Line, want)
+		return typeError("line %d: %s", n.Line, want)
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Value != "postgres" {
-				return fmt.Errorf("line %d: field %s not found in type config.Store", k.Line, k.Value)
+				return typeError("line %d: field %s not found in type config.Store", k.Line, k.Value)
 			}
 			if v.Kind != yaml.MappingNode {
-				return fmt.Errorf("line %d: want a mapping with url_file (or url)", v.Line)
+				return typeError("line %d: want a mapping with url_file (or url)", v.Line)
 			}
 			for j := 0; j+1 < len(v.Content); j += 2 {
 				if kk := v.Content[j]; kk.Value != "url" && kk.Value != "url_file" {
-					return fmt.Errorf("line %d: field %s not found in type config.Postgres", kk.Line, kk.Value)
+					return typeError("line %d: field %s not found in type config.Postgres", kk.Line, kk.Value)
 				}
 			}
 			var pg Postgres
@@ -206,7 +206,7 @@ func (s *Store) UnmarshalYAML(n *yaml.Node) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("line %d: %s", n.Line, want)
+	return typeError("line %d: %s", n.Line, want)
 }
 
 // ReadURL returns the database's URL: URL, or the first line of URLFile.
@@ -527,7 +527,7 @@ type AppTimeouts struct {
 type Size int64
 
 func (z *Size) UnmarshalYAML(n *yaml.Node) error {
-	bad := fmt.Errorf("line %d: %q is not a size such as 50MiB", n.Line, n.Value)
+	bad := typeError("line %d: %q is not a size such as 50MiB", n.Line, n.Value)
 	if n.Kind != yaml.ScalarNode {
 		return bad
 	}
@@ -612,13 +612,13 @@ func (r *Rules) UnmarshalYAML(n *yaml.Node) error {
 	decode := func(m *yaml.Node) (Rule, error) {
 		var one Rule
 		if m.Kind != yaml.MappingNode {
-			return one, fmt.Errorf("line %d: a rule is a mapping (users, groups, mfa, paths, methods, networks, hours)", m.Line)
+			return one, typeError("line %d: a rule is a mapping (users, groups, mfa, paths, methods, networks, hours)", m.Line)
 		}
 		// n.Decode does not inherit the decoder's strictness: unknown
 		// keys are refused here.
 		for i := 0; i+1 < len(m.Content); i += 2 {
 			if k := m.Content[i]; !slices.Contains(ruleKeys, k.Value) {
-				return one, fmt.Errorf("line %d: field %s not found in type config.Rule", k.Line, k.Value)
+				return one, typeError("line %d: field %s not found in type config.Rule", k.Line, k.Value)
 			}
 		}
 		return one, m.Decode(&one)
@@ -640,7 +640,7 @@ func (r *Rules) UnmarshalYAML(n *yaml.Node) error {
 		*r = out
 		return nil
 	}
-	return fmt.Errorf("line %d: want a rule (a mapping) or a list of rules", n.Line)
+	return typeError("line %d: want a rule (a mapping) or a list of rules", n.Line)
 }
 
 // MFA is an app's second-factor requirement.
@@ -666,7 +666,7 @@ func (m *MFA) UnmarshalYAML(n *yaml.Node) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("line %d: want true, false or phishing_resistant", n.Line)
+	return typeError("line %d: want true, false or phishing_resistant", n.Line)
 }
 
 // Defaults.
@@ -682,11 +682,11 @@ type Duration time.Duration
 
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration such as 30m or 12h", n.Line)
+		return typeError("line %d: want a duration such as 30m or 12h", n.Line)
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration such as 30m or 12h", n.Line, n.Value)
+		return typeError("line %d: %q is not a duration such as 30m or 12h", n.Line, n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -694,6 +694,13 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // D returns the duration as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// typeError is an UnmarshalYAML method's error: a *yaml.TypeError, which
+// the decoder collects and goes on past (any other error ends decoding at
+// the first problem).
+func typeError(format string, args ...any) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf(format, args...)}}
+}
 
 // Error lists every problem found in a configuration file.
 type Error struct {
@@ -717,6 +724,12 @@ func Parse(name string, data []byte) (*Config, error) {
 	p := &parser{file: name, lines: map[string]int{}, keyAt: map[int]string{}}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
+		// The parser's word for a tab is "found character that cannot
+		// start any token", often lines away: a tab in the indentation
+		// is said plainly, at its line.
+		if tabs := p.tabs(data); len(tabs) > 0 {
+			return nil, &Error{Problems: tabs}
+		}
 		return nil, &Error{Problems: []string{p.syntax(err, data)}}
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
@@ -734,18 +747,26 @@ func Parse(name string, data []byte) (*Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
 		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			for _, m := range te.Errors {
-				p.typeProblem(m)
-			}
+		if !errors.As(err, &te) {
+			p.typeProblem(err.Error())
 			return nil, &Error{Problems: p.problems}
 		}
-		// Errors of our own UnmarshalYAML methods read "line N: ...".
-		p.typeProblem(err.Error())
-		return nil, &Error{Problems: p.problems}
+		// The decoder goes on past a value it cannot read (and our
+		// UnmarshalYAML methods return TypeErrors so that it does):
+		// every such value is listed, and what did decode is validated
+		// too, so one bad key hides nothing else.
+		for _, m := range te.Errors {
+			p.typeProblem(m)
+		}
 	}
 	c.File = name
+	read := len(p.problems)
 	p.validate(&c)
+	if read > 0 {
+		// A value that could not be read is also missing or wrong to
+		// validation: only its first problem, the reading, is kept.
+		p.problems = append(p.problems[:read], p.unlessAtLine(p.problems[read:], p.problems[:read])...)
+	}
 	if len(p.problems) > 0 {
 		return nil, &Error{Problems: p.problems}
 	}
@@ -954,9 +975,72 @@ func (p *parser) syntax(err error, data []byte) string {
 		}
 	}
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
-		return fmt.Sprintf("%s:%s: %s", p.file, m[1], m[2])
+		line, _ := strconv.Atoi(m[1])
+		if parserErrors[m[2]] {
+			line++
+		}
+		return fmt.Sprintf("%s:%d: %s", p.file, line, m[2])
 	}
-	return fmt.Sprintf("%s: %s", p.file, strings.TrimPrefix(msg, "yaml: "))
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if parserErrors[msg] {
+		return fmt.Sprintf("%s:1: %s", p.file, msg)
+	}
+	return fmt.Sprintf("%s: %s", p.file, msg)
+}
+
+// parserErrors are the messages of yaml.v3's parser (not its scanner),
+// whose line it gives counted from 0 (and leaves out for the first line):
+// the line of the block or flow collection the problem is in, which is
+// where to look (an unclosed '[', a key indented one space too few).
+var parserErrors = map[string]bool{
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected <document start>": true,
+	"found undefined tag handle":             true,
+}
+
+// maxTabProblems bounds the tab lines reported.
+const maxTabProblems = 10
+
+// tabs returns a problem for each line (up to maxTabProblems) whose
+// indentation holds a tab.
+func (p *parser) tabs(data []byte) []string {
+	var out []string
+	for i, line := range strings.Split(string(data), "\n") {
+		rest := strings.TrimLeft(line, " \t")
+		if rest == "" || !strings.Contains(line[:len(line)-len(rest)], "\t") {
+			continue
+		}
+		if len(out) == maxTabProblems {
+			return append(out, fmt.Sprintf("%s:%d: and more lines indented with tabs", p.file, i+1))
+		}
+		out = append(out, fmt.Sprintf("%s:%d: tabs are not allowed for indentation", p.file, i+1))
+	}
+	return out
+}
+
+// unlessAtLine returns the problems of ps that are not at the line of
+// one of at (both "file:line: ...").
+func (p *parser) unlessAtLine(ps, at []string) []string {
+	lineOf := func(s string) string {
+		rest := strings.TrimPrefix(s, p.file+":")
+		n, _, _ := strings.Cut(rest, ":")
+		return n
+	}
+	lines := map[string]bool{}
+	for _, a := range at {
+		lines[lineOf(a)] = true
+	}
+	var out []string
+	for _, q := range ps {
+		if !lines[lineOf(q)] {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 func (p *parser) typeProblem(m string) {
@@ -1180,6 +1264,8 @@ func (p *parser) validate(c *Config) {
 	if sl := c.Audit.Syslog; sl != nil {
 		if _, port, err := net.SplitHostPort(sl.Address); err != nil || port == "" {
 			p.problem("audit.syslog.address", "%q is not host:port", sl.Address)
+		} else if !validPort(port) {
+			p.problem("audit.syslog.address", "%q: the port is not between 1 and 65535", sl.Address)
 		}
 		if sl.CAFile != "" && !sl.TLS {
 			p.problem("audit.syslog.ca_file", "set tls: true to use a CA file")
@@ -1204,6 +1290,8 @@ func (p *parser) validate(c *Config) {
 			switch {
 			case err != nil || u.Host == "" || (u.Scheme != "ldap" && u.Scheme != "ldaps"):
 				p.problem(fmt.Sprintf("ldap.urls[%d]", j), "%q is not an ldap:// or ldaps:// URL", raw)
+			case !urlPortOK(u):
+				p.problem(fmt.Sprintf("ldap.urls[%d]", j), "%q: the port is not between 1 and 65535", raw)
 			case u.Scheme == "ldap" && !l.StartTLS:
 				p.problem(fmt.Sprintf("ldap.urls[%d]", j), "%q is plain LDAP: passwords would cross the network in the clear; use ldaps:// or start_tls: true", raw)
 			}
@@ -1275,6 +1363,8 @@ func (p *parser) validate(c *Config) {
 		}
 		if u, err := url.Parse(o.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1"))) {
 			p.problem(at+".issuer", "%q: want the provider's https URL", o.Issuer)
+		} else if !urlPortOK(u) {
+			p.problem(at+".issuer", "%q: the port is not between 1 and 65535", o.Issuer)
 		}
 		if o.ClientID == "" {
 			p.problem(at+".client_id", "required")
@@ -1335,6 +1425,8 @@ func (p *parser) validate(c *Config) {
 				p.problem(at+".upstream", "required (for example http://127.0.0.1:9001)")
 			} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
 				p.problem(at+".upstream", "%q: want http:// or https:// with a host and no user, query or fragment", a.Upstream)
+			} else if !urlPortOK(u) {
+				p.problem(at+".upstream", "%q: the port is not between 1 and 65535", a.Upstream)
 			}
 		}
 		p.checkHeaders(at, a)
@@ -1663,6 +1755,12 @@ func (c *Config) AppHosts() []string {
 		}
 	}
 	return out
+}
+
+// urlPortOK reports whether u has no port or one between 1 and 65535
+// (url.Parse takes any digits).
+func urlPortOK(u *url.URL) bool {
+	return u.Port() == "" && !strings.HasSuffix(u.Host, ":") || validPort(u.Port())
 }
 
 func validPort(s string) bool {

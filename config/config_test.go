@@ -1,9 +1,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -453,5 +455,78 @@ func TestStore(t *testing.T) {
 	}
 	if u, err := c.Store.Postgres.ReadURL(); err != nil || u != "postgres://sluis:hunter2@db.corp.test/sluis" {
 		t.Fatalf("ReadURL: %q %v", u, err)
+	}
+}
+
+// TestCheckListsEveryProblem: a syntax error names its line, a tab in the
+// indentation is said plainly at its line, every problem of a file is
+// listed (values that cannot be read, unknown keys and validation
+// problems together), and every port is checked.
+func TestCheckListsEveryProblem(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // each a problem that must be listed
+		not  []string // problems that must not be
+	}{
+		{"syntax error", strings.Replace(minimal, "portal: login.corp.test", "portal: [login.corp.test", 1),
+			[]string{"sluis.yaml:2: did not find expected ',' or ']'"}, nil},
+		{"key indented too little", strings.Replace(minimal, "  lifetime: 12h", " lifetime: 12h", 1), []string{"sluis.yaml:8: did not find expected key"}, nil},
+		{"list item in a mapping", minimal + "- x\n", []string{"sluis.yaml:16: did not find expected key"}, nil},
+		{"mapping in a value", minimal + "time_zone: a: b\n", []string{"sluis.yaml:16: mapping values are not allowed in this context"}, nil},
+		{"unclosed quote", minimal + "time_zone: \"Europe/Amsterdam\n", []string{"sluis.yaml:16: "}, nil},
+		{"tab", strings.Replace(minimal, "  self_signed: true", "\tself_signed: true", 1),
+			[]string{"sluis.yaml:5: tabs are not allowed for indentation"}, []string{"cannot start any token"}},
+		{"two tabs", strings.Replace(strings.Replace(minimal, "  idle_timeout", "\tidle_timeout", 1), "    host:", "  \thost:", 1),
+			[]string{"sluis.yaml:7: tabs are not allowed for indentation", "sluis.yaml:11: tabs are not allowed for indentation"}, nil},
+		{"several problems at once", strings.NewReplacer(
+			"  idle_timeout: 30m", "  idle_timeout: soon",
+			"  lifetime: 12h", "  lifetime: [12h]",
+			"mfa: true", "mfa: maybe",
+			"upstream: http://127.0.0.1:9001", "upstream: http://127.0.0.1:9001\n    colour: blue",
+			"portal: login.corp.test", "portal: Login_Corp",
+		).Replace(minimal) + "listne: x\n",
+			[]string{
+				`sluis.yaml:7: session.idle_timeout: "soon" is not a duration`,
+				"sluis.yaml:8: session.lifetime: want a duration",
+				"sluis.yaml:16: apps[0].allow.mfa: want true, false or phishing_resistant",
+				"sluis.yaml:13: apps[0].colour: unknown key",
+				"sluis.yaml:17: listne: unknown key",
+				`sluis.yaml:2: portal: "Login_Corp" is not a lower-case host name`,
+			}, []string{"session.lifetime: between"}},
+		{"listen port", strings.Replace(minimal, "127.0.0.1:8443", "127.0.0.1:70000", 1), []string{`sluis.yaml:1: listen: "127.0.0.1:70000" has no valid port`}, nil},
+		{"upstream port", strings.Replace(minimal, "127.0.0.1:9001", "127.0.0.1:90010", 1),
+			[]string{`sluis.yaml:12: apps[0].upstream: "http://127.0.0.1:90010": the port is not between 1 and 65535`}, nil},
+		{"upstream port 0", strings.Replace(minimal, "127.0.0.1:9001", "127.0.0.1:0", 1), []string{"sluis.yaml:12: apps[0].upstream: \"http://127.0.0.1:0\": the port is not between 1 and 65535"}, nil},
+		{"syslog port", minimal + "audit:\n  syslog:\n    address: logs.corp.test:65536\n",
+			[]string{`sluis.yaml:18: audit.syslog.address: "logs.corp.test:65536": the port is not between 1 and 65535`}, nil},
+		{"ldap port", minimal + "ldap:\n  urls: [ldaps://dc.corp.test:6360000]\n  bind_dn: cn=x\n  bind_password_file: pw\n  user_base: dc=corp\n  user_filter: (uid={user})\n",
+			[]string{`sluis.yaml:17: ldap.urls[0]: "ldaps://dc.corp.test:6360000": the port is not between 1 and 65535`}, nil},
+		{"oidc port", minimal + "oidc:\n  - name: idp\n    issuer: https://idp.corp.test:0/\n    client_id: x\n    client_secret_file: s\n",
+			[]string{`sluis.yaml:18: oidc[0].issuer: "https://idp.corp.test:0/": the port is not between 1 and 65535`}, nil},
+		{"public_url port", minimal + "public_url: https://login.corp.test:65536\n", []string{`sluis.yaml:16: public_url: "https://login.corp.test:65536" has no valid port`}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("sluis.yaml", []byte(tt.yaml))
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v, want a *config.Error", err)
+			}
+			for _, w := range tt.want {
+				if !slices.ContainsFunc(ce.Problems, func(p string) bool { return strings.HasPrefix(p, w) }) {
+					t.Errorf("no problem begins %q in\n%s", w, err)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(err.Error(), n) {
+					t.Errorf("%q in\n%s", n, err)
+				}
+			}
+		})
+	}
+	// A tab where YAML allows one (in a value) is no problem.
+	if _, err := Parse("sluis.yaml", []byte(strings.Replace(minimal, "tls:", "tls:\t# self-signed", 1))); err != nil {
+		t.Errorf("tab after a key: %v", err)
 	}
 }

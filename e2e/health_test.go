@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -186,9 +185,6 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		})
 	}
 }
-
-// errorIDRE finds the error ID of a gateway's error page.
-var errorIDRE = regexp.MustCompile(`Error ID: ([0-9a-f]+)`)
 
 // When the gateway cannot reach its store, /readyz answers 503 and
 // /healthz still 200; the portal and app hosts answer a 503 page that

@@ -159,7 +159,8 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		src := ClientIP(r)
 		id, first := d.blockedLog.id(src, time.Now())
 		if first && d.Log != nil {
-			d.Log.Info("frontdoor: blocked source refused (further refusals this minute carry the same error ID)", "status", http.StatusForbidden, "source", src, "error_id", id)
+			errpage.Log(r.Context(), d.Log, r, id, errpage.Refusal{Status: http.StatusForbidden,
+				Cause: "blocked source (further refusals of it this minute carry the same error ID)"})
 		}
 		errpage.WriteNotice(w, http.StatusForbidden, id, BlockedNotice)
 		return
@@ -268,18 +269,15 @@ func (d *Door) blocked(r *http.Request) bool {
 }
 
 func (d *Door) refuse(w http.ResponseWriter, r *http.Request, status int, why string) {
-	if d.Detector != nil {
-		d.Detector.Probe(r, why)
-	}
 	id := errpage.NewID()
-	if d.Log != nil {
-		if via := Peer(r); via.IsValid() {
-			d.Log.Info("frontdoor: refused", "status", status, "why", why, "source", ClientIP(r), "via", via.String(), "error_id", id)
-		} else {
-			d.Log.Info("frontdoor: refused", "status", status, "why", why, "source", ClientIP(r), "error_id", id)
-		}
+	if d.Detector != nil {
+		d.Detector.ProbeWithID(r, why, id)
 	}
-	errpage.Write(w, status, id)
+	var attrs []any
+	if via := Peer(r); via.IsValid() {
+		attrs = []any{"via", via.String()}
+	}
+	errpage.Refuse(w, r, d.Log, errpage.Refusal{Status: status, Cause: why, ID: id, Attrs: attrs})
 }
 
 // CanonicalHost returns the lower-case host name of a Host header value,

@@ -93,6 +93,12 @@ func (d *Detector) Probe(r *http.Request, rule string) {
 	d.probe(r.Context(), ClientIP(r), r.Host, rule, "target "+quoteTarget(r.RequestURI))
 }
 
+// ProbeWithID is Probe for a refusal whose page shows the error ID id: the
+// event names it, so the ID on a user's page finds the event.
+func (d *Detector) ProbeWithID(r *http.Request, rule, id string) {
+	d.probe(r.Context(), ClientIP(r), r.Host, rule, "target "+quoteTarget(r.RequestURI)+"; error ID "+id)
+}
+
 // ProbeConn records that a connection from the address src was refused or
 // closed for misuse no correct client commits (an HTTP/2 protocol error, a
 // rapid reset): rule names what, detail says more. It counts toward the

@@ -361,9 +361,7 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var err error
 		a, err = h.sessions.Lookup(r.Context(), tok, h.app.Host)
 		if err != nil && !errors.Is(err, session.ErrNoSession) {
-			id := errpage.NewID()
-			h.log.Error("gateway: session lookup", "app", h.app.Name, "error_id", id, "err", err)
-			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, errpage.StoreUnreachable)
+			errpage.Refuse(w, r, h.log, errpage.Refusal{Status: http.StatusServiceUnavailable, Cause: "session lookup failed", Notice: errpage.StoreUnreachable, App: h.app.Name, Err: err})
 			return
 		}
 	}
@@ -373,9 +371,8 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sit, err := h.situation(r.Context(), h.app.Name)
 	if err != nil {
-		id := errpage.NewID()
-		h.log.Error("gateway: emergency level and app switches", "app", h.app.Name, "error_id", id, "err", err)
-		errpage.WriteNotice(w, http.StatusServiceUnavailable, id, errpage.StoreUnreachable)
+		errpage.Refuse(w, r, h.log, errpage.Refusal{Status: http.StatusServiceUnavailable, Cause: "reading the emergency level and app switches failed",
+			Notice: errpage.StoreUnreachable, User: who.User, App: h.app.Name, Err: err})
 		return
 	}
 	req := Request(r)
@@ -389,7 +386,11 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// The portal asks for what is missing: a login, a fresh second
 		// factor, a passkey.
-		handover.Start(w, r, h.login, h.base+returnPath(r))
+		user := who.User
+		if a != nil {
+			user = a.User.Name // also of a session whose login is not complete
+		}
+		handover.Start(w, r, h.login, h.base+returnPath(r), h.log, errpage.Refusal{Cause: d.Reason, User: user, App: h.app.Name})
 	default:
 		h.deny(w, r, who, d)
 	}
@@ -417,22 +418,22 @@ func returnPath(r *http.Request) string {
 // an app that lets them through gets its CORS preflights.
 func (h *appHandler) beforeLogin(w http.ResponseWriter, r *http.Request, lenient bool) bool {
 	if lenient {
-		id := errpage.NewID()
-		h.log.Info("gateway: refused", "status", http.StatusBadRequest, "why", "encoded slash or path parameter without a session", "app", h.app.Name, "source", frontdoor.ClientIP(r), "error_id", id)
-		errpage.Write(w, http.StatusBadRequest, id)
+		errpage.Refuse(w, r, h.log, errpage.Refusal{Status: http.StatusBadRequest, Cause: "encoded slash or path parameter without a session", App: h.app.Name})
 		return false
 	}
 	// With a session, the app's own paths are the app's business. A
 	// product's path list alone is no probe here: the app may have such
 	// paths itself.
 	if rule := frontdoor.Match(r); rule != "" && !frontdoor.BroadRule(rule) {
-		h.detector.Probe(r, rule)
-		errpage.Write(w, http.StatusForbidden, errpage.NewID())
+		id := errpage.NewID()
+		h.detector.ProbeWithID(r, rule, id)
+		errpage.Refuse(w, r, h.log, errpage.Refusal{Status: http.StatusForbidden, Cause: "probe: " + rule, App: h.app.Name, ID: id})
 		return false
 	}
 	if len(r.TransferEncoding) > 0 {
-		h.detector.Probe(r, "refused: Transfer-Encoding before login")
-		errpage.Write(w, http.StatusBadRequest, errpage.NewID())
+		id := errpage.NewID()
+		h.detector.ProbeWithID(r, "refused: Transfer-Encoding before login", id)
+		errpage.Refuse(w, r, h.log, errpage.Refusal{Status: http.StatusBadRequest, Cause: "refused: Transfer-Encoding before login", App: h.app.Name, ID: id})
 		return false
 	}
 	if h.app.CORSPreflight && corsPreflight(r) {
@@ -451,21 +452,21 @@ func (h *appHandler) beforeLogin(w http.ResponseWriter, r *http.Request, lenient
 // deny answers a refused request: the user sees the decision's message
 // (the emergency level, the app's switch, where or when this part of the
 // app is open) or a plain refusal, and the audit trail gets at most one
-// event per user, app and minute, with a count.
+// event per user, app and minute, with a count. The event names the error
+// ID of its page, and the denials folded into the next event show the same
+// ID, so every denial's ID finds an event (and each its own log line).
 func (h *appHandler) deny(w http.ResponseWriter, r *http.Request, who sluis.Identity, d policy.Decision) {
-	if folds, ok := h.denied.Let(who.User + "\x00" + h.app.Name); ok {
+	id, folds, ok := h.denied.LetID(who.User+"\x00"+h.app.Name, errpage.NewID)
+	if ok {
 		detail := d.Reason
 		if folds > 0 {
 			detail += fmt.Sprintf("; %d more denials of this user for this app since the last event", folds)
 		}
 		h.audit.Record(r.Context(), sluis.Event{Type: sluis.EventAccessDenied, User: who.User,
-			Source: frontdoor.ClientIP(r), App: h.app.Name, Outcome: sluis.OutcomeDenied, Detail: detail})
+			Source: frontdoor.ClientIP(r), App: h.app.Name, Outcome: sluis.OutcomeDenied, Detail: detail + "; error ID " + id})
 	}
-	if d.Message != "" {
-		errpage.WriteNotice(w, d.Status, errpage.NewID(), d.Message)
-		return
-	}
-	errpage.Write(w, d.Status, errpage.NewID())
+	errpage.Refuse(w, r, h.log, errpage.Refusal{Status: d.Status, Cause: "denied: " + d.Reason, Notice: d.Message, User: who.User, App: h.app.Name, ID: id,
+		Attrs: []any{"audited", ok}})
 }
 
 // serve passes an allowed request to the app. A request lives on after

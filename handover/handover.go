@@ -9,6 +9,7 @@ package handover
 
 import (
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -43,10 +44,12 @@ func StateCookieName(sum []byte) string {
 // asking for a page (GET or HEAD accepting text/html) is sent to login,
 // the portal's login page URL, with rd, the URL to come back to, and the
 // hash of a new state cookie; anything else (an API call, a form post)
-// gets 401, as a redirect would lose its body.
-func Start(w http.ResponseWriter, r *http.Request, login, rd string) {
+// gets 401, as a redirect would lose its body: the 401's page is rf's,
+// logged to log with "(API call or form post)" added to rf's cause.
+func Start(w http.ResponseWriter, r *http.Request, login, rd string, log *slog.Logger, rf errpage.Refusal) {
 	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || !strings.Contains(r.Header.Get("Accept"), "text/html") {
-		errpage.Write(w, http.StatusUnauthorized, errpage.NewID())
+		rf.Status, rf.Cause = http.StatusUnauthorized, rf.Cause+" (API call or form post: not sent to log in)"
+		errpage.Refuse(w, r, log, rf)
 		return
 	}
 	var pending []string

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/errpage"
 )
 
 func base(h string) string { return "https://" + h + ":8443" }
@@ -39,7 +40,7 @@ func TestStart(t *testing.T) {
 				r.AddCookie(&http.Cookie{Name: StateCookie + strings.Repeat("a", 15) + string(rune('a'+i)), Value: "x"})
 			}
 			w := httptest.NewRecorder()
-			Start(w, r, base("login.test")+"/login", base("wiki.test")+"/docs?id=7")
+			Start(w, r, base("login.test")+"/login", base("wiki.test")+"/docs?id=7", nil, errpage.Refusal{})
 			if w.Code != tt.status {
 				t.Fatalf("status %d, want %d", w.Code, tt.status)
 			}

@@ -60,10 +60,16 @@ type Host struct {
 	Log      *slog.Logger
 }
 
-// errStatus is an answer with a status and the plain error page.
-type errStatus int
+// errStatus is an answer with a status and the plain error page, and why
+// for the log.
+type errStatus struct {
+	status int
+	why    string
+}
 
-func (e errStatus) Error() string { return http.StatusText(int(e)) }
+func (e errStatus) Error() string { return e.why }
+
+func refused(status int, why string) error { return errStatus{status, why} }
 
 // serve answers h's error: the plain page with an error ID, logged with
 // its cause unless it is the client's mistake.
@@ -73,19 +79,18 @@ func (h *Host) serve(fn func(w http.ResponseWriter, r *http.Request) error) http
 		if err == nil {
 			return
 		}
-		id := errpage.NewID()
 		var st errStatus
+		rf := errpage.Refusal{App: h.App.Name, Err: err}
 		switch {
 		case errors.As(err, &st):
-			h.Log.Info("handover: refused", "app", h.App.Name, "path", r.URL.Path, "status", int(st), "error_id", id)
-			errpage.Write(w, int(st), id)
+			rf.Status, rf.Cause, rf.Err = st.status, "handover: "+st.why, nil
 		case sluis.StorageFull(err):
-			h.Log.Error("handover: storage cannot be written", "app", h.App.Name, "error_id", id, "err", err)
-			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, "The gateway cannot record this step right now. Try again in a few minutes; if it goes on, give your help desk the error ID below.")
+			rf.Status, rf.Cause = http.StatusServiceUnavailable, "handover: storage cannot be written"
+			rf.Notice = "The gateway cannot record this step right now. Try again in a few minutes; if it goes on, give your help desk the error ID below."
 		default:
-			h.Log.Error("handover: internal error", "app", h.App.Name, "path", r.URL.Path, "error_id", id, "err", err)
-			errpage.Write(w, http.StatusInternalServerError, id)
+			rf.Status, rf.Cause = http.StatusInternalServerError, "handover: internal error"
 		}
+		errpage.Refuse(w, r, h.Log, rf)
 	})
 }
 
@@ -96,34 +101,34 @@ func (h *Host) serve(fn func(w http.ResponseWriter, r *http.Request) error) http
 func (h *Host) Callback() http.Handler {
 	return h.serve(func(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodGet {
-			return errStatus(http.StatusMethodNotAllowed)
+			return refused(http.StatusMethodNotAllowed, "callback: method other than GET")
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		hash, ok := session.ParseToken(r.URL.Query().Get("code"))
 		if !ok {
-			return errStatus(http.StatusBadRequest)
+			return refused(http.StatusBadRequest, "callback: malformed code")
 		}
 		now := h.Now()
 		sid, path, state, err := h.Store.RedeemGrant(r.Context(), hash[:], h.App.Host, now)
 		if sluis.ErrorCode(err) == sluis.ENOTFOUND {
-			return errStatus(http.StatusBadRequest)
+			return refused(http.StatusBadRequest, "callback: code unknown, used or expired")
 		}
 		if err != nil {
 			return err
 		}
 		// Only the browser that started this hand-over holds the cookie.
 		if len(state) != sha256.Size {
-			return errStatus(http.StatusBadRequest)
+			return refused(http.StatusBadRequest, "callback: grant without state")
 		}
 		name := StateCookieName(state)
 		c, err := r.Cookie(name)
 		if err != nil {
-			return errStatus(http.StatusBadRequest)
+			return refused(http.StatusBadRequest, "callback: no state cookie (another browser?)")
 		}
 		sum := sha256.Sum256([]byte(c.Value))
 		if subtle.ConstantTimeCompare(sum[:], state) != 1 {
-			return errStatus(http.StatusBadRequest)
+			return refused(http.StatusBadRequest, "callback: state cookie does not match")
 		}
 		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", Secure: true, HttpOnly: true,
 			SameSite: http.SameSiteLaxMode, MaxAge: -1})
@@ -132,7 +137,7 @@ func (h *Host) Callback() http.Handler {
 			return err
 		}
 		if x.Stage != sluis.StageComplete || x.Revoked() || !now.Before(x.ExpiresAt) {
-			return errStatus(http.StatusUnauthorized)
+			return refused(http.StatusUnauthorized, "callback: session not complete, revoked or expired")
 		}
 		tok, th := session.NewToken()
 		if err := h.Store.AddToken(r.Context(), sid, th[:], h.App.Host); err != nil {
@@ -161,19 +166,19 @@ func (h *Host) Callback() http.Handler {
 func (h *Host) Logout() http.Handler {
 	return h.serve(func(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodGet {
-			return errStatus(http.StatusMethodNotAllowed)
+			return refused(http.StatusMethodNotAllowed, "logout: method other than GET")
 		}
 		var next []string
 		if v := r.URL.Query().Get("next"); v != "" {
 			next = strings.Split(v, ",")
 		}
 		if len(next) > len(h.AppHosts) {
-			return errStatus(http.StatusBadRequest)
+			return refused(http.StatusBadRequest, "logout: too many hosts in next")
 		}
 		for _, host := range next {
 			// Only configured app hosts: logout is no open redirect.
 			if host == h.App.Host || !slices.Contains(h.AppHosts, host) {
-				return errStatus(http.StatusBadRequest)
+				return refused(http.StatusBadRequest, "logout: next names a host that is not another app's")
 			}
 		}
 		w.Header().Set("Clear-Site-Data", ClearSiteData)

@@ -81,7 +81,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if r.ContentLength > limit {
 		return nil, statusError(http.StatusRequestEntityTooLarge)
 	}
-	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	return io.ReadAll(http.MaxBytesReader(unwrap(w), r.Body, limit))
 }
 
 // jsonRequest reads a passkey request's body; when the request is not

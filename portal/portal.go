@@ -150,6 +150,9 @@ func (p *Portal) Init() error {
 	if err := p.cop.AddTrustedOrigin(p.BaseURL(p.Host)); err != nil {
 		return fmt.Errorf("portal: the portal's origin %q: %w", p.BaseURL(p.Host), err)
 	}
+	p.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		errpage.Refuse(w, r, p.Log, errpage.Refusal{Status: http.StatusForbidden, Cause: "portal: cross-origin request refused"})
+	}))
 	p.pages = map[string]*template.Template{}
 	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys", "device", "recovery"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
@@ -293,7 +296,10 @@ func (p *Portal) sameOrigin(next http.Handler) http.Handler {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 		default:
 			if o := r.Header.Get("Origin"); o != "" && r.Header.Get("Sec-Fetch-Site") == "" && o != own {
-				p.wrap(func(http.ResponseWriter, *http.Request) error { return statusError(http.StatusForbidden) }).ServeHTTP(w, r)
+				p.wrap(func(_ http.ResponseWriter, r *http.Request) error {
+					noteRefusal(r, "", "cross-origin request refused (Origin is not the portal's)")
+					return statusError(http.StatusForbidden)
+				}).ServeHTTP(w, r)
 				return
 			}
 		}
@@ -335,44 +341,39 @@ func (e statusError) Error() string { return http.StatusText(int(e)) }
 
 func (p *Portal) wrap(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w, r, n := noted(w, r)
 		err := h(w, r)
 		if err == nil {
 			return
 		}
-		id := errpage.NewID()
+		rf := errpage.Refusal{ID: n.id, User: n.user}
 		var se statusError
-		if errors.As(err, &se) {
-			errpage.Write(w, int(se), id)
-			return
-		}
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			errpage.Write(w, http.StatusRequestEntityTooLarge, id)
-			return
-		}
-		if p.Health.StoreErr(r.Context(), true) != nil {
+		switch {
+		case errors.As(err, &se):
+			rf.Status, rf.Cause = int(se), "portal: "+n.cause
+			if n.cause == "" {
+				rf.Cause = "portal: " + strings.ToLower(http.StatusText(int(se)))
+			}
+		case errors.As(err, &mbe):
+			rf.Status, rf.Cause = http.StatusRequestEntityTooLarge, "portal: request body too large"
+		case p.Health.StoreErr(r.Context(), true) != nil:
 			// Not a fault of this request: the store is gone (stopped,
-			// cut off), whatever failed first (a throttle, a read). The node recovers by itself when it is back.
-			p.Log.Error("portal: the store cannot be reached", "path", r.URL.Path, "error_id", id, "err", err)
-			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, errpage.StoreUnreachable)
-			return
-		}
-		if errors.Is(err, authn.ErrThrottleUnavailable) {
+			// cut off), whatever failed first (a throttle, a read). The
+			// node recovers by itself when it is back.
+			rf.Status, rf.Cause, rf.Notice, rf.Err = http.StatusServiceUnavailable, "portal: the store cannot be reached", errpage.StoreUnreachable, err
+		case errors.Is(err, authn.ErrThrottleUnavailable):
 			// Failing closed: a guess that cannot be counted where every
 			// node sees it is not checked.
-			p.Log.Error("portal: the shared throttles cannot be read or written; the attempt was refused", "path", r.URL.Path, "error_id", id, "err", err)
-			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, throttleNotice)
-			return
-		}
-		if errors.Is(err, audit.ErrNotStored) || sluis.StorageFull(err) {
+			rf.Status, rf.Cause, rf.Notice, rf.Err = http.StatusServiceUnavailable, "portal: the shared throttles cannot be read or written; the attempt was refused", throttleNotice, err
+		case errors.Is(err, audit.ErrNotStored) || sluis.StorageFull(err):
 			// Failing closed: a step whose record cannot be kept is not
 			// taken.
-			p.Log.Error("portal: storage cannot be written; the step was not taken", "path", r.URL.Path, "error_id", id, "err", err)
-			errpage.WriteNotice(w, http.StatusServiceUnavailable, id, storageNotice)
-			return
+			rf.Status, rf.Cause, rf.Notice, rf.Err = http.StatusServiceUnavailable, "portal: storage cannot be written; the step was not taken", storageNotice, err
+		default:
+			rf.Status, rf.Cause, rf.Err = http.StatusInternalServerError, "portal: internal error", err
 		}
-		p.Log.Error("portal: internal error", "path", r.URL.Path, "error_id", id, "err", err)
-		errpage.Write(w, http.StatusInternalServerError, id)
+		errpage.Refuse(w, r, p.Log, rf)
 	})
 }
 
@@ -415,6 +416,7 @@ func (p *Portal) jwks(w http.ResponseWriter, r *http.Request) error {
 
 type pageData struct {
 	Title, Error, Notice, CSRF, RD, State, User string
+	ErrorID                                     string       // set by render on a page with an error status
 	QR                                          template.URL // a data: URI made here, never from input
 	Secret                                      string
 	Apps                                        []appLink
@@ -443,6 +445,7 @@ func (p *Portal) render(w http.ResponseWriter, status int, page string, d pageDa
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
+	d.ErrorID = p.pageErrorID(w, status, page, d.Error)
 	var buf strings.Builder
 	if err := p.pages[page].ExecuteTemplate(&buf, "layout", d); err != nil {
 		return err
@@ -503,7 +506,7 @@ func (p *Portal) parseForm(w http.ResponseWriter, r *http.Request) (bool, error)
 	if r.ContentLength > maxFormBytes {
 		return false, statusError(http.StatusRequestEntityTooLarge)
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	r.Body = http.MaxBytesReader(unwrap(w), r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -705,6 +708,11 @@ func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
 // by the recorder and shows as audit.lost later.
 func (p *Portal) event(r *http.Request, typ, user, outcome, detail string) {
 	src := frontdoor.ClientIP(r)
+	id := ""
+	if outcome == sluis.OutcomeFailure || outcome == sluis.OutcomeDenied {
+		// The page that answers names the same ID.
+		id = noteRefusal(r, user, detail)
+	}
 	if outcome == sluis.OutcomeFailure && p.Refusals != nil {
 		// Refusals are folded and bounded: a flood of wrong passwords
 		// cannot fill the disk.
@@ -715,6 +723,9 @@ func (p *Portal) event(r *http.Request, typ, user, outcome, detail string) {
 		if folded != "" {
 			detail += "; " + folded
 		}
+	}
+	if id != "" {
+		detail += "; error ID " + id
 	}
 	p.Audit.Record(r.Context(), sluis.Event{Type: typ, User: user, Source: src, Outcome: outcome, Detail: detail})
 }
@@ -1339,10 +1350,13 @@ func (p *Portal) enrolmentFrozen(w http.ResponseWriter, r *http.Request) (bool, 
 	if err != nil || level != sluis.LevelStrict {
 		return false, err
 	}
+	user := ""
 	if a, ok := p.pending(r); ok {
+		user = a.User.Name
 		p.event(r, sluis.EventMFAFailure, a.User.Name, sluis.OutcomeDenied, "enrolment frozen at level strict")
 	}
-	errpage.WriteNotice(w, http.StatusForbidden, errpage.NewID(), "Enrolment of new second factors is frozen: "+reason)
+	errpage.Refuse(w, r, p.Log, errpage.Refusal{Status: http.StatusForbidden, Cause: "portal: enrolment frozen at level strict", User: user,
+		ID: noteRefusal(r, user, "enrolment frozen at level strict"), Notice: "Enrolment of new second factors is frozen: " + reason})
 	return true, nil
 }
 

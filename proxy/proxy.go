@@ -235,9 +235,16 @@ func modifyResponse(resp *http.Response) error {
 // refuseBody answers a request whose body was refused or cut, and logs it
 // with the error ID.
 func (p *Proxy) refuseBody(w http.ResponseWriter, r *http.Request, status int, err error) {
-	id := errpage.NewID()
-	p.log.Warn("proxy: request body cut or refused; the app's answer is not relayed", "app", p.app.Name, "status", status, "error_id", id, "err", err)
-	errpage.Write(w, status, id)
+	errpage.Refuse(w, r, p.log, errpage.Refusal{Status: status, Cause: "request body cut or refused; the app's answer is not relayed",
+		User: p.user(r), App: p.app.Name, Err: err})
+}
+
+// user is the name of the user r is from, if it has a session.
+func (p *Proxy) user(r *http.Request) string {
+	if a, _ := r.Context().Value(activeKey{}).(*session.Active); a != nil {
+		return a.User.Name
+	}
+	return ""
 }
 
 // upstreamError answers 502 with the gateway's own page; the cause goes to
@@ -257,7 +264,5 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	if r.Context().Err() != nil {
 		return // the client went away; nobody to answer
 	}
-	id := errpage.NewID()
-	p.log.Warn("proxy: upstream failed", "app", p.app.Name, "error_id", id, "err", err)
-	errpage.Write(w, http.StatusBadGateway, id)
+	errpage.Refuse(w, r, p.log, errpage.Refusal{Status: http.StatusBadGateway, Cause: "upstream failed", User: p.user(r), App: p.app.Name, Err: err})
 }

@@ -221,18 +221,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if why := s.allowed(r.Context(), a, app, src); why != "" {
-		detail, record := "tunnel: "+why, true
+		detail, record, id := "tunnel: "+why, true, errpage.NewID()
 		if s.Denied != nil {
-			folds, ok := s.Denied.Let(a.User.Name + "\x00" + app.Name + "\x00tunnel")
-			if record = ok; folds > 0 {
+			// Refusals folded into one event show its error ID.
+			var folds int
+			id, folds, record = s.Denied.LetID(a.User.Name+"\x00"+app.Name+"\x00tunnel", errpage.NewID)
+			if folds > 0 {
 				detail += fmt.Sprintf("; %d more refusals since the last event", folds)
 			}
 		}
 		if record {
 			s.Audit.Record(r.Context(), sluis.Event{Type: sluis.EventAccessDenied, User: a.User.Name, Source: src, App: app.Name,
-				Outcome: sluis.OutcomeDenied, Detail: detail})
+				Outcome: sluis.OutcomeDenied, Detail: detail + "; error ID " + id})
 		}
-		plain(w, http.StatusForbidden, why)
+		errpage.Log(r.Context(), s.Log, r, id, errpage.Refusal{Status: http.StatusForbidden, Cause: "tunnel: " + why, User: a.User.Name, App: app.Name})
+		plain(w, http.StatusForbidden, why+" (error ID "+id+")")
 		return
 	}
 	if r.Method == http.MethodGet {

@@ -62,14 +62,30 @@ func TestConfigCheck(t *testing.T) {
 	if r.err != nil || !strings.Contains(r.out, "ok (portal login.test, 1 app(s))") {
 		t.Fatalf("good config: %v %q %q", r.err, r.out, r.errOut)
 	}
-	bad := writeConfig(t, strings.Replace(goodConfig, "portal: login.test", "portal: login.test\nportl: x", 1)+"  - name: w2\n    host: BAD\n    upstream: ftp://x\n")
+	// Every problem is listed at once, each at its line and key: an
+	// unknown key and a value that cannot be read do not hide the
+	// validation problems, nor each other.
+	bad := writeConfig(t, strings.NewReplacer("portal: login.test", "portal: login.test\nportl: x\nsession: {idle_timeout: soon}",
+		"listen: 127.0.0.1:0", "listen: 127.0.0.1:0\npublic_url: https://login.test:70000").Replace(goodConfig)+
+		"  - name: w2\n    host: BAD\n    upstream: http://127.0.0.1:99999\n")
 	r = runCLI("", "--config", bad, "config", "check")
-	if r.err == nil {
-		t.Fatal("bad config passed")
+	for _, want := range []string{
+		bad + ":4: portl: unknown key",
+		bad + `:5: session.idle_timeout: "soon" is not a duration`,
+		bad + `:2: public_url: "https://login.test:70000" has no valid port`,
+		bad + `:14: apps[1].host: "BAD" is not a lower-case host name`,
+		bad + `:15: apps[1].upstream: "http://127.0.0.1:99999": the port is not between 1 and 65535`,
+	} {
+		if !strings.Contains(r.errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.errOut)
+		}
 	}
-	// Only the unknown key is reported: decoding stops before validation.
-	if !strings.Contains(r.errOut, bad+":3: portl: unknown key") {
-		t.Fatalf("stderr %q", r.errOut)
+	if r.err == nil || !strings.Contains(r.err.Error(), "5 problem(s)") {
+		t.Errorf("error %v", r.err)
+	}
+	tab := writeConfig(t, strings.Replace(goodConfig, "    host: wiki.test", "\thost: wiki.test", 1))
+	if r = runCLI("", "--config", tab, "config", "check"); !strings.Contains(r.errOut, tab+":7: tabs are not allowed for indentation") {
+		t.Errorf("a tab: %v\n%s", r.err, r.errOut)
 	}
 	bad2 := writeConfig(t, goodConfig+"  - name: w2\n    host: BAD\n    upstream: ftp://x\n")
 	r = runCLI("", "config", "check", "--config="+bad2)

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -657,8 +658,16 @@ func (e *env) audit(args []string) error {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	since := fs.Duration("since", 24*time.Hour, "show events of this last period (0: all)")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
+	errorID := fs.String("id", "", "only the events that name this error ID (of an error page; the whole trail unless --since is given)")
 	if pos, err := parseFlags(fs, args, e.stderr); err != nil || len(pos) > 0 {
 		return ErrUsage
+	}
+	if *errorID != "" {
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "since" })
+		if !set {
+			*since = 0
+		}
 	}
 	from, err := sinceTime(*since, time.Now())
 	if err != nil {
@@ -676,6 +685,9 @@ func (e *env) audit(args []string) error {
 	evs, err := st.Events(e.ctx, from)
 	if err != nil {
 		return err
+	}
+	if *errorID != "" {
+		evs = slices.DeleteFunc(evs, func(ev sluis.Event) bool { return !audit.NamesErrorID(ev, *errorID) })
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
