@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sluis-gateway/sluis/internal/haproxytest"
-	"github.com/sluis-gateway/sluis/internal/pgtest"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
 
@@ -171,18 +169,12 @@ func TestTwoNodesBehindHAProxy(t *testing.T) {
 // through HAProxy, and the URLs they build carry its port.
 func twoNodes(t *testing.T, extra string, apps ...testenv.App) (a, b *testenv.Gateway, lb *haproxytest.HAProxy) {
 	t.Helper()
-	srv := pgtest.Start(t)
-	urlFile := filepath.Join(t.TempDir(), "db-url")
-	if err := os.WriteFile(urlFile, []byte(srv.NewDatabase(t)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, urlFile := newDatabase(t)
 	port := haproxytest.FreePort()
 	extra = fmt.Sprintf("store:\n  postgres:\n    url_file: %s\npublic_url: https://login.sluis.test:%d\ntrusted_proxies: [%s/32]\nproxy_protocol: true\n%s",
 		urlFile, port, balancerAddr, extra)
 	a = testenv.StartWith(t, extra, apps...)
-	dir2 := t.TempDir()
-	copyDir(t, filepath.Join(a.Dir, "data"), filepath.Join(dir2, "data"))
-	b = testenv.StartIn(t, dir2, extra, apps...)
+	b = secondNode(t, a, extra, apps...)
 	lb = haproxytest.Start(t, haproxytest.Config{Mode: "tcp", Backends: []string{a.Addr(), b.Addr()}, Port: port, SendProxy: true, Source: balancerAddr})
 	for _, g := range []*testenv.Gateway{a, b} {
 		g.Front, g.PublicPort = lb.Addr, lb.Port

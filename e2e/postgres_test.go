@@ -20,11 +20,7 @@ import (
 // poll of the revision. The trail that both wrote verifies. A node given
 // a new data_dir (new keys) is refused.
 func TestTwoNodesOnPostgreSQL(t *testing.T) {
-	srv := pgtest.Start(t)
-	urlFile := filepath.Join(t.TempDir(), "db-url")
-	if err := os.WriteFile(urlFile, []byte(srv.NewDatabase(t)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	srv, urlFile := newDatabase(t)
 	extra := "store:\n  postgres:\n    url_file: " + urlFile + "\n"
 	wiki := newUpstream(t)
 	app := testenv.App{Name: "wiki", Host: wikiHost, Upstream: wiki.URL, Groups: []string{"staff"}, MFA: true}
@@ -45,9 +41,7 @@ func TestTwoNodesOnPostgreSQL(t *testing.T) {
 	}
 
 	// Node 2: the same keys, its own data_dir and listener.
-	dir2 := t.TempDir()
-	copyDir(t, filepath.Join(g1.Dir, "data"), filepath.Join(dir2, "data"))
-	g2 := testenv.StartIn(t, dir2, extra, app)
+	g2 := secondNode(t, g1, extra, app)
 	c2 := g2.Client()
 	c2.Jar = c.Jar // the same browser
 	if p := g2.Get(c2, g2.URL(wikiHost, "/on-node-2")); p.StatusCode != http.StatusOK {
@@ -86,6 +80,28 @@ func TestTwoNodesOnPostgreSQL(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir3, "data", "seal.key")); err == nil {
 		t.Fatal("new keys were made for a store in use")
 	}
+}
+
+// newDatabase starts a real PostgreSQL (one for the test binary) and
+// gives a new database on it, its URL in a file as store.postgres.url_file
+// takes it.
+func newDatabase(t *testing.T) (srv *pgtest.Server, urlFile string) {
+	t.Helper()
+	srv = pgtest.Start(t)
+	urlFile = filepath.Join(t.TempDir(), "db-url")
+	if err := os.WriteFile(urlFile, []byte(srv.NewDatabase(t)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return srv, urlFile
+}
+
+// secondNode starts another node of g's store, with a copy of g's
+// data_dir (the same keys), configured with extra and apps as g is.
+func secondNode(t *testing.T, g *testenv.Gateway, extra string, apps ...testenv.App) *testenv.Gateway {
+	t.Helper()
+	dir := t.TempDir()
+	copyDir(t, filepath.Join(g.Dir, "data"), filepath.Join(dir, "data"))
+	return testenv.StartIn(t, dir, extra, apps...)
 }
 
 func copyDir(t *testing.T, from, to string) {
@@ -127,11 +143,7 @@ func TestMoveToPostgreSQL(t *testing.T) {
 	g.MustCLI("", "block", "add", "198.51.100.0/24", "--reason", "scanner")
 	g.Stop()
 
-	srv := pgtest.Start(t)
-	urlFile := filepath.Join(t.TempDir(), "db-url")
-	if err := os.WriteFile(urlFile, []byte(srv.NewDatabase(t)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, urlFile := newDatabase(t)
 	db := filepath.Join(g.Dir, "data", "sluis.db")
 	out := g.MustCLI("", "store", "copy", "--from", "sqlite:"+db, "--to-file", urlFile)
 	if !strings.Contains(out, "chained as in the source") {

@@ -5,13 +5,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sluis-gateway/sluis/internal/pgtest"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
 
@@ -22,18 +19,12 @@ import (
 // lock that user from that address on both; four probes from a scanner,
 // two on each node (block_after 4), block it on both.
 func TestTwoNodesShareThrottlesAndProbeCounts(t *testing.T) {
-	srv := pgtest.Start(t)
-	urlFile := filepath.Join(t.TempDir(), "db-url")
-	if err := os.WriteFile(urlFile, []byte(srv.NewDatabase(t)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, urlFile := newDatabase(t)
 	extra := "store:\n  postgres:\n    url_file: " + urlFile + "\nprobes:\n  block_after: 4\n"
 	app := testenv.App{Name: "wiki", Host: wikiHost, Upstream: newUpstream(t).URL, Groups: []string{"staff"}, MFA: true}
 	g1 := testenv.StartWith(t, extra, app)
 	g1.AddUser("anna", pw, "staff")
-	dir2 := t.TempDir()
-	copyDir(t, filepath.Join(g1.Dir, "data"), filepath.Join(dir2, "data"))
-	g2 := testenv.StartIn(t, dir2, extra, app)
+	g2 := secondNode(t, g1, extra, app)
 	nodes := []*testenv.Gateway{g1, g2}
 
 	const attacker = "127.0.0.2"
@@ -83,19 +74,13 @@ func TestTwoNodesShareThrottlesAndProbeCounts(t *testing.T) {
 // one tunnel through each node leaves room for none more on either, and
 // closing one makes room again.
 func TestTwoNodesShareTheTunnelLimit(t *testing.T) {
-	srv := pgtest.Start(t)
-	urlFile := filepath.Join(t.TempDir(), "db-url")
-	if err := os.WriteFile(urlFile, []byte(srv.NewDatabase(t)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, urlFile := newDatabase(t)
 	extra := "store:\n  postgres:\n    url_file: " + urlFile + "\ntunnels:\n  max_per_user: 2\n"
 	echo := newEcho(t)
 	app := testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"anna"}, MFA: true}
 	g1 := testenv.StartWith(t, extra, app)
 	secret := g1.AddUser("anna", pw, "staff")
-	dir2 := t.TempDir()
-	copyDir(t, filepath.Join(g1.Dir, "data"), filepath.Join(dir2, "data"))
-	g2 := testenv.StartIn(t, dir2, extra, app)
+	g2 := secondNode(t, g1, extra, app)
 	// One sluis connect through each node (codes from one counter, so
 	// that no step is used twice).
 	c1 := startConnect(t, g1, t.TempDir(), "echo", pw+"\n", "--user", "anna", "--password-stdin", "--code", g1.Code("anna", secret))
