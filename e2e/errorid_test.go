@@ -238,3 +238,42 @@ func logLine(logs, s string) string {
 	}
 	return ""
 }
+
+// The tunnel server's other refusals (no token, no such app, not a
+// stream, a logout that is not a POST) print an error ID too, and the log
+// has it with the status, the cause and the user when known.
+func TestErrorIDsOfTheTunnelServer(t *testing.T) {
+	echo := newEcho(t)
+	g := testenv.Start(t, testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"anna"}, MFA: true})
+	secret := g.AddUser("anna", pw, "staff")
+	dir := t.TempDir()
+	startConnect(t, g, dir, "echo", pw+"\n", "--user", "anna", "--password-stdin", "--code", g.Code("anna", secret))
+	token := savedLogins(t, dir)["anna"]
+	for _, tc := range []struct {
+		name, method, path, token string
+		status                    int
+		user                      string
+	}{
+		{"no token", "GET", "/.sluis/tunnel/echo", "", http.StatusUnauthorized, ""},
+		{"no such app", "GET", "/.sluis/tunnel/nosuch", token, http.StatusNotFound, "anna"},
+		{"not a stream", "PUT", "/.sluis/tunnel/echo", token, http.StatusMethodNotAllowed, "anna"},
+		{"logout not a POST", "GET", "/.sluis/connect/logout", token, http.StatusMethodNotAllowed, "anna"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, g.URL(g.Portal, tc.path), nil)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			p := g.Do(g.Client(), req)
+			m := regexp.MustCompile(`error ID ([0-9a-f]{12})`).FindStringSubmatch(p.Body)
+			if p.StatusCode != tc.status || m == nil {
+				t.Fatalf("%d %q, want %d with an error ID", p.StatusCode, p.Body, tc.status)
+			}
+			line := logLine(g.Logs(), "error_id="+m[1])
+			if !strings.Contains(line, fmt.Sprintf("status=%d", tc.status)) || !strings.Contains(line, "tunnel: ") ||
+				tc.user != "" && !strings.Contains(line, "user="+tc.user) || tc.token != "" && strings.Contains(line, tc.token) {
+				t.Errorf("log line: %q", line)
+			}
+		})
+	}
+}

@@ -153,6 +153,16 @@ func plain(w http.ResponseWriter, status int, msg string) {
 	io.WriteString(w, msg+"\n")
 }
 
+// refuse answers r with status and msg for the client, followed by a new
+// error ID that is also logged with the cause, the user and the app
+// ("" when not known), so that a help desk finds what sluis connect
+// printed.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, msg, cause, user, app string) {
+	id := errpage.NewID()
+	errpage.Log(r.Context(), s.Log, r, id, errpage.Refusal{Status: status, Cause: "tunnel: " + cause, User: user, App: app})
+	plain(w, status, msg+" (error ID "+id+")")
+}
+
 // authenticate returns the session of the request's token, or answers
 // the request (401, or 503 when the store fails) and returns nil. A found
 // session is named in the answer's UserHeader.
@@ -172,7 +182,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *session.A
 	if a == nil {
 		// Nothing is dialled, and nothing is said about the app.
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sluis connect"`)
-		plain(w, http.StatusUnauthorized, "log in with sluis connect first")
+		s.refuse(w, r, http.StatusUnauthorized, "log in with sluis connect first", "no valid tunnel token", "", "")
 		return nil
 	}
 	w.Header().Set(UserHeader, a.User.Name)
@@ -189,7 +199,7 @@ func (s *Server) Logout(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		plain(w, http.StatusMethodNotAllowed, "log out with a POST")
+		s.refuse(w, r, http.StatusMethodNotAllowed, "log out with a POST", "logout not a POST", a.User.Name, "")
 		return
 	}
 	if err := s.Sessions.Revoke(r.Context(), a.Session.ID); err != nil {
@@ -213,11 +223,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	app, ok := s.Apps[name]
 	if !ok {
-		plain(w, http.StatusNotFound, "no such app")
+		s.refuse(w, r, http.StatusNotFound, "no such app", "no TCP app of that name", a.User.Name, "")
 		return
 	}
 	if r.Method != http.MethodGet && (r.Method != http.MethodPost || r.ProtoMajor != 2) {
-		plain(w, http.StatusMethodNotAllowed, "tunnels are HTTP/2 POST streams")
+		s.refuse(w, r, http.StatusMethodNotAllowed, "tunnels are HTTP/2 POST streams", "not an HTTP/2 POST stream", a.User.Name, app.Name)
 		return
 	}
 	if why := s.allowed(r.Context(), a, app, src); why != "" {
@@ -247,7 +257,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel(nil)
 	st := &stream{token: tok, user: a.User.Name, app: app.Name, source: src, cancel: cancel}
 	if !s.add(st) {
-		plain(w, http.StatusTooManyRequests, fmt.Sprintf("you have %d tunnels open, the most allowed", s.maxPerUser()))
+		s.refuse(w, r, http.StatusTooManyRequests, fmt.Sprintf("you have %d tunnels open, the most allowed", s.maxPerUser()), "the user's tunnel limit on this node", st.user, app.Name)
 		return
 	}
 	defer s.remove(st)
@@ -257,7 +267,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case err != nil:
 			s.Log.Error("tunnel: counting the user's tunnels in the store; this node's own count decides", "user", st.user, "err", err)
 		case !ok:
-			plain(w, http.StatusTooManyRequests, fmt.Sprintf("you have %d tunnels open, the most allowed", s.maxPerUser()))
+			s.refuse(w, r, http.StatusTooManyRequests, fmt.Sprintf("you have %d tunnels open, the most allowed", s.maxPerUser()), "the user's tunnel limit over all nodes", st.user, app.Name)
 			return
 		default:
 			defer func() {
