@@ -1786,15 +1786,8 @@ func (c *Config) AppByName(name string) (App, bool) {
 	return c.Apps[i], true
 }
 
-// BreakGlassAllows reports whether a user in groups may pass at lockdown.
-func (c *Config) BreakGlassAllows(user string, groups []string) bool {
-	if slices.ContainsFunc(c.Emergency.BreakGlass.Users, func(u string) bool { return sluis.SameName(u, user) }) {
-		return true
-	}
-	for _, g := range groups {
-		if slices.Contains(c.Emergency.BreakGlass.Groups, g) {
-			return true
-		}
-	}
-	return false
+// BreakGlass returns the staff who may still pass at lockdown, as the
+// access decision takes them (policy.BreakGlass.Allows decides).
+func (c *Config) BreakGlass() policy.BreakGlass {
+	return policy.BreakGlass{Users: c.Emergency.BreakGlass.Users, Groups: c.Emergency.BreakGlass.Groups}
 }

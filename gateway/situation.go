@@ -22,7 +22,7 @@ func Situations(c *config.Config, st sluis.Store, revision func(ctx context.Cont
 
 func newSituations(c *config.Config, st sluis.Store, revision func(ctx context.Context) (int64, error), now func() time.Time) *situations {
 	return &situations{switches: &appSwitches{store: st, revision: revision, clock: now}, now: now, zone: c.Zone(), reauthAfter: c.Strict.ReauthAfter.D(),
-		breakGlass: policy.BreakGlass{Users: c.Emergency.BreakGlass.Users, Groups: c.Emergency.BreakGlass.Groups}}
+		breakGlass: c.BreakGlass()}
 }
 
 // situations answers the situation an app's requests are decided in now:

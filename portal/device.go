@@ -194,7 +194,7 @@ func (p *Portal) devicePoll(w http.ResponseWriter, r *http.Request) error {
 // to log in first.
 func (p *Portal) deviceUser(w http.ResponseWriter, r *http.Request) *session.Active {
 	a := p.current(r)
-	if a == nil || a.Session.Stage != sluis.StageComplete || p.Stale(r.Context(), a) {
+	if a == nil || a.Session.Stage != sluis.StageComplete || p.stale(r.Context(), a) {
 		http.Redirect(w, r, "/login?rd="+url.QueryEscape(p.BaseURL(p.Host)+"/device"), http.StatusSeeOther)
 		return nil
 	}

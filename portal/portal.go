@@ -683,7 +683,7 @@ func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
 		p.Log.Info("portal: refused return URL", "source", frontdoor.ClientIP(r))
 	}
 	if a := p.current(r); a != nil && a.Session.Stage == sluis.StageComplete {
-		if p.Stale(r.Context(), a) || p.keyWanted(r, a, t) {
+		if p.stale(r.Context(), a) || p.keyWanted(r, a, t) {
 			http.Redirect(w, r, "/mfa"+f.query(), http.StatusSeeOther)
 			return nil
 		}
@@ -1047,7 +1047,7 @@ func (p *Portal) pending(r *http.Request) (*session.Active, bool) {
 	if a == nil {
 		return nil, false
 	}
-	if a.Session.Stage == sluis.StagePassword || p.Stale(r.Context(), a) {
+	if a.Session.Stage == sluis.StagePassword || p.stale(r.Context(), a) {
 		return a, true
 	}
 	if t, _ := p.flowParams(r); a.Session.Stage == sluis.StageComplete && p.keyWanted(r, a, t) {
@@ -1056,9 +1056,9 @@ func (p *Portal) pending(r *http.Request) (*session.Active, bool) {
 	return nil, false
 }
 
-// Stale reports whether a complete session must pass its second factor
+// stale reports whether a complete session must pass its second factor
 // again: at the level "strict", once it is older than ReauthAfter.
-func (p *Portal) Stale(ctx context.Context, a *session.Active) bool {
+func (p *Portal) stale(ctx context.Context, a *session.Active) bool {
 	if a.Session.Stage != sluis.StageComplete {
 		return false
 	}

@@ -1046,7 +1046,7 @@ func (e *env) emergency(args []string) error {
 			}
 			revoked := 0
 			for _, u := range users {
-				if !live[u.Name] || c.BreakGlassAllows(u.Name, u.Groups) {
+				if !live[u.Name] || c.BreakGlass().Allows(sluis.Identity{User: u.Name, Groups: u.Groups}) {
 					continue
 				}
 				ids, err := st.RevokeSessions(au.with(EventSessionsRevoke, u.Name, "every session of "+u.Name+"; lockdown"), sluis.SessionFilter{User: u.Name}, now)
