@@ -108,7 +108,9 @@ func (p *Proxy) wrapBody(ctx context.Context, w http.ResponseWriter, r *http.Req
 		p.refuseBody(w, r, http.StatusRequestEntityTooLarge, errBodyTooLarge)
 		return ctx, false
 	}
-	b := newBody(w, r.Body, p.app.BodyIdle, p.app.MaxBody)
+	// The transport may read the body after the handler has returned:
+	// the body holds net/http's own writer (see Unwrap).
+	b := newBody(Unwrap(w), r.Body, p.app.BodyIdle, p.app.MaxBody)
 	r.Body = b
 	return context.WithValue(ctx, bodyKey{}, b), true
 }

@@ -59,13 +59,16 @@ func New(app sluis.App, appURL string, signer *assertion.Signer, transport http.
 	if err != nil {
 		return nil, err
 	}
+	if transport == nil {
+		transport = http.DefaultTransport // as ReverseProxy does
+	}
 	p := &Proxy{app: app, addr: addr, headers: newHeaderRules(app), audience: appURL, signer: signer, now: now, log: log}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			p.rewrite(pr)
 		},
-		Transport:  transport,
+		Transport:  timed{transport},
 		BufferPool: buffers,
 		ModifyResponse: func(resp *http.Response) error {
 			if err := checkBody(resp); err != nil {
@@ -98,7 +101,73 @@ func (b *bufferPool) Get() []byte {
 // a buffer in the same call, so stale bytes in a reused buffer are never sent.
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
-type activeKey struct{}
+// request is what the proxy keeps of a request while it relays it, in
+// the request's context: the session and the ResponseWriter it answers on.
+// It is the context itself (one allocation, as the context.WithValue it
+// replaces), so the round trip finds the writer without allocating.
+type request struct {
+	context.Context
+	a *session.Active
+	w http.ResponseWriter
+}
+
+type requestKey struct{}
+
+func (c *request) Value(key any) any {
+	if key == (requestKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// requestOf returns what the proxy keeps of r (in or out), nil for a
+// request it is not relaying.
+func requestOf(r *http.Request) *request {
+	c, _ := r.Context().Value(requestKey{}).(*request)
+	return c
+}
+
+// UpstreamObserver is implemented by a ResponseWriter that wants to know
+// each round trip to the upstream: d from sending the request to its
+// response head, or the error that came instead (the metrics'; see
+// metrics.App.Handler).
+type UpstreamObserver interface {
+	ObserveUpstream(d time.Duration, err error)
+}
+
+// timed is the app's transport, timed for the UpstreamObserver of the
+// request's writer. It adds no allocation.
+type timed struct{ rt http.RoundTripper }
+
+func (t timed) RoundTrip(req *http.Request) (*http.Response, error) {
+	c := requestOf(req)
+	o, ok := UpstreamObserver(nil), false
+	if c != nil {
+		o, ok = c.w.(UpstreamObserver)
+	}
+	if !ok {
+		return t.rt.RoundTrip(req)
+	}
+	start := time.Now()
+	resp, err := t.rt.RoundTrip(req)
+	o.ObserveUpstream(time.Since(start), err)
+	return resp, err
+}
+
+// Unwrap returns the writer under every wrapper of w (those with an
+// Unwrap method, as http.ResponseController knows them): net/http's own.
+// What may run after the handler has returned (the transport's goroutine
+// that writes a request body) must hold that one, never a wrapper that is
+// reused for another request once the handler returns.
+func Unwrap(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
+}
 
 // ErrEnded is the cause a caller gives when it cancels a request's context
 // (context.WithCancelCause) because the gateway ended the request, not the
@@ -128,11 +197,14 @@ func (p *Proxy) ServeIn(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	// file that starts like HTML). A nil value is sent as no header;
 	// ReverseProxy adds the app's to it, and error pages set their own.
 	w.Header()["Content-Type"] = nil
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, activeKey{}, a)))
+	p.rp.ServeHTTP(w, r.WithContext(&request{Context: ctx, a: a, w: w}))
 }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	a, _ := pr.In.Context().Value(activeKey{}).(*session.Active)
+	var a *session.Active
+	if c := requestOf(pr.In); c != nil {
+		a = c.a
+	}
 	h := pr.Out.Header
 	p.headers.strip(h)
 	StripSessionCookie(h)
@@ -241,8 +313,8 @@ func (p *Proxy) refuseBody(w http.ResponseWriter, r *http.Request, status int, e
 
 // user is the name of the user r is from, if it has a session.
 func (p *Proxy) user(r *http.Request) string {
-	if a, _ := r.Context().Value(activeKey{}).(*session.Active); a != nil {
-		return a.User.Name
+	if c := requestOf(r); c != nil && c.a != nil {
+		return c.a.User.Name
 	}
 	return ""
 }
