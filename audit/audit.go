@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/metrics"
 )
 
 // Recorder writes audit events. Events recorded at the same time from
@@ -35,6 +36,8 @@ type Recorder struct {
 	// Forward, if set, also hands each event to a forwarder (Syslog) after
 	// it is stored. It must not block.
 	Forward func(sluis.Event)
+	// Metrics, if set, times each batch's write.
+	Metrics *metrics.Metrics
 
 	mu         sync.Mutex // guards queue and committing
 	queue      []*pendingEvent
@@ -143,7 +146,9 @@ func (r *Recorder) write(ctx context.Context, batch []*pendingEvent) {
 	for _, p := range batch {
 		es = append(es, p.e)
 	}
+	start := time.Now()
 	stored, err := r.Store.AppendEvents(ctx, es)
+	r.Metrics.AuditWrite(time.Since(start), err == nil)
 	if err == nil {
 		stored = stored[len(es)-len(batch):]
 		if len(r.lost) > 0 && r.Forward != nil {

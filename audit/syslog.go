@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,11 +36,14 @@ type Syslog struct {
 	Record func(ctx context.Context, e sluis.Event) error
 	Log    *slog.Logger
 
-	once     sync.Once
-	ch       chan sluis.Event
-	mu       sync.Mutex // guards dropped
-	dropped  int
-	hostname string
+	once    sync.Once
+	ch      chan sluis.Event
+	mu      sync.Mutex // guards dropped
+	dropped int
+	// droppedTotal counts every event dropped since the start (dropped
+	// only those not reported yet).
+	droppedTotal atomic.Uint64
+	hostname     string
 }
 
 func (s *Syslog) init() {
@@ -69,8 +73,18 @@ func (s *Syslog) Forward(e sluis.Event) {
 		s.mu.Lock()
 		s.dropped++
 		s.mu.Unlock()
+		s.droppedTotal.Add(1)
 	}
 }
+
+// Queued returns how many events wait for the receiver now.
+func (s *Syslog) Queued() int {
+	s.init()
+	return len(s.ch)
+}
+
+// Dropped returns how many events overflowed the queue since the start.
+func (s *Syslog) Dropped() uint64 { return s.droppedTotal.Load() }
 
 // Run sends queued events until ctx ends, reconnecting with backoff. Events
 // are sent in batches; a batch whose write fails is sent again whole on the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/metrics"
 )
 
 // Audit event types of the front door.
@@ -54,6 +55,8 @@ type Detector struct {
 	// Log reports a store that cannot count.
 	Log *slog.Logger
 	Now func() time.Time
+	// Metrics, if set, counts probes by rule and the blocks stored.
+	Metrics *metrics.Metrics
 
 	mu      sync.RWMutex // guards sources
 	sources map[string]*sourceState
@@ -114,6 +117,7 @@ func (d *Detector) probe(ctx context.Context, src, app, rule, what string) {
 	if p, err := SourcePrefix(src); err == nil {
 		key = p.String()
 	}
+	d.Metrics.Probe(rule)
 	now := d.now()
 	every := orDefault(d.EventEvery, time.Minute)
 	window := orDefault(d.BlockWindow, time.Minute)
@@ -189,6 +193,7 @@ func (d *Detector) probe(ctx context.Context, src, app, rule, what string) {
 			events = append(events, sluis.Event{Type: EventBlocked, Source: src, Outcome: sluis.OutcomeFailure,
 				Detail: fmt.Sprintf("%d probes within %s; the block could not be stored: %v", orDefault(d.BlockAfter, 10), window, err)})
 		} else {
+			d.Metrics.BlockAdded()
 			events = append(events, sluis.Event{Type: EventBlocked, Source: src, Outcome: sluis.OutcomeDenied,
 				Detail: fmt.Sprintf("%d probes within %s; blocked until %s", orDefault(d.BlockAfter, 10), window, block.Until.UTC().Format(time.RFC3339))})
 		}

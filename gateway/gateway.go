@@ -27,6 +27,7 @@ import (
 	"github.com/sluis-gateway/sluis/health"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/lease"
+	"github.com/sluis-gateway/sluis/metrics"
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/policy"
 	"github.com/sluis-gateway/sluis/portal"
@@ -98,6 +99,9 @@ type Options struct {
 	// package lease): the directory re-check runs only on the node that
 	// holds lease.DirectoryRecheck. Nil means always (one node).
 	Holds func(name string) bool
+	// Metrics, if set, counts what the gateway does (package metrics);
+	// nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // RecheckInterval is how often the requests in flight (streaming
@@ -154,13 +158,13 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	apps := Apps(c)
 	rec := o.Audit
 	if rec == nil {
-		rec = &audit.Recorder{Store: o.Store, Log: o.Log, Now: o.Now}
+		rec = &audit.Recorder{Store: o.Store, Log: o.Log, Now: o.Now, Metrics: o.Metrics}
 	}
 	sessions := &session.Service{Store: o.Store, Now: o.Now, IdleTimeout: c.Session.IdleTimeout.D(), Revision: o.Revision}
 	p := &portal.Portal{
 		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: sessions, Audit: rec,
 		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,
-		Directory: o.Directory, SSO: o.SSO, Health: o.Health, Counters: o.Counters, Refusals: &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now},
+		Directory: o.Directory, SSO: o.SSO, Health: o.Health, Counters: o.Counters, Metrics: o.Metrics, Refusals: &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now},
 	}
 	// Folded refusals are written once their interval has passed, even
 	// when the attempts stop.
@@ -191,7 +195,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	blocks := &frontdoor.BlockList{Load: o.Store.Blocks, Revision: revision, Now: o.Now}
 	detector := &frontdoor.Detector{
 		BlockAfter: c.Probes.BlockAfter, BlockWindow: c.Probes.BlockWindow.D(), BlockFor: c.Probes.BlockFor.D(),
-		EventEvery: c.Probes.EventEvery.D(), Record: rec.Record, Now: o.Now, Counters: o.Counters, Log: o.Log,
+		EventEvery: c.Probes.EventEvery.D(), Record: rec.Record, Now: o.Now, Counters: o.Counters, Log: o.Log, Metrics: o.Metrics,
 		Persist: func(ctx context.Context, b sluis.Block) error {
 			// Bounded: past MaxAutoBlocks a source is refused probe by
 			// probe, but blocks nothing more, and the trail says so.
@@ -254,6 +258,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			login: base(c.Portal) + "/login", base: base(app.Host),
 			callback: (&handover.Host{App: app, Store: o.Store, AppHosts: appHosts, BaseURL: base, Portal: c.Portal, Now: o.Now, Log: o.Log}).Callback(),
 			logout:   (&handover.Host{App: app, Store: o.Store, AppHosts: appHosts, BaseURL: base, Portal: c.Portal, Now: o.Now, Log: o.Log}).Logout(), log: o.Log, live: live, detector: detector, denied: denied}
+		hosts[app.Host] = o.Metrics.App(app.Name).Handler(hosts[app.Host])
 	}
 	go detector.Run(ctx)
 
@@ -289,6 +294,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	// Tunnels are checked every second too: it also keeps the sessions of
 	// open tunnels from idling out, and ends them at their expiry.
 	go every(ctx, time.Second, tunnels.Recheck)
+	setLive(o.Metrics, o.Store, c.Session.IdleTimeout.D(), o.Now, live, tunnels)
 	if rc, ok := o.Directory.(Rechecker); ok && o.DirectoryRecheck > 0 {
 		go every(ctx, o.DirectoryRecheck, func() {
 			if o.Holds == nil || o.Holds(lease.DirectoryRecheck) {

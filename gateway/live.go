@@ -63,6 +63,8 @@ type liveConn struct {
 	source string // the client's address: a block of it ends the request
 	method string
 	path   string // the canonical path (r.URL.Path)
+	// upgrade: a WebSocket (or another upgrade), for the metrics.
+	upgrade bool
 
 	cancel context.CancelCauseFunc // ends the request (see end)
 	w      http.ResponseWriter
@@ -85,7 +87,7 @@ func (l *liveConns) track(w http.ResponseWriter, r *http.Request, token string, 
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	c := &liveConn{token: token, app: app, source: source, method: r.Method, path: r.URL.Path, cancel: cancel, w: w,
-		shard: uint8(rand.Uint32() % liveShards)}
+		shard: uint8(rand.Uint32() % liveShards), upgrade: r.Header.Get("Upgrade") != ""}
 	l.add(c)
 	return ctx, c
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/authn"
 	"github.com/sluis-gateway/sluis/directory"
+	"github.com/sluis-gateway/sluis/metrics"
 )
 
 // directoryLogin checks a password with the directory. A user it accepts
@@ -18,6 +19,7 @@ import (
 // name, bound to the account's immutable id, with the groups the directory
 // gives; the second factor is sluis's, as for local users.
 func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageData, f flow, id typedName, password string, g guess) error {
+	r = withMethod(r, metrics.MethodLDAP)
 	name := id.account
 	busy := func() error {
 		p.retract(r.Context(), g)

@@ -36,6 +36,7 @@ import (
 	"github.com/sluis-gateway/sluis/handover"
 	"github.com/sluis-gateway/sluis/health"
 	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/metrics"
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/policy"
 	"github.com/sluis-gateway/sluis/session"
@@ -123,6 +124,9 @@ type Portal struct {
 	// (several nodes on PostgreSQL). Nil keeps them in memory: right for
 	// one node, and a store write fewer per guess.
 	Counters sluis.CounterStore
+	// Metrics, if set, counts logins and second factors by method and
+	// outcome.
+	Metrics *metrics.Metrics
 
 	deviceThrottle  *authn.Throttle // device-login starts and unknown polls, by source
 	browserThrottle *authn.Throttle // guesses from a known browser, by browser
@@ -707,6 +711,7 @@ func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
 // request: a refusal, a failure. An event that cannot be stored is counted
 // by the recorder and shows as audit.lost later.
 func (p *Portal) event(r *http.Request, typ, user, outcome, detail string) {
+	p.count(r, typ, outcome, detail) // every attempt, also those the trail folds
 	src := frontdoor.ClientIP(r)
 	id := ""
 	if outcome == sluis.OutcomeFailure || outcome == sluis.OutcomeDenied {
@@ -734,7 +739,11 @@ func (p *Portal) event(r *http.Request, typ, user, outcome, detail string) {
 // not taken when it returns an error (audit.ErrNotStored), and the user
 // gets a 503 with an error ID.
 func (p *Portal) record(r *http.Request, typ, user, outcome, detail string) error {
-	return p.Audit.Require(r.Context(), sluis.Event{Type: typ, User: user, Source: frontdoor.ClientIP(r), Outcome: outcome, Detail: detail})
+	err := p.Audit.Require(r.Context(), sluis.Event{Type: typ, User: user, Source: frontdoor.ClientIP(r), Outcome: outcome, Detail: detail})
+	if err == nil {
+		p.count(r, typ, outcome, detail) // a step not recorded is not taken
+	}
+	return err
 }
 
 // guess is one attempt at a secret: of kind ("login", "mfa", "device")
@@ -1206,6 +1215,7 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 // recoveryCode takes a recovery code in place of the usual second factor.
 // It is throttled like a code, and works once.
 func (p *Portal) recoveryCode(w http.ResponseWriter, r *http.Request, a *session.Active, typed string, d pageData, t target, f flow) error {
+	r = withMethod(r, metrics.MethodRecovery)
 	user, src := a.User.Name, frontdoor.ClientIP(r)
 	if wait, err := p.attempt(r.Context(), guess{kind: "mfa", user: user, src: src}); err != nil {
 		return err

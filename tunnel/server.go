@@ -477,6 +477,21 @@ func (s *Server) Open() int {
 	return len(s.live)
 }
 
+// OpenByApp returns the number of open tunnels of each TCP app, zero
+// for those with none.
+func (s *Server) OpenByApp() map[string]int {
+	out := make(map[string]int, len(s.Apps))
+	for name := range s.Apps {
+		out[name] = 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for st := range s.live {
+		out[st.app]++
+	}
+	return out
+}
+
 // CutAll ends every open tunnel: the gateway is shutting down and the
 // grace it gave them has run out. Each is audited as cut by the shutdown;
 // the client sees its stream reset, and opens new ones elsewhere (the

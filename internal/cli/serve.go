@@ -33,6 +33,7 @@ import (
 	"github.com/sluis-gateway/sluis/health"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/lease"
+	"github.com/sluis-gateway/sluis/metrics"
 	"github.com/sluis-gateway/sluis/proxyproto"
 	"github.com/sluis-gateway/sluis/sso"
 	"github.com/sluis-gateway/sluis/store/postgres"
@@ -497,7 +498,12 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	if err != nil {
 		return err
 	}
-	rec := &audit.Recorder{Store: gwStore, Log: log}
+	// The node's metrics; the admin listener serves them at /metrics.
+	m := metrics.New()
+	if seen, ok := ctx.Value(metricsKey{}).(func(*metrics.Metrics)); ok {
+		seen(m)
+	}
+	rec := &audit.Recorder{Store: gwStore, Log: log, Metrics: m}
 	if sl := c.Audit.Syslog; sl != nil {
 		fw := &audit.Syslog{Address: sl.Address, Queue: sl.Queue, Record: rec.Record, Log: log}
 		if sl.TLS {
@@ -515,6 +521,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 			}
 		}
 		rec.Forward = fw.Forward
+		m.Syslog(fw.Queued, fw.Dropped)
 		go fw.Run(watchCtx)
 	}
 	// Readiness for balancers: the store answers with the schema this
@@ -522,7 +529,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	readiness := &health.Checker{Store: storeReady(gwStore), Log: log}
 	cut := make(chan struct{})
 	opts := gateway.Options{Config: c, Store: gwStore, Health: readiness, Cut: cut, Sealer: sealer, Signer: signer, PublicPort: publicPort, Log: log,
-		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec, Counters: counters, Holds: holds, Holder: holder,
+		Revision: watcher.Current, OnChange: watcher.OnChange, Audit: rec, Counters: counters, Holds: holds, Holder: holder, Metrics: m,
 		ConnAbuse: func(report func(ctx context.Context, src, rule, detail string)) {
 			conns.Abuse = func(src, rule, detail string) { report(watchCtx, src, rule, detail) }
 		}}
@@ -658,6 +665,15 @@ type storeWrapperKey struct{}
 // never sets it.
 func WithStoreWrapper(ctx context.Context, wrap func(sluis.Store) sluis.Store) context.Context {
 	return context.WithValue(ctx, storeWrapperKey{}, wrap)
+}
+
+type metricsKey struct{}
+
+// WithMetrics returns a context under which `sluis serve` hands the
+// metrics it makes to seen, before it listens: for tests that serve them
+// on a listener of their own. main never sets it.
+func WithMetrics(ctx context.Context, seen func(*metrics.Metrics)) context.Context {
+	return context.WithValue(ctx, metricsKey{}, seen)
 }
 
 // storeReady returns the check of /readyz for st: its Ready (reached, and
