@@ -31,6 +31,10 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # gateway, in HTTP mode and in TCP mode with the PROXY protocol
 # (internal/haproxytest).
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# Prometheus: e2e's TestMetrics* tests have a real Prometheus scrape the
+# gateway's /metrics over TLS with a bearer token and query what it read
+# (internal/promtest).
+[ -x /usr/bin/prometheus ] || missing+=(prometheus)
 # PostgreSQL: store/postgres's tests (the storetest suite, migrations of
 # nodes starting at once, the audit chain from several nodes),
 # internal/cli's TestStoreCopyToPostgreSQL and e2e's
@@ -43,7 +47,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	[ "$(id -u)" = 0 ] || sudo=sudo
 	$sudo apt-get update -qq
 	# The packages' system services (Apache on :80, RabbitMQ and epmd on
-	# every interface, HAProxy) are not started: the tests start their own, on
+	# every interface, HAProxy, Prometheus on :9090) are not started: the tests start their own, on
 	# loopback. invoke-rc.d and deb-systemd-invoke ask policy-rc.d.
 	policy=""
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
