@@ -27,6 +27,7 @@ import (
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/internal/cli"
 	"github.com/sluis-gateway/sluis/internal/storefault"
+	"github.com/sluis-gateway/sluis/metrics"
 	"github.com/sluis-gateway/sluis/mfa"
 )
 
@@ -70,6 +71,7 @@ type Gateway struct {
 	done           chan struct{} // closed when the program has returned
 	err            error         // what it returned; read after done
 	store          atomic.Pointer[storefault.Store]
+	metrics        atomic.Pointer[metrics.Metrics]
 
 	mu       sync.Mutex
 	lastStep map[string]int64 // per user, the last TOTP step the tests used
@@ -142,6 +144,7 @@ func Run(t testing.TB, dataDir string, args ...string) *Gateway {
 		g.store.Store(f)
 		return f
 	})
+	ctx = cli.WithMetrics(ctx, func(m *metrics.Metrics) { g.metrics.Store(m) })
 	go func() {
 		g.err = cli.Run(ctx, args, getenv, strings.NewReader(""), g.stdout, g.stderr)
 		close(g.done)
@@ -167,6 +170,10 @@ func Run(t testing.TB, dataDir string, args ...string) *Gateway {
 	t.Cleanup(g.Stop)
 	return g
 }
+
+// Metrics returns the metrics of the running program (nil for a command
+// that makes none), for a test to serve on a listener of its own.
+func (g *Gateway) Metrics() *metrics.Metrics { return g.metrics.Load() }
 
 // Stdout returns what the program printed so far.
 func (g *Gateway) Stdout() string { return g.stdout.String() }

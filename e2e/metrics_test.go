@@ -1,0 +1,146 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/pem"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluis-gateway/sluis/internal/promtest"
+	"github.com/sluis-gateway/sluis/internal/testenv"
+	"github.com/sluis-gateway/sluis/metrics"
+)
+
+// A real Prometheus scrapes a gateway's metrics over TLS with a bearer
+// token while known traffic goes through it, and what it then answers
+// through its HTTP API is that traffic: requests per app and status
+// class, logins and second factors by method and outcome, a probe, an
+// upstream that refuses connections, the live session, an open stream,
+// the tunnels of a TCP app, and the build.
+//
+// Until the admin listener serves /metrics, the test serves the node's
+// metrics handler (the same handler, the same access check) on a TLS
+// listener of its own.
+func TestMetricsScrapedByPrometheus(t *testing.T) {
+	wiki := newUpstream(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusing := ln.Addr().String()
+	ln.Close() // nothing listens there: the upstream of "down" refuses
+	const downHost = "down.sluis.test"
+	g := testenv.Start(t,
+		testenv.App{Name: "wiki", Host: wikiHost, Upstream: wiki.URL, Groups: []string{"staff"}, MFA: true},
+		testenv.App{Name: "down", Host: downHost, Upstream: "http://" + refusing, Groups: []string{"staff"}, MFA: true},
+		testenv.App{Name: "echo", TCP: refusing, Groups: []string{"staff"}, MFA: true},
+	)
+	w := &world{g: g, wiki: wiki}
+
+	tok := make([]byte, 32)
+	rand.Read(tok)
+	token := hex.EncodeToString(tok)
+	target := httptest.NewUnstartedServer(g.Metrics().Handler(metrics.Access{TokenHash: metrics.HashToken(token)}))
+	target.StartTLS()
+	defer target.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: target.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Without the token: nothing.
+	if resp, err := target.Client().Get(target.URL + "/metrics"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("metrics without a token: %v %v", resp, err)
+	}
+	prom := promtest.Start(t, promtest.Target{Addr: target.Listener.Addr().String(), CAFile: ca, Token: token})
+
+	// The traffic.
+	secret := g.AddUser("olga", pw, "staff")
+	c := g.Client()
+	if p := g.SubmitPassword(c, "", "olga", "not the password"); p.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong password: %d", p.StatusCode)
+	}
+	if p := g.Login(c, g.URL(wikiHost, "/start"), "olga", pw, secret); p.StatusCode != http.StatusOK {
+		t.Fatalf("login to wiki: %d", p.StatusCode)
+	}
+	for _, r := range []struct {
+		path   string
+		status int
+	}{{"/a", 200}, {"/b", 200}, {"/error", http.StatusTeapot}, {"/error", http.StatusTeapot}} {
+		if p := g.Get(c, g.URL(wikiHost, r.path)); p.StatusCode != r.status {
+			t.Fatalf("%s: %d, want %d", r.path, p.StatusCode, r.status)
+		}
+	}
+	if p := g.Follow(c, g.Get(c, g.URL(downHost, "/"))); p.StatusCode != http.StatusBadGateway {
+		t.Fatalf("down: %d, want 502", p.StatusCode)
+	}
+	probe := "GET /remote/fgt_lang?lang=/../../../..//////////dev/cmdb/sslvpn_websession HTTP/1.1\r\nHost: " + g.Portal + "\r\nConnection: close\r\n\r\n"
+	if status := w.rawRequest(t, "127.0.0.3", g.Portal, probe); !strings.HasPrefix(status, "4") {
+		t.Fatalf("probe: %s", status)
+	}
+
+	// What Prometheus read.
+	const within = 30 * time.Second
+	for _, tc := range []struct {
+		expr string
+		want float64
+	}{
+		{`sluis_requests_total{app="wiki",code="2xx"}`, 3}, // /start after the login, /a, /b
+		{`sluis_requests_total{app="wiki",code="4xx"}`, 2},
+		{`sluis_requests_total{app="wiki",code="5xx"}`, 0},
+		{`sluis_requests_total{app="down",code="5xx"}`, 1},
+		{`sluis_upstream_errors_total{app="down",kind="refused"}`, 1},
+		{`sluis_upstream_response_seconds_count{app="wiki"}`, 5},
+		{`sluis_upstream_response_seconds_count{app="down"}`, 0},
+		{`sluis_logins_total{method="password",outcome="failure"}`, 1},
+		{`sluis_logins_total{method="password",outcome="success"}`, 1},
+		{`sluis_second_factors_total{method="totp",outcome="success"}`, 1},
+		{`sum(sluis_probes_total)`, 1},
+		{`sluis_sessions_active`, 1},
+		{`sluis_tunnels_open{app="echo"}`, 0},
+		{`sluis_blocks_in_force{kind="automatic"}`, 0},
+		{`sluis_config_reloads_total{result="failure"}`, 0},
+		{`sluis_build_info{goversion="` + runtime.Version() + `"}`, 1},
+	} {
+		prom.Await(t, tc.expr, within, func(s []promtest.Sample) bool {
+			v, ok := promtest.Value(s)
+			return ok && v == tc.want
+		})
+	}
+	// The gateway's overhead is observed for every answer of the app's
+	// host (the login's redirects too), and is small.
+	prom.Await(t, `sluis_gateway_overhead_seconds_count{app="wiki"} >= 5`, within, func(s []promtest.Sample) bool { return len(s) == 1 })
+	prom.Await(t, `histogram_quantile(0.5, sluis_gateway_overhead_seconds_bucket{app="wiki"}) < 0.25`, within, func(s []promtest.Sample) bool { return len(s) == 1 })
+
+	// A response that streams is open while it streams.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", g.URL(wikiHost, "/stream"), nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || line != "first\n" {
+		t.Fatalf("stream: %q %v", line, err)
+	}
+	prom.Await(t, `sluis_requests_open{app="wiki",kind="stream"}`, within, func(s []promtest.Sample) bool {
+		v, ok := promtest.Value(s)
+		return ok && v == 1
+	})
+	close(wiki.release)
+	resp.Body.Close()
+	prom.Await(t, `sluis_requests_open{app="wiki",kind="stream"}`, within, func(s []promtest.Sample) bool {
+		v, ok := promtest.Value(s)
+		return ok && v == 0
+	})
+}
