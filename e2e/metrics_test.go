@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,7 +30,8 @@ import (
 // through its HTTP API is that traffic: requests per app and status
 // class, logins and second factors by method and outcome, a probe, an
 // upstream that refuses connections, the live session, an open stream,
-// the tunnels of a TCP app, and the build.
+// a WebSocket, the tunnels of a TCP app, and the build. One Prometheus
+// gets in with the bearer token, the other by its network.
 //
 // Until the admin listener serves /metrics, the test serves the node's
 // metrics handler (the same handler, the same access check) on a TLS
@@ -139,8 +144,75 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 	})
 	close(wiki.release)
 	resp.Body.Close()
-	prom.Await(t, `sluis_requests_open{app="wiki",kind="stream"}`, within, func(s []promtest.Sample) bool {
+	prom.Await(t, `sluis_requests_open{app="wiki",kind="stream"}`, within, equals(0))
+
+	// So is a WebSocket, and it counts as 101 once it ends.
+	u, _ := url.Parse(g.URL(wikiHost, "/"))
+	var cookies []string
+	for _, ck := range c.Jar.Cookies(u) {
+		cookies = append(cookies, ck.Name+"="+ck.Value)
+	}
+	ws, err := tls.Dial("tcp", g.Addr(), g.TLSConfig(wikiHost))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	ws.SetDeadline(time.Now().Add(within))
+	fmt.Fprintf(ws, "GET /ws HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", wikiHost, strings.Join(cookies, "; "))
+	br := bufio.NewReader(ws)
+	if status, _ := br.ReadString('\n'); !strings.HasPrefix(status, "HTTP/1.1 101") {
+		t.Fatalf("websocket: %q", status)
+	}
+	for {
+		if l, err := br.ReadString('\n'); err != nil || l == "\r\n" {
+			break // the end of the response head
+		}
+	}
+	prom.Await(t, `sluis_requests_open{app="wiki",kind="websocket"}`, within, equals(1))
+	fmt.Fprintf(ws, "hello\n") // the upstream echoes one line and closes
+	if echo, err := br.ReadString('\n'); err != nil || echo != "echo: hello\n" {
+		t.Fatalf("websocket echo: %q %v", echo, err)
+	}
+	ws.Close()
+	prom.Await(t, `sluis_requests_open{app="wiki",kind="websocket"}`, within, equals(0))
+	prom.Await(t, `sluis_requests_total{app="wiki",code="1xx"}`, within, equals(1))
+
+	// A tunnel through `sluis connect` is open while its connection is.
+	echo := newEcho(t)
+	g2 := testenv.Start(t, testenv.App{Name: "echo", TCP: echo.addr(), Users: []string{"anna"}, MFA: true})
+	target2 := httptest.NewUnstartedServer(g2.Metrics().Handler(metrics.Access{Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}))
+	target2.StartTLS()
+	defer target2.Close()
+	ca2 := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca2, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: target2.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prom2 := promtest.Start(t, promtest.Target{Addr: target2.Listener.Addr().String(), CAFile: ca2}) // by its network, without a token
+	secret2 := g2.AddUser("anna", pw, "staff")
+	cl := startConnect(t, g2, t.TempDir(), "echo", pw+"\n", "--user", "anna", "--password-stdin", "--code", g2.Code("anna", secret2))
+	conn, err := net.Dial("tcp", cl.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(within))
+	fmt.Fprintf(conn, "ping\n")
+	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || line != "ping\n" {
+		t.Fatalf("tunnel: %q %v", line, err)
+	}
+	prom2.Await(t, `sluis_tunnels_open{app="echo"}`, within, equals(1))
+	// The client's login made two sessions: the login's, and the
+	// client's own that it approved (see portal/device.go).
+	prom2.Await(t, `sluis_sessions_active`, within, equals(2))
+	prom2.Await(t, `sluis_logins_total{method="device",outcome="success"}`, within, equals(1))
+	conn.Close()
+	prom2.Await(t, `sluis_tunnels_open{app="echo"}`, within, equals(0))
+}
+
+// equals accepts an answer of one sample whose value is want.
+func equals(want float64) func([]promtest.Sample) bool {
+	return func(s []promtest.Sample) bool {
 		v, ok := promtest.Value(s)
-		return ok && v == 0
-	})
+		return ok && v == want
+	}
 }
