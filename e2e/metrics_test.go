@@ -207,6 +207,22 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 	prom2.Await(t, `sluis_logins_total{method="device",outcome="success"}`, within, equals(1))
 	conn.Close()
 	prom2.Await(t, `sluis_tunnels_open{app="echo"}`, within, equals(0))
+
+	// Every guess counts, also those the audit trail folds into one
+	// event, and the throttled one apart.
+	g2.AddUser("piet", pw, "staff")
+	c2 := g2.Client()
+	for i := range 6 {
+		if p := g2.SubmitPassword(c2, "", "piet", fmt.Sprintf("guess %d", i)); p.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, p.StatusCode)
+		}
+	}
+	if p := g2.SubmitPassword(c2, "", "piet", pw); p.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the right password while throttled: %d", p.StatusCode)
+	}
+	prom2.Await(t, `sluis_logins_total{method="password",outcome="failure"}`, within, equals(6))
+	prom2.Await(t, `sluis_logins_total{method="password",outcome="throttled"}`, within, equals(1))
+	prom2.Await(t, `sluis_throttled_total{kind="login"}`, within, equals(1))
 }
 
 // equals accepts an answer of one sample whose value is want.
