@@ -3,9 +3,11 @@ package metrics
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -22,6 +24,45 @@ type Access struct {
 	// Networks are the source addresses (of the connection: the admin
 	// listener trusts no forwarding header) that need no token.
 	Networks []netip.Prefix
+}
+
+// MinTokenLen is the shortest token LoadAccess takes: a token is a
+// password that nobody types, so it can be long enough that guessing it is
+// hopeless (`openssl rand -hex 32` makes one of 64).
+const MinTokenLen = 32
+
+// LoadAccess returns the Access of admin.metrics: the token read from
+// tokenFile ("" for none; one line, its line end not part of it, at least
+// MinTokenLen bytes) and the networks, CIDRs or single addresses. The
+// error names what is wrong, never the token.
+func LoadAccess(tokenFile string, networks []string) (Access, error) {
+	var a Access
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return Access{}, fmt.Errorf("metrics token file: %w", err)
+		}
+		tok := strings.TrimRight(string(b), "\r\n")
+		switch {
+		case len(tok) < MinTokenLen:
+			return Access{}, fmt.Errorf("metrics token file %s: the token has %d bytes, fewer than %d", tokenFile, len(tok), MinTokenLen)
+		case strings.ContainsAny(tok, " \t\r\n"):
+			return Access{}, fmt.Errorf("metrics token file %s: the token is one line without spaces", tokenFile)
+		}
+		a.TokenHash = HashToken(tok)
+	}
+	for _, n := range networks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(n)
+			if aerr != nil {
+				return Access{}, fmt.Errorf("metrics network %q: not a CIDR or an address", n)
+			}
+			p = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		a.Networks = append(a.Networks, p.Masked())
+	}
+	return a, nil
 }
 
 // HashToken returns the TokenHash of token.
