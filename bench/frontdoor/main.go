@@ -14,7 +14,9 @@
 // runs, the two are then also loaded in turn for the CPU time this process
 // spends per request, which moves much less, and their handlers are
 // measured in process (testing.Benchmark: time and allocations per
-// request, without TLS or wrk).
+// request, without TLS or wrk). The gateways have their metrics, as
+// sluis serve's has; in process the same gateway without them is
+// measured too, for what counting costs.
 //
 //	GOTOOLCHAIN=go1.27.3 go run ./bench/frontdoor [-d 10s] [-c 64] [-rounds 3]
 package main
@@ -47,6 +49,7 @@ import (
 	"github.com/sluis-gateway/sluis/config"
 	"github.com/sluis-gateway/sluis/gateway"
 	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/metrics"
 	"github.com/sluis-gateway/sluis/proxy"
 	"github.com/sluis-gateway/sluis/session"
 	"github.com/sluis-gateway/sluis/store/sqlite"
@@ -157,13 +160,20 @@ apps:
 		return err
 	}
 
+	// Each gateway has its metrics, as sluis serve's has; the one
+	// without is measured in process only, for what they cost.
 	gw, err := gateway.New(ctx, gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port,
-		Log: quiet, Revision: watcher.Current, OnChange: watcher.OnChange})
+		Log: quiet, Revision: watcher.Current, OnChange: watcher.OnChange, Metrics: metrics.New()})
 	if err != nil {
 		return err
 	}
 	untracked, err := gateway.New(ctx, gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port,
-		Log: quiet, Revision: watcher.Current, OnChange: watcher.OnChange, TrackOnlyUpgrades: true})
+		Log: quiet, Revision: watcher.Current, OnChange: watcher.OnChange, TrackOnlyUpgrades: true, Metrics: metrics.New()})
+	if err != nil {
+		return err
+	}
+	unmeasured, err := gateway.New(ctx, gateway.Options{Config: c, Store: st, Sealer: sealer, Signer: signer, PublicPort: port,
+		Log: quiet, Revision: watcher.Current, OnChange: watcher.OnChange})
 	if err != nil {
 		return err
 	}
@@ -232,15 +242,12 @@ apps:
 	// exact allocations, and time with less of the machine's noise.
 	inproc := map[string][]testing.BenchmarkResult{}
 	for r := 1; r <= rounds; r++ {
-		order := []string{"gateway", "untracked"}
+		order := []string{"gateway", "untracked", "no metrics"}
 		if r%2 == 0 {
 			slices.Reverse(order)
 		}
 		for _, name := range order {
-			h := gw
-			if name == "untracked" {
-				h = untracked
-			}
+			h := map[string]http.Handler{"gateway": gw, "untracked": untracked, "no metrics": unmeasured}[name]
 			status := 0
 			res := testing.Benchmark(func(b *testing.B) {
 				b.ReportAllocs()
@@ -262,7 +269,7 @@ apps:
 				return fmt.Errorf("%s in process: status %d", name, status)
 			}
 			inproc[name] = append(inproc[name], res)
-			fmt.Printf("  round %d %-9s in process: %v ns/op  %d B/op  %d allocs/op\n", r, name, res.NsPerOp(), res.AllocedBytesPerOp(), res.AllocsPerOp())
+			fmt.Printf("  round %d %-10s in process: %v ns/op  %d B/op  %d allocs/op\n", r, name, res.NsPerOp(), res.AllocedBytesPerOp(), res.AllocsPerOp())
 		}
 	}
 	median := func(rs []testing.BenchmarkResult) testing.BenchmarkResult {
@@ -274,6 +281,10 @@ apps:
 	fmt.Printf("in process, median of %d rounds: gateway %d ns/op %d B/op %d allocs/op, untracked %d ns/op %d B/op %d allocs/op: tracking costs %d ns (%.1f%%), %d B and %d allocations per request\n",
 		rounds, g.NsPerOp(), g.AllocedBytesPerOp(), g.AllocsPerOp(), u.NsPerOp(), u.AllocedBytesPerOp(), u.AllocsPerOp(),
 		g.NsPerOp()-u.NsPerOp(), (float64(g.NsPerOp())/float64(u.NsPerOp())-1)*100, g.AllocedBytesPerOp()-u.AllocedBytesPerOp(), g.AllocsPerOp()-u.AllocsPerOp())
+	n := median(inproc["no metrics"])
+	fmt.Printf("in process, median of %d rounds: without metrics %d ns/op %d B/op %d allocs/op: the metrics cost %d ns (%.1f%%), %d B and %d allocations per request\n",
+		rounds, n.NsPerOp(), n.AllocedBytesPerOp(), n.AllocsPerOp(),
+		g.NsPerOp()-n.NsPerOp(), (float64(g.NsPerOp())/float64(n.NsPerOp())-1)*100, g.AllocedBytesPerOp()-n.AllocedBytesPerOp(), g.AllocsPerOp()-n.AllocsPerOp())
 	return nil
 }
 
