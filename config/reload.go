@@ -1,8 +1,14 @@
 package config
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // fixedSetting is a setting that a running gateway cannot take from a
@@ -70,4 +76,38 @@ func (c *Config) Replaceable(next *Config) error {
 		return &Error{Problems: p.problems}
 	}
 	return nil
+}
+
+// DataDirOf returns the data_dir that the file at path names, resolved as
+// Load resolves it, without validating anything else: `sluis reload` finds
+// the running gateway by it even when the file now has problems (which
+// the gateway then reports). A file whose YAML does not parse is read
+// line by line for a top-level data_dir.
+func DataDirOf(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	var top struct {
+		DataDir string `yaml:"data_dir"`
+	}
+	dir := ""
+	if yaml.Unmarshal(data, &top) == nil {
+		dir = top.DataDir
+	} else {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "data_dir:"); ok {
+				v, _, _ = strings.Cut(v, " #")
+				dir = strings.Trim(strings.TrimSpace(v), `"'`)
+				break
+			}
+		}
+	}
+	if dir == "" {
+		return "", fmt.Errorf("%s: no data_dir to find the running gateway by", path)
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(filepath.Dir(path), dir)
+	}
+	return dir, nil
 }

@@ -98,6 +98,11 @@ type Options struct {
 	// package lease): the directory re-check runs only on the node that
 	// holds lease.DirectoryRecheck. Nil means always (one node).
 	Holds func(name string) bool
+	// OnReload, if set, is told the outcome of every reload of the
+	// configuration (`sluis reload`, SIGHUP): true when the new one is in
+	// force, false when it was rejected and the running one stays (for
+	// the metrics).
+	OnReload func(ok bool)
 }
 
 // RecheckInterval is how often the requests in flight (streaming
