@@ -2,13 +2,19 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -308,4 +314,118 @@ func TestReloadWithoutGateway(t *testing.T) {
 	if err == nil || cli.ExitCode(err) == 0 || !strings.Contains(err.Error(), "no gateway is running") {
 		t.Fatalf("sluis reload without a gateway: %v\n%s%s", err, out.String(), errb.String())
 	}
+}
+
+// wrkCount is a wrk script that counts the responses by whether they are
+// 200, and prints the counts at the end.
+const wrkCount = `
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) ok = 0; bad = 0; statuses = "" end
+function response(status, headers, body)
+  if status == 200 then ok = ok + 1 else
+    bad = bad + 1
+    if bad <= 5 then statuses = statuses .. " " .. status end
+  end
+end
+function done(summary, latency, requests)
+  local o, b, s = 0, 0, ""
+  for _, t in ipairs(threads) do o = o + t:get("ok"); b = b + t:get("bad"); s = s .. t:get("statuses") end
+  io.write(string.format("sluis-ok %d\nsluis-bad %d\nsluis-statuses%s\n", o, b, s))
+end
+`
+
+// Issue 15's check of item 4: wrk loads an app for 10 s while the
+// configuration is reloaded every second between two files that both
+// allow the request (they differ in the rule's form, another app, the
+// session's idle timeout and the probe limits). No request fails: every
+// answer is a 200, and wrk reports no socket errors.
+func TestReloadUnderLoad(t *testing.T) {
+	wrk := needTool(t, "wrk", "wrk")
+	app := httptestOK(t)
+	g := testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: app, Users: []string{"anna"}, MFA: true})
+	secret := g.AddUser("anna", pw, "staff")
+	c := g.Client()
+	if p := g.Login(c, g.URL(wikiHost, "/start"), "anna", pw, secret); p.StatusCode != 200 {
+		t.Fatalf("logging in to the wiki: %d", p.StatusCode)
+	}
+	u, _ := url.Parse(g.URL(wikiHost, "/"))
+	var cookies []string
+	for _, ck := range c.Jar.Cookies(u) {
+		cookies = append(cookies, ck.Name+"="+ck.Value)
+	}
+	first, err := os.ReadFile(g.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	editConfig(t, g,
+		"  idle_timeout: 30m\n", "  idle_timeout: 45m\n",
+		"apps:\n", "probes:\n  block_after: 20\napps:\n  - name: docs\n    host: "+docsHost+"\n    upstream: "+app+"\n    allow:\n      users: [anna]\n      mfa: true\n",
+		"    allow:\n      users: [anna]\n      groups: []\n      mfa: true\n", "    allow:\n      - paths: [/admin/]\n        users: [nobody]\n      - groups: [staff]\n        mfa: true\n")
+	second, err := os.ReadFile(g.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(t.TempDir(), "count.lua")
+	if err := os.WriteFile(script, []byte(wrkCount), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const load = 10 * time.Second
+	ctx, cancel := context.WithTimeout(t.Context(), load+30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, wrk, "-t2", "-c16", fmt.Sprintf("-d%ds", int(load.Seconds())), "--timeout", "5s", "-s", script,
+		"-H", "Host: "+wikiHost, "-H", "Cookie: "+strings.Join(cookies, "; "), fmt.Sprintf("https://127.0.0.1:%d/page", g.Port))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	reloads := 0
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+loop:
+	for files := [][]byte{second, first}; ; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("wrk: %v\n%s", err, out.String())
+			}
+			break loop
+		case <-tick.C:
+		}
+		if err := os.WriteFile(g.ConfigPath, files[reloads%2], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if res := g.MustCLI("", "reload"); strings.TrimSpace(res) != "reloaded" {
+			t.Fatalf("reload %d printed %q", reloads+1, res)
+		}
+		reloads++
+	}
+	s := out.String()
+	t.Logf("%d reloads under load:\n%s", reloads, s)
+	m := regexp.MustCompile(`sluis-ok (\d+)\nsluis-bad (\d+)\n`).FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("no counts in wrk's output:\n%s", s)
+	}
+	ok, _ := strconv.Atoi(m[1])
+	if m[2] != "0" || strings.Contains(s, "Socket errors") || strings.Contains(s, "Non-2xx") {
+		t.Errorf("requests failed under reloads (answers other than 200: %s)", m[2])
+	}
+	if ok < 1000 {
+		t.Errorf("only %d requests answered in %s: the load did not load", ok, load)
+	}
+	if reloads < 8 {
+		t.Errorf("only %d reloads in %s", reloads, load)
+	}
+}
+
+// httptestOK is an app that answers every request with a small 200.
+func httptestOK(t *testing.T) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
