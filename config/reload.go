@@ -43,7 +43,11 @@ var fixedSettings = []fixedSetting{
 	{"data_dir", func(a, b *Config) bool { return a.DataDir == b.DataDir }},
 	{"store", func(a, b *Config) bool { return reflect.DeepEqual(a.Store, b.Store) }},
 	{"trusted_proxies", func(a, b *Config) bool { return slices.Equal(a.TrustedProxies, b.TrustedProxies) }},
-	{"forwarded_header", func(a, b *Config) bool { return a.Proxies().Header == b.Proxies().Header }},
+	// Read only from trusted proxies: a change that comes with theirs is
+	// named as theirs.
+	{"forwarded_header", func(a, b *Config) bool {
+		return a.ForwardedHeader == b.ForwardedHeader || len(a.trusted) == 0 || len(b.trusted) == 0
+	}},
 	{"proxy_protocol", func(a, b *Config) bool { return a.ProxyProtocol == b.ProxyProtocol }},
 	{"connections", func(a, b *Config) bool { return a.Connections == b.Connections }},
 	{"audit", func(a, b *Config) bool { return reflect.DeepEqual(a.Audit, b.Audit) }},
