@@ -544,7 +544,8 @@ func (api *API) users(w http.ResponseWriter, r *http.Request, op Operator) (any,
 	if err != nil {
 		return nil, err
 	}
-	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
+	raw := strings.TrimSpace(r.URL.Query().Get("q"))
+	q := strings.ToLower(raw)
 	if len(q) > 256 {
 		return nil, invalid("q has more than 256 bytes")
 	}
@@ -558,7 +559,7 @@ func (api *API) users(w http.ResponseWriter, r *http.Request, op Operator) (any,
 	}{Users: []userJSON{}}
 	for _, u := range all {
 		if q != "" && !strings.Contains(strings.ToLower(u.Name), q) && !strings.Contains(strings.ToLower(u.Email), q) &&
-			!strings.Contains(strings.ToLower(u.DisplayName), q) && !slices.Contains(u.Groups, q) {
+			!strings.Contains(strings.ToLower(u.DisplayName), q) && !slices.Contains(u.Groups, raw) {
 			continue
 		}
 		if len(out.Users) == n {
