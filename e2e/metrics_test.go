@@ -30,7 +30,7 @@ import (
 // through its HTTP API is that traffic: requests per app and status
 // class, logins and second factors by method and outcome, a probe, an
 // upstream that refuses connections, the live session, an open stream,
-// a WebSocket, the tunnels of a TCP app, and the build. One Prometheus
+// a WebSocket, the tunnels of a TCP app, reloads, and the build. One Prometheus
 // gets in with the bearer token, the other by its network.
 //
 // Until the admin listener serves /metrics, the test serves the node's
@@ -223,6 +223,28 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 	prom2.Await(t, `sluis_logins_total{method="password",outcome="failure"}`, within, equals(6))
 	prom2.Await(t, `sluis_logins_total{method="password",outcome="throttled"}`, within, equals(1))
 	prom2.Await(t, `sluis_throttled_total{kind="login"}`, within, equals(1))
+
+	// Reloads are counted, and a reloaded gateway counts its app's
+	// requests in the same series as before.
+	before := time.Now()
+	if out := g.MustCLI("", "reload"); strings.TrimSpace(out) != "reloaded" {
+		t.Fatalf("sluis reload: %s", out)
+	}
+	if p := g.Get(c, g.URL(wikiHost, "/a")); p.StatusCode != http.StatusOK {
+		t.Fatalf("after the reload: %d", p.StatusCode)
+	}
+	editConfig(t, g, "listen: 127.0.0.1:0\n", "listen: 127.0.0.1:1\n") // cannot change while running
+	if out, err := g.CLI("", "reload"); err == nil {
+		t.Fatalf("a reload that changes listen was taken: %s", out)
+	}
+	prom.Await(t, `sluis_config_reloads_total{result="success"}`, within, equals(1))
+	prom.Await(t, `sluis_config_reloads_total{result="failure"}`, within, equals(1))
+	prom.Await(t, `sluis_config_last_reload_success_timestamp_seconds`, within, func(s []promtest.Sample) bool {
+		v, ok := promtest.Value(s)
+		return ok && v >= float64(before.Unix())
+	})
+	// /start, /a, /b, the stream, and /a after the reload.
+	prom.Await(t, `sluis_requests_total{app="wiki",code="2xx"}`, within, equals(5))
 }
 
 // equals accepts an answer of one sample whose value is want.

@@ -2,22 +2,24 @@ package gateway
 
 import (
 	"context"
-	"time"
 
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/metrics"
-	"github.com/sluis-gateway/sluis/tunnel"
 )
 
-// setLive points m's gauges of what is open at this gateway's parts: they
-// are read when Prometheus scrapes, never counted on the request path.
-func setLive(m *metrics.Metrics, st sluis.Store, idle time.Duration, now func() time.Time, live *liveConns, tunnels *tunnel.Server) {
-	m.SetLive(metrics.Live{
+// setLive points the metrics' gauges of what is open at this gateway's
+// parts, which outlive reloads: they are read when Prometheus scrapes,
+// never counted on the request path.
+func (g *Gateway) setLive() {
+	st, now, live, tunnels := g.o.Store, g.o.Now, g.live, g.tunnels
+	g.o.Metrics.SetLive(metrics.Live{
 		Sessions: func(ctx context.Context) (int, error) {
 			all, err := st.Sessions(ctx)
 			if err != nil {
 				return 0, err
 			}
+			// The idle timeout in force (a reload may change it).
+			idle := g.state.Load().config.Session.IdleTimeout.D()
 			t, n := now(), 0
 			for _, x := range all {
 				if x.Stage == sluis.StageComplete && !x.Revoked() && t.Before(x.ExpiresAt) && (idle <= 0 || t.Sub(x.LastSeen) < idle) {

@@ -12,7 +12,7 @@ import (
 	"github.com/sluis-gateway/sluis/store/storetest"
 )
 
-func open(t *testing.T, path string) *sqlite.DB {
+func open(t testing.TB, path string) *sqlite.DB {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), path)
 	if err != nil {
@@ -97,4 +97,10 @@ func TestReady(t *testing.T) {
 	if err := db.Ready(ctx); err == nil {
 		t.Fatal("a closed database is ready")
 	}
+}
+
+// The console's audit queries on a trail of 1,000,000 events (see
+// storetest.BenchAudit; run with -benchtime=20x).
+func BenchmarkAuditSearch(b *testing.B) {
+	storetest.BenchAudit(b, open(b, filepath.Join(b.TempDir(), "sluis.db")))
 }
