@@ -262,10 +262,6 @@ func (g *Gateway) build(c *config.Config, prov Providers) (*state, error) {
 		st.apps[app.Name] = app
 	}
 	rec := g.audit
-	revision := o.Revision
-	if revision == nil {
-		revision = o.Store.Revision
-	}
 	st.situations = &situations{switches: g.switches, now: o.Now, zone: c.Zone(), reauthAfter: c.Strict.ReauthAfter.D(), breakGlass: c.BreakGlass()}
 	situation := st.situations.get
 	p := &portal.Portal{
