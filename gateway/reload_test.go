@@ -12,8 +12,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/sluis-gateway/sluis/assertion"
 	"github.com/sluis-gateway/sluis/config"
