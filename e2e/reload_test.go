@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sluis-gateway/sluis/internal/cli"
+	"github.com/sluis-gateway/sluis/internal/slapdtest"
 	"github.com/sluis-gateway/sluis/internal/testenv"
 )
 
@@ -428,4 +429,61 @@ func httptestOK(t *testing.T) string {
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// Providers follow a reload: a directory added lets its users log in, a
+// directory whose password file is missing is refused (the files a
+// configuration names are checked as `sluis config check` checks them,
+// at their line), and a directory removed lets them in no more, while
+// local users log in throughout.
+func TestReloadDirectory(t *testing.T) {
+	s := slapdtest.Start(t)
+	up := newUpstream(t)
+	g := testenv.Start(t, testenv.App{Name: "wiki", Host: wikiHost, Upstream: up.URL, Groups: []string{"staff"}, MFA: true})
+	g.AddUser("local-admin", pw, "staff")
+	passwordStep := func(user, password string) (int, string) {
+		p := g.SubmitPassword(g.Client(), "", user, password)
+		return p.StatusCode, p.Header.Get("Location")
+	}
+	directoryUser := func(want bool) {
+		t.Helper()
+		code, loc := passwordStep("carol", "carol-pass")
+		if got := code == http.StatusSeeOther && strings.HasPrefix(loc, "/enroll"); got != want {
+			t.Fatalf("carol's password step: %d %q; want a directory user: %v", code, loc, want)
+		}
+		if code, loc := passwordStep("local-admin", pw); code != http.StatusSeeOther || !strings.HasPrefix(loc, "/mfa") {
+			t.Fatalf("the local user's password step: %d %q", code, loc)
+		}
+	}
+	directoryUser(false)
+	withoutLDAP, err := os.ReadFile(g.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	editConfig(t, g, "apps:\n", ldapConfig(s)+"apps:\n")
+	g.MustCLI("", "reload")
+	directoryUser(true)
+
+	withLDAP, err := os.ReadFile(g.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	editConfig(t, g, s.PasswordFile, s.PasswordFile+".gone")
+	out, err := g.CLI("", "reload")
+	want := fmt.Sprintf("%s:%d: ldap.bind_password_file: ", g.ConfigPath, lineOf(t, g.ConfigPath, "bind_password_file"))
+	if !errors.Is(err, cli.ErrReloadRejected) || !strings.Contains(out, want) {
+		t.Fatalf("a missing password file: %v, want a line starting %q:\n%s", err, want, out)
+	}
+	directoryUser(true)
+
+	if err := os.WriteFile(g.ConfigPath, withoutLDAP, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.MustCLI("", "reload")
+	directoryUser(false)
+	if err := os.WriteFile(g.ConfigPath, withLDAP, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.MustCLI("", "reload")
+	directoryUser(true)
 }

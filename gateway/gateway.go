@@ -211,7 +211,8 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		b, err := g.blocks.Blocked(ctx, src)
 		return err != nil || b
 	}
-	g.switches = newSituations(c, o.Store, revision, o.Now).switches
+	// The operator's controls, read from the store; a reload keeps them.
+	g.switches = &appSwitches{store: o.Store, revision: revision, clock: o.Now}
 	g.live = &liveConns{sessions: g.sessions, blocked: g.blockedNow, log: o.Log, onlyUpgrades: o.TrackOnlyUpgrades,
 		situation: g.situation, switches: g.switches, current: g.webApp}
 	g.denied = &audit.Folder{Now: o.Now}
@@ -267,10 +268,6 @@ func (g *Gateway) build(c *config.Config, prov Providers) (*state, error) {
 		st.apps[app.Name] = app
 	}
 	rec := g.audit
-	revision := o.Revision
-	if revision == nil {
-		revision = o.Store.Revision
-	}
 	st.situations = &situations{switches: g.switches, now: o.Now, zone: c.Zone(), reauthAfter: c.Strict.ReauthAfter.D(), breakGlass: c.BreakGlass()}
 	situation := st.situations.get
 	p := &portal.Portal{

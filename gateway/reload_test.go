@@ -8,9 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sluis-gateway/sluis/assertion"
 	"github.com/sluis-gateway/sluis/config"
@@ -45,6 +48,7 @@ apps:
       groups: [staff]
 `, filepath.Join(dir, "data"), idle, maxTunnels)
 	if docs {
+		text = strings.Replace(text, "apps:\n", "time_zone: UTC\nemergency:\n  break_glass:\n    users: [root]\nstrict:\n  reauth_after: 5m\napps:\n", 1)
 		text += "  - name: docs\n    host: docs.corp.test\n    upstream: http://127.0.0.1:9\n    allow:\n      groups: [staff]\n"
 	}
 	c, err := config.Parse(filepath.Join(dir, "sluis.yaml"), []byte(text))
@@ -123,6 +127,12 @@ func TestReloadSwapsState(t *testing.T) {
 	}
 	if _, ok := g.webApp("docs"); !ok {
 		t.Fatal("the open requests' recheck does not know the new app")
+	}
+	// The situation of what stays open (requests in flight, tunnels) is
+	// the new configuration's.
+	sit, err := g.situation(context.Background(), "wiki")
+	if err != nil || sit.Zone.String() != "UTC" || sit.ReauthAfter != 5*time.Minute || !slices.Equal(sit.BreakGlass.Users, []string{"root"}) {
+		t.Fatalf("situation after the reload: %+v %v", sit, err)
 	}
 	if err := g.Reload(without, Providers{}); err != nil {
 		t.Fatal(err)

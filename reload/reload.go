@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -83,7 +84,8 @@ func Serve(ctx context.Context, dataDir string, do func(context.Context) Result,
 		return func() {}, err
 	}
 	var wg sync.WaitGroup
-	var one sync.Mutex
+	var one sync.Mutex           // one reload at a time
+	var lastRefusal atomic.Int64 // when a refusal was last logged (Unix nanoseconds)
 	wg.Go(func() {
 		<-ctx.Done()
 		ln.Close()
@@ -101,7 +103,12 @@ func Serve(ctx context.Context, dataDir string, do func(context.Context) Result,
 				defer c.Close()
 				uid, err := peerUID(c)
 				if err != nil || (uid != 0 && uid != os.Getuid()) {
-					log.Warn("reload: refused a request from another user", "uid", uid, "err", err)
+					// Once a minute at most: another local user could
+					// otherwise fill the log.
+					if now := time.Now().UnixNano(); now-lastRefusal.Load() > int64(time.Minute) {
+						lastRefusal.Store(now)
+						log.Warn("reload: refused a request from another user (further ones are not logged for a minute)", "uid", uid, "err", err)
+					}
 					return
 				}
 				c.SetReadDeadline(time.Now().Add(readRequestTimeout))

@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -112,5 +115,60 @@ func TestPeerUID(t *testing.T) {
 	c.Close()
 	if uid := ownerUID(t.TempDir()); uid != os.Getuid() {
 		t.Errorf("owner of a new directory: %d, want %d", uid, os.Getuid())
+	}
+}
+
+// Another local user gets nothing: the gateway closes the connection
+// without reloading or answering. (Run as root, which can play another
+// user: a python3 of Debian's connects as nobody.)
+func TestServeRefusesOtherUsers(t *testing.T) {
+	if runtime.GOOS != "linux" || os.Getuid() != 0 {
+		t.Skip("needs root on Linux to connect as another user")
+	}
+	// Debian's, which nobody may run (not one under root's home). The
+	// connection is closed, or reset (the request was left unread).
+	const python = "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		if os.Getenv("SLUIS_REQUIRE_INTEGRATION") == "1" {
+			t.Fatal("/usr/bin/python3 not found, and SLUIS_REQUIRE_INTEGRATION=1 (install Debian's python3 package)")
+		}
+		t.Skip("/usr/bin/python3 not found")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var calls atomic.Int64
+	wait, err := Serve(ctx, dir, func(context.Context) Result { calls.Add(1); return Result{OK: true} }, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wait()
+	defer cancel()
+	script := `import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect("\0" + sys.argv[1][1:])
+s.settimeout(10)
+try:
+    s.sendall(b"reload\n")
+    got = s.recv(100)
+except (ConnectionResetError, BrokenPipeError):
+    got = b""
+sys.stdout.write(repr(got))`
+	cmd := exec.Command(python, "-c", script, SocketName(dir))
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python3 as nobody: %v\n%s", err, out)
+	}
+	if string(out) != "b''" {
+		t.Errorf("nobody was answered %s", out)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("a request of nobody's reloaded %d times", n)
+	}
+	// Root (this test) is served.
+	if res, err := Ask(t.Context(), dir); err != nil || !res.OK || calls.Load() != 1 {
+		t.Fatalf("root: %+v %v", res, err)
 	}
 }
