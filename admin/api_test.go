@@ -241,7 +241,7 @@ func TestAPIReads(t *testing.T) {
 	js := func(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 	o := get("/api/v1/overview")
-	for _, want := range []string{`"sessions":4`, `"login.success":2`, `"login.failure":1`, `"mfa.failure":1`, `"blocks":1`, `"apps_off":1`,
+	for _, want := range []string{`"sessions":4`, `"sessions_by_app":{"mail":1,"wiki":3}`, `"login.success":2`, `"login.failure":1`, `"mfa.failure":1`, `"blocks":1`, `"apps_off":1`,
 		`"level":"strict"`, `"notice":"Security is tightened: CVE-2026-0001"`, `"until":"2026-11-30T10:00:00Z"`} {
 		if !strings.Contains(js(o), want) {
 			t.Errorf("overview lacks %s: %s", want, js(o))
