@@ -54,6 +54,9 @@ const (
 // full" included), and then nothing changed: each change commits in one
 // transaction with its audit event, which names the operator ("by NAME")
 // and has the operator's Source as its source.
+//
+// Actions keeps no state of its own: one value serves every request at
+// once.
 type Actions struct {
 	Store sluis.Store
 	// Config gives the apps (by name) and the break-glass staff of the
