@@ -463,7 +463,8 @@ func (api *API) Overview(ctx context.Context, now time.Time) (Overview, error) {
 	o.Emergency = toEmergency(em, now)
 	// Sessions unused for longer than the idle timeout have ended.
 	var seenSince time.Time
-	if idle := api.Actions.Config.Session.IdleTimeout.D(); idle > 0 {
+	c := api.Actions.config()
+	if idle := c.Session.IdleTimeout.D(); idle > 0 {
 		seenSince = now.Add(-idle)
 	}
 	total, byHost, err := st.CountSessions(ctx, now, seenSince)
@@ -471,7 +472,7 @@ func (api *API) Overview(ctx context.Context, now time.Time) (Overview, error) {
 		return o, err
 	}
 	o.Sessions, o.SessionsByApp = total, map[string]int{}
-	for _, a := range api.Actions.Config.Apps {
+	for _, a := range c.Apps {
 		if n := byHost[a.Host]; a.Host != "" && n > 0 {
 			o.SessionsByApp[a.Name] = n
 		}
@@ -921,7 +922,7 @@ func (api *API) apps(w http.ResponseWriter, r *http.Request, op Operator) (any, 
 	out := struct {
 		Apps []appJSON `json:"apps"`
 	}{Apps: []appJSON{}}
-	for _, a := range api.Actions.Config.Apps {
+	for _, a := range api.Actions.config().Apps {
 		j := appJSON{Name: a.Name, Host: a.Host, TCP: a.TCP, Essential: a.Essential}
 		if why, ok := off[a.Name]; ok {
 			j.Disabled, j.Reason, j.UsersSee = true, why, "This application is switched off: "+why
