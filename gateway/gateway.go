@@ -465,7 +465,7 @@ func (h *appHandler) deny(w http.ResponseWriter, r *http.Request, who sluis.Iden
 		h.audit.Record(r.Context(), sluis.Event{Type: sluis.EventAccessDenied, User: who.User,
 			Source: frontdoor.ClientIP(r), App: h.app.Name, Outcome: sluis.OutcomeDenied, Detail: detail + "; error ID " + id})
 	}
-	errpage.Refuse(w, r, h.log, errpage.Refusal{Status: d.Status, Cause: "denied: " + d.Reason, Notice: d.Message, User: who.User, App: h.app.Name, ID: id,
+	errpage.Refuse(w, r, h.log, errpage.Refusal{Status: d.Status, Cause: "denied: " + d.Reason, Notice: d.Message, Kind: d.Kind, Detail: d.Detail, User: who.User, App: h.app.Name, ID: id,
 		Attrs: []any{"audited", ok}})
 }
 

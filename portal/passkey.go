@@ -231,11 +231,12 @@ func (p *Portal) passkeysPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d := pageData{Title: "Your passkeys", CSRF: p.csrfToken(w, r), User: a.User.Name, Passkeys: true}
+	lang := p.Locale.For(r)
+	d := pageData{Title: p.t(r, "passkeys.title"), CSRF: p.csrfToken(w, r), User: a.User.Name, Passkeys: true}
 	for _, k := range keys {
-		row := keyRow{Name: k.Name, ID: hex.EncodeToString(k.ID), Created: k.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"), LastUsed: "never"}
+		row := keyRow{Name: k.Name, ID: hex.EncodeToString(k.ID), Created: lang.Date(k.CreatedAt), LastUsed: lang.T("passkeys.never")}
 		if !k.LastUsed.IsZero() {
-			row.LastUsed = k.LastUsed.UTC().Format("2006-01-02 15:04 UTC")
+			row.LastUsed = lang.Date(k.LastUsed)
 		}
 		d.Keys = append(d.Keys, row)
 	}
@@ -243,11 +244,11 @@ func (p *Portal) passkeysPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d.Notice = levelNotice(level, reason)
+	d.Level = p.levelNotice(r, level, reason)
 	if level == sluis.LevelStrict {
 		d.Frozen = true
 	}
-	return p.render(w, http.StatusOK, "passkeys", d)
+	return p.render(w, r, http.StatusOK, "passkeys", d)
 }
 
 // mayChangeKeys answers for a change to the caller's passkeys that is not
@@ -382,8 +383,8 @@ func (p *Portal) passkeyRemove(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Portal) renderPasskeysError(w http.ResponseWriter, r *http.Request, a *session.Active, msg string) error {
-	d := pageData{Title: "Your passkeys", CSRF: p.csrfToken(w, r), User: a.User.Name, Error: msg}
-	return p.render(w, http.StatusForbidden, "passkeys", d)
+	d := pageData{Title: p.t(r, "passkeys.title"), CSRF: p.csrfToken(w, r), User: a.User.Name, Error: msg}
+	return p.render(w, r, http.StatusForbidden, "passkeys", d)
 }
 
 // ---- a passkey as the second factor, or as a step-up ----
@@ -429,7 +430,7 @@ func (p *Portal) passkeyMFAFinish(w http.ResponseWriter, r *http.Request) error 
 		return err
 	} else if wait > 0 {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
-		return jsonError(w, http.StatusTooManyRequests, waitMessage(wait))
+		return jsonError(w, http.StatusTooManyRequests, p.waitMessage(r, wait))
 	}
 	acct, err := p.account(r.Context(), user, false)
 	if err != nil {
@@ -475,7 +476,7 @@ func (p *Portal) passwordlessBegin(w http.ResponseWriter, r *http.Request) error
 	if level, reason, err := p.level(r); err != nil {
 		return err
 	} else if level == sluis.LevelClosed {
-		return jsonError(w, http.StatusServiceUnavailable, levelNotice(level, reason))
+		return jsonError(w, http.StatusServiceUnavailable, p.levelNotice(r, level, reason))
 	}
 	c, err := p.Passkeys.BeginPasswordless()
 	if err != nil {
@@ -508,7 +509,7 @@ func (p *Portal) passwordlessFinish(w http.ResponseWriter, r *http.Request) erro
 	if wait, err := p.SourceThrottle.Begin(r.Context(), "passkey:"+throttleKey(src)); err != nil {
 		return err
 	} else if wait > 0 {
-		return jsonError(w, http.StatusTooManyRequests, waitMessage(wait))
+		return jsonError(w, http.StatusTooManyRequests, p.waitMessage(r, wait))
 	}
 	csrf, _ := r.Cookie(csrfCookie)
 	st, err := p.openCeremony(w, r, "login", csrf.Value)

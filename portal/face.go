@@ -1,0 +1,169 @@
+package portal
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/sluis-gateway/sluis/errpage"
+	"github.com/sluis-gateway/sluis/locale"
+)
+
+// Face is the organisation's face on the portal's pages: its name, logo,
+// colour and help desk, and the apps' titles, descriptions and icons. All
+// of it comes from configuration, read at start, and is shown as written.
+type Face struct {
+	Brand errpage.Brand
+	// Accent is the colour of buttons (white text on it), #rrggbb; the
+	// configuration checked its contrast. "" means the portal's green.
+	Accent string
+	// Logo is the logo served at errpage.LogoPath; nil means none.
+	Logo *Image
+	// Apps are the apps' faces by app name.
+	Apps map[string]AppFace
+}
+
+// AppFace is how the launcher shows an app.
+type AppFace struct {
+	Title, Description string
+	Icon               *Image // served at /assets/app/NAME; nil means none
+}
+
+// Image is a picture read at start, with its type by content (image/png,
+// image/jpeg or image/svg+xml).
+type Image struct {
+	Data []byte
+	Type string
+}
+
+// imageCSP is the policy of a served logo or icon: an SVG opened on its
+// own runs no script and loads nothing.
+const imageCSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+// backPaths are the pages the language switch returns to; anything else
+// returns to the launcher, so the switch redirects nowhere else.
+var backPaths = map[string]bool{"/": true, "/login": true, "/mfa": true, "/enroll": true, "/passkeys": true, "/device": true}
+
+func (p *Portal) initFace() error {
+	if p.Locale == nil {
+		s, err := locale.New("en", nil)
+		if err != nil {
+			return err
+		}
+		p.Locale = s
+	}
+	css := "/* the gateway's own colours */\n"
+	if a := p.Face.Accent; a != "" {
+		if len(a) != 7 || a[0] != '#' || strings.Trim(a[1:], "0123456789abcdefABCDEF") != "" {
+			return fmt.Errorf("portal: accent %q is not #rrggbb", a)
+		}
+		css = ":root { --accent: " + a + "; }\n"
+	}
+	p.brandCSS = []byte(css)
+	p.Face.Brand.Logo = p.Face.Logo != nil
+	return nil
+}
+
+// faceRoutes are the routes of the language switch, the brand's colour,
+// the logo and the apps' icons.
+func (p *Portal) faceRoutes() []Route {
+	routes := []Route{
+		{"GET /language", "none", p.language},
+		{"GET /assets/brand.css", "none", func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Content-Type", "text/css; charset=utf-8")
+			w.Header().Set("Cache-Control", "public, max-age=3600")
+			_, err := w.Write(p.brandCSS)
+			return err
+		}},
+	}
+	if p.Face.Logo != nil {
+		routes = append(routes, Route{"GET " + errpage.LogoPath, "none", func(w http.ResponseWriter, r *http.Request) error {
+			return serveImage(w, p.Face.Logo)
+		}})
+	}
+	for name, f := range p.Face.Apps {
+		if f.Icon != nil {
+			// Icons name the apps: only for who is logged in.
+			icon := f.Icon
+			routes = append(routes, Route{"GET /assets/app/" + name, "session", func(w http.ResponseWriter, r *http.Request) error {
+				return serveImage(w, icon)
+			}})
+		}
+	}
+	return routes
+}
+
+func serveImage(w http.ResponseWriter, img *Image) error {
+	h := w.Header()
+	h.Set("Content-Type", img.Type)
+	h.Set("Cache-Control", "public, max-age=3600")
+	h.Set("Content-Security-Policy", imageCSP)
+	_, err := w.Write(img.Data)
+	return err
+}
+
+// language remembers the chosen language and returns to the page the
+// switch was on (one of backPaths, with its query), or to the launcher.
+func (p *Portal) language(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	p.Locale.SetCookie(w, q.Get("lang"))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, safeBack(q.Get("back")), http.StatusSeeOther)
+	return nil
+}
+
+// safeBack returns back when it is one of the portal's pages (a path of
+// backPaths, re-encoded query), else "/": never another host.
+func safeBack(back string) string {
+	u, err := url.Parse(back)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || u.Fragment != "" || !backPaths[u.Path] {
+		return "/"
+	}
+	if u.RawQuery == "" {
+		return u.Path
+	}
+	v, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return u.Path
+	}
+	return u.Path + "?" + v.Encode()
+}
+
+// t returns key's words in r's language, with args (an operator's text
+// among them) as written.
+func (p *Portal) t(r *http.Request, key string, args ...any) string {
+	return p.Locale.For(r).T(key, args...)
+}
+
+// dress gives a page its language, face and address for the switch.
+func (p *Portal) dress(r *http.Request, d *pageData) {
+	d.L, d.Face = p.Locale.For(r), &p.Face
+	if r.Method == http.MethodGet && backPaths[r.URL.Path] {
+		d.Back = r.URL.RequestURI()
+	} else if backPaths[r.URL.Path] {
+		d.Back = r.URL.Path + d.Query
+	} else {
+		d.Back = "/"
+	}
+}
+
+// appFace gives a launcher entry its title, description and icon.
+func (p *Portal) appFace(l *appLink) {
+	f := p.Face.Apps[l.Name]
+	l.Title, l.Description = f.Title, f.Description
+	if l.Title == "" {
+		l.Title = l.Name
+	}
+	if f.Icon != nil {
+		l.Icon = "/assets/app/" + l.Name
+	}
+}
+
+// Org is the organisation's name, "sluis" when none is configured.
+func (f *Face) Org() string {
+	if f == nil || f.Brand.Title == "" {
+		return "sluis"
+	}
+	return f.Brand.Title
+}
