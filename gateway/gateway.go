@@ -162,6 +162,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,
 		Directory: o.Directory, SSO: o.SSO, Health: o.Health, Counters: o.Counters, Refusals: &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now},
 	}
+	face, err := pageFace(c, base(c.Portal))
+	if err != nil {
+		return nil, err
+	}
+	p.Locale, p.Face = face.Locale, portalFace(c, face.Brand)
 	// Folded refusals are written once their interval has passed, even
 	// when the attempts stop.
 	foldEvery := c.Audit.FoldRefusals.D()
@@ -319,10 +324,12 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			lenient[app.Host] = frontdoor.Leniency{EncodedSlashes: app.EncodedSlashes, PathParams: app.PathParams}
 		}
 	}
-	return &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Lenient: lenient, Proxies: c.Proxies(), Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Every error page, on any host, is in the user's language with the
+	// organisation's face.
+	return errpage.WithFace(face, &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Lenient: lenient, Proxies: c.Proxies(), Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The front door has canonicalised r.Host and refused unknown ones.
 		hosts[r.Host].ServeHTTP(w, r)
-	})}, nil
+	})}), nil
 }
 
 type appHandler struct {

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -158,6 +159,17 @@ func (p *Portal) appFace(l *appLink) {
 	if f.Icon != nil {
 		l.Icon = "/assets/app/" + l.Name
 	}
+}
+
+// Tel is the help desk's phone number as a tel: URL: only its digits and
+// "+" (config allows nothing else but spaces, dashes and brackets).
+func (f *Face) Tel() template.URL {
+	return template.URL("tel:" + strings.Map(func(c rune) rune {
+		if c == '+' || (c >= '0' && c <= '9') {
+			return c
+		}
+		return -1
+	}, f.Brand.Help.Phone))
 }
 
 // Org is the organisation's name, "sluis" when none is configured.
