@@ -50,7 +50,9 @@ func TestLanguageSwitch(t *testing.T) {
 	}
 }
 
-func urlq(s string) string { return strings.NewReplacer("%", "%25", "&", "%26", "?", "%3F", "=", "%3D", "\r", "%0D", "\n", "%0A", " ", "%20", `\`, "%5C").Replace(s) }
+func urlq(s string) string {
+	return strings.NewReplacer("%", "%25", "&", "%26", "?", "%3F", "=", "%3D", "\r", "%0D", "\n", "%0A", " ", "%20", `\`, "%5C").Replace(s)
+}
 
 // The login page is in the browser's language, with a switch to the
 // others.
