@@ -121,7 +121,7 @@ func (p *Portal) deviceStart(w http.ResponseWriter, r *http.Request) error {
 	if n, err := p.Store.PendingDeviceGrants(r.Context(), p.Now()); err != nil {
 		return err
 	} else if n >= maxPendingDevices {
-		return writeJSON(w, http.StatusServiceUnavailable, jsonAnswer{Error: "Too many logins are waiting. Try again in a few minutes."})
+		return writeJSON(w, http.StatusServiceUnavailable, jsonAnswer{Error: p.t(r, "device.busy")})
 	}
 	if level, reason, err := p.level(r); err != nil {
 		return err

@@ -113,11 +113,11 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	if st.Provider != pr.Name() || st.State == "" || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(st.State)) != 1 || !p.Now().Before(st.Expires) {
-		return fail(http.StatusBadRequest, "That login was not started here, or it took too long. Please try again.", "sso: state missing, wrong or expired")
+		return fail(http.StatusBadRequest, p.t(r, "sso.not_started"), "sso: state missing, wrong or expired")
 	}
 	d.RD, d.State = st.RD, st.Flow
 	if e := q.Get("error"); e != "" {
-		return fail(http.StatusUnauthorized, "The identity provider did not log you in.", "sso: the provider answered "+truncate(e, 64))
+		return fail(http.StatusUnauthorized, p.t(r, "sso.not_logged_in"), "sso: the provider answered "+truncate(e, 64))
 	}
 	if level, reason, err := p.level(r); err != nil {
 		return err
@@ -131,12 +131,12 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 		return fail(http.StatusServiceUnavailable, p.t(r, "login.sso_down"), "sso: provider unreachable")
 	case err != nil:
 		p.Log.Info("portal: single sign-on refused", "provider", pr.Name(), "err", err)
-		return fail(http.StatusUnauthorized, "The identity provider's answer was not accepted. Please try again.", "sso: answer not accepted")
+		return fail(http.StatusUnauthorized, p.t(r, "sso.not_accepted"), "sso: answer not accepted")
 	}
 	p.SourceThrottle.Forgive(context.WithoutCancel(r.Context()), "sso:"+throttleKey(src))
 	name, nerr := sluis.SourceName(id.Username)
 	if nerr != nil {
-		return fail(http.StatusUnauthorized, "Your account's name cannot be used here. Ask your administrator.", "sso: unusable user name")
+		return fail(http.StatusUnauthorized, p.t(r, "sso.bad_name"), "sso: unusable user name")
 	}
 	u, err := p.syncExternalUser(r, name, "oidc:"+pr.Name(), "oidc:"+id.Issuer+"|"+id.Subject, id.Groups, id.Email, id.DisplayName)
 	reason := ""
