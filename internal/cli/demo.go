@@ -98,15 +98,23 @@ portal: %s
 data_dir: %q
 tls:
   self_signed: true
+branding:
+  title: sluis demo
+  help:
+    text: "A demo on this machine: the user, password and codes are in its output. / Een demo op deze computer: gebruiker, wachtwoord en codes staan in de uitvoer."
 apps:
   - name: demo
     host: %s
+    title: Demo app
+    description: "Shows what the app receives from the gateway. / Toont wat de app van de gateway ontvangt."
     upstream: http://%s
     allow:
       groups: [staff]
       mfa: true
   - name: echo
     tcp: %s
+    title: Echo (TCP)
+    description: "Sends back what you type, through a tunnel. / Stuurt terug wat u typt, door een tunnel."
     allow:
       groups: [staff]
       mfa: true
