@@ -227,4 +227,22 @@ func TestLanguageBrowserLoginInDutch(t *testing.T) {
 	if enrolH1 != "Uw authenticator instellen" || codesH1 != "Uw herstelcodes" || launcherH1 != "Uw toepassingen" || !regexp.MustCompile(`Kennisbank`).MatchString(apps) {
 		t.Fatalf("Dutch flow: enrolment %q, codes %q, launcher %q, apps %q", enrolH1, codesH1, launcherH1, apps)
 	}
+
+	// An error page of an app host, styled by the portal's stylesheet
+	// under its own CSP.
+	var errH1, errID string
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(g.URL(wikiHost, "/a%2Fb")),
+		chromedp.WaitVisible(chromedp.CSS(".errorid")),
+		into(&errH1, chromedp.Text(chromedp.CSS("h1"))),
+		into(&errID, chromedp.Text(chromedp.CSS(".errorid"))),
+		into(&shot, chromedp.FullScreenshot(100)),
+	)
+	if err != nil {
+		t.Fatalf("error page: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "language-error-nl.png"), shot, 0o644)
+	if errH1 != "Onjuist verzoek" || !errorIDRE.MatchString(errID) {
+		t.Fatalf("error page: h1 %q, %q", errH1, errID)
+	}
 }
