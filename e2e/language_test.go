@@ -93,7 +93,8 @@ func TestLanguageDutchThroughGateway(t *testing.T) {
 
 	// Wrong password: the error in Dutch.
 	p := g.SubmitPassword(nl, "", "anna", "wrong")
-	mustContain(t, "wrong password", p.Body, "Gebruikersnaam of wachtwoord klopt niet.")
+	// ... the name stays filled in, and the passkey stays on offer.
+	mustContain(t, "wrong password", p.Body, "Gebruikersnaam of wachtwoord klopt niet.", `value="anna"`, `id="passkey-login"`, "Inloggen met een passkey")
 
 	// An error page of the portal (404) and of an app host (a policy
 	// denial, 403), in Dutch, with the help desk and an error ID.

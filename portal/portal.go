@@ -25,6 +25,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/assertion"
@@ -426,6 +428,9 @@ type pageData struct {
 	Title, Error, Notice, CSRF, RD, State, User string
 	// Level is the emergency level's notice, shown as a warning.
 	Level string
+	// Username is the name typed, kept when the login page is shown
+	// again.
+	Username string
 	// The page's language, the organisation's face and the page's own
 	// address (for the language switch); set by render.
 	L       *locale.Printer
@@ -817,6 +822,20 @@ func (p *Portal) succeeded(ctx context.Context, g guess) {
 	keys[2].th.Forgive(ctx, keys[2].key)
 }
 
+// maxShownUsername bounds the typed name shown again: no user name is
+// longer.
+const maxShownUsername = 256
+
+// typedUsername is the name the login form was sent with, to fill in
+// again; "" when it is too long or not text.
+func typedUsername(r *http.Request) string {
+	u := r.PostFormValue("username")
+	if len(u) > maxShownUsername || !utf8.ValidString(u) || strings.ContainsFunc(u, unicode.IsControl) {
+		return ""
+	}
+	return u
+}
+
 // waitMessage says how long until the next attempt, in whole seconds
 // rounded up.
 func (p *Portal) waitMessage(r *http.Request, d time.Duration) string {
@@ -829,7 +848,9 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	_, f := p.flowParams(r)
-	d := pageData{Title: p.t(r, "login.title"), CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State}
+	// A page shown again keeps the name typed and every way to log in.
+	d := pageData{Title: p.t(r, "login.title"), CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State,
+		Passkeys: p.Passkeys != nil, Query: f.query(), SSO: p.ssoLinks(f), Username: typedUsername(r)}
 	if !csrfOK {
 		d.Error = p.t(r, "form.expired")
 		return p.render(w, r, http.StatusForbidden, "login", d)
