@@ -67,11 +67,11 @@ func TestLanguagePlurals(t *testing.T) {
 		{"en", "next.wait_minutes", 5, "Try again in 5 minutes."},
 		{"nl", "next.wait_minutes", 1, "Probeer het over 1 minuut opnieuw."},
 		{"nl", "next.wait_minutes", 12, "Probeer het over 12 minuten opnieuw."},
-		{"en", "mfa.recovery_left", 0, "You used your last recovery code. Set up a new authenticator, or ask your help desk for new codes."},
-		{"en", "mfa.recovery_left", 1, "You used a recovery code; 1 is left. Set up a new authenticator soon."},
-		{"en", "mfa.recovery_left", 9, "You used a recovery code; 9 are left. Set up a new authenticator soon."},
-		{"nl", "mfa.recovery_left", 0, "U heeft uw laatste herstelcode gebruikt. Stel een nieuwe authenticator in, of vraag de helpdesk om nieuwe codes."},
-		{"nl", "mfa.recovery_left", 9, "U heeft een herstelcode gebruikt; er zijn er nog 9 over. Stel binnenkort een nieuwe authenticator in."},
+		{"en", "mfa.recovery_left", 0, "You used your last recovery code. Ask your help desk to set up your authenticator again, or add a passkey."},
+		{"en", "mfa.recovery_left", 1, "You used a recovery code; 1 is left. If your authenticator is lost, ask your help desk to set it up again, or add a passkey."},
+		{"en", "mfa.recovery_left", 9, "You used a recovery code; 9 are left. If your authenticator is lost, ask your help desk to set it up again, or add a passkey."},
+		{"nl", "mfa.recovery_left", 0, "U heeft uw laatste herstelcode gebruikt. Vraag de helpdesk uw authenticator opnieuw in te stellen, of voeg een passkey toe."},
+		{"nl", "mfa.recovery_left", 9, "U heeft een herstelcode gebruikt; er zijn er nog 9 over. Bent u uw authenticator kwijt, vraag de helpdesk hem opnieuw in te stellen, of voeg een passkey toe."},
 	}
 	for _, tt := range tests {
 		if got := s.Printer(tt.lang).T(tt.key, tt.n); got != tt.want {

@@ -179,3 +179,21 @@ func (f *Face) Org() string {
 	}
 	return f.Brand.Title
 }
+
+// groupsOfFour cuts s into groups of four characters (the last may be
+// shorter): a secret typed by hand is read in groups.
+func groupsOfFour(s string) []string {
+	var out []string
+	for len(s) > 4 {
+		out = append(out, s[:4])
+		s = s[4:]
+	}
+	return append(out, s)
+}
+
+// codesFile is the recovery codes as a text file to download, one a line,
+// as a data: URL (made here from the codes alone, never from input).
+func (p *Portal) codesFile(r *http.Request, user string, codes []string) template.URL {
+	text := p.t(r, "recovery.file_head", user, p.BaseURL(p.Host)) + "\r\n\r\n" + strings.Join(codes, "\r\n") + "\r\n"
+	return template.URL("data:text/plain;charset=utf-8," + url.PathEscape(text))
+}

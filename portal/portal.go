@@ -165,7 +165,7 @@ func (p *Portal) Init() error {
 		errpage.Refuse(w, r, p.Log, errpage.Refusal{Status: http.StatusForbidden, Cause: "portal: cross-origin request refused"})
 	}))
 	p.pages = map[string]*template.Template{}
-	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys", "device", "recovery"} {
+	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys", "device", "recovery", "recovered"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return fmt.Errorf("portal template %s: %w", name, err)
@@ -440,7 +440,9 @@ type pageData struct {
 	QR      template.URL // a data: URI made here, never from input
 	Secret  string
 	Account string // the account enrolling
-	Apps    []appLink
+	// SecretGroups is Secret in groups of four, for reading.
+	SecretGroups []string
+	Apps         []appLink
 	// Passkeys is set when passkeys are on; HasPasskey when the user has
 	// one; KeyOnly when only a passkey completes this step; Query is the
 	// flow for the passkey script's requests.
@@ -452,7 +454,9 @@ type pageData struct {
 	// Recovery codes shown once, and where to go after reading them.
 	Codes []string
 	Next  string
-	SSO   []ssoLink // single sign-on buttons
+	// Download is the codes as a text file (a data: URL made here).
+	Download template.URL
+	SSO      []ssoLink // single sign-on buttons
 }
 
 type appLink struct {
@@ -1268,12 +1272,24 @@ func (p *Portal) recoveryCode(w http.ResponseWriter, r *http.Request, a *session
 		if err := p.Store.RefreshMFA(r.Context(), a.Session.ID, p.Now(), sluis.FactorRecovery); err != nil {
 			return err
 		}
-		return p.continueTo(w, r, a.Session.ID, t, f)
+		return p.recovered(w, r, a, left, t, f)
 	}
 	if err := p.finishLogin(w, r, a, sluis.FactorRecovery, detail); err != nil {
 		return err
 	}
-	return p.continueTo(w, r, a.Session.ID, t, f)
+	return p.recovered(w, r, a, left, t, f)
+}
+
+// recovered tells a user who got in with a recovery code how many are
+// left and what to do about the lost authenticator, then goes on where
+// the login was headed.
+func (p *Portal) recovered(w http.ResponseWriter, r *http.Request, a *session.Active, left int, t target, f flow) error {
+	next, err := p.nextURL(r, a.Session.ID, t, f)
+	if err != nil {
+		return err
+	}
+	return p.render(w, r, http.StatusOK, "recovered", pageData{Title: p.t(r, "recovered.title"), CSRF: p.csrfToken(w, r), User: a.User.Name,
+		Notice: p.t(r, "mfa.recovery_left", left), Next: next, Passkeys: p.Passkeys != nil})
 }
 
 // refusal says why u may not log in now ("" if they may): a user disabled
@@ -1456,6 +1472,7 @@ func (p *Portal) renderEnroll(w http.ResponseWriter, r *http.Request, a *session
 	}
 	d.Title, d.CSRF, d.QR, d.Secret = p.t(r, "enroll.title"), p.csrfToken(w, r), template.URL(qr), k.Secret
 	d.Account = a.User.Name
+	d.SecretGroups = groupsOfFour(k.Secret)
 	return p.render(w, r, status, "enroll", d)
 }
 
@@ -1526,7 +1543,8 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return p.render(w, r, http.StatusOK, "recovery", pageData{Title: p.t(r, "recovery.title"), CSRF: p.csrfToken(w, r), Codes: codes, Next: next})
+	return p.render(w, r, http.StatusOK, "recovery", pageData{Title: p.t(r, "recovery.title"), CSRF: p.csrfToken(w, r), Codes: codes, Next: next,
+		Download: p.codesFile(r, u.Name, codes)})
 }
 
 // ---- after login ----
