@@ -73,6 +73,12 @@ type Config struct {
 	Language string `yaml:"language"`
 	// Branding is the organisation's face (see branding.go).
 	Branding Branding `yaml:"branding"`
+	// ConnectVia and ConnectCA are set by `sluis demo` only, never from a
+	// file: the address `sluis connect` dials instead of the portal's
+	// name, and the CA file it trusts, so that the launcher's commands
+	// (with --connect and --ca) work as shown where the portal's name
+	// is not in DNS. Empty means the commands need neither.
+	ConnectVia, ConnectCA string `yaml:"-"`
 	// PublicURL is the portal as users reach it, https://PORTAL[:PORT],
 	// when that is not the listener (behind a load balancer or a port
 	// forward). Its host is the portal's name; every URL the gateway

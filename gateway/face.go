@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"net"
+	"strconv"
+
 	"github.com/sluis-gateway/sluis/config"
 	"github.com/sluis-gateway/sluis/errpage"
 	"github.com/sluis-gateway/sluis/locale"
@@ -21,8 +24,14 @@ func pageFace(c *config.Config, portalURL string) (*errpage.Face, error) {
 
 // portalFace is the portal's share of it: the colour, the logo and the
 // apps' titles, descriptions and icons.
-func portalFace(c *config.Config, brand errpage.Brand) portal.Face {
+func portalFace(c *config.Config, brand errpage.Brand, port int) portal.Face {
 	f := portal.Face{Brand: brand, Accent: c.Branding.Colour, Apps: map[string]portal.AppFace{}}
+	if c.ConnectVia != "" {
+		f.ConnectArgs = append(f.ConnectArgs, "--connect", net.JoinHostPort(c.ConnectVia, strconv.Itoa(port)))
+	}
+	if c.ConnectCA != "" {
+		f.ConnectArgs = append(f.ConnectArgs, "--ca", c.ConnectCA)
+	}
 	if l := c.Branding.Logo(); l != nil {
 		f.Logo = &portal.Image{Data: l.Data, Type: l.Type}
 	}

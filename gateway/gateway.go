@@ -166,7 +166,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Locale, p.Face = face.Locale, portalFace(c, face.Brand)
+	p.Locale, p.Face = face.Locale, portalFace(c, face.Brand, o.PublicPort)
 	// Folded refusals are written once their interval has passed, even
 	// when the attempts stop.
 	foldEvery := c.Audit.FoldRefusals.D()

@@ -23,6 +23,9 @@ type Face struct {
 	Logo *Image
 	// Apps are the apps' faces by app name.
 	Apps map[string]AppFace
+	// ConnectArgs are more arguments of the launcher's `sluis connect`
+	// commands (the demo's --connect and --ca); nil means none.
+	ConnectArgs []string
 }
 
 // AppFace is how the launcher shows an app.
@@ -140,12 +143,12 @@ func (p *Portal) t(r *http.Request, key string, args ...any) string {
 // dress gives a page its language, face and address for the switch.
 func (p *Portal) dress(r *http.Request, d *pageData) {
 	d.L, d.Face = p.Locale.For(r), &p.Face
-	if r.Method == http.MethodGet && backPaths[r.URL.Path] {
-		d.Back = r.URL.RequestURI()
-	} else if backPaths[r.URL.Path] {
+	// The page's path with the login flow's checked return address and
+	// state only: nothing else of the request's query is echoed (a
+	// device code in a link must not be filled in anywhere).
+	d.Back = "/"
+	if backPaths[r.URL.Path] {
 		d.Back = r.URL.Path + d.Query
-	} else {
-		d.Back = "/"
 	}
 }
 
@@ -196,4 +199,13 @@ func groupsOfFour(s string) []string {
 func (p *Portal) codesFile(r *http.Request, user string, codes []string) template.URL {
 	text := p.t(r, "recovery.file_head", user, p.BaseURL(p.Host)) + "\r\n\r\n" + strings.Join(codes, "\r\n") + "\r\n"
 	return template.URL("data:text/plain;charset=utf-8," + url.PathEscape(text))
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it: a command is
+// meant to be copied as shown.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@,+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

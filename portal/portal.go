@@ -54,6 +54,9 @@ var css []byte
 //go:embed assets/passkey.js
 var passkeyJS []byte
 
+//go:embed assets/copy.js
+var copyJS []byte
+
 // assets is the complete list of static files: exact names only.
 var assets = map[string]struct {
 	body []byte
@@ -61,6 +64,7 @@ var assets = map[string]struct {
 }{
 	"/assets/sluis.css":  {css, "text/css; charset=utf-8"},
 	"/assets/passkey.js": {passkeyJS, "text/javascript; charset=utf-8"},
+	"/assets/copy.js":    {copyJS, "text/javascript; charset=utf-8"},
 }
 
 // Limits and lifetimes of the portal.
@@ -447,8 +451,10 @@ type pageData struct {
 	// one; KeyOnly when only a passkey completes this step; Query is the
 	// flow for the passkey script's requests.
 	Passkeys, HasPasskey, KeyOnly, Frozen bool
-	Query                                 string
-	Keys                                  []keyRow
+	// Copy loads the copy button's script (the launcher's commands).
+	Copy  bool
+	Query string
+	Keys  []keyRow
 	// The device login being approved.
 	DeviceCode, DeviceSource, DeviceAge string
 	// Recovery codes shown once, and where to go after reading them.
@@ -463,6 +469,7 @@ type appLink struct {
 	Name, Host, URL, Off string
 	Title, Description   string // shown as written; Title is Name when unset
 	Icon                 string // the icon's path on the portal, "" for none
+	Hint                 bool   // say that the command prints the address to use
 	NeedsKey             bool
 	Command              string // for a TCP app: how to reach it
 	RDP                  string // for a remote desktop: the .rdp file's path
@@ -1626,6 +1633,7 @@ func (p *Portal) launcher(w http.ResponseWriter, r *http.Request) error {
 		if app.TCP != "" {
 			l.Host, l.URL = "", ""
 			l.Command, l.RDP = p.connectCommand(app)
+			l.Hint, d.Copy = l.RDP == "" && !strings.HasPrefix(l.Command, "ssh "), true
 		}
 		if sit.AppOff {
 			l.Off = sit.AppOffReason

@@ -15,6 +15,7 @@ func TestPreLoginSurfaceIsExactlyThis(t *testing.T) {
 	want := []string{
 		"GET /.well-known/jwks.json",
 		"GET /assets/brand.css", // the organisation's colour (and /assets/logo when configured)
+		"GET /assets/copy.js",   // the launcher's copy button
 		"GET /assets/passkey.js",
 		"GET /assets/sluis.css",
 		"GET /healthz",

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -123,6 +124,9 @@ apps:
 	if err != nil {
 		return err
 	}
+	// The launcher's tunnel command works as shown, like the one printed
+	// below: *.localhost is not in every resolver, and the CA is the demo's.
+	c.ConnectVia, c.ConnectCA = "127.0.0.1", filepath.Join(c.DataDir, "ca.pem")
 	password, secret, err := demoSetup(e.ctx, c)
 	if err != nil {
 		return err
