@@ -47,7 +47,7 @@ const imageCSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 // backPaths are the pages the language switch returns to; anything else
 // returns to the launcher, so the switch redirects nowhere else.
-var backPaths = map[string]bool{"/": true, "/login": true, "/mfa": true, "/enroll": true, "/passkeys": true, "/device": true}
+var backPaths = map[string]bool{"/": true, "/login": true, "/mfa": true, "/enroll": true, "/passkeys": true, "/device": true, "/sessions": true}
 
 func (p *Portal) initFace() error {
 	if p.Locale == nil {

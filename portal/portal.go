@@ -169,7 +169,7 @@ func (p *Portal) Init() error {
 		errpage.Refuse(w, r, p.Log, errpage.Refusal{Status: http.StatusForbidden, Cause: "portal: cross-origin request refused"})
 	}))
 	p.pages = map[string]*template.Template{}
-	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys", "device", "recovery", "recovered"} {
+	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys", "device", "recovery", "recovered", "sessions"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return fmt.Errorf("portal template %s: %w", name, err)
@@ -263,6 +263,8 @@ func (p *Portal) Routes() []Route {
 		{"POST /mfa/passkey/begin", "password", p.passkeyMFABegin},
 		{"POST /mfa/passkey/finish", "password", p.passkeyMFAFinish},
 		{"GET /passkeys", "session", p.passkeysPage},
+		{"GET /sessions", "session", p.sessionsPage},
+		{"POST /sessions/end", "session", p.endSessions},
 		{"POST /passkeys/begin", "session", p.passkeyRegisterBegin},
 		{"POST /passkeys/finish", "session", p.passkeyRegisterFinish},
 		{"POST /passkeys/remove", "session", p.passkeyRemove},
@@ -452,9 +454,15 @@ type pageData struct {
 	// flow for the passkey script's requests.
 	Passkeys, HasPasskey, KeyOnly, Frozen bool
 	// Copy loads the copy button's script (the launcher's commands).
-	Copy  bool
-	Query string
-	Keys  []keyRow
+	Copy bool
+	// The user's sessions; when this one expires (and after how many
+	// idle minutes), and whether there are others to end.
+	SessionRows []sessionRow
+	Expires     string
+	IdleMinutes int
+	Others      bool
+	Query       string
+	Keys        []keyRow
 	// The device login being approved.
 	DeviceCode, DeviceSource, DeviceAge string
 	// Recovery codes shown once, and where to go after reading them.
