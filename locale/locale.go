@@ -17,6 +17,7 @@
 package locale
 
 import (
+	"bytes"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -191,7 +192,38 @@ func Read(code string) (map[string]Message, error) {
 	if err := json.Unmarshal(data, &msgs); err != nil {
 		return nil, fmt.Errorf("locale: catalogue %s.json: %w", code, err)
 	}
+	if dup := duplicateKey(data); dup != "" {
+		// encoding/json keeps the last of two: a translation would
+		// silently vanish.
+		return nil, fmt.Errorf("locale: catalogue %s.json has %q twice", code, dup)
+	}
 	return msgs, nil
+}
+
+// duplicateKey returns a top-level key that data (a valid JSON object)
+// has twice, or "".
+func duplicateKey(data []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	seen := map[string]bool{}
+	if _, err := dec.Token(); err != nil { // {
+		return ""
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		key, _ := t.(string)
+		if seen[key] {
+			return key
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 // Default returns the default language's code.

@@ -181,3 +181,12 @@ func TestLanguageCataloguesComplete(t *testing.T) {
 		t.Errorf("the catalogues do not build: %v", err)
 	}
 }
+
+func TestLanguageDuplicateKeys(t *testing.T) {
+	if k := duplicateKey([]byte(`{"a": "x", "b": {"one": "y", "other": "z"}, "a": "w"}`)); k != "a" {
+		t.Errorf("duplicateKey = %q, want a", k)
+	}
+	if k := duplicateKey([]byte(`{"a": "x", "b": {"a": "y", "other": "z"}}`)); k != "" {
+		t.Errorf("duplicateKey = %q for keys in a plural object", k)
+	}
+}

@@ -855,9 +855,12 @@ func typedUsername(r *http.Request) string {
 	return u
 }
 
-// waitMessage says how long until the next attempt, in whole seconds
-// rounded up.
+// waitMessage says how long until the next attempt, rounded up: in
+// seconds, or past a minute and a half in minutes.
 func (p *Portal) waitMessage(r *http.Request, d time.Duration) string {
+	if d > 90*time.Second {
+		return p.t(r, "throttle.wait_minutes", locale.Minutes(d))
+	}
 	return p.t(r, "throttle.wait", int(d.Round(time.Second)/time.Second)+1)
 }
 
