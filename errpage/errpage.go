@@ -162,6 +162,7 @@ type pageData struct {
 	Assets, Logo, LogoAlt, LangLabel string
 	NextTitle, WarningLabel          string
 	Warning                          bool
+	Status                           int
 	Next                             []link
 	Langs                            []locale.Choice
 	Help                             helpData
@@ -173,7 +174,7 @@ type pageData struct {
 func WritePage(w http.ResponseWriter, r *http.Request, pg Page) {
 	f := FaceOf(r)
 	l := f.Locale.For(r)
-	d := pageData{Lang: l.Lang, Org: f.Brand.Title, Assets: f.Portal, LangLabel: l.T("language.switch"),
+	d := pageData{Status: pg.Status, Lang: l.Lang, Org: f.Brand.Title, Assets: f.Portal, LangLabel: l.T("language.switch"),
 		NextTitle: l.T("next.title"), WarningLabel: l.T("error.emergency"), ErrorID: l.T("layout.error_id", pg.ID)}
 	if d.Org == "" {
 		d.Org = "sluis"
@@ -185,6 +186,8 @@ func WritePage(w http.ResponseWriter, r *http.Request, pg Page) {
 		d.Langs = l.Choices()
 	}
 	st := strconv.Itoa(pg.Status)
+	// A key the catalogue lacks comes back as itself: a status without
+	// words of its own gets the general ones.
 	if l.T("error."+st+".title") == "error."+st+".title" {
 		d.Title, d.What = l.T("error.other.title", pg.Status), l.T("error.other.what")
 	} else {
