@@ -201,7 +201,11 @@ func TestLanguageBrowserLoginInDutch(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("totp-secret")),
 		into(&secret, chromedp.Text(chromedp.ID("totp-secret"))),
 		into(&enrolH1, chromedp.Text(chromedp.CSS("h1"))),
+		into(&shot, chromedp.FullScreenshot(100)),
 	)
+	if err == nil {
+		os.WriteFile(filepath.Join(dir, "language-enrol-nl.png"), shot, 0o644)
+	}
 	if err != nil {
 		t.Fatalf("enrolment: %v\n%s", err, g.Logs())
 	}
@@ -215,6 +219,13 @@ func TestLanguageBrowserLoginInDutch(t *testing.T) {
 		chromedp.Submit(chromedp.ID("code")),
 		chromedp.WaitVisible(chromedp.ID("recovery-codes")),
 		into(&codesH1, chromedp.Text(chromedp.CSS("h1"))),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			b, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err == nil {
+				os.WriteFile(filepath.Join(dir, "language-recovery-nl.png"), b, 0o644)
+			}
+			return err
+		}),
 		chromedp.Navigate(g.URL(g.Portal, "/")),
 		chromedp.WaitVisible(chromedp.CSS(".apps")),
 		into(&launcherH1, chromedp.Text(chromedp.CSS("h1"))),
