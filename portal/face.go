@@ -136,8 +136,16 @@ func safeBack(back string) string {
 
 // t returns key's words in r's language, with args (an operator's text
 // among them) as written.
+//
+// The log reads English whatever the user's language: a refusal's words
+// in another language are noted with their English (see refusalID).
 func (p *Portal) t(r *http.Request, key string, args ...any) string {
-	return p.Locale.For(r).T(key, args...)
+	l := p.Locale.For(r)
+	said := l.T(key, args...)
+	if l.Lang != "en" {
+		noteEnglish(r, said, p.Locale.Printer("en").T(key, args...))
+	}
+	return said
 }
 
 // dress gives a page its language, face and address for the switch.

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -77,5 +78,24 @@ func TestLanguageLoginPage(t *testing.T) {
 		if strings.Contains(body, `lang="nl"`) && tt.want == `<html lang="nl">` && !strings.Contains(body, "Gebruikersnaam") {
 			t.Errorf("Dutch page without Dutch words:\n%s", body)
 		}
+	}
+}
+
+// A refusal's page is in the user's language, its log line in English.
+func TestLanguageLogStaysEnglish(t *testing.T) {
+	var logs strings.Builder
+	p := newReturnPortal(t)
+	p.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	h := p.Handler()
+	r := httptest.NewRequest("POST", "https://login.test/login", strings.NewReader("username=anna&password=x"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("Accept-Language", "nl-NL")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if !strings.Contains(w.Body.String(), "Het formulier is verlopen.") {
+		t.Fatalf("page: %d\n%s", w.Code, w.Body)
+	}
+	if !strings.Contains(logs.String(), "The form expired") || strings.Contains(logs.String(), "verlopen") {
+		t.Fatalf("log: %s", logs.String())
 	}
 }
