@@ -258,3 +258,48 @@ func TestLanguageBrowserLoginInDutch(t *testing.T) {
 		t.Fatalf("error page: h1 %q, %q", errH1, errID)
 	}
 }
+
+// Each kind of refusal has words of its own, in the user's language: a
+// policy denial, a switched-off app and an emergency level (both shown as
+// a warning), and a blocked address (with no link into the gateway);
+// each with the help desk and an error ID to read out.
+func TestErrorPageKindsThroughGateway(t *testing.T) {
+	g := startBranded(t)
+	anna := g.AddUser("anna", pw, "staff")
+	otto := g.AddUser("otto", pw, "visitors")
+	nl := speaking(g.Client(), "nl-NL")
+	g.Login(nl, "", "anna", pw, anna)
+	outsider := speaking(g.Client(), "nl-NL")
+	g.Login(outsider, "", "otto", pw, otto)
+	wiki := func(c *http.Client) testenv.Page { return g.Follow(c, g.Get(c, g.URL(wikiHost, "/"))) }
+
+	check := func(what string, p testenv.Page, status int, warning bool, wants ...string) {
+		t.Helper()
+		if p.StatusCode != status {
+			t.Fatalf("%s: %d, want %d\n%s", what, p.StatusCode, status, p.Body)
+		}
+		mustContain(t, what, p.Body, append(wants, `<html lang="nl">`, "Servicedesk ICT", "Foutcode voor de helpdesk · Error ID: ")...)
+		if got := strings.Contains(p.Body, `class="warning"`); got != warning {
+			t.Errorf("%s: shown as a warning %v, want %v", what, got, warning)
+		}
+	}
+	check("policy denial", wiki(outsider), http.StatusForbidden, false, "U mag dit niet openen.", "Naar uw toepassingen")
+
+	g.MustCLI("", "app", "disable", "wiki", "--reason", "onderhoud <tot 18:00>")
+	check("switched-off app", wiki(nl), http.StatusServiceUnavailable, true, "Deze toepassing is uitgeschakeld: onderhoud &lt;tot 18:00&gt;", "Noodmaatregel")
+	g.MustCLI("", "app", "enable", "wiki")
+
+	g.MustCLI("", "emergency", "set", "essential", "--reason", "CVE-2026-0001")
+	check("emergency level", wiki(nl), http.StatusServiceUnavailable, true, "Alleen essentiële toepassingen zijn open: CVE-2026-0001", "Noodmaatregel")
+	g.MustCLI("", "emergency", "clear")
+	if p := wiki(nl); p.StatusCode != http.StatusOK {
+		t.Fatalf("wiki after the emergency: %d", p.StatusCode)
+	}
+
+	g.MustCLI("", "block", "add", "127.0.0.5/32", "--reason", "test")
+	blocked := g.Get(speaking(g.ClientFrom("127.0.0.5"), "nl-NL"), g.URL(g.Portal, "/login"))
+	check("blocked address", blocked, http.StatusForbidden, false, "Verzoeken vanaf uw netwerkadres worden door deze gateway geblokkeerd")
+	if strings.Contains(blocked.Body, "Naar uw toepassingen") {
+		t.Errorf("a blocked address is offered a link into the gateway:\n%s", blocked.Body)
+	}
+}
