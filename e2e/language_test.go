@@ -49,7 +49,7 @@ func startBranded(t *testing.T) *testenv.Gateway {
 	}
 	return testenv.StartIn(t, dir, brandingYAML,
 		testenv.App{Name: "wiki", Host: wikiHost, Upstream: app.URL, Groups: []string{"staff"}, MFA: true,
-			Extra: "    title: Kennisbank\n    description: Handleidingen en werkinstructies\n"},
+			Extra: "    title: Kennisbank\n    description: Handleidingen en werkinstructies\n    icon_file: logo.png\n"},
 		testenv.App{Name: "hr", Host: hrHost, Upstream: app.URL, Groups: []string{"hr"}, MFA: true})
 }
 
@@ -155,8 +155,15 @@ func TestBrandingThroughGateway(t *testing.T) {
 	mustContain(t, "error page on an app host", nf.Body, "Gemeente Voorbeeld", "Servicedesk ICT, werkdagen 8-17 uur",
 		`src="`+g.URL(g.Portal, "/assets/logo")+`"`, `href="`+g.URL(g.Portal, "/assets/sluis.css")+`"`)
 
+	// An app's icon is for who is logged in only: it names the app.
+	if p := g.Get(c, g.URL(g.Portal, "/assets/app/wiki")); p.StatusCode != http.StatusSeeOther {
+		t.Fatalf("an app's icon before login: %d", p.StatusCode)
+	}
 	launcher := g.Login(c, "", "anna", pw, secret)
-	mustContain(t, "launcher", launcher.Body, ">Kennisbank</a>", "Handleidingen en werkinstructies")
+	mustContain(t, "launcher", launcher.Body, ">Kennisbank</a>", "Handleidingen en werkinstructies", `<img class="icon" src="/assets/app/wiki"`)
+	if p := g.Get(c, g.URL(g.Portal, "/assets/app/wiki")); p.StatusCode != 200 || p.Header.Get("Content-Type") != "image/png" || p.Body != string(logoPNG) {
+		t.Fatalf("the app's icon: %d %s", p.StatusCode, p.Header)
+	}
 	if strings.Contains(launcher.Body, ">"+wikiHost+"<") || strings.Contains(launcher.Body, "<small>"+wikiHost) {
 		t.Errorf("launcher shows the host name:\n%s", launcher.Body)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/errpage"
 	"github.com/sluis-gateway/sluis/locale"
 )
@@ -91,6 +92,11 @@ func (p *Portal) faceRoutes() []Route {
 			// Icons name the apps: only for who is logged in.
 			icon := f.Icon
 			routes = append(routes, Route{"GET /assets/app/" + name, "session", func(w http.ResponseWriter, r *http.Request) error {
+				if a := p.current(r); a == nil || a.Session.Stage != sluis.StageComplete {
+					http.Redirect(w, r, "/login", http.StatusSeeOther)
+					return nil
+				}
+				w.Header().Set("Cache-Control", "private, max-age=3600")
 				return serveImage(w, icon)
 			}})
 		}
@@ -101,7 +107,9 @@ func (p *Portal) faceRoutes() []Route {
 func serveImage(w http.ResponseWriter, img *Image) error {
 	h := w.Header()
 	h.Set("Content-Type", img.Type)
-	h.Set("Cache-Control", "public, max-age=3600")
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "public, max-age=3600")
+	}
 	h.Set("Content-Security-Policy", imageCSP)
 	_, err := w.Write(img.Data)
 	return err

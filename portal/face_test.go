@@ -99,3 +99,15 @@ func TestLanguageLogStaysEnglish(t *testing.T) {
 		t.Fatalf("log: %s", logs.String())
 	}
 }
+
+// An app's icon names the app: without a login it is a redirect, like
+// every route that needs one.
+func TestBrandingIconNeedsALogin(t *testing.T) {
+	p := newReturnPortal(t)
+	p.Face.Apps = map[string]AppFace{"wiki": {Title: "Kennisbank", Icon: &Image{Data: []byte("\x89PNG\r\n\x1a\n"), Type: "image/png"}}}
+	w := httptest.NewRecorder()
+	p.Handler().ServeHTTP(w, httptest.NewRequest("GET", "https://login.test/assets/app/wiki", nil))
+	if w.Code != http.StatusSeeOther || w.Body.Len() > 100 {
+		t.Fatalf("icon without a login: %d %q", w.Code, w.Body)
+	}
+}
