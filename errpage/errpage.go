@@ -198,7 +198,7 @@ func WritePage(w http.ResponseWriter, r *http.Request, pg Page) {
 		kind = KindStore
 	}
 	switch kind {
-	case "":
+	default: // none, or one this build has no words for
 		if pg.Notice != "" {
 			d.What = pg.Notice
 		}
