@@ -12,6 +12,7 @@
 package errpage
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"embed"
@@ -76,6 +77,9 @@ type Face struct {
 	Locale *locale.Set
 	Brand  Brand
 	Portal string // https://portal[:port], no trailing slash
+
+	mu    sync.Mutex
+	pages map[pageKey][]byte // rendered pages, see page
 }
 
 type faceKey struct{}
@@ -173,9 +177,70 @@ type pageData struct {
 // handler wrote it.
 func WritePage(w http.ResponseWriter, r *http.Request, pg Page) {
 	f := FaceOf(r)
-	l := f.Locale.For(r)
+	lang := f.Locale.Choose(r)
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Language", lang)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Strict-Transport-Security", "max-age=31536000")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	// The stylesheet and logo come from the portal host, nothing else
+	// from anywhere: no script, no inline style.
+	src := "'none'"
+	if f.Portal != "" {
+		src = f.Portal
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src "+src+"; img-src "+src+"; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+	h.Del("Content-Length")
+	w.WriteHeader(pg.Status)
+	w.Write(f.page(lang, pg))
+}
+
+// idMark stands for the error ID in a cached page.
+const idMark = "@@sluis-error-id@@"
+
+// maxCachedPages bounds a face's cache of rendered pages: languages
+// times statuses and kinds, and the operators' few reasons.
+const maxCachedPages = 256
+
+// page returns pg's page in the language lang. Pages are rendered once per
+// language and refusal (with a mark for the ID) and then copied: a
+// blocked source's flood of requests costs a copy each, not a template.
+func (f *Face) page(lang string, pg Page) []byte {
+	id := template.HTMLEscapeString(pg.ID)
+	if pg.RetryAfter > 0 {
+		pg.RetryAfter = time.Duration(locale.Minutes(pg.RetryAfter)) * time.Minute
+	}
+	pg.ID = ""
+	key := pageKey{lang, pg}
+	f.mu.Lock()
+	body, ok := f.pages[key]
+	f.mu.Unlock()
+	if !ok {
+		body = f.render(f.Locale.Printer(lang), pg)
+		f.mu.Lock()
+		if f.pages == nil {
+			f.pages = map[pageKey][]byte{}
+		}
+		if len(f.pages) < maxCachedPages {
+			f.pages[key] = body
+		}
+		f.mu.Unlock()
+	}
+	return bytes.ReplaceAll(body, []byte(idMark), []byte(id))
+}
+
+type pageKey struct {
+	lang string
+	pg   Page
+}
+
+// render renders pg (its ID idMark) in l's language.
+func (f *Face) render(l *locale.Printer, pg Page) []byte {
 	d := pageData{Status: pg.Status, Lang: l.Lang, Org: f.Brand.Title, Assets: f.Portal, LangLabel: l.T("language.switch"),
-		NextTitle: l.T("next.title"), WarningLabel: l.T("error.emergency"), ErrorID: l.T("layout.error_id", pg.ID)}
+		NextTitle: l.T("next.title"), WarningLabel: l.T("error.emergency"), ErrorID: l.T("layout.error_id", idMark)}
 	if d.Org == "" {
 		d.Org = "sluis"
 	}
@@ -214,31 +279,13 @@ func WritePage(w http.ResponseWriter, r *http.Request, pg Page) {
 	d.Warning = warningKinds[kind]
 	d.Next = next(l, f, pg)
 	d.Help = help(l, f.Brand.Help)
-
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Language", l.Lang)
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Strict-Transport-Security", "max-age=31536000")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Frame-Options", "DENY")
-	// The stylesheet and logo come from the portal host, nothing else
-	// from anywhere: no script, no inline style.
-	src := "'none'"
-	if f.Portal != "" {
-		src = f.Portal
-	}
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src "+src+"; img-src "+src+"; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-	h.Del("Content-Length")
-	var buf strings.Builder
+	var buf bytes.Buffer
 	if err := page.Execute(&buf, d); err != nil {
 		// Only a broken build gets here; the page still says something.
 		buf.Reset()
 		buf.WriteString("<!doctype html><title>Error</title><p>" + template.HTMLEscapeString(d.ErrorID) + "</p>")
 	}
-	w.WriteHeader(pg.Status)
-	w.Write([]byte(buf.String()))
+	return buf.Bytes()
 }
 
 // next returns what the user can do: links back, when to try again.

@@ -90,3 +90,54 @@ func TestErrorPagePlain(t *testing.T) {
 		t.Fatalf("%s\n%s", w.Header(), w.Body)
 	}
 }
+
+// BenchmarkErrorPageBlocked is the page a blocked source gets on every
+// request: the cost of a flood's answers.
+func BenchmarkErrorPageBlocked(b *testing.B) {
+	set, _ := locale.New("en", nil)
+	face := &Face{Locale: set, Portal: "https://login.corp.test", Brand: Brand{Title: "Gemeente Voorbeeld", Help: Help{Phone: "+31 20 123 4567"}}}
+	h := WithFace(face, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WritePage(w, r, Page{Status: 403, ID: "0123456789ab", Kind: KindBlocked})
+	}))
+	r := httptest.NewRequest("GET", "https://wiki.corp.test/", nil)
+	r.Header.Set("Accept-Language", "nl-NL,nl;q=0.9,en;q=0.8")
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+}
+
+// Pages are rendered once and copied: each copy has its own ID and its
+// own language, and the cache stays bounded.
+func TestErrorPageCache(t *testing.T) {
+	set, _ := locale.New("en", nil)
+	face := &Face{Locale: set}
+	get := func(lang, id, detail string) string {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Accept-Language", lang)
+		w := httptest.NewRecorder()
+		WithFace(face, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			WritePage(w, r, Page{Status: 503, ID: id, Kind: KindAppOff, Detail: detail})
+		})).ServeHTTP(w, r)
+		return w.Body.String()
+	}
+	for i, tt := range []struct{ lang, id, want string }{
+		{"nl", "aaaaaaaaaaaa", "Deze toepassing is uitgeschakeld: x"},
+		{"en", "bbbbbbbbbbbb", "This application is switched off: x"},
+		{"nl", "cccccccccccc", "Deze toepassing is uitgeschakeld: x"},
+	} {
+		body := get(tt.lang, tt.id, "x")
+		if !strings.Contains(body, "Error ID: "+tt.id) || !strings.Contains(body, tt.want) || strings.Count(body, idMark) != 0 {
+			t.Errorf("page %d: %s", i, body)
+		}
+	}
+	for i := range 2 * maxCachedPages {
+		get("en", "dddddddddddd", strings.Repeat("y", i))
+	}
+	if n := len(face.pages); n > maxCachedPages {
+		t.Errorf("%d pages cached", n)
+	}
+	if body := get("en", "eeeeeeeeeeee", "z"); !strings.Contains(body, "switched off: z") || !strings.Contains(body, "Error ID: eeeeeeeeeeee") {
+		t.Errorf("a page past the cache's bound: %s", body)
+	}
+}
