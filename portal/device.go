@@ -260,7 +260,7 @@ func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 		return p.render(w, r, http.StatusOK, "device", d)
 	case "approve":
 	default:
-		d.DeviceCode, d.DeviceSource, d.DeviceAge = g.UserCode, g.Source, p.Now().Sub(g.CreatedAt).Round(time.Second).String()
+		d.DeviceCode, d.DeviceSource, d.DeviceAge = g.UserCode, g.Source, p.ago(r, p.Now().Sub(g.CreatedAt))
 		return p.render(w, r, http.StatusOK, "device", d)
 	}
 	// Approving hands out a credential of its own: only with a second
@@ -310,4 +310,13 @@ func throttleKey(src string) string {
 	}
 	p, _ := ip.Prefix(64)
 	return p.String()
+}
+
+// ago says how long ago something was, in r's language: seconds under a
+// minute, else whole minutes.
+func (p *Portal) ago(r *http.Request, d time.Duration) string {
+	if d < time.Minute {
+		return p.t(r, "device.ago_seconds", int(max(d, 0)/time.Second))
+	}
+	return p.t(r, "device.ago_minutes", int(d/time.Minute))
 }
