@@ -14,9 +14,12 @@ import (
 func TestPreLoginSurfaceIsExactlyThis(t *testing.T) {
 	want := []string{
 		"GET /.well-known/jwks.json",
+		"GET /assets/brand.css", // the organisation's colour (and /assets/logo when configured)
+		"GET /assets/copy.js",   // the launcher's copy button
 		"GET /assets/passkey.js",
 		"GET /assets/sluis.css",
 		"GET /healthz",
+		"GET /language", // the language switch: sets a cookie, returns to a portal page
 		"GET /login",
 		"GET /login/oidc/{provider}",
 		"GET /login/oidc/{provider}/callback",
