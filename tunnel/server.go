@@ -281,18 +281,45 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}()
 		}
 	}
-	target, err := s.Dial(ctx, app.TCP)
-	if err != nil {
+	// The tunnel.open event is stored (a disk flush, the most of a
+	// tunnel's setup) while the target is dialled, and no byte flows
+	// either way until both are done: the event is durable before the
+	// first byte, and the dial's round trip is hidden behind the flush.
+	// The target may see the connection itself (its TCP handshake) up to
+	// one flush before the event is durable; nothing is sent on it before.
+	// An event that cannot be stored refuses the tunnel. When the app
+	// cannot be reached, the tunnel.close that follows says so.
+	dialed := make(chan net.Conn, 1)
+	var dialErr error
+	go func() {
+		c, err := s.Dial(ctx, app.TCP)
+		dialErr = err
+		dialed <- c
+	}()
+	openErr := s.Audit.Require(r.Context(), sluis.Event{Type: sluis.EventTunnelOpen, User: a.User.Name, Source: src, App: app.Name,
+		Outcome: sluis.OutcomeSuccess, Detail: "to " + app.TCP})
+	if openErr != nil {
+		cancel(openErr)
+	}
+	target := <-dialed
+	if openErr != nil {
+		if target != nil {
+			target.Close()
+		}
 		id := errpage.NewID()
-		s.Log.Error("tunnel: dial", "app", app.Name, "target", app.TCP, "error_id", id, "err", err)
-		s.Audit.Record(r.Context(), sluis.Event{Type: sluis.EventTunnelOpen, User: a.User.Name, Source: src, App: app.Name,
+		s.Log.Error("tunnel: the tunnel.open event was not stored; refused", "app", app.Name, "error_id", id, "err", openErr)
+		plain(w, http.StatusServiceUnavailable, "the gateway cannot record the tunnel now (error "+id+")")
+		return
+	}
+	if dialErr != nil {
+		id := errpage.NewID()
+		s.Log.Error("tunnel: dial", "app", app.Name, "target", app.TCP, "error_id", id, "err", dialErr)
+		s.Audit.RecordSoon(r.Context(), sluis.Event{Type: sluis.EventTunnelClose, User: a.User.Name, Source: src, App: app.Name,
 			Outcome: sluis.OutcomeFailure, Detail: "to " + app.TCP + ": cannot connect (error " + id + ")"})
 		plain(w, http.StatusBadGateway, "the app cannot be reached (error "+id+")")
 		return
 	}
 	defer target.Close()
-	s.Audit.Record(r.Context(), sluis.Event{Type: sluis.EventTunnelOpen, User: a.User.Name, Source: src, App: app.Name,
-		Outcome: sluis.OutcomeSuccess, Detail: "to " + app.TCP})
 	// The stream lives as long as the tunnel: the server's read and write
 	// time limits, meant for requests, do not apply; the idle timeout does.
 	rc := http.NewResponseController(w)
@@ -306,7 +333,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := s.now()
 	up, down, why := s.pump(ctx, cancel, r.Body, w, rc, target)
-	s.Audit.Record(context.WithoutCancel(r.Context()), sluis.Event{Type: sluis.EventTunnelClose, User: a.User.Name, Source: src, App: app.Name,
+	// The end is recorded with the next tunnel's open (or within
+	// audit.SoonWithin): a new tunnel never waits for its flush.
+	s.Audit.RecordSoon(context.WithoutCancel(r.Context()), sluis.Event{Type: sluis.EventTunnelClose, User: a.User.Name, Source: src, App: app.Name,
 		Outcome: sluis.OutcomeSuccess, Detail: fmt.Sprintf("to %s; %d bytes up, %d bytes down; %s; %s", app.TCP, up, down, s.now().Sub(start).Round(time.Millisecond), why)})
 }
 
