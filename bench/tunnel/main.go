@@ -13,6 +13,11 @@
 //     first echoed byte, p50 and p99;
 //   - and the gateway's resident memory per idle tunnel (-idle of them).
 //
+// The client is the real `sluis connect`, as its own process, as ssh is.
+// Beside the throughput, the CPU time of the processes that carry each
+// path (the gateway and the client; ssh and sshd) is given per MiB: a busy
+// machine moves it much less than the throughput.
+//
 // Ratios are medians of the ratios within each round, so that noise that
 // moves a whole round (a busy machine) cancels out.
 //
@@ -22,7 +27,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -184,6 +188,7 @@ func setup(addr string) (time.Duration, error) {
 type path struct {
 	name       string
 	sink, echo string
+	procs      []int // the processes that carry it (their children too), whose CPU time is counted
 }
 
 // measurement is one figure of one path in one round: MiB/s for the
@@ -302,30 +307,51 @@ apps:
 		return fmt.Errorf("the gateway did not start:\n%s", b)
 	}
 	go io.Copy(io.Discard, stdout)
-	pem, err := os.ReadFile(filepath.Join(dir, "data", "ca.pem"))
+	_, port, _ := net.SplitHostPort(gwAddr)
+	gwURL, _ := url.Parse("https://login.bench.test:" + port)
+	// The client is the real `sluis connect`, as its own process (as ssh
+	// is), one per app, with the bench's login saved where it looks.
+	cfgHome := filepath.Join(dir, "config")
+	credPath, err := connect.CredentialsPath(func(k string) string {
+		if k == "XDG_CONFIG_HOME" {
+			return cfgHome
+		}
+		return ""
+	})
 	if err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	_, port, _ := net.SplitHostPort(gwAddr)
-	gwURL, _ := url.Parse("https://login.bench.test:" + port)
-	opts := connect.Options{Gateway: gwURL, RootCAs: pool, ConnectTo: gwAddr}
-	// One client (one `sluis connect` process) per app, as a user runs
-	// them; its session is established (a first tunnel opened) before
-	// anything is timed.
-	listenClient := func(app string) (string, error) {
-		c := &connect.Client{Gateway: gwURL, App: app, Token: tok, HTTP: connect.NewHTTP(opts)}
-		if _, err := c.Check(ctx); err != nil {
-			return "", err
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		go c.Serve(ctx, ln)
-		return ln.Addr().String(), nil
+	creds := &connect.Credentials{}
+	creds.Put(connect.Login{Gateway: connect.Key(gwURL.String()), User: "bench", Token: tok, Saved: now})
+	if err := creds.Save(credPath); err != nil {
+		return err
 	}
+	var clients []*exec.Cmd
+	listenClient := func(app string) (string, error) {
+		c := exec.CommandContext(ctx, bin, "connect", app, "--gateway", gwURL.String(), "--ca", filepath.Join(dir, "data", "ca.pem"),
+			"--connect", gwAddr, "--listen", "127.0.0.1:0")
+		c.Env = append(os.Environ(), "XDG_CONFIG_HOME="+cfgHome)
+		out, _ := c.StdoutPipe()
+		if err := c.Start(); err != nil {
+			return "", err
+		}
+		clients = append(clients, c)
+		sc := bufio.NewScanner(out)
+		re := regexp.MustCompile(`sluis connect: \S+ on (\S+)`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				go io.Copy(io.Discard, out)
+				return m[1], nil
+			}
+		}
+		return "", fmt.Errorf("sluis connect %s did not start", app)
+	}
+	defer func() {
+		for _, c := range clients {
+			c.Process.Signal(os.Interrupt)
+			c.Wait()
+		}
+	}()
 	sluisSink, err := listenClient("sink")
 	if err != nil {
 		return err
@@ -334,10 +360,14 @@ apps:
 	if err != nil {
 		return err
 	}
-	paths := []path{{"direct", sink.Addr().String(), echoLn.Addr().String()}, {"sluis", sluisSink, sluisEcho}}
-	if sshSink, sshEcho, stop, err := sshForward(ctx, dir, sink.Addr().String(), echoLn.Addr().String()); err == nil {
+	sluisProcs := []int{gw.Process.Pid}
+	for _, c := range clients {
+		sluisProcs = append(sluisProcs, c.Process.Pid)
+	}
+	paths := []path{{"direct", sink.Addr().String(), echoLn.Addr().String(), nil}, {"sluis", sluisSink, sluisEcho, sluisProcs}}
+	if sshSink, sshEcho, stop, procs, err := sshForward(ctx, dir, sink.Addr().String(), echoLn.Addr().String()); err == nil {
 		defer stop()
-		paths = append(paths, path{"ssh -L", sshSink, sshEcho})
+		paths = append(paths, path{"ssh -L", sshSink, sshEcho, procs})
 	} else {
 		fmt.Printf("(no ssh -L baseline: %v)\n", err)
 	}
@@ -362,7 +392,9 @@ apps:
 		for _, p := range order {
 			line := fmt.Sprintf("  round %d %-7s", r, p.name)
 			if want["oneway"] {
+				cpu0 := cpuTime(p.procs)
 				d, err := send(p.sink, size)
+				figs.add("cpu-oneway", p.name, float64((cpuTime(p.procs)-cpu0).Milliseconds())/float64(1*size>>20))
 				if err != nil {
 					return fmt.Errorf("%s one way: %w", p.name, err)
 				}
@@ -371,7 +403,9 @@ apps:
 				line += fmt.Sprintf("  one way %6.0f MiB/s", v)
 			}
 			if want["echo"] {
+				cpu0 := cpuTime(p.procs)
 				d, err := echo(p.echo, size, 1)
+				figs.add("cpu-echo", p.name, float64((cpuTime(p.procs)-cpu0).Milliseconds())/float64(2*size>>20))
 				if err != nil {
 					return fmt.Errorf("%s echo: %w", p.name, err)
 				}
@@ -380,7 +414,9 @@ apps:
 				line += fmt.Sprintf("  echo %6.0f MiB/s each way", v)
 			}
 			if want["echo-par"] {
+				cpu0 := cpuTime(p.procs)
 				d, err := echo(p.echo, size/int64(parallel), parallel)
+				figs.add("cpu-echo-par", p.name, float64((cpuTime(p.procs)-cpu0).Milliseconds())/float64(2*size>>20))
 				if err != nil {
 					return fmt.Errorf("%s parallel echo: %w", p.name, err)
 				}
@@ -417,6 +453,20 @@ apps:
 		fmt.Printf("  sluis/direct %.2f", figs.ratio(m, "sluis", "direct"))
 		if figs[m]["ssh -L"] != nil {
 			fmt.Printf("  sluis/ssh-L %.2f (%s)", figs.ratio(m, "sluis", "ssh -L"), goals[m])
+		}
+		fmt.Println()
+	}
+	fmt.Println("CPU time of the processes that carry each path (gateway and client; ssh and sshd), ms per MiB carried (each way counts):")
+	for _, m := range []string{"oneway", "echo", "echo-par"} {
+		if !want[m] {
+			continue
+		}
+		fmt.Printf("  %-8s", m)
+		for _, p := range paths[1:] {
+			fmt.Printf("  %s %5.2f", p.name, median(figs["cpu-"+m][p.name]))
+		}
+		if figs["cpu-"+m]["ssh -L"] != nil {
+			fmt.Printf("  sluis/ssh-L %.2f", figs.ratio("cpu-"+m, "sluis", "ssh -L"))
 		}
 		fmt.Println()
 	}
@@ -471,6 +521,50 @@ apps:
 	return nil
 }
 
+// cpuTime returns the CPU time (user and system) that the processes
+// pids and their descendants have used so far.
+func cpuTime(pids []int) time.Duration {
+	if len(pids) == 0 {
+		return 0
+	}
+	parent := map[int]int{}
+	ticks := map[int]int64{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// After the command's closing parenthesis: state ppid ... utime(14) stime(15).
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		parent[pid], _ = strconv.Atoi(f[1])
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks[pid] = u + st
+	}
+	roots := map[int]bool{}
+	for _, p := range pids {
+		roots[p] = true
+	}
+	var sum int64
+	for pid, t := range ticks {
+		for q := pid; q > 1; q = parent[q] {
+			if roots[q] {
+				sum += t
+				break
+			}
+		}
+	}
+	return time.Duration(sum) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
 // rss reads a process's resident memory from /proc.
 func rss(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -486,18 +580,18 @@ func rss(pid int) (int64, error) {
 }
 
 // sshForward starts a local sshd and `ssh -N -L` forwards to sink and echo.
-func sshForward(ctx context.Context, dir, sink, echo string) (string, string, func(), error) {
+func sshForward(ctx context.Context, dir, sink, echo string) (string, string, func(), []int, error) {
 	sshd, err := exec.LookPath("/usr/sbin/sshd")
 	if err != nil {
-		return "", "", nil, errors.New("sshd is not installed")
+		return "", "", nil, nil, errors.New("sshd is not installed")
 	}
 	sshBin, err := exec.LookPath("ssh")
 	if err != nil {
-		return "", "", nil, errors.New("ssh is not installed")
+		return "", "", nil, nil, errors.New("ssh is not installed")
 	}
 	for _, k := range []string{"host", "client"} {
 		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, k)).CombinedOutput(); err != nil {
-			return "", "", nil, fmt.Errorf("ssh-keygen: %v %s", err, out)
+			return "", "", nil, nil, fmt.Errorf("ssh-keygen: %v %s", err, out)
 		}
 	}
 	pub, _ := os.ReadFile(filepath.Join(dir, "client.pub"))
@@ -510,7 +604,7 @@ func sshForward(ctx context.Context, dir, sink, echo string) (string, string, fu
 	}
 	d := exec.CommandContext(ctx, sshd, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
 	if err := d.Start(); err != nil {
-		return "", "", nil, err
+		return "", "", nil, nil, err
 	}
 	waitPort(fmt.Sprintf("127.0.0.1:%d", port))
 	me, _ := user.Current()
@@ -520,14 +614,14 @@ func sshForward(ctx context.Context, dir, sink, echo string) (string, string, fu
 		"-p", strconv.Itoa(port), "-L", fmt.Sprintf("127.0.0.1:%d:%s", ls, sink), "-L", fmt.Sprintf("127.0.0.1:%d:%s", le, echo), me.Username+"@127.0.0.1")
 	if err := s.Start(); err != nil {
 		d.Process.Kill()
-		return "", "", nil, err
+		return "", "", nil, nil, err
 	}
 	stop := func() { s.Process.Kill(); s.Wait(); d.Process.Kill(); d.Wait() }
 	if !waitPort(fmt.Sprintf("127.0.0.1:%d", ls)) || !waitPort(fmt.Sprintf("127.0.0.1:%d", le)) {
 		stop()
-		return "", "", nil, errors.New("ssh -L did not start")
+		return "", "", nil, nil, errors.New("ssh -L did not start")
 	}
-	return fmt.Sprintf("127.0.0.1:%d", ls), fmt.Sprintf("127.0.0.1:%d", le), stop, nil
+	return fmt.Sprintf("127.0.0.1:%d", ls), fmt.Sprintf("127.0.0.1:%d", le), stop, []int{s.Process.Pid, d.Process.Pid}, nil
 }
 
 func freePort() int {
