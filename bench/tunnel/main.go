@@ -41,7 +41,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -62,21 +61,11 @@ func main() {
 	idle := flag.Int("idle", 1000, "idle tunnels opened to measure the gateway's memory per tunnel")
 	parallel := flag.Int("parallel", 8, "connections in the parallel echo")
 	modes := flag.String("modes", "oneway,echo,echo-par,setup", "measurements to make, comma-separated")
-	clientProfile := flag.String("clientprofile", "", "write this process's CPU profile (the sluis connect client) here")
+	clientProfile := flag.String("clientprofile", "", "write the CPU profiles of the sluis connect clients here, with the app's name appended")
 	gwProfile := flag.String("gwprofile", "", "write the gateway's CPU profile here")
 	flag.Parse()
-	if *clientProfile != "" {
-		f, err := os.Create(*clientProfile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
-	if err := run(int64(*size)<<20, *rounds, *trials, *idle, *parallel, strings.Split(*modes, ","), *gwProfile); err != nil {
-		log.Print(err)
-		pprof.StopCPUProfile()
-		os.Exit(1)
+	if err := run(int64(*size)<<20, *rounds, *trials, *idle, *parallel, strings.Split(*modes, ","), *gwProfile, *clientProfile); err != nil {
+		log.Fatal(err)
 	}
 }
 
@@ -217,7 +206,7 @@ func (f figures) ratio(mode, a, b string) float64 {
 	return median(q)
 }
 
-func run(size int64, rounds, trials, idle, parallel int, modes []string, gwProfile string) error {
+func run(size int64, rounds, trials, idle, parallel int, modes []string, gwProfile, clientProfile string) error {
 	want := map[string]bool{}
 	for _, m := range modes {
 		want[strings.TrimSpace(m)] = true
@@ -331,6 +320,10 @@ apps:
 		c := exec.CommandContext(ctx, bin, "connect", app, "--gateway", gwURL.String(), "--ca", filepath.Join(dir, "data", "ca.pem"),
 			"--connect", gwAddr, "--listen", "127.0.0.1:0")
 		c.Env = append(os.Environ(), "XDG_CONFIG_HOME="+cfgHome)
+		if clientProfile != "" {
+			abs, _ := filepath.Abs(clientProfile + "." + app)
+			c.Env = append(c.Env, "SLUIS_CPUPROFILE="+abs)
+		}
 		out, _ := c.StdoutPipe()
 		if err := c.Start(); err != nil {
 			return "", err
