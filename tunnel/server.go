@@ -45,7 +45,6 @@ const Host = "tunnel:sluis-connect"
 const (
 	DefaultIdleTimeout = 15 * time.Minute
 	DefaultMaxPerUser  = 32
-	bufSize            = 32 << 10
 )
 
 // Server answers tunnel streams.
@@ -353,13 +352,17 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	upDone, downDone := make(chan struct{}), make(chan struct{})
-	// Client to target. A fixed buffer: the client can send no faster
-	// than the target takes, and HTTP/2 flow control stops it.
+	// Client to target. The client can send no faster than the target
+	// takes: HTTP/2 flow control stops it.
 	go func() {
 		defer close(upDone)
-		buf := make([]byte, bufSize)
+		var cb copyBuf
+		defer cb.release()
+		full := false
 		for {
+			buf := cb.next(full)
 			n, err := body.Read(buf)
+			full = n == len(buf)
 			if n > 0 {
 				last.Store(time.Now().UnixNano())
 				if _, werr := target.Write(buf[:n]); werr != nil {
@@ -390,9 +393,13 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 	var targetErr error // how the target's side ended, if not by closing; read after downDone
 	go func() {
 		defer close(downDone)
-		buf := make([]byte, bufSize)
+		var cb copyBuf
+		defer cb.release()
+		full := false
 		for {
+			buf := cb.next(full)
 			n, err := target.Read(buf)
+			full = n == len(buf)
 			if n > 0 {
 				last.Store(time.Now().UnixNano())
 				// A client that reads nothing for the idle timeout is as
