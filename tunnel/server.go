@@ -280,39 +280,35 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}()
 		}
 	}
-	// The tunnel.open event is stored (a disk flush, the most of a
-	// tunnel's setup) while the target is dialled, and no byte flows
-	// either way until both are done: the event is durable before the
-	// first byte, and the dial's round trip is hidden behind the flush.
-	// The target may see the connection itself (its TCP handshake) up to
-	// one flush before the event is durable; nothing is sent on it before.
-	// An event that cannot be stored refuses the tunnel. When the app
-	// cannot be reached, the tunnel.close that follows says so.
-	dialed := make(chan net.Conn, 1)
-	var dialErr error
+	// Setup, and why it is ordered so. The tunnel.open event must be
+	// durable (a disk flush, most of a tunnel's setup) before any byte
+	// flows either way. Three things overlap that flush: the dial, and,
+	// once the dial succeeded, the answer's headers to the client, which
+	// then starts sending. Bytes are copied only once the event is stored:
+	// what the client sends meanwhile waits in the stream's window here.
+	// The target may see the connection (its TCP handshake) up to one
+	// flush before the event is durable; nothing is sent on it before. An
+	// event that cannot be stored refuses the tunnel (503), or, once the
+	// headers are out, resets the stream before any byte was copied. When
+	// the app cannot be reached, the tunnel.close that follows says so.
+	opened := make(chan error, 1)
 	go func() {
-		c, err := s.Dial(ctx, app.TCP)
-		dialErr = err
-		dialed <- c
+		opened <- s.Audit.Require(r.Context(), sluis.Event{Type: sluis.EventTunnelOpen, User: a.User.Name, Source: src, App: app.Name,
+			Outcome: sluis.OutcomeSuccess, Detail: "to " + app.TCP})
 	}()
-	openErr := s.Audit.Require(r.Context(), sluis.Event{Type: sluis.EventTunnelOpen, User: a.User.Name, Source: src, App: app.Name,
-		Outcome: sluis.OutcomeSuccess, Detail: "to " + app.TCP})
-	if openErr != nil {
-		cancel(openErr)
+	notStored := func(err error) string {
+		id := errpage.NewID()
+		s.Log.Error("tunnel: the tunnel.open event was not stored; refused", "app", app.Name, "error_id", id, "err", err)
+		return id
 	}
-	target := <-dialed
-	if openErr != nil {
-		if target != nil {
-			target.Close()
+	target, err := s.Dial(ctx, app.TCP)
+	if err != nil {
+		if openErr := <-opened; openErr != nil {
+			plain(w, http.StatusServiceUnavailable, "the gateway cannot record the tunnel now (error "+notStored(openErr)+")")
+			return
 		}
 		id := errpage.NewID()
-		s.Log.Error("tunnel: the tunnel.open event was not stored; refused", "app", app.Name, "error_id", id, "err", openErr)
-		plain(w, http.StatusServiceUnavailable, "the gateway cannot record the tunnel now (error "+id+")")
-		return
-	}
-	if dialErr != nil {
-		id := errpage.NewID()
-		s.Log.Error("tunnel: dial", "app", app.Name, "target", app.TCP, "error_id", id, "err", dialErr)
+		s.Log.Error("tunnel: dial", "app", app.Name, "target", app.TCP, "error_id", id, "err", err)
 		s.Audit.RecordSoon(r.Context(), sluis.Event{Type: sluis.EventTunnelClose, User: a.User.Name, Source: src, App: app.Name,
 			Outcome: sluis.OutcomeFailure, Detail: "to " + app.TCP + ": cannot connect (error " + id + ")"})
 		plain(w, http.StatusBadGateway, "the app cannot be reached (error "+id+")")
@@ -327,7 +323,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
+	flushErr := rc.Flush()
+	if openErr := <-opened; openErr != nil {
+		notStored(openErr)
+		// Reset the stream: the client sees the tunnel cut, and not one
+		// byte went through it.
+		panic(http.ErrAbortHandler)
+	}
+	if flushErr != nil {
 		return
 	}
 	start := s.now()

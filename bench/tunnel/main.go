@@ -26,6 +26,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -325,6 +326,8 @@ apps:
 			c.Env = append(c.Env, "SLUIS_CPUPROFILE="+abs)
 		}
 		out, _ := c.StdoutPipe()
+		var errOut bytes.Buffer
+		c.Stderr = &errOut
 		if err := c.Start(); err != nil {
 			return "", err
 		}
@@ -337,7 +340,8 @@ apps:
 				return m[1], nil
 			}
 		}
-		return "", fmt.Errorf("sluis connect %s did not start", app)
+		c.Wait()
+		return "", fmt.Errorf("sluis connect %s did not start: %s", app, errOut.Bytes())
 	}
 	defer func() {
 		for _, c := range clients {
@@ -449,10 +453,14 @@ apps:
 		}
 		fmt.Println()
 	}
-	fmt.Println("CPU time of the processes that carry each path (gateway and client; ssh and sshd), ms per MiB carried (each way counts):")
+	header := false
 	for _, m := range []string{"oneway", "echo", "echo-par"} {
 		if !want[m] {
 			continue
+		}
+		if !header {
+			fmt.Println("CPU time of the processes that carry each path (gateway and client; ssh and sshd), ms per MiB carried (each way counts):")
+			header = true
 		}
 		fmt.Printf("  %-8s", m)
 		for _, p := range paths[1:] {
