@@ -82,8 +82,10 @@ func TestNoByteFlowsBeforeTheOpenIsStored(t *testing.T) {
 				Sessions:  &session.Service{Store: st},
 				Audit:     &audit.Recorder{Store: auditStore, Log: log},
 				Situation: func(context.Context, string) (policy.Situation, error) { return policy.Situation{Now: time.Now()}, nil },
-				Dial:      func(ctx context.Context, addr string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", addr) },
-				Log:       log,
+				Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+				},
+				Log: log,
 			}
 			srv := httptest.NewUnstartedServer(s)
 			srv.EnableHTTP2 = true
