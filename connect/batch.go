@@ -35,7 +35,12 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	if b.holders > 0 && len(b.buf)+len(p) <= maxBatch {
+	if b.holders > 0 {
+		if len(b.buf)+len(p) > maxBatch {
+			if err := b.flushLocked(); err != nil {
+				return 0, err
+			}
+		}
 		b.buf = append(b.buf, p...)
 		return len(p), nil
 	}
