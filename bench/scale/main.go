@@ -11,11 +11,15 @@
 //   - `sluis session list` (every session, printed): wall time;
 //   - `sluis audit --since 1h`, where both stores hold the same 1,000
 //     events of the last hour and differ in the older ones: wall time;
-//   - `sluis audit verify` of the whole chain: events per second.
+//   - `sluis audit verify` of the whole chain (with a signed checkpoint
+//     every 10,000 events): events per second and the peak RSS of the
+//     command, run as its own process (built with go build);
+//   - `sluis audit export` of the whole trail: wall time and peak RSS.
 //
 // What should hold: lookups flat (an index on the token's hash), audit
-// --since 1h flat (an index on time), session list and verify linear in
-// what they read, with the same rate per item.
+// --since 1h flat (an index on time), session list, verify and export
+// linear in what they read, with the same rate per item, and verify's and
+// export's memory flat (they read the trail in batches).
 //
 //	GOTOOLCHAIN=go1.27.3 go run ./bench/scale [-sessions 100000] [-events 1000000] [-lookups 2000]
 package main
@@ -30,14 +34,18 @@ import (
 	"log"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/audit"
 	"github.com/sluis-gateway/sluis/internal/cli"
+	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/session"
 	"github.com/sluis-gateway/sluis/store/sqlite"
 )
@@ -58,6 +66,8 @@ type figures struct {
 	coldP50, coldP99, warmP50, warmP99 time.Duration
 	sessionList, auditSince            time.Duration
 	verifyRate                         float64 // events per second
+	verifyRSS, exportRSS               int64   // peak RSS of the process, bytes
+	export                             time.Duration
 	seed                               time.Duration
 }
 
@@ -66,12 +76,19 @@ func main() {
 	events := flag.Int("events", 1_000_000, "audit events in the large store")
 	lookups := flag.Int("lookups", 2000, "session lookups measured per size")
 	flag.Parse()
+	bin, err := buildSluis()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(filepath.Dir(bin))
 	sizes := []size{{"small", 100, 10_000}, {"large", *sessions, *events}}
 	fmt.Printf("bench/scale: SQLite, %d cores; small = %d sessions, %d events; large = %d sessions, %d events\n",
 		runtime.NumCPU(), sizes[0].sessions, sizes[0].events, sizes[1].sessions, sizes[1].events)
+	fmt.Printf("load at start: %s\n", loadavg())
+	defer func() { fmt.Printf("load at end: %s\n", loadavg()) }()
 	var out []figures
 	for _, sz := range sizes {
-		f, err := measure(sz, *lookups)
+		f, err := measure(sz, *lookups, bin)
 		if err != nil {
 			log.Fatalf("%s: %v", sz.name, err)
 		}
@@ -90,11 +107,15 @@ func main() {
 	row("sluis session list", s.sessionList, l.sessionList)
 	row("sluis audit --since 1h", s.auditSince, l.auditSince)
 	fmt.Printf("%-32s %12.0f %12.0f %8.2f   (events/s)\n", "sluis audit verify", s.verifyRate, l.verifyRate, l.verifyRate/s.verifyRate)
+	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+	fmt.Printf("%-32s %12s %12s %8.2f\n", "sluis audit verify, peak RSS", mib(s.verifyRSS), mib(l.verifyRSS), float64(l.verifyRSS)/float64(s.verifyRSS))
+	row("sluis audit export", s.export, l.export)
+	fmt.Printf("%-32s %12s %12s %8.2f\n", "sluis audit export, peak RSS", mib(s.exportRSS), mib(l.exportRSS), float64(l.exportRSS)/float64(s.exportRSS))
 	perSession := func(f figures, n int) float64 { return float64(f.sessionList) / float64(n) }
 	fmt.Printf("%-32s %12s %12s %8.2f   (per session listed)\n", "sluis session list / session", "", "", perSession(l, sizes[1].sessions)/perSession(s, sizes[0].sessions))
 }
 
-func measure(sz size, lookups int) (figures, error) {
+func measure(sz size, lookups int, bin string) (figures, error) {
 	var f figures
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "sluis-bench-scale-")
@@ -170,12 +191,47 @@ apps:
 	if f.auditSince, err = sluisCLI("", "audit", "--since", "1h"); err != nil {
 		return f, err
 	}
-	took, err := sluisCLI("", "audit", "verify")
+	took, rss, err := child(bin, cfg, io.Discard, "audit", "verify")
 	if err != nil {
 		return f, err
 	}
-	f.verifyRate = float64(sz.events) / took.Seconds()
+	f.verifyRate, f.verifyRSS = float64(sz.events)/took.Seconds(), rss
+	if f.export, f.exportRSS, err = child(bin, cfg, io.Discard, "audit", "export"); err != nil {
+		return f, err
+	}
 	return f, nil
+}
+
+// buildSluis builds the sluis command into a temp dir, to run the
+// commands whose memory is measured as processes of their own.
+func buildSluis() (string, error) {
+	dir, err := os.MkdirTemp("", "sluis-bench-scale-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "sluis")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/sluis").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// child runs `sluis --config cfg args...` and returns its wall time and
+// its peak resident memory (the kernel's maxrss).
+func child(bin, cfg string, stdout io.Writer, args ...string) (time.Duration, int64, error) {
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, append([]string{"--config", cfg}, args...)...)
+	cmd.Stdout, cmd.Stderr = stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, 0, fmt.Errorf("sluis %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	took := time.Since(start)
+	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if ru == nil {
+		return took, 0, nil
+	}
+	return took, ru.Maxrss << 10, nil // KiB on Linux
 }
 
 // seed fills the database at path with sz's sessions (each with a token
@@ -226,6 +282,13 @@ func seed(ctx context.Context, path string, sz size) (tokens []string, err error
 	old := sz.events - recent
 	span := 90 * 24 * time.Hour
 	types := []string{"login.success", "login.failure", "access.denied", "security.probe", "session.revoked"}
+	key, err := keys.LoadAuditKey(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	// A checkpoint every 10,000 events: verify checks each, as the
+	// gateway's (one a minute while events flow) would be.
+	cps := &audit.Checkpointer{Store: st, Key: key}
 	for i := 0; i < sz.events; i += batch {
 		var es []sluis.Event
 		for j := i; j < min(i+batch, sz.events); j++ {
@@ -241,6 +304,11 @@ func seed(ctx context.Context, path string, sz size) (tokens []string, err error
 		if _, err := st.AppendEvents(ctx, es); err != nil {
 			return nil, err
 		}
+		if (i+batch)%10_000 == 0 {
+			if err := cps.Checkpoint(ctx); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return tokens, nil
 }
@@ -249,4 +317,14 @@ func quantile(d []time.Duration, q float64) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
+// loadavg is the machine's load (as uptime prints it), to read the
+// figures by: the machine is shared.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
