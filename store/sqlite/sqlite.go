@@ -993,24 +993,27 @@ func appendEvents(ctx context.Context, tx *sql.Tx, es []sluis.Event) ([]sluis.Ev
 	return out, nil
 }
 
-// Events reads by ID from the first event at or after since, which the
-// index on time finds (firstSince): without it SQLite's planner, asked
-// for time >= ? in ID order, reads the whole table in ID order and skips
-// what is older, so `sluis audit --since 1h` took as long as the trail
-// was old.
+// Events reads the events since by the index on time and sorts them by
+// ID, so `sluis audit --since 1h` costs what the last hour holds. Asked
+// for time >= ? in ID order, SQLite's planner otherwise walks the whole
+// table in ID order and skips what is older; starting that walk at the
+// first ID the index finds is no better when an early event is stamped
+// late (a clock stepped back between nodes).
 func (s *DB) Events(ctx context.Context, since time.Time) ([]sluis.Event, error) {
-	first, err := s.firstSince(ctx, since)
-	if err != nil {
-		return nil, err
-	}
 	var out []sluis.Event
-	err = s.scanEvents(ctx, &out, `SELECT id, time, type, user, source, app, outcome, detail, prev_hash, hash FROM audit_events
-		WHERE id >= ? AND time >= ? ORDER BY id`, first, unixNano(since))
+	if since.IsZero() {
+		err := s.scanEvents(ctx, &out, `SELECT id, time, type, user, source, app, outcome, detail, prev_hash, hash FROM audit_events ORDER BY id`)
+		return out, err
+	}
+	err := s.scanEvents(ctx, &out, `SELECT id, time, type, user, source, app, outcome, detail, prev_hash, hash FROM audit_events
+		INDEXED BY audit_events_time WHERE time >= ? ORDER BY id`, unixNano(since))
 	return out, err
 }
 
 // EventsByID reads one batch by the primary key, from the first event at
-// or after since when after is before it.
+// or after since (by the index on time) when after is before it. Each
+// batch costs what it holds; all of them together read the table once
+// from that first event on.
 func (s *DB) EventsByID(ctx context.Context, since time.Time, after int64, limit int) ([]sluis.Event, error) {
 	if err := sluis.CheckEventsBatch(after, limit); err != nil {
 		return nil, err
