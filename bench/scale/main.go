@@ -38,8 +38,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -56,6 +56,8 @@ const (
 	// recent is how many events both stores hold from the last hour.
 	recent = 1000
 )
+
+var keepDir string
 
 type size struct {
 	name             string
@@ -75,7 +77,9 @@ func main() {
 	sessions := flag.Int("sessions", 100_000, "live sessions in the large store")
 	events := flag.Int("events", 1_000_000, "audit events in the large store")
 	lookups := flag.Int("lookups", 2000, "session lookups measured per size")
+	keep := flag.String("keep", "", "keep the large store's directory here (to look into it)")
 	flag.Parse()
+	keepDir = *keep
 	bin, err := buildSluis()
 	if err != nil {
 		log.Fatal(err)
@@ -122,7 +126,15 @@ func measure(sz size, lookups int, bin string) (figures, error) {
 	if err != nil {
 		return f, err
 	}
-	defer os.RemoveAll(dir)
+	if keepDir != "" && sz.name == "large" {
+		os.Remove(dir)
+		dir = keepDir
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return f, err
+		}
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	data := filepath.Join(dir, "data")
 	cfg := filepath.Join(dir, "sluis.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
@@ -217,21 +229,50 @@ func buildSluis() (string, error) {
 }
 
 // child runs `sluis --config cfg args...` and returns its wall time and
-// its peak resident memory (the kernel's maxrss).
+// its peak resident memory (VmHWM, read every 5 ms while it runs; the
+// kernel's maxrss of a child counts the parent's memory from before the
+// exec, so it is not used).
 func child(bin, cfg string, stdout io.Writer, args ...string) (time.Duration, int64, error) {
 	var stderr bytes.Buffer
 	cmd := exec.Command(bin, append([]string{"--config", cfg}, args...)...)
 	cmd.Stdout, cmd.Stderr = stdout, &stderr
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, 0, fmt.Errorf("sluis %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
 	}
-	took := time.Since(start)
-	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if ru == nil {
-		return took, 0, nil
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var peak int64
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			took := time.Since(start)
+			if err != nil {
+				return 0, 0, fmt.Errorf("sluis %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+			}
+			return took, peak, nil
+		case <-t.C:
+			peak = max(peak, hwm(cmd.Process.Pid))
+		}
 	}
-	return took, ru.Maxrss << 10, nil // KiB on Linux
+}
+
+// hwm is a process's peak resident memory so far, in bytes (0 once it is
+// gone).
+func hwm(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // seed fills the database at path with sz's sessions (each with a token
