@@ -459,8 +459,14 @@ var errBusy = errors.New("told the service is busy")
 func (g *gateway) retrying(user, src string, jar http.CookieJar, codeAt time.Time) ([4]time.Duration, error) {
 	deadline := time.Now().Add(3 * time.Minute)
 	ahead := time.Until(codeAt)
+	// One browser for every try: it keeps its connection, as a browser
+	// that reloads the form does.
+	c := g.browser(src, jar)
+	defer c.Transport.(*http.Transport).CloseIdleConnections()
 	for {
-		steps, err := g.loginSteps(user, src, jar, time.Now().Add(ahead))
+		var steps [4]time.Duration
+		t := time.Now()
+		err := g.loginFlow(c, user, time.Now().Add(ahead), func(i int) { steps[i] = time.Since(t); t = time.Now() })
 		if !errors.Is(err, errBusy) || time.Now().After(deadline) {
 			return steps, err
 		}
@@ -604,11 +610,15 @@ func (g *gateway) loginSteps(user, src string, jar http.CookieJar, codeAt time.T
 			steps = [4]time.Duration{}
 		}
 	}()
-	err = g.loginFlow(user, src, jar, codeAt, lap)
+	c := g.browser(src, jar)
+	defer c.Transport.(*http.Transport).CloseIdleConnections()
+	err = g.loginFlow(c, user, codeAt, lap)
 	return steps, err
 }
 
-func (g *gateway) loginFlow(user, src string, jar http.CookieJar, codeAt time.Time, lap func(int)) error {
+// browser is a client as a browser is one: its cookies, its kept-alive
+// connection, from the local address src.
+func (g *gateway) browser(src string, jar http.CookieJar) *http.Client {
 	if jar == nil {
 		jar, _ = cookiejar.New(nil)
 	}
@@ -619,9 +629,11 @@ func (g *gateway) loginFlow(user, src string, jar http.CookieJar, codeAt time.Ti
 		},
 		TLSClientConfig: &tls.Config{RootCAs: g.ca},
 	}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Jar: jar, Transport: tr, Timeout: 120 * time.Second,
+	return &http.Client{Jar: jar, Transport: tr, Timeout: 120 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func (g *gateway) loginFlow(c *http.Client, user string, codeAt time.Time, lap func(int)) error {
 	do := func(method, path string, form url.Values) (int, string, error) {
 		var body io.Reader
 		if form != nil {
