@@ -177,6 +177,7 @@ type gateway struct {
 	tokens  []string          // sessions' tokens, on appHost
 	secrets map[string]string // user -> TOTP secret
 	retries atomic.Int64      // logins told busy and tried again
+	tls     sync.Map          // source address -> tls.ClientSessionCache
 }
 
 // start prepares dir with sessions live sessions and users users (each
@@ -616,6 +617,11 @@ func (g *gateway) loginSteps(user, src string, jar http.CookieJar, codeAt time.T
 	return steps, err
 }
 
+func (g *gateway) tlsSessions(src string) tls.ClientSessionCache {
+	c, _ := g.tls.LoadOrStore(src, tls.NewLRUClientSessionCache(4))
+	return c.(tls.ClientSessionCache)
+}
+
 // browser is a client as a browser is one: its cookies, its kept-alive
 // connection, from the local address src.
 func (g *gateway) browser(src string, jar http.CookieJar) *http.Client {
@@ -627,7 +633,9 @@ func (g *gateway) browser(src string, jar http.CookieJar) *http.Client {
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return dialer.DialContext(ctx, "tcp", g.addr)
 		},
-		TLSClientConfig: &tls.Config{RootCAs: g.ca},
+		// A browser resumes its TLS sessions (tickets), as a returning
+		// one does: each simulated browser has an address of its own.
+		TLSClientConfig: &tls.Config{RootCAs: g.ca, ClientSessionCache: g.tlsSessions(src)},
 	}
 	return &http.Client{Jar: jar, Transport: tr, Timeout: 120 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
