@@ -573,11 +573,9 @@ func (e *env) auditVerify(file string) error {
 	if err != nil {
 		return err
 	}
-	key, err := keys.LoadAuditKey(c.DataDir)
-	if err != nil {
-		return err
-	}
-	pub := key.Public().(ed25519.PublicKey)
+	// The key is loaded only once the data directory is known to be
+	// whole (openStoreFor): a missing key must be refused as missing, not
+	// made anew (a new key would call every signed checkpoint forged).
 	var rep audit.Report
 	if file != "" {
 		f, err := os.Open(file)
@@ -589,7 +587,11 @@ func (e *env) auditVerify(file string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
-		rep, err = audit.VerifyTrail(evs, cps, pub)
+		key, err := keys.LoadAuditKey(c.DataDir)
+		if err != nil {
+			return err
+		}
+		rep, err = audit.VerifyTrail(evs, cps, key.Public().(ed25519.PublicKey))
 		if err := verdict(e.stdout, err); err != nil {
 			return err
 		}
@@ -599,7 +601,11 @@ func (e *env) auditVerify(file string) error {
 			return err
 		}
 		defer st.Close()
-		rep, err = audit.VerifyStore(e.ctx, st, pub)
+		key, err := keys.LoadAuditKey(c.DataDir)
+		if err != nil {
+			return err
+		}
+		rep, err = audit.VerifyStore(e.ctx, st, key.Public().(ed25519.PublicKey))
 		if err := verdict(e.stdout, err); err != nil {
 			return err
 		}
