@@ -533,7 +533,17 @@ type AuditStore interface {
 	// AppendEvents adds events, in order, in one transaction (one disk
 	// flush for all of them), and returns them as stored.
 	AppendEvents(ctx context.Context, es []Event) ([]Event, error)
+	// Events returns every event at or after since (zero: the whole
+	// trail), in ID order, all at once: for small parts of the trail.
+	// Whole-trail readers (verify, export) page with EventsByID.
 	Events(ctx context.Context, since time.Time) ([]Event, error)
+	// EventsByID returns one batch of the events at or after since (zero:
+	// from the first) whose ID is above after, in ID order: at most limit
+	// (1 to MaxEventsBatch) events. Paging on from the last one's ID until
+	// a batch comes back empty reads what Events(since) returns, with the
+	// memory of one batch. EINVALID for a limit out of range or a
+	// negative after.
+	EventsByID(ctx context.Context, since time.Time, after int64, limit int) ([]Event, error)
 	// LastEvent returns the ID and hash of the newest event (0 and nil in
 	// an empty trail).
 	LastEvent(ctx context.Context) (int64, []byte, error)
@@ -553,13 +563,26 @@ type AuditStore interface {
 
 // Limits of audit searches.
 const (
-	DefaultAuditPage = 100  // events on a page when AuditQuery.Limit is 0
-	MaxAuditPage     = 1000 // the most events on one page
-	MaxCountTypes    = 16   // types in one CountEvents
-	MaxCountBuckets  = 1000 // buckets in one CountEvents
-	maxQueryField    = 256  // bytes of one text field of a query
-	maxErrorID       = 32   // hex digits of an error ID
+	MaxEventsBatch   = 10000 // events in one EventsByID
+	DefaultAuditPage = 100   // events on a page when AuditQuery.Limit is 0
+	MaxAuditPage     = 1000  // the most events on one page
+	MaxCountTypes    = 16    // types in one CountEvents
+	MaxCountBuckets  = 1000  // buckets in one CountEvents
+	maxQueryField    = 256   // bytes of one text field of a query
+	maxErrorID       = 32    // hex digits of an error ID
 )
+
+// CheckEventsBatch returns an EINVALID error for arguments of
+// EventsByID that are out of range.
+func CheckEventsBatch(after int64, limit int) error {
+	if limit < 1 || limit > MaxEventsBatch {
+		return Errorf(EINVALID, "a batch of events is 1 to %d, not %d", MaxEventsBatch, limit)
+	}
+	if after < 0 {
+		return Errorf(EINVALID, "the cursor must be an event ID")
+	}
+	return nil
+}
 
 // AuditQuery selects events of the audit trail for a search. Zero fields
 // select everything; fields that are set must all hold.

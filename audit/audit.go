@@ -383,48 +383,218 @@ type Report struct {
 // names still exists with the hash it signed. A trail cut off at the end
 // fails against the checkpoints that named the removed events.
 func VerifyTrail(events []sluis.Event, cps []sluis.Checkpoint, pub ed25519.PublicKey) (Report, error) {
-	if err := Verify(events); err != nil {
+	v := NewTrailVerifier(cps, pub)
+	if err := v.Add(events); err != nil {
 		return Report{}, err
 	}
-	r := Report{Events: len(events)}
-	byID := map[int64][]byte{}
-	for _, e := range events {
-		byID[e.ID] = e.Hash
-		if e.Type == EventLost {
-			r.Gaps = append(r.Gaps, e)
+	return v.Finish()
+}
+
+// TrailVerifier checks a trail handed to it in batches, in ID order (as
+// sluis.AuditStore.EventsByID pages it), as VerifyTrail checks it whole.
+// It keeps the checkpoints, one hash per checkpoint and the audit.lost
+// events, never the trail: its memory does not grow with the number of
+// events.
+type TrailVerifier struct {
+	pub   ed25519.PublicKey
+	cps   []sluis.Checkpoint
+	named map[int64]namedHash // by event ID: the events checkpoints name
+
+	r       Report
+	broken  error
+	started bool
+	first   int64 // the first event's ID
+	lastCP  int64 // the event ID of the checkpoint that ends up last; -1 for none
+	prev    []byte
+	prevID  int64
+}
+
+type namedHash struct {
+	seen bool
+	hash []byte
+}
+
+// NewTrailVerifier returns a verifier of a trail against cps, signed by
+// pub. A nil pub checks the chain alone (no checkpoint is looked at).
+func NewTrailVerifier(cps []sluis.Checkpoint, pub ed25519.PublicKey) *TrailVerifier {
+	v := &TrailVerifier{pub: pub, lastCP: -1, named: map[int64]namedHash{}}
+	if pub != nil {
+		v.cps = cps
+		for _, cp := range cps {
+			v.named[cp.EventID] = namedHash{}
 		}
 	}
-	first := int64(1)
-	if len(events) > 0 {
-		first = events[0].ID
+	return v
+}
+
+// start takes the first event's ID: a part of the trail (an export
+// --since) is checked against the checkpoints from it on.
+func (v *TrailVerifier) start(first int64) {
+	v.started, v.first = true, first
+	for i := len(v.cps) - 1; i >= 0; i-- {
+		if v.cps[i].EventID >= first {
+			v.lastCP = v.cps[i].EventID
+			break
+		}
 	}
-	for i := range cps {
-		cp := cps[i]
-		if !ed25519.Verify(pub, cp.Message(), cp.Signature) {
+}
+
+// Add checks the next events of the trail. It returns a *Broken at the
+// first event where the chain does not hold; after that every call (and
+// Finish) returns the same.
+func (v *TrailVerifier) Add(events []sluis.Event) error {
+	if v.broken != nil {
+		return v.broken
+	}
+	for _, e := range events {
+		if !v.started {
+			v.start(e.ID)
+			if e.ID != 1 {
+				// A part of the trail starts from the hash its first
+				// event names; only the rest can be checked.
+				v.prev = e.PrevHash
+			}
+		} else if e.ID != v.prevID+1 {
+			v.broken = &Broken{e.ID, fmt.Sprintf("follows event %d: events are missing or out of order", v.prevID)}
+			return v.broken
+		}
+		switch {
+		case !bytes.Equal(e.PrevHash, v.prev):
+			v.broken = &Broken{e.ID, "does not link to the event before it"}
+		case !bytes.Equal(e.Hash, e.ChainHash(e.PrevHash)):
+			v.broken = &Broken{e.ID, "its contents do not match its hash"}
+		}
+		if v.broken != nil {
+			return v.broken
+		}
+		v.prev, v.prevID = e.Hash, e.ID
+		v.r.Events++
+		if e.Type == EventLost {
+			v.r.Gaps = append(v.r.Gaps, e)
+		}
+		if _, ok := v.named[e.ID]; ok {
+			v.named[e.ID] = namedHash{true, e.Hash}
+		}
+		if v.lastCP < 0 || e.ID > v.lastCP {
+			v.r.AfterCheckpoint++
+		}
+	}
+	return nil
+}
+
+// Finish checks the checkpoints against what Add saw and returns the
+// report, or a *Broken naming the first fault with the report so far
+// (Events: the events before a break in the chain).
+func (v *TrailVerifier) Finish() (Report, error) {
+	if v.broken != nil {
+		return v.r, v.broken
+	}
+	if !v.started {
+		v.start(1)
+	}
+	r := v.r
+	for i := range v.cps {
+		cp := v.cps[i]
+		if !ed25519.Verify(v.pub, cp.Message(), cp.Signature) {
 			return r, &Broken{cp.EventID, fmt.Sprintf("checkpoint %d has no valid signature", cp.ID)}
 		}
-		if cp.EventID < first {
+		if cp.EventID < v.first {
 			continue // covers events before this part of the trail
 		}
-		h, ok := byID[cp.EventID]
-		if !ok {
+		h := v.named[cp.EventID]
+		if !h.seen {
 			return r, &Broken{cp.EventID, fmt.Sprintf("signed by checkpoint %d, but the event is gone", cp.ID)}
 		}
-		if !bytes.Equal(h, cp.Hash) {
+		if !bytes.Equal(h.hash, cp.Hash) {
 			return r, &Broken{cp.EventID, fmt.Sprintf("does not match checkpoint %d", cp.ID)}
 		}
-		r.LastCheckpoint = &cps[i]
-	}
-	if r.LastCheckpoint != nil {
-		for _, e := range events {
-			if e.ID > r.LastCheckpoint.EventID {
-				r.AfterCheckpoint++
-			}
-		}
-	} else {
-		r.AfterCheckpoint = len(events)
+		r.LastCheckpoint = &v.cps[i]
 	}
 	return r, nil
+}
+
+// TrailBatch is how many events the readers of the whole trail (verify,
+// export) hold at once.
+const TrailBatch = 1000
+
+// ReadTrail hands fn the events of st at or after since (zero: all) in ID
+// order, TrailBatch at a time, up to the event upTo (events appended
+// while it reads are left for the next reader, so it ends). fn must not
+// keep the slice.
+func ReadTrail(ctx context.Context, st sluis.AuditStore, since time.Time, upTo int64, fn func([]sluis.Event) error) error {
+	for after := int64(0); after < upTo; {
+		evs, err := st.EventsByID(ctx, since, after, TrailBatch)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		after = evs[len(evs)-1].ID
+		if after > upTo {
+			evs = slices.DeleteFunc(evs, func(e sluis.Event) bool { return e.ID > upTo })
+		}
+		if err := fn(evs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// VerifyStore verifies the trail in st as VerifyTrail does, reading it
+// in batches (ReadTrail), so memory stays flat however long the trail is.
+// The checkpoints are read first and the trail up to its newest event
+// then, so a checkpoint written meanwhile never names an event not read.
+// A nil pub checks the chain alone. A fault of the trail is a *Broken;
+// any other error is the store's.
+func VerifyStore(ctx context.Context, st sluis.AuditStore, pub ed25519.PublicKey) (Report, error) {
+	var cps []sluis.Checkpoint
+	if pub != nil {
+		var err error
+		if cps, err = st.Checkpoints(ctx); err != nil {
+			return Report{}, err
+		}
+	}
+	last, _, err := st.LastEvent(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	v := NewTrailVerifier(cps, pub)
+	var broken error
+	err = ReadTrail(ctx, st, time.Time{}, last, func(evs []sluis.Event) error {
+		broken = v.Add(evs)
+		return broken
+	})
+	if err != nil && err != broken {
+		return Report{}, err
+	}
+	return v.Finish()
+}
+
+// ExportStore writes the events of st at or after since (zero: all) and
+// every checkpoint as WriteExport does, reading the trail in batches
+// (ReadTrail). As VerifyStore, it reads the checkpoints before the
+// events, so the export verifies even while the gateway appends.
+func ExportStore(ctx context.Context, w io.Writer, st sluis.AuditStore, since time.Time) error {
+	cps, err := st.Checkpoints(ctx)
+	if err != nil {
+		return err
+	}
+	last, _, err := st.LastEvent(ctx)
+	if err != nil {
+		return err
+	}
+	// One write per 64 KiB, not per line: a million lines to a terminal
+	// or a pipe would otherwise be a million system calls.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	if err := ReadTrail(ctx, st, since, last, func(evs []sluis.Event) error { return writeEvents(enc, evs) }); err != nil {
+		return err
+	}
+	if err := writeCheckpoints(enc, cps); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // exportLine is one line of an export: an event or a checkpoint, with the
@@ -448,12 +618,23 @@ type exportLine struct {
 // WriteExport writes events and checkpoints as JSON lines.
 func WriteExport(w io.Writer, events []sluis.Event, cps []sluis.Checkpoint) error {
 	enc := json.NewEncoder(w)
+	if err := writeEvents(enc, events); err != nil {
+		return err
+	}
+	return writeCheckpoints(enc, cps)
+}
+
+func writeEvents(enc *json.Encoder, events []sluis.Event) error {
 	for _, e := range events {
 		if err := enc.Encode(exportLine{Kind: "event", ID: e.ID, Time: e.Time.UTC(), Type: e.Type, User: e.User, Source: e.Source,
 			App: e.App, Outcome: e.Outcome, Detail: e.Detail, PrevHash: hex.EncodeToString(e.PrevHash), Hash: hex.EncodeToString(e.Hash)}); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+func writeCheckpoints(enc *json.Encoder, cps []sluis.Checkpoint) error {
 	for _, c := range cps {
 		if err := enc.Encode(exportLine{Kind: "checkpoint", ID: c.ID, Time: c.Time.UTC(), EventID: c.EventID,
 			Hash: hex.EncodeToString(c.Hash), Signature: hex.EncodeToString(c.Signature)}); err != nil {

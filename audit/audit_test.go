@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"crypto/ed25519"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -375,5 +376,125 @@ func TestRecordSoon(t *testing.T) {
 				t.Fatalf("the chain: %v %v", err, audit.Verify(events))
 			}
 		})
+	}
+}
+
+// A trail handed over in batches is judged as the whole: the same
+// event named for each kind of tampering, whatever the batch size.
+func TestTrailVerifierInBatches(t *testing.T) {
+	tamper := []struct {
+		name   string
+		tamper func([]sluis.Event) []sluis.Event
+		want   int64 // 0: intact
+	}{
+		{"intact", func(e []sluis.Event) []sluis.Event { return e }, 0},
+		{"detail altered", func(e []sluis.Event) []sluis.Event { e[2].Detail = "nothing to see"; return e }, 3},
+		{"event removed", func(e []sluis.Event) []sluis.Event { return append(e[:1], e[2:]...) }, 3},
+		{"events swapped", func(e []sluis.Event) []sluis.Event { e[1], e[2] = e[2], e[1]; return e }, 3},
+		{"last event renumbered", func(e []sluis.Event) []sluis.Event { e[4].ID = 9; return e }, 9},
+		{"a part from event 3", func(e []sluis.Event) []sluis.Event { return e[2:] }, 0},
+	}
+	for _, tt := range tamper {
+		for _, batch := range []int{1, 2, 3, 100} {
+			evs := tt.tamper(trail(t, 5))
+			v := audit.NewTrailVerifier(nil, nil)
+			var err error
+			for i := 0; i < len(evs) && err == nil; i += batch {
+				err = v.Add(evs[i:min(i+batch, len(evs))])
+			}
+			rep, ferr := v.Finish()
+			var b *audit.Broken
+			switch {
+			case tt.want == 0 && (err != nil || ferr != nil || rep.Events != len(evs) || rep.AfterCheckpoint != len(evs)):
+				t.Errorf("%s, batches of %d: %+v, %v, %v", tt.name, batch, rep, err, ferr)
+			case tt.want != 0 && (!errors.As(err, &b) || b.ID != tt.want || !errors.Is(ferr, err)):
+				t.Errorf("%s, batches of %d: %v (finish %v), want broken at event %d", tt.name, batch, err, ferr, tt.want)
+			}
+		}
+	}
+}
+
+// sluis audit verify and export read the store in batches: verify gives
+// the report VerifyTrail gives for the whole trail read at once, names
+// an event altered in the database, and export writes what WriteExport
+// writes, which verifies.
+func TestVerifyAndExportStoreInBatches(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sluis.db")
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	pub, key, _ := ed25519.GenerateKey(nil)
+	cp := &audit.Checkpointer{Store: db, Key: key}
+	t1 := time.Date(2026, 1, 15, 9, 0, 0, 0, time.UTC)
+	n := 2*audit.TrailBatch + 500 // three batches, the last part full
+	for i := 0; i < n; i += 500 {
+		var es []sluis.Event
+		for j := i; j < i+500; j++ {
+			typ := sluis.EventLoginSuccess
+			if j == 1234 {
+				typ = audit.EventLost
+			}
+			es = append(es, sluis.Event{Time: t1.Add(time.Duration(j) * time.Second), Type: typ, User: fmt.Sprint("u", j), Outcome: "success"})
+		}
+		if _, err := db.AppendEvents(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+		if i < 1500 { // checkpoints after 500, 1000 and 1500 events
+			if err := cp.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	evs, _ := db.Events(ctx, time.Time{})
+	cps, _ := db.Checkpoints(ctx)
+	want, err := audit.VerifyTrail(evs, cps, pub)
+	if err != nil || want.LastCheckpoint.EventID != 1500 || want.AfterCheckpoint != n-1500 || len(want.Gaps) != 1 {
+		t.Fatalf("whole trail: %+v, %v", want, err)
+	}
+	got, err := audit.VerifyStore(ctx, db, pub)
+	if err != nil || got.Events != n || got.LastCheckpoint.EventID != 1500 || got.AfterCheckpoint != want.AfterCheckpoint || len(got.Gaps) != 1 || got.Gaps[0].ID != 1235 {
+		t.Fatalf("in batches: %+v, %v; want %+v", got, err, want)
+	}
+	if chain, err := audit.VerifyStore(ctx, db, nil); err != nil || chain.Events != n || chain.LastCheckpoint != nil || chain.AfterCheckpoint != n {
+		t.Fatalf("chain alone: %+v, %v", chain, err)
+	}
+
+	for _, since := range []time.Time{{}, t1.Add(2200 * time.Second)} {
+		var batched, whole strings.Builder
+		if err := audit.ExportStore(ctx, &batched, db, since); err != nil {
+			t.Fatal(err)
+		}
+		part, _ := db.Events(ctx, since)
+		if err := audit.WriteExport(&whole, part, cps); err != nil {
+			t.Fatal(err)
+		}
+		if batched.String() != whole.String() {
+			t.Fatalf("since %v: the export in batches differs from the whole (%d and %d bytes)", since, batched.Len(), whole.Len())
+		}
+		revs, rcps, err := audit.ReadExport(strings.NewReader(batched.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := audit.VerifyTrail(revs, rcps, pub); err != nil || rep.Events != len(part) {
+			t.Fatalf("since %v: export does not verify: %+v, %v", since, rep, err)
+		}
+	}
+
+	// An event in the second batch altered in the database.
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`UPDATE audit_events SET user = 'mallory' WHERE id = 1300`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = audit.VerifyStore(ctx, db, pub)
+	var b *audit.Broken
+	if !errors.As(err, &b) || b.ID != 1300 {
+		t.Fatalf("altered event 1300: %v", err)
 	}
 }

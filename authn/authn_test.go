@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -144,18 +145,107 @@ func TestVerifyGivesUpWhenEverySlotIsTaken(t *testing.T) {
 		t.Skip("waits SlotWait")
 	}
 	h, _ := Hash("correct horse", DefaultParams)
-	for i := 0; i < cap(hashSlots); i++ {
-		hashSlots <- struct{}{}
+	n := runtime.GOMAXPROCS(0)
+	for range min(4, n) {
+		slots.acquire(LaneNew, 0)
 	}
 	defer func() {
-		for i := 0; i < cap(hashSlots); i++ {
-			<-hashSlots
+		for range min(4, n) {
+			slots.release()
 		}
 	}()
 	start := time.Now()
 	ok, err := Verify("correct horse", h)
 	if ok || err != ErrBusy || time.Since(start) < SlotWait {
 		t.Fatalf("ok %v err %v after %v", ok, err, time.Since(start))
+	}
+}
+
+// Password checks that wait for a slot are served in order of arrival,
+// a known browser's before the rest; a lane that is full answers busy at
+// once; a waiter that gives up leaves the queue.
+func TestSlotQueueIsFairAndBounded(t *testing.T) {
+	q := newSlotQueue(1)
+	if !q.acquire(LaneNew, time.Second) {
+		t.Fatal("a free slot was not taken")
+	}
+	waiting := func(lane Lane, n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			q.mu.Lock()
+			got := len(q.waiting[lane])
+			q.mu.Unlock()
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("lane %d: %d waiting, want %d", lane, got, n)
+			}
+			runtime.Gosched()
+		}
+	}
+	served := make(chan string, 8)
+	enqueue := func(name string, lane Lane) {
+		go func() {
+			if q.acquire(lane, time.Minute) {
+				served <- name
+			} else {
+				served <- name + " busy"
+			}
+		}()
+	}
+	// Arrival order: new1, new2, known1, new3, known2.
+	enqueue("new1", LaneNew)
+	waiting(LaneNew, 1)
+	enqueue("new2", LaneNew)
+	waiting(LaneNew, 2)
+	enqueue("known1", LaneKnown)
+	waiting(LaneKnown, 1)
+	enqueue("new3", LaneNew)
+	waiting(LaneNew, 3)
+	enqueue("known2", LaneKnown)
+	waiting(LaneKnown, 2)
+	var order []string
+	for range 5 {
+		q.release()
+		order = append(order, <-served)
+	}
+	if want := "[known1 known2 new1 new2 new3]"; fmt.Sprint(order) != want {
+		t.Fatalf("served %v, want %v", order, want)
+	}
+
+	// A full lane: the next check is refused at once; the other lane
+	// still queues.
+	for range MaxWaiting {
+		go q.acquire(LaneNew, time.Minute)
+	}
+	waiting(LaneNew, MaxWaiting)
+	start := time.Now()
+	if q.acquire(LaneNew, time.Minute) {
+		t.Fatal("a check past MaxWaiting got a slot")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("refused only after %v", d)
+	}
+	enqueue("known3", LaneKnown)
+	waiting(LaneKnown, 1)
+	q.release()
+	if got := <-served; got != "known3" {
+		t.Fatalf("served %s, want known3", got)
+	}
+	for range MaxWaiting {
+		q.release()
+	}
+	waiting(LaneNew, 0)
+
+	// A waiter that gives up leaves its place; the slot goes to the next.
+	if q.acquire(LaneNew, 10*time.Millisecond) {
+		t.Fatal("got a slot none was free for")
+	}
+	waiting(LaneNew, 0)
+	q.release()
+	if !q.acquire(LaneNew, time.Second) {
+		t.Fatal("the freed slot was not taken")
 	}
 }
 

@@ -8,7 +8,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -33,31 +36,101 @@ const (
 	MaxPasswordLen = 1024
 )
 
-// hashSlots bounds how many argon2id computations run at once, so a flood of
-// login attempts costs bounded memory (slots × Params.Memory).
-var hashSlots = make(chan struct{}, 4)
-
 // SlotWait bounds how long a password check waits for a free slot; a flood
 // of attempts then gets ErrBusy instead of an ever longer queue.
 const SlotWait = 5 * time.Second
 
+// MaxWaiting bounds the password checks waiting in each lane; one more is
+// told ErrBusy at once, so a burst holds at most this many requests (and
+// their memory) per lane, and the ones that wait are served before their
+// SlotWait runs out rather than after.
+const MaxWaiting = 256
+
 // ErrBusy means too many password checks are running; try again shortly.
 var ErrBusy = errors.New("too many password checks at once; try again shortly")
 
-func acquireSlot() bool {
-	select {
-	case hashSlots <- struct{}{}:
+// Lane is the queue a password check waits in while every slot is busy.
+type Lane int
+
+const (
+	// LaneNew is for a browser the user has not completed a login from.
+	LaneNew Lane = iota
+	// LaneKnown is for a known browser of the user (one that completed a
+	// login with both factors before, by its cookie, checked against the
+	// store): its checks are served before LaneNew's, so a burst of
+	// logins from elsewhere (a flood of guesses, or everyone at nine on
+	// Monday from new browsers) does not keep a returning user out.
+	LaneKnown
+)
+
+// slots bounds how many argon2id computations run at once, so a flood of
+// login attempts costs bounded memory (slots × Params.Memory) and each
+// check takes one core's time, not a share of an oversubscribed machine:
+// argon2id with one lane is bound by one core, so more computations than
+// cores add memory and latency, not throughput. Waiting checks are served
+// in order of arrival, LaneKnown's first (a channel used as a semaphore
+// lets a newcomer take a slot that frees before a waiter wakes, and has no
+// lanes).
+var slots = newSlotQueue(min(4, max(1, runtime.GOMAXPROCS(0))))
+
+type slotQueue struct {
+	mu      sync.Mutex // guards the fields below
+	free    int
+	waiting [2][]chan struct{} // by Lane, oldest first; a slot is handed over by closing
+}
+
+func newSlotQueue(n int) *slotQueue { return &slotQueue{free: n} }
+
+// acquire takes a slot, waiting in lane up to wait (forever when wait is
+// 0); false when none came.
+func (q *slotQueue) acquire(lane Lane, wait time.Duration) bool {
+	q.mu.Lock()
+	if q.free > 0 && len(q.waiting[LaneNew])+len(q.waiting[LaneKnown]) == 0 {
+		q.free--
+		q.mu.Unlock()
 		return true
-	default:
 	}
-	t := time.NewTimer(SlotWait)
-	defer t.Stop()
-	select {
-	case hashSlots <- struct{}{}:
-		return true
-	case <-t.C:
+	if wait > 0 && len(q.waiting[lane]) >= MaxWaiting {
+		q.mu.Unlock()
 		return false
 	}
+	ready := make(chan struct{})
+	q.waiting[lane] = append(q.waiting[lane], ready)
+	q.mu.Unlock()
+	if wait == 0 {
+		<-ready
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ready:
+		return true
+	case <-t.C:
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if i := slices.Index(q.waiting[lane], ready); i >= 0 {
+		q.waiting[lane] = slices.Delete(q.waiting[lane], i, i+1)
+		return false
+	}
+	return true // handed over while the timer fired: the slot is ours
+}
+
+// release hands the slot to the oldest waiter of the first lane that has
+// one, or frees it.
+func (q *slotQueue) release() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, lane := range []Lane{LaneKnown, LaneNew} {
+		if w := q.waiting[lane]; len(w) > 0 {
+			close(w[0])
+			w[0] = nil
+			q.waiting[lane] = w[1:]
+			return
+		}
+	}
+	q.free++
 }
 
 // Hash returns the PHC-format argon2id hash of password.
@@ -67,9 +140,9 @@ func Hash(password string, p Params) (string, error) {
 	}
 	salt := make([]byte, saltLen)
 	rand.Read(salt)
-	hashSlots <- struct{}{}
+	slots.acquire(LaneNew, 0)
 	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, keyLen)
-	<-hashSlots
+	slots.release()
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
 		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -110,6 +183,12 @@ var dummyHash, _ = Hash("sluis-dummy-password", DefaultParams)
 // never matches, but costs the same time as a real one. It fails with
 // ErrBusy when no slot frees up within SlotWait.
 func Verify(password, hash string) (bool, error) {
+	return VerifyIn(LaneNew, password, hash)
+}
+
+// VerifyIn is Verify waiting in lane for a slot. It fails with ErrBusy
+// at once when MaxWaiting checks wait in lane already.
+func VerifyIn(lane Lane, password, hash string) (bool, error) {
 	if len(password) > MaxPasswordLen {
 		return false, nil
 	}
@@ -118,10 +197,10 @@ func Verify(password, hash string) (bool, error) {
 	if !valid {
 		p, salt, key, _ = parse(dummyHash)
 	}
-	if !acquireSlot() {
+	if !slots.acquire(lane, SlotWait) {
 		return false, ErrBusy
 	}
 	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
-	<-hashSlots
+	slots.release()
 	return subtle.ConstantTimeCompare(got, key) == 1 && valid, nil
 }

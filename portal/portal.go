@@ -931,8 +931,14 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		return p.directoryLogin(w, r, d, f, id, password, g)
 	}
 	u, known := id.user, id.user.Name != ""
-	// Verify even for unknown users, so the answer takes as long.
-	good, err := authn.Verify(password, u.PasswordHash)
+	// Verify even for unknown users, so the answer takes as long. A
+	// known browser of the user waits in the lane served first, so a
+	// burst of logins from elsewhere does not keep a returning user out.
+	lane := authn.LaneNew
+	if g.browser != "" {
+		lane = authn.LaneKnown
+	}
+	good, err := authn.VerifyIn(lane, password, u.PasswordHash)
 	if errors.Is(err, authn.ErrBusy) {
 		p.retract(r.Context(), g) // not checked: not counted
 		d.Error = p.t(r, "busy")

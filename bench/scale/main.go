@@ -11,11 +11,15 @@
 //   - `sluis session list` (every session, printed): wall time;
 //   - `sluis audit --since 1h`, where both stores hold the same 1,000
 //     events of the last hour and differ in the older ones: wall time;
-//   - `sluis audit verify` of the whole chain: events per second.
+//   - `sluis audit verify` of the whole chain (with a signed checkpoint
+//     every 10,000 events): events per second and the peak RSS of the
+//     command, run as its own process (built with go build);
+//   - `sluis audit export` of the whole trail: wall time and peak RSS.
 //
 // What should hold: lookups flat (an index on the token's hash), audit
-// --since 1h flat (an index on time), session list and verify linear in
-// what they read, with the same rate per item.
+// --since 1h flat (an index on time), session list, verify and export
+// linear in what they read, with the same rate per item, and verify's and
+// export's memory flat (they read the trail in batches).
 //
 //	GOTOOLCHAIN=go1.27.3 go run ./bench/scale [-sessions 100000] [-events 1000000] [-lookups 2000]
 package main
@@ -30,14 +34,18 @@ import (
 	"log"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/audit"
 	"github.com/sluis-gateway/sluis/internal/cli"
+	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/session"
 	"github.com/sluis-gateway/sluis/store/sqlite"
 )
@@ -49,6 +57,8 @@ const (
 	recent = 1000
 )
 
+var keepDir string
+
 type size struct {
 	name             string
 	sessions, events int
@@ -58,6 +68,8 @@ type figures struct {
 	coldP50, coldP99, warmP50, warmP99 time.Duration
 	sessionList, auditSince            time.Duration
 	verifyRate                         float64 // events per second
+	verifyRSS, exportRSS               int64   // peak RSS of the process, bytes
+	export                             time.Duration
 	seed                               time.Duration
 }
 
@@ -65,13 +77,22 @@ func main() {
 	sessions := flag.Int("sessions", 100_000, "live sessions in the large store")
 	events := flag.Int("events", 1_000_000, "audit events in the large store")
 	lookups := flag.Int("lookups", 2000, "session lookups measured per size")
+	keep := flag.String("keep", "", "keep the large store's directory here (to look into it)")
 	flag.Parse()
+	keepDir = *keep
+	bin, err := buildSluis()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(filepath.Dir(bin))
 	sizes := []size{{"small", 100, 10_000}, {"large", *sessions, *events}}
 	fmt.Printf("bench/scale: SQLite, %d cores; small = %d sessions, %d events; large = %d sessions, %d events\n",
 		runtime.NumCPU(), sizes[0].sessions, sizes[0].events, sizes[1].sessions, sizes[1].events)
+	fmt.Printf("load at start: %s\n", loadavg())
+	defer func() { fmt.Printf("load at end: %s\n", loadavg()) }()
 	var out []figures
 	for _, sz := range sizes {
-		f, err := measure(sz, *lookups)
+		f, err := measure(sz, *lookups, bin)
 		if err != nil {
 			log.Fatalf("%s: %v", sz.name, err)
 		}
@@ -90,18 +111,30 @@ func main() {
 	row("sluis session list", s.sessionList, l.sessionList)
 	row("sluis audit --since 1h", s.auditSince, l.auditSince)
 	fmt.Printf("%-32s %12.0f %12.0f %8.2f   (events/s)\n", "sluis audit verify", s.verifyRate, l.verifyRate, l.verifyRate/s.verifyRate)
+	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+	fmt.Printf("%-32s %12s %12s %8.2f\n", "sluis audit verify, peak RSS", mib(s.verifyRSS), mib(l.verifyRSS), float64(l.verifyRSS)/float64(s.verifyRSS))
+	row("sluis audit export", s.export, l.export)
+	fmt.Printf("%-32s %12s %12s %8.2f\n", "sluis audit export, peak RSS", mib(s.exportRSS), mib(l.exportRSS), float64(l.exportRSS)/float64(s.exportRSS))
 	perSession := func(f figures, n int) float64 { return float64(f.sessionList) / float64(n) }
 	fmt.Printf("%-32s %12s %12s %8.2f   (per session listed)\n", "sluis session list / session", "", "", perSession(l, sizes[1].sessions)/perSession(s, sizes[0].sessions))
 }
 
-func measure(sz size, lookups int) (figures, error) {
+func measure(sz size, lookups int, bin string) (figures, error) {
 	var f figures
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "sluis-bench-scale-")
 	if err != nil {
 		return f, err
 	}
-	defer os.RemoveAll(dir)
+	if keepDir != "" && sz.name == "large" {
+		os.Remove(dir)
+		dir = keepDir
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return f, err
+		}
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	data := filepath.Join(dir, "data")
 	cfg := filepath.Join(dir, "sluis.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
@@ -170,12 +203,76 @@ apps:
 	if f.auditSince, err = sluisCLI("", "audit", "--since", "1h"); err != nil {
 		return f, err
 	}
-	took, err := sluisCLI("", "audit", "verify")
+	took, rss, err := child(bin, cfg, io.Discard, "audit", "verify")
 	if err != nil {
 		return f, err
 	}
-	f.verifyRate = float64(sz.events) / took.Seconds()
+	f.verifyRate, f.verifyRSS = float64(sz.events)/took.Seconds(), rss
+	if f.export, f.exportRSS, err = child(bin, cfg, io.Discard, "audit", "export"); err != nil {
+		return f, err
+	}
 	return f, nil
+}
+
+// buildSluis builds the sluis command into a temp dir, to run the
+// commands whose memory is measured as processes of their own.
+func buildSluis() (string, error) {
+	dir, err := os.MkdirTemp("", "sluis-bench-scale-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "sluis")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/sluis").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// child runs `sluis --config cfg args...` and returns its wall time and
+// its peak resident memory (VmHWM, read every 5 ms while it runs; the
+// kernel's maxrss of a child counts the parent's memory from before the
+// exec, so it is not used).
+func child(bin, cfg string, stdout io.Writer, args ...string) (time.Duration, int64, error) {
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, append([]string{"--config", cfg}, args...)...)
+	cmd.Stdout, cmd.Stderr = stdout, &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var peak int64
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			took := time.Since(start)
+			if err != nil {
+				return 0, 0, fmt.Errorf("sluis %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+			}
+			return took, peak, nil
+		case <-t.C:
+			peak = max(peak, hwm(cmd.Process.Pid))
+		}
+	}
+}
+
+// hwm is a process's peak resident memory so far, in bytes (0 once it is
+// gone).
+func hwm(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // seed fills the database at path with sz's sessions (each with a token
@@ -226,6 +323,13 @@ func seed(ctx context.Context, path string, sz size) (tokens []string, err error
 	old := sz.events - recent
 	span := 90 * 24 * time.Hour
 	types := []string{"login.success", "login.failure", "access.denied", "security.probe", "session.revoked"}
+	key, err := keys.LoadAuditKey(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	// A checkpoint every 10,000 events: verify checks each, as the
+	// gateway's (one a minute while events flow) would be.
+	cps := &audit.Checkpointer{Store: st, Key: key}
 	for i := 0; i < sz.events; i += batch {
 		var es []sluis.Event
 		for j := i; j < min(i+batch, sz.events); j++ {
@@ -241,6 +345,11 @@ func seed(ctx context.Context, path string, sz size) (tokens []string, err error
 		if _, err := st.AppendEvents(ctx, es); err != nil {
 			return nil, err
 		}
+		if (i+batch)%10_000 == 0 {
+			if err := cps.Checkpoint(ctx); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return tokens, nil
 }
@@ -249,4 +358,14 @@ func quantile(d []time.Duration, q float64) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
+// loadavg is the machine's load (as uptime prints it), to read the
+// figures by: the machine is shared.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }

@@ -566,23 +566,34 @@ type auditJSON struct {
 }
 
 // auditVerify checks the hash chain and the signed checkpoints of the
-// trail in the store, or of an export in file.
+// trail in the store, read in batches (memory does not grow with the
+// trail), or of an export in file.
 func (e *env) auditVerify(file string) error {
 	c, err := e.loadConfig()
 	if err != nil {
 		return err
 	}
-	var evs []sluis.Event
-	var cps []sluis.Checkpoint
+	// The key is loaded only once the data directory is known to be
+	// whole (openStoreFor): a missing key must be refused as missing, not
+	// made anew (a new key would call every signed checkpoint forged).
+	var rep audit.Report
 	if file != "" {
 		f, err := os.Open(file)
 		if err != nil {
 			return err
 		}
-		evs, cps, err = audit.ReadExport(f)
+		evs, cps, err := audit.ReadExport(f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", file, err)
+		}
+		key, err := keys.LoadAuditKey(c.DataDir)
+		if err != nil {
+			return err
+		}
+		rep, err = audit.VerifyTrail(evs, cps, key.Public().(ed25519.PublicKey))
+		if err := verdict(e.stdout, err); err != nil {
+			return err
 		}
 	} else {
 		st, err := openStoreFor(e.ctx, c, true, e.stderr)
@@ -590,21 +601,14 @@ func (e *env) auditVerify(file string) error {
 			return err
 		}
 		defer st.Close()
-		if evs, err = st.Events(e.ctx, time.Time{}); err != nil {
+		key, err := keys.LoadAuditKey(c.DataDir)
+		if err != nil {
 			return err
 		}
-		if cps, err = st.Checkpoints(e.ctx); err != nil {
+		rep, err = audit.VerifyStore(e.ctx, st, key.Public().(ed25519.PublicKey))
+		if err := verdict(e.stdout, err); err != nil {
 			return err
 		}
-	}
-	key, err := keys.LoadAuditKey(c.DataDir)
-	if err != nil {
-		return err
-	}
-	rep, err := audit.VerifyTrail(evs, cps, key.Public().(ed25519.PublicKey))
-	if err != nil {
-		fmt.Fprintf(e.stdout, "BROKEN at %v\n", err)
-		return fmt.Errorf("the audit trail has been altered: %w", err)
 	}
 	if rep.LastCheckpoint == nil {
 		fmt.Fprintf(e.stdout, "intact, %d events, no checkpoint yet\n", rep.Events)
@@ -756,6 +760,20 @@ func sinceTime(since time.Duration, now time.Time) (time.Time, error) {
 	return now.Add(-since), nil
 }
 
+// verdict prints a broken trail's first fault; err is VerifyTrail's or
+// VerifyStore's.
+func verdict(stdout io.Writer, err error) error {
+	var broken *audit.Broken
+	switch {
+	case errors.As(err, &broken):
+		fmt.Fprintf(stdout, "BROKEN at %v\n", err)
+		return fmt.Errorf("the audit trail has been altered: %w", err)
+	case err != nil:
+		return err
+	}
+	return nil
+}
+
 // auditExport writes the trail (or its last period) and all checkpoints as
 // JSON lines, to be kept elsewhere and verified later with
 // `sluis audit verify --file`.
@@ -769,15 +787,7 @@ func (e *env) auditExport(from time.Time) error {
 		return err
 	}
 	defer st.Close()
-	evs, err := st.Events(e.ctx, from)
-	if err != nil {
-		return err
-	}
-	cps, err := st.Checkpoints(e.ctx)
-	if err != nil {
-		return err
-	}
-	return audit.WriteExport(e.stdout, evs, cps)
+	return audit.ExportStore(e.ctx, e.stdout, st, from)
 }
 
 // incidentArgs are the arguments of the incident commands (app, block,

@@ -389,6 +389,13 @@ func (s *Store) Events(a0 context.Context, a1 time.Time) ([]sluis.Event, error) 
 	return s.store.Events(a0, a1)
 }
 
+func (s *Store) EventsByID(a0 context.Context, a1 time.Time, a2 int64, a3 int) ([]sluis.Event, error) {
+	if err := s.err(); err != nil {
+		return zero[[]sluis.Event](), err
+	}
+	return s.store.EventsByID(a0, a1, a2, a3)
+}
+
 func (s *Store) CountSessions(a0 context.Context, a1 time.Time, a2 time.Time) (int, map[string]int, error) {
 	if err := s.err(); err != nil {
 		return 0, nil, err

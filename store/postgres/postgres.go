@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/url"
 	"slices"
 	"sort"
@@ -1023,24 +1024,75 @@ func appendEvents(ctx context.Context, tx pgx.Tx, es []sluis.Event) ([]sluis.Eve
 	return out, nil
 }
 
+// Events reads the events since; PostgreSQL's planner, with its
+// statistics, reads a recent part of a long trail by the index on
+// (time, id) and sorts it.
 func (s *DB) Events(ctx context.Context, since time.Time) ([]sluis.Event, error) {
-	rows, err := s.pool.Query(ctx,
-		`SELECT id, time, type, user_name, source, app, outcome, detail, prev_hash, hash FROM audit_events WHERE time >= $1 ORDER BY id`, unixNano(since))
-	if err != nil {
+	var out []sluis.Event
+	err := s.scanEvents(ctx, &out, `SELECT id, time, type, user_name, source, app, outcome, detail, prev_hash, hash FROM audit_events
+		WHERE time >= $1 ORDER BY id`, unixNano(since))
+	return out, err
+}
+
+// EventsByID reads one batch by the primary key, from the first event at
+// or after since when after is before it.
+func (s *DB) EventsByID(ctx context.Context, since time.Time, after int64, limit int) ([]sluis.Event, error) {
+	if err := sluis.CheckEventsBatch(after, limit); err != nil {
 		return nil, err
 	}
+	from := after + 1
+	if after == 0 {
+		// A reader starts at 0: the search by time is made once, for
+		// the first batch.
+		first, err := s.firstSince(ctx, since)
+		if err != nil {
+			return nil, err
+		}
+		from = max(from, first)
+	}
+	out := make([]sluis.Event, 0, min(limit, 1000))
+	err := s.scanEvents(ctx, &out, `SELECT id, time, type, user_name, source, app, outcome, detail, prev_hash, hash FROM audit_events
+		WHERE id >= $1 AND time >= $2 ORDER BY id LIMIT $3`, from, unixNano(since), limit)
+	return out, err
+}
+
+// firstSince returns the ID of the first event at or after since, 1 for a
+// zero since, and past the last ID when there is none. min(id + 0), not
+// min(id): PostgreSQL turns min(id) into a walk of the primary key from
+// the start that stops at the first recent event, which reads the whole
+// old trail; the expression keeps it on the index on (time, id), which it
+// reads from since on. IDs and times may disagree in order (clocks of
+// several nodes), so the callers still filter by time from there.
+func (s *DB) firstSince(ctx context.Context, since time.Time) (int64, error) {
+	if since.IsZero() {
+		return 1, nil
+	}
+	var first *int64
+	if err := s.pool.QueryRow(ctx, `SELECT min(id + 0) FROM audit_events WHERE time >= $1`, unixNano(since)).Scan(&first); err != nil {
+		return 0, err
+	}
+	if first == nil {
+		return math.MaxInt64, nil
+	}
+	return *first, nil
+}
+
+func (s *DB) scanEvents(ctx context.Context, out *[]sluis.Event, query string, args ...any) error {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
 	defer rows.Close()
-	var out []sluis.Event
 	for rows.Next() {
 		var e sluis.Event
 		var t int64
 		if err := rows.Scan(&e.ID, &t, &e.Type, &e.User, &e.Source, &e.App, &e.Outcome, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
-			return nil, err
+			return err
 		}
 		e.Time = fromNano(t)
-		out = append(out, e)
+		*out = append(*out, e)
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // indexedErrorID is the length of the error IDs the gateway writes

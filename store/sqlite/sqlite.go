@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"iter"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -1027,24 +1028,82 @@ func (s *DB) appendEvents(ctx context.Context, tx *sql.Tx, es []sluis.Event) ([]
 	return out, nil
 }
 
+// Events reads the events since by the index on time and sorts them by
+// ID, so `sluis audit --since 1h` costs what the last hour holds. Asked
+// for time >= ? in ID order, SQLite's planner otherwise walks the whole
+// table in ID order and skips what is older; starting that walk at the
+// first ID the index finds is no better when an early event is stamped
+// late (a clock stepped back between nodes).
 func (s *DB) Events(ctx context.Context, since time.Time) ([]sluis.Event, error) {
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT id, time, type, user, source, app, outcome, detail, prev_hash, hash FROM audit_events WHERE time >= ? ORDER BY id`, unixNano(since))
-	if err != nil {
+	var out []sluis.Event
+	if since.IsZero() {
+		err := s.scanEvents(ctx, &out, `SELECT id, time, type, user, source, app, outcome, detail, prev_hash, hash FROM audit_events ORDER BY id`)
+		return out, err
+	}
+	err := s.scanEvents(ctx, &out, `SELECT id, time, type, user, source, app, outcome, detail, prev_hash, hash FROM audit_events
+		INDEXED BY audit_events_time WHERE time >= ? ORDER BY id`, unixNano(since))
+	return out, err
+}
+
+// EventsByID reads one batch by the primary key, from the first event at
+// or after since (by the index on time) when after is before it. Each
+// batch costs what it holds; all of them together read the table once
+// from that first event on.
+func (s *DB) EventsByID(ctx context.Context, since time.Time, after int64, limit int) ([]sluis.Event, error) {
+	if err := sluis.CheckEventsBatch(after, limit); err != nil {
 		return nil, err
 	}
+	from := after + 1
+	if after == 0 {
+		// A reader starts at 0: the search by time is made once, for
+		// the first batch.
+		first, err := s.firstSince(ctx, since)
+		if err != nil {
+			return nil, err
+		}
+		from = max(from, first)
+	}
+	out := make([]sluis.Event, 0, min(limit, 1000))
+	err := s.scanEvents(ctx, &out, `SELECT id, time, type, user, source, app, outcome, detail, prev_hash, hash FROM audit_events
+		WHERE id >= ? AND time >= ? ORDER BY id LIMIT ?`, from, unixNano(since), limit)
+	return out, err
+}
+
+// firstSince returns the ID of the first event at or after since, by the
+// index on time (it reads as many index entries as there are such
+// events), 1 for a zero since, and past the last ID when there is none.
+// IDs and times may disagree in order (clocks of several nodes), so the
+// callers still filter by time from there.
+func (s *DB) firstSince(ctx context.Context, since time.Time) (int64, error) {
+	if since.IsZero() {
+		return 1, nil
+	}
+	var first sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT min(id) FROM audit_events INDEXED BY audit_events_time WHERE time >= ?`, unixNano(since)).Scan(&first); err != nil {
+		return 0, err
+	}
+	if !first.Valid {
+		return math.MaxInt64, nil
+	}
+	return first.Int64, nil
+}
+
+func (s *DB) scanEvents(ctx context.Context, out *[]sluis.Event, query string, args ...any) error {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
 	defer rows.Close()
-	var out []sluis.Event
 	for rows.Next() {
 		var e sluis.Event
 		var t int64
 		if err := rows.Scan(&e.ID, &t, &e.Type, &e.User, &e.Source, &e.App, &e.Outcome, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
-			return nil, err
+			return err
 		}
 		e.Time = fromNano(t)
-		out = append(out, e)
+		*out = append(*out, e)
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // indexedErrorID is the length of the error IDs the gateway writes

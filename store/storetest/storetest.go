@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
 		{"Audit", testAudit},
 		{"CountSessions", testCountSessions},
 		{"AuditSearch", testAuditSearch},
+		{"AuditInBatchesByID", testAuditByID},
 		{"AuditCounts", testAuditCounts},
 		{"AppSwitches", testAppSwitches},
 		{"Blocks", testBlocks},
@@ -410,6 +411,68 @@ func ids(es []sluis.Event) []int64 {
 		out = append(out, e.ID)
 	}
 	return out
+}
+
+// Verify and export read the trail in batches by ID: together the
+// batches are what Events returns for the same since, in ID order, also
+// where an event's time is out of step with its ID; never more than the
+// batch.
+func testAuditByID(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	trail(t, s)
+	for _, tt := range []struct {
+		name  string
+		since time.Time
+		want  []int64
+	}{
+		{"whole trail", time.Time{}, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9}},
+		// ID 6 is stamped 3m30s, before ID 5 (4m): left out, as Events does.
+		{"since 3m45s", t0.Add(3*time.Minute + 45*time.Second), []int64{5, 7, 8, 9}},
+		{"since 3m30s", t0.Add(3*time.Minute + 30*time.Second), []int64{5, 6, 7, 8, 9}},
+		{"since after the last", t0.Add(time.Hour), []int64{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := s.Events(ctx, tt.since)
+			must(t, err)
+			if fmt.Sprint(ids(evs)) != fmt.Sprint(tt.want) {
+				t.Fatalf("Events: %v, want %v", ids(evs), tt.want)
+			}
+			for _, batch := range []int{1, 2, 4, sluis.MaxEventsBatch} {
+				var got []sluis.Event
+				for after, n := int64(0), 0; ; n++ {
+					page, err := s.EventsByID(ctx, tt.since, after, batch)
+					must(t, err)
+					if len(page) > batch {
+						t.Fatalf("batch of %d gave %d events", batch, len(page))
+					}
+					if len(page) == 0 {
+						break
+					}
+					if n > len(tt.want) {
+						t.Fatalf("batch of %d: paging does not end", batch)
+					}
+					got = append(got, page...)
+					after = page[len(page)-1].ID
+				}
+				if fmt.Sprint(ids(got)) != fmt.Sprint(tt.want) {
+					t.Fatalf("batches of %d: %v, want %v", batch, ids(got), tt.want)
+				}
+				for i := range got {
+					if e := evs[i]; got[i].Type != e.Type || !got[i].Time.Equal(e.Time) || got[i].Detail != e.Detail || !bytes.Equal(got[i].Hash, e.Hash) || !bytes.Equal(got[i].PrevHash, e.PrevHash) {
+						t.Fatalf("batches of %d: event %d is %+v, Events has %+v", batch, e.ID, got[i], e)
+					}
+				}
+			}
+		})
+	}
+	for _, tt := range []struct {
+		after int64
+		limit int
+	}{{0, 0}, {0, -1}, {0, sluis.MaxEventsBatch + 1}, {-1, 10}} {
+		if _, err := s.EventsByID(ctx, time.Time{}, tt.after, tt.limit); sluis.ErrorCode(err) != sluis.EINVALID {
+			t.Fatalf("after %d, limit %d: %v, want EINVALID", tt.after, tt.limit, err)
+		}
+	}
 }
 
 // The console's audit search: newest first, filters that must all hold,
