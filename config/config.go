@@ -92,6 +92,9 @@ type Config struct {
 	// them must begin with a header, and one from anywhere else that
 	// begins with one is closed. False means no PROXY protocol.
 	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// Admin, if set, is the admin listener: the console, the JSON API and
+	// /metrics, apart from the public listener (see Admin). Nil: none.
+	Admin *Admin `yaml:"admin"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -820,6 +823,7 @@ func (c *Config) CheckFiles() error {
 	if sl := c.Audit.Syslog; sl != nil && sl.CAFile != "" {
 		p.checkPEM("audit.syslog.ca_file", sl.CAFile)
 	}
+	p.checkAdminFiles(c)
 	if len(p.problems) > 0 {
 		return &Error{Problems: p.problems}
 	}
@@ -1119,6 +1123,7 @@ func (p *parser) validate(c *Config) {
 		p.problem("portal", "%q is not a lower-case host name", c.Portal)
 	}
 	p.checkPublicFace(c)
+	p.checkAdmin(c)
 	if c.DataDir == "" {
 		p.problem("data_dir", "required: where the database and keys live")
 	} else if !filepath.IsAbs(c.DataDir) {
@@ -1507,6 +1512,7 @@ func (c *Config) UnknownGroups(users []sluis.User) []string {
 	for k, g := range c.Emergency.BreakGlass.Groups {
 		warn(fmt.Sprintf("emergency.break_glass.groups[%d]", k), g)
 	}
+	c.adminUnknownGroups(warn)
 	return out
 }
 

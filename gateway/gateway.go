@@ -98,6 +98,9 @@ type Options struct {
 	// package lease): the directory re-check runs only on the node that
 	// holds lease.DirectoryRecheck. Nil means always (one node).
 	Holds func(name string) bool
+	// Open, if set, is attached to this gateway: it then reads the
+	// requests and tunnels open now, for the admin console.
+	Open *Open
 }
 
 // RecheckInterval is how often the requests in flight (streaming
@@ -272,6 +275,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		Counters: o.Counters, Holder: o.Holder}
 	if o.Counters != nil {
 		go every(ctx, tunnel.ShareRenew, func() { tunnels.RenewShares(ctx) })
+	}
+	if o.Open != nil {
+		o.Open.attach(live, tunnels)
 	}
 	if o.OnChange != nil {
 		o.OnChange(tunnels.Recheck)

@@ -547,10 +547,18 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		}
 		opts.SSO = append(opts.SSO, pr)
 	}
+	// The admin listener (admin:), apart from the public one; Open lets
+	// its console read what the gateway has open.
+	opts.Open = &gateway.Open{}
 	handler, err := gateway.New(watchCtx, opts)
 	if err != nil {
 		return err
 	}
+	stopAdmin, err := e.serveAdmin(watchCtx, c, adminDeps{gw: opts, cert: tlsConf.Certificates[0]})
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	srv := &http.Server{
 		// The listener closes a connection that begins no request within
 		// the header timeout; for HTTP/2 (a connection without a stream)

@@ -1,0 +1,201 @@
+package admin
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluis-gateway/sluis/errpage"
+)
+
+// Limits of the admin listener. They are its own, smaller than the public
+// listener's: a few operators use it.
+const (
+	// MaxConns caps the admin listener's open connections, and
+	// MaxConnsPerSource those from one address.
+	MaxConns          = 256
+	MaxConnsPerSource = 64
+	// HeaderTimeout bounds the time a connection has to send a request's
+	// headers (and to finish the TLS handshake).
+	HeaderTimeout = 10 * time.Second
+	// ReadTimeout bounds reading a whole request, WriteTimeout writing a
+	// response (an audit export extends its own), IdleTimeout a kept-alive
+	// connection without a request.
+	ReadTimeout  = 30 * time.Second
+	WriteTimeout = 60 * time.Second
+	IdleTimeout  = 2 * time.Minute
+	// MaxHeaderBytes bounds a request's headers.
+	MaxHeaderBytes = 16 << 10
+	// MaxBody bounds a form or JSON body.
+	MaxBody = 64 << 10
+)
+
+// Options are what the admin listener's handler is built from.
+type Options struct {
+	// Host is admin.host: the only host name the listener answers to.
+	Host string
+	// Port is the admin listener's port; the console's origin is
+	// https://Host, with :Port unless it is 443.
+	Port int
+	// Metrics, if set, answers /metrics to the clients MetricsAccess
+	// lets through; nil (or neither a token nor networks) makes /metrics
+	// a 404.
+	Metrics http.Handler
+	// MetricsToken is the bearer token of admin.metrics.token_file; ""
+	// means none.
+	MetricsToken string
+	// MetricsNetworks are the addresses that need no token.
+	MetricsNetworks []netip.Prefix
+
+	Log *slog.Logger
+	Now func() time.Time
+}
+
+// Server is the admin listener's handler.
+type Server struct {
+	o       Options
+	origin  string   // https://Host[:Port]
+	hosts   []string // the Host header values accepted
+	handler http.Handler
+}
+
+// New returns the admin listener's handler. Its background work ends with
+// ctx.
+func New(ctx context.Context, o Options) (*Server, error) {
+	if o.Host == "" || o.Port <= 0 || o.Port > 65535 {
+		return nil, fmt.Errorf("admin: a host and a port are needed (got %q, %d)", o.Host, o.Port)
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{o: o}
+	s.origin = "https://" + net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
+	s.hosts = []string{net.JoinHostPort(o.Host, strconv.Itoa(o.Port))}
+	if o.Port == 443 {
+		s.origin = "https://" + o.Host
+		s.hosts = append(s.hosts, o.Host)
+	}
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		mux.Handle(rt.Pattern, rt.Handler)
+	}
+	mux.Handle("/", http.HandlerFunc(s.notFound))
+	s.handler = s.hostCheck(s.secureHeaders(mux))
+	return s, nil
+}
+
+// Origin is the console's origin, https://Host[:Port].
+func (s *Server) Origin() string { return s.origin }
+
+// Handler returns the handler of the admin listener.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Route is one route of the admin listener.
+type Route struct {
+	Pattern string // net/http ServeMux pattern
+	// Access is what a request needs: "none" (the login pages, assets),
+	// "metrics" (a bearer token or an address in admin.metrics.networks)
+	// or a role name (a logged-in operator with at least that role).
+	Access  string
+	Handler http.Handler
+}
+
+func (s *Server) routes() []Route {
+	return []Route{
+		{"GET /{$}", "viewer", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+		})},
+		{"/metrics", "metrics", s.metricsGuard(s.o.Metrics)},
+	}
+}
+
+// Routes lists the admin listener's routes, for tests and the README.
+func (s *Server) Routes() []Route { return s.routes() }
+
+// HTTPServer returns the admin listener's own server with its limits:
+// nothing of the public listener's server is shared.
+func (s *Server) HTTPServer(tlsConf *tls.Config, errorLog *log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           s.handler,
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: HeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 100, MaxReadFrameSize: 64 << 10, MaxReceiveBufferPerStream: 256 << 10, MaxReceiveBufferPerConnection: 1 << 20},
+		// "OPTIONS *" goes to the host check like everything else.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     errorLog,
+	}
+}
+
+// hostCheck answers 421 to a request for any host but admin.host (with
+// the listener's port): a page of another site that a DNS rebinding
+// points at the listener's address names its own host. The TLS server
+// name, when the client sent one, must be admin.host too.
+func (s *Server) hostCheck(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := strings.ToLower(r.Host)
+		ok := false
+		for _, h := range s.hosts {
+			ok = ok || host == h
+		}
+		if r.TLS != nil && r.TLS.ServerName != "" && !strings.EqualFold(r.TLS.ServerName, s.o.Host) {
+			ok = false
+		}
+		if !ok {
+			s.headers(w)
+			errpage.Refuse(w, r, s.o.Log, errpage.Refusal{Status: http.StatusMisdirectedRequest, Cause: "admin: not the admin host"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// csp is the console's Content-Security-Policy: its own script and style
+// only (no inline script or style), no frames, forms only to itself.
+const csp = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// headers sets the headers every answer of the admin listener carries.
+func (s *Server) headers(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Strict-Transport-Security", "max-age=31536000")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+}
+
+func (s *Server) secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.headers(w)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	errpage.Refuse(w, r, s.o.Log, errpage.Refusal{Status: http.StatusNotFound, Cause: "admin: no such page"})
+}
+
+// errStatus is an error that answers with its status.
+type errStatus int
+
+func (e errStatus) Error() string { return http.StatusText(int(e)) }
+
+var errNoBody = errors.New("no body")
