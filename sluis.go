@@ -533,6 +533,128 @@ type AuditStore interface {
 	LastEvent(ctx context.Context) (int64, []byte, error)
 	AppendCheckpoint(ctx context.Context, c Checkpoint) error
 	Checkpoints(ctx context.Context) ([]Checkpoint, error)
+	// SearchEvents returns one page of the events q selects, newest
+	// first (by time, then ID). EINVALID when q does not pass Check.
+	SearchEvents(ctx context.Context, q AuditQuery) (AuditPage, error)
+	// CountEvents counts the events of each of types from since up to
+	// until, per bucket of width bucket (the first starts at since), for
+	// charts such as "probes per hour over 24 hours", ordered by type and
+	// time. Buckets without events are left out. EINVALID (CheckCount)
+	// for no types or more than MaxCountTypes, until not after since, a
+	// bucket shorter than a second, or more than MaxCountBuckets buckets.
+	CountEvents(ctx context.Context, types []string, since, until time.Time, bucket time.Duration) ([]EventCount, error)
+}
+
+// Limits of audit searches.
+const (
+	DefaultAuditPage = 100  // events on a page when AuditQuery.Limit is 0
+	MaxAuditPage     = 1000 // the most events on one page
+	MaxCountTypes    = 16   // types in one CountEvents
+	MaxCountBuckets  = 1000 // buckets in one CountEvents
+	maxQueryField    = 256  // bytes of one text field of a query
+	maxErrorID       = 32   // hex digits of an error ID
+)
+
+// AuditQuery selects events of the audit trail for a search. Zero fields
+// select everything; fields that are set must all hold.
+type AuditQuery struct {
+	Since time.Time // events at or after it
+	Until time.Time // events before it
+	// Type, User, Source and App are compared exactly.
+	Type, User, Source, App string
+	// ErrorID selects the events that name this error ID (of an error
+	// page): hex digits, any case. An ID of the gateway's 12 digits is
+	// looked for where the gateway puts it, ending the detail ("...;
+	// error ID 0a1b2c3d4e5f"), by an index, so text a client chose
+	// earlier in the detail cannot be found for it; an ID of another
+	// length anywhere (NamesErrorID), which reads the whole trail.
+	ErrorID string
+	// Before is the cursor of the page: only events after the event of
+	// this ID in the order (older ones). 0 starts with the newest;
+	// AuditPage.Next gives the next page's.
+	Before int64
+	// Limit is the most events on the page: 1 to MaxAuditPage; 0 means
+	// DefaultAuditPage.
+	Limit int
+}
+
+// Check returns the page size q asks for, or an EINVALID error saying
+// what is wrong with q.
+func (q AuditQuery) Check() (int, error) {
+	for _, f := range []string{q.Type, q.User, q.Source, q.App} {
+		if len(f) > maxQueryField {
+			return 0, Errorf(EINVALID, "a search field has more than %d bytes", maxQueryField)
+		}
+	}
+	if len(q.ErrorID) > maxErrorID || strings.Trim(q.ErrorID, "0123456789abcdefABCDEF") != "" {
+		return 0, Errorf(EINVALID, "an error ID is hex digits (at most %d), as the error page shows it", maxErrorID)
+	}
+	if q.Before < 0 {
+		return 0, Errorf(EINVALID, "the cursor must be an event ID")
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		return 0, Errorf(EINVALID, "the start of the period must be before its end")
+	}
+	switch {
+	case q.Limit == 0:
+		return DefaultAuditPage, nil
+	case q.Limit < 0 || q.Limit > MaxAuditPage:
+		return 0, Errorf(EINVALID, "a page has 1 to %d events", MaxAuditPage)
+	}
+	return q.Limit, nil
+}
+
+// AuditPage is one page of a search.
+type AuditPage struct {
+	Events []Event
+	// Next is the cursor of the next page (AuditQuery.Before); 0 when
+	// this page is the last.
+	Next int64
+}
+
+// EventCount is how many events of one type fell in one bucket of time.
+type EventCount struct {
+	Type  string
+	Start time.Time // the bucket's start
+	N     int64
+}
+
+// CheckCount checks the arguments of CountEvents (see there).
+func CheckCount(types []string, since, until time.Time, bucket time.Duration) error {
+	switch {
+	case len(types) == 0 || len(types) > MaxCountTypes:
+		return Errorf(EINVALID, "count 1 to %d types of events", MaxCountTypes)
+	case bucket < time.Second:
+		return Errorf(EINVALID, "a bucket is a second or longer")
+	case !since.Before(until):
+		return Errorf(EINVALID, "the start of the period must be before its end")
+	case (until.Sub(since)+bucket-1)/bucket > MaxCountBuckets:
+		return Errorf(EINVALID, "at most %d buckets", MaxCountBuckets)
+	}
+	return nil
+}
+
+// NamesErrorID reports whether detail names the error ID id (of the page
+// a refused request got) where the gateway puts it: "error ID " and the
+// ID, ending the detail or followed by a character that is not a hex
+// digit. The comparison ignores case; an empty id names nothing. (The
+// stores' searches and audit.NamesErrorID follow this rule.)
+func NamesErrorID(detail, id string) bool {
+	if id == "" {
+		return false
+	}
+	d := strings.ToLower(detail)
+	want := "error id " + strings.ToLower(id)
+	for {
+		i := strings.Index(d, want)
+		if i < 0 {
+			return false
+		}
+		d = d[i+len(want):]
+		if d == "" || !strings.ContainsRune("0123456789abcdef", rune(d[0])) {
+			return true
+		}
+	}
 }
 
 // AppStore keeps the operator's switches on apps.

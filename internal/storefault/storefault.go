@@ -389,6 +389,20 @@ func (s *Store) Events(a0 context.Context, a1 time.Time) ([]sluis.Event, error) 
 	return s.store.Events(a0, a1)
 }
 
+func (s *Store) SearchEvents(a0 context.Context, a1 sluis.AuditQuery) (sluis.AuditPage, error) {
+	if err := s.err(); err != nil {
+		return zero[sluis.AuditPage](), err
+	}
+	return s.store.SearchEvents(a0, a1)
+}
+
+func (s *Store) CountEvents(a0 context.Context, a1 []string, a2 time.Time, a3 time.Time, a4 time.Duration) ([]sluis.EventCount, error) {
+	if err := s.err(); err != nil {
+		return zero[[]sluis.EventCount](), err
+	}
+	return s.store.CountEvents(a0, a1, a2, a3, a4)
+}
+
 func (s *Store) LastEvent(a0 context.Context) (int64, []byte, error) {
 	if err := s.err(); err != nil {
 		return zero[int64](), zero[[]byte](), err

@@ -29,6 +29,8 @@ func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
 		{"GrantsWorkOnce", testGrants},
 		{"RevisionAdvancesOnAccessChanges", testRevision},
 		{"Audit", testAudit},
+		{"AuditSearch", testAuditSearch},
+		{"AuditCounts", testAuditCounts},
 		{"AppSwitches", testAppSwitches},
 		{"Blocks", testBlocks},
 		{"KnownBrowsers", testKnownBrowsers},
@@ -342,6 +344,176 @@ func testAudit(t *testing.T, s sluis.Store) {
 			t.Fatalf("event %d is not chained: %+v", i+1, e)
 		}
 		prev = e.Hash
+	}
+}
+
+// trail appends events for the searches: event i (ID i+1) at t0 plus i
+// minutes, except that event 5 (ID 6) is stamped a minute before event 4
+// (a clock step between nodes), so time and ID order differ once.
+func trail(t *testing.T, s sluis.Store) []sluis.Event {
+	t.Helper()
+	es := []sluis.Event{
+		{Type: sluis.EventLoginFailure, User: "anna", Source: "192.0.2.1", Detail: "bad password"},
+		{Type: sluis.EventLoginSuccess, User: "anna", Source: "192.0.2.1"},
+		{Type: sluis.EventAccessDenied, User: "anna", Source: "192.0.2.1", App: "wiki", Detail: "rule 1: needs a passkey; error ID 0a1b2c3d4e5f"},
+		{Type: sluis.EventAccessDenied, User: "bert", Source: "192.0.2.2", App: "mail", Detail: "no rule; error ID 0A1B2C3D4E5FFF"},
+		{Type: sluis.EventLoginSuccess, User: "bert", Source: "192.0.2.2"},
+		{Type: sluis.EventLoginFailure, User: "bert", Source: "192.0.2.2"},
+		{Type: "security.probe", Source: "198.51.100.7", Detail: "/.env"},
+		{Type: sluis.EventAccessDenied, User: "carl", Source: "192.0.2.3", App: "wiki", Detail: `target "/?error ID 0a1b2c3d4e5f"; error ID 99999999999a`},
+		{Type: sluis.EventLogout, User: "anna", Source: "192.0.2.1"},
+	}
+	for i := range es {
+		es[i].Time = t0.Add(time.Duration(i) * time.Minute)
+		es[i].Outcome = sluis.OutcomeSuccess
+	}
+	es[5].Time = t0.Add(3*time.Minute + 30*time.Second)
+	out, err := s.AppendEvents(context.Background(), es)
+	must(t, err)
+	return out
+}
+
+func ids(es []sluis.Event) []int64 {
+	out := []int64{}
+	for _, e := range es {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+// The console's audit search: newest first, filters that must all hold,
+// pages that together give every event once.
+func testAuditSearch(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	trail(t, s)
+	for _, tt := range []struct {
+		name string
+		q    sluis.AuditQuery
+		want []int64
+	}{
+		// By time: event 6 (3m30s) comes before event 5 (4m).
+		{"all, newest first", sluis.AuditQuery{}, []int64{9, 8, 7, 5, 6, 4, 3, 2, 1}},
+		{"since", sluis.AuditQuery{Since: t0.Add(6 * time.Minute)}, []int64{9, 8, 7}},
+		{"until", sluis.AuditQuery{Until: t0.Add(2 * time.Minute)}, []int64{2, 1}},
+		{"period", sluis.AuditQuery{Since: t0.Add(time.Minute), Until: t0.Add(4 * time.Minute)}, []int64{6, 4, 3, 2}},
+		{"type", sluis.AuditQuery{Type: sluis.EventAccessDenied}, []int64{8, 4, 3}},
+		{"user", sluis.AuditQuery{User: "anna"}, []int64{9, 3, 2, 1}},
+		{"source", sluis.AuditQuery{Source: "192.0.2.2"}, []int64{5, 6, 4}},
+		{"app", sluis.AuditQuery{App: "wiki"}, []int64{8, 3}},
+		{"user and type", sluis.AuditQuery{User: "bert", Type: sluis.EventLoginFailure}, []int64{6}},
+		// The ID the gateway wrote, any case; not an ID that only begins
+		// with it, nor one a client put in the detail before it.
+		{"error ID", sluis.AuditQuery{ErrorID: "0A1B2C3D4E5F"}, []int64{3}},
+		{"error ID after a client's text", sluis.AuditQuery{ErrorID: "99999999999a"}, []int64{8}},
+		{"error ID of another length", sluis.AuditQuery{ErrorID: "0a1b2c3d4e5fff"}, []int64{4}},
+		{"error ID and user", sluis.AuditQuery{ErrorID: "0a1b2c3d4e5f", User: "bert"}, []int64{}},
+		{"nothing", sluis.AuditQuery{User: "nobody"}, []int64{}},
+		{"limit", sluis.AuditQuery{Limit: 2}, []int64{9, 8}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := s.SearchEvents(ctx, tt.q)
+			must(t, err)
+			if got := ids(p.Events); !slices.Equal(got, tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+			for _, e := range p.Events {
+				if len(e.Hash) != 32 || e.Time.IsZero() || e.Outcome == "" {
+					t.Fatalf("event not returned whole: %+v", e)
+				}
+			}
+		})
+	}
+	// Pages of any size give every event once, in order, and the last
+	// page says it is the last.
+	for _, size := range []int{1, 2, 4, 9, 10} {
+		var got []int64
+		q := sluis.AuditQuery{Limit: size}
+		for pages := 0; ; pages++ {
+			if pages > 20 {
+				t.Fatalf("size %d: pages never end", size)
+			}
+			p, err := s.SearchEvents(ctx, q)
+			must(t, err)
+			if len(p.Events) > size {
+				t.Fatalf("size %d: a page of %d", size, len(p.Events))
+			}
+			got = append(got, ids(p.Events)...)
+			if p.Next == 0 {
+				break
+			}
+			q.Before = p.Next
+		}
+		if want := []int64{9, 8, 7, 5, 6, 4, 3, 2, 1}; !slices.Equal(got, want) {
+			t.Fatalf("size %d: pages gave %v, want %v", size, got, want)
+		}
+	}
+	// Paging with a filter.
+	p, err := s.SearchEvents(ctx, sluis.AuditQuery{Source: "192.0.2.2", Limit: 1, Before: 5})
+	must(t, err)
+	if !slices.Equal(ids(p.Events), []int64{6}) || p.Next != 6 {
+		t.Fatalf("second page by source: %v next %d", ids(p.Events), p.Next)
+	}
+	for _, tt := range []struct {
+		name string
+		q    sluis.AuditQuery
+	}{
+		{"page too large", sluis.AuditQuery{Limit: sluis.MaxAuditPage + 1}},
+		{"negative limit", sluis.AuditQuery{Limit: -1}},
+		{"error ID not hex", sluis.AuditQuery{ErrorID: "0a1b%"}},
+		{"error ID too long", sluis.AuditQuery{ErrorID: strings.Repeat("a", 33)}},
+		{"end before start", sluis.AuditQuery{Since: t0.Add(time.Hour), Until: t0}},
+		{"cursor of no event", sluis.AuditQuery{Before: 99}},
+		{"field too long", sluis.AuditQuery{User: strings.Repeat("a", 257)}},
+	} {
+		if _, err := s.SearchEvents(ctx, tt.q); sluis.ErrorCode(err) != sluis.EINVALID {
+			t.Errorf("%s: err %v, want invalid", tt.name, err)
+		}
+	}
+}
+
+// Counts per type and bucket, for the overview's numbers and charts.
+func testAuditCounts(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	trail(t, s)
+	got, err := s.CountEvents(ctx, []string{sluis.EventLoginSuccess, sluis.EventLoginFailure, "security.probe", "nothing.here"}, t0, t0.Add(10*time.Minute), 2*time.Minute)
+	must(t, err)
+	want := []sluis.EventCount{
+		{Type: sluis.EventLoginFailure, Start: t0, N: 1},
+		{Type: sluis.EventLoginFailure, Start: t0.Add(2 * time.Minute), N: 1}, // 3m30s
+		{Type: sluis.EventLoginSuccess, Start: t0, N: 1},
+		{Type: sluis.EventLoginSuccess, Start: t0.Add(4 * time.Minute), N: 1},
+		{Type: "security.probe", Start: t0.Add(6 * time.Minute), N: 1},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i].Type != want[i].Type || !got[i].Start.Equal(want[i].Start) || got[i].N != want[i].N {
+			t.Fatalf("count %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	// The period's ends hold: the failure at 0m is before, the one at
+	// 3m30s within [1m, 4m).
+	got, err = s.CountEvents(ctx, []string{sluis.EventLoginFailure}, t0.Add(time.Minute), t0.Add(4*time.Minute), time.Hour)
+	must(t, err)
+	if len(got) != 1 || got[0].N != 1 || !got[0].Start.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("period: %+v", got)
+	}
+	for _, tt := range []struct {
+		name         string
+		types        []string
+		since, until time.Time
+		bucket       time.Duration
+	}{
+		{"no types", nil, t0, t0.Add(time.Hour), time.Minute},
+		{"too many types", make([]string, sluis.MaxCountTypes+1), t0, t0.Add(time.Hour), time.Minute},
+		{"bucket under a second", []string{"x"}, t0, t0.Add(time.Hour), time.Millisecond},
+		{"too many buckets", []string{"x"}, t0, t0.Add(1001 * time.Second), time.Second},
+		{"empty period", []string{"x"}, t0, t0, time.Second},
+	} {
+		if _, err := s.CountEvents(ctx, tt.types, tt.since, tt.until, tt.bucket); sluis.ErrorCode(err) != sluis.EINVALID {
+			t.Errorf("%s: err %v, want invalid", tt.name, err)
+		}
 	}
 }
 
