@@ -34,7 +34,7 @@ func (m MetricsAccess) Allows(r *http.Request) int {
 			return http.StatusUnauthorized // a wrong token is not made good by the address
 		}
 	}
-	if src, err := netip.ParseAddr(clientAddr(r)); err == nil {
+	if src, err := netip.ParseAddr(peerAddr(r)); err == nil {
 		src = src.Unmap()
 		for _, n := range m.Networks {
 			if n.Contains(src) {
@@ -51,9 +51,9 @@ func (m MetricsAccess) Allows(r *http.Request) int {
 // configured reports whether anybody may read the metrics.
 func (m MetricsAccess) configured() bool { return m.Token != "" || len(m.Networks) > 0 }
 
-// clientAddr is the address of r's peer: the admin listener believes no
+// peerAddr is the address of r's peer: the admin listener believes no
 // forwarding header.
-func clientAddr(r *http.Request) string {
+func peerAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

@@ -3,7 +3,7 @@ package admin
 import (
 	"context"
 	"crypto/tls"
-	"errors"
+	"html/template"
 	"fmt"
 	"log"
 	"log/slog"
@@ -14,7 +14,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/audit"
+	"github.com/sluis-gateway/sluis/authn"
 	"github.com/sluis-gateway/sluis/errpage"
+	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/mfa"
+	"github.com/sluis-gateway/sluis/session"
 )
 
 // Limits of the admin listener. They are its own, smaller than the public
@@ -46,6 +52,30 @@ type Options struct {
 	// Port is the admin listener's port; the console's origin is
 	// https://Host, with :Port unless it is 443.
 	Port int
+	// Portal is the portal's host name: the passkeys' relying party ID
+	// (Host is it or a name under it). PortalURL is the portal's public
+	// URL, where operators add a passkey.
+	Portal, PortalURL string
+	// Roles returns the role a user's groups give (config's admin.roles;
+	// the highest counts). Nil gives nobody a role.
+	Roles func(groups []string) Role
+	// AllowTOTP lets a one-time code pass the second factor
+	// (admin.allow_totp); otherwise only a passkey does.
+	AllowTOTP bool
+
+	Store sluis.Store
+	Audit *audit.Recorder
+	// Sealer opens TOTP secrets and seals passkey ceremonies.
+	Sealer *keys.Sealer
+	// Directory, if set, checks the passwords of directory users.
+	Directory Directory
+	// Revision answers the store's revision for the session cache (a
+	// changes.Watcher's); nil asks the store on every request.
+	Revision func(ctx context.Context) (int64, error)
+	// Counters, if set, keeps the login throttles' counts in the store,
+	// shared by every node (several nodes on PostgreSQL).
+	Counters sluis.CounterStore
+
 	// Metrics, if set, answers /metrics to the clients MetricsAccess
 	// lets through; nil (or neither a token nor networks) makes /metrics
 	// a 404.
@@ -66,6 +96,13 @@ type Server struct {
 	origin  string   // https://Host[:Port]
 	hosts   []string // the Host header values accepted
 	handler http.Handler
+
+	sessions *session.Service
+	passkeys *mfa.Passkeys
+	pages    map[string]*template.Template
+	// The login's throttles (see newThrottles).
+	userSource, user, source *authn.Throttle
+	refusals                 *audit.Refusals
 }
 
 // New returns the admin listener's handler. Its background work ends with
@@ -80,6 +117,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Roles == nil {
+		o.Roles = func([]string) Role { return RoleNone }
+	}
+	if o.Portal == "" {
+		o.Portal = o.Host
+	}
 	s := &Server{o: o}
 	s.origin = "https://" + net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
 	s.hosts = []string{net.JoinHostPort(o.Host, strconv.Itoa(o.Port))}
@@ -87,12 +130,54 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		s.origin = "https://" + o.Host
 		s.hosts = append(s.hosts, o.Host)
 	}
+	var err error
+	if s.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	// Passkeys are the portal's (its name is their relying party ID),
+	// answered here for the console's origin alone: an answer made on the
+	// portal's pages, or on a look-alike's, is refused.
+	if s.passkeys, err = mfa.NewPasskeys(o.Portal, s.origin, "sluis console"); err != nil {
+		return nil, err
+	}
+	s.sessions = &session.Service{Store: o.Store, Now: o.Now, IdleTimeout: SessionIdle, Revision: o.Revision}
+	s.userSource, s.user, s.source = newThrottles(o.Now)
+	for name, th := range map[string]*authn.Throttle{"admin-user-source": s.userSource, "admin-user": s.user, "admin-source": s.source} {
+		if o.Counters != nil {
+			th.Store, th.Name, th.Log = o.Counters, name, o.Log
+		}
+	}
+	s.refusals = &audit.Refusals{Now: o.Now}
+	if o.Audit != nil {
+		go func() {
+			t := time.NewTicker(10 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				for _, e := range s.refusals.Flush() {
+					o.Audit.Record(ctx, e)
+				}
+			}
+		}()
+	}
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
-		mux.Handle(rt.Pattern, rt.Handler)
+		h := rt.Handler
+		switch rt.Access {
+		case "none", "metrics":
+		case "api":
+			h = s.authed(true, h)
+		default:
+			h = s.authed(false, h)
+		}
+		mux.Handle(rt.Pattern, h)
 	}
 	mux.Handle("/", http.HandlerFunc(s.notFound))
-	s.handler = s.hostCheck(s.secureHeaders(mux))
+	s.handler = s.hostCheck(s.secureHeaders(s.sameOrigin(mux)))
 	return s, nil
 }
 
@@ -106,19 +191,30 @@ func (s *Server) Handler() http.Handler { return s.handler }
 type Route struct {
 	Pattern string // net/http ServeMux pattern
 	// Access is what a request needs: "none" (the login pages, assets),
-	// "metrics" (a bearer token or an address in admin.metrics.networks)
-	// or a role name (a logged-in operator with at least that role).
+	// "metrics" (a bearer token or an address in admin.metrics.networks),
+	// "api" (a logged-in operator; the API checks each endpoint's role)
+	// or a role name (a logged-in operator; the role is what the page
+	// needs, checked by the page and by Actions).
 	Access  string
 	Handler http.Handler
 }
 
 func (s *Server) routes() []Route {
-	return []Route{
-		{"GET /{$}", "viewer", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, "/login", http.StatusSeeOther)
-		})},
+	h := s.wrap
+	routes := []Route{
+		{"GET /login", "none", h(s.loginForm)},
+		{"POST /login", "none", h(s.login)},
+		{"GET /login/key", "none", h(s.keyForm)},
+		{"POST /login/key/begin", "none", h(s.keyBegin)},
+		{"POST /login/key/finish", "none", h(s.keyFinish)},
+		{"POST /login/code", "none", h(s.codeLogin)},
+		{"POST /logout", "viewer", h(s.logout)},
 		{"/metrics", "metrics", s.metricsGuard(s.o.Metrics)},
 	}
+	for name := range assets {
+		routes = append(routes, Route{"GET " + name, "none", http.HandlerFunc(s.asset)})
+	}
+	return append(routes, s.consoleRoutes()...)
 }
 
 // Routes lists the admin listener's routes, for tests and the README.
@@ -198,4 +294,3 @@ type errStatus int
 
 func (e errStatus) Error() string { return http.StatusText(int(e)) }
 
-var errNoBody = errors.New("no body")

@@ -64,8 +64,15 @@ func (e *env) serveAdmin(ctx context.Context, c *config.Config, d adminDeps) (st
 		return nil, fmt.Errorf("admin.listen: %w", err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	srvAdmin, err := admin.New(ctx, admin.Options{Host: ac.Host, Port: port, Log: log,
-		Metrics: d.metrics, MetricsToken: token, MetricsNetworks: ac.MetricsNetworks()})
+	gw := d.gw
+	o := admin.Options{Host: ac.Host, Port: port, Portal: c.Portal, PortalURL: gateway.BaseURLFunc(gw.PublicPort)(c.Portal),
+		Roles:     func(groups []string) admin.Role { return admin.Roles[ac.RoleOf(groups)] },
+		AllowTOTP: ac.AllowTOTP, Store: gw.Store, Audit: gw.Audit, Sealer: gw.Sealer, Revision: gw.Revision, Counters: gw.Counters,
+		Metrics: d.metrics, MetricsToken: token, MetricsNetworks: ac.MetricsNetworks(), Log: log}
+	if gw.Directory != nil {
+		o.Directory = gw.Directory
+	}
+	srvAdmin, err := admin.New(ctx, o)
 	if err != nil {
 		ln.Close()
 		return nil, err
