@@ -3,8 +3,8 @@ package admin
 import (
 	"context"
 	"crypto/tls"
-	"html/template"
 	"fmt"
+	"html/template"
 	"log"
 	"log/slog"
 	"net"
@@ -293,4 +293,3 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 type errStatus int
 
 func (e errStatus) Error() string { return http.StatusText(int(e)) }
-
