@@ -279,7 +279,10 @@ func (a *Actions) revokeAll(ctx context.Context, op Operator, user string) ([]st
 
 // UserChange is what a change of a user did.
 type UserChange struct {
-	User    string   // the stored name
+	User string // the stored name
+	// Changed says the change itself committed (with its event), also
+	// when ending the sessions after it then failed.
+	Changed bool
 	Revoked []string // the sessions it ended
 }
 
@@ -309,7 +312,7 @@ func (a *Actions) setDisabled(ctx context.Context, op Operator, typed string, di
 	if err := a.Store.SetDisabled(a.with(ctx, op, typ, name, ""), name, disabled); err != nil {
 		return UserChange{User: name}, err
 	}
-	c := UserChange{User: name}
+	c := UserChange{User: name, Changed: true}
 	if disabled {
 		c.Revoked, err = a.revokeAll(ctx, op, name)
 	}
@@ -331,7 +334,7 @@ func (a *Actions) ResetMFA(ctx context.Context, op Operator, typed string) (User
 	if err := a.Store.ResetMFA(a.with(ctx, op, EventUserMFAReset, name, "TOTP secret, passkeys and recovery codes removed"), name); err != nil {
 		return UserChange{User: name}, err
 	}
-	c := UserChange{User: name}
+	c := UserChange{User: name, Changed: true}
 	c.Revoked, err = a.revokeAll(ctx, op, name)
 	return c, err
 }
@@ -369,8 +372,8 @@ func checkLevel(level string) error {
 // SetLevel sets the emergency level; the running gateway applies it within
 // a second. At lockdown, the sessions of everyone outside break_glass end
 // at once, not only at their next request. It needs the role operator.
-// When a revocation fails the level is set all the same (the result says
-// so) and the error names the user.
+// When a revocation fails the level is set all the same (the result's
+// Emergency is then not zero) and the error names the user.
 func (a *Actions) SetLevel(ctx context.Context, op Operator, ch LevelChange) (LevelResult, error) {
 	if err := op.Need(RoleOperator); err != nil {
 		return LevelResult{}, err

@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"os/user"
 	"slices"
@@ -21,12 +20,12 @@ import (
 	"unicode"
 
 	"github.com/sluis-gateway/sluis"
+	"github.com/sluis-gateway/sluis/admin"
 	"github.com/sluis-gateway/sluis/audit"
 	"github.com/sluis-gateway/sluis/authn"
 	"github.com/sluis-gateway/sluis/changes"
 	"github.com/sluis-gateway/sluis/config"
 	"github.com/sluis-gateway/sluis/datadir"
-	"github.com/sluis-gateway/sluis/frontdoor"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/proxy"
@@ -82,7 +81,14 @@ func (e *env) admin(readOnly bool) (*config.Config, sluis.Store, *auditor, error
 
 // EventSessionsRevoke records an operator's revocation, committed with
 // it; a session.revoked event for each session it ended follows.
-const EventSessionsRevoke = "admin.session.revoke"
+const EventSessionsRevoke = admin.EventSessionsRevoke
+
+// actions are the operators' changes (admin.Actions) that the incident and
+// user commands make, as the console and the API make them, by the
+// operator who runs the command with every role, from "cli".
+func (e *env) actions(c *config.Config, st sluis.Store, au *auditor) (*admin.Actions, admin.Operator) {
+	return &admin.Actions{Store: st, Config: c, Recorder: au.rec}, admin.Operator{Name: au.operator, Role: admin.RoleOperator, Source: "cli"}
+}
 
 // recordSessions records a session.revoked event for each of ids (owner
 // names each one's user), after the revocation that was recorded with it.
@@ -166,26 +172,9 @@ func splitList(s string) []string {
 
 // findUser returns the stored name of the user an operator named: the one
 // user whose name is the same in any case, or, among twins from an older
-// store, the one named exactly.
+// store, the one named exactly (admin.FindUser).
 func findUser(ctx context.Context, st sluis.Store, typed string) (string, error) {
-	users, err := st.UsersNamed(ctx, typed)
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case len(users) == 1:
-		return users[0].Name, nil
-	case len(users) == 0:
-		return "", sluis.Errorf(sluis.ENOTFOUND, "no user %s", shown(typed))
-	}
-	var names []string
-	for _, u := range users {
-		if u.Name == typed {
-			return u.Name, nil
-		}
-		names = append(names, u.Name)
-	}
-	return "", fmt.Errorf("%s names several users (%s, twins from before names were compared without regard to case): give one exactly as listed", shown(typed), strings.Join(names, ", "))
+	return admin.FindUser(ctx, st, typed)
 }
 
 // readPassword reads a new password from stdin (one line) with
@@ -347,13 +336,17 @@ func (e *env) user(args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "groups of %s: %s\n", name, strings.Join(gs, ","))
 	case "disable", "enable":
-		if err := st.SetDisabled(au.with("admin.user."+sub, name, ""), name, sub == "disable"); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "user %s %sd\n", name, sub)
+		act, op := e.actions(c, st, au)
+		set := act.EnableUser
 		if sub == "disable" {
-			return e.revokeAll(st, au, name)
+			set = act.DisableUser
 		}
+		ch, err := set(ctx, op, name)
+		if ch.Changed {
+			fmt.Fprintf(e.stdout, "user %s %sd\n", ch.User, sub)
+			e.revoked(ch.User, ch.Revoked)
+		}
+		return err
 	case "list":
 		users, err := st.Users(ctx)
 		if err != nil {
@@ -388,11 +381,13 @@ func (e *env) user(args []string) error {
 	case "mfa-reset":
 		// The help desk's reset: every second factor goes, every session
 		// ends, and the user enrols again at the next login.
-		if err := st.ResetMFA(au.with("admin.user.mfa-reset", name, "TOTP secret, passkeys and recovery codes removed"), name); err != nil {
-			return err
+		act, op := e.actions(c, st, au)
+		ch, err := act.ResetMFA(ctx, op, name)
+		if ch.Changed {
+			fmt.Fprintf(e.stdout, "second factors of %s removed; they enrol again at their next login\n", ch.User)
+			e.revoked(ch.User, ch.Revoked)
 		}
-		fmt.Fprintf(e.stdout, "second factors of %s removed; they enrol again at their next login\n", name)
-		return e.revokeAll(st, au, name)
+		return err
 	case "keys":
 		if _, err := st.User(ctx, name); err != nil {
 			return err
@@ -466,10 +461,15 @@ func (e *env) revokeAll(st sluis.Store, au *auditor, user string) error {
 	if err := au.recordSessions(user, ids, func(string) string { return user }, ""); err != nil {
 		return err
 	}
+	e.revoked(user, ids)
+	return nil
+}
+
+// revoked tells the operator how many sessions of user a change ended.
+func (e *env) revoked(user string, ids []string) {
 	if len(ids) > 0 {
 		fmt.Fprintf(e.stderr, "revoked %d session(s) of %s\n", len(ids), user)
 	}
-	return nil
 }
 
 func (e *env) session(args []string) error {
@@ -510,53 +510,35 @@ func (e *env) session(args []string) error {
 		}
 		return tw.Flush()
 	case "revoke":
+		act, op := e.actions(c, st, au)
 		var f sluis.SessionFilter
-		what, set := "", 0
+		set := 0
 		if *user != "" {
-			name, err := findUser(ctx, st, *user)
+			f.User, set = *user, set+1
+		}
+		if *group != "" {
+			f.Group, set = *group, set+1
+		}
+		if *app != "" {
+			host, err := act.AppHost(*app)
 			if err != nil {
 				return err
 			}
-			f.User, what, set = name, "of user "+name, set+1
-		}
-		if *group != "" {
-			f.Group, what, set = *group, "of group "+*group, set+1
-		}
-		if *app != "" {
-			a, ok := c.AppByName(*app)
-			if !ok {
-				return fmt.Errorf("no app %q in %s", *app, c.File)
-			}
-			f.Host, what, set = a.Host, "used on app "+*app, set+1
+			f.Host, set = host, set+1
 		}
 		if *all {
-			f.All, what, set = true, "of everyone", set+1
+			f.All, set = true, set+1
 		}
 		switch {
 		case set == 1 && len(pos) == 0:
-			// Ask the store which sessions go, then record each.
-			all, err := st.Sessions(ctx)
+			r, err := act.RevokeSessions(ctx, op, f)
 			if err != nil {
 				return err
 			}
-			owner := map[string]string{}
-			for _, x := range all {
-				owner[x.ID] = x.User
-			}
-			ids, err := st.RevokeSessions(au.with(EventSessionsRevoke, f.User, "sessions "+what), f, now)
-			if err != nil {
-				return err
-			}
-			if err := au.recordSessions(what, ids, func(id string) string { return owner[id] }, "; sessions "+what); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "revoked %d session(s) %s\n", len(ids), what)
+			fmt.Fprintf(e.stdout, "revoked %d session(s) %s\n", len(r.IDs), r.What)
 		case set == 0 && len(pos) == 1:
-			x, err := st.Session(ctx, pos[0])
+			x, err := act.RevokeSession(ctx, op, pos[0])
 			if err != nil {
-				return err
-			}
-			if err := st.RevokeSession(au.with(sluis.EventSessionRevoked, x.User, "session "+x.ID), x.ID, now); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "revoked session %s of %s\n", x.ID, x.User)
@@ -858,7 +840,13 @@ func (e *env) app(args []string) error {
 	if sub == "disable" && *reason == "" {
 		return fmt.Errorf("sluis app disable: --reason is required; users see it")
 	}
-	if err := st.SetAppDisabled(au.with("admin.app."+sub, "", "app "+a.Name+"; "+strings.TrimSpace(*reason)), a.Name, sub == "disable", strings.TrimSpace(*reason), time.Now()); err != nil {
+	act, op := e.actions(c, st, au)
+	if sub == "disable" {
+		err = act.DisableApp(e.ctx, op, a.Name, *reason)
+	} else {
+		err = act.EnableApp(e.ctx, op, a.Name)
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "app %s %sd\n", a.Name, sub)
@@ -872,51 +860,36 @@ func (e *env) block(args []string) error {
 	if err != nil {
 		return err
 	}
-	sub, pos, reason, forDur := ia.sub, ia.pos, &ia.reason, &ia.forDur
-	_, st, au, err := e.admin(sub == "list")
+	sub, pos := ia.sub, ia.pos
+	c, st, au, err := e.admin(sub == "list")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	now := time.Now()
+	act, op := e.actions(c, st, au)
 	switch {
 	case sub == "add" && len(pos) == 1:
-		p, err := frontdoor.ParseCIDR(pos[0])
-		if err != nil || !p.IsValid() {
-			return fmt.Errorf("%q is not an address or a range (CIDR)", pos[0])
+		if _, err := admin.ParseCIDR(pos[0]); err != nil {
+			return err
 		}
-		if strings.TrimSpace(*reason) == "" {
+		if ia.reason == "" {
 			return fmt.Errorf("sluis block add: --reason is required")
 		}
-		covers, wide := wideRange(p)
-		if wide && !ia.force {
-			return fmt.Errorf("sluis block add: %s covers %s: it would lock out staff too, and everyone the gateway serves; to block it all the same, add --force", p, covers)
-		}
-		b := sluis.Block{CIDR: p.String(), Reason: strings.TrimSpace(*reason), CreatedAt: now}
-		if *forDur > 0 {
-			b.Until = now.Add(*forDur)
-		}
-		until := "until removed"
-		if !b.Until.IsZero() {
-			until = "until " + b.Until.Local().Format(time.DateTime)
-		}
-		forced := ""
-		if wide {
-			forced = " (forced: covers " + covers + ")"
-		}
-		if err := st.AddBlock(au.with("admin.block.add", "", fmt.Sprintf("%s %s%s; %s", b.CIDR, until, forced, b.Reason)), b); err != nil {
+		r, err := act.AddBlock(e.ctx, op, admin.BlockRequest{CIDR: pos[0], Reason: ia.reason, For: ia.forDur, Force: ia.force})
+		var wide *admin.WideRangeError
+		if errors.As(err, &wide) {
+			return fmt.Errorf("sluis block add: %s covers %s: it would lock out staff too, and everyone the gateway serves; to block it all the same, add --force", wide.CIDR, wide.Covers)
+		} else if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "blocked %s %s\n", b.CIDR, until)
+		fmt.Fprintf(e.stdout, "blocked %s %s\n", r.Block.CIDR, r.Until)
 	case sub == "remove" && len(pos) == 1:
-		p, err := frontdoor.ParseCIDR(pos[0])
+		cidr, err := act.RemoveBlock(e.ctx, op, pos[0])
 		if err != nil {
-			return fmt.Errorf("%q is not an address or a range (CIDR)", pos[0])
-		}
-		if err := st.RemoveBlock(au.with("admin.block.remove", "", p.String()), p.String()); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "unblocked %s\n", p.String())
+		fmt.Fprintf(e.stdout, "unblocked %s\n", cidr)
 	case sub == "list" && len(pos) == 0:
 		blocks, err := st.Blocks(e.ctx)
 		if err != nil {
@@ -945,28 +918,6 @@ func (e *env) block(args []string) error {
 	return nil
 }
 
-// wideRange says how many addresses p covers, and whether that is more
-// than a block of one attacker's network should: wider than /8 for IPv4 or
-// /32 for IPv6 (a whole provider), up to every address (0.0.0.0/0, ::/0).
-// Such a block refuses the operator's own staff as well.
-func wideRange(p netip.Prefix) (covers string, wide bool) {
-	host := p.Addr().BitLen() - p.Bits()
-	switch {
-	case p.Bits() == 0 && p.Addr().Is4():
-		covers = "every IPv4 address (2^32)"
-	case p.Bits() == 0:
-		covers = "every IPv6 address (2^128)"
-	case host < 63:
-		covers = strconv.FormatUint(1<<host, 10) + " addresses"
-	default:
-		covers = "2^" + strconv.Itoa(host) + " addresses"
-	}
-	if p.Addr().Is4() {
-		return covers, p.Bits() < 8
-	}
-	return covers, p.Bits() < 32
-}
-
 // emergency sets, shows and clears the emergency level; the running
 // gateway applies it on the next request.
 func (e *env) emergency(args []string) error {
@@ -974,7 +925,7 @@ func (e *env) emergency(args []string) error {
 	if err != nil {
 		return err
 	}
-	sub, pos, reason, forDur := ia.sub, ia.pos, &ia.reason, &ia.forDur
+	sub, pos := ia.sub, ia.pos
 	c, st, au, err := e.admin(sub == "status")
 	if err != nil {
 		return err
@@ -986,7 +937,7 @@ func (e *env) emergency(args []string) error {
 		return err
 	}
 	curLevel, curReason := cur.Effective(now)
-	operator := e.operator()
+	act, op := e.actions(c, st, au)
 	switch {
 	case sub == "status" && len(pos) == 0:
 		fmt.Fprintf(e.stdout, "level %s", curLevel)
@@ -1000,66 +951,29 @@ func (e *env) emergency(args []string) error {
 		fmt.Fprintln(e.stdout)
 		return nil
 	case sub == "clear" && len(pos) == 0:
-		if err := st.SetEmergency(au.with("emergency.set", "", "level normal (cleared; was "+curLevel+")"), sluis.Emergency{Level: sluis.LevelNormal, SetBy: operator, SetAt: now}); err != nil {
+		if _, err := act.ClearLevel(e.ctx, op); err != nil {
 			return err
 		}
 		fmt.Fprintln(e.stdout, "level normal")
 		return nil
 	case sub == "set" && len(pos) == 1:
 		level := pos[0]
-		switch level {
-		case sluis.LevelNormal, sluis.LevelStrict, sluis.LevelEssential, sluis.LevelLockdown, sluis.LevelClosed:
-		default:
+		if !slices.Contains(admin.Levels, level) {
 			return fmt.Errorf("unknown level %q: normal, strict, essential, lockdown or closed", level)
 		}
-		if level != sluis.LevelNormal && strings.TrimSpace(*reason) == "" {
+		if level != sluis.LevelNormal && ia.reason == "" {
 			return fmt.Errorf("sluis emergency set: --reason is required; users see it")
 		}
-		em := sluis.Emergency{Level: level, Reason: strings.TrimSpace(*reason), Previous: curLevel, SetBy: operator, SetAt: now}
-		if *forDur > 0 {
-			em.Until = now.Add(*forDur)
-		}
-		until := "until changed"
-		if !em.Until.IsZero() {
-			until = "until " + em.Until.Local().Format(time.DateTime) + ", then " + curLevel
-		}
-		if err := st.SetEmergency(au.with("emergency.set", "", fmt.Sprintf("level %s %s; %s", level, until, em.Reason)), em); err != nil {
+		r, err := act.SetLevel(e.ctx, op, admin.LevelChange{Level: level, Reason: ia.reason, For: ia.forDur})
+		if r.Emergency.Level == "" {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "level %s %s\n", level, until)
+		fmt.Fprintf(e.stdout, "level %s %s\n", level, r.Until)
+		if err != nil {
+			return err
+		}
 		if level == sluis.LevelLockdown {
-			// Everyone but the break-glass users and groups loses their
-			// session, not only their next request.
-			users, err := st.Users(e.ctx)
-			if err != nil {
-				return err
-			}
-			sessions, err := st.Sessions(e.ctx)
-			if err != nil {
-				return err
-			}
-			live := map[string]bool{} // users with a session that still counts
-			for _, x := range sessions {
-				if !x.Revoked() && now.Before(x.ExpiresAt) {
-					live[x.User] = true
-				}
-			}
-			revoked := 0
-			for _, u := range users {
-				if !live[u.Name] || c.BreakGlass().Allows(sluis.Identity{User: u.Name, Groups: u.Groups}) {
-					continue
-				}
-				ids, err := st.RevokeSessions(au.with(EventSessionsRevoke, u.Name, "every session of "+u.Name+"; lockdown"), sluis.SessionFilter{User: u.Name}, now)
-				if err != nil {
-					return fmt.Errorf("level %s is set, but revoking the sessions of %s failed: %w", level, u.Name, err)
-				}
-				name := u.Name
-				if err := au.recordSessions(name, ids, func(string) string { return name }, "; lockdown"); err != nil {
-					return err
-				}
-				revoked += len(ids)
-			}
-			fmt.Fprintf(e.stdout, "revoked %d session(s) of users outside break_glass\n", revoked)
+			fmt.Fprintf(e.stdout, "revoked %d session(s) of users outside break_glass\n", r.Revoked)
 		}
 		return nil
 	}

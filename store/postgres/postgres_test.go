@@ -418,3 +418,10 @@ func TestReady(t *testing.T) {
 		t.Fatalf("a database missing a migration: %v", err)
 	}
 }
+
+// The console's audit queries on a trail of 1,000,000 events (see
+// storetest.BenchAudit; run with -benchtime=20x).
+func BenchmarkAuditSearch(b *testing.B) {
+	srv := pgtest.Shared(b)
+	storetest.BenchAudit(b, open(b, srv.NewDatabase(b)))
+}
