@@ -35,17 +35,28 @@ var assets = map[string]struct {
 }
 
 // pageNames are the console's pages, each a template with the layout.
-var pageNames = []string{"login", "key", "message", "overview"}
+var pageNames = []string{"login", "key", "message", "overview", "users", "user", "sessions", "apps", "emergency", "blocks", "audit", "confirm"}
 
-func parsePages() (map[string]*template.Template, error) {
+func parsePages(zone *time.Location) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"when": func(t time.Time) string {
+		// when shows a time (or *time.Time) in the console's zone.
+		"when": func(v any) string {
+			var t time.Time
+			switch x := v.(type) {
+			case time.Time:
+				t = x
+			case *time.Time:
+				if x != nil {
+					t = *x
+				}
+			}
 			if t.IsZero() {
 				return "-"
 			}
-			return t.Local().Format("2006-01-02 15:04:05")
+			return t.In(zone).Format("2006-01-02 15:04:05")
 		},
-		"join": strings.Join,
+		"join":      strings.Join,
+		"chartLeft": func() int { return chartLeft },
 	}
 	pages := map[string]*template.Template{}
 	for _, name := range pageNames {

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"fmt"
 	"html/template"
@@ -12,12 +13,14 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/audit"
 	"github.com/sluis-gateway/sluis/authn"
 	"github.com/sluis-gateway/sluis/errpage"
+	"github.com/sluis-gateway/sluis/gateway"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/session"
@@ -76,6 +79,19 @@ type Options struct {
 	// shared by every node (several nodes on PostgreSQL).
 	Counters sluis.CounterStore
 
+	// Actions make the console's and the API's changes; nil leaves the
+	// console without them (and without the API).
+	Actions *Actions
+	// AuditKey is the public key the trail's checkpoints are signed with,
+	// for checking the trail; nil checks the hash chain alone.
+	AuditKey ed25519.PublicKey
+	// Open, if set, says what the running gateway has open now (attached
+	// to it: gateway.Options.Open).
+	Open *gateway.Open
+	// Zone is where the console shows and reads times; nil means the
+	// system's.
+	Zone *time.Location
+
 	// Metrics, if set, answers /metrics to the clients MetricsAccess
 	// lets through; nil (or neither a token nor networks) makes /metrics
 	// a 404.
@@ -103,6 +119,10 @@ type Server struct {
 	// The login's throttles (see newThrottles).
 	userSource, user, source *authn.Throttle
 	refusals                 *audit.Refusals
+
+	verifying sync.Mutex    // held while the trail is checked
+	verifyMu  sync.Mutex    // guards verified
+	verified  *verification // the last check of the trail
 }
 
 // New returns the admin listener's handler. Its background work ends with
@@ -131,7 +151,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		s.hosts = append(s.hosts, o.Host)
 	}
 	var err error
-	if s.pages, err = parsePages(); err != nil {
+	if s.pages, err = parsePages(s.zone()); err != nil {
 		return nil, err
 	}
 	// Passkeys are the portal's (its name is their relying party ID),

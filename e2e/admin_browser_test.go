@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,6 +178,189 @@ func TestAdminBrowserLogin(t *testing.T) {
 	for _, want := range []string{"admin.login", "passkey; logged in as operator", "no role"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit trail lacks %q:\n%s", want, audit)
+		}
+	}
+}
+
+// sessionOf returns the ID of user's newest live browser session, from
+// `sluis session list`.
+func sessionOf(t *testing.T, g *testenv.Gateway, user string) string {
+	t.Helper()
+	id := ""
+	for _, line := range strings.Split(g.MustCLI("", "session", "list"), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 2 && f[1] == user && !strings.HasPrefix(f[0], "admin-") {
+			id = f[0]
+		}
+	}
+	if id == "" {
+		t.Fatalf("%s has no session", user)
+	}
+	return id
+}
+
+// forceClick turns a disabled button on and clicks it, as someone who
+// edits the page would (through DevTools, which the page's CSP does not
+// govern): what the server does with the request is what counts.
+func forceClick(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`(function(){var b=document.querySelector(` + "`" + sel + "`" + `); b.disabled=false; b.click(); return true})()`)(ctx, tg)
+		return err
+	})
+}
+
+// The console in Chromium, for each role, logged in with a passkey: a
+// viewer sees the sessions and the level but can neither end a session
+// nor set a level (the buttons are off, and a request made all the same
+// is refused); a help desk user ends a user's session (after its
+// confirmation), which the public listener applies at once, but cannot
+// set a level; an operator sets the level closed, with its preview, and
+// the public listener refuses the user within a second.
+func TestAdminBrowserRoles(t *testing.T) {
+	w := &world{wiki: newUpstream(t)}
+	w.g = testenv.StartAdmin(t, "", testenv.App{Name: "wiki", Host: wikiHost, Upstream: w.wiki.URL, Groups: []string{"staff"}, MFA: true})
+	g := w.g
+	bctx := adminBrowser(t, g)
+	dir := artifacts(t)
+	for user, group := range map[string]string{"vera": "auditors", "hank": "servicedesk", "olga": "ict-ops"} {
+		addPasskey(t, bctx, g, user, g.AddUser(user, pw, group, "staff"))
+	}
+	anna, annaSecret := w.loggedIn(t, "anna", "staff")
+	wiki := func(c *http.Client) int {
+		req, _ := http.NewRequest("GET", g.URL(wikiHost, "/x"), nil)
+		return g.Do(c, req).StatusCode
+	}
+	if s := wiki(anna); s != http.StatusOK {
+		t.Fatalf("anna on the wiki: %d", s)
+	}
+	id := sessionOf(t, g, "anna")
+	revoke := `[data-revoke="` + id + `"]`
+
+	// The viewer.
+	adminLogin(t, bctx, g, "vera")
+	var revokeOff, levelOff bool
+	var msg string
+	err := chromedp.Do(bctx,
+		chromedp.Navigate(g.AdminURL("/sessions")),
+		chromedp.WaitVisible(chromedp.CSS(revoke)),
+		into(&revokeOff, chromedp.Evaluate[bool](`document.querySelector('`+revoke+`').disabled`)),
+		shot(dir, "admin-viewer-sessions.png"),
+		forceClick(revoke),
+		chromedp.WaitVisible(chromedp.ID("confirm")),
+		forceClick("#confirm-button"),
+		chromedp.WaitVisible(chromedp.ID("error")),
+		into(&msg, chromedp.Text(chromedp.ID("error"))),
+	)
+	if err != nil || !revokeOff || !strings.Contains(msg, "your role does not allow this") {
+		t.Fatalf("viewer ending a session: %v, button off %v, page %q", err, revokeOff, msg)
+	}
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(g.AdminURL("/emergency")),
+		chromedp.WaitVisible(chromedp.ID("level-form")),
+		into(&levelOff, chromedp.Evaluate[bool](`document.getElementById("level-set").disabled`)),
+		chromedp.SetValue(chromedp.ID("level"), "closed"),
+		chromedp.SendKeys(chromedp.ID("reason"), "viewer tries"),
+		forceClick("#level-set"),
+		chromedp.WaitVisible(chromedp.ID("confirm")),
+		forceClick("#confirm-button"),
+		chromedp.WaitVisible(chromedp.ID("error")),
+		into(&msg, chromedp.Text(chromedp.ID("error"))),
+	)
+	if err != nil || !levelOff || !strings.Contains(msg, "your role does not allow this") {
+		t.Fatalf("viewer setting a level: %v, button off %v, page %q", err, levelOff, msg)
+	}
+	if s := wiki(anna); s != http.StatusOK {
+		t.Fatalf("after the viewer: anna gets %d", s)
+	}
+	adminLogout(t, bctx, g)
+
+	// The help desk: ends anna's session, and cannot set a level.
+	adminLogin(t, bctx, g, "hank")
+	var preview string
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(g.AdminURL("/sessions")),
+		chromedp.WaitVisible(chromedp.CSS(revoke)),
+		chromedp.Click(chromedp.CSS(revoke)),
+		chromedp.WaitVisible(chromedp.ID("confirm")),
+		into(&preview, chromedp.Text(chromedp.ID("confirm"))),
+		shot(dir, "admin-helpdesk-confirm.png"),
+		chromedp.Click(chromedp.ID("confirm-button")),
+		chromedp.WaitVisible(chromedp.ID("notice")),
+		into(&msg, chromedp.Text(chromedp.ID("notice"))),
+		shot(dir, "admin-helpdesk-revoked.png"),
+	)
+	if err != nil || !strings.Contains(preview, "of anna") || !strings.Contains(msg, "Session "+id+" of anna ended.") {
+		t.Fatalf("help desk ending anna's session: %v; confirmation %q; result %q", err, preview, msg)
+	}
+	if s := wiki(anna); s != http.StatusUnauthorized { // a session no longer
+		t.Fatalf("anna after the help desk ended her session: %d", s)
+	}
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(g.AdminURL("/emergency")),
+		chromedp.WaitVisible(chromedp.ID("level-form")),
+		into(&levelOff, chromedp.Evaluate[bool](`document.getElementById("level-set").disabled`)),
+		chromedp.SetValue(chromedp.ID("level"), "closed"),
+		chromedp.SendKeys(chromedp.ID("reason"), "help desk tries"),
+		forceClick("#level-set"),
+		chromedp.WaitVisible(chromedp.ID("confirm")),
+		forceClick("#confirm-button"),
+		chromedp.WaitVisible(chromedp.ID("error")),
+		into(&msg, chromedp.Text(chromedp.ID("error"))),
+	)
+	if err != nil || !levelOff || !strings.Contains(msg, "needs the role operator") {
+		t.Fatalf("help desk setting a level: %v, button off %v, page %q", err, levelOff, msg)
+	}
+	if out := g.MustCLI("", "emergency", "status"); !strings.HasPrefix(out, "level normal") {
+		t.Fatalf("the help desk set a level: %s", out)
+	}
+	adminLogout(t, bctx, g)
+
+	// The operator: closed, after the preview; the public listener
+	// refuses anna within a second of the console's answer.
+	anna = g.Client()
+	if p := g.Login(anna, g.URL(wikiHost, "/"), "anna", pw, annaSecret); p.StatusCode != http.StatusOK {
+		t.Fatalf("anna logs in again: %d", p.StatusCode)
+	}
+	adminLogin(t, bctx, g, "olga")
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(g.AdminURL("/emergency")),
+		chromedp.WaitVisible(chromedp.ID("level-form")),
+		chromedp.SetValue(chromedp.ID("level"), "closed"),
+		chromedp.SendKeys(chromedp.ID("reason"), "incident 42"),
+		chromedp.Click(chromedp.ID("level-set")),
+		chromedp.WaitVisible(chromedp.ID("preview")),
+		into(&preview, chromedp.Text(chromedp.ID("preview"))),
+		shot(dir, "admin-operator-preview.png"),
+	)
+	if err != nil || !strings.Contains(preview, "Access through the gateway is closed: incident 42") || !strings.Contains(preview, "sessions lose every app") {
+		t.Fatalf("the level's preview: %v %q", err, preview)
+	}
+	if s := wiki(anna); s != http.StatusOK {
+		t.Fatalf("the preview changed something: anna gets %d", s)
+	}
+	err = chromedp.Do(bctx,
+		chromedp.Click(chromedp.ID("confirm-button")),
+		chromedp.WaitVisible(chromedp.ID("notice")),
+		into(&msg, chromedp.Text(chromedp.ID("notice"))),
+	)
+	set := time.Now()
+	if err != nil || !strings.Contains(msg, "The level closed is in force") {
+		t.Fatalf("setting the level: %v %q", err, msg)
+	}
+	for wiki(anna) != http.StatusServiceUnavailable {
+		if time.Since(set) > time.Second {
+			t.Fatalf("the public listener still lets anna through %s after the level was set", time.Since(set))
+		}
+		time.Sleep(20 * time.Millisecond) // polling the public listener
+	}
+	t.Logf("the public listener refused anna %s after the console's answer", time.Since(set).Round(time.Millisecond))
+	if err := chromedp.Do(bctx, shot(dir, "admin-operator-closed.png")); err != nil {
+		t.Fatal(err)
+	}
+	audit := g.MustCLI("", "audit")
+	for _, want := range []string{"by hank; session " + id, "by olga; level closed until changed; incident 42"} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("the trail lacks %q:\n%s", want, audit)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -65,9 +66,15 @@ func (e *env) serveAdmin(ctx context.Context, c *config.Config, d adminDeps) (st
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	gw := d.gw
+	auditKey, err := keys.LoadAuditKey(c.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	o := admin.Options{Host: ac.Host, Port: port, Portal: c.Portal, PortalURL: gateway.BaseURLFunc(gw.PublicPort)(c.Portal),
 		Roles:     func(groups []string) admin.Role { return admin.Roles[ac.RoleOf(groups)] },
 		AllowTOTP: ac.AllowTOTP, Store: gw.Store, Audit: gw.Audit, Sealer: gw.Sealer, Revision: gw.Revision, Counters: gw.Counters,
+		Actions:  &admin.Actions{Store: gw.Store, Config: c, Recorder: gw.Audit},
+		AuditKey: auditKey.Public().(ed25519.PublicKey), Open: gw.Open, Zone: c.Zone(),
 		Metrics: d.metrics, MetricsToken: token, MetricsNetworks: ac.MetricsNetworks(), Log: log}
 	if gw.Directory != nil {
 		o.Directory = gw.Directory
