@@ -391,10 +391,18 @@ func (s *Server) userAction(w http.ResponseWriter, r *http.Request, kind string)
 	return s.userPage(w, r, flash{Result: result + "."})
 }
 
-func (s *Server) userDisable(w http.ResponseWriter, r *http.Request) error  { return s.userAction(w, r, "disable") }
-func (s *Server) userEnable(w http.ResponseWriter, r *http.Request) error   { return s.userAction(w, r, "enable") }
-func (s *Server) userResetMFA(w http.ResponseWriter, r *http.Request) error { return s.userAction(w, r, "mfa-reset") }
-func (s *Server) userRevoke(w http.ResponseWriter, r *http.Request) error   { return s.userAction(w, r, "revoke") }
+func (s *Server) userDisable(w http.ResponseWriter, r *http.Request) error {
+	return s.userAction(w, r, "disable")
+}
+func (s *Server) userEnable(w http.ResponseWriter, r *http.Request) error {
+	return s.userAction(w, r, "enable")
+}
+func (s *Server) userResetMFA(w http.ResponseWriter, r *http.Request) error {
+	return s.userAction(w, r, "mfa-reset")
+}
+func (s *Server) userRevoke(w http.ResponseWriter, r *http.Request) error {
+	return s.userAction(w, r, "revoke")
+}
 
 // ---- sessions and tunnels ----
 
@@ -624,7 +632,7 @@ func (s *Server) appDisable(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !confirmed {
 		return s.confirm(w, r, "Confirm", RoleOperator, confirmData{Action: "/apps/" + url.PathEscape(name) + "/disable",
-			Lines: []string{"Switch " + name + " off for everyone? Its open requests, WebSockets and tunnels end, and until it is switched on again users read:", appOffNotice(why)},
+			Lines:  []string{"Switch " + name + " off for everyone? Its open requests, WebSockets and tunnels end, and until it is switched on again users read:", appOffNotice(why)},
 			Fields: []formField{{"reason", why}}, Button: "Switch " + name + " off", Back: "/apps"})
 	}
 	if err := s.o.Actions.DisableApp(r.Context(), c.op, name, why); err != nil {
@@ -850,8 +858,8 @@ func (s *Server) blockRemove(w http.ResponseWriter, r *http.Request) error {
 // ---- audit ----
 
 type auditData struct {
-	Q        auditForm
-	Events   []sluis.Event
+	Q      auditForm
+	Events []sluis.Event
 	// Next is the URL of the next page ("" on the last), Export that of
 	// the export of this period: built here from url.Values.
 	Next     template.URL

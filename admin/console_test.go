@@ -65,15 +65,15 @@ func TestAdminConsolePages(t *testing.T) {
 	for _, user := range []string{"vera", "hank", "olga"} {
 		c := e.login(user)
 		for path, want := range map[string]string{
-			"/":              `id="level-name"`,
-			"/users":         `href="/users/anna"`,
-			"/users/anna":    `id="user-sessions"`,
-			"/users?q=staff": `href="/users/sam"`,
-			"/sessions":      `data-session="s-anna"`,
-			"/apps":          `data-app="rdp"`,
-			"/emergency":     `id="level-form"`,
-			"/blocks":        `id="block-form"`,
-			"/audit":         `id="events"`,
+			"/":                                    `id="level-name"`,
+			"/users":                               `href="/users/anna"`,
+			"/users/anna":                          `id="user-sessions"`,
+			"/users?q=staff":                       `href="/users/sam"`,
+			"/sessions":                            `data-session="s-anna"`,
+			"/apps":                                `data-app="rdp"`,
+			"/emergency":                           `id="level-form"`,
+			"/blocks":                              `id="block-form"`,
+			"/audit":                               `id="events"`,
 			"/audit?type=admin.login&user=" + user: "logged in as",
 		} {
 			resp, body := e.do(c, "GET", path, nil)

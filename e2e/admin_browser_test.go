@@ -204,7 +204,7 @@ func sessionOf(t *testing.T, g *testenv.Gateway, user string) string {
 // govern): what the server does with the request is what counts.
 func forceClick(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool](`(function(){var b=document.querySelector(` + "`" + sel + "`" + `); b.disabled=false; b.click(); return true})()`)(ctx, tg)
+		_, err := chromedp.Evaluate[bool](`(function(){var b=document.querySelector(`+"`"+sel+"`"+`); b.disabled=false; b.click(); return true})()`)(ctx, tg)
 		return err
 	})
 }
