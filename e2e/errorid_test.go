@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -275,5 +276,39 @@ func TestErrorIDsOfTheTunnelServer(t *testing.T) {
 				t.Errorf("log line: %q", line)
 			}
 		})
+	}
+}
+
+// TestErrorIDOfJSONRefusals: the portal's JSON answers (device login,
+// passkeys) carry the error ID of a refusal too, logged with its status
+// and cause, and the passkey script shows it with the error.
+func TestErrorIDOfJSONRefusals(t *testing.T) {
+	g := testenv.Start(t)
+	c := g.ClientFrom("127.0.0.12")
+	var p testenv.Page
+	for i := 0; i < 50; i++ {
+		req, _ := http.NewRequest("POST", g.URL(g.Portal, "/device/start"), strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		if p = g.Do(c, req); p.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+	}
+	if p.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("50 device logins from one source: %d, want 429 at last", p.StatusCode)
+	}
+	var answer struct {
+		Error   string `json:"error"`
+		ErrorID string `json:"error_id"`
+	}
+	if err := json.Unmarshal([]byte(p.Body), &answer); err != nil || answer.Error == "" || len(answer.ErrorID) != 12 {
+		t.Fatalf("the 429 answer has no error and ID: %v %s", err, p.Body)
+	}
+	var line string
+	await(t, 5*time.Second, "the log line of error ID "+answer.ErrorID, func() bool {
+		line = logLine(g.Logs(), "error_id="+answer.ErrorID)
+		return line != ""
+	})
+	if !strings.Contains(line, "status=429") || !strings.Contains(line, "Try again") {
+		t.Errorf("log line lacks the status or the cause: %s", line)
 	}
 }

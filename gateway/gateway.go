@@ -98,6 +98,11 @@ type Options struct {
 	// package lease): the directory re-check runs only on the node that
 	// holds lease.DirectoryRecheck. Nil means always (one node).
 	Holds func(name string) bool
+	// OnReload, if set, is told the outcome of every reload of the
+	// configuration (`sluis reload`, SIGHUP): true when the new one is in
+	// force, false when it was rejected and the running one stays (for
+	// the metrics).
+	OnReload func(ok bool)
 	// Open, if set, is attached to this gateway: it then reads the
 	// requests and tunnels open now, for the admin console.
 	Open *Open
@@ -144,8 +149,9 @@ func Apps(c *config.Config) []sluis.App {
 }
 
 // New returns the gateway's public handler. Its background work (re-checking
-// the requests in flight and the tunnels) ends with ctx.
-func New(ctx context.Context, o Options) (http.Handler, error) {
+// the requests in flight and the tunnels) ends with ctx. Reload replaces
+// its configuration while it serves.
+func New(ctx context.Context, o Options) (*Gateway, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -154,17 +160,17 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	}
 	base := BaseURLFunc(o.PublicPort)
 	c := o.Config
-	apps := Apps(c)
 	rec := o.Audit
 	if rec == nil {
 		rec = &audit.Recorder{Store: o.Store, Log: o.Log, Now: o.Now}
 	}
-	sessions := &session.Service{Store: o.Store, Now: o.Now, IdleTimeout: c.Session.IdleTimeout.D(), Revision: o.Revision}
-	p := &portal.Portal{
-		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: sessions, Audit: rec,
-		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,
-		Directory: o.Directory, SSO: o.SSO, Health: o.Health, Counters: o.Counters, Refusals: &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now},
-	}
+	g := &Gateway{ctx: ctx, o: o, base: base, audit: rec, transports: map[time.Duration]*proxy.Transport{}}
+	// What follows lives as long as the gateway, across reloads: the
+	// sessions' idle clocks, the requests in flight and the tunnels (which
+	// a reload decides again, and does not cut), the cached block list and
+	// operator's switches, the folding of refusals and denials.
+	g.sessions = &session.Service{Store: o.Store, Now: o.Now, IdleTimeout: c.Session.IdleTimeout.D(), Revision: o.Revision}
+	g.refusals = &audit.Refusals{Every: c.Audit.FoldRefusals.D(), PerMinute: c.Audit.RefusalsPerMinute, Now: o.Now}
 	// Folded refusals are written once their interval has passed, even
 	// when the attempts stop.
 	foldEvery := c.Audit.FoldRefusals.D()
@@ -172,7 +178,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		foldEvery = time.Minute
 	}
 	go every(ctx, min(10*time.Second, max(foldEvery/2, 100*time.Millisecond)), func() {
-		for _, e := range p.Refusals.Flush() {
+		for _, e := range g.refusals.Flush() {
 			rec.Record(ctx, e)
 		}
 	})
@@ -182,16 +188,101 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Passkeys = pk
-	if err := p.Init(); err != nil {
-		return nil, err
-	}
-	hosts := map[string]http.Handler{}
+	g.passkeys = pk
 	revision := o.Revision
 	if revision == nil {
 		revision = o.Store.Revision
 	}
-	blocks := &frontdoor.BlockList{Load: o.Store.Blocks, Revision: revision, Now: o.Now}
+	g.blocks = &frontdoor.BlockList{Load: o.Store.Blocks, Revision: revision, Now: o.Now}
+	if o.ConnAbuse != nil {
+		// The detector of the configuration in force.
+		o.ConnAbuse(func(ctx context.Context, src, rule, detail string) {
+			g.state.Load().detector.ProbeConn(ctx, src, rule, detail)
+		})
+	}
+	g.transport = proxy.NewTransport()
+	// One answer to "is this source blocked?" for the front door, the
+	// requests in flight and tunnels: the stored list. A store that
+	// cannot be read counts as blocked for what is already open (it is
+	// checked again within a second) and as not blocked at the front door
+	// (which logs it), so a broken store does not lock everyone out.
+	g.blockedNow = func(ctx context.Context, src string) bool {
+		b, err := g.blocks.Blocked(ctx, src)
+		return err != nil || b
+	}
+	// The operator's controls, read from the store; a reload keeps them.
+	g.switches = &appSwitches{store: o.Store, revision: revision, clock: o.Now}
+	g.live = &liveConns{sessions: g.sessions, blocked: g.blockedNow, log: o.Log, onlyUpgrades: o.TrackOnlyUpgrades,
+		situation: g.situation, switches: g.switches, current: g.webApp}
+	g.denied = &audit.Folder{Now: o.Now}
+	g.tunnels = &tunnel.Server{Sessions: g.sessions, Audit: rec, Situation: g.situation, Denied: &audit.Folder{Now: o.Now},
+		Blocked: g.blockedNow, Dial: (&tunnel.Dialer{}).Dial, Now: o.Now, Log: o.Log, Counters: o.Counters, Holder: o.Holder}
+	if o.Open != nil {
+		o.Open.attach(g.live, g.tunnels)
+	}
+	st, err := g.build(o.Config, Providers{Directory: o.Directory, DirectoryRecheck: o.DirectoryRecheck, SSO: o.SSO})
+	if err != nil {
+		return nil, err
+	}
+	g.install(st, nil)
+	if o.OnChange != nil {
+		o.OnChange(g.live.queueRecheck)
+	}
+	go every(ctx, RecheckInterval, g.live.queueRecheck)
+	if o.Counters != nil {
+		go every(ctx, tunnel.ShareRenew, func() { g.tunnels.RenewShares(ctx) })
+	}
+	if o.OnChange != nil {
+		o.OnChange(g.tunnels.Recheck)
+	}
+	if o.Cut != nil {
+		go func() {
+			select {
+			case <-o.Cut:
+				g.tunnels.CutAll()
+				g.live.cutAll()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	// Tunnels are checked every second too: it also keeps the sessions of
+	// open tunnels from idling out, and ends them at their expiry.
+	go every(ctx, time.Second, g.tunnels.Recheck)
+	return g, nil
+}
+
+// build makes the part of the gateway that a configuration decides (see
+// state) from c and the providers made from it. It starts the state's
+// background work, which ends with the state (install).
+func (g *Gateway) build(c *config.Config, prov Providers) (*state, error) {
+	o, base := g.o, g.base
+	apps := Apps(c)
+	ctx, stop := context.WithCancel(g.ctx)
+	st := &state{config: c, apps: map[string]sluis.App{}, stop: stop}
+	ok := false
+	defer func() {
+		if !ok {
+			stop()
+		}
+	}()
+	for _, app := range apps {
+		st.apps[app.Name] = app
+	}
+	rec := g.audit
+	st.situations = &situations{switches: g.switches, now: o.Now, zone: c.Zone(), reauthAfter: c.Strict.ReauthAfter.D(), breakGlass: c.BreakGlass()}
+	situation := st.situations.get
+	p := &portal.Portal{
+		Host: c.Portal, BaseURL: base, Apps: apps, Store: o.Store, Sessions: g.sessions, Audit: rec,
+		Sealer: o.Sealer, Signer: o.Signer, Lifetime: c.Session.Lifetime.D(), Now: o.Now, Log: o.Log,
+		Directory: prov.Directory, SSO: prov.SSO, Health: o.Health, Counters: o.Counters, Refusals: g.refusals,
+		Passkeys: g.passkeys, Situation: situation,
+	}
+	if err := p.Init(); err != nil {
+		return nil, err
+	}
+	st.portal = p
+	hosts := map[string]http.Handler{}
+	blocks := g.blocks
 	detector := &frontdoor.Detector{
 		BlockAfter: c.Probes.BlockAfter, BlockWindow: c.Probes.BlockWindow.D(), BlockFor: c.Probes.BlockFor.D(),
 		EventEvery: c.Probes.EventEvery.D(), Record: rec.Record, Now: o.Now, Counters: o.Counters, Log: o.Log,
@@ -209,29 +300,8 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			return err
 		},
 	}
-	if o.ConnAbuse != nil {
-		o.ConnAbuse(detector.ProbeConn)
-	}
-	transport := proxy.NewTransport()
-	// One answer to "is this source blocked?" for the front door, the
-	// requests in flight and tunnels: the stored list. A store that
-	// cannot be read counts as blocked for what is already open (it is
-	// checked again within a second) and as not blocked at the front door
-	// (which logs it), so a broken store does not lock everyone out.
-	blockedNow := func(ctx context.Context, src string) bool {
-		b, err := blocks.Blocked(ctx, src)
-		return err != nil || b
-	}
-	live := &liveConns{sessions: sessions, blocked: blockedNow, log: o.Log, onlyUpgrades: o.TrackOnlyUpgrades}
-	denied := &audit.Folder{Now: o.Now}
-	sits := newSituations(c, o.Store, revision, o.Now)
-	situation := sits.get
-	p.Situation = situation
-	live.situation, live.switches = situation, sits.switches
-	if o.OnChange != nil {
-		o.OnChange(live.queueRecheck)
-	}
-	go every(ctx, RecheckInterval, live.queueRecheck)
+	st.detector = detector
+	live, denied := g.live, g.denied
 	var appHosts []string
 	for _, app := range apps {
 		if app.TCP == "" {
@@ -242,18 +312,12 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		if app.TCP != "" {
 			continue // reached through tunnels, not a host of its own
 		}
-		tr := transport
-		if app.ResponseHeaderTimeout > 0 {
-			// An app that may answer slowly (long polling, reports) has
-			// connections of its own with its own wait.
-			tr = proxy.NewTransport()
-			tr.ResponseHeaderTimeout, tr.Fallback.ResponseHeaderTimeout = app.ResponseHeaderTimeout, app.ResponseHeaderTimeout
-		}
+		tr := g.transportFor(app.ResponseHeaderTimeout)
 		px, err := proxy.New(app, base(app.Host), o.Signer, tr, o.Now, o.Log)
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}
-		hosts[app.Host] = &appHandler{app: app, sessions: sessions, audit: rec, proxy: px, situation: situation,
+		hosts[app.Host] = &appHandler{app: app, sessions: g.sessions, audit: rec, proxy: px, situation: situation,
 			login: base(c.Portal) + "/login", base: base(app.Host),
 			callback: (&handover.Host{App: app, Store: o.Store, AppHosts: appHosts, BaseURL: base, Portal: c.Portal, Now: o.Now, Log: o.Log}).Callback(),
 			logout:   (&handover.Host{App: app, Store: o.Store, AppHosts: appHosts, BaseURL: base, Portal: c.Portal, Now: o.Now, Log: o.Log}).Logout(), log: o.Log, live: live, detector: detector, denied: denied}
@@ -262,41 +326,15 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 
 	// Tunnels to TCP apps open on the portal's host, with a token of
 	// their own (not a browser's cookie).
-	tcpApps := map[string]sluis.App{}
+	st.tunnels = tunnel.Settings{Apps: map[string]sluis.App{}, IdleTimeout: c.Tunnels.IdleTimeout.D(), MaxPerUser: c.Tunnels.MaxPerUser}
 	for _, app := range apps {
 		if app.TCP != "" {
-			tcpApps[app.Name] = app
+			st.tunnels.Apps[app.Name] = app
 		}
 	}
-	dialer := &tunnel.Dialer{}
-	tunnels := &tunnel.Server{Apps: tcpApps, Sessions: sessions, Audit: rec, Situation: situation, Denied: &audit.Folder{Now: o.Now},
-		Blocked: blockedNow,
-		Dial:    dialer.Dial, IdleTimeout: c.Tunnels.IdleTimeout.D(), MaxPerUser: c.Tunnels.MaxPerUser, Now: o.Now, Log: o.Log,
-		Counters: o.Counters, Holder: o.Holder}
-	if o.Counters != nil {
-		go every(ctx, tunnel.ShareRenew, func() { tunnels.RenewShares(ctx) })
-	}
-	if o.Open != nil {
-		o.Open.attach(live, tunnels)
-	}
-	if o.OnChange != nil {
-		o.OnChange(tunnels.Recheck)
-	}
-	if o.Cut != nil {
-		go func() {
-			select {
-			case <-o.Cut:
-				tunnels.CutAll()
-				live.cutAll()
-			case <-ctx.Done():
-			}
-		}()
-	}
-	// Tunnels are checked every second too: it also keeps the sessions of
-	// open tunnels from idling out, and ends them at their expiry.
-	go every(ctx, time.Second, tunnels.Recheck)
-	if rc, ok := o.Directory.(Rechecker); ok && o.DirectoryRecheck > 0 {
-		go every(ctx, o.DirectoryRecheck, func() {
+	tunnels := g.tunnels
+	if rc, ok := prov.Directory.(Rechecker); ok && prov.DirectoryRecheck > 0 {
+		go every(ctx, prov.DirectoryRecheck, func() {
 			if o.Holds == nil || o.Holds(lease.DirectoryRecheck) {
 				recheckDirectory(ctx, o.Store, rc, rec, o.Log)
 			}
@@ -325,10 +363,12 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 			lenient[app.Host] = frontdoor.Leniency{EncodedSlashes: app.EncodedSlashes, PathParams: app.PathParams}
 		}
 	}
-	return &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Lenient: lenient, Proxies: c.Proxies(), Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	st.door = &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Lenient: lenient, Proxies: c.Proxies(), Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The front door has canonicalised r.Host and refused unknown ones.
 		hosts[r.Host].ServeHTTP(w, r)
-	})}, nil
+	})}
+	ok = true
+	return st, nil
 }
 
 type appHandler struct {

@@ -32,7 +32,12 @@ type liveConns struct {
 	situation func(ctx context.Context, app string) (policy.Situation, error)
 	switches  *appSwitches // for when a timed emergency level runs out
 	blocked   func(ctx context.Context, src string) bool
-	log       *slog.Logger // nil: slog.Default
+	// current, if set, returns the app of that name in the configuration
+	// in force: a request is decided again with the app as it is now
+	// (a reload may have changed its rules or removed it). Nil decides
+	// with the app the request was opened with.
+	current func(name string) (sluis.App, bool)
+	log     *slog.Logger // nil: slog.Default
 	// onlyUpgrades registers upgraded connections only, as sluis did
 	// before: for bench/frontdoor, to measure what tracking costs.
 	onlyUpgrades bool
@@ -258,16 +263,23 @@ func (l *liveConns) recheck() {
 // list.
 func (l *liveConns) allowed(c *liveConn) bool {
 	ctx := context.Background()
-	a, err := l.sessions.Lookup(ctx, c.token, c.app.Host)
+	app := *c.app
+	if l.current != nil {
+		var ok bool
+		if app, ok = l.current(c.app.Name); !ok {
+			return false // the app is no longer configured
+		}
+	}
+	a, err := l.sessions.Lookup(ctx, c.token, app.Host)
 	if err != nil || a.Session.Stage != sluis.StageComplete {
 		return false
 	}
-	sit, err := l.situation(ctx, c.app.Name)
+	sit, err := l.situation(ctx, app.Name)
 	if err != nil {
 		return false
 	}
 	src, _ := netip.ParseAddr(c.source)
-	if policy.Decide(a.Identity(), *c.app, policy.Request{Method: c.method, Path: c.path, Source: src}, sit).Outcome != policy.Allow {
+	if policy.Decide(a.Identity(), app, policy.Request{Method: c.method, Path: c.path, Source: src}, sit).Outcome != policy.Allow {
 		return false
 	}
 	return l.blocked == nil || !l.blocked(ctx, c.source)

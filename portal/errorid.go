@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -16,6 +17,7 @@ import (
 type refusalNote struct {
 	r               *http.Request
 	id, user, cause string
+	log             *slog.Logger
 }
 
 type refusalNoteKey struct{}
@@ -37,8 +39,8 @@ func unwrap(w http.ResponseWriter) http.ResponseWriter {
 	return w
 }
 
-func noted(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request, *refusalNote) {
-	n := &refusalNote{}
+func noted(w http.ResponseWriter, r *http.Request, log *slog.Logger) (http.ResponseWriter, *http.Request, *refusalNote) {
+	n := &refusalNote{log: log}
 	n.r = r.WithContext(context.WithValue(r.Context(), refusalNoteKey{}, n))
 	return &noteWriter{w, n}, n.r, n
 }
@@ -69,6 +71,12 @@ func noteRefusal(r *http.Request, user, cause string) string {
 // and logs it with the noted user and cause (or the page's own words).
 // Other pages, and writers that did not come through wrap, get none.
 func (p *Portal) pageErrorID(w http.ResponseWriter, status int, page, words string) string {
+	return refusalID(w, status, page, words)
+}
+
+// refusalID is pageErrorID for an answer that is not a page: the JSON
+// refusals of the passkey and device endpoints (page names the endpoint).
+func refusalID(w http.ResponseWriter, status int, page, words string) string {
 	nw, ok := w.(*noteWriter)
 	if !ok || status < 400 {
 		return ""
@@ -79,6 +87,6 @@ func (p *Portal) pageErrorID(w http.ResponseWriter, status int, page, words stri
 		cause = page + " page: " + strings.TrimSuffix(words, ".")
 	}
 	id := n.errorID()
-	errpage.Log(n.r.Context(), p.Log, n.r, id, errpage.Refusal{Status: status, Cause: "portal: " + cause, User: n.user})
+	errpage.Log(n.r.Context(), n.log, n.r, id, errpage.Refusal{Status: status, Cause: "portal: " + cause, User: n.user})
 	return id
 }

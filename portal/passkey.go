@@ -44,9 +44,16 @@ type jsonAnswer struct {
 	Redirect string `json:"redirect,omitempty"`
 	Message  string `json:"message,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// ErrorID names a refusal (status 400 and up) in the log, for the
+	// help desk: the page shows it with the error.
+	ErrorID string `json:"error_id,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
+	if a, ok := v.(jsonAnswer); ok && status >= 400 && a.Error != "" {
+		a.ErrorID = refusalID(w, status, "JSON", a.Error)
+		v = a
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

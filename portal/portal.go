@@ -341,7 +341,7 @@ func (e statusError) Error() string { return http.StatusText(int(e)) }
 
 func (p *Portal) wrap(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w, r, n := noted(w, r)
+		w, r, n := noted(w, r, p.Log)
 		err := h(w, r)
 		if err == nil {
 			return

@@ -37,6 +37,9 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # TestTwoNodesOnPostgreSQL run a real server as the postgres account
 # (internal/pgtest).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# wrk: e2e's TestReloadUnderLoad loads an app for 10 s while the
+# configuration is reloaded every second (the benchmarks use it too).
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test.sh: installing ${missing[*]} from Debian's packages"
 	sudo=""

@@ -29,6 +29,9 @@ type Service struct {
 	Revision func(ctx context.Context) (int64, error)
 
 	rev revisionGate
+	// idle, once set (SetIdleTimeout), replaces IdleTimeout: a reload
+	// changes it while lookups run.
+	idle atomic.Pointer[time.Duration]
 
 	// mu guards cache and clocks.
 	mu     sync.RWMutex
@@ -214,7 +217,7 @@ func (s *Service) valid(a *Active, now time.Time) bool {
 		return false
 	case !now.Before(a.Session.ExpiresAt):
 		return false
-	case s.IdleTimeout > 0 && now.Sub(time.Unix(0, a.clock.lastSeen.Load())) >= s.IdleTimeout:
+	case s.idleTimeout() > 0 && now.Sub(time.Unix(0, a.clock.lastSeen.Load())) >= s.idleTimeout():
 		return false
 	}
 	return true

@@ -333,3 +333,26 @@ func TestIdleClockIsSharedByTheSessionsHosts(t *testing.T) {
 		t.Fatalf("portal after working in the app: %v", err)
 	}
 }
+
+// A reloaded idle timeout counts at the next lookup, against the clock
+// the session already had: shorter ends a session idle for longer, longer
+// keeps one that the old timeout would have ended.
+func TestSetIdleTimeout(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	tok, _ := f.login(t, "wiki.test")
+	f.advance(10 * time.Minute)
+	if _, err := f.svc.Lookup(ctx, tok, "wiki.test"); err != nil {
+		t.Fatalf("under 30m: %v", err)
+	}
+	f.advance(20 * time.Minute)
+	f.svc.SetIdleTimeout(time.Hour)
+	if _, err := f.svc.Lookup(ctx, tok, "wiki.test"); err != nil {
+		t.Fatalf("20 idle minutes with the timeout raised to 1h: %v", err)
+	}
+	f.advance(10 * time.Minute)
+	f.svc.SetIdleTimeout(5 * time.Minute)
+	if _, err := f.svc.Lookup(ctx, tok, "wiki.test"); err != session.ErrNoSession {
+		t.Fatalf("10 idle minutes with the timeout lowered to 5m: %v", err)
+	}
+}

@@ -82,6 +82,10 @@ type Server struct {
 	Now      func() time.Time
 	Log      *slog.Logger
 
+	// settings, once set (Configure), replaces Apps, IdleTimeout and
+	// MaxPerUser: a reload changes them while tunnels run.
+	settings atomic.Pointer[Settings]
+
 	mu      sync.Mutex // guards live and perUser
 	live    map[*stream]struct{}
 	perUser map[string]int
@@ -222,7 +226,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
-	app, ok := s.Apps[name]
+	app, ok := s.app(name)
 	if !ok {
 		s.refuse(w, r, http.StatusNotFound, "no such app", "no TCP app of that name", a.User.Name, "")
 		return
@@ -311,7 +315,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // is cancelled (a revocation), and returns the bytes each way and why it
 // ended.
 func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body io.Reader, w io.Writer, rc *http.ResponseController, target net.Conn) (up, down int64, why string) {
-	idle := s.IdleTimeout
+	idle := s.current().IdleTimeout
 	if idle == 0 {
 		idle = DefaultIdleTimeout
 	}
@@ -442,8 +446,8 @@ func (s *Server) RenewShares(ctx context.Context) {
 }
 
 func (s *Server) maxPerUser() int {
-	if s.MaxPerUser > 0 {
-		return s.MaxPerUser
+	if m := s.current().MaxPerUser; m > 0 {
+		return m
 	}
 	return DefaultMaxPerUser
 }
@@ -504,7 +508,8 @@ func (s *Server) Recheck() {
 	ctx := context.Background()
 	for _, st := range streams {
 		a, err := s.Sessions.Lookup(ctx, st.token, Host)
-		if err != nil || s.allowed(ctx, a, s.Apps[st.app], st.source) != "" {
+		app, _ := s.app(st.app) // an app no longer configured allows nobody
+		if err != nil || s.allowed(ctx, a, app, st.source) != "" {
 			st.cancel(errRevoked)
 		}
 	}

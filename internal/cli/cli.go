@@ -22,6 +22,8 @@ Usage: sluis [--config FILE] COMMAND [ARGS]
 
 Gateway:
   serve                                  run the gateway
+  reload                                 the running gateway reads its configuration again (as SIGHUP);
+                                         prints "reloaded", or the problems and exits 1 (the running one stays)
   init [--new]                           create the data_dir (--new: fill an incomplete one, losing what it lost)
   demo [--listen ADDR] [--data DIR]      run a self-contained demo
 
@@ -111,6 +113,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch cmd {
 	case "serve":
 		return e.serve(rest)
+	case "reload":
+		return e.reloadCmd(rest)
 	case "init":
 		return e.initDataDir(rest)
 	case "demo":

@@ -34,7 +34,6 @@ import (
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/lease"
 	"github.com/sluis-gateway/sluis/proxyproto"
-	"github.com/sluis-gateway/sluis/sso"
 	"github.com/sluis-gateway/sluis/store/postgres"
 	"github.com/sluis-gateway/sluis/store/sqlite"
 )
@@ -489,6 +488,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		}
 		tlsConf.Certificates = []tls.Certificate{cert}
 	}
+	cert := reloadableCert(tlsConf)
 
 	// URLs carry the port users reach: public_url's behind a balancer.
 	publicPort := c.PublicPort(port)
@@ -526,27 +526,11 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		ConnAbuse: func(report func(ctx context.Context, src, rule, detail string)) {
 			conns.Abuse = func(src, rule, detail string) { report(watchCtx, src, rule, detail) }
 		}}
-	if c.LDAP != nil {
-		dir, err := newDirectory(c.LDAP, log)
-		if err != nil {
-			return err
-		}
-		opts.Directory = dir
-		opts.DirectoryRecheck = c.LDAP.RecheckEvery.D()
+	prov, dir, err := newProviders(c, base, log)
+	if err != nil {
+		return err
 	}
-	for i, o := range c.OIDC {
-		secret, err := os.ReadFile(o.ClientSecretFile)
-		if err != nil {
-			return fmt.Errorf("oidc[%d].client_secret_file: %w", i, err)
-		}
-		pr, err := sso.New(sso.Config{Name: o.Name, Title: o.Title, Issuer: o.Issuer, ClientID: o.ClientID,
-			ClientSecret: strings.TrimRight(string(secret), "\r\n"), RedirectURL: base(c.Portal) + "/login/oidc/" + o.Name + "/callback",
-			Scopes: o.Scopes, UsernameClaim: o.UsernameClaim, GroupsClaim: o.GroupsClaim, Groups: o.Groups, MFAAMR: o.MFAAMR, MFAACR: o.MFAACR})
-		if err != nil {
-			return fmt.Errorf("oidc[%d]: %w", i, err)
-		}
-		opts.SSO = append(opts.SSO, pr)
-	}
+	opts.Directory, opts.DirectoryRecheck, opts.SSO = prov.Directory, prov.DirectoryRecheck, prov.SSO
 	// The admin listener (admin:), apart from the public one; Open lets
 	// its console read what the gateway has open.
 	opts.Open = &gateway.Open{}
@@ -554,11 +538,14 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	if err != nil {
 		return err
 	}
-	stopAdmin, err := e.serveAdmin(watchCtx, c, adminDeps{gw: opts, cert: tlsConf.Certificates[0]})
+	stopAdmin, err := e.serveAdmin(watchCtx, c, adminDeps{gw: opts, cert: *cert.Load()})
 	if err != nil {
 		return err
 	}
 	defer stopAdmin()
+	// `sluis reload` and SIGHUP read the configuration file again.
+	reloads := &reloader{gw: handler, log: log, base: base, cert: cert, onReload: opts.OnReload, current: c, dir: dir}
+	defer e.serveReloads(watchCtx, reloads, c.DataDir)()
 	srv := &http.Server{
 		// The listener closes a connection that begins no request within
 		// the header timeout; for HTTP/2 (a connection without a stream)

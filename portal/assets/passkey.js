@@ -51,7 +51,7 @@
       body: JSON.stringify(body || {})
     }).then(function (res) {
       return res.json().catch(function () { return {}; }).then(function (j) {
-        if (!res.ok) throw new Error(j.error || ("The portal answered " + res.status + "."));
+        if (!res.ok) throw new Error((j.error || ("The portal answered " + res.status + ".")) + (j.error_id ? " Error ID: " + j.error_id : ""));
         return j;
       });
     });
