@@ -59,23 +59,41 @@ func (s *Server) consoleRoutes() []Route {
 	}
 }
 
-// apiHandler is the JSON API (see API), behind the console's login:
-// without Actions it answers 404.
+// apiHandler is the JSON API (see API), behind the console's login, with
+// the Actions in force (SetActions): without them it answers 404.
 func (s *Server) apiHandler() http.Handler {
-	if s.o.Actions == nil {
-		return http.HandlerFunc(s.notFound)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api := s.api.Load()
+		if api == nil {
+			s.notFound(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// actions are the Actions in force; nil without them.
+func (s *Server) actions() *Actions { return s.act.Load() }
+
+// SetActions puts a in force for the console and the API: a reloaded
+// configuration's apps and break-glass staff count from the next request.
+func (s *Server) SetActions(a *Actions) {
+	s.act.Store(a)
+	if a == nil {
+		s.api.Store(nil)
+		return
 	}
-	api := &API{Actions: s.o.Actions, AuditKey: s.o.AuditKey, Log: s.o.Log}
+	api := &API{Actions: a, AuditKey: s.o.AuditKey, Log: s.o.Log}
 	if s.o.Open != nil {
 		api.Connected = func() map[string]Connected {
 			out := map[string]Connected{}
-			for _, a := range s.o.Open.Apps() {
-				out[a.App] = Connected{Tunnels: a.Tunnels, Streams: a.WebSockets + a.Streams}
+			for _, x := range s.o.Open.Apps() {
+				out[x.App] = Connected{Tunnels: x.Tunnels, Streams: x.WebSockets + x.Streams}
 			}
 			return out
 		}
 	}
-	return api
+	s.api.Store(api)
 }
 
 // flash is what an action says on the page it returns to: its result, or
@@ -129,7 +147,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) (c *console, con
 	if !macEqual(r.PostFormValue("csrf"), c.csrf) {
 		return nil, false, errStatus(http.StatusForbidden)
 	}
-	if s.o.Actions == nil {
+	if s.actions() == nil {
 		return nil, false, errStatus(http.StatusNotFound)
 	}
 	return c, r.PostFormValue("confirm") == "1", nil
@@ -190,11 +208,12 @@ type overviewData struct {
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) error {
 	d := s.pageFor(r, "Overview")
 	d.Nav = "overview"
-	if s.o.Actions == nil {
+	api := s.api.Load()
+	if api == nil {
 		return s.render(w, http.StatusOK, "overview", d)
 	}
 	now := s.now()
-	o, err := (&API{Actions: s.o.Actions}).Overview(r.Context(), now)
+	o, err := api.Overview(r.Context(), now)
 	if err != nil {
 		return err
 	}
@@ -359,13 +378,13 @@ func (s *Server) userAction(w http.ResponseWriter, r *http.Request, kind string)
 		var ch UserChange
 		switch kind {
 		case "disable":
-			ch, err = s.o.Actions.DisableUser(ctx, c.op, name)
+			ch, err = s.actions().DisableUser(ctx, c.op, name)
 			result = "disabled"
 		case "enable":
-			ch, err = s.o.Actions.EnableUser(ctx, c.op, name)
+			ch, err = s.actions().EnableUser(ctx, c.op, name)
 			result = "enabled"
 		default:
-			ch, err = s.o.Actions.ResetMFA(ctx, c.op, name)
+			ch, err = s.actions().ResetMFA(ctx, c.op, name)
 			result = "has no second factor now, and enrols again at the next login"
 		}
 		result = ch.User + " " + result
@@ -378,7 +397,7 @@ func (s *Server) userAction(w http.ResponseWriter, r *http.Request, kind string)
 		}
 	case "revoke":
 		var rv Revoked
-		rv, err = s.o.Actions.RevokeSessions(ctx, c.op, sluis.SessionFilter{User: name})
+		rv, err = s.actions().RevokeSessions(ctx, c.op, sluis.SessionFilter{User: name})
 		result = fmt.Sprintf("%d session(s) %s ended", len(rv.IDs), rv.What)
 	}
 	if err != nil {
@@ -425,8 +444,8 @@ func (s *Server) sessionsPage(w http.ResponseWriter, r *http.Request, f flash) e
 		Helpdesk: consoleOf(r).op.Role >= RoleHelpdesk, Operator: consoleOf(r).op.Role >= RoleOperator}
 	d := s.pageFor(r, "Sessions and tunnels")
 	d.Nav = "sessions"
-	if s.o.Actions != nil {
-		for _, a := range s.o.Actions.Config.Apps {
+	if s.actions() != nil {
+		for _, a := range s.actions().Config.Apps {
 			if a.Host != "" {
 				sd.Apps = append(sd.Apps, a.Name)
 			}
@@ -442,8 +461,8 @@ func (s *Server) sessionsPage(w http.ResponseWriter, r *http.Request, f flash) e
 			user = "\x00" // matches nobody
 		}
 	}
-	if sd.App != "" && s.o.Actions != nil {
-		if host, err = s.o.Actions.AppHost(sd.App); err != nil {
+	if sd.App != "" && s.actions() != nil {
+		if host, err = s.actions().AppHost(sd.App); err != nil {
 			if f, err = refused(err); err != nil {
 				return err
 			}
@@ -515,7 +534,7 @@ func (s *Server) sessionRevoke(w http.ResponseWriter, r *http.Request) error {
 		return s.confirm(w, r, "Confirm", RoleHelpdesk, confirmData{Action: "/sessions/" + url.PathEscape(id) + "/revoke",
 			Lines: []string{"End " + what + "? Its open requests and tunnels end with it, and the sessions made from it."}, Button: "End the session", Back: "/sessions"})
 	}
-	x, err := s.o.Actions.RevokeSession(r.Context(), c.op, id)
+	x, err := s.actions().RevokeSession(r.Context(), c.op, id)
 	if err != nil {
 		f, err := refused(err)
 		if err != nil {
@@ -543,7 +562,7 @@ func (s *Server) sessionsRevoke(w http.ResponseWriter, r *http.Request) error {
 	case "group":
 		f.Group, what = value, "every session of the members of group "+value
 	case "app":
-		host, err := s.o.Actions.AppHost(value)
+		host, err := s.actions().AppHost(value)
 		if err != nil {
 			fl, err := refused(err)
 			if err != nil {
@@ -564,7 +583,7 @@ func (s *Server) sessionsRevoke(w http.ResponseWriter, r *http.Request) error {
 		return s.confirm(w, r, "Confirm", min, confirmData{Action: "/sessions/revoke", Lines: []string{"End " + what + "? Their open requests and tunnels end with them."},
 			Fields: []formField{{"by", by}, {"value", value}}, Button: "End the sessions", Back: "/sessions"})
 	}
-	rv, err := s.o.Actions.RevokeSessions(r.Context(), c.op, f)
+	rv, err := s.actions().RevokeSessions(r.Context(), c.op, f)
 	if err != nil {
 		fl, err := refused(err)
 		if err != nil {
@@ -594,7 +613,7 @@ func (s *Server) appsPage(w http.ResponseWriter, r *http.Request, f flash) error
 	d := s.pageFor(r, "Apps")
 	d.Nav = "apps"
 	ad := appsData{Operator: consoleOf(r).op.Role >= RoleOperator}
-	if s.o.Actions != nil {
+	if s.actions() != nil {
 		off, err := s.o.Store.DisabledApps(r.Context())
 		if err != nil {
 			return err
@@ -605,7 +624,7 @@ func (s *Server) appsPage(w http.ResponseWriter, r *http.Request, f flash) error
 				open[a.App] = a
 			}
 		}
-		for _, a := range s.o.Actions.Config.Apps {
+		for _, a := range s.actions().Config.Apps {
 			row := appRow{Name: a.Name, Host: a.Host, TCP: a.TCP, Essential: a.Essential, Open: open[a.Name]}
 			if why, ok := off[a.Name]; ok {
 				row.Off, row.Reason, row.UsersSee = true, why, appOffNotice(why)
@@ -635,7 +654,7 @@ func (s *Server) appDisable(w http.ResponseWriter, r *http.Request) error {
 			Lines:  []string{"Switch " + name + " off for everyone? Its open requests, WebSockets and tunnels end, and until it is switched on again users read:", appOffNotice(why)},
 			Fields: []formField{{"reason", why}}, Button: "Switch " + name + " off", Back: "/apps"})
 	}
-	if err := s.o.Actions.DisableApp(r.Context(), c.op, name, why); err != nil {
+	if err := s.actions().DisableApp(r.Context(), c.op, name, why); err != nil {
 		f, err := refused(err)
 		if err != nil {
 			return err
@@ -651,7 +670,7 @@ func (s *Server) appEnable(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name := r.PathValue("name")
-	if err := s.o.Actions.EnableApp(r.Context(), c.op, name); err != nil {
+	if err := s.actions().EnableApp(r.Context(), c.op, name); err != nil {
 		f, err := refused(err)
 		if err != nil {
 			return err
@@ -717,7 +736,7 @@ func (s *Server) emergencySet(w http.ResponseWriter, r *http.Request) error {
 		return s.emergencyPage(w, r, f)
 	}
 	if !confirmed {
-		p, err := s.o.Actions.Preview(r.Context(), c.op, level, why)
+		p, err := s.actions().Preview(r.Context(), c.op, level, why)
 		if err != nil {
 			f, err := refused(err)
 			if err != nil {
@@ -733,7 +752,7 @@ func (s *Server) emergencySet(w http.ResponseWriter, r *http.Request) error {
 			Lines: []string{"Set the emergency level " + level + " " + until + "?"}, Preview: &p,
 			Fields: []formField{{"level", level}, {"reason", why}, {"for", forText}}, Button: "Set the level " + level, Back: "/emergency"})
 	}
-	res, err := s.o.Actions.SetLevel(r.Context(), c.op, LevelChange{Level: level, Reason: why, For: dur})
+	res, err := s.actions().SetLevel(r.Context(), c.op, LevelChange{Level: level, Reason: why, For: dur})
 	if err != nil {
 		if res.Emergency.Level != "" {
 			// The level is set; what followed it failed.
@@ -757,7 +776,7 @@ func (s *Server) emergencyClear(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.o.Actions.ClearLevel(r.Context(), c.op); err != nil {
+	if _, err := s.actions().ClearLevel(r.Context(), c.op); err != nil {
 		f, err := refused(err)
 		if err != nil {
 			return err
@@ -828,7 +847,7 @@ func (s *Server) blockAdd(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.confirm(w, r, "Confirm the block", RoleOperator, confirmData{Action: "/blocks/add", Lines: lines, Fields: fields, Button: "Block " + pf.String(), Back: "/blocks"})
 	}
-	res, err := s.o.Actions.AddBlock(r.Context(), c.op, BlockRequest{CIDR: cidr, Reason: why, For: dur, Force: force})
+	res, err := s.actions().AddBlock(r.Context(), c.op, BlockRequest{CIDR: cidr, Reason: why, For: dur, Force: force})
 	if err != nil {
 		f, err := refused(err)
 		if err != nil {
@@ -844,7 +863,7 @@ func (s *Server) blockRemove(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cidr, err := s.o.Actions.RemoveBlock(r.Context(), c.op, r.PostFormValue("cidr"))
+	cidr, err := s.actions().RemoveBlock(r.Context(), c.op, r.PostFormValue("cidr"))
 	if err != nil {
 		f, err := refused(err)
 		if err != nil {

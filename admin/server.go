@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -80,7 +81,8 @@ type Options struct {
 	Counters sluis.CounterStore
 
 	// Actions make the console's and the API's changes; nil leaves the
-	// console without them (and without the API).
+	// console without them (and without the API). SetActions replaces
+	// them (a reloaded configuration).
 	Actions *Actions
 	// AuditKey is the public key the trail's checkpoints are signed with,
 	// for checking the trail; nil checks the hash chain alone.
@@ -119,6 +121,9 @@ type Server struct {
 	// The login's throttles (see newThrottles).
 	userSource, user, source *authn.Throttle
 	refusals                 *audit.Refusals
+
+	act atomic.Pointer[Actions] // see SetActions
+	api atomic.Pointer[API]
 
 	verifying sync.Mutex    // held while the trail is checked
 	verifyMu  sync.Mutex    // guards verified
@@ -167,6 +172,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 			th.Store, th.Name, th.Log = o.Counters, name, o.Log
 		}
 	}
+	s.SetActions(o.Actions)
 	s.refusals = &audit.Refusals{Now: o.Now}
 	if o.Audit != nil {
 		go func() {

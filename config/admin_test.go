@@ -183,3 +183,32 @@ func testCert(t *testing.T, dir, name string, hosts ...string) (certFile, keyFil
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 	return certFile, keyFile
 }
+
+// The admin block is made once at start: a reload that changes it is
+// refused at its line; one that adds an app beside it is taken.
+func TestAdminNeedsARestart(t *testing.T) {
+	running, err := Parse("s.yaml", []byte(withAdmin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, edit := range [][2]string{{"operator: [ict-ops, staff]", "operator: [ict-ops]"}, {"127.0.0.1:9443", "127.0.0.1:9444"}, {"admin.login.corp.test", "ops.login.corp.test"}} {
+		next, err := Parse("s.yaml", []byte(strings.Replace(withAdmin, edit[0], edit[1], 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := running.Replaceable(next); err == nil || err.Error() != "s.yaml:16: admin: admin cannot change while running (restart sluis serve)" {
+			t.Errorf("%s -> %s: %v", edit[0], edit[1], err)
+		}
+	}
+	next, err := Parse("s.yaml", []byte(strings.Replace(withAdmin, "apps:\n", "apps:\n  - name: docs\n    host: docs.corp.test\n    upstream: http://127.0.0.1:9002\n    allow:\n      users: [anna]\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := running.Replaceable(next); err != nil {
+		t.Errorf("an app added beside the admin block: %v", err)
+	}
+	without, _ := Parse("s.yaml", []byte(minimal))
+	if err := running.Replaceable(without); err == nil || !strings.Contains(err.Error(), "admin cannot change while running") {
+		t.Errorf("the admin block removed: %v", err)
+	}
+}

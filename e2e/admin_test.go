@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -264,5 +266,106 @@ func TestAdminListenerHostCheck(t *testing.T) {
 		if err == nil {
 			conn.Close()
 		}
+	}
+}
+
+// The console and its API behind one login (here with allow_totp, a code
+// in place of the passkey, as a script's test logs in): without it the
+// API answers 401; a viewer reads but changes nothing (403); a write needs
+// a JSON body (415) from the console's own origin (403 from another); an
+// operator's change counts at once on the public listener. `sluis session
+// revoke --user` ends a console session too.
+func TestAdminAPIBehindTheConsoleLogin(t *testing.T) {
+	up := newUpstream(t)
+	g := testenv.StartAdmin(t, "  allow_totp: true\n", testenv.App{Name: "wiki", Host: wikiHost, Upstream: up.URL, Groups: []string{"staff"}, MFA: true})
+	secrets := map[string]string{}
+	for user, group := range map[string]string{"vera": "auditors", "olga": "ict-ops"} {
+		secrets[user] = g.AddUser(user, pw, group, "staff")
+	}
+	api := func(c *http.Client, method, path, ctype, body string, hdr ...string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, g.AdminURL("/api/v1"+path), strings.NewReader(body))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		p := g.Do(c, req)
+		return p.StatusCode, p.Body
+	}
+	if s, body := api(g.AdminClient(), "GET", "/overview", "", ""); s != http.StatusUnauthorized || !strings.Contains(body, `"error"`) {
+		t.Fatalf("the API without a login: %d %s", s, body)
+	}
+	vera := g.AdminLogin("vera", pw, secrets["vera"])
+	if s, body := api(vera, "GET", "/overview", "", ""); s != http.StatusOK || !strings.Contains(body, `"emergency"`) {
+		t.Fatalf("the overview for a viewer: %d %s", s, body)
+	}
+	if s, body := api(vera, "POST", "/emergency", "application/json", `{"level":"closed","reason":"x"}`); s != http.StatusForbidden {
+		t.Fatalf("a viewer sets a level: %d %s", s, body)
+	}
+	olga := g.AdminLogin("olga", pw, secrets["olga"])
+	if s, body := api(olga, "POST", "/emergency", "application/x-www-form-urlencoded", `level=closed&reason=x`); s != http.StatusUnsupportedMediaType {
+		t.Fatalf("a form to the API: %d %s", s, body)
+	}
+	if s, body := api(olga, "POST", "/emergency", "application/json", `{"level":"closed","reason":"x"}`, "Origin", g.URL(g.Portal, ""), "Sec-Fetch-Site", "same-site"); s != http.StatusForbidden {
+		t.Fatalf("a write from the portal's origin: %d %s", s, body)
+	}
+	if out := g.MustCLI("", "emergency", "status"); !strings.HasPrefix(out, "level normal") {
+		t.Fatalf("a refused write changed the level: %s", out)
+	}
+	if s, body := api(olga, "POST", "/emergency", "application/json", `{"level":"closed","reason":"API test"}`); s != http.StatusOK {
+		t.Fatalf("an operator sets a level: %d %s", s, body)
+	}
+	if p := g.Get(g.Client(), g.URL(g.Portal, "/login")); !strings.Contains(p.Body, "Access through the gateway is closed: API test") {
+		t.Fatalf("the portal at closed:\n%s", p.Body)
+	}
+	if out := g.MustCLI("", "audit", "--json"); !strings.Contains(out, `"detail":"by olga; level closed until changed; API test"`) {
+		t.Fatalf("the trail:\n%s", out)
+	}
+	// The console's session is a store session.
+	g.MustCLI("", "session", "revoke", "--user", "vera")
+	if p := g.Get(vera, g.AdminURL("/")); p.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the console after session revoke --user: %d", p.StatusCode)
+	}
+}
+
+// A reload's apps count on the console at once (the apps page lists an
+// added app, and an operator switches it off there); a reload that
+// changes the admin block is refused at its line, and the console goes
+// on.
+func TestAdminConsoleFollowsReload(t *testing.T) {
+	up := newUpstream(t)
+	g := testenv.StartAdmin(t, "  allow_totp: true\n", testenv.App{Name: "wiki", Host: wikiHost, Upstream: up.URL, Groups: []string{"staff"}, MFA: true})
+	olga := g.AdminLogin("olga", pw, g.AddUser("olga", pw, "ict-ops", "staff"))
+	if p := g.Get(olga, g.AdminURL("/apps")); !strings.Contains(p.Body, `data-app="wiki"`) || strings.Contains(p.Body, `data-app="docs"`) {
+		t.Fatalf("apps before the reload:\n%s", p.Body)
+	}
+	cfg, err := os.ReadFile(g.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := strings.Replace(string(cfg), "apps:\n", "apps:\n  - name: docs\n    host: docs.sluis.test\n    upstream: "+up.URL+"\n    allow:\n      groups: [staff]\n", 1)
+	if err := os.WriteFile(g.ConfigPath, []byte(added), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := g.MustCLI("", "reload"); strings.TrimSpace(out) != "reloaded" {
+		t.Fatalf("reload: %s", out)
+	}
+	if p := g.Get(olga, g.AdminURL("/apps")); !strings.Contains(p.Body, `data-app="docs"`) {
+		t.Fatalf("the apps page after the reload:\n%s", p.Body)
+	}
+	if p := g.AdminPost(olga, "/apps/docs/disable", url.Values{"confirm": {"1"}, "reason": {"not yet open"}}); p.StatusCode != http.StatusOK || !strings.Contains(p.Body, "App docs is switched off") {
+		t.Fatalf("switching the new app off: %d\n%s", p.StatusCode, p.Body)
+	}
+	changed := strings.Replace(added, "operator: [ict-ops]", "operator: [ict-ops, staff]", 1)
+	if err := os.WriteFile(g.ConfigPath, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := g.CLI("", "reload"); err == nil || !strings.Contains(out+err.Error(), "admin: admin cannot change while running (restart sluis serve)") {
+		t.Fatalf("a reload of the admin block: %v\n%s", err, out)
+	}
+	if p := g.Get(olga, g.AdminURL("/")); p.StatusCode != http.StatusOK {
+		t.Fatalf("the console after a refused reload: %d", p.StatusCode)
 	}
 }

@@ -538,13 +538,14 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	if err != nil {
 		return err
 	}
-	stopAdmin, err := e.serveAdmin(watchCtx, c, adminDeps{gw: opts, cert: *cert.Load()})
+	adm, err := e.serveAdmin(watchCtx, c, adminDeps{gw: opts, cert: cert})
 	if err != nil {
 		return err
 	}
-	defer stopAdmin()
+	defer adm.stop()
 	// `sluis reload` and SIGHUP read the configuration file again.
 	reloads := &reloader{gw: handler, log: log, base: base, cert: cert, onReload: opts.OnReload, current: c, dir: dir}
+	reloads.onReload = adm.followReloads(reloads, opts, reloads.onReload)
 	defer e.serveReloads(watchCtx, reloads, c.DataDir)()
 	srv := &http.Server{
 		// The listener closes a connection that begins no request within
