@@ -60,8 +60,9 @@ type Admin struct {
 // in TokenFile, or one whose address is in Networks. Neither set: nobody
 // (/metrics answers 404).
 type AdminMetrics struct {
-	// TokenFile holds the bearer token (one line, at least 16 characters);
-	// relative to the configuration file's folder, read at start.
+	// TokenFile holds the bearer token (one line, at least 32 bytes, such
+	// as `openssl rand -hex 32` makes); relative to the configuration
+	// file's folder, read at start.
 	TokenFile string `yaml:"token_file"`
 	// Networks are the CIDRs (or single addresses) of scrapers that need no
 	// token, such as the Prometheus server's address.
@@ -72,8 +73,9 @@ type AdminMetrics struct {
 var RoleNames = []string{"viewer", "helpdesk", "operator"}
 
 // MinMetricsToken is the shortest bearer token admin.metrics.token_file may
-// hold.
-const MinMetricsToken = 16
+// hold, as package metrics takes it (metrics.MinTokenLen): a token nobody
+// types can be long enough that guessing it is hopeless.
+const MinMetricsToken = 32
 
 // MetricsNetworks returns admin.metrics.networks as prefixes.
 func (a *Admin) MetricsNetworks() []netip.Prefix { return a.networks }
@@ -93,7 +95,7 @@ func (a *Admin) ReadMetricsToken() (string, error) {
 	case strings.ContainsAny(tok, "\r\n \t"):
 		return "", fmt.Errorf("admin.metrics.token_file %s: one line without spaces", a.Metrics.TokenFile)
 	case len(tok) < MinMetricsToken:
-		return "", fmt.Errorf("admin.metrics.token_file %s: the token has %d characters; at least %d", a.Metrics.TokenFile, len(tok), MinMetricsToken)
+		return "", fmt.Errorf("admin.metrics.token_file %s: the token has %d bytes; at least %d", a.Metrics.TokenFile, len(tok), MinMetricsToken)
 	}
 	return tok, nil
 }

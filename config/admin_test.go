@@ -136,13 +136,13 @@ func TestAdminFiles(t *testing.T) {
 	}
 	write("metrics.token", "short\n")
 	err := check(base)
-	if err == nil || !strings.Contains(err.Error(), ":25: admin.metrics.token_file: "+filepath.Join(dir, "metrics.token")+": the token has 5 characters; at least 16") {
+	if err == nil || !strings.Contains(err.Error(), ":25: admin.metrics.token_file: "+filepath.Join(dir, "metrics.token")+": the token has 5 bytes; at least 32") {
 		t.Fatalf("short token: %v", err)
 	}
 	if !strings.Contains(err.Error(), ":5: tls.cert_file: "+cert+" does not cover admin.host admin.login.corp.test") {
 		t.Fatalf("gateway's certificate without the admin host: %v", err)
 	}
-	write("metrics.token", "0123456789abcdef0123\n")
+	write("metrics.token", "0123456789abcdef0123456789abcdef\n")
 	withCert := strings.Replace(base, "  host: admin.login.corp.test\n", "  host: admin.login.corp.test\n  cert_file: "+adminCert+"\n  key_file: "+adminKey+"\n", 1)
 	if err := check(withCert); err != nil {
 		t.Fatalf("the admin block's own certificate: %v", err)

@@ -86,7 +86,7 @@ func (e *env) serveAdmin(ctx context.Context, c *config.Config, d adminDeps) (*a
 		AllowTOTP: ac.AllowTOTP, Store: gw.Store, Audit: gw.Audit, Sealer: gw.Sealer, Revision: gw.Revision, Counters: gw.Counters,
 		Actions:  &admin.Actions{Store: gw.Store, Config: c, Recorder: gw.Audit},
 		AuditKey: auditKey.Public().(ed25519.PublicKey), Open: gw.Open, Zone: c.Zone(),
-		Metrics:  d.metrics, MetricsToken: token, MetricsNetworks: ac.MetricsNetworks(), Log: log}
+		Metrics: d.metrics, MetricsToken: token, MetricsNetworks: ac.MetricsNetworks(), Log: log}
 	if gw.Directory != nil {
 		o.Directory = gw.Directory
 	}
