@@ -282,6 +282,22 @@ type sessionRow struct {
 	sluis.Session
 	Kind  string
 	Hosts []string
+	Apps  []string // the apps of Hosts, by name
+}
+
+// hostNames names the hosts a session can have tokens for: each web app's
+// by the app's name, the portal's "portal", the console's "console".
+func (s *Server) hostNames() map[string]string {
+	names := map[string]string{s.o.Host: "console"}
+	if a := s.actions(); a != nil {
+		names[a.Config.Portal] = "portal"
+		for _, app := range a.Config.Apps {
+			if app.Host != "" {
+				names[app.Host] = app.Name
+			}
+		}
+	}
+	return names
 }
 
 // sessionKind says what made a session: the console, `sluis connect`
@@ -326,14 +342,20 @@ func (s *Server) userPage(w http.ResponseWriter, r *http.Request, f flash) error
 	if err != nil {
 		return err
 	}
-	now := s.now()
+	now, names := s.now(), s.hostNames()
 	for _, x := range sessions {
 		if x.User == name && live(x, now) {
 			hosts, err := st.SessionHosts(ctx, x.ID)
 			if err != nil {
 				return err
 			}
-			ud.Sessions = append(ud.Sessions, sessionRow{x, sessionKind(x), hosts})
+			row := sessionRow{Session: x, Kind: sessionKind(x), Hosts: hosts}
+			for _, h := range hosts {
+				if n, ok := names[h]; ok {
+					row.Apps = append(row.Apps, n)
+				}
+			}
+			ud.Sessions = append(ud.Sessions, row)
 		}
 	}
 	for _, typ := range []string{sluis.EventLoginSuccess, sluis.EventLoginFailure, EventLogin} {
@@ -511,8 +533,23 @@ func (s *Server) sessionsPage(w http.ResponseWriter, r *http.Request, f flash) e
 		}
 		sd.Sessions = append(sd.Sessions, row)
 	}
-	// Newest first.
+	// Newest first, each with the apps it has been used on (one read per
+	// row shown).
 	slices.SortFunc(sd.Sessions, func(a, b sessionRow) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	names := s.hostNames()
+	for i := range sd.Sessions {
+		row := &sd.Sessions[i]
+		if row.Hosts == nil {
+			if row.Hosts, err = st.SessionHosts(ctx, row.ID); err != nil {
+				return err
+			}
+		}
+		for _, h := range row.Hosts {
+			if n, ok := names[h]; ok {
+				row.Apps = append(row.Apps, n)
+			}
+		}
+	}
 	if s.o.Open != nil {
 		sd.OpenKnown, sd.Tunnels, sd.Open = true, s.o.Open.Tunnels(), s.o.Open.Apps()
 	}
