@@ -76,8 +76,9 @@ func hourlyChart(hours []HourCount, zone *time.Location) chart {
 			c.Labels = append(c.Labels, chartLabel{X: x, Y: chartHeight - 5, Text: hour.Format("15:04"), Anchor: "start"})
 		}
 	}
-	c.Labels = append(c.Labels,
-		chartLabel{X: chartLeft - 4, Y: chartTop + 8, Text: strconv.FormatInt(c.Max, 10), Anchor: "end"},
-		chartLabel{X: chartLeft - 4, Y: c.Base, Text: "0", Anchor: "end"})
+	c.Labels = append(c.Labels, chartLabel{X: chartLeft - 4, Y: c.Base, Text: "0", Anchor: "end"})
+	if c.Max > 0 {
+		c.Labels = append(c.Labels, chartLabel{X: chartLeft - 4, Y: chartTop + 8, Text: strconv.FormatInt(c.Max, 10), Anchor: "end"})
+	}
 	return c
 }
