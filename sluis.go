@@ -383,6 +383,12 @@ type SessionStore interface {
 	SessionHosts(ctx context.Context, id string) ([]string, error)
 	Session(ctx context.Context, id string) (Session, error)
 	Sessions(ctx context.Context) ([]Session, error)
+	// CountSessions counts the complete sessions that are live at now
+	// (not revoked, not expired) and were last seen at or after
+	// seenSince (zero: ever), in all and by each host they hold a token
+	// for (the portal's, each app host's), without reading them: for the
+	// console's overview.
+	CountSessions(ctx context.Context, now, seenSince time.Time) (total int, byHost map[string]int, err error)
 	// CompleteSession marks the second factor passed, sets the session's
 	// absolute expiry, replaces its tokens with the one given (so a token
 	// from before the second factor is worth nothing after it) and clears

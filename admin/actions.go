@@ -54,16 +54,31 @@ const (
 // full" included), and then nothing changed: each change commits in one
 // transaction with its audit event, which names the operator ("by NAME")
 // and has the operator's Source as its source.
+//
+// Actions keeps no state of its own: one value serves every request at
+// once.
 type Actions struct {
 	Store sluis.Store
 	// Config gives the apps (by name) and the break-glass staff of the
-	// level lockdown. Required.
+	// level lockdown. Required unless Current is set.
 	Config *config.Config
+	// Current, if set, returns the configuration in force (a reload
+	// swaps it); it is asked once per action and takes precedence over
+	// Config.
+	Current func() *config.Config
 	// Recorder records the events known only after a change (each session
 	// a revocation ended); nil appends them to Store directly.
 	Recorder *audit.Recorder
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// config is the configuration in force.
+func (a *Actions) config() *config.Config {
+	if a.Current != nil {
+		return a.Current()
+	}
+	return a.Config
 }
 
 func (a *Actions) now() time.Time {
@@ -224,11 +239,12 @@ func (a *Actions) RevokeSessions(ctx context.Context, op Operator, f sluis.Sessi
 		what, set = "of group "+f.Group, set+1
 	}
 	if f.Host != "" {
-		i := slices.IndexFunc(a.Config.Apps, func(x config.App) bool { return x.Host != "" && x.Host == f.Host })
+		apps := a.config().Apps
+		i := slices.IndexFunc(apps, func(x config.App) bool { return x.Host != "" && x.Host == f.Host })
 		if i < 0 {
 			return Revoked{}, sluis.Errorf(sluis.ENOTFOUND, "no app has the host %s", shown(f.Host))
 		}
-		what, set = "used on app "+a.Config.Apps[i].Name, set+1
+		what, set = "used on app "+apps[i].Name, set+1
 	}
 	if f.All {
 		what, set = "of everyone", set+1
@@ -257,9 +273,10 @@ func (a *Actions) RevokeSessions(ctx context.Context, op Operator, f sluis.Sessi
 // app. ENOTFOUND if there is no such app; EINVALID for a TCP app, whose
 // sessions are not bound to a host.
 func (a *Actions) AppHost(name string) (string, error) {
-	app, ok := a.Config.AppByName(name)
+	c := a.config()
+	app, ok := c.AppByName(name)
 	if !ok {
-		return "", sluis.Errorf(sluis.ENOTFOUND, "no app %s in %s", strconv.Quote(name), a.Config.File)
+		return "", sluis.Errorf(sluis.ENOTFOUND, "no app %s in %s", strconv.Quote(name), c.File)
 	}
 	if app.Host == "" {
 		return "", sluis.Errorf(sluis.EINVALID, "app %s is a TCP app: revoke its users' sessions by user or group", app.Name)
@@ -414,7 +431,7 @@ func (a *Actions) SetLevel(ctx context.Context, op Operator, ch LevelChange) (Le
 	if err != nil {
 		return r, fmt.Errorf("level %s is set, but its sessions could not be read: %w", ch.Level, err)
 	}
-	bg := a.Config.BreakGlass()
+	bg := a.config().BreakGlass()
 	for _, u := range users {
 		if live[u.Name] == 0 || bg.Allows(sluis.Identity{User: u.Name, Groups: u.Groups}) {
 			continue
@@ -506,6 +523,7 @@ func (a *Actions) Preview(ctx context.Context, op Operator, level, why string) (
 	if err != nil {
 		return LevelPreview{}, err
 	}
+	c := a.config()
 	p := LevelPreview{Level: level}
 	for _, n := range live {
 		p.Live += n
@@ -518,7 +536,7 @@ func (a *Actions) Preview(ctx context.Context, op Operator, level, why string) (
 		p.Effect = "Every app is open as its rules say."
 	case sluis.LevelStrict:
 		p.Notice = "Security is tightened: " + why
-		reauth := max(a.Config.Strict.ReauthAfter.D(), time.Minute)
+		reauth := max(c.Strict.ReauthAfter.D(), time.Minute)
 		sessions, err := a.Store.Sessions(ctx)
 		if err != nil {
 			return LevelPreview{}, err
@@ -529,7 +547,7 @@ func (a *Actions) Preview(ctx context.Context, op Operator, level, why string) (
 			}
 		}
 		p.Effect = fmt.Sprintf("%d of %d live sessions passed their second factor more than %s ago and must pass it again; enrolment of new factors is frozen", p.Affected, p.Live, reauth)
-		if keys := a.Config.Strict.PhishingResistant; len(keys) > 0 {
+		if keys := c.Strict.PhishingResistant; len(keys) > 0 {
 			p.Effect += "; these apps want a passkey: " + strings.Join(keys, ", ")
 		}
 		p.Effect += "."
@@ -537,7 +555,7 @@ func (a *Actions) Preview(ctx context.Context, op Operator, level, why string) (
 		p.Notice = "Only essential applications are open: " + why
 		p.Refusal = p.Notice
 		p.Affected = p.Live
-		for _, app := range a.Config.Apps {
+		for _, app := range c.Apps {
 			if app.Essential {
 				p.Open = append(p.Open, app.Name)
 			}
@@ -550,7 +568,7 @@ func (a *Actions) Preview(ctx context.Context, op Operator, level, why string) (
 	case sluis.LevelLockdown:
 		p.Notice = "Access is limited to emergency staff: " + why
 		p.Refusal = p.Notice
-		bg := a.Config.BreakGlass()
+		bg := c.BreakGlass()
 		for _, u := range users {
 			if !bg.Allows(sluis.Identity{User: u.Name, Groups: u.Groups}) {
 				p.Revoked += live[u.Name]
@@ -696,9 +714,10 @@ func (a *Actions) switchApp(ctx context.Context, op Operator, name, why string, 
 	if err := op.Need(RoleOperator); err != nil {
 		return err
 	}
-	app, ok := a.Config.AppByName(name)
+	c := a.config()
+	app, ok := c.AppByName(name)
 	if !ok {
-		return sluis.Errorf(sluis.ENOTFOUND, "no app %s in %s", strconv.Quote(name), a.Config.File)
+		return sluis.Errorf(sluis.ENOTFOUND, "no app %s in %s", strconv.Quote(name), c.File)
 	}
 	why, err := reason(why, disable, "users see it")
 	if err != nil {

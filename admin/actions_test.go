@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -375,6 +376,18 @@ func TestActionsEffects(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a reloaded configuration counts at once", func(t *testing.T) {
+		f := newFixture(t)
+		next := *f.act.Config
+		next.Apps = append(slices.Clone(next.Apps), config.App{Name: "new", Host: "new.corp.test"})
+		f.act.Current = func() *config.Config { return &next }
+		if err := f.act.DisableApp(ctx, operator, "new", "not yet"); err != nil {
+			t.Fatal(err)
+		}
+		if off, _ := f.st.DisabledApps(ctx); off["new"] != "not yet" {
+			t.Fatalf("disabled: %v", off)
+		}
+	})
 	t.Run("wide block with force is recorded as forced", func(t *testing.T) {
 		f := newFixture(t)
 		if _, err := f.act.AddBlock(ctx, operator, admin.BlockRequest{CIDR: "::/0", Reason: "test", Force: true}); err != nil {

@@ -411,10 +411,13 @@ func limit(r *http.Request, def, max int) (int, error) {
 // 24 hours, and the state of the audit trail.
 type Overview struct {
 	Emergency emergencyJSON `json:"emergency"`
-	// Sessions counts the live sessions; Connected what is open per app
-	// (absent when the gateway does not say).
-	Sessions  int                  `json:"sessions"`
-	Connected map[string]Connected `json:"connected,omitempty"`
+	// Sessions counts the live sessions (complete, not revoked, not
+	// expired, used within the idle timeout); SessionsByApp those of them
+	// used on each app, by name; Connected what is open per app (absent
+	// when the gateway does not say).
+	Sessions      int                  `json:"sessions"`
+	SessionsByApp map[string]int       `json:"sessions_by_app"`
+	Connected     map[string]Connected `json:"connected,omitempty"`
 	// LastHour counts events of the last hour by type: login.success,
 	// login.failure, mfa.success, mfa.failure.
 	LastHour map[string]int64 `json:"last_hour"`
@@ -458,13 +461,20 @@ func (api *API) Overview(ctx context.Context, now time.Time) (Overview, error) {
 		return o, err
 	}
 	o.Emergency = toEmergency(em, now)
-	sessions, err := st.Sessions(ctx)
+	// Sessions unused for longer than the idle timeout have ended.
+	var seenSince time.Time
+	c := api.Actions.config()
+	if idle := c.Session.IdleTimeout.D(); idle > 0 {
+		seenSince = now.Add(-idle)
+	}
+	total, byHost, err := st.CountSessions(ctx, now, seenSince)
 	if err != nil {
 		return o, err
 	}
-	for _, x := range sessions {
-		if live(x, now) {
-			o.Sessions++
+	o.Sessions, o.SessionsByApp = total, map[string]int{}
+	for _, a := range c.Apps {
+		if n := byHost[a.Host]; a.Host != "" && n > 0 {
+			o.SessionsByApp[a.Name] = n
 		}
 	}
 	if api.Connected != nil {
@@ -912,7 +922,7 @@ func (api *API) apps(w http.ResponseWriter, r *http.Request, op Operator) (any, 
 	out := struct {
 		Apps []appJSON `json:"apps"`
 	}{Apps: []appJSON{}}
-	for _, a := range api.Actions.Config.Apps {
+	for _, a := range api.Actions.config().Apps {
 		j := appJSON{Name: a.Name, Host: a.Host, TCP: a.TCP, Essential: a.Essential}
 		if why, ok := off[a.Name]; ok {
 			j.Disabled, j.Reason, j.UsersSee = true, why, "This application is switched off: "+why

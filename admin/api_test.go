@@ -241,7 +241,7 @@ func TestAPIReads(t *testing.T) {
 	js := func(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 	o := get("/api/v1/overview")
-	for _, want := range []string{`"sessions":4`, `"login.success":2`, `"login.failure":1`, `"mfa.failure":1`, `"blocks":1`, `"apps_off":1`,
+	for _, want := range []string{`"sessions":4`, `"sessions_by_app":{"mail":1,"wiki":3}`, `"login.success":2`, `"login.failure":1`, `"mfa.failure":1`, `"blocks":1`, `"apps_off":1`,
 		`"level":"strict"`, `"notice":"Security is tightened: CVE-2026-0001"`, `"until":"2026-11-30T10:00:00Z"`} {
 		if !strings.Contains(js(o), want) {
 			t.Errorf("overview lacks %s: %s", want, js(o))
@@ -401,4 +401,48 @@ func BenchmarkAPIOverview(b *testing.B) {
 	slices.Sort(times)
 	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(times[len(times)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// Over a real TLS listener, as the admin listener mounts it (the login
+// puts the operator in the context): a helpdesk operator's script revokes
+// a session but cannot set a level, and a form another site's page
+// submits is refused before anything is read.
+func TestAPIOverTLS(t *testing.T) {
+	f, api := newAPI(t)
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api.ServeHTTP(w, r.WithContext(admin.WithOperator(r.Context(), helpdesk)))
+	}))
+	srv := httptest.NewTLSServer(mux)
+	defer srv.Close()
+	c := srv.Client()
+	post := func(path, ct, body string) (int, string) {
+		t.Helper()
+		res, err := c.Post(srv.URL+path, ct, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(res.Body)
+		return res.StatusCode, b.String()
+	}
+	for _, tt := range []struct {
+		path, ct, body string
+		status         int
+		words          string
+	}{
+		{"/api/v1/sessions/s-anna/revoke", "application/json", "{}", 200, `"revoked":["s-anna"]`},
+		{"/api/v1/emergency", "application/json", `{"level":"closed","reason":"x"}`, 403, "needs the role operator"},
+		{"/api/v1/sessions/revoke", "application/x-www-form-urlencoded", "all=true", 415, "application/json"},
+		{"/api/v1/sessions/revoke", "text/plain", `{"user":"bert"}`, 415, "application/json"},
+	} {
+		if status, body := post(tt.path, tt.ct, tt.body); status != tt.status || !strings.Contains(body, tt.words) {
+			t.Errorf("POST %s (%s): %d %s, want %d with %q", tt.path, tt.ct, status, body, tt.status, tt.words)
+		}
+	}
+	live := f.live(t)
+	if live["s-anna"] || !live["s-bert"] {
+		t.Fatalf("live: %v", live)
+	}
 }

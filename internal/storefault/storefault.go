@@ -389,6 +389,13 @@ func (s *Store) Events(a0 context.Context, a1 time.Time) ([]sluis.Event, error) 
 	return s.store.Events(a0, a1)
 }
 
+func (s *Store) CountSessions(a0 context.Context, a1 time.Time, a2 time.Time) (int, map[string]int, error) {
+	if err := s.err(); err != nil {
+		return 0, nil, err
+	}
+	return s.store.CountSessions(a0, a1, a2)
+}
+
 func (s *Store) SearchEvents(a0 context.Context, a1 sluis.AuditQuery) (sluis.AuditPage, error) {
 	if err := s.err(); err != nil {
 		return zero[sluis.AuditPage](), err

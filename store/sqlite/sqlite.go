@@ -738,6 +738,30 @@ func (s *DB) Sessions(ctx context.Context) ([]sluis.Session, error) {
 	return out, rows.Err()
 }
 
+func (s *DB) CountSessions(ctx context.Context, now, seenSince time.Time) (int, map[string]int, error) {
+	const live = `s.stage = 'complete' AND s.revoked_at = 0 AND s.expires_at > ? AND s.last_seen >= ?`
+	var total int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sessions s WHERE `+live, unixNano(now), unixNano(seenSince)).Scan(&total); err != nil {
+		return 0, nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT t.host, count(DISTINCT t.session_id) FROM session_tokens t JOIN sessions s ON s.id = t.session_id
+		WHERE `+live+` GROUP BY t.host`, unixNano(now), unixNano(seenSince))
+	if err != nil {
+		return 0, nil, err
+	}
+	defer rows.Close()
+	byHost := map[string]int{}
+	for rows.Next() {
+		var host string
+		var n int
+		if err := rows.Scan(&host, &n); err != nil {
+			return 0, nil, err
+		}
+		byHost[host] = n
+	}
+	return total, byHost, rows.Err()
+}
+
 func (s *DB) CompleteSession(ctx context.Context, id string, mfaAt time.Time, method string, expiresAt time.Time, tokenHash []byte, host string) error {
 	return s.changeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,

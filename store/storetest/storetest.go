@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) sluis.Store) {
 		{"GrantsWorkOnce", testGrants},
 		{"RevisionAdvancesOnAccessChanges", testRevision},
 		{"Audit", testAudit},
+		{"CountSessions", testCountSessions},
 		{"AuditSearch", testAuditSearch},
 		{"AuditCounts", testAuditCounts},
 		{"AppSwitches", testAppSwitches},
@@ -344,6 +345,36 @@ func testAudit(t *testing.T, s sluis.Store) {
 			t.Fatalf("event %d is not chained: %+v", i+1, e)
 		}
 		prev = e.Hash
+	}
+}
+
+// The overview's count of who is connected: live complete sessions, in
+// all and by the hosts they were used on.
+func testCountSessions(t *testing.T, s sluis.Store) {
+	ctx := context.Background()
+	mustUser(t, s, "anna")
+	mustSession(t, s, "live", "anna", "t1", "portal.test")
+	must(t, s.AddToken(ctx, "live", hash("t2"), "wiki.test"))
+	mustSession(t, s, "idle", "anna", "t3", "portal.test")
+	mustSession(t, s, "revoked", "anna", "t4", "wiki.test")
+	must(t, s.RevokeSession(ctx, "revoked", t0))
+	must(t, s.CreateSession(ctx, sluis.Session{ID: "expired", User: "anna", Stage: sluis.StageComplete, CreatedAt: t0, LastSeen: t0, ExpiresAt: t0.Add(time.Minute)}, hash("t5"), "wiki.test"))
+	must(t, s.CreateSession(ctx, sluis.Session{ID: "half", User: "anna", Stage: sluis.StagePassword, CreatedAt: t0, LastSeen: t0, ExpiresAt: t0.Add(time.Hour)}, hash("t6"), "portal.test"))
+	must(t, s.TouchSession(ctx, "live", t0.Add(20*time.Minute)))
+	now := t0.Add(30 * time.Minute)
+	for _, tt := range []struct {
+		seenSince time.Time
+		total     int
+		byHost    map[string]int
+	}{
+		{time.Time{}, 2, map[string]int{"portal.test": 2, "wiki.test": 1}},
+		{t0.Add(10 * time.Minute), 1, map[string]int{"portal.test": 1, "wiki.test": 1}},
+	} {
+		total, byHost, err := s.CountSessions(ctx, now, tt.seenSince)
+		must(t, err)
+		if total != tt.total || fmt.Sprint(byHost) != fmt.Sprint(tt.byHost) {
+			t.Fatalf("seen since %v: %d %v, want %d %v", tt.seenSince, total, byHost, tt.total, tt.byHost)
+		}
 	}
 }
 
