@@ -64,9 +64,21 @@ type Config struct {
 	// OIDC are single sign-on providers, each a button on the login page.
 	OIDC []OIDC `yaml:"oidc"`
 	Apps []App  `yaml:"apps"`
-	// TimeZone is the IANA time zone that rules' hours are read in. Empty
-	// means Europe/Amsterdam.
+	// TimeZone is the IANA time zone that rules' hours are read in, and
+	// that pages show dates in. Empty means Europe/Amsterdam.
 	TimeZone string `yaml:"time_zone"`
+	// Language is the pages' language when neither the user's choice nor
+	// the browser's Accept-Language names one there is a catalogue of
+	// (see package locale): "en" or "nl". Empty means "en".
+	Language string `yaml:"language"`
+	// Branding is the organisation's face (see branding.go).
+	Branding Branding `yaml:"branding"`
+	// ConnectVia and ConnectCA are set by `sluis demo` only, never from a
+	// file: the address `sluis connect` dials instead of the portal's
+	// name, and the CA file it trusts, so that the launcher's commands
+	// (with --connect and --ca) work as shown where the portal's name
+	// is not in DNS. Empty means the commands need neither.
+	ConnectVia, ConnectCA string `yaml:"-"`
 	// PublicURL is the portal as users reach it, https://PORTAL[:PORT],
 	// when that is not the listener (behind a load balancer or a port
 	// forward). Its host is the portal's name; every URL the gateway
@@ -455,6 +467,12 @@ type App struct {
 	Name     string `yaml:"name"`
 	Host     string `yaml:"host"`
 	Upstream string `yaml:"upstream"`
+	// Title, Description and IconFile are what the launcher shows (see
+	// branding.go); without a title it shows the name.
+	Title       string `yaml:"title"`
+	Description string `yaml:"description"`
+	IconFile    string `yaml:"icon_file"`
+	icon        *Image
 	// TCP makes the app a TCP app (remote desktop, SSH, a database)
 	// reached through `sluis connect`: the gateway dials exactly this
 	// host:port. A literal IP address is dialled as written; a host name is
@@ -1123,6 +1141,7 @@ func (p *parser) validate(c *Config) {
 		p.problem("portal", "%q is not a lower-case host name", c.Portal)
 	}
 	p.checkPublicFace(c)
+	p.checkFace(c, base)
 	p.checkAdmin(c)
 	if c.DataDir == "" {
 		p.problem("data_dir", "required: where the database and keys live")

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"html"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -41,8 +42,14 @@ func TestDemoWorksWithWhatItPrints(t *testing.T) {
 	}
 
 	// The tunnel command it prints works too (logging in with --user, as a
-	// script would, instead of a browser).
+	// script would, instead of a browser), and the launcher shows the same
+	// one, to copy as shown.
 	cmd := field(`(sluis connect echo --gateway \S+ --connect \S+ --ca \S+)`)
+	launcher := g.Get(c, g.URL(g.Portal, "/"))
+	m := regexp.MustCompile(`<code class="command" id="cmd-echo">([^<]+)</code>`).FindStringSubmatch(launcher.Body)
+	if m == nil || html.UnescapeString(m[1]) != cmd || !strings.Contains(launcher.Body, `data-copy="cmd-echo"`) {
+		t.Fatalf("the launcher's command is not the printed %q:\n%s", cmd, launcher.Body)
+	}
 	args := strings.Fields(cmd)[2:] // after "sluis connect"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -140,6 +140,26 @@ func TestBrowserPasskeys(t *testing.T) {
 		t.Fatalf("user keys anna:\n%s", out)
 	}
 
+	// 2b. The same authenticator again: the browser refuses (it holds a
+	// passkey for anna already), and the page says so in a sentence, not
+	// with the browser's technical message.
+	var refused string
+	err = chromedp.Do(bctx,
+		chromedp.SendKeys(chromedp.ID("passkey-name"), " again"),
+		chromedp.Click(chromedp.ID("passkey-add")),
+		chromedp.WaitVisible(chromedp.CSS(`#passkey-status:not(:empty)`)),
+	)
+	for deadline := time.Now().Add(20 * time.Second); err == nil && time.Now().Before(deadline); {
+		err = chromedp.Do(bctx, into(&refused, chromedp.Text(chromedp.ID("passkey-status"))))
+		if refused != "Waiting for your passkey..." {
+			break
+		}
+		chromedp.Do(bctx, chromedp.WaitReady(chromedp.ID("passkey-add"))) // a round trip to the browser, not a sleep
+	}
+	if err != nil || refused != "This device holds a passkey for your account already." {
+		t.Fatalf("adding the same passkey again: %v; the page says %q", err, refused)
+	}
+
 	// 3. hr again: the portal asks for the passkey only (no code form),
 	// and the same session goes on to hr.
 	var user, app, url string

@@ -25,6 +25,10 @@ func TestRecoveryCodesAndMFAReset(t *testing.T) {
 	if len(codes) != 10 {
 		t.Fatalf("%d recovery codes after enrolment:\n%s", len(codes), p.Body)
 	}
+	// The codes can be downloaded as a text file, one a line.
+	if !strings.Contains(p.Body, `download="recovery-codes.txt"`) || !strings.Contains(p.Body, "%0D%0A"+codes[0]+"%0D%0A") {
+		t.Fatalf("no download of the codes:\n%s", p.Body)
+	}
 	if s := g.MustCLI("", "audit"); strings.Contains(s, codes[0]) {
 		t.Fatal("a recovery code is in the audit trail")
 	}
@@ -39,7 +43,8 @@ func TestRecoveryCodesAndMFAReset(t *testing.T) {
 		return g.Post(c, g.URL(g.Portal, "/mfa"), url.Values{"csrf": {testenv.CSRF(form.Body)}, "recovery": {code}})
 	}
 	typed := strings.ToLower(strings.ReplaceAll(codes[3], "-", " "))
-	if p := recover(typed); p.StatusCode != http.StatusSeeOther {
+	// The user is told how many are left, and goes on from there.
+	if p := recover(typed); p.StatusCode != http.StatusOK || !strings.Contains(p.Body, "You used a recovery code; 9 are left.") || !strings.Contains(p.Body, `id="continue"`) {
 		t.Fatalf("a recovery code: %d\n%s", p.StatusCode, p.Body)
 	}
 	if p := recover(codes[3]); p.StatusCode != http.StatusUnauthorized {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 )
 
 // A Refusal is an error page and the log line that goes with it: what the
@@ -20,6 +21,11 @@ type Refusal struct {
 	// Notice, if set, replaces the status's standard text with the
 	// operator's words (WriteNotice).
 	Notice string
+	// Kind, if set, gives the page words of their own (see the Kind
+	// constants), with Detail in them as written; it wins over Notice.
+	Kind, Detail string
+	// RetryAfter, if positive, is when trying again helps (see Page).
+	RetryAfter time.Duration
 	// User and App are who asked and for what, when known.
 	User, App string
 	// Err is the error behind a fault. With a 5xx status it makes the
@@ -50,11 +56,7 @@ func Refuse(w http.ResponseWriter, r *http.Request, log *slog.Logger, rf Refusal
 	if log != nil {
 		Log(r.Context(), log, r, id, rf)
 	}
-	if rf.Notice != "" {
-		WriteNotice(w, rf.Status, id, rf.Notice)
-	} else {
-		Write(w, rf.Status, id)
-	}
+	WritePage(w, r, Page{Status: rf.Status, ID: id, Kind: rf.Kind, Detail: rf.Detail, Notice: rf.Notice, RetryAfter: rf.RetryAfter})
 	return id
 }
 

@@ -162,7 +162,7 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			errpage.Log(r.Context(), d.Log, r, id, errpage.Refusal{Status: http.StatusForbidden,
 				Cause: "blocked source (further refusals of it this minute carry the same error ID)"})
 		}
-		errpage.WriteNotice(w, http.StatusForbidden, id, BlockedNotice)
+		errpage.WritePage(w, r, errpage.Page{Status: http.StatusForbidden, ID: id, Kind: errpage.KindBlocked})
 		return
 	}
 	host, ok := CanonicalHost(r.Host)
@@ -246,10 +246,6 @@ func NeedsSession(r *http.Request) bool {
 	v, _ := r.Context().Value(needsSessionKey{}).(bool)
 	return v
 }
-
-// BlockedNotice is what a blocked source reads, in place of the words of a
-// policy refusal.
-const BlockedNotice = "Requests from your network address are blocked by this gateway, because of suspicious requests from it or by an operator. If you think this is a mistake, contact your help desk and give them the error ID below."
 
 // blocked reports whether r's source is in a stored block in force. The
 // stored list is the only truth: the probe detector writes its blocks

@@ -277,6 +277,11 @@ func (g *Gateway) build(c *config.Config, prov Providers) (*state, error) {
 		Directory: prov.Directory, SSO: prov.SSO, Health: o.Health, Counters: o.Counters, Refusals: g.refusals,
 		Passkeys: g.passkeys, Situation: situation,
 	}
+	face, err := pageFace(c, base(c.Portal))
+	if err != nil {
+		return nil, err
+	}
+	p.Locale, p.Face = face.Locale, portalFace(c, face.Brand, o.PublicPort)
 	if err := p.Init(); err != nil {
 		return nil, err
 	}
@@ -363,10 +368,12 @@ func (g *Gateway) build(c *config.Config, prov Providers) (*state, error) {
 			lenient[app.Host] = frontdoor.Leniency{EncodedSlashes: app.EncodedSlashes, PathParams: app.PathParams}
 		}
 	}
-	st.door = &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Lenient: lenient, Proxies: c.Proxies(), Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Every error page, on any host, is in the user's language with the
+	// organisation's face.
+	st.door = errpage.WithFace(face, &frontdoor.Door{Hosts: known, Portal: c.Portal, Detector: detector, Blocks: blocks, Log: o.Log, Lenient: lenient, Proxies: c.Proxies(), Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The front door has canonicalised r.Host and refused unknown ones.
 		hosts[r.Host].ServeHTTP(w, r)
-	})}
+	})})
 	ok = true
 	return st, nil
 }
@@ -511,7 +518,7 @@ func (h *appHandler) deny(w http.ResponseWriter, r *http.Request, who sluis.Iden
 		h.audit.Record(r.Context(), sluis.Event{Type: sluis.EventAccessDenied, User: who.User,
 			Source: frontdoor.ClientIP(r), App: h.app.Name, Outcome: sluis.OutcomeDenied, Detail: detail + "; error ID " + id})
 	}
-	errpage.Refuse(w, r, h.log, errpage.Refusal{Status: d.Status, Cause: "denied: " + d.Reason, Notice: d.Message, User: who.User, App: h.app.Name, ID: id,
+	errpage.Refuse(w, r, h.log, errpage.Refusal{Status: d.Status, Cause: "denied: " + d.Reason, Notice: d.Message, Kind: d.Kind, Detail: d.Detail, User: who.User, App: h.app.Name, ID: id,
 		Attrs: []any{"audited", ok}})
 }
 

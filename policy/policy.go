@@ -91,6 +91,12 @@ type Decision struct {
 	// Message is, for Deny, the text the user sees; "" means the plain
 	// refusal page, which tells nothing about the rules.
 	Message string
+	// Kind names, for a Deny with a Message, which words it is, so that
+	// a page can say it in the user's language: "network", "hours",
+	// "closed", "essential", "lockdown" or "app_off" (errpage's kinds).
+	// Detail is what those words include as written: the hours, or the
+	// operator's reason.
+	Kind, Detail string
 	// Rule is the index in app.Allow of the rule the request chose; -1
 	// when none was chosen (or the decision came before one).
 	Rule int
@@ -154,9 +160,10 @@ func Decide(who sluis.Identity, app sluis.App, req Request, sit Situation) Decis
 		case listed && !placeOK:
 			// Who may use this part of the app is told where from; nobody
 			// else learns anything about the rules.
-			d.Message = "This part of the application can be opened only from the organisation's own networks."
+			d.Message, d.Kind = "This part of the application can be opened only from the organisation's own networks.", "network"
 		case listed && !timeOK:
-			d.Message = "This part of the application is open " + hoursText(rule.Hours, sit.Zone) + "."
+			d.Kind, d.Detail = "hours", hoursText(rule.Hours, sit.Zone)
+			d.Message = "This part of the application is open " + d.Detail + "."
 		}
 		return d
 	}
@@ -166,22 +173,22 @@ func Decide(who sluis.Identity, app sluis.App, req Request, sit Situation) Decis
 	switch sit.Level {
 	case sluis.LevelClosed:
 		return Decision{Outcome: Deny, Status: 503, Rule: i, Reason: "the gateway is closed: " + sit.LevelReason,
-			Message: "Access through the gateway is closed: " + sit.LevelReason}
+			Message: "Access through the gateway is closed: " + sit.LevelReason, Kind: "closed", Detail: sit.LevelReason}
 	case sluis.LevelEssential:
 		if !app.Essential {
 			return Decision{Outcome: Deny, Status: 503, Rule: i, Reason: "only essential apps are open: " + sit.LevelReason,
-				Message: "Only essential applications are open: " + sit.LevelReason}
+				Message: "Only essential applications are open: " + sit.LevelReason, Kind: "essential", Detail: sit.LevelReason}
 		}
 	case sluis.LevelLockdown:
 		if !sit.BreakGlass.Allows(who) {
 			return Decision{Outcome: Deny, Status: 403, Rule: i, Reason: "lockdown, and the user is not break-glass staff: " + sit.LevelReason,
-				Message: "Access is limited to emergency staff: " + sit.LevelReason}
+				Message: "Access is limited to emergency staff: " + sit.LevelReason, Kind: "lockdown", Detail: sit.LevelReason}
 		}
 		d.Reason = "break-glass staff at lockdown; " + why
 	}
 	if sit.AppOff {
 		return Decision{Outcome: Deny, Status: 503, Rule: i, Reason: "the app is switched off: " + sit.AppOffReason,
-			Message: "This application is switched off: " + sit.AppOffReason}
+			Message: "This application is switched off: " + sit.AppOffReason, Kind: "app_off", Detail: sit.AppOffReason}
 	}
 	return d
 }

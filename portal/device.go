@@ -116,17 +116,17 @@ func (p *Portal) deviceStart(w http.ResponseWriter, r *http.Request) error {
 	if wait, err := p.deviceThrottle.Begin(r.Context(), throttleKey(src)); err != nil {
 		return err
 	} else if wait > 0 {
-		return writeJSON(w, http.StatusTooManyRequests, jsonAnswer{Error: waitMessage(wait)})
+		return writeJSON(w, http.StatusTooManyRequests, jsonAnswer{Error: p.waitMessage(r, wait)})
 	}
 	if n, err := p.Store.PendingDeviceGrants(r.Context(), p.Now()); err != nil {
 		return err
 	} else if n >= maxPendingDevices {
-		return writeJSON(w, http.StatusServiceUnavailable, jsonAnswer{Error: "Too many logins are waiting. Try again in a few minutes."})
+		return writeJSON(w, http.StatusServiceUnavailable, jsonAnswer{Error: p.t(r, "device.busy")})
 	}
 	if level, reason, err := p.level(r); err != nil {
 		return err
 	} else if level == sluis.LevelClosed {
-		return writeJSON(w, http.StatusServiceUnavailable, jsonAnswer{Error: levelNotice(level, reason)})
+		return writeJSON(w, http.StatusServiceUnavailable, jsonAnswer{Error: p.levelNotice(r, level, reason)})
 	}
 	device, hash := session.NewToken()
 	now := p.Now()
@@ -209,7 +209,7 @@ func (p *Portal) deviceForm(w http.ResponseWriter, r *http.Request) error {
 	if a == nil {
 		return nil
 	}
-	return p.render(w, http.StatusOK, "device", pageData{Title: "Approve sluis connect", CSRF: p.csrfToken(w, r), User: a.User.Name})
+	return p.render(w, r, http.StatusOK, "device", pageData{Title: p.t(r, "device.title"), CSRF: p.csrfToken(w, r), User: a.User.Name})
 }
 
 // deviceDecide looks up a typed code (step "show") and then approves or
@@ -226,25 +226,25 @@ func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 	if a == nil {
 		return nil
 	}
-	d := pageData{Title: "Approve sluis connect", CSRF: p.csrfToken(w, r), User: a.User.Name}
+	d := pageData{Title: p.t(r, "device.title"), CSRF: p.csrfToken(w, r), User: a.User.Name}
 	code, ok := normUserCode(r.PostFormValue("code"))
 	if !ok {
-		d.Error = "That is not a login code. Type the code sluis connect shows."
-		return p.render(w, http.StatusBadRequest, "device", d)
+		d.Error = p.t(r, "device.not_code")
+		return p.render(w, r, http.StatusBadRequest, "device", d)
 	}
 	// A wrong code counts like a wrong one-time code.
 	src := frontdoor.ClientIP(r)
 	if wait, err := p.attempt(r.Context(), guess{kind: "device", user: a.User.Name, src: src}); err != nil {
 		return err
 	} else if wait > 0 {
-		d.Error = waitMessage(wait)
-		return p.render(w, http.StatusTooManyRequests, "device", d)
+		d.Error = p.waitMessage(r, wait)
+		return p.render(w, r, http.StatusTooManyRequests, "device", d)
 	}
 	g, err := p.Store.DeviceGrantByUserCode(r.Context(), code, p.Now())
 	if sluis.ErrorCode(err) == sluis.ENOTFOUND {
 		p.event(r, sluis.EventLoginFailure, a.User.Name, sluis.OutcomeFailure, "sluis connect: unknown or expired code")
-		d.Error = "No login waits for that code, or it expired. Start sluis connect again."
-		return p.render(w, http.StatusNotFound, "device", d)
+		d.Error = p.t(r, "device.no_login")
+		return p.render(w, r, http.StatusNotFound, "device", d)
 	}
 	if err != nil {
 		return err
@@ -256,18 +256,18 @@ func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		p.event(r, sluis.EventLoginFailure, a.User.Name, sluis.OutcomeDenied, "sluis connect from "+g.Source+" denied by the user")
-		d.Notice = "Denied. That sluis connect gets no access."
-		return p.render(w, http.StatusOK, "device", d)
+		d.Notice = p.t(r, "device.denied")
+		return p.render(w, r, http.StatusOK, "device", d)
 	case "approve":
 	default:
-		d.DeviceCode, d.DeviceSource, d.DeviceAge = g.UserCode, g.Source, p.Now().Sub(g.CreatedAt).Round(time.Second).String()
-		return p.render(w, http.StatusOK, "device", d)
+		d.DeviceCode, d.DeviceSource, d.DeviceAge = g.UserCode, g.Source, p.ago(r, p.Now().Sub(g.CreatedAt))
+		return p.render(w, r, http.StatusOK, "device", d)
 	}
 	// Approving hands out a credential of its own: only with a second
 	// factor passed just now.
 	if p.Now().Sub(a.Session.MFAAt) > recentMFA {
-		d.Error = "For your safety, a login can be approved only within 15 minutes of logging in. Log out, log in again and approve."
-		return p.render(w, http.StatusForbidden, "device", d)
+		d.Error = p.t(r, "device.too_old")
+		return p.render(w, r, http.StatusForbidden, "device", d)
 	}
 	// The client's own session: bound to the tunnel pseudo host, ending no
 	// later than the login that approved it (and with it, at its logout or
@@ -289,13 +289,13 @@ func (p *Portal) deviceDecide(w http.ResponseWriter, r *http.Request) error {
 	if err := p.Store.DecideDeviceGrant(r.Context(), g.UserCode, true, a.User.Name, x.ID, sealed, now); err != nil {
 		p.Store.RevokeSession(r.Context(), x.ID, now)
 		if sluis.ErrorCode(err) == sluis.ENOTFOUND {
-			d.Error = "That login expired meanwhile. Start sluis connect again."
-			return p.render(w, http.StatusNotFound, "device", d)
+			d.Error = p.t(r, "device.expired")
+			return p.render(w, r, http.StatusNotFound, "device", d)
 		}
 		return err
 	}
-	d.Notice = "Approved. You can close this page; sluis connect is logged in."
-	return p.render(w, http.StatusOK, "device", d)
+	d.Notice = p.t(r, "device.approved")
+	return p.render(w, r, http.StatusOK, "device", d)
 }
 
 // maxPendingDevices caps the device logins waiting at once.
@@ -310,4 +310,13 @@ func throttleKey(src string) string {
 	}
 	p, _ := ip.Prefix(64)
 	return p.String()
+}
+
+// ago says how long ago something was, in r's language: seconds under a
+// minute, else whole minutes.
+func (p *Portal) ago(r *http.Request, d time.Duration) string {
+	if d < time.Minute {
+		return p.t(r, "device.ago_seconds", int(max(d, 0)/time.Second))
+	}
+	return p.t(r, "device.ago_minutes", int(d/time.Minute))
 }

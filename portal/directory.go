@@ -21,8 +21,8 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 	name := id.account
 	busy := func() error {
 		p.retract(r.Context(), g)
-		d.Error = "The service is busy. Try again in a few seconds."
-		return p.render(w, http.StatusServiceUnavailable, "login", d)
+		d.Error = p.t(r, "busy")
+		return p.render(w, r, http.StatusServiceUnavailable, "login", d)
 	}
 	// At most a few directory logins at once: a burst cannot pile binds
 	// onto the directory.
@@ -57,8 +57,8 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 		// Not a guess: it is not counted.
 		p.retract(r.Context(), g)
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, id.detail("directory unreachable"))
-		d.Error = directoryDown
-		return p.render(w, http.StatusServiceUnavailable, "login", d)
+		d.Error = p.t(r, "login.directory_down")
+		return p.render(w, r, http.StatusServiceUnavailable, "login", d)
 	case errors.Is(err, directory.ErrUnreadable):
 		reason = "password verified, but the directory could not be read"
 	case errors.Is(err, directory.ErrDisabled):
@@ -83,8 +83,8 @@ func (p *Portal) directoryLogin(w http.ResponseWriter, r *http.Request, d pageDa
 	}
 	if reason != "" {
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, id.detail(reason))
-		d.Error = "Wrong user name or password."
-		return p.render(w, http.StatusUnauthorized, "login", d)
+		d.Error = p.t(r, "login.wrong")
+		return p.render(w, r, http.StatusUnauthorized, "login", d)
 	}
 	p.succeeded(r.Context(), g)
 	return p.passwordAccepted(w, r, u, f, id.detail("directory password accepted; second factor next"))

@@ -18,6 +18,21 @@ type refusalNote struct {
 	r               *http.Request
 	id, user, cause string
 	log             *slog.Logger
+	// english maps the words said in another language to their English,
+	// so that the log reads the same whatever the user's language.
+	english map[string]string
+}
+
+// noteEnglish remembers that said, in r's language, is english.
+func noteEnglish(r *http.Request, said, english string) {
+	n, _ := r.Context().Value(refusalNoteKey{}).(*refusalNote)
+	if n == nil || said == english {
+		return
+	}
+	if n.english == nil {
+		n.english = map[string]string{}
+	}
+	n.english[said] = english
 }
 
 type refusalNoteKey struct{}
@@ -84,6 +99,9 @@ func refusalID(w http.ResponseWriter, status int, page, words string) string {
 	n := nw.note
 	cause := n.cause
 	if cause == "" {
+		if e, ok := n.english[words]; ok {
+			words = e
+		}
 		cause = page + " page: " + strings.TrimSuffix(words, ".")
 	}
 	id := n.errorID()

@@ -99,7 +99,7 @@ func (p *Portal) jsonRequest(w http.ResponseWriter, r *http.Request) (body []byt
 		return nil, false, err
 	}
 	if !csrfOK {
-		return nil, false, jsonError(w, http.StatusForbidden, "The page expired. Reload it and try again.")
+		return nil, false, jsonError(w, http.StatusForbidden, p.t(r, "passkey.expired"))
 	}
 	return body, true, nil
 }
@@ -214,7 +214,7 @@ func (p *Portal) passkeyFailed(w http.ResponseWriter, r *http.Request, typ, user
 	}
 	p.Log.Info("portal: passkey refused", "user", user, "source", frontdoor.ClientIP(r), "reason", err.Error())
 	p.event(r, typ, user, sluis.OutcomeFailure, "passkey not accepted")
-	return jsonError(w, http.StatusUnauthorized, "The passkey was not accepted. Try again.")
+	return jsonError(w, http.StatusUnauthorized, p.t(r, "passkey.not_accepted"))
 }
 
 // ---- managing passkeys ----
@@ -231,11 +231,12 @@ func (p *Portal) passkeysPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d := pageData{Title: "Your passkeys", CSRF: p.csrfToken(w, r), User: a.User.Name, Passkeys: true}
+	lang := p.Locale.For(r)
+	d := pageData{Title: p.t(r, "passkeys.title"), CSRF: p.csrfToken(w, r), User: a.User.Name, Passkeys: true}
 	for _, k := range keys {
-		row := keyRow{Name: k.Name, ID: hex.EncodeToString(k.ID), Created: k.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"), LastUsed: "never"}
+		row := keyRow{Name: k.Name, ID: hex.EncodeToString(k.ID), Created: lang.Date(k.CreatedAt), LastUsed: lang.T("passkeys.never")}
 		if !k.LastUsed.IsZero() {
-			row.LastUsed = k.LastUsed.UTC().Format("2006-01-02 15:04 UTC")
+			row.LastUsed = lang.Date(k.LastUsed)
 		}
 		d.Keys = append(d.Keys, row)
 	}
@@ -243,18 +244,18 @@ func (p *Portal) passkeysPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d.Notice = levelNotice(level, reason)
+	d.Level = p.levelNotice(r, level, reason)
 	if level == sluis.LevelStrict {
 		d.Frozen = true
 	}
-	return p.render(w, http.StatusOK, "passkeys", d)
+	return p.render(w, r, http.StatusOK, "passkeys", d)
 }
 
 // mayChangeKeys answers for a change to the caller's passkeys that is not
 // allowed: not logged in, enrolment frozen, or a second factor too old.
 func (p *Portal) mayChangeKeys(w http.ResponseWriter, r *http.Request, a *session.Active) (bool, error) {
 	if a == nil || a.Session.Stage != sluis.StageComplete || p.Passkeys == nil {
-		return false, jsonError(w, http.StatusUnauthorized, "Log in first.")
+		return false, jsonError(w, http.StatusUnauthorized, p.t(r, "passkey.login_first"))
 	}
 	level, reason, err := p.level(r)
 	if err != nil {
@@ -262,10 +263,10 @@ func (p *Portal) mayChangeKeys(w http.ResponseWriter, r *http.Request, a *sessio
 	}
 	if level == sluis.LevelStrict {
 		p.event(r, sluis.EventMFAFailure, a.User.Name, sluis.OutcomeDenied, "passkey enrolment frozen at level strict")
-		return false, jsonError(w, http.StatusForbidden, "Enrolment of new second factors is frozen: "+reason)
+		return false, jsonError(w, http.StatusForbidden, p.t(r, "error.frozen", reason))
 	}
 	if p.Now().Sub(a.Session.MFAAt) > recentMFA {
-		return false, jsonError(w, http.StatusForbidden, "For your safety, passkeys can be changed only within 15 minutes of logging in. Log out, log in again and retry.")
+		return false, jsonError(w, http.StatusForbidden, p.t(r, "passkey.too_old"))
 	}
 	return true, nil
 }
@@ -283,11 +284,11 @@ func (p *Portal) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) er
 		Name string `json:"name"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
-		return jsonError(w, http.StatusBadRequest, "Bad request.")
+		return jsonError(w, http.StatusBadRequest, p.t(r, "passkey.bad_request"))
 	}
 	name := strings.TrimSpace(req.Name)
 	if name == "" || utf8.RuneCountInString(name) > maxPasskeyName || strings.IndexFunc(name, func(c rune) bool { return c < 0x20 || c == 0x7f }) >= 0 || !utf8.ValidString(name) {
-		return jsonError(w, http.StatusBadRequest, fmt.Sprintf("Give the passkey a name of 1 to %d characters.", maxPasskeyName))
+		return jsonError(w, http.StatusBadRequest, p.t(r, "passkey.name_length", maxPasskeyName))
 	}
 	acct, err := p.account(r.Context(), a.User.Name, true)
 	if err != nil {
@@ -295,7 +296,7 @@ func (p *Portal) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) er
 	}
 	for _, k := range acct.Keys {
 		if k.Name == name {
-			return jsonError(w, http.StatusConflict, "You have a passkey of that name already.")
+			return jsonError(w, http.StatusConflict, p.t(r, "passkey.name_taken"))
 		}
 	}
 	c, err := p.Passkeys.BeginRegistration(acct)
@@ -331,7 +332,7 @@ func (p *Portal) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) e
 	}
 	err = p.Store.AddPasskey(r.Context(), sluis.Passkey{ID: id, User: a.User.Name, Name: st.Name, Data: data, CreatedAt: p.Now()})
 	if sluis.ErrorCode(err) == sluis.ECONFLICT {
-		return jsonError(w, http.StatusConflict, "That passkey, or one of that name, is registered already.")
+		return jsonError(w, http.StatusConflict, p.t(r, "passkey.registered"))
 	}
 	if err != nil {
 		return err
@@ -354,7 +355,7 @@ func (p *Portal) passkeyRemove(w http.ResponseWriter, r *http.Request) error {
 		return statusError(http.StatusForbidden)
 	}
 	if p.Now().Sub(a.Session.MFAAt) > recentMFA {
-		return p.renderPasskeysError(w, r, a, "For your safety, passkeys can be changed only within 15 minutes of logging in. Log out, log in again and retry.")
+		return p.renderPasskeysError(w, r, a, p.t(r, "passkey.too_old"))
 	}
 	id, err := hex.DecodeString(r.PostFormValue("id"))
 	if err != nil || len(id) == 0 {
@@ -382,8 +383,8 @@ func (p *Portal) passkeyRemove(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Portal) renderPasskeysError(w http.ResponseWriter, r *http.Request, a *session.Active, msg string) error {
-	d := pageData{Title: "Your passkeys", CSRF: p.csrfToken(w, r), User: a.User.Name, Error: msg}
-	return p.render(w, http.StatusForbidden, "passkeys", d)
+	d := pageData{Title: p.t(r, "passkeys.title"), CSRF: p.csrfToken(w, r), User: a.User.Name, Error: msg}
+	return p.render(w, r, http.StatusForbidden, "passkeys", d)
 }
 
 // ---- a passkey as the second factor, or as a step-up ----
@@ -394,14 +395,14 @@ func (p *Portal) passkeyMFABegin(w http.ResponseWriter, r *http.Request) error {
 	}
 	a, ok := p.pending(r)
 	if !ok || p.Passkeys == nil {
-		return writeJSON(w, http.StatusUnauthorized, jsonAnswer{Error: "Log in first.", Redirect: "/login"})
+		return writeJSON(w, http.StatusUnauthorized, jsonAnswer{Error: p.t(r, "passkey.login_first"), Redirect: "/login"})
 	}
 	acct, err := p.account(r.Context(), a.User.Name, false)
 	if err != nil {
 		return err
 	}
 	if len(acct.Keys) == 0 {
-		return jsonError(w, http.StatusBadRequest, "You have no passkey yet.")
+		return jsonError(w, http.StatusBadRequest, p.t(r, "passkey.none_yet"))
 	}
 	c, err := p.Passkeys.BeginLogin(acct)
 	if err != nil {
@@ -418,7 +419,7 @@ func (p *Portal) passkeyMFAFinish(w http.ResponseWriter, r *http.Request) error 
 	t, f := p.flowParams(r)
 	a, ok := p.pending(r)
 	if !ok || p.Passkeys == nil {
-		return writeJSON(w, http.StatusUnauthorized, jsonAnswer{Error: "Log in first.", Redirect: "/login"})
+		return writeJSON(w, http.StatusUnauthorized, jsonAnswer{Error: p.t(r, "passkey.login_first"), Redirect: "/login"})
 	}
 	user, src := a.User.Name, frontdoor.ClientIP(r)
 	st, err := p.openCeremony(w, r, "mfa", a.Session.ID)
@@ -429,7 +430,7 @@ func (p *Portal) passkeyMFAFinish(w http.ResponseWriter, r *http.Request) error 
 		return err
 	} else if wait > 0 {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
-		return jsonError(w, http.StatusTooManyRequests, waitMessage(wait))
+		return jsonError(w, http.StatusTooManyRequests, p.waitMessage(r, wait))
 	}
 	acct, err := p.account(r.Context(), user, false)
 	if err != nil {
@@ -475,7 +476,7 @@ func (p *Portal) passwordlessBegin(w http.ResponseWriter, r *http.Request) error
 	if level, reason, err := p.level(r); err != nil {
 		return err
 	} else if level == sluis.LevelClosed {
-		return jsonError(w, http.StatusServiceUnavailable, levelNotice(level, reason))
+		return jsonError(w, http.StatusServiceUnavailable, p.levelNotice(r, level, reason))
 	}
 	c, err := p.Passkeys.BeginPasswordless()
 	if err != nil {
@@ -498,7 +499,7 @@ func (p *Portal) passwordlessFinish(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	if level == sluis.LevelClosed {
-		return jsonError(w, http.StatusServiceUnavailable, "Access through the gateway is closed.")
+		return jsonError(w, http.StatusServiceUnavailable, p.t(r, "passkey.closed"))
 	}
 	t, f := p.flowParams(r)
 	src := frontdoor.ClientIP(r)
@@ -508,7 +509,7 @@ func (p *Portal) passwordlessFinish(w http.ResponseWriter, r *http.Request) erro
 	if wait, err := p.SourceThrottle.Begin(r.Context(), "passkey:"+throttleKey(src)); err != nil {
 		return err
 	} else if wait > 0 {
-		return jsonError(w, http.StatusTooManyRequests, waitMessage(wait))
+		return jsonError(w, http.StatusTooManyRequests, p.waitMessage(r, wait))
 	}
 	csrf, _ := r.Cookie(csrfCookie)
 	st, err := p.openCeremony(w, r, "login", csrf.Value)
@@ -539,7 +540,7 @@ func (p *Portal) passwordlessFinish(w http.ResponseWriter, r *http.Request) erro
 	}
 	if reason != "" {
 		p.event(r, sluis.EventLoginFailure, u.Name, sluis.OutcomeFailure, reason+" (passkey)")
-		return jsonError(w, http.StatusForbidden, "You cannot log in now.")
+		return jsonError(w, http.StatusForbidden, p.t(r, "passkey.cannot_login"))
 	}
 	if err := p.Store.UsePasskey(r.Context(), id, data, p.Now()); err != nil {
 		return err

@@ -25,6 +25,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/assertion"
@@ -36,6 +38,7 @@ import (
 	"github.com/sluis-gateway/sluis/handover"
 	"github.com/sluis-gateway/sluis/health"
 	"github.com/sluis-gateway/sluis/keys"
+	"github.com/sluis-gateway/sluis/locale"
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/policy"
 	"github.com/sluis-gateway/sluis/session"
@@ -51,6 +54,9 @@ var css []byte
 //go:embed assets/passkey.js
 var passkeyJS []byte
 
+//go:embed assets/copy.js
+var copyJS []byte
+
 // assets is the complete list of static files: exact names only.
 var assets = map[string]struct {
 	body []byte
@@ -58,6 +64,7 @@ var assets = map[string]struct {
 }{
 	"/assets/sluis.css":  {css, "text/css; charset=utf-8"},
 	"/assets/passkey.js": {passkeyJS, "text/javascript; charset=utf-8"},
+	"/assets/copy.js":    {copyJS, "text/javascript; charset=utf-8"},
 }
 
 // Limits and lifetimes of the portal.
@@ -104,6 +111,13 @@ type Portal struct {
 	// SSO are the OpenID Connect providers, each a button on the login
 	// page.
 	SSO []*sso.Provider
+	// Locale gives every page's words in the user's language (see
+	// face.go); nil means English only, dates in UTC.
+	Locale *locale.Set
+	// Face is the organisation's name, logo, colour, help desk and the
+	// apps' titles, shown on every page (see face.go); the zero value
+	// shows "sluis" and the apps' names.
+	Face Face
 	// Health answers /readyz and tells a store that cannot be reached
 	// from other failures (a clear 503 page instead of a 500); nil means
 	// a node that is always ready.
@@ -128,6 +142,7 @@ type Portal struct {
 	browserThrottle *authn.Throttle // guesses from a known browser, by browser
 	directorySlots  chan struct{}   // directory logins in flight
 
+	brandCSS []byte // /assets/brand.css: the accent colour
 	pages    map[string]*template.Template
 	csrfKey  []byte
 	csp      string
@@ -154,12 +169,15 @@ func (p *Portal) Init() error {
 		errpage.Refuse(w, r, p.Log, errpage.Refusal{Status: http.StatusForbidden, Cause: "portal: cross-origin request refused"})
 	}))
 	p.pages = map[string]*template.Template{}
-	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys", "device", "recovery"} {
+	for _, name := range []string{"login", "mfa", "enroll", "launcher", "passkeys", "device", "recovery", "recovered", "sessions"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return fmt.Errorf("portal template %s: %w", name, err)
 		}
 		p.pages[name] = t
+	}
+	if err := p.initFace(); err != nil {
+		return err
 	}
 	p.csrfKey = make([]byte, 32)
 	rand.Read(p.csrfKey)
@@ -245,6 +263,8 @@ func (p *Portal) Routes() []Route {
 		{"POST /mfa/passkey/begin", "password", p.passkeyMFABegin},
 		{"POST /mfa/passkey/finish", "password", p.passkeyMFAFinish},
 		{"GET /passkeys", "session", p.passkeysPage},
+		{"GET /sessions", "session", p.sessionsPage},
+		{"POST /sessions/end", "session", p.endSessions},
 		{"POST /passkeys/begin", "session", p.passkeyRegisterBegin},
 		{"POST /passkeys/finish", "session", p.passkeyRegisterFinish},
 		{"POST /passkeys/remove", "session", p.passkeyRemove},
@@ -266,6 +286,7 @@ func (p *Portal) Routes() []Route {
 	for name := range assets {
 		routes = append(routes, Route{"GET " + name, "none", asset})
 	}
+	routes = append(routes, p.faceRoutes()...)
 	return routes
 }
 
@@ -365,24 +386,19 @@ func (p *Portal) wrap(h handlerFunc) http.Handler {
 		case errors.Is(err, authn.ErrThrottleUnavailable):
 			// Failing closed: a guess that cannot be counted where every
 			// node sees it is not checked.
-			rf.Status, rf.Cause, rf.Notice, rf.Err = http.StatusServiceUnavailable, "portal: the shared throttles cannot be read or written; the attempt was refused", throttleNotice, err
+			rf.Status, rf.Cause, rf.Notice, rf.Err = http.StatusServiceUnavailable, "portal: the shared throttles cannot be read or written; the attempt was refused", "", err
+			rf.Kind = errpage.KindThrottle
 		case errors.Is(err, audit.ErrNotStored) || sluis.StorageFull(err):
 			// Failing closed: a step whose record cannot be kept is not
 			// taken.
-			rf.Status, rf.Cause, rf.Notice, rf.Err = http.StatusServiceUnavailable, "portal: storage cannot be written; the step was not taken", storageNotice, err
+			rf.Status, rf.Cause, rf.Notice, rf.Err = http.StatusServiceUnavailable, "portal: storage cannot be written; the step was not taken", "", err
+			rf.Kind = errpage.KindStorage
 		default:
 			rf.Status, rf.Cause, rf.Err = http.StatusInternalServerError, "portal: internal error", err
 		}
 		errpage.Refuse(w, r, p.Log, rf)
 	})
 }
-
-// throttleNotice is what a user reads when an attempt cannot be counted.
-const throttleNotice = "The gateway cannot check logins right now, so it did not check this one. Try again in a few minutes; if it goes on, give your help desk the error ID below."
-
-// storageNotice is what a user reads when the gateway cannot store what a
-// step needs (a full disk).
-const storageNotice = "The gateway cannot record this step right now, so it did not take it. Try again in a few minutes; if it goes on, give your help desk the error ID below."
 
 func live(w http.ResponseWriter, r *http.Request) error {
 	health.Live(w, r)
@@ -416,32 +432,59 @@ func (p *Portal) jwks(w http.ResponseWriter, r *http.Request) error {
 
 type pageData struct {
 	Title, Error, Notice, CSRF, RD, State, User string
-	ErrorID                                     string       // set by render on a page with an error status
-	QR                                          template.URL // a data: URI made here, never from input
-	Secret                                      string
-	Apps                                        []appLink
+	// Level is the emergency level's notice, shown as a warning.
+	Level string
+	// Username is the name typed, kept when the login page is shown
+	// again.
+	Username string
+	// The page's language, the organisation's face and the page's own
+	// address (for the language switch); set by render.
+	L       *locale.Printer
+	Face    *Face
+	Back    string
+	ErrorID string       // set by render on a page with an error status
+	QR      template.URL // a data: URI made here, never from input
+	Secret  string
+	Account string // the account enrolling
+	// SecretGroups is Secret in groups of four, for reading.
+	SecretGroups []string
+	Apps         []appLink
 	// Passkeys is set when passkeys are on; HasPasskey when the user has
 	// one; KeyOnly when only a passkey completes this step; Query is the
 	// flow for the passkey script's requests.
 	Passkeys, HasPasskey, KeyOnly, Frozen bool
-	Query                                 string
-	Keys                                  []keyRow
+	// Copy loads the copy button's script (the launcher's commands).
+	Copy bool
+	// The user's sessions; when this one expires (and after how many
+	// idle minutes), and whether there are others to end.
+	SessionRows []sessionRow
+	Expires     string
+	IdleMinutes int
+	Others      bool
+	Query       string
+	Keys        []keyRow
 	// The device login being approved.
 	DeviceCode, DeviceSource, DeviceAge string
 	// Recovery codes shown once, and where to go after reading them.
 	Codes []string
 	Next  string
-	SSO   []ssoLink // single sign-on buttons
+	// Download is the codes as a text file (a data: URL made here).
+	Download template.URL
+	SSO      []ssoLink // single sign-on buttons
 }
 
 type appLink struct {
 	Name, Host, URL, Off string
+	Title, Description   string // shown as written; Title is Name when unset
+	Icon                 string // the icon's path on the portal, "" for none
+	Hint                 bool   // say that the command prints the address to use
 	NeedsKey             bool
 	Command              string // for a TCP app: how to reach it
 	RDP                  string // for a remote desktop: the .rdp file's path
 }
 
-func (p *Portal) render(w http.ResponseWriter, status int, page string, d pageData) error {
+func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, page string, d pageData) error {
+	p.dress(r, &d)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -660,21 +703,16 @@ func (p *Portal) breakGlass(ctx context.Context, u sluis.User) bool {
 	return err == nil && sit.BreakGlass.Allows(sluis.Identity{User: u.Name, Groups: u.Groups})
 }
 
-// levelNotice is what users are told about the emergency level in force.
-func levelNotice(level, reason string) string {
+// levelNotice is what users are told about the emergency level in force,
+// in r's language; the operator's reason as written.
+func (p *Portal) levelNotice(r *http.Request, level, reason string) string {
 	switch level {
 	case sluis.LevelNormal:
 		return ""
-	case sluis.LevelClosed:
-		return "Access through the gateway is closed: " + reason
-	case sluis.LevelEssential:
-		return "Only essential applications are open: " + reason
-	case sluis.LevelLockdown:
-		return "Access is limited to emergency staff: " + reason
-	case sluis.LevelStrict:
-		return "Security is tightened: " + reason
+	case sluis.LevelClosed, sluis.LevelEssential, sluis.LevelLockdown, sluis.LevelStrict:
+		return p.t(r, "level."+level, reason)
 	}
-	return "Emergency level " + level + ": " + reason
+	return p.t(r, "level.other", level, reason)
 }
 
 func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
@@ -689,18 +727,16 @@ func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
 		}
 		return p.continueTo(w, r, a.Session.ID, t, f)
 	}
-	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State, Passkeys: p.Passkeys != nil, Query: f.query(), SSO: p.ssoLinks(f)}
+	d := pageData{Title: p.t(r, "login.title"), CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State, Passkeys: p.Passkeys != nil, Query: f.query(), SSO: p.ssoLinks(f)}
 	if r.FormValue("logged_out") == "1" {
-		d.Notice = "You are logged out."
+		d.Notice = p.t(r, "login.logged_out")
 	}
 	level, reason, err := p.level(r)
 	if err != nil {
 		return err
 	}
-	if n := levelNotice(level, reason); n != "" {
-		d.Notice = n
-	}
-	return p.render(w, http.StatusOK, "login", d)
+	d.Level = p.levelNotice(r, level, reason)
+	return p.render(w, r, http.StatusOK, "login", d)
 }
 
 // event records what happened where not recording it must not stop the
@@ -805,8 +841,27 @@ func (p *Portal) succeeded(ctx context.Context, g guess) {
 	keys[2].th.Forgive(ctx, keys[2].key)
 }
 
-func waitMessage(d time.Duration) string {
-	return fmt.Sprintf("Too many attempts. Try again in %d seconds.", int(d.Round(time.Second)/time.Second)+1)
+// maxShownUsername bounds the typed name shown again: no user name is
+// longer.
+const maxShownUsername = 256
+
+// typedUsername is the name the login form was sent with, to fill in
+// again; "" when it is too long or not text.
+func typedUsername(r *http.Request) string {
+	u := r.PostFormValue("username")
+	if len(u) > maxShownUsername || !utf8.ValidString(u) || strings.ContainsFunc(u, unicode.IsControl) {
+		return ""
+	}
+	return u
+}
+
+// waitMessage says how long until the next attempt, rounded up: in
+// seconds, or past a minute and a half in minutes.
+func (p *Portal) waitMessage(r *http.Request, d time.Duration) string {
+	if d > 90*time.Second {
+		return p.t(r, "throttle.wait_minutes", locale.Minutes(d))
+	}
+	return p.t(r, "throttle.wait", int(d.Round(time.Second)/time.Second)+1)
 }
 
 func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
@@ -815,18 +870,20 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	_, f := p.flowParams(r)
-	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State}
+	// A page shown again keeps the name typed and every way to log in.
+	d := pageData{Title: p.t(r, "login.title"), CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State,
+		Passkeys: p.Passkeys != nil, Query: f.query(), SSO: p.ssoLinks(f), Username: typedUsername(r)}
 	if !csrfOK {
-		d.Error = "The form expired. Please try again."
-		return p.render(w, http.StatusForbidden, "login", d)
+		d.Error = p.t(r, "form.expired")
+		return p.render(w, r, http.StatusForbidden, "login", d)
 	}
 	if level, reason, err := p.level(r); err != nil {
 		return err
 	} else if level == sluis.LevelClosed {
-		d.Error = levelNotice(level, reason)
-		return p.render(w, http.StatusServiceUnavailable, "login", d)
+		d.Error = p.levelNotice(r, level, reason)
+		return p.render(w, r, http.StatusServiceUnavailable, "login", d)
 	} else {
-		d.Notice = levelNotice(level, reason)
+		d.Level = p.levelNotice(r, level, reason)
 	}
 	password := r.PostFormValue("password")
 	src := frontdoor.ClientIP(r)
@@ -836,17 +893,17 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	} else if wait > 0 {
 		p.event(r, sluis.EventLoginFailure, "", sluis.OutcomeFailure, "throttled (source)")
-		d.Error = waitMessage(wait)
-		return p.render(w, http.StatusTooManyRequests, "login", d)
+		d.Error = p.waitMessage(r, wait)
+		return p.render(w, r, http.StatusTooManyRequests, "login", d)
 	}
 	id, err := p.resolveName(r.Context(), r.PostFormValue("username"))
 	if errors.Is(err, errBusy) {
-		d.Error = "The service is busy. Try again in a few seconds."
-		return p.render(w, http.StatusServiceUnavailable, "login", d)
+		d.Error = p.t(r, "busy")
+		return p.render(w, r, http.StatusServiceUnavailable, "login", d)
 	} else if errors.Is(err, directory.ErrUnavailable) {
 		p.event(r, sluis.EventLoginFailure, id.account, sluis.OutcomeFailure, "directory unreachable")
-		d.Error = directoryDown
-		return p.render(w, http.StatusServiceUnavailable, "login", d)
+		d.Error = p.t(r, "login.directory_down")
+		return p.render(w, r, http.StatusServiceUnavailable, "login", d)
 	} else if err != nil {
 		return err
 	}
@@ -858,8 +915,8 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	} else if wait > 0 {
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, id.detail("throttled"))
-		d.Error = waitMessage(wait)
-		return p.render(w, http.StatusTooManyRequests, "login", d)
+		d.Error = p.waitMessage(r, wait)
+		return p.render(w, r, http.StatusTooManyRequests, "login", d)
 	}
 	if id.directory {
 		return p.directoryLogin(w, r, d, f, id, password, g)
@@ -869,8 +926,8 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	good, err := authn.Verify(password, u.PasswordHash)
 	if errors.Is(err, authn.ErrBusy) {
 		p.retract(r.Context(), g) // not checked: not counted
-		d.Error = "The service is busy. Try again in a few seconds."
-		return p.render(w, http.StatusServiceUnavailable, "login", d)
+		d.Error = p.t(r, "busy")
+		return p.render(w, r, http.StatusServiceUnavailable, "login", d)
 	}
 	good = good && known
 	reason := ""
@@ -893,8 +950,8 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if reason != "" {
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, id.detail(reason))
-		d.Error = "Wrong user name or password."
-		return p.render(w, http.StatusUnauthorized, "login", d)
+		d.Error = p.t(r, "login.wrong")
+		return p.render(w, r, http.StatusUnauthorized, "login", d)
 	}
 	p.succeeded(r.Context(), g)
 	return p.passwordAccepted(w, r, u, f, id.detail("password accepted; second factor next"))
@@ -917,8 +974,6 @@ func (p *Portal) resolveInDirectory(ctx context.Context, name string) (string, e
 }
 
 const twinReason = "the name is shared by several users (twins that differ in case); an operator must disable all but one"
-
-const directoryDown = "The directory cannot be reached, so directory accounts cannot log in right now. Try again in a few minutes."
 
 // typedName is what a typed user name denotes.
 type typedName struct {
@@ -1083,11 +1138,11 @@ func (p *Portal) mfaForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d := pageData{Title: "Second factor", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State, Notice: levelNotice(level, reason)}
+	d := pageData{Title: p.t(r, "mfa.title"), CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State, Level: p.levelNotice(r, level, reason)}
 	if err := p.keyStep(r, a, &d); err != nil {
 		return err
 	}
-	return p.render(w, http.StatusOK, "mfa", d)
+	return p.render(w, r, http.StatusOK, "mfa", d)
 }
 
 // keyStep fills in what the second-factor page offers: a passkey button
@@ -1102,13 +1157,13 @@ func (p *Portal) keyStep(r *http.Request, a *session.Active, d *pageData) error 
 	if p.keyWanted(r, a, t) {
 		switch {
 		case has:
-			d.KeyOnly, d.Title = true, "Passkey needed"
-			d.Notice = strings.TrimSpace("This application needs a passkey. " + d.Notice)
+			d.KeyOnly, d.Title = true, p.t(r, "mfa.key_title")
+			d.Notice = p.t(r, "mfa.app_needs_key")
 		case a.Session.Stage == sluis.StageComplete:
-			d.KeyOnly, d.Title = true, "Passkey needed"
-			d.Error = "This application needs a passkey, and you have none. Add one on your passkeys page (/passkeys) first."
+			d.KeyOnly, d.Title = true, p.t(r, "mfa.key_title")
+			d.Error = p.t(r, "mfa.app_needs_key_none")
 		default:
-			d.Notice = strings.TrimSpace("The application you asked for needs a passkey. Log in with your code, then add a passkey. " + d.Notice)
+			d.Notice = p.t(r, "mfa.app_needs_key_later")
 		}
 	}
 	return nil
@@ -1123,7 +1178,7 @@ func (p *Portal) checkCode(r *http.Request, user, secret, code string) (int, str
 		return 0, "", err
 	} else if wait > 0 {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
-		return http.StatusTooManyRequests, waitMessage(wait), nil
+		return http.StatusTooManyRequests, p.waitMessage(r, wait), nil
 	}
 	step, ok := mfa.Verify(secret, strings.TrimSpace(code), p.Now())
 	reason := ""
@@ -1140,7 +1195,7 @@ func (p *Portal) checkCode(r *http.Request, user, secret, code string) (int, str
 	}
 	if reason != "" {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, reason)
-		return http.StatusUnauthorized, "That code is not valid. Wait for the next code and try again.", nil
+		return http.StatusUnauthorized, p.t(r, "mfa.bad_code"), nil
 	}
 	p.succeeded(r.Context(), guess{kind: "mfa", user: user, src: src})
 	return 0, "", nil
@@ -1157,18 +1212,18 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, "/login"+f.query(), http.StatusSeeOther)
 		return nil
 	}
-	d := pageData{Title: "Second factor", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State}
+	d := pageData{Title: p.t(r, "mfa.title"), CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State}
 	if err := p.keyStep(r, a, &d); err != nil {
 		return err
 	}
 	if !csrfOK {
-		d.Error = "The form expired. Please try again."
-		return p.render(w, http.StatusForbidden, "mfa", d)
+		d.Error = p.t(r, "form.expired")
+		return p.render(w, r, http.StatusForbidden, "mfa", d)
 	}
 	if d.KeyOnly {
 		p.event(r, sluis.EventMFAFailure, a.User.Name, sluis.OutcomeDenied, "a code offered where a passkey is needed")
-		d.Error = "This application needs a passkey; a code is not enough."
-		return p.render(w, http.StatusForbidden, "mfa", d)
+		d.Error = p.t(r, "mfa.code_not_enough")
+		return p.render(w, r, http.StatusForbidden, "mfa", d)
 	}
 	if !a.User.HasTOTP() {
 		http.Redirect(w, r, "/enroll"+f.query(), http.StatusSeeOther)
@@ -1187,7 +1242,7 @@ func (p *Portal) mfa(w http.ResponseWriter, r *http.Request) error {
 	}
 	if msg != "" {
 		d.Error = msg
-		return p.render(w, status, "mfa", d)
+		return p.render(w, r, status, "mfa", d)
 	}
 	if a.Session.Stage == sluis.StageComplete {
 		// A step-up at the level "strict": the session stays, its second
@@ -1211,8 +1266,8 @@ func (p *Portal) recoveryCode(w http.ResponseWriter, r *http.Request, a *session
 		return err
 	} else if wait > 0 {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "throttled")
-		d.Error = waitMessage(wait)
-		return p.render(w, http.StatusTooManyRequests, "mfa", d)
+		d.Error = p.waitMessage(r, wait)
+		return p.render(w, r, http.StatusTooManyRequests, "mfa", d)
 	}
 	ok, left := false, 0
 	if hash, valid := mfa.HashRecoveryCode(user, typed); valid {
@@ -1223,8 +1278,8 @@ func (p *Portal) recoveryCode(w http.ResponseWriter, r *http.Request, a *session
 	}
 	if !ok {
 		p.event(r, sluis.EventMFAFailure, user, sluis.OutcomeFailure, "wrong or used recovery code")
-		d.Error = "That recovery code is not valid, or it was used before."
-		return p.render(w, http.StatusUnauthorized, "mfa", d)
+		d.Error = p.t(r, "mfa.bad_recovery")
+		return p.render(w, r, http.StatusUnauthorized, "mfa", d)
 	}
 	p.succeeded(r.Context(), guess{kind: "mfa", user: user, src: src})
 	detail := fmt.Sprintf("recovery code (%d left)", left)
@@ -1235,12 +1290,24 @@ func (p *Portal) recoveryCode(w http.ResponseWriter, r *http.Request, a *session
 		if err := p.Store.RefreshMFA(r.Context(), a.Session.ID, p.Now(), sluis.FactorRecovery); err != nil {
 			return err
 		}
-		return p.continueTo(w, r, a.Session.ID, t, f)
+		return p.recovered(w, r, a, left, t, f)
 	}
 	if err := p.finishLogin(w, r, a, sluis.FactorRecovery, detail); err != nil {
 		return err
 	}
-	return p.continueTo(w, r, a.Session.ID, t, f)
+	return p.recovered(w, r, a, left, t, f)
+}
+
+// recovered tells a user who got in with a recovery code how many are
+// left and what to do about the lost authenticator, then goes on where
+// the login was headed.
+func (p *Portal) recovered(w http.ResponseWriter, r *http.Request, a *session.Active, left int, t target, f flow) error {
+	next, err := p.nextURL(r, a.Session.ID, t, f)
+	if err != nil {
+		return err
+	}
+	return p.render(w, r, http.StatusOK, "recovered", pageData{Title: p.t(r, "recovered.title"), CSRF: p.csrfToken(w, r), User: a.User.Name,
+		Notice: p.t(r, "mfa.recovery_left", left), Next: next, Passkeys: p.Passkeys != nil})
 }
 
 // refusal says why u may not log in now ("" if they may): a user disabled
@@ -1356,7 +1423,7 @@ func (p *Portal) enrolmentFrozen(w http.ResponseWriter, r *http.Request) (bool, 
 		p.event(r, sluis.EventMFAFailure, a.User.Name, sluis.OutcomeDenied, "enrolment frozen at level strict")
 	}
 	errpage.Refuse(w, r, p.Log, errpage.Refusal{Status: http.StatusForbidden, Cause: "portal: enrolment frozen at level strict", User: user,
-		ID: noteRefusal(r, user, "enrolment frozen at level strict"), Notice: "Enrolment of new second factors is frozen: " + reason})
+		ID: noteRefusal(r, user, "enrolment frozen at level strict"), Kind: errpage.KindFrozen, Detail: reason})
 	return true, nil
 }
 
@@ -1421,8 +1488,10 @@ func (p *Portal) renderEnroll(w http.ResponseWriter, r *http.Request, a *session
 	if err != nil {
 		return err
 	}
-	d.Title, d.CSRF, d.QR, d.Secret = "Set up your authenticator", p.csrfToken(w, r), template.URL(qr), k.Secret
-	return p.render(w, status, "enroll", d)
+	d.Title, d.CSRF, d.QR, d.Secret = p.t(r, "enroll.title"), p.csrfToken(w, r), template.URL(qr), k.Secret
+	d.Account = a.User.Name
+	d.SecretGroups = groupsOfFour(k.Secret)
+	return p.render(w, r, status, "enroll", d)
 }
 
 func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
@@ -1444,7 +1513,7 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if !csrfOK {
-		return p.renderEnroll(w, r, a, http.StatusForbidden, pageData{RD: f.RD, State: f.State, Error: "The form expired. Please try again."})
+		return p.renderEnroll(w, r, a, http.StatusForbidden, pageData{RD: f.RD, State: f.State, Error: p.t(r, "form.expired")})
 	}
 	k, err := p.enrollKey(r.Context(), a)
 	if err != nil {
@@ -1464,13 +1533,13 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 		return err
 	} else if wait > 0 {
 		p.event(r, sluis.EventMFAFailure, u.Name, sluis.OutcomeFailure, "throttled")
-		return p.renderEnroll(w, r, a, http.StatusTooManyRequests, pageData{RD: f.RD, State: f.State, Error: waitMessage(wait)})
+		return p.renderEnroll(w, r, a, http.StatusTooManyRequests, pageData{RD: f.RD, State: f.State, Error: p.waitMessage(r, wait)})
 	}
 	step, ok := mfa.Verify(k.Secret, strings.TrimSpace(r.PostFormValue("code")), p.Now())
 	if !ok {
 		p.event(r, sluis.EventMFAFailure, u.Name, sluis.OutcomeFailure, "wrong enrolment code")
 		return p.renderEnroll(w, r, a, http.StatusUnauthorized, pageData{RD: f.RD, State: f.State,
-			Error: "That code is not valid. Check the time on your device and try again."})
+			Error: p.t(r, "enroll.bad_code")})
 	}
 	if err := p.Store.SetTOTP(r.Context(), u.Name, p.Sealer.Seal([]byte(k.Secret), "totp:"+u.Name)); err != nil {
 		return err
@@ -1492,7 +1561,8 @@ func (p *Portal) enroll(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return p.render(w, http.StatusOK, "recovery", pageData{Title: "Your recovery codes", CSRF: p.csrfToken(w, r), Codes: codes, Next: next})
+	return p.render(w, r, http.StatusOK, "recovery", pageData{Title: p.t(r, "recovery.title"), CSRF: p.csrfToken(w, r), Codes: codes, Next: next,
+		Download: p.codesFile(r, u.Name, codes)})
 }
 
 // ---- after login ----
@@ -1553,12 +1623,12 @@ func (p *Portal) launcher(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	id := a.Identity()
-	d := pageData{Title: "Your applications", CSRF: p.csrfToken(w, r), User: id.User}
+	d := pageData{Title: p.t(r, "launcher.title"), CSRF: p.csrfToken(w, r), User: id.User}
 	level, reason, err := p.level(r)
 	if err != nil {
 		return err
 	}
-	d.Notice = levelNotice(level, reason)
+	d.Level = p.levelNotice(r, level, reason)
 	d.Passkeys = p.Passkeys != nil
 	for _, app := range p.Apps {
 		sit, err := p.situation(r.Context(), app.Name)
@@ -1570,16 +1640,18 @@ func (p *Portal) launcher(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		l := appLink{Name: app.Name, Host: app.Host, URL: p.BaseURL(app.Host) + "/", NeedsKey: dec.Outcome == policy.StepUp}
+		p.appFace(&l)
 		if app.TCP != "" {
 			l.Host, l.URL = "", ""
 			l.Command, l.RDP = p.connectCommand(app)
+			l.Hint, d.Copy = l.RDP == "" && !strings.HasPrefix(l.Command, "ssh "), true
 		}
 		if sit.AppOff {
 			l.Off = sit.AppOffReason
 		}
 		d.Apps = append(d.Apps, l)
 	}
-	return p.render(w, http.StatusOK, "launcher", d)
+	return p.render(w, r, http.StatusOK, "launcher", d)
 }
 
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request) error {

@@ -14,9 +14,12 @@ import (
 func TestPreLoginSurfaceIsExactlyThis(t *testing.T) {
 	want := []string{
 		"GET /.well-known/jwks.json",
+		"GET /assets/brand.css", // the organisation's colour (and /assets/logo when configured)
+		"GET /assets/copy.js",   // the launcher's copy button
 		"GET /assets/passkey.js",
 		"GET /assets/sluis.css",
 		"GET /healthz",
+		"GET /language", // the language switch: sets a cookie, returns to a portal page
 		"GET /login",
 		"GET /login/oidc/{provider}",
 		"GET /login/oidc/{provider}/callback",
@@ -85,7 +88,7 @@ func TestRoutesNeedingALoginGiveNothingWithoutOne(t *testing.T) {
 	// console, API and metrics are on a listener of their own: see
 	// e2e.TestAdminPublicListenerServesNoAdminRoute).
 	for _, path := range []string{"/admin", "/debug/pprof/", "/login/", "/assets/", "/.git/config", "/login.php",
-		"/api/v1/", "/api/v1/sessions", "/metrics", "/users", "/sessions", "/apps", "/emergency", "/blocks", "/audit", "/audit/export",
+		"/api/v1/", "/api/v1/sessions", "/metrics", "/users", "/apps", "/emergency", "/blocks", "/audit", "/audit/export",
 		"/login/key", "/assets/admin.css", "/assets/admin.js"} {
 		r := httptest.NewRequest("GET", "https://login.test"+path, nil)
 		w := httptest.NewRecorder()

@@ -58,18 +58,18 @@ func (p *Portal) ssoStart(w http.ResponseWriter, r *http.Request) error {
 		return statusError(http.StatusNotFound)
 	}
 	_, f := p.flowParams(r)
-	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State, Passkeys: p.Passkeys != nil, Query: f.query(), SSO: p.ssoLinks(f)}
+	d := pageData{Title: p.t(r, "login.title"), CSRF: p.csrfToken(w, r), RD: f.RD, State: f.State, Passkeys: p.Passkeys != nil, Query: f.query(), SSO: p.ssoLinks(f)}
 	if level, reason, err := p.level(r); err != nil {
 		return err
 	} else if level == sluis.LevelClosed {
-		d.Error = levelNotice(level, reason)
-		return p.render(w, http.StatusServiceUnavailable, "login", d)
+		d.Error = p.levelNotice(r, level, reason)
+		return p.render(w, r, http.StatusServiceUnavailable, "login", d)
 	}
 	st, err := pr.Begin(r.Context())
 	if err != nil {
 		p.Log.Warn("portal: single sign-on unavailable", "provider", pr.Name(), "err", err)
-		d.Error = "The identity provider cannot be reached. Try again in a few minutes, or log in with your password."
-		return p.render(w, http.StatusServiceUnavailable, "login", d)
+		d.Error = p.t(r, "login.sso_down")
+		return p.render(w, r, http.StatusServiceUnavailable, "login", d)
 	}
 	raw, _ := json.Marshal(ssoState{Provider: pr.Name(), State: st.State, Nonce: st.Nonce, Verifier: st.Verifier, RD: f.RD, Flow: f.State, Expires: p.Now().Add(ssoLifetime)})
 	// Lax: the provider sends the browser back with a top-level GET.
@@ -86,20 +86,20 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 	if pr == nil {
 		return statusError(http.StatusNotFound)
 	}
-	d := pageData{Title: "Log in", CSRF: p.csrfToken(w, r), Passkeys: p.Passkeys != nil, SSO: p.ssoLinks(flow{})}
+	d := pageData{Title: p.t(r, "login.title"), CSRF: p.csrfToken(w, r), Passkeys: p.Passkeys != nil, SSO: p.ssoLinks(flow{})}
 	// Every callback counts against its source before anything is
 	// written or asked of the provider; a completed login is forgiven.
 	src := frontdoor.ClientIP(r)
 	if wait, err := p.SourceThrottle.Begin(r.Context(), "sso:"+throttleKey(src)); err != nil {
 		return err
 	} else if wait > 0 {
-		d.Error = waitMessage(wait)
-		return p.render(w, http.StatusTooManyRequests, "login", d)
+		d.Error = p.waitMessage(r, wait)
+		return p.render(w, r, http.StatusTooManyRequests, "login", d)
 	}
 	fail := func(status int, msg, reason string) error {
 		p.event(r, sluis.EventLoginFailure, "(sso "+pr.Name()+")", sluis.OutcomeFailure, reason)
 		d.Error = msg
-		return p.render(w, status, "login", d)
+		return p.render(w, r, status, "login", d)
 	}
 	var st ssoState
 	c, err := r.Cookie(ssoCookie)
@@ -113,30 +113,30 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	if st.Provider != pr.Name() || st.State == "" || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(st.State)) != 1 || !p.Now().Before(st.Expires) {
-		return fail(http.StatusBadRequest, "That login was not started here, or it took too long. Please try again.", "sso: state missing, wrong or expired")
+		return fail(http.StatusBadRequest, p.t(r, "sso.not_started"), "sso: state missing, wrong or expired")
 	}
 	d.RD, d.State = st.RD, st.Flow
 	if e := q.Get("error"); e != "" {
-		return fail(http.StatusUnauthorized, "The identity provider did not log you in.", "sso: the provider answered "+truncate(e, 64))
+		return fail(http.StatusUnauthorized, p.t(r, "sso.not_logged_in"), "sso: the provider answered "+truncate(e, 64))
 	}
 	if level, reason, err := p.level(r); err != nil {
 		return err
 	} else if level == sluis.LevelClosed {
-		return fail(http.StatusServiceUnavailable, levelNotice(level, reason), "sso: closed")
+		return fail(http.StatusServiceUnavailable, p.levelNotice(r, level, reason), "sso: closed")
 	}
 	id, err := pr.Finish(r.Context(), q.Get("code"), st.Verifier, st.Nonce)
 	switch {
 	case errors.Is(err, sso.ErrUnavailable):
 		p.Log.Warn("portal: single sign-on", "provider", pr.Name(), "err", err)
-		return fail(http.StatusServiceUnavailable, "The identity provider cannot be reached. Try again in a few minutes, or log in with your password.", "sso: provider unreachable")
+		return fail(http.StatusServiceUnavailable, p.t(r, "login.sso_down"), "sso: provider unreachable")
 	case err != nil:
 		p.Log.Info("portal: single sign-on refused", "provider", pr.Name(), "err", err)
-		return fail(http.StatusUnauthorized, "The identity provider's answer was not accepted. Please try again.", "sso: answer not accepted")
+		return fail(http.StatusUnauthorized, p.t(r, "sso.not_accepted"), "sso: answer not accepted")
 	}
 	p.SourceThrottle.Forgive(context.WithoutCancel(r.Context()), "sso:"+throttleKey(src))
 	name, nerr := sluis.SourceName(id.Username)
 	if nerr != nil {
-		return fail(http.StatusUnauthorized, "Your account's name cannot be used here. Ask your administrator.", "sso: unusable user name")
+		return fail(http.StatusUnauthorized, p.t(r, "sso.bad_name"), "sso: unusable user name")
 	}
 	u, err := p.syncExternalUser(r, name, "oidc:"+pr.Name(), "oidc:"+id.Issuer+"|"+id.Subject, id.Groups, id.Email, id.DisplayName)
 	reason := ""
@@ -152,8 +152,8 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 	if reason != "" {
 		p.event(r, sluis.EventLoginFailure, name, sluis.OutcomeFailure, reason+" (sso "+pr.Name()+")")
-		d.Error = "You cannot log in here now."
-		return p.render(w, http.StatusForbidden, "login", d)
+		d.Error = p.t(r, "login.sso_refused")
+		return p.render(w, r, http.StatusForbidden, "login", d)
 	}
 	f := flow{RD: st.RD, State: st.Flow}
 	t, _ := p.checkReturn(st.RD)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/policy"
@@ -21,16 +22,23 @@ func isRDP(app sluis.App) bool {
 
 // connectCommand is what the launcher tells the user to run for a TCP
 // app, and the path of its .rdp file for a remote desktop.
+//
+// Each works when copied as shown: the client listens on a free local port
+// and prints it (no PORT to fill in), and carries the demo's --connect and
+// --ca when there are such (Face.ConnectArgs).
 func (p *Portal) connectCommand(app sluis.App) (cmd, rdp string) {
-	base := p.BaseURL(p.Host)
+	args := []string{"sluis", "connect", shellQuote(app.Name), "--gateway", shellQuote(p.BaseURL(p.Host))}
+	for _, a := range p.Face.ConnectArgs {
+		args = append(args, shellQuote(a))
+	}
 	_, port, _ := net.SplitHostPort(app.TCP)
 	switch {
 	case isRDP(app):
-		return fmt.Sprintf("sluis connect %s --gateway %s --listen 127.0.0.1:%d", app.Name, base, RDPPort), "/rdp/" + app.Name
+		return strings.Join(append(args, "--listen", fmt.Sprintf("127.0.0.1:%d", RDPPort)), " "), "/rdp/" + app.Name
 	case port == "22":
-		return fmt.Sprintf("ssh -o ProxyCommand='sluis connect %s --gateway %s --stdio' USER@%s", app.Name, base, app.Name), ""
+		return fmt.Sprintf("ssh -o ProxyCommand=%s USER@%s", shellQuote(strings.Join(append(args, "--stdio"), " ")), app.Name), ""
 	}
-	return fmt.Sprintf("sluis connect %s --gateway %s --listen 127.0.0.1:PORT", app.Name, base), ""
+	return strings.Join(args, " "), ""
 }
 
 // rdpFile is a remote-desktop file that points the user's RDP client at

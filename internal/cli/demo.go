@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -98,15 +99,23 @@ portal: %s
 data_dir: %q
 tls:
   self_signed: true
+branding:
+  title: sluis demo
+  help:
+    text: "A demo on this machine: the user, password and codes are in its output. / Een demo op deze computer: gebruiker, wachtwoord en codes staan in de uitvoer."
 apps:
   - name: demo
     host: %s
+    title: Demo app
+    description: "Shows what the app receives from the gateway. / Toont wat de app van de gateway ontvangt."
     upstream: http://%s
     allow:
       groups: [staff]
       mfa: true
   - name: echo
     tcp: %s
+    title: Echo (TCP)
+    description: "Sends back what you type, through a tunnel. / Stuurt terug wat u typt, door een tunnel."
     allow:
       groups: [staff]
       mfa: true
@@ -115,6 +124,9 @@ apps:
 	if err != nil {
 		return err
 	}
+	// The launcher's tunnel command works as shown, like the one printed
+	// below: *.localhost is not in every resolver, and the CA is the demo's.
+	c.ConnectVia, c.ConnectCA = "127.0.0.1", filepath.Join(c.DataDir, "ca.pem")
 	password, secret, err := demoSetup(e.ctx, c)
 	if err != nil {
 		return err

@@ -196,7 +196,7 @@ func fileImports(t *testing.T, dir string) map[string]map[string]bool {
 // from a request: none of them may open files at all. (Keys and the store
 // read only fixed names in the data directory and are used at start-up.)
 func TestRequestPathOpensNoFiles(t *testing.T) {
-	requestPath := []string{"frontdoor", "proxyproto", "portal", "proxy", "gateway", "policy", "session", "errpage", "assertion", "audit", "mfa", "authn"}
+	requestPath := []string{"frontdoor", "proxyproto", "portal", "proxy", "gateway", "policy", "session", "errpage", "locale", "assertion", "audit", "mfa", "authn"}
 	for _, dir := range requestPath {
 		for name, src := range sources(t, dir) {
 			for _, call := range []string{"os.Open", "os.ReadFile", "os.Create", "os.WriteFile", "http.Dir(", "http.FileServer", "ServeFile", "template.ParseFiles", "template.ParseGlob", "template.New(", "os.DirFS"} {

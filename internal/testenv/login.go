@@ -10,8 +10,9 @@ import (
 )
 
 var (
-	csrfRE   = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-	secretRE = regexp.MustCompile(`<code id="totp-secret">([A-Z2-7]+)</code>`)
+	csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	// The page shows the secret in groups of four, each in a <span>.
+	secretRE = regexp.MustCompile(`<code id="totp-secret"[^>]*>((?:<span>[A-Z2-7]{1,4}</span>)+)</code>`)
 )
 
 // Page is a fetched response with its body read.
@@ -88,7 +89,7 @@ func EnrolmentSecret(body string) string {
 	if m == nil {
 		return ""
 	}
-	return m[1]
+	return strings.NewReplacer("<span>", "", "</span>", "").Replace(m[1])
 }
 
 // SubmitPassword opens the login form (with return URL rd, if any) and

@@ -51,14 +51,39 @@
       body: JSON.stringify(body || {})
     }).then(function (res) {
       return res.json().catch(function () { return {}; }).then(function (j) {
-        if (!res.ok) throw new Error((j.error || ("The portal answered " + res.status + ".")) + (j.error_id ? " Error ID: " + j.error_id : ""));
+        if (!res.ok) {
+          var e = new Error((j.error || "") + (j.error_id ? " Error ID: " + j.error_id : ""));
+          e.fromPortal = !!j.error;
+          throw e;
+        }
         return j;
       });
     });
   }
+  function statusOf(el) {
+    return document.getElementById(el.getAttribute("data-status") || "passkey-status");
+  }
   function show(el, msg) {
-    var out = document.getElementById(el.getAttribute("data-status") || "passkey-status");
+    var out = statusOf(el);
     if (out) out.textContent = msg;
+  }
+  // say returns the page's sentence (in the page's language) for a
+  // situation: the status element carries them as data-* attributes.
+  function say(el, what) {
+    var out = statusOf(el);
+    if (!out) return "";
+    return out.getAttribute("data-" + what) || out.getAttribute("data-failed") || "";
+  }
+  // failure is what a person reads when a ceremony failed: the portal's
+  // own sentence, or for the browser's errors (cancelled, timed out, a key
+  // already there) a sentence with the next step, never the browser's
+  // technical message.
+  function failure(el, err) {
+    if (err && err.fromPortal) return err.message;
+    if (err && err.name === "InvalidStateError") return say(el, "exists");
+    if (err && (err.name === "NotAllowedError" || err.name === "AbortError" || err.name === "TimeoutError")) return say(el, "cancelled");
+    var m = say(el, "failed");
+    return err && err.message && err.message.indexOf("Error ID: ") >= 0 ? m + err.message.slice(err.message.indexOf(" Error ID: ")) : m;
   }
   function run(button) {
     var kind = button.getAttribute("data-passkey");
@@ -66,14 +91,14 @@
     var query = button.getAttribute("data-query") || "";
     var base = { register: "/passkeys", mfa: "/mfa/passkey", login: "/login/passkey" }[kind];
     if (!base) return;
-    if (!window.PublicKeyCredential) { show(button, "This browser does not support passkeys."); return; }
+    if (!window.PublicKeyCredential) { show(button, say(button, "unsupported")); return; }
     var extra = {};
     if (kind === "register") {
       var name = document.getElementById("passkey-name");
       extra.name = name ? name.value : "";
     }
     button.disabled = true;
-    show(button, "Waiting for your passkey...");
+    show(button, say(button, "waiting"));
     post(base + "/begin" + query, csrf, extra).then(function (opts) {
       var pk = opts.publicKey;
       if (kind === "register") return navigator.credentials.create({ publicKey: creationOptions(pk) });
@@ -81,11 +106,11 @@
     }).then(function (cred) {
       return post(base + "/finish" + query, csrf, credentialJSON(cred));
     }).then(function (res) {
-      show(button, res.message || "Done.");
+      show(button, res.message || say(button, "done"));
       if (res.redirect) window.location.assign(res.redirect);
       else button.disabled = false;
     }).catch(function (err) {
-      show(button, err && err.message ? err.message : "The passkey was not accepted.");
+      show(button, failure(button, err));
       button.disabled = false;
     });
   }
