@@ -195,14 +195,20 @@ func (s *Server) zone() *time.Location {
 
 type overviewData struct {
 	Overview
-	Level       string
-	Open        []gateway.OpenApp
-	OpenKnown   bool
-	Tunnels     int
-	Streams     int
-	Chart       chart
-	Verified    *verification
-	UnsignedAge string
+	Level     string
+	Apps      []appNow // each app: its sessions and what is open through it
+	OpenKnown bool
+	Tunnels   int
+	Streams   int
+	Chart     chart
+	Verified  *verification
+}
+
+// appNow is who is connected to one app now.
+type appNow struct {
+	gateway.OpenApp
+	Sessions int // live sessions used on it (web apps)
+	TCP      bool
 }
 
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) error {
@@ -218,12 +224,20 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	od := overviewData{Overview: o, Level: o.Emergency.Level, Chart: hourlyChart(o.Hourly, s.zone()), Verified: s.lastVerification()}
+	open := map[string]gateway.OpenApp{}
 	if s.o.Open != nil {
 		od.OpenKnown = true
-		od.Open = s.o.Open.Apps()
-		for _, a := range od.Open {
+		for _, a := range s.o.Open.Apps() {
+			open[a.App] = a
 			od.Tunnels += a.Tunnels
 			od.Streams += a.WebSockets + a.Streams
+		}
+	}
+	if act := s.actions(); act != nil {
+		for _, a := range act.Config.Apps {
+			row := appNow{OpenApp: open[a.Name], Sessions: o.SessionsByApp[a.Name], TCP: a.TCP != ""}
+			row.App = a.Name
+			od.Apps = append(od.Apps, row)
 		}
 	}
 	d.Body = od
