@@ -65,7 +65,7 @@ func TestAdminConsolePages(t *testing.T) {
 	for _, user := range []string{"vera", "hank", "olga"} {
 		c := e.login(user)
 		for path, want := range map[string]string{
-			"/":                                    `id="level-name"`,
+			"/":                                    `<tr data-app="wiki"><td>wiki</td><td class="num">1</td>`,
 			"/users":                               `href="/users/anna"`,
 			"/users/anna":                          `id="user-sessions"`,
 			"/users?q=staff":                       `href="/users/sam"`,
