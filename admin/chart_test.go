@@ -7,7 +7,7 @@ import (
 
 // The chart's bars stand on one axis, scaled to the busiest hour; an hour
 // with a count is never drawn as nothing, one without is not drawn.
-func TestHourlyChart(t *testing.T) {
+func TestAdminHourlyChart(t *testing.T) {
 	start := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
 	hours := make([]HourCount, 24)
 	for i := range hours {
