@@ -36,9 +36,11 @@ type Recorder struct {
 	// it is stored. It must not block.
 	Forward func(sluis.Event)
 
-	mu         sync.Mutex // guards queue and committing
+	mu         sync.Mutex // guards queue, committing and soonTimer
 	queue      []*pendingEvent
-	committing bool // a Record call is writing batches
+	committing bool        // a batch is being written (by a Record, a flush, or the goroutine that took over from them)
+	soonTimer  *time.Timer // armed while events of RecordSoon wait alone
+	soon       sync.WaitGroup
 
 	// lost counts, by type, the events that could not be stored since the
 	// last batch that was; guarded by the committing Record (only the
@@ -82,10 +84,6 @@ func (r *Recorder) Require(ctx context.Context, e sluis.Event) error {
 }
 
 func (r *Recorder) record(ctx context.Context, e sluis.Event, required bool) error {
-	log := r.Log
-	if log == nil {
-		log = slog.Default()
-	}
 	p := &pendingEvent{required: required, done: make(chan struct{})}
 	r.mu.Lock()
 	// The time is taken under the lock, so times follow the chain's order.
@@ -98,20 +96,104 @@ func (r *Recorder) record(ctx context.Context, e sluis.Event, required bool) err
 		r.mu.Unlock()
 		<-p.done
 	} else {
-		r.committing = true
-		for len(r.queue) > 0 {
-			batch := r.queue
-			r.queue = nil
-			r.mu.Unlock()
-			r.write(context.WithoutCancel(ctx), batch)
-			r.mu.Lock()
-		}
-		r.committing = false
+		r.commitLocked(ctx)
 		r.mu.Unlock()
+	}
+	return r.finish(p)
+}
+
+// SoonWithin bounds how long an event of RecordSoon waits for a batch to
+// ride with before it is written in its own.
+const SoonWithin = 50 * time.Millisecond
+
+// RecordSoon is Record for an event that records what has already
+// happened and that nobody waits for (a tunnel's end, with its byte
+// counts): it returns at once, and the event is stored with the next
+// batch that another Record writes, or on its own within SoonWithin. So a
+// Record that must be stored before its caller acts (a new tunnel's open)
+// never waits behind a disk flush of such events, and carries them in its
+// own. Its order in the chain is the order of the calls, as for Record.
+// An event that cannot be stored is counted and logged as Record does.
+// Flush stores what is waiting; the gateway calls it before it exits.
+func (r *Recorder) RecordSoon(ctx context.Context, e sluis.Event) {
+	p := &pendingEvent{done: make(chan struct{})}
+	r.mu.Lock()
+	p.e = e
+	p.e.Time = r.now().UTC()
+	r.queue = append(r.queue, p)
+	if !r.committing && r.soonTimer == nil {
+		r.soonTimer = time.AfterFunc(SoonWithin, func() { r.flush(context.WithoutCancel(ctx)) })
+	}
+	r.soon.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.soon.Done()
+		<-p.done
+		r.finish(p)
+	}()
+}
+
+// Flush stores the events of RecordSoon that are still waiting, and
+// returns once they are stored (or counted as lost).
+func (r *Recorder) Flush(ctx context.Context) {
+	r.flush(ctx)
+	r.soon.Wait()
+}
+
+func (r *Recorder) flush(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.soonTimer != nil {
+		r.soonTimer.Stop()
+		r.soonTimer = nil
+	}
+	if !r.committing {
+		// A Record that is writing takes what waits with its next batch.
+		r.commitLocked(ctx)
+	}
+}
+
+// commitLocked writes the queue as one batch; r.mu is held, and is
+// released while the batch is written. Events queued meanwhile are written
+// by a goroutine of their own, which takes over committing: the caller's
+// event is stored, and it goes on without waiting for a flush of events
+// that came after it.
+func (r *Recorder) commitLocked(ctx context.Context) {
+	r.committing = true
+	if len(r.queue) == 0 {
+		r.committing = false
+		return
+	}
+	batch := r.queue
+	r.queue = nil
+	if r.soonTimer != nil {
+		// The events of RecordSoon ride with this batch.
+		r.soonTimer.Stop()
+		r.soonTimer = nil
+	}
+	r.mu.Unlock()
+	r.write(context.WithoutCancel(ctx), batch)
+	r.mu.Lock()
+	if len(r.queue) > 0 {
+		go func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.commitLocked(ctx)
+		}()
+		return
+	}
+	r.committing = false
+}
+
+// finish logs and forwards a stored event, or logs why it was not.
+func (r *Recorder) finish(p *pendingEvent) error {
+	log := r.Log
+	if log == nil {
+		log = slog.Default()
 	}
 	stored := p.e
 	if p.err != nil {
-		if required {
+		if p.required {
 			log.Error("audit: event not stored; its step is not taken", "type", stored.Type, "user", stored.User, "source", stored.Source, "err", p.err)
 		} else {
 			log.Error("audit: event not stored; counted, and recorded as audit.lost once the store takes events again",

@@ -305,3 +305,75 @@ func TestNamesErrorID(t *testing.T) {
 		}
 	}
 }
+
+// countingStore counts the batches written (each one transaction and one
+// disk flush).
+type countingStore struct {
+	sluis.AuditStore
+	mu      sync.Mutex
+	batches [][]string // the details of each batch
+}
+
+func (c *countingStore) AppendEvents(ctx context.Context, es []sluis.Event) ([]sluis.Event, error) {
+	c.mu.Lock()
+	var b []string
+	for _, e := range es {
+		b = append(b, e.Detail)
+	}
+	c.batches = append(c.batches, b)
+	c.mu.Unlock()
+	return c.AuditStore.AppendEvents(ctx, es)
+}
+
+func (c *countingStore) written() [][]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]string(nil), c.batches...)
+}
+
+// An event of RecordSoon rides with the next Record's batch (one flush
+// for both, in the order of the calls), is stored on its own when nothing
+// comes along, and is stored by Flush; it is forwarded once stored.
+func TestRecordSoon(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		then func(ctx context.Context, r *audit.Recorder)
+		want [][]string // batches
+	}{
+		{"a Record takes it along", func(ctx context.Context, r *audit.Recorder) {
+			r.Record(ctx, sluis.Event{Type: "test", Detail: "open"})
+		}, [][]string{{"close", "open"}}},
+		{"Flush stores it", func(ctx context.Context, r *audit.Recorder) { r.Flush(ctx) }, [][]string{{"close"}}},
+		{"stored on its own", func(ctx context.Context, r *audit.Recorder) {}, [][]string{{"close"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "sluis.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			st := &countingStore{AuditStore: db}
+			var forwarded sync.Map
+			r := &audit.Recorder{Store: st, Log: slog.New(slog.DiscardHandler), Forward: func(e sluis.Event) { forwarded.Store(e.Detail, e.ID) }}
+			r.RecordSoon(ctx, sluis.Event{Type: "test", Detail: "close"})
+			tc.then(ctx, r)
+			// Stored without anything else happening, within SoonWithin:
+			// awaited, not timed.
+			for deadline := time.Now().Add(5 * time.Second); len(st.written()) < len(tc.want) && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+			r.Flush(ctx)
+			if got := st.written(); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("batches %q, want %q", got, tc.want)
+			}
+			if id, ok := forwarded.Load("close"); !ok || id.(int64) == 0 {
+				t.Errorf("the event of RecordSoon forwarded as %v", id)
+			}
+			events, err := db.Events(ctx, time.Time{})
+			if err != nil || audit.Verify(events) != nil {
+				t.Fatalf("the chain: %v %v", err, audit.Verify(events))
+			}
+		})
+	}
+}

@@ -53,15 +53,16 @@ type Options struct {
 // that every tunnel is a stream of one TLS connection.
 func NewHTTP(o Options) *http.Client {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	conf := &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}}
 	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:     conf,
 		TLSHandshakeTimeout: 10 * time.Second,
 		ForceAttemptHTTP2:   true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if o.ConnectTo != "" {
-				addr = o.ConnectTo
-			}
-			return d.DialContext(ctx, network, addr)
+		// The TLS connection batches its records (see batchConn).
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			return dialTLS(ctx, d, o, conf, addr)
 		},
 	}
 	tr.Protocols = new(http.Protocols)
@@ -69,7 +70,12 @@ func NewHTTP(o Options) *http.Client {
 	// Pings find a connection that died without a word (a laptop that
 	// slept, a NAT that forgot it): it is given up, and the next tunnel
 	// dials anew.
-	tr.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 256 << 10, MaxReceiveBufferPerStream: 1 << 20, MaxReceiveBufferPerConnection: 8 << 20,
+	//
+	// Frames up to 256 KiB; a stream may have 4 MiB in flight towards the
+	// client (it is the client's memory, for the client's own streams),
+	// so that a bulk transfer is not held up by window updates on a busy
+	// machine.
+	tr.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 256 << 10, MaxReceiveBufferPerStream: 4 << 20, MaxReceiveBufferPerConnection: 16 << 20,
 		SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second}
 	// No redirects: a token must not follow one anywhere.
 	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -334,7 +340,7 @@ func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, dow
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		n, err := io.CopyBuffer(pw, in, make([]byte, 32<<10))
+		n, err := copyAdaptive(pw, in)
 		up = n
 		if localClosed(err) {
 			err = nil // the local side reset its connection: its end, not a failure
@@ -342,7 +348,7 @@ func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, dow
 		pw.CloseWithError(err) // nil: a clean end of the stream
 	}()
 	lw := &localWriter{w: out}
-	down, err = io.CopyBuffer(lw, resp.Body, make([]byte, 32<<10))
+	down, err = copyAdaptive(lw, resp.Body)
 	if err != nil && err == lw.err && localClosed(err) {
 		// The local side went away while the app was still sending: its
 		// own close, not a failure of the tunnel.

@@ -45,7 +45,6 @@ const Host = "tunnel:sluis-connect"
 const (
 	DefaultIdleTimeout = 15 * time.Minute
 	DefaultMaxPerUser  = 32
-	bufSize            = 32 << 10
 )
 
 // Server answers tunnel streams.
@@ -282,18 +281,41 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}()
 		}
 	}
+	// Setup, and why it is ordered so. The tunnel.open event must be
+	// durable (a disk flush, most of a tunnel's setup) before any byte
+	// flows either way. Three things overlap that flush: the dial, and,
+	// once the dial succeeded, the answer's headers to the client, which
+	// then starts sending. Bytes are copied only once the event is stored:
+	// what the client sends meanwhile waits in the stream's window here.
+	// The target may see the connection (its TCP handshake) up to one
+	// flush before the event is durable; nothing is sent on it before. An
+	// event that cannot be stored refuses the tunnel (503), or, once the
+	// headers are out, resets the stream before any byte was copied. When
+	// the app cannot be reached, the tunnel.close that follows says so.
+	opened := make(chan error, 1)
+	go func() {
+		opened <- s.Audit.Require(r.Context(), sluis.Event{Type: sluis.EventTunnelOpen, User: a.User.Name, Source: src, App: app.Name,
+			Outcome: sluis.OutcomeSuccess, Detail: "to " + app.TCP})
+	}()
+	notStored := func(err error) string {
+		id := errpage.NewID()
+		s.Log.Error("tunnel: the tunnel.open event was not stored; refused", "app", app.Name, "error_id", id, "err", err)
+		return id
+	}
 	target, err := s.Dial(ctx, app.TCP)
 	if err != nil {
+		if openErr := <-opened; openErr != nil {
+			plain(w, http.StatusServiceUnavailable, "the gateway cannot record the tunnel now (error "+notStored(openErr)+")")
+			return
+		}
 		id := errpage.NewID()
 		s.Log.Error("tunnel: dial", "app", app.Name, "target", app.TCP, "error_id", id, "err", err)
-		s.Audit.Record(r.Context(), sluis.Event{Type: sluis.EventTunnelOpen, User: a.User.Name, Source: src, App: app.Name,
+		s.Audit.RecordSoon(r.Context(), sluis.Event{Type: sluis.EventTunnelClose, User: a.User.Name, Source: src, App: app.Name,
 			Outcome: sluis.OutcomeFailure, Detail: "to " + app.TCP + ": cannot connect (error " + id + ")"})
 		plain(w, http.StatusBadGateway, "the app cannot be reached (error "+id+")")
 		return
 	}
 	defer target.Close()
-	s.Audit.Record(r.Context(), sluis.Event{Type: sluis.EventTunnelOpen, User: a.User.Name, Source: src, App: app.Name,
-		Outcome: sluis.OutcomeSuccess, Detail: "to " + app.TCP})
 	// The stream lives as long as the tunnel: the server's read and write
 	// time limits, meant for requests, do not apply; the idle timeout does.
 	rc := http.NewResponseController(w)
@@ -302,12 +324,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
+	flushErr := rc.Flush()
+	if openErr := <-opened; openErr != nil {
+		notStored(openErr)
+		// Reset the stream: the client sees the tunnel cut, and not one
+		// byte went through it.
+		panic(http.ErrAbortHandler)
+	}
+	if flushErr != nil {
 		return
 	}
 	start := s.now()
 	up, down, why := s.pump(ctx, cancel, r.Body, w, rc, target)
-	s.Audit.Record(context.WithoutCancel(r.Context()), sluis.Event{Type: sluis.EventTunnelClose, User: a.User.Name, Source: src, App: app.Name,
+	// The end is recorded with the next tunnel's open (or within
+	// audit.SoonWithin): a new tunnel never waits for its flush.
+	s.Audit.RecordSoon(context.WithoutCancel(r.Context()), sluis.Event{Type: sluis.EventTunnelClose, User: a.User.Name, Source: src, App: app.Name,
 		Outcome: sluis.OutcomeSuccess, Detail: fmt.Sprintf("to %s; %d bytes up, %d bytes down; %s; %s", app.TCP, up, down, s.now().Sub(start).Round(time.Millisecond), why)})
 }
 
@@ -325,13 +356,17 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	upDone, downDone := make(chan struct{}), make(chan struct{})
-	// Client to target. A fixed buffer: the client can send no faster
-	// than the target takes, and HTTP/2 flow control stops it.
+	// Client to target. The client can send no faster than the target
+	// takes: HTTP/2 flow control stops it.
 	go func() {
 		defer close(upDone)
-		buf := make([]byte, bufSize)
+		var cb copyBuf
+		defer cb.release()
+		full := false
 		for {
+			buf := cb.next(full)
 			n, err := body.Read(buf)
+			full = n == len(buf)
 			if n > 0 {
 				last.Store(time.Now().UnixNano())
 				if _, werr := target.Write(buf[:n]); werr != nil {
@@ -362,9 +397,13 @@ func (s *Server) pump(ctx context.Context, cancel context.CancelCauseFunc, body 
 	var targetErr error // how the target's side ended, if not by closing; read after downDone
 	go func() {
 		defer close(downDone)
-		buf := make([]byte, bufSize)
+		var cb copyBuf
+		defer cb.release()
+		full := false
 		for {
+			buf := cb.next(full)
 			n, err := target.Read(buf)
+			full = n == len(buf)
 			if n > 0 {
 				last.Store(time.Now().UnixNano())
 				// A client that reads nothing for the idle timeout is as

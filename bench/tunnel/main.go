@@ -1,17 +1,33 @@
-// Command tunnel measures tunnels to TCP apps: bulk throughput (1 GiB a
-// run, by default) and connection setup latency through sluis (the real
-// gateway as its own process, the real client in this one), against the
-// same transfer directly and through `ssh -L` to a local sshd when OpenSSH
-// is installed, in interleaved rounds of one run; and the gateway's memory
-// per idle tunnel.
+// Command tunnel measures tunnels to TCP apps through sluis (the real
+// gateway as its own process, the real `sluis connect` client in this
+// one), beside the same work done directly and through `ssh -L` (with
+// aes128-gcm@openssh.com, to a local sshd) in interleaved rounds of one
+// run:
 //
-//	GOTOOLCHAIN=go1.27.3 go run ./bench/tunnel [-size 1024] [-rounds 3] [-idle 500]
+//   - oneway: bulk throughput to a sink, one connection;
+//   - echo: send and receive at once on one connection, to an echo
+//     server (SIZE each way);
+//   - echo-par: the same on -parallel connections at once (SIZE each way
+//     in all);
+//   - setup: a new connection through the established session until its
+//     first echoed byte, p50 and p99;
+//   - and the gateway's resident memory per idle tunnel (-idle of them).
+//
+// The client is the real `sluis connect`, as its own process, as ssh is.
+// Beside the throughput, the CPU time of the processes that carry each
+// path (the gateway and the client; ssh and sshd) is given per MiB: a busy
+// machine moves it much less than the throughput.
+//
+// Ratios are medians of the ratios within each round, so that noise that
+// moves a whole round (a busy machine) cancels out.
+//
+//	GOTOOLCHAIN=go1.27.3 go run ./bench/tunnel [-size 256] [-rounds 3] [-trials 200] [-idle 1000] [-modes oneway,echo,echo-par,setup] [-gwprofile F] [-clientprofile F]
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,8 +42,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -38,12 +56,16 @@ import (
 )
 
 func main() {
-	size := flag.Int("size", 1024, "MiB sent in each throughput measurement")
+	size := flag.Int("size", 256, "MiB sent one way, and each way in an echo, per measurement")
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
 	trials := flag.Int("trials", 200, "connections timed for setup latency, per path and round")
-	idle := flag.Int("idle", 500, "idle tunnels opened to measure the gateway's memory per tunnel")
+	idle := flag.Int("idle", 1000, "idle tunnels opened to measure the gateway's memory per tunnel")
+	parallel := flag.Int("parallel", 8, "connections in the parallel echo")
+	modes := flag.String("modes", "oneway,echo,echo-par,setup", "measurements to make, comma-separated")
+	clientProfile := flag.String("clientprofile", "", "write the CPU profiles of the sluis connect clients here, with the app's name appended")
+	gwProfile := flag.String("gwprofile", "", "write the gateway's CPU profile here")
 	flag.Parse()
-	if err := run(int64(*size)<<20, *rounds, *trials, *idle); err != nil {
+	if err := run(int64(*size)<<20, *rounds, *trials, *idle, *parallel, strings.Split(*modes, ","), *gwProfile, *clientProfile); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -69,6 +91,10 @@ func serveTCP(handle func(net.Conn)) (net.Listener, error) {
 	return ln, nil
 }
 
+// copyBuf is the buffer of every copy the benchmark makes itself (the
+// sink, the echo, the senders), the same on every path.
+const copyBuf = 256 << 10
+
 // send writes n bytes to addr, half-closes and waits for the far end to
 // close: the whole transfer, end to end.
 func send(addr string, n int64) (time.Duration, error) {
@@ -78,23 +104,61 @@ func send(addr string, n int64) (time.Duration, error) {
 		return 0, err
 	}
 	defer c.Close()
-	buf := make([]byte, 256<<10)
-	for left := n; left > 0; {
-		m := int64(len(buf))
-		if left < m {
-			m = left
-		}
-		if _, err := c.Write(buf[:m]); err != nil {
-			return 0, err
-		}
-		left -= m
+	if err := write(c, n); err != nil {
+		return 0, err
 	}
 	c.(*net.TCPConn).CloseWrite()
 	io.Copy(io.Discard, c)
 	return time.Since(start), nil
 }
 
-// setup times dial, one byte there and back, close.
+func write(c net.Conn, n int64) error {
+	buf := make([]byte, copyBuf)
+	for left := n; left > 0; {
+		m := min(int64(len(buf)), left)
+		if _, err := c.Write(buf[:m]); err != nil {
+			return err
+		}
+		left -= m
+	}
+	return nil
+}
+
+// echo sends n bytes to an echo server on each of conns connections to
+// addr while reading the n bytes coming back, all at once, and returns the
+// time until the last byte came back: both directions at once.
+func echo(addr string, n int64, conns int) (time.Duration, error) {
+	start := time.Now()
+	errc := make(chan error, 2*conns)
+	for range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		go func() {
+			err := write(c, n)
+			c.(*net.TCPConn).CloseWrite()
+			errc <- err
+		}()
+		go func() {
+			got, err := io.CopyBuffer(io.Discard, c, make([]byte, copyBuf))
+			if err == nil && got != n {
+				err = fmt.Errorf("echoed %d bytes of %d", got, n)
+			}
+			errc <- err
+		}()
+	}
+	for range 2 * conns {
+		if err := <-errc; err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
+// setup times a new connection until its first byte has come back: dial,
+// one byte there and back.
 func setup(addr string) (time.Duration, error) {
 	start := time.Now()
 	c, err := net.Dial("tcp", addr)
@@ -114,9 +178,40 @@ func setup(addr string) (time.Duration, error) {
 type path struct {
 	name       string
 	sink, echo string
+	procs      []int // the processes that carry it (their children too), whose CPU time is counted
 }
 
-func run(size int64, rounds, trials, idle int) error {
+// measurement is one figure of one path in one round: MiB/s for the
+// transfers (higher is better), the p50 for setup (lower is better).
+type figures map[string]map[string][]float64 // mode -> path -> rounds
+
+func (f figures) add(mode, path string, v float64) {
+	if f[mode] == nil {
+		f[mode] = map[string][]float64{}
+	}
+	f[mode][path] = append(f[mode][path], v)
+}
+
+// ratio is the median over rounds of a/b within each round: pairing the
+// two figures of a round cancels the noise that moves a whole round.
+func (f figures) ratio(mode, a, b string) float64 {
+	var q []float64
+	for i, x := range f[mode][a] {
+		if i < len(f[mode][b]) && f[mode][b][i] > 0 {
+			q = append(q, x/f[mode][b][i])
+		}
+	}
+	if len(q) == 0 {
+		return 0
+	}
+	return median(q)
+}
+
+func run(size int64, rounds, trials, idle, parallel int, modes []string, gwProfile, clientProfile string) error {
+	want := map[string]bool{}
+	for _, m := range modes {
+		want[strings.TrimSpace(m)] = true
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "sluis-bench-tunnel-")
@@ -126,11 +221,11 @@ func run(size int64, rounds, trials, idle int) error {
 	defer os.RemoveAll(dir)
 	// The sink reads everything and closes when the sender is done; the
 	// echo sends back what it gets.
-	sink, err := serveTCP(func(c net.Conn) { io.CopyBuffer(io.Discard, c, make([]byte, 256<<10)) })
+	sink, err := serveTCP(func(c net.Conn) { io.CopyBuffer(io.Discard, c, make([]byte, copyBuf)) })
 	if err != nil {
 		return err
 	}
-	echo, err := serveTCP(func(c net.Conn) { io.Copy(c, c) })
+	echoLn, err := serveTCP(func(c net.Conn) { io.CopyBuffer(c, c, make([]byte, copyBuf)) })
 	if err != nil {
 		return err
 	}
@@ -153,8 +248,13 @@ apps:
   - name: echo
     tcp: %s
     allow: {users: [bench], mfa: true}
-`, filepath.Join(dir, "data"), idle+100, sink.Addr(), echo.Addr())), 0o600)
+`, filepath.Join(dir, "data"), idle+100, sink.Addr(), echoLn.Addr())), 0o600)
 	os.MkdirAll(filepath.Join(dir, "data"), 0o700)
+	// The data directory is made whole by `sluis init` (keys, CA and
+	// store), and the bench's user and session are added to its store.
+	if out, err := exec.Command(bin, "init", "--config", cfg).CombinedOutput(); err != nil {
+		return fmt.Errorf("sluis init: %v\n%s", err, out)
+	}
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "data", "sluis.db"))
 	if err != nil {
 		return err
@@ -169,7 +269,16 @@ apps:
 	}
 	st.Close()
 	gw := exec.CommandContext(ctx, bin, "serve", "--config", cfg)
+	if gwProfile != "" {
+		abs, _ := filepath.Abs(gwProfile)
+		gw.Env = append(os.Environ(), "SLUIS_CPUPROFILE="+abs)
+	}
 	stdout, _ := gw.StdoutPipe()
+	gwLog, err := os.Create(filepath.Join(dir, "gateway.log"))
+	if err != nil {
+		return err
+	}
+	gw.Stderr = gwLog
 	if err := gw.Start(); err != nil {
 		return err
 	}
@@ -184,30 +293,62 @@ apps:
 		}
 	}
 	if gwAddr == "" {
-		return errors.New("the gateway did not start")
+		b, _ := os.ReadFile(gwLog.Name())
+		return fmt.Errorf("the gateway did not start:\n%s", b)
 	}
 	go io.Copy(io.Discard, stdout)
-	pem, err := os.ReadFile(filepath.Join(dir, "data", "ca.pem"))
+	_, port, _ := net.SplitHostPort(gwAddr)
+	gwURL, _ := url.Parse("https://login.bench.test:" + port)
+	// The client is the real `sluis connect`, as its own process (as ssh
+	// is), one per app, with the bench's login saved where it looks.
+	cfgHome := filepath.Join(dir, "config")
+	credPath, err := connect.CredentialsPath(func(k string) string {
+		if k == "XDG_CONFIG_HOME" {
+			return cfgHome
+		}
+		return ""
+	})
 	if err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	_, port, _ := net.SplitHostPort(gwAddr)
-	gwURL, _ := url.Parse("https://login.bench.test:" + port)
-	opts := connect.Options{Gateway: gwURL, RootCAs: pool, ConnectTo: gwAddr}
-	listenClient := func(app string) (string, error) {
-		c := &connect.Client{Gateway: gwURL, App: app, Token: tok, HTTP: connect.NewHTTP(opts)}
-		if _, err := c.Check(ctx); err != nil {
-			return "", err
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		go c.Serve(ctx, ln)
-		return ln.Addr().String(), nil
+	creds := &connect.Credentials{}
+	creds.Put(connect.Login{Gateway: connect.Key(gwURL.String()), User: "bench", Token: tok, Saved: now})
+	if err := creds.Save(credPath); err != nil {
+		return err
 	}
+	var clients []*exec.Cmd
+	listenClient := func(app string) (string, error) {
+		c := exec.CommandContext(ctx, bin, "connect", app, "--gateway", gwURL.String(), "--ca", filepath.Join(dir, "data", "ca.pem"),
+			"--connect", gwAddr, "--listen", "127.0.0.1:0")
+		c.Env = append(os.Environ(), "XDG_CONFIG_HOME="+cfgHome)
+		if clientProfile != "" {
+			abs, _ := filepath.Abs(clientProfile + "." + app)
+			c.Env = append(c.Env, "SLUIS_CPUPROFILE="+abs)
+		}
+		out, _ := c.StdoutPipe()
+		var errOut bytes.Buffer
+		c.Stderr = &errOut
+		if err := c.Start(); err != nil {
+			return "", err
+		}
+		clients = append(clients, c)
+		sc := bufio.NewScanner(out)
+		re := regexp.MustCompile(`sluis connect: \S+ on (\S+)`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				go io.Copy(io.Discard, out)
+				return m[1], nil
+			}
+		}
+		c.Wait()
+		return "", fmt.Errorf("sluis connect %s did not start: %s", app, errOut.Bytes())
+	}
+	defer func() {
+		for _, c := range clients {
+			c.Process.Signal(os.Interrupt)
+			c.Wait()
+		}
+	}()
 	sluisSink, err := listenClient("sink")
 	if err != nil {
 		return err
@@ -216,77 +357,213 @@ apps:
 	if err != nil {
 		return err
 	}
-	paths := []path{{"direct", sink.Addr().String(), echo.Addr().String()}, {"sluis", sluisSink, sluisEcho}}
-	if sshSink, sshEcho, stop, err := sshForward(ctx, dir, sink.Addr().String(), echo.Addr().String()); err == nil {
+	sluisProcs := []int{gw.Process.Pid}
+	for _, c := range clients {
+		sluisProcs = append(sluisProcs, c.Process.Pid)
+	}
+	paths := []path{{"direct", sink.Addr().String(), echoLn.Addr().String(), nil}, {"sluis", sluisSink, sluisEcho, sluisProcs}}
+	if sshSink, sshEcho, stop, procs, err := sshForward(ctx, dir, sink.Addr().String(), echoLn.Addr().String()); err == nil {
 		defer stop()
-		paths = append(paths, path{"ssh -L", sshSink, sshEcho})
+		paths = append(paths, path{"ssh -L", sshSink, sshEcho, procs})
 	} else {
 		fmt.Printf("(no ssh -L baseline: %v)\n", err)
 	}
-
-	fmt.Printf("bench/tunnel: %d MiB per transfer, %d rounds, %d setups per path and round, %d cores\n", size>>20, rounds, trials, runtime.NumCPU())
-	rate := map[string][]float64{}
-	lat := map[string][]time.Duration{}
-	for r := 1; r <= rounds; r++ {
-		for _, p := range paths {
-			d, err := send(p.sink, size)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p.name, err)
-			}
-			mibs := float64(size>>20) / d.Seconds()
-			rate[p.name] = append(rate[p.name], mibs)
-			var ls []time.Duration
-			for range trials {
-				l, err := setup(p.echo)
-				if err != nil {
-					return fmt.Errorf("%s setup: %w", p.name, err)
-				}
-				ls = append(ls, l)
-			}
-			lat[p.name] = append(lat[p.name], ls...)
-			fmt.Printf("  round %d %-7s %8.0f MiB/s  setup p50 %8s p99 %8s\n", r, p.name, mibs, wrk.Pct(ls, 50), wrk.Pct(ls, 99))
+	for _, p := range paths {
+		if _, err := setup(p.echo); err != nil {
+			return fmt.Errorf("%s: warming up: %w", p.name, err)
 		}
 	}
-	fmt.Println("median of rounds:")
-	med := map[string]float64{}
-	for _, p := range paths {
-		med[p.name] = median(rate[p.name])
-		fmt.Printf("  %-7s %8.0f MiB/s  setup p50 %8s p99 %8s\n", p.name, med[p.name], wrk.Pct(lat[p.name], 50), wrk.Pct(lat[p.name], 99))
-	}
-	fmt.Printf("ratios: sluis/direct %.2f (goal at least 0.5)", med["sluis"]/med["direct"])
-	if med["ssh -L"] > 0 {
-		fmt.Printf("  sluis/ssh-L %.2f (goal above 1)", med["sluis"]/med["ssh -L"])
-	}
-	fmt.Println()
 
-	// Memory per idle tunnel, in the gateway process.
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("bench/tunnel: %d MiB per transfer (each way in an echo), %d rounds, %d setups per path and round, %d cores, load %s",
+		size>>20, rounds, trials, runtime.NumCPU(), load)
+	figs := figures{}
+	lat := map[string][]time.Duration{}
+	for r := 1; r <= rounds; r++ {
+		// Every other round in reverse order, so that no path always
+		// follows the same one.
+		order := append([]path(nil), paths...)
+		if r%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, p := range order {
+			line := fmt.Sprintf("  round %d %-7s", r, p.name)
+			if want["oneway"] {
+				cpu0 := cpuTime(p.procs)
+				d, err := send(p.sink, size)
+				figs.add("cpu-oneway", p.name, float64((cpuTime(p.procs)-cpu0).Milliseconds())/float64(1*size>>20))
+				if err != nil {
+					return fmt.Errorf("%s one way: %w", p.name, err)
+				}
+				v := float64(size>>20) / d.Seconds()
+				figs.add("oneway", p.name, v)
+				line += fmt.Sprintf("  one way %6.0f MiB/s", v)
+			}
+			if want["echo"] {
+				cpu0 := cpuTime(p.procs)
+				d, err := echo(p.echo, size, 1)
+				figs.add("cpu-echo", p.name, float64((cpuTime(p.procs)-cpu0).Milliseconds())/float64(2*size>>20))
+				if err != nil {
+					return fmt.Errorf("%s echo: %w", p.name, err)
+				}
+				v := float64(size>>20) / d.Seconds()
+				figs.add("echo", p.name, v)
+				line += fmt.Sprintf("  echo %6.0f MiB/s each way", v)
+			}
+			if want["echo-par"] {
+				cpu0 := cpuTime(p.procs)
+				d, err := echo(p.echo, size/int64(parallel), parallel)
+				figs.add("cpu-echo-par", p.name, float64((cpuTime(p.procs)-cpu0).Milliseconds())/float64(2*size>>20))
+				if err != nil {
+					return fmt.Errorf("%s parallel echo: %w", p.name, err)
+				}
+				v := float64(size>>20) / d.Seconds()
+				figs.add("echo-par", p.name, v)
+				line += fmt.Sprintf("  echo x%d %6.0f MiB/s each way", parallel, v)
+			}
+			if want["setup"] {
+				var ls []time.Duration
+				for range trials {
+					l, err := setup(p.echo)
+					if err != nil {
+						return fmt.Errorf("%s setup: %w", p.name, err)
+					}
+					ls = append(ls, l)
+				}
+				lat[p.name] = append(lat[p.name], ls...)
+				figs.add("setup", p.name, float64(wrk.Pct(ls, 50)))
+				line += fmt.Sprintf("  setup p50 %7s p99 %7s", wrk.Pct(ls, 50), wrk.Pct(ls, 99))
+			}
+			fmt.Println(line)
+		}
+	}
+	fmt.Println("medians of rounds, and medians of the ratios within each round:")
+	goals := map[string]string{"oneway": "sluis/ssh-L goal at least 1.5", "echo": "sluis/ssh-L goal at least 1.0", "echo-par": "sluis/ssh-L goal at least 1.0"}
+	for _, m := range []string{"oneway", "echo", "echo-par"} {
+		if !want[m] {
+			continue
+		}
+		fmt.Printf("  %-8s", m)
+		for _, p := range paths {
+			fmt.Printf("  %s %6.0f MiB/s", p.name, median(figs[m][p.name]))
+		}
+		fmt.Printf("  sluis/direct %.2f", figs.ratio(m, "sluis", "direct"))
+		if figs[m]["ssh -L"] != nil {
+			fmt.Printf("  sluis/ssh-L %.2f (%s)", figs.ratio(m, "sluis", "ssh -L"), goals[m])
+		}
+		fmt.Println()
+	}
+	header := false
+	for _, m := range []string{"oneway", "echo", "echo-par"} {
+		if !want[m] {
+			continue
+		}
+		if !header {
+			fmt.Println("CPU time of the processes that carry each path (gateway and client; ssh and sshd), ms per MiB carried (each way counts):")
+			header = true
+		}
+		fmt.Printf("  %-8s", m)
+		for _, p := range paths[1:] {
+			fmt.Printf("  %s %5.2f", p.name, median(figs["cpu-"+m][p.name]))
+		}
+		if figs["cpu-"+m]["ssh -L"] != nil {
+			fmt.Printf("  sluis/ssh-L %.2f", figs.ratio("cpu-"+m, "sluis", "ssh -L"))
+		}
+		fmt.Println()
+	}
+	if want["setup"] {
+		fmt.Printf("  setup   ")
+		for _, p := range paths {
+			fmt.Printf("  %s p50 %s p99 %s", p.name, wrk.Pct(lat[p.name], 50), wrk.Pct(lat[p.name], 99))
+		}
+		fmt.Printf("  sluis/direct %.2f", figs.ratio("setup", "sluis", "direct"))
+		if lat["ssh -L"] != nil {
+			fmt.Printf("  sluis/ssh-L %.2f (p50; goal at most 2)", figs.ratio("setup", "sluis", "ssh -L"))
+		}
+		fmt.Println()
+	}
+	if idle <= 0 {
+		return nil
+	}
+
+	// Memory per idle tunnel, in the gateway process: N tunnels opened
+	// (one byte echoed through each, so each is fully set up), then left
+	// idle.
+	runtime.GC()
 	before, err := rss(gw.Process.Pid)
 	if err != nil {
 		return err
 	}
 	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
 	for range idle {
 		c, err := net.Dial("tcp", sluisEcho)
 		if err != nil {
 			return err
 		}
-		c.Write([]byte{1})
-		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
-			return err
-		}
 		conns = append(conns, c)
+		c.Write([]byte{1})
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			return fmt.Errorf("idle tunnel %d: %w", len(conns), err)
+		}
 	}
 	time.Sleep(2 * time.Second)
 	after, err := rss(gw.Process.Pid)
 	if err != nil {
 		return err
 	}
-	for _, c := range conns {
-		c.Close()
-	}
 	per := float64(after-before) / float64(idle)
 	fmt.Printf("gateway memory: %d idle tunnels took %.1f MiB of resident memory, %.1f KiB each (goal under 64 KiB)\n", idle, float64(after-before)/(1<<20), per/1024)
 	return nil
+}
+
+// cpuTime returns the CPU time (user and system) that the processes
+// pids and their descendants have used so far.
+func cpuTime(pids []int) time.Duration {
+	if len(pids) == 0 {
+		return 0
+	}
+	parent := map[int]int{}
+	ticks := map[int]int64{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// After the command's closing parenthesis: state ppid ... utime(14) stime(15).
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		parent[pid], _ = strconv.Atoi(f[1])
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks[pid] = u + st
+	}
+	roots := map[int]bool{}
+	for _, p := range pids {
+		roots[p] = true
+	}
+	var sum int64
+	for pid, t := range ticks {
+		for q := pid; q > 1; q = parent[q] {
+			if roots[q] {
+				sum += t
+				break
+			}
+		}
+	}
+	return time.Duration(sum) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 // rss reads a process's resident memory from /proc.
@@ -304,18 +581,18 @@ func rss(pid int) (int64, error) {
 }
 
 // sshForward starts a local sshd and `ssh -N -L` forwards to sink and echo.
-func sshForward(ctx context.Context, dir, sink, echo string) (string, string, func(), error) {
+func sshForward(ctx context.Context, dir, sink, echo string) (string, string, func(), []int, error) {
 	sshd, err := exec.LookPath("/usr/sbin/sshd")
 	if err != nil {
-		return "", "", nil, errors.New("sshd is not installed")
+		return "", "", nil, nil, errors.New("sshd is not installed")
 	}
 	sshBin, err := exec.LookPath("ssh")
 	if err != nil {
-		return "", "", nil, errors.New("ssh is not installed")
+		return "", "", nil, nil, errors.New("ssh is not installed")
 	}
 	for _, k := range []string{"host", "client"} {
 		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, k)).CombinedOutput(); err != nil {
-			return "", "", nil, fmt.Errorf("ssh-keygen: %v %s", err, out)
+			return "", "", nil, nil, fmt.Errorf("ssh-keygen: %v %s", err, out)
 		}
 	}
 	pub, _ := os.ReadFile(filepath.Join(dir, "client.pub"))
@@ -328,24 +605,24 @@ func sshForward(ctx context.Context, dir, sink, echo string) (string, string, fu
 	}
 	d := exec.CommandContext(ctx, sshd, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
 	if err := d.Start(); err != nil {
-		return "", "", nil, err
+		return "", "", nil, nil, err
 	}
 	waitPort(fmt.Sprintf("127.0.0.1:%d", port))
 	me, _ := user.Current()
 	ls, le := freePort(), freePort()
-	s := exec.CommandContext(ctx, sshBin, "-N", "-F", "/dev/null", "-i", filepath.Join(dir, "client"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+	s := exec.CommandContext(ctx, sshBin, "-N", "-F", "/dev/null", "-i", filepath.Join(dir, "client"), "-o", "IdentitiesOnly=yes", "-c", "aes128-gcm@openssh.com", "-o", "BatchMode=yes",
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR",
 		"-p", strconv.Itoa(port), "-L", fmt.Sprintf("127.0.0.1:%d:%s", ls, sink), "-L", fmt.Sprintf("127.0.0.1:%d:%s", le, echo), me.Username+"@127.0.0.1")
 	if err := s.Start(); err != nil {
 		d.Process.Kill()
-		return "", "", nil, err
+		return "", "", nil, nil, err
 	}
 	stop := func() { s.Process.Kill(); s.Wait(); d.Process.Kill(); d.Wait() }
 	if !waitPort(fmt.Sprintf("127.0.0.1:%d", ls)) || !waitPort(fmt.Sprintf("127.0.0.1:%d", le)) {
 		stop()
-		return "", "", nil, errors.New("ssh -L did not start")
+		return "", "", nil, nil, errors.New("ssh -L did not start")
 	}
-	return fmt.Sprintf("127.0.0.1:%d", ls), fmt.Sprintf("127.0.0.1:%d", le), stop, nil
+	return fmt.Sprintf("127.0.0.1:%d", ls), fmt.Sprintf("127.0.0.1:%d", le), stop, []int{s.Process.Pid, d.Process.Pid}, nil
 }
 
 func freePort() int {

@@ -498,6 +498,9 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		return err
 	}
 	rec := &audit.Recorder{Store: gwStore, Log: log}
+	// Events recorded with RecordSoon (a tunnel's end) that still wait
+	// are stored before the store closes.
+	defer rec.Flush(context.Background())
 	if sl := c.Audit.Syslog; sl != nil {
 		fw := &audit.Syslog{Address: sl.Address, Queue: sl.Queue, Record: rec.Record, Log: log}
 		if sl.TLS {

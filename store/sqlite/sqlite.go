@@ -35,6 +35,14 @@ type DB struct {
 	// (see package changes). Set it before use.
 	Changed func(ctx context.Context)
 
+	// appendStmts holds the audit chain's two statements, prepared once:
+	// parsing them again for every batch cost as much CPU as writing it
+	// (a tunnel's setup waits for its tunnel.open event).
+	appendStmts struct {
+		once         sync.Once
+		last, insert *sql.Stmt
+	}
+
 	// revMu guards the dedicated connection used by Revision and what it
 	// last saw.
 	revMu       sync.Mutex
@@ -190,7 +198,7 @@ func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 			return err
 		}
 		if es := sluis.EventsOf(ctx); len(es) > 0 {
-			if _, err := appendEvents(ctx, tx, es); err != nil {
+			if _, err := s.appendEvents(ctx, tx, es); err != nil {
 				return fmt.Errorf("recording the change in the audit trail: %w", err)
 			}
 		}
@@ -955,19 +963,48 @@ func (s *DB) AppendEvents(ctx context.Context, es []sluis.Event) ([]sluis.Event,
 	var out []sluis.Event
 	err := s.rawTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = appendEvents(ctx, tx, es)
+		out, err = s.appendEvents(ctx, tx, es)
 		return err
 	})
 	return out, err
 }
 
+const (
+	lastEventSQL   = `SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1`
+	insertEventSQL = `INSERT INTO audit_events (id, time, type, user, source, app, outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
 // appendEvents appends es to the chain inside tx: it reads the last event,
-// then numbers and chains each event after it.
-func appendEvents(ctx context.Context, tx *sql.Tx, es []sluis.Event) ([]sluis.Event, error) {
+// then numbers and chains each event after it. The statements are the
+// prepared ones when they could be prepared, else parsed here.
+func (s *DB) appendEvents(ctx context.Context, tx *sql.Tx, es []sluis.Event) ([]sluis.Event, error) {
+	st := &s.appendStmts
+	st.once.Do(func() {
+		last, err1 := s.db.PrepareContext(context.WithoutCancel(ctx), lastEventSQL)
+		insert, err2 := s.db.PrepareContext(context.WithoutCancel(ctx), insertEventSQL)
+		if err1 == nil && err2 == nil {
+			st.last, st.insert = last, insert
+		}
+	})
+	var row *sql.Row
+	insert := func(args ...any) error {
+		_, err := tx.ExecContext(ctx, insertEventSQL, args...)
+		return err
+	}
+	if st.last != nil {
+		row = tx.StmtContext(ctx, st.last).QueryRowContext(ctx)
+		ins := tx.StmtContext(ctx, st.insert)
+		insert = func(args ...any) error {
+			_, err := ins.ExecContext(ctx, args...)
+			return err
+		}
+	} else {
+		row = tx.QueryRowContext(ctx, lastEventSQL)
+	}
 	out := make([]sluis.Event, len(es))
 	var lastID int64
 	var prev []byte
-	err := tx.QueryRowContext(ctx, `SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&lastID, &prev)
+	err := row.Scan(&lastID, &prev)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
@@ -981,9 +1018,7 @@ func appendEvents(ctx context.Context, tx *sql.Tx, es []sluis.Event) ([]sluis.Ev
 		e.ID, e.PrevHash = lastID+1, prev
 		e.Time = fromNano(unixNano(e.Time)) // as stored
 		e.Hash = e.ChainHash(e.PrevHash)
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO audit_events (id, time, type, user, source, app, outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.ID, unixNano(e.Time), e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail, e.PrevHash, e.Hash); err != nil {
+		if err := insert(e.ID, unixNano(e.Time), e.Type, e.User, e.Source, e.App, e.Outcome, e.Detail, e.PrevHash, e.Hash); err != nil {
 			return nil, err
 		}
 		out[i] = e
