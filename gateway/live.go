@@ -68,6 +68,8 @@ type liveConn struct {
 	source string // the client's address: a block of it ends the request
 	method string
 	path   string // the canonical path (r.URL.Path)
+	// upgrade: an upgraded connection (WebSocket), as Open counts it.
+	upgrade bool
 
 	cancel context.CancelCauseFunc // ends the request (see end)
 	w      http.ResponseWriter
@@ -89,7 +91,7 @@ func (l *liveConns) track(w http.ResponseWriter, r *http.Request, token string, 
 		return r.Context(), nil
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
-	c := &liveConn{token: token, app: app, source: source, method: r.Method, path: r.URL.Path, cancel: cancel, w: w,
+	c := &liveConn{token: token, app: app, source: source, method: r.Method, path: r.URL.Path, cancel: cancel, w: w, upgrade: r.Header.Get("Upgrade") != "",
 		shard: uint8(rand.Uint32() % liveShards)}
 	l.add(c)
 	return ctx, c
