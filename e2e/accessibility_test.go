@@ -92,7 +92,9 @@ func TestAccessibilityPortal(t *testing.T) {
 		t.Run(l.code, func(t *testing.T) {
 			user := "anna-" + l.code
 			g.MustCLI(pw+"\n", "user", "add", user, "--groups", "staff", "--password-stdin")
-			bctx := newBrowser(t, 5*time.Minute, ignoreCertificates)
+			// With a virtual authenticator: the passkeys page is checked
+			// with a passkey in its table.
+			bctx := passkeyBrowser(t, g)
 			check := func(page string, steps ...chromedp.Action[chromedp.Void]) {
 				t.Helper()
 				if err := chromedp.Do(bctx, steps...); err != nil {
@@ -123,7 +125,18 @@ func TestAccessibilityPortal(t *testing.T) {
 				chromedp.WaitVisible(chromedp.ID("recovery-codes")),
 				into(&codes, chromedp.Text(chromedp.ID("recovery-codes"))))
 			check("launcher", chromedp.Navigate(g.URL(g.Portal, "/")), chromedp.WaitVisible(chromedp.CSS(".apps")))
-			check("passkeys", chromedp.Navigate(g.URL(g.Portal, "/passkeys")), chromedp.WaitVisible(chromedp.ID("passkey-name")))
+			check("passkeys-none", chromedp.Navigate(g.URL(g.Portal, "/passkeys")), chromedp.WaitVisible(chromedp.ID("passkey-name")))
+			err = chromedp.Do(bctx, chromedp.SendKeys(chromedp.ID("passkey-name"), "werklaptop"), chromedp.Click(chromedp.ID("passkey-add")))
+			if err == nil {
+				err = waitOrStatus(bctx, chromedp.CSS("td.key-name"))
+			}
+			if err != nil {
+				t.Fatalf("adding a passkey: %v\n%s", err, g.Logs())
+			}
+			check("passkeys")
+			// Another session of the user's, so that the page offers to
+			// end it.
+			g.Login(g.ClientFrom("127.0.0.21"), "", user, pw, secret)
 			check("sessions", chromedp.Navigate(g.URL(g.Portal, "/sessions")), chromedp.WaitVisible(chromedp.CSS("table.sessions")))
 			check("device", chromedp.Navigate(g.URL(g.Portal, "/device")), chromedp.WaitVisible(chromedp.ID("code")))
 			check("device-approve",

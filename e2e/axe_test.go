@@ -139,9 +139,23 @@ func axeRun(script string, out *axeResult) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// wider lists the elements that reach past the card's right edge, or the
+// viewport's (none when the page needs no sideways scroll and nothing
+// spills out of its card).
+var wider = chromedp.Evaluate[[]string](`(() => {
+	// The card's right edge (a page without one: the viewport's).
+	const card = document.querySelector('main.card');
+	const w = card ? card.getBoundingClientRect().right : document.documentElement.clientWidth;
+	return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 1)
+		.map(e => e.tagName.toLowerCase() + (e.getAttribute('id') ? '#' + e.getAttribute('id') : '') +
+			(e.getAttribute('class') ? '.' + e.getAttribute('class').replace(/ /g, '.') : '') +
+			' (' + Math.round(e.getBoundingClientRect().right) + ' px)').slice(0, 10);
+})()`)
+
 // checkPage looks at the page open in bctx in every view: a full-page
-// screenshot into dir named a11y-<page>-<lang>-<width>-<scheme>.png, and
-// axe-core's WCAG 2.1 A and AA rules. Each violation is reported (all of
+// screenshot into dir named a11y-<page>-<lang>-<width>-<scheme>.png,
+// axe-core's WCAG 2.1 A and AA rules, and that nothing is wider than the
+// viewport. Each violation is reported (all of
 // them, with their elements) and fails the test; it returns how many
 // there were.
 func checkPage(t *testing.T, bctx context.Context, script, dir, page, lang string) int {
@@ -150,7 +164,8 @@ func checkPage(t *testing.T, bctx context.Context, script, dir, page, lang strin
 	for _, v := range views {
 		var shot []byte
 		var res axeResult
-		err := chromedp.Do(bctx, setView(v), into(&shot, chromedp.FullScreenshot(100)), axeRun(script, &res))
+		var overflow []string
+		err := chromedp.Do(bctx, setView(v), into(&shot, chromedp.FullScreenshot(100)), axeRun(script, &res), into(&overflow, wider))
 		if err != nil {
 			t.Errorf("%s (%s, %d px, %s): %v", page, lang, v.width, v.scheme, err)
 			n++
@@ -167,6 +182,12 @@ func checkPage(t *testing.T, bctx context.Context, script, dir, page, lang strin
 			t.Logf("%s (%s, %d px, %s), for a person to check: %s", page, lang, v.width, v.scheme, f)
 		}
 		n += len(res.Violations)
+		// WCAG 1.4.10: content reflows to the width, nothing needs a
+		// sideways scroll.
+		if len(overflow) > 0 {
+			t.Errorf("%s (%s, %d px, %s): wider than the card or the viewport: %s", page, lang, v.width, v.scheme, strings.Join(overflow, ", "))
+			n++
+		}
 	}
 	return n
 }
