@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -82,7 +83,7 @@ func startDevice(t *testing.T, g *testenv.Gateway) string {
 // the login page (empty and after a wrong password), the enrolment, the
 // recovery codes, the launcher, the passkeys and sessions pages, the
 // device approval (asking for the code, and the approval itself), the
-// code page and the page after a recovery code.
+// code page, the page after a recovery code, and a throttled login (429).
 func TestAccessibilityPortal(t *testing.T) {
 	chromium(t)
 	script := axeScript(t)
@@ -161,6 +162,31 @@ func TestAccessibilityPortal(t *testing.T) {
 				chromedp.SendKeys(chromedp.ID("recovery"), recovery[len(recovery)-1]),
 				chromedp.Submit(chromedp.ID("recovery")),
 				chromedp.WaitVisible(chromedp.ID("continue")))
+			// Wrong passwords until the login is throttled (429): the page
+			// says when to try again.
+			g.AddUser("carl-"+l.code, pw, "staff")
+			if err := chromedp.Do(bctx, chromedp.Navigate(g.URL(g.Portal, "/")), chromedp.WaitVisible(chromedp.CSS(".logout button")),
+				chromedp.Submit(chromedp.CSS(".logout button")), chromedp.WaitVisible(chromedp.ID("username")),
+				chromedp.SendKeys(chromedp.ID("username"), "carl-"+l.code)); err != nil {
+				t.Fatal(err)
+			}
+			status := 0
+			for i := 0; i < 10 && status != http.StatusTooManyRequests; i++ {
+				err := chromedp.Do(bctx,
+					chromedp.SendKeys(chromedp.ID("password"), "wrong"),
+					// A mark on this document, to know the next one has come.
+					chromedp.Evaluate[chromedp.Void](`window.before = 1`),
+					chromedp.Submit(chromedp.ID("password")),
+					nextDocument(`!!document.querySelector('.error')`),
+					into(&status, chromedp.Evaluate[int](`performance.getEntriesByType('navigation')[0].responseStatus`)))
+				if err != nil {
+					t.Fatalf("wrong password %d: %v", i, err)
+				}
+			}
+			if status != http.StatusTooManyRequests {
+				t.Fatalf("10 wrong passwords: %d, not throttled", status)
+			}
+			check("login-throttled")
 		})
 	}
 }
@@ -284,3 +310,21 @@ func TestAccessibilityErrorPages(t *testing.T) {
 type pageError struct{ title string }
 
 func (e *pageError) Error() string { return "the page is " + e.title }
+
+// nextDocument waits, at most 10 s, for a document that replaced the one
+// marked with window.before = 1 and in which cond (JavaScript) holds. The
+// old one's context goes away under a navigation: errors meanwhile are
+// awaited through.
+func nextDocument(cond string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			var ok bool
+			ok, err = chromedp.Evaluate[bool](`!window.before && document.readyState === 'complete' && (` + cond + `)`)(ctx, tg)
+			if err == nil && ok {
+				return nil
+			}
+		}
+		return fmt.Errorf("no new document where %s: %v", cond, err)
+	})
+}
