@@ -320,7 +320,7 @@ func nextDocument(cond string) chromedp.Action[chromedp.Void] {
 		var err error
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 			var ok bool
-			ok, err = chromedp.Evaluate[bool](`!window.before && document.readyState === 'complete' && (` + cond + `)`)(ctx, tg)
+			ok, err = chromedp.Evaluate[bool](`!window.before && document.readyState === 'complete' && (`+cond+`)`)(ctx, tg)
 			if err == nil && ok {
 				return nil
 			}
