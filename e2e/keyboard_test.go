@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -313,6 +315,69 @@ func TestKeyboardLauncher(t *testing.T) {
 			}
 			if !strings.Contains(after, "/login") {
 				t.Fatalf("after logging out the launcher is at %s", after)
+			}
+		})
+	}
+}
+
+// A person approves a `sluis connect` login and ends their other sessions
+// with the keyboard alone, in English and in Dutch: on the device page
+// the code field has the focus, the code and Enter show the request, Tab
+// to Approve and Enter approve it; on the sessions page Tab to "end all
+// other sessions" and Space end them.
+func TestKeyboardDeviceAndSessions(t *testing.T) {
+	chromium(t)
+	g := startAccessible(t)
+	dir := artifacts(t)
+	for _, l := range langs {
+		t.Run(l.code, func(t *testing.T) {
+			user := "fien-" + l.code
+			secret := g.AddUser(user, pw, "staff")
+			g.Login(g.ClientFrom("127.0.0.22"), "", user, pw, secret) // another session
+			bctx := keyboardBrowser(t, g, l.accept, keyboardViews[l.code])
+			var approved, ended string
+			var shot []byte
+			err := chromedp.Do(bctx,
+				chromedp.Navigate(g.URL(g.Portal, "/login")),
+				chromedp.WaitVisible(chromedp.ID("username")),
+				keys(user+kb.Tab+pw+kb.Enter),
+				chromedp.WaitVisible(chromedp.ID("code")),
+				keys(g.Code(user, secret)+kb.Enter),
+				chromedp.WaitVisible(chromedp.CSS(".apps")),
+				chromedp.Navigate(g.URL(g.Portal, "/device")),
+				chromedp.WaitVisible(chromedp.ID("code")),
+				focusShows("#code"),
+				keys(startDevice(t, g)+kb.Enter),
+				chromedp.WaitVisible(chromedp.ID("approve")),
+				tabTo(t, "#approve", 10),
+				into(&shot, chromedp.FullScreenshot(100)),
+				keys(kb.Enter),
+				chromedp.WaitVisible(chromedp.CSS(".notice")),
+				into(&approved, chromedp.Text(chromedp.CSS(".notice"))),
+			)
+			if err != nil {
+				t.Fatalf("device approval: %v\n%s", err, g.Logs())
+			}
+			os.WriteFile(filepath.Join(dir, "keyboard-device-"+l.code+".png"), shot, 0o644)
+			if want := map[string]string{"en": "Approved.", "nl": "Goedgekeurd."}[l.code]; !strings.HasPrefix(approved, want) {
+				t.Errorf("after Enter on Approve: %q, want %q…", approved, want)
+			}
+			err = chromedp.Do(bctx,
+				chromedp.Navigate(g.URL(g.Portal, "/sessions")),
+				chromedp.WaitVisible(chromedp.ID("end-others")),
+				tabTo(t, "#end-others", 15),
+				into(&shot, chromedp.FullScreenshot(100)),
+				keys(" "),
+				chromedp.WaitVisible(chromedp.CSS(".notice")),
+				into(&ended, chromedp.Text(chromedp.CSS(".notice"))),
+			)
+			if err != nil {
+				t.Fatalf("ending the other sessions: %v\n%s", err, g.Logs())
+			}
+			os.WriteFile(filepath.Join(dir, "keyboard-sessions-"+l.code+".png"), shot, 0o644)
+			// The other browser's and the approved sluis connect's.
+			if want := map[string]string{"en": "2 sessions ended.", "nl": "2 sessies beëindigd."}[l.code]; ended != want {
+				t.Errorf("after Space on end-others: %q, want %q", ended, want)
 			}
 		})
 	}
