@@ -126,6 +126,20 @@ func TestAccessibilityPortal(t *testing.T) {
 				chromedp.WaitVisible(chromedp.ID("recovery-codes")),
 				into(&codes, chromedp.Text(chromedp.ID("recovery-codes"))))
 			check("launcher", chromedp.Navigate(g.URL(g.Portal, "/")), chromedp.WaitVisible(chromedp.CSS(".apps")))
+			// An app switched off shows greyed, with its reason.
+			g.MustCLI("", "app", "disable", "down", "--reason", "onderhoud tot 18:00")
+			check("launcher-app-off", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+					if _, err := chromedp.Navigate(g.URL(g.Portal, "/"))(ctx, tg); err != nil {
+						return err
+					}
+					off, err := chromedp.Evaluate[bool](`!!document.querySelector('.apps .off')`)(ctx, tg)
+					if err != nil || off || time.Now().After(deadline) {
+						return err
+					}
+				}
+			}), chromedp.WaitVisible(chromedp.CSS(".apps .off")))
+			g.MustCLI("", "app", "enable", "down")
 			check("passkeys-none", chromedp.Navigate(g.URL(g.Portal, "/passkeys")), chromedp.WaitVisible(chromedp.ID("passkey-name")))
 			err = chromedp.Do(bctx, chromedp.SendKeys(chromedp.ID("passkey-name"), "werklaptop"), chromedp.Click(chromedp.ID("passkey-add")))
 			if err == nil {
