@@ -82,7 +82,8 @@ func startDevice(t *testing.T, g *testenv.Gateway) string {
 // in light and in dark mode, passes axe-core's WCAG 2.1 A and AA rules:
 // the login page (empty and after a wrong password), the enrolment, the
 // recovery codes, the launcher, the passkeys and sessions pages, the
-// device approval (asking for the code, and the approval itself), the
+// device approval (asking for the code, the request, and approved), the
+// launcher with an app switched off and at an emergency level, the
 // code page, the page after a recovery code, and a throttled login (429).
 func TestAccessibilityPortal(t *testing.T) {
 	chromium(t)
@@ -128,18 +129,12 @@ func TestAccessibilityPortal(t *testing.T) {
 			check("launcher", chromedp.Navigate(g.URL(g.Portal, "/")), chromedp.WaitVisible(chromedp.CSS(".apps")))
 			// An app switched off shows greyed, with its reason.
 			g.MustCLI("", "app", "disable", "down", "--reason", "onderhoud tot 18:00")
-			check("launcher-app-off", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-					if _, err := chromedp.Navigate(g.URL(g.Portal, "/"))(ctx, tg); err != nil {
-						return err
-					}
-					off, err := chromedp.Evaluate[bool](`!!document.querySelector('.apps .off')`)(ctx, tg)
-					if err != nil || off || time.Now().After(deadline) {
-						return err
-					}
-				}
-			}), chromedp.WaitVisible(chromedp.CSS(".apps .off")))
+			check("launcher-app-off", reload(g.URL(g.Portal, "/"), ".apps .off"), chromedp.WaitVisible(chromedp.CSS(".apps .off")))
 			g.MustCLI("", "app", "enable", "down")
+			// An emergency level: the launcher shows it as a warning.
+			g.MustCLI("", "emergency", "set", "essential", "--reason", "CVE-2026-0001")
+			check("launcher-level", reload(g.URL(g.Portal, "/"), ".warning"), chromedp.WaitVisible(chromedp.CSS(".warning")))
+			g.MustCLI("", "emergency", "clear")
 			check("passkeys-none", chromedp.Navigate(g.URL(g.Portal, "/passkeys")), chromedp.WaitVisible(chromedp.ID("passkey-name")))
 			err = chromedp.Do(bctx, chromedp.SendKeys(chromedp.ID("passkey-name"), "werklaptop"), chromedp.Click(chromedp.ID("passkey-add")))
 			if err == nil {
@@ -158,6 +153,7 @@ func TestAccessibilityPortal(t *testing.T) {
 				chromedp.SendKeys(chromedp.ID("code"), startDevice(t, g)),
 				chromedp.Submit(chromedp.ID("code")),
 				chromedp.WaitVisible(chromedp.ID("approve")))
+			check("device-approved", chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.CSS(".notice")))
 			// Out, and in again: the code page, and a recovery code.
 			recovery := strings.Fields(codes)
 			if len(recovery) == 0 {
@@ -340,5 +336,21 @@ func nextDocument(cond string) chromedp.Action[chromedp.Void] {
 			}
 		}
 		return fmt.Errorf("no new document where %s: %v", cond, err)
+	})
+}
+
+// reload opens u until an element matches sel (a switch or a level counts
+// once the gateway has read it), at most 5 s.
+func reload(u, sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if _, err := chromedp.Navigate(u)(ctx, tg); err != nil {
+				return err
+			}
+			there, err := chromedp.Evaluate[bool](`!!document.querySelector(`+strconv.Quote(sel)+`)`)(ctx, tg)
+			if err != nil || there || time.Now().After(deadline) {
+				return err
+			}
+		}
 	})
 }
