@@ -104,6 +104,9 @@ type Config struct {
 	// them must begin with a header, and one from anywhere else that
 	// begins with one is closed. False means no PROXY protocol.
 	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// Admin, if set, is the admin listener: the console, the JSON API and
+	// /metrics, apart from the public listener (see Admin). Nil: none.
+	Admin *Admin `yaml:"admin"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -838,6 +841,7 @@ func (c *Config) CheckFiles() error {
 	if sl := c.Audit.Syslog; sl != nil && sl.CAFile != "" {
 		p.checkPEM("audit.syslog.ca_file", sl.CAFile)
 	}
+	p.checkAdminFiles(c)
 	if len(p.problems) > 0 {
 		return &Error{Problems: p.problems}
 	}
@@ -1138,6 +1142,7 @@ func (p *parser) validate(c *Config) {
 	}
 	p.checkPublicFace(c)
 	p.checkFace(c, base)
+	p.checkAdmin(c)
 	if c.DataDir == "" {
 		p.problem("data_dir", "required: where the database and keys live")
 	} else if !filepath.IsAbs(c.DataDir) {
@@ -1526,6 +1531,7 @@ func (c *Config) UnknownGroups(users []sluis.User) []string {
 	for k, g := range c.Emergency.BreakGlass.Groups {
 		warn(fmt.Sprintf("emergency.break_glass.groups[%d]", k), g)
 	}
+	c.adminUnknownGroups(warn)
 	return out
 }
 

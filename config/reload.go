@@ -32,7 +32,11 @@ type fixedSetting struct {
 //   - connections: the listener's caps and net/http's timeouts are fixed
 //     once it serves;
 //   - audit: the syslog forwarder and its queue, and the folding of
-//     refused attempts, which carries counts that a new one would lose.
+//     refused attempts, which carries counts that a new one would lose;
+//   - admin: the admin listener's socket, host (in its passkeys' origin
+//     and its sessions' cookie host), certificate, roles and metrics
+//     access are made once. (Who has a role follows the users' groups,
+//     which change without a reload.)
 //
 // Everything else (apps, their rules, ldap, oidc, session, probes,
 // tunnels, emergency, strict, time_zone, tls) is taken from the new file.
@@ -51,6 +55,7 @@ var fixedSettings = []fixedSetting{
 	{"proxy_protocol", func(a, b *Config) bool { return a.ProxyProtocol == b.ProxyProtocol }},
 	{"connections", func(a, b *Config) bool { return a.Connections == b.Connections }},
 	{"audit", func(a, b *Config) bool { return reflect.DeepEqual(a.Audit, b.Audit) }},
+	{"admin", func(a, b *Config) bool { return reflect.DeepEqual(a.Admin, b.Admin) }},
 }
 
 // FixedKeys returns the key paths of the settings that cannot change

@@ -254,3 +254,39 @@ func equals(want float64) func([]promtest.Sample) bool {
 		return ok && v == want
 	}
 }
+
+// The admin listener serves the node's metrics at /metrics to the bearer
+// token of admin.metrics.token_file, and nothing without it.
+func TestMetricsOnTheAdminListener(t *testing.T) {
+	tok := make([]byte, 32)
+	rand.Read(tok)
+	token := hex.EncodeToString(tok)
+	tokenFile := filepath.Join(t.TempDir(), "metrics.token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := testenv.StartAdmin(t, "  metrics:\n    token_file: "+tokenFile+"\n",
+		testenv.App{Name: "wiki", Host: wikiHost, Upstream: newUpstream(t).URL, Groups: []string{"staff"}, MFA: true})
+	c := g.AdminClient()
+	for _, tc := range []struct {
+		name, auth string
+		status     int
+	}{
+		{"the token", "Bearer " + token, http.StatusOK},
+		{"no token", "", http.StatusUnauthorized},
+		{"a wrong token", "Bearer " + strings.Repeat("0", 64), http.StatusUnauthorized},
+	} {
+		req, _ := http.NewRequest("GET", g.AdminURL("/metrics"), nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		p := g.Do(c, req)
+		if p.StatusCode != tc.status {
+			t.Fatalf("%s: %d, want %d", tc.name, p.StatusCode, tc.status)
+		}
+		has := strings.Contains(p.Body, `sluis_build_info{goversion="`+runtime.Version()+`"`) && strings.Contains(p.Body, `sluis_requests_open{app="wiki",kind="stream"} 0`)
+		if has != (tc.status == http.StatusOK) || strings.Contains(p.Body, token) {
+			t.Fatalf("%s: body %.300q", tc.name, p.Body)
+		}
+	}
+}

@@ -107,6 +107,9 @@ type Options struct {
 	// Metrics, if set, counts what the gateway does (package metrics);
 	// nil counts nothing.
 	Metrics *metrics.Metrics
+	// Open, if set, is attached to this gateway: it then reads the
+	// requests and tunnels open now, for the admin console.
+	Open *Open
 }
 
 // RecheckInterval is how often the requests in flight (streaming
@@ -218,6 +221,9 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	g.denied = &audit.Folder{Now: o.Now}
 	g.tunnels = &tunnel.Server{Sessions: g.sessions, Audit: rec, Situation: g.situation, Denied: &audit.Folder{Now: o.Now},
 		Blocked: g.blockedNow, Dial: (&tunnel.Dialer{}).Dial, Now: o.Now, Log: o.Log, Counters: o.Counters, Holder: o.Holder}
+	if o.Open != nil {
+		o.Open.attach(g.live, g.tunnels)
+	}
 	st, err := g.build(o.Config, Providers{Directory: o.Directory, DirectoryRecheck: o.DirectoryRecheck, SSO: o.SSO})
 	if err != nil {
 		return nil, err

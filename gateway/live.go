@@ -68,7 +68,7 @@ type liveConn struct {
 	source string // the client's address: a block of it ends the request
 	method string
 	path   string // the canonical path (r.URL.Path)
-	// upgrade: a WebSocket (or another upgrade), for the metrics.
+	// upgrade: an upgraded connection (WebSocket), as Open counts it.
 	upgrade bool
 
 	cancel context.CancelCauseFunc // ends the request (see end)
@@ -91,8 +91,8 @@ func (l *liveConns) track(w http.ResponseWriter, r *http.Request, token string, 
 		return r.Context(), nil
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
-	c := &liveConn{token: token, app: app, source: source, method: r.Method, path: r.URL.Path, cancel: cancel, w: w,
-		shard: uint8(rand.Uint32() % liveShards), upgrade: r.Header.Get("Upgrade") != ""}
+	c := &liveConn{token: token, app: app, source: source, method: r.Method, path: r.URL.Path, cancel: cancel, w: w, upgrade: r.Header.Get("Upgrade") != "",
+		shard: uint8(rand.Uint32() % liveShards)}
 	l.add(c)
 	return ctx, c
 }

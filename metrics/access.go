@@ -91,13 +91,7 @@ func (m *Metrics) Handler(a Access) http.Handler {
 	if m == nil {
 		return http.NotFoundHandler()
 	}
-	prom := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
-		// A collector that fails leaves its series out; the rest is
-		// still served.
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: 4,
-		Timeout:             maxScrape,
-	})
+	prom := m.Exposition()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -114,6 +108,23 @@ func (m *Metrics) Handler(a Access) http.Handler {
 		default:
 			http.Error(w, "forbidden", http.StatusForbidden)
 		}
+	})
+}
+
+// Exposition returns the metrics in the Prometheus text format (or what
+// the scraper negotiates) for every request: for a listener that decides
+// itself who may read them (the admin listener's guard of admin.metrics).
+// Anything else serves Handler.
+func (m *Metrics) Exposition() http.Handler {
+	if m == nil {
+		return http.NotFoundHandler()
+	}
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		// A collector that fails leaves its series out; the rest is
+		// still served.
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+		Timeout:             maxScrape,
 	})
 }
 

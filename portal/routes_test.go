@@ -84,7 +84,12 @@ func TestRoutesNeedingALoginGiveNothingWithoutOne(t *testing.T) {
 			t.Errorf("%s without a login redirects to %q", rt.Pattern, loc)
 		}
 	}
-	for _, path := range []string{"/admin", "/debug/pprof/", "/login/", "/assets/", "/.git/config", "/login.php"} {
+	// Nor does the portal answer any path of the admin listener's (its
+	// console, API and metrics are on a listener of their own: see
+	// e2e.TestAdminPublicListenerServesNoAdminRoute).
+	for _, path := range []string{"/admin", "/debug/pprof/", "/login/", "/assets/", "/.git/config", "/login.php",
+		"/api/v1/", "/api/v1/sessions", "/metrics", "/users", "/apps", "/emergency", "/blocks", "/audit", "/audit/export",
+		"/login/key", "/assets/admin.css", "/assets/admin.js"} {
 		r := httptest.NewRequest("GET", "https://login.test"+path, nil)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)

@@ -44,6 +44,9 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql
 # wrk: e2e's TestReloadUnderLoad loads an app for 10 s while the
 # configuration is reloaded every second (the benchmarks use it too).
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# npm (with Node.js): installs axe-core below, for e2e's TestAccessibility*
+# tests (WCAG 2.1 A and AA rules run in Chromium on every page).
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test.sh: installing ${missing[*]} from Debian's packages"
 	sudo=""
@@ -61,6 +64,19 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	[ -z "$policy" ] || $sudo rm -f "$policy"
 fi
+
+# axe-core, the accessibility rules the TestAccessibility* tests run in
+# Chromium (injected through DevTools, never served by the gateway): a
+# pinned version, installed once into a cache outside the repository.
+axe_version=4.14.1
+axe_dir="${XDG_CACHE_HOME:-$HOME/.cache}/sluis/npm"
+if [ ! -s "$axe_dir/node_modules/axe-core/axe.min.js" ] ||
+	! grep -q "\"version\": \"$axe_version\"" "$axe_dir/node_modules/axe-core/package.json"; then
+	echo "test.sh: installing axe-core $axe_version with npm into $axe_dir"
+	mkdir -p "$axe_dir"
+	npm install --prefix "$axe_dir" --no-audit --no-fund --no-save --silent "axe-core@$axe_version" >/dev/null
+fi
+export SLUIS_AXE="$axe_dir/node_modules/axe-core/axe.min.js"
 
 export SLUIS_REQUIRE_INTEGRATION=1
 export SLUIS_ARTIFACTS="$PWD/artifacts"

@@ -94,6 +94,7 @@ type Server struct {
 type stream struct {
 	token, user, app, source string
 	cancel                   context.CancelCauseFunc
+	start                    time.Time // for Streams
 }
 
 var (
@@ -258,7 +259,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	st := &stream{token: tok, user: a.User.Name, app: app.Name, source: src, cancel: cancel}
+	st := &stream{token: tok, user: a.User.Name, app: app.Name, source: src, cancel: cancel, start: s.now()}
 	if !s.add(st) {
 		s.refuse(w, r, http.StatusTooManyRequests, fmt.Sprintf("you have %d tunnels open, the most allowed", s.maxPerUser()), "the user's tunnel limit on this node", st.user, app.Name)
 		return

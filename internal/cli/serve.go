@@ -541,12 +541,22 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		return err
 	}
 	opts.Directory, opts.DirectoryRecheck, opts.SSO = prov.Directory, prov.DirectoryRecheck, prov.SSO
+	// The admin listener (admin:), apart from the public one; Open lets
+	// its console read what the gateway has open.
+	opts.Open = &gateway.Open{}
 	handler, err := gateway.New(watchCtx, opts)
 	if err != nil {
 		return err
 	}
+	// admin.metrics decides who reads them there (admin's guard).
+	adm, err := e.serveAdmin(watchCtx, c, adminDeps{gw: opts, cert: cert, metrics: m.Exposition()})
+	if err != nil {
+		return err
+	}
+	defer adm.stop()
 	// `sluis reload` and SIGHUP read the configuration file again.
 	reloads := &reloader{gw: handler, log: log, base: base, cert: cert, onReload: opts.OnReload, current: c, dir: dir}
+	reloads.onReload = adm.followReloads(reloads, opts, reloads.onReload)
 	defer e.serveReloads(watchCtx, reloads, c.DataDir)()
 	srv := &http.Server{
 		// The listener closes a connection that begins no request within
