@@ -275,6 +275,10 @@ func (s *Server) hostCheck(next http.Handler) http.Handler {
 		for _, h := range s.hosts {
 			ok = ok || host == h
 		}
+		// A scraper (Prometheus) names the address it connects to; the
+		// address literal is safe from DNS rebinding, whose requests carry
+		// the other site's name. For /metrics only, which takes no cookie.
+		ok = ok || (r.URL.Path == "/metrics" && isOwnAddress(r, host))
 		if r.TLS != nil && r.TLS.ServerName != "" && !strings.EqualFold(r.TLS.ServerName, s.o.Host) {
 			ok = false
 		}
@@ -285,6 +289,21 @@ func (s *Server) hostCheck(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// isOwnAddress reports whether host is the IP address and port the
+// request's connection was accepted on.
+func isOwnAddress(r *http.Request, host string) bool {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	want, err := netip.ParseAddrPort(local.String())
+	if err != nil {
+		return false
+	}
+	got, err := netip.ParseAddrPort(host)
+	return err == nil && got.Addr().Unmap() == want.Addr().Unmap() && got.Port() == want.Port()
 }
 
 // csp is the console's Content-Security-Policy: its own script and style

@@ -289,4 +289,18 @@ func TestMetricsOnTheAdminListener(t *testing.T) {
 			t.Fatalf("%s: body %.300q", tc.name, p.Body)
 		}
 	}
+	// A real Prometheus scrapes the admin listener by its address, as a
+	// scraper whose configuration names no host does; the certificate is
+	// checked against admin.host. The console's pages are not served to
+	// that address.
+	prom := promtest.Start(t, promtest.Target{Addr: g.AdminAddr(), ServerName: testenv.AdminHost, CAFile: filepath.Join(g.Dir, "data", "ca.pem"), Token: token})
+	prom.Await(t, `sluis_build_info`, 30*time.Second, func(s []promtest.Sample) bool {
+		v, ok := promtest.Value(s)
+		return ok && v == 1
+	})
+	req, _ := http.NewRequest("GET", g.AdminURL("/login"), nil)
+	req.Host = g.AdminAddr()
+	if p := g.Do(c, req); p.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("the console's login by the listener's address: %d, want 421", p.StatusCode)
+	}
 }
