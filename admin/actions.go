@@ -322,6 +322,9 @@ func (a *Actions) setDisabled(ctx context.Context, op Operator, typed string, di
 	if err != nil {
 		return UserChange{}, err
 	}
+	if err := a.outranked(ctx, op, name); err != nil {
+		return UserChange{}, err
+	}
 	typ := EventUserEnable
 	if disabled {
 		typ = EventUserDisable
@@ -348,12 +351,35 @@ func (a *Actions) ResetMFA(ctx context.Context, op Operator, typed string) (User
 	if err != nil {
 		return UserChange{}, err
 	}
+	if err := a.outranked(ctx, op, name); err != nil {
+		return UserChange{}, err
+	}
 	if err := a.Store.ResetMFA(a.with(ctx, op, EventUserMFAReset, name, "TOTP secret, passkeys and recovery codes removed"), name); err != nil {
 		return UserChange{User: name}, err
 	}
 	c := UserChange{User: name, Changed: true}
 	c.Revoked, err = a.revokeAll(ctx, op, name)
 	return c, err
+}
+
+// outranked refuses (ErrForbidden) a change to the account of a user
+// whose console role is above op's: a help desk that could reset an
+// operator's second factors (or enable an account an operator disabled)
+// would hand whoever holds the operator's password a new passkey, and
+// with it the operator's console.
+func (a *Actions) outranked(ctx context.Context, op Operator, name string) error {
+	c := a.config()
+	if c == nil || c.Admin == nil {
+		return nil
+	}
+	u, err := a.Store.User(ctx, name)
+	if err != nil {
+		return err
+	}
+	if role := Roles[c.Admin.RoleOf(u.Groups)]; role > op.Role {
+		return fmt.Errorf("%w: %s has the console role %s, above yours (%s)", ErrForbidden, name, role, op.Role)
+	}
+	return nil
 }
 
 // Levels are the emergency levels, from open to shut.

@@ -399,3 +399,34 @@ func TestActionsEffects(t *testing.T) {
 		}
 	})
 }
+
+// A help desk cannot change the account of a console user whose role is
+// above theirs: resetting an operator's second factors would let whoever
+// has the operator's password enrol a passkey, and reach the console as
+// operator. An operator can; the help desk keeps its hold on staff.
+func TestActionsOnAHigherRole(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.act.Config.Admin = &config.Admin{Roles: map[string][]string{"helpdesk": {"servicedesk"}, "operator": {"ict-ops"}}}
+	for _, tt := range []struct {
+		name string
+		do   func(op admin.Operator, user string) error
+	}{
+		{"reset MFA", func(op admin.Operator, user string) error { _, err := f.act.ResetMFA(ctx, op, user); return err }},
+		{"disable", func(op admin.Operator, user string) error { _, err := f.act.DisableUser(ctx, op, user); return err }},
+		{"enable", func(op admin.Operator, user string) error { _, err := f.act.EnableUser(ctx, op, user); return err }},
+	} {
+		if err := tt.do(helpdesk, "olga"); !errors.Is(err, admin.ErrForbidden) {
+			t.Errorf("helpdesk may %s an operator: %v", tt.name, err)
+		}
+		if err := tt.do(helpdesk, "anna"); err != nil {
+			t.Errorf("helpdesk may not %s staff: %v", tt.name, err)
+		}
+		if err := tt.do(operator, "olga"); err != nil {
+			t.Errorf("an operator may not %s an operator: %v", tt.name, err)
+		}
+	}
+	if n := len(f.events(t, admin.EventUserMFAReset)); n != 2 {
+		t.Errorf("%d MFA resets recorded, want 2 (the refused one is not)", n)
+	}
+}
