@@ -243,8 +243,8 @@ func (s *Server) resolve(ctx context.Context, typed string) (sluis.User, string,
 	if err != nil {
 		return sluis.User{}, key, err
 	}
-	if len(users) == 0 && s.o.Directory != nil {
-		acct, err := s.o.Directory.Resolve(ctx, key)
+	if dir := s.directory(); len(users) == 0 && dir != nil {
+		acct, err := dir.Resolve(ctx, key)
 		switch {
 		case errors.Is(err, directory.ErrUnavailable):
 			return sluis.User{}, key, err
@@ -284,12 +284,12 @@ func (s *Server) checkPassword(r *http.Request, u sluis.User, account, password 
 		// As long as a real check, so the time tells nothing.
 		_, err := authn.Verify(password, "")
 		return u, "unknown user", err
-	case u.Source == sluis.SourceLDAP && s.o.Directory != nil:
+	case u.Source == sluis.SourceLDAP && s.directory() != nil:
 		// As long as a local check, whatever the directory takes.
 		if _, err := authn.Verify(password, ""); err != nil {
 			return u, "", err
 		}
-		acct, err := s.o.Directory.Authenticate(ctx, u.Name, password)
+		acct, err := s.directory().Authenticate(ctx, u.Name, password)
 		switch {
 		case errors.Is(err, directory.ErrUnavailable):
 			return u, "", err
@@ -665,4 +665,25 @@ func (s *Server) event(r *http.Request, typ, user, outcome, detail string) {
 		}
 	}
 	s.o.Audit.Record(r.Context(), sluis.Event{Type: typ, User: user, Source: src, Outcome: outcome, Detail: detail})
+}
+
+// dirBox holds the directory in force (nil: none), for an atomic swap.
+type dirBox struct{ d Directory }
+
+// SetDirectory puts the directory of a reloaded configuration in force
+// for the console's logins (nil: the configuration has none), as the
+// portal's: a console that kept the old server, bind account or group
+// mapping after a reload would let the directory the operator just
+// replaced decide who logs in, and with which role.
+func (s *Server) SetDirectory(d Directory) {
+	s.dir.Store(&dirBox{d})
+}
+
+// directory returns the directory in force: the last SetDirectory's, or
+// Options.Directory.
+func (s *Server) directory() Directory {
+	if b := s.dir.Load(); b != nil {
+		return b.d
+	}
+	return s.o.Directory
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/audit"
 	"github.com/sluis-gateway/sluis/authn"
+	"github.com/sluis-gateway/sluis/directory"
 	"github.com/sluis-gateway/sluis/keys"
 	"github.com/sluis-gateway/sluis/mfa"
 	"github.com/sluis-gateway/sluis/store/sqlite"
@@ -547,5 +548,45 @@ func TestAdminSameOriginAndCSRF(t *testing.T) {
 	// The login form needs its own token, bound to its cookie.
 	if resp, _ := e.do(e.client(), "POST", "/login", strings.NewReader("username=olga&password="+url.QueryEscape(testPW)+"&csrf=x")); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("login without its token: %d", resp.StatusCode)
+	}
+}
+
+// fakeDirectory knows one account and its password.
+type fakeDirectory struct{ name, password string }
+
+func (d fakeDirectory) Authenticate(_ context.Context, user, password string) (directory.Account, error) {
+	if user != d.name || password != d.password {
+		return directory.Account{}, fmt.Errorf("invalid credentials")
+	}
+	return directory.Account{Name: d.name, Groups: []string{"ict-ops"}}, nil
+}
+
+func (d fakeDirectory) Resolve(_ context.Context, user string) (string, error) { return user, nil }
+
+// A reload's directory is the one the console asks: after the directory
+// is replaced (or removed), the old one no longer lets anyone in.
+func TestAdminLoginFollowsTheDirectory(t *testing.T) {
+	e := newConsoleEnv(t, Options{Directory: fakeDirectory{"dora", "old directory password"}})
+	if err := e.st.CreateUser(context.Background(), sluis.User{Name: "dora", Source: sluis.SourceLDAP, Groups: []string{"ict-ops"}, CreatedAt: e.now}); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		name     string
+		set      bool
+		dir      Directory
+		password string
+		status   int
+	}{
+		{name: "the directory at start", password: "old directory password", status: http.StatusSeeOther},
+		{name: "a new directory, the old password", set: true, dir: fakeDirectory{"dora", "new directory password"}, password: "old directory password", status: http.StatusUnauthorized},
+		{name: "a new directory, its password", password: "new directory password", status: http.StatusSeeOther},
+		{name: "no directory any more", set: true, dir: nil, password: "new directory password", status: http.StatusUnauthorized},
+	} {
+		if step.set {
+			e.srv.SetDirectory(step.dir)
+		}
+		if resp, body := e.password(e.client(), "dora", step.password); resp.StatusCode != step.status {
+			t.Fatalf("%s: %d, want %d: %s", step.name, resp.StatusCode, step.status, body)
+		}
 	}
 }

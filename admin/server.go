@@ -123,6 +123,7 @@ type Server struct {
 	refusals                 *audit.Refusals
 
 	act atomic.Pointer[Actions] // see SetActions
+	dir atomic.Pointer[dirBox]  // see SetDirectory
 	api atomic.Pointer[API]
 
 	verifying sync.Mutex    // held while the trail is checked

@@ -155,6 +155,14 @@ func (a *adminListener) followReloads(r *reloader, gw gateway.Options, next func
 	return func(ok bool) {
 		if ok {
 			a.reloaded(r.current, gw)
+			// The directory the reload built (nil when ldap: is gone); a
+			// nil *directory.Directory must not become a non-nil
+			// interface.
+			if r.dir != nil {
+				a.console.SetDirectory(r.dir)
+			} else {
+				a.console.SetDirectory(nil)
+			}
 		}
 		if next != nil {
 			next(ok)
