@@ -56,7 +56,14 @@ type API struct {
 
 	once sync.Once
 	mux  *http.ServeMux
+	// reading is held while the whole trail is read (export, verify):
+	// one at a time, so a few requests cannot take the store's and the
+	// CPU's whole time.
+	reading sync.Mutex
 }
+
+// errReading answers a second export or verify while one runs.
+var errReading = sluis.Errorf(sluis.ECONFLICT, "the audit trail is being read already (an export or a check); try again when it has finished")
 
 // Connected is what is open through the gateway to one app now.
 type Connected struct {
@@ -1015,9 +1022,15 @@ func (api *API) export(w http.ResponseWriter, r *http.Request, op Operator) (any
 	if err != nil {
 		return nil, err
 	}
+	if !api.reading.TryLock() {
+		return nil, errReading
+	}
+	defer api.reading.Unlock()
 	// The trail is read in batches as it is written (audit.ExportStore),
 	// so a long trail costs the gateway no more memory than a short one;
-	// the status is sent before the store is read.
+	// the status is sent before the store is read. A long trail takes
+	// longer than the listener's write timeout.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * time.Minute))
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Content-Disposition", `attachment; filename="sluis-audit.jsonl"`)
 	w.Header().Set("Cache-Control", "no-store")
@@ -1034,6 +1047,10 @@ func (api *API) export(w http.ResponseWriter, r *http.Request, op Operator) (any
 // as `sluis audit verify` does, reading the trail in batches
 // (audit.VerifyStore).
 func (api *API) verify(w http.ResponseWriter, r *http.Request, op Operator) (any, error) {
+	if !api.reading.TryLock() {
+		return nil, errReading
+	}
+	defer api.reading.Unlock()
 	type brokenJSON struct {
 		Event  int64  `json:"event"`
 		Reason string `json:"reason"`

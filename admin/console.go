@@ -1028,8 +1028,9 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, f flash) erro
 	return s.show(w, "audit", d, f)
 }
 
-// auditExport writes the events of the search's period (its other
-// fields do not narrow an export: a trail with holes would not verify)
+// auditExport writes the events since the search's start (its other
+// fields, until included, do not narrow an export: a trail with holes
+// would not verify)
 // and every checkpoint, as JSON lines in the format of `sluis audit
 // export`, which `sluis audit verify --file` checks.
 func (s *Server) auditExport(w http.ResponseWriter, r *http.Request) error {
@@ -1037,25 +1038,19 @@ func (s *Server) auditExport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st := s.o.Store
-	evs, err := st.Events(r.Context(), aq.Since)
-	if err != nil {
-		return err
+	// Read and written in batches (audit.ExportStore): memory stays flat
+	// however long the trail, and only one export runs at a time.
+	if !s.exporting.TryLock() {
+		return errStatus(http.StatusConflict)
 	}
-	if !aq.Until.IsZero() {
-		evs = slices.DeleteFunc(evs, func(e sluis.Event) bool { return !e.Time.Before(aq.Until) })
-	}
-	cps, err := st.Checkpoints(r.Context())
-	if err != nil {
-		return err
-	}
+	defer s.exporting.Unlock()
 	// A long trail takes longer than the listener's write timeout.
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * time.Minute))
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Content-Disposition", `attachment; filename="sluis-audit-`+s.now().In(s.zone()).Format("20060102-150405")+`.jsonl"`)
 	c := consoleOf(r)
-	s.o.Log.Info("admin: audit export", "operator", c.op.Name, "source", c.op.Source, "events", len(evs), "since", aq.Since)
-	if err := audit.WriteExport(w, evs, cps); err != nil {
+	s.o.Log.Info("admin: audit export", "operator", c.op.Name, "source", c.op.Source, "since", aq.Since)
+	if err := audit.ExportStore(r.Context(), w, s.o.Store, aq.Since); err != nil {
 		s.o.Log.Error("admin: audit export cut", "operator", c.op.Name, "err", err)
 	}
 	return nil
@@ -1111,22 +1106,10 @@ func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) verifyTrail(ctx context.Context, by string) (*verification, error) {
 	start := time.Now()
-	st := s.o.Store
-	evs, err := st.Events(ctx, time.Time{})
-	if err != nil {
-		return nil, err
-	}
-	v := &verification{At: s.now(), By: by, Events: len(evs)}
-	if s.o.AuditKey == nil {
-		err = audit.Verify(evs)
-	} else {
-		cps, cerr := st.Checkpoints(ctx)
-		if cerr != nil {
-			return nil, cerr
-		}
-		v.Checked = true
-		v.Report, err = audit.VerifyTrail(evs, cps, s.o.AuditKey)
-	}
+	// In batches (audit.VerifyStore): memory stays flat however long
+	// the trail is.
+	rep, err := audit.VerifyStore(ctx, s.o.Store, s.o.AuditKey)
+	v := &verification{At: s.now(), By: by, Events: rep.Events, Checked: s.o.AuditKey != nil, Report: rep}
 	var broken *audit.Broken
 	switch {
 	case errors.As(err, &broken):

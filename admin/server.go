@@ -127,6 +127,7 @@ type Server struct {
 	api atomic.Pointer[API]
 
 	verifying sync.Mutex    // held while the trail is checked
+	exporting sync.Mutex    // held while the trail is exported
 	verifyMu  sync.Mutex    // guards verified
 	verified  *verification // the last check of the trail
 }
