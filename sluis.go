@@ -70,6 +70,15 @@ const (
 	StageComplete = "complete" // fully logged in
 )
 
+// ConsoleSessionPrefix begins the ID of every session of the admin
+// console (package admin), so that lists and the portal tell them from
+// the portal's own.
+const ConsoleSessionPrefix = "admin-"
+
+// IsConsoleSession reports whether the session of this ID is one of the
+// admin console's.
+func IsConsoleSession(id string) bool { return strings.HasPrefix(id, ConsoleSessionPrefix) }
+
 // Session is one login of one user. The token that proves it lives only in
 // the user's cookies; the store keeps hashes of those tokens.
 type Session struct {

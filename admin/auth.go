@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -32,7 +31,7 @@ const (
 	PendingLifetime = 5 * time.Minute
 	// SessionPrefix begins the ID of every console session, so lists tell
 	// them from the portal's.
-	SessionPrefix = "admin-"
+	SessionPrefix = sluis.ConsoleSessionPrefix
 
 	// sessionCookie proves a console session; loginCookie binds the login
 	// form's CSRF token before there is a session; passkeyCookie carries a
@@ -44,7 +43,7 @@ const (
 )
 
 // IsConsoleSession reports whether a session is a console session.
-func IsConsoleSession(id string) bool { return strings.HasPrefix(id, SessionPrefix) }
+func IsConsoleSession(id string) bool { return sluis.IsConsoleSession(id) }
 
 // mac returns base64url(HMAC-SHA256(key, purpose)).
 func consoleMAC(key, purpose string) string {

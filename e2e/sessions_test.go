@@ -69,3 +69,23 @@ func TestSessionsPage(t *testing.T) {
 		t.Fatalf("no audit event:\n%s", s)
 	}
 }
+
+// TestSessionsPageLeavesTheConsoleAlone: an operator's console session is
+// not on the portal's sessions page, and ending "the others" there does
+// not end it (a portal session, passed with a code or stolen, must not
+// reach the console).
+func TestSessionsPageLeavesTheConsoleAlone(t *testing.T) {
+	g := testenv.StartAdmin(t, "  allow_totp: true\n", testenv.App{Name: "wiki", Host: wikiHost, Upstream: newUpstream(t).URL, Groups: []string{"ict-ops"}, MFA: true})
+	secret := g.AddUser("olga", pw, "ict-ops")
+	console := g.AdminLogin("olga", pw, secret)
+	browser := g.Client()
+	g.Login(browser, "", "olga", pw, secret)
+	page := g.Get(browser, g.URL(g.Portal, "/sessions"))
+	if page.StatusCode != http.StatusOK || strings.Contains(page.Body, `id="end-others"`) || strings.Contains(page.Body, "admin-") {
+		t.Fatalf("the portal's sessions page offers the console's session: %d\n%s", page.StatusCode, page.Body)
+	}
+	g.Post(browser, g.URL(g.Portal, "/sessions/end"), url.Values{"csrf": {testenv.CSRF(page.Body)}, "others": {"1"}})
+	if p := g.Get(console, g.AdminURL("/")); p.StatusCode != http.StatusOK {
+		t.Fatalf("the console after the portal ended the others: %d", p.StatusCode)
+	}
+}

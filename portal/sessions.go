@@ -30,7 +30,10 @@ func (p *Portal) ownSessions(r *http.Request, user string) ([]sluis.Session, err
 	now := p.Now()
 	var out []sluis.Session
 	for _, s := range all {
-		if s.User == user && !s.Revoked() && s.Stage == sluis.StageComplete && now.Before(s.ExpiresAt) {
+		// The console's sessions are not the portal's to show or end: a
+		// portal session (passed with a code, or stolen) must not reach
+		// an operator's console.
+		if s.User == user && !s.Revoked() && s.Stage == sluis.StageComplete && now.Before(s.ExpiresAt) && !sluis.IsConsoleSession(s.ID) {
 			out = append(out, s)
 		}
 	}

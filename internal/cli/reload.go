@@ -162,7 +162,9 @@ func (e *env) serveReloads(ctx context.Context, r *reloader, dataDir string) (st
 			case <-ctx.Done():
 				return
 			case <-hup:
-				r.log.Info("sluis: SIGHUP: reading the configuration again", "file", r.current.File)
+				// r.current is read under the reloader's lock only; the
+				// reload's own log line names the file.
+				r.log.Info("sluis: SIGHUP: reading the configuration again")
 				r.reload()
 			}
 		}
@@ -228,15 +230,25 @@ func newProviders(c *config.Config, base func(string) string, log *slog.Logger) 
 	for i, o := range c.OIDC {
 		secret, err := os.ReadFile(o.ClientSecretFile)
 		if err != nil {
+			closeDirectory(dir)
 			return prov, nil, fmt.Errorf("oidc[%d].client_secret_file: %w", i, err)
 		}
 		pr, err := sso.New(sso.Config{Name: o.Name, Title: o.Title, Issuer: o.Issuer, ClientID: o.ClientID,
 			ClientSecret: strings.TrimRight(string(secret), "\r\n"), RedirectURL: base(c.Portal) + "/login/oidc/" + o.Name + "/callback",
 			Scopes: o.Scopes, UsernameClaim: o.UsernameClaim, GroupsClaim: o.GroupsClaim, Groups: o.Groups, MFAAMR: o.MFAAMR, MFAACR: o.MFAACR})
 		if err != nil {
+			closeDirectory(dir)
 			return prov, nil, fmt.Errorf("oidc[%d]: %w", i, err)
 		}
 		prov.SSO = append(prov.SSO, pr)
 	}
 	return prov, dir, nil
+}
+
+// closeDirectory closes the pooled connections of a directory built for
+// providers that are then not used (a later provider failed).
+func closeDirectory(d *directory.Directory) {
+	if d != nil {
+		d.Close()
+	}
 }
