@@ -146,7 +146,21 @@ var wider = chromedp.Evaluate[[]string](`(() => {
 	// The card's right edge (a page without one: the viewport's).
 	const card = document.querySelector('main.card');
 	const w = card ? card.getBoundingClientRect().right : document.documentElement.clientWidth;
-	return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 1)
+	// Inside an element that scrolls sideways by itself (a data table
+	// wider than a phone: WCAG 1.4.10 leaves two-dimensional tables out)
+	// nothing makes the page scroll; the scroller itself is checked.
+	const scrolls = e => {
+		for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+			const o = getComputedStyle(a).overflowX;
+			if (o === 'auto' || o === 'scroll') return true;
+		}
+		return false;
+	};
+	// A page's own frame (the console's header) spans the viewport
+	// beside a card; what is in the card must stay within it.
+	const vw = document.documentElement.clientWidth;
+	const limit = e => card && card.contains(e) ? w : vw;
+	return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > limit(e) + 1 && !scrolls(e))
 		.map(e => e.tagName.toLowerCase() + (e.getAttribute('id') ? '#' + e.getAttribute('id') : '') +
 			(e.getAttribute('class') ? '.' + e.getAttribute('class').replace(/ /g, '.') : '') +
 			' (' + Math.round(e.getBoundingClientRect().right) + ' px)').slice(0, 10);
