@@ -187,31 +187,7 @@ func (p *parser) checkAdmin(c *Config) {
 	if m.TokenFile != "" && !filepath.IsAbs(m.TokenFile) {
 		m.TokenFile = filepath.Join(base, m.TokenFile)
 	}
-	a.networks = nil
-	for j, n := range m.Networks {
-		key := fmt.Sprintf("admin.metrics.networks[%d]", j)
-		pf, err := netip.ParsePrefix(n)
-		if err != nil {
-			if ad, aerr := netip.ParseAddr(n); aerr == nil && ad.Zone() == "" {
-				pf, err = ad.Unmap().Prefix(ad.Unmap().BitLen())
-			}
-		}
-		switch {
-		case err != nil:
-			p.problem(key, "%q is not an address or a CIDR such as 10.0.0.0/24", n)
-			continue
-		case pf != pf.Masked():
-			p.problem(key, "%q has bits set past the prefix length; did you mean %s?", n, pf.Masked())
-			continue
-		case pf.Bits() == 0:
-			p.problem(key, "%q lets every address read the metrics; name the scrapers' addresses, or use token_file", n)
-			continue
-		}
-		if pf.Addr().Is4In6() && pf.Bits() >= 96 {
-			pf = netip.PrefixFrom(pf.Addr().Unmap(), pf.Bits()-96)
-		}
-		a.networks = append(a.networks, pf)
-	}
+	a.networks = p.networks("admin.metrics.networks", m.Networks, "lets every address read the metrics; name the scrapers' addresses, or use token_file")
 }
 
 // checkAdminFiles checks what the admin block names on this machine: the

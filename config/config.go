@@ -1565,32 +1565,7 @@ func (p *parser) checkPublicFace(c *Config) {
 			}
 		}
 	}
-	c.trusted = nil
-	for j, n := range c.TrustedProxies {
-		key := fmt.Sprintf("trusted_proxies[%d]", j)
-		pf, err := netip.ParsePrefix(n)
-		if err != nil {
-			// One address is a prefix of its own length.
-			if a, aerr := netip.ParseAddr(n); aerr == nil && a.Zone() == "" {
-				pf, err = a.Unmap().Prefix(a.Unmap().BitLen())
-			}
-		}
-		switch {
-		case err != nil:
-			p.problem(key, "%q is not an address or a CIDR such as 10.0.0.0/24", n)
-			continue
-		case pf != pf.Masked():
-			p.problem(key, "%q has bits set past the prefix length; did you mean %s?", n, pf.Masked())
-			continue
-		case pf.Bits() == 0:
-			p.problem(key, "%q trusts every address: anyone could then name any client address", n)
-			continue
-		}
-		if pf.Addr().Is4In6() && pf.Bits() >= 96 {
-			pf = netip.PrefixFrom(pf.Addr().Unmap(), pf.Bits()-96)
-		}
-		c.trusted = append(c.trusted, pf)
-	}
+	c.trusted = p.networks("trusted_proxies", c.TrustedProxies, "trusts every address: anyone could then name any client address")
 	switch strings.ToLower(c.ForwardedHeader) {
 	case "", "x-forwarded-for":
 		c.ForwardedHeader = "X-Forwarded-For"
@@ -1815,4 +1790,38 @@ func (c *Config) AppByName(name string) (App, bool) {
 // access decision takes them (policy.BreakGlass.Allows decides).
 func (c *Config) BreakGlass() policy.BreakGlass {
 	return policy.BreakGlass{Users: c.Emergency.BreakGlass.Users, Groups: c.Emergency.BreakGlass.Groups}
+}
+
+// networks parses list (CIDRs, or single addresses as prefixes of their
+// own length) under key: one problem per entry that is not one, has bits
+// past its prefix, or covers every address (everyone says why that is
+// refused). IPv4-mapped IPv6 prefixes become IPv4 ones.
+func (p *parser) networks(key string, list []string, everyone string) []netip.Prefix {
+	var out []netip.Prefix
+	for j, n := range list {
+		k := fmt.Sprintf("%s[%d]", key, j)
+		pf, err := netip.ParsePrefix(n)
+		if err != nil {
+			// One address is a prefix of its own length.
+			if a, aerr := netip.ParseAddr(n); aerr == nil && a.Zone() == "" {
+				pf, err = a.Unmap().Prefix(a.Unmap().BitLen())
+			}
+		}
+		switch {
+		case err != nil:
+			p.problem(k, "%q is not an address or a CIDR such as 10.0.0.0/24", n)
+			continue
+		case pf != pf.Masked():
+			p.problem(k, "%q has bits set past the prefix length; did you mean %s?", n, pf.Masked())
+			continue
+		case pf.Bits() == 0:
+			p.problem(k, "%q %s", n, everyone)
+			continue
+		}
+		if pf.Addr().Is4In6() && pf.Bits() >= 96 {
+			pf = netip.PrefixFrom(pf.Addr().Unmap(), pf.Bits()-96)
+		}
+		out = append(out, pf)
+	}
+	return out
 }
