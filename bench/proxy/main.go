@@ -5,7 +5,22 @@
 // number of connections for a fixed time. It prints requests/s, p50 and p99
 // latency and the ratios, so noise on the machine hits all three alike.
 //
-// It installs nginx and wrk from Debian's packages when they are missing.
+// Three modes, each its own interleaved run (-modes): h1, HTTP/1.1 kept
+// alive (wrk, -c connections); h2, HTTP/2 with one request at a time on
+// each of -c connections (h2load); close, a new TLS connection and
+// handshake for every request (wrk with "Connection: close", -close-c
+// clients), which is what a flood of new clients costs.
+//
+// Beside requests/s and latency it gives the CPU time each proxy's
+// processes spent per request (from /proc), which a busy machine moves
+// much less, and Go's own floors (-floors): go-static, a net/http TLS
+// server answering the 1 KB itself, and go-proxy, a stock
+// httputil.ReverseProxy, both this program run again in a role of its
+// own. They show how much of sluis's cost is Go's HTTP server and TLS,
+// and how much is relaying.
+//
+// It installs nginx, wrk and h2load from Debian's packages when they are
+// missing.
 //
 // With -baseline REV it also builds sluis from the git revision REV and
 // measures it beside the working tree's, to give a change's cost in one run.
@@ -14,7 +29,8 @@
 // in front of them: the two nodes through HAProxy ("2-nodes") and one of
 // them alone ("pg-node"), against the node on SQLite.
 //
-//	GOTOOLCHAIN=go1.27.3 go run ./bench/proxy [-d 10s] [-c 64] [-rounds 3] [-baseline REV] [-nodes]
+//	GOTOOLCHAIN=go1.27.3 go run ./bench/proxy [-d 10s] [-c 64] [-rounds 3] [-modes h1,h2,close] [-close-c 16]
+//	    [-baseline REV] [-variant NAME:KEY=VALUE] [-floors=false] [-nodes] [-hold]
 package main
 
 import (
@@ -34,9 +50,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -63,17 +81,33 @@ func main() {
 	profile := flag.String("cpuprofile", "", "write sluis's CPU profile to this file (for cmd/sluis/default.pgo)")
 	baseline := flag.String("baseline", "", "also measure sluis built from this git revision, in the same run")
 	nodes := flag.Bool("nodes", false, "also measure two nodes on one PostgreSQL behind HAProxy, and one of them alone")
+	var variants multiFlag
+	flag.Var(&variants, "variant", "also measure the working tree's sluis run with other environment variables, as NAME:KEY=VALUE[,KEY=VALUE] (for example gogc100:GOGC=100); may be repeated")
+	floors := flag.Bool("floors", true, "also measure Go's own floors: a net/http TLS server answering the 1 KB itself (go-static) and a stock httputil.ReverseProxy over TLS (go-proxy)")
+	modes := flag.String("modes", "h1,h2,close", "what to measure, in this order: h1 (HTTP/1.1 kept alive, wrk), h2 (HTTP/2, h2load), close (a new TLS connection per request, wrk)")
+	closeConns := flag.Int("close-c", 16, "connections (clients) in the close mode")
+	role := flag.String("role", "", "internal: run as the go-static or go-proxy server (see -floors)")
+	flag.BoolVar(&hold, "hold", false, "set everything up, print the targets (wrk command lines and PIDs) and wait for an interrupt instead of measuring: for strace, perf and the like")
 	flag.Parse()
-	if err := run(*dur, *conns, *rounds, *profile, *baseline, *nodes); err != nil {
+	if *role != "" {
+		log.Fatal(serveFloor(*role, flag.Args()))
+	}
+	if err := run(*dur, *conns, *rounds, *profile, *baseline, *nodes, variants, *floors, *modes, *closeConns); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(dur time.Duration, conns, rounds int, profile, baseline string, nodes bool) error {
+// hold: set up, then wait instead of measuring (-hold).
+var hold bool
+
+func run(dur time.Duration, conns, rounds int, profile, baseline string, nodes bool, variants []string, floors bool, modes string, closeConns int) error {
 	if err := wrk.Ensure("wrk", "wrk"); err != nil {
 		return err
 	}
 	if err := wrk.Ensure("nginx", "nginx-light"); err != nil {
+		return err
+	}
+	if err := wrk.Ensure("h2load", "nghttp2-client"); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "sluis-bench-")
@@ -108,6 +142,19 @@ func run(dur time.Duration, conns, rounds int, profile, baseline string, nodes b
 		}
 		defer base.stop()
 	}
+	var more []wrk.Target
+	for _, v := range variants {
+		name, env, ok := strings.Cut(v, ":")
+		if !ok || name == "" {
+			return fmt.Errorf("-variant %q: want NAME:KEY=VALUE[,KEY=VALUE]", v)
+		}
+		vs, err := startSluis(dir, sluisSpec{name: name, upstream: upURL, env: strings.Split(env, ",")})
+		if err != nil {
+			return fmt.Errorf("variant %s: %w", name, err)
+		}
+		defer vs.stop()
+		more = append(more, vs.target())
+	}
 	var cluster []wrk.Target
 	if nodes {
 		stop, targets, err := startCluster(dir, upURL)
@@ -138,7 +185,7 @@ http {
   client_body_temp_path %[1]s/tmp; proxy_temp_path %[1]s/tmp; fastcgi_temp_path %[1]s/tmp; uwsgi_temp_path %[1]s/tmp; scgi_temp_path %[1]s/tmp;
   upstream app { server %[2]s; keepalive 128; }
   server {
-    listen 127.0.0.1:%[3]d ssl;
+    listen 127.0.0.1:%[3]d ssl http2;
     ssl_certificate %[1]s/cert.pem;
     ssl_certificate_key %[1]s/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -166,14 +213,26 @@ http {
 		return fmt.Errorf("nginx: %v\n%s", err, b)
 	}
 
+	if floors {
+		for _, role := range []string{"go-static", "go-proxy"} {
+			t, stop, err := startFloor(dir, role, upURL)
+			if err != nil {
+				return fmt.Errorf("%s: %w", role, err)
+			}
+			defer stop()
+			more = append(more, t)
+		}
+	}
 	targets := []wrk.Target{
 		{Name: "direct", URL: upURL + "/"},
-		{Name: "nginx", URL: fmt.Sprintf("https://127.0.0.1:%d/", nginxPort), Headers: []string{"Host: " + appHost}},
+		{Name: "nginx", URL: fmt.Sprintf("https://127.0.0.1:%d/", nginxPort), Headers: []string{"Host: " + appHost},
+			Procs: func() []int { return wrk.Children(ngx.Process.Pid) }},
 		sl.target(),
 	}
 	if base != nil {
 		targets = append(targets, base.target())
 	}
+	targets = append(targets, more...)
 	targets = append(targets, cluster...)
 	// What a browser sends besides Host and the cookie, so that the header
 	// work is that of a real request.
@@ -191,23 +250,99 @@ http {
 		return err
 	}
 
-	fmt.Printf("bench/proxy: authenticated 1 KB GET, %d connections, %s per measurement, %d interleaved rounds, %d cores\n",
-		conns, dur, rounds, runtime.NumCPU())
-	runs, err := wrk.Interleave(targets, rounds, dur, conns)
-	if err != nil {
-		return err
+	if hold {
+		for _, t := range targets {
+			var procs []int
+			if t.Procs != nil {
+				procs = t.Procs()
+			}
+			fmt.Printf("%s (pids %v): wrk -t2 -c%d -d10s --latency", t.Name, procs, conns)
+			for _, h := range t.Headers {
+				fmt.Printf(" -H %q", h)
+			}
+			fmt.Printf(" %s\n", t.URL)
+		}
+		fmt.Println("holding; interrupt to stop")
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		return nil
 	}
-	fmt.Printf("ratios (median of each round's): sluis/nginx %.2f  sluis/direct %.2f  nginx/direct %.2f  (floor for sluis/nginx: 0.50)\n",
-		runs.Ratio("sluis", "nginx"), runs.Ratio("sluis", "direct"), runs.Ratio("nginx", "direct"))
-	if base != nil {
-		fmt.Printf("against the baseline %s: sluis/baseline %.3f requests/s, baseline/nginx %.2f\n", baseline,
-			runs.Ratio("sluis", "baseline"), runs.Ratio("baseline", "nginx"))
+	for _, mode := range strings.Split(modes, ",") {
+		var (
+			run   wrk.Runner
+			ts    = targets
+			c     = conns
+			about string
+		)
+		switch mode {
+		case "h1":
+			run, about = wrk.Run, "HTTP/1.1 kept alive (wrk)"
+		case "h2":
+			// h2load speaks HTTP/2 over TLS only; the upstream is plain.
+			run, about, ts = wrk.RunH2, "HTTP/2, one request at a time per connection (h2load)", targets[1:]
+		case "close":
+			run, about, c = wrk.Close, "HTTP/1.1, a new TLS connection for every request (wrk, Connection: close)", closeConns
+		default:
+			return fmt.Errorf("-modes: unknown mode %q (h1, h2, close)", mode)
+		}
+		fmt.Printf("bench/proxy %s: authenticated 1 KB GET, %s, %d connections, %s per measurement, %d interleaved rounds, %d cores, load %s\n",
+			mode, about, c, dur, rounds, runtime.NumCPU(), loadavg())
+		runs, err := wrk.InterleaveWith(run, ts, rounds, dur, c)
+		if err != nil {
+			return err
+		}
+		report(mode, runs, variants, floors, base != nil, baseline, nodes)
+	}
+	return nil
+}
+
+// report prints a mode's ratios: requests/s (higher is better for the
+// first), p99 and CPU time per request (lower is better for the first).
+func report(mode string, runs wrk.Runs, variants []string, floors, base bool, baseline string, nodes bool) {
+	p99 := func(a, b string) float64 {
+		x, y := runs.Median(a).P99, runs.Median(b).P99
+		if y == 0 {
+			return 0
+		}
+		return float64(x) / float64(y)
+	}
+	fmt.Printf("%s ratios (median of each round's): sluis/nginx %.2f (goal 1.00)", mode, runs.Ratio("sluis", "nginx"))
+	if mode != "h2" {
+		fmt.Printf("  sluis/direct %.2f  nginx/direct %.2f", runs.Ratio("sluis", "direct"), runs.Ratio("nginx", "direct"))
+	}
+	fmt.Printf("; p99 sluis/nginx %.2f (goal at most 1.00)\n", p99("sluis", "nginx"))
+	fmt.Printf("%s CPU per request (lower is better): sluis/nginx %.2f", mode, runs.CPURatio("sluis", "nginx"))
+	if floors {
+		fmt.Printf("  go-static/nginx %.2f  go-proxy/nginx %.2f  sluis/go-proxy %.2f", runs.CPURatio("go-static", "nginx"),
+			runs.CPURatio("go-proxy", "nginx"), runs.CPURatio("sluis", "go-proxy"))
+	}
+	fmt.Println()
+	if floors {
+		fmt.Printf("%s requests/s: go-static/nginx %.2f  go-proxy/nginx %.2f  sluis/go-proxy %.2f\n", mode, runs.Ratio("go-static", "nginx"),
+			runs.Ratio("go-proxy", "nginx"), runs.Ratio("sluis", "go-proxy"))
+	}
+	for _, v := range variants {
+		name, _, _ := strings.Cut(v, ":")
+		fmt.Printf("%s variant %s: %s/sluis %.3f requests/s, CPU per request %.3f\n", mode, name, name, runs.Ratio(name, "sluis"), runs.CPURatio(name, "sluis"))
+	}
+	if base {
+		fmt.Printf("%s against the baseline %s: sluis/baseline %.3f requests/s, CPU per request %.3f, baseline/nginx %.2f\n", mode, baseline,
+			runs.Ratio("sluis", "baseline"), runs.CPURatio("sluis", "baseline"), runs.Ratio("baseline", "nginx"))
 	}
 	if nodes {
 		fmt.Printf("several nodes: pg-node/sluis %.3f (floor 0.90: a node on PostgreSQL against one on SQLite), 2-nodes/sluis %.2f, 2-nodes/nginx %.2f\n",
 			runs.Ratio("pg-node", "sluis"), runs.Ratio("2-nodes", "sluis"), runs.Ratio("2-nodes", "nginx"))
 	}
-	return nil
+}
+
+// loadavg is the machine's load over the last minute, as /proc says.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // browserHeaders are the headers a current browser sends on a page load,
@@ -230,23 +365,26 @@ type sluis struct {
 	cookie  string
 	dataDir string
 	secret  string // the bench user's TOTP secret
+	pid     int
 	stop    func()
 }
 
 func (s *sluis) target() wrk.Target {
-	return wrk.Target{Name: s.name, URL: fmt.Sprintf("https://127.0.0.1:%d/", s.port), Headers: []string{"Host: " + appHost, "Cookie: " + s.cookie}}
+	return wrk.Target{Name: s.name, URL: fmt.Sprintf("https://127.0.0.1:%d/", s.port), Headers: []string{"Host: " + appHost, "Cookie: " + s.cookie},
+		Procs: func() []int { return []int{s.pid} }}
 }
 
 // sluisSpec is one sluis to start.
 type sluisSpec struct {
 	name     string
-	rev      string // a git revision to build, or "" for the working tree
-	upstream string // the app's upstream URL
-	profile  string // a CPU profile to write, or ""
-	extra    string // more top-level configuration (YAML)
-	keysFrom string // a data_dir to copy the keys from (another node of one store)
-	noUser   bool   // the bench user exists already (a shared store)
-	secret   string // its TOTP secret then
+	rev      string   // a git revision to build, or "" for the working tree
+	upstream string   // the app's upstream URL
+	profile  string   // a CPU profile to write, or ""
+	env      []string // more environment variables (KEY=VALUE)
+	extra    string   // more top-level configuration (YAML)
+	keysFrom string   // a data_dir to copy the keys from (another node of one store)
+	noUser   bool     // the bench user exists already (a shared store)
+	secret   string   // its TOTP secret then
 }
 
 // startSluis builds sluis (from the working tree, or from the git
@@ -315,14 +453,15 @@ tls: {self_signed: true}
 	}
 	srv := exec.Command(bin, "serve", "--config", cfg)
 	srv.Stdout, srv.Stderr = io.Discard, io.Discard
+	srv.Env = append(os.Environ(), sp.env...)
 	if profile != "" {
 		abs, _ := filepath.Abs(profile)
-		srv.Env = append(os.Environ(), "SLUIS_CPUPROFILE="+abs)
+		srv.Env = append(srv.Env, "SLUIS_CPUPROFILE="+abs)
 	}
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
-	s := &sluis{name: name, port: port, dataDir: filepath.Join(dir, "data"), secret: secret, stop: func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }}
+	s := &sluis{name: name, port: port, dataDir: filepath.Join(dir, "data"), secret: secret, pid: srv.Process.Pid, stop: func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	if err := waitTCP(addr); err != nil {
 		s.stop()
@@ -556,4 +695,69 @@ func copyKeys(from, to string) error {
 		}
 	}
 	return nil
+}
+
+// multiFlag is a flag that may be given more than once.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// startFloor runs this program again as role (go-static or go-proxy) on a
+// free port with the benchmark's certificate (nginx's, written before),
+// and returns its target.
+func startFloor(dir, role, upURL string) (wrk.Target, func(), error) {
+	port, err := freePort()
+	if err != nil {
+		return wrk.Target{}, nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return wrk.Target{}, nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(self, "-role", role, addr, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), upURL)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return wrk.Target{}, nil, err
+	}
+	stop := func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }
+	if err := waitTCP(addr); err != nil {
+		stop()
+		return wrk.Target{}, nil, err
+	}
+	return wrk.Target{Name: role, URL: "https://" + addr + "/", Headers: []string{"Host: " + appHost},
+		Procs: func() []int { return []int{cmd.Process.Pid} }}, stop, nil
+}
+
+// serveFloor serves as one of Go's floors, with what net/http offers and
+// nothing of sluis: go-static answers the 1 KB itself (the cost of Go's
+// HTTP server and crypto/tls alone), go-proxy relays to the upstream
+// with a stock httputil.ReverseProxy (the cost of Go's proxying).
+// args: address, certificate, key, upstream URL.
+func serveFloor(role string, args []string) error {
+	if len(args) != 4 {
+		return fmt.Errorf("-role %s: want ADDR CERT KEY UPSTREAM", role)
+	}
+	var h http.Handler
+	switch role {
+	case "go-static":
+		body := []byte(strings.Repeat("0123456789abcdef", 64))
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write(body)
+		})
+	case "go-proxy":
+		u, err := url.Parse(args[3])
+		if err != nil {
+			return err
+		}
+		rp := httputil.NewSingleHostReverseProxy(u)
+		rp.Transport = &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
+		h = rp
+	default:
+		return fmt.Errorf("-role %s: want go-static or go-proxy", role)
+	}
+	srv := &http.Server{Addr: args[0], Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServeTLS(args[1], args[2])
 }
