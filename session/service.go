@@ -60,11 +60,15 @@ type Active struct {
 
 	clock *idleClock // shared by every token (host) of the session
 
+	// memo is read without a lock on every proxied request (all of a
+	// session's parallel requests read it at once); it is replaced whole,
+	// under memoMu, when an entry is made.
 	memoMu sync.Mutex
-	memo   map[string]memoEntry
+	memo   atomic.Pointer[[]memoEntry]
 }
 
 type memoEntry struct {
+	key   string
 	value string
 	until time.Time
 }
@@ -86,21 +90,48 @@ func (a *Active) Identity() sluis.Identity {
 // Memo returns a value cached on this session under key until its expiry,
 // or makes a new one. The proxy keeps signed assertions here, so they are
 // dropped with the session's cache entry when anything changes.
+//
+// A value in force is found without taking a lock (a session's parallel
+// requests used to queue on one); make runs at most once at a time per
+// session.
 func (a *Active) Memo(key string, now time.Time, make func() (string, time.Time, error)) (string, error) {
+	if v, ok := a.memoFind(key, now); ok {
+		return v, nil
+	}
 	a.memoMu.Lock()
 	defer a.memoMu.Unlock()
-	if e, ok := a.memo[key]; ok && now.Before(e.until) {
-		return e.value, nil
+	if v, ok := a.memoFind(key, now); ok {
+		return v, nil // made while this request waited
 	}
 	v, until, err := make()
 	if err != nil {
 		return "", err
 	}
-	if a.memo == nil {
-		a.memo = map[string]memoEntry{}
+	// A new table: the old one may be being read. A session holds one
+	// entry per app it is used for, so a copy costs little.
+	var table []memoEntry
+	if old := a.memo.Load(); old != nil {
+		for _, e := range *old {
+			if e.key != key {
+				table = append(table, e)
+			}
+		}
 	}
-	a.memo[key] = memoEntry{v, until}
+	table = append(table, memoEntry{key, v, until})
+	a.memo.Store(&table)
 	return v, nil
+}
+
+// memoFind returns the value under key if it is still in force at now.
+func (a *Active) memoFind(key string, now time.Time) (string, bool) {
+	if t := a.memo.Load(); t != nil {
+		for _, e := range *t {
+			if e.key == key && now.Before(e.until) {
+				return e.value, true
+			}
+		}
+	}
+	return "", false
 }
 
 func (s *Service) now() time.Time {

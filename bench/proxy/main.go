@@ -79,6 +79,8 @@ func main() {
 	conns := flag.Int("c", 64, "connections")
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
 	profile := flag.String("cpuprofile", "", "write sluis's CPU profile to this file (for cmd/sluis/default.pgo)")
+	memProfile := flag.String("memprofile", "", "write sluis's allocation profile to this file when it stops")
+	blockProfile := flag.String("blockprofile", "", "write sluis's blocking profile to this file (and its mutex profile to FILE.mutex) when it stops")
 	baseline := flag.String("baseline", "", "also measure sluis built from this git revision, in the same run")
 	nodes := flag.Bool("nodes", false, "also measure two nodes on one PostgreSQL behind HAProxy, and one of them alone")
 	var variants multiFlag
@@ -92,6 +94,12 @@ func main() {
 	if *role != "" {
 		log.Fatal(serveFloor(*role, flag.Args()))
 	}
+	for env, path := range map[string]string{"SLUIS_MEMPROFILE": *memProfile, "SLUIS_BLOCKPROFILE": *blockProfile} {
+		if path != "" {
+			abs, _ := filepath.Abs(path)
+			profileEnv = append(profileEnv, env+"="+abs)
+		}
+	}
 	if err := run(*dur, *conns, *rounds, *profile, *baseline, *nodes, variants, *floors, *modes, *closeConns); err != nil {
 		log.Fatal(err)
 	}
@@ -99,6 +107,10 @@ func main() {
 
 // hold: set up, then wait instead of measuring (-hold).
 var hold bool
+
+// profileEnv asks the measured sluis for its allocation and blocking
+// profiles (-memprofile, -blockprofile).
+var profileEnv []string
 
 func run(dur time.Duration, conns, rounds int, profile, baseline string, nodes bool, variants []string, floors bool, modes string, closeConns int) error {
 	if err := wrk.Ensure("wrk", "wrk"); err != nil {
@@ -130,7 +142,7 @@ func run(dur time.Duration, conns, rounds int, profile, baseline string, nodes b
 
 	// sluis, built and run as its own process; with -baseline, a second
 	// sluis built from that revision beside it, measured in the same run.
-	sl, err := startSluis(dir, sluisSpec{name: "sluis", upstream: upURL, profile: profile})
+	sl, err := startSluis(dir, sluisSpec{name: "sluis", upstream: upURL, profile: profile, env: profileEnv})
 	if err != nil {
 		return err
 	}

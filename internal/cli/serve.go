@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
@@ -317,6 +318,20 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		}
 		defer f.Close()
 		defer pprof.StopCPUProfile()
+	}
+	// Allocation and blocking profiles, written when the gateway stops;
+	// like the CPU profile, for the benchmarks (bench/proxy), named by the
+	// operator, never served.
+	if path := e.getenv("SLUIS_MEMPROFILE"); path != "" {
+		defer writeProfile(log, "allocs", path)
+	}
+	if path := e.getenv("SLUIS_BLOCKPROFILE"); path != "" {
+		// Every blocking event and every contended lock, at a cost: only
+		// while measuring.
+		runtime.SetBlockProfileRate(1)
+		runtime.SetMutexProfileFraction(1)
+		defer writeProfile(log, "block", path)
+		defer writeProfile(log, "mutex", path+".mutex")
 	}
 	// One gateway per data directory (the CLI's commands may run beside
 	// it).
@@ -790,4 +805,19 @@ func (e *env) initDataDir(args []string) error {
 		}
 	}
 	return nil
+}
+
+// writeProfile writes the runtime profile name (allocs, block, mutex) to
+// path; a failure is logged, the gateway is stopping anyway.
+func writeProfile(log *slog.Logger, name, path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup(name).WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		log.Error("sluis: writing the "+name+" profile", "path", path, "err", err)
+	}
 }

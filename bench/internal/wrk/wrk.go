@@ -210,6 +210,9 @@ func RunH2(t Target, dur time.Duration, conns int) (Result, error) {
 		if len(f) < 3 {
 			continue
 		}
+		if f[1] == "0" {
+			continue // still under way when the time was up
+		}
 		if f[1] != "200" {
 			r.Errors++
 			continue
