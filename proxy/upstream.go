@@ -18,8 +18,11 @@ import (
 // http.Transport hands every request to two goroutines of its own, which on
 // a small machine costs a good share of the gateway's CPU. Everything else
 // (request bodies, upgrades, https upstreams) goes to the fallback
-// http.Transport. Both use Go's own serializer (Request.Write) and parser
-// (http.ReadResponse), so framing is never improvised here.
+// http.Transport. Both use Go's own parser (http.ReadResponse), so framing
+// is never improvised here; the fast path writes the head of a bodiless
+// request itself (writeHead, which leaves anything unusual to
+// Request.Write): sorting the fields for Request.Write cost 7% of the
+// gateway's CPU.
 type Transport struct {
 	Fallback *http.Transport
 	// ResponseHeaderTimeout bounds the wait for the response head.
@@ -196,8 +199,12 @@ func (t *Transport) exchange(req *http.Request, addr string, uc *upConn) (*http.
 	}
 	uc.lr.read = 0
 	uc.c.SetDeadline(time.Now().Add(t.ResponseHeaderTimeout))
-	if err := req.Write(uc.bw); err != nil {
+	if ok, err := writeHead(uc.bw, req); err != nil {
 		return fail(err)
+	} else if !ok {
+		if err := req.Write(uc.bw); err != nil {
+			return fail(err)
+		}
 	}
 	if err := uc.bw.Flush(); err != nil {
 		return fail(err)
