@@ -14,8 +14,9 @@
 // Beside requests/s and latency it gives the CPU time each proxy's
 // processes spent per request (from /proc), which a busy machine moves
 // much less, and Go's own floors (-floors): go-static, a net/http TLS
-// server answering the 1 KB itself, and go-proxy, a stock
-// httputil.ReverseProxy, both this program run again in a role of its
+// server answering the 1 KB itself; go-raw, the leanest relay on net/http
+// (sluis's upstream transport and nothing else); and go-proxy, a stock
+// httputil.ReverseProxy; each this program run again in a role of its
 // own. They show how much of sluis's cost is Go's HTTP server and TLS,
 // and how much is relaying.
 //
@@ -66,6 +67,7 @@ import (
 	"github.com/sluis-gateway/sluis/internal/haproxytest"
 	"github.com/sluis-gateway/sluis/internal/pgtest"
 	"github.com/sluis-gateway/sluis/mfa"
+	"github.com/sluis-gateway/sluis/proxy"
 )
 
 const (
@@ -226,7 +228,7 @@ http {
 	}
 
 	if floors {
-		for _, role := range []string{"go-static", "go-proxy"} {
+		for _, role := range []string{"go-static", "go-raw", "go-proxy"} {
 			t, stop, err := startFloor(dir, role, upURL)
 			if err != nil {
 				return fmt.Errorf("%s: %w", role, err)
@@ -326,13 +328,13 @@ func report(mode string, runs wrk.Runs, variants []string, floors, base bool, ba
 	fmt.Printf("; p99 sluis/nginx %.2f (goal at most 1.00)\n", p99("sluis", "nginx"))
 	fmt.Printf("%s CPU per request (lower is better): sluis/nginx %.2f", mode, runs.CPURatio("sluis", "nginx"))
 	if floors {
-		fmt.Printf("  go-static/nginx %.2f  go-proxy/nginx %.2f  sluis/go-proxy %.2f", runs.CPURatio("go-static", "nginx"),
-			runs.CPURatio("go-proxy", "nginx"), runs.CPURatio("sluis", "go-proxy"))
+		fmt.Printf("  go-static/nginx %.2f  go-raw/nginx %.2f  go-proxy/nginx %.2f  sluis/go-raw %.2f  sluis/go-proxy %.2f", runs.CPURatio("go-static", "nginx"),
+			runs.CPURatio("go-raw", "nginx"), runs.CPURatio("go-proxy", "nginx"), runs.CPURatio("sluis", "go-raw"), runs.CPURatio("sluis", "go-proxy"))
 	}
 	fmt.Println()
 	if floors {
-		fmt.Printf("%s requests/s: go-static/nginx %.2f  go-proxy/nginx %.2f  sluis/go-proxy %.2f\n", mode, runs.Ratio("go-static", "nginx"),
-			runs.Ratio("go-proxy", "nginx"), runs.Ratio("sluis", "go-proxy"))
+		fmt.Printf("%s requests/s: go-static/nginx %.2f  go-raw/nginx %.2f  go-proxy/nginx %.2f  sluis/go-raw %.2f  sluis/go-proxy %.2f\n", mode, runs.Ratio("go-static", "nginx"),
+			runs.Ratio("go-raw", "nginx"), runs.Ratio("go-proxy", "nginx"), runs.Ratio("sluis", "go-raw"), runs.Ratio("sluis", "go-proxy"))
 	}
 	for _, v := range variants {
 		name, _, _ := strings.Cut(v, ":")
@@ -745,7 +747,9 @@ func startFloor(dir, role, upURL string) (wrk.Target, func(), error) {
 // serveFloor serves as one of Go's floors, with what net/http offers and
 // nothing of sluis: go-static answers the 1 KB itself (the cost of Go's
 // HTTP server and crypto/tls alone), go-proxy relays to the upstream
-// with a stock httputil.ReverseProxy (the cost of Go's proxying).
+// with a stock httputil.ReverseProxy (the cost of Go's proxying), go-raw
+// relays with sluis's own transport and nothing else (the leanest relay
+// net/http allows).
 // args: address, certificate, key, upstream URL.
 func serveFloor(role string, args []string) error {
 	if len(args) != 4 {
@@ -759,6 +763,31 @@ func serveFloor(role string, args []string) error {
 			w.Header().Set("Content-Type", "text/plain")
 			w.Write(body)
 		})
+	case "go-raw":
+		// The leanest relay on net/http: sluis's own upstream transport,
+		// the client's header map passed on as it is, the answer's copied
+		// back; no ReverseProxy, no header rewrite, no authentication.
+		tr := proxy.NewTransport()
+		up := strings.TrimSuffix(args[3], "/")
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			out, err := http.NewRequestWithContext(r.Context(), r.Method, up+r.URL.RequestURI(), nil)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			out.Header = r.Header
+			resp, err := tr.RoundTrip(out)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			for k, v := range resp.Header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(resp.StatusCode)
+			io.Copy(w, resp.Body)
+		})
 	case "go-proxy":
 		u, err := url.Parse(args[3])
 		if err != nil {
@@ -768,7 +797,7 @@ func serveFloor(role string, args []string) error {
 		rp.Transport = &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
 		h = rp
 	default:
-		return fmt.Errorf("-role %s: want go-static or go-proxy", role)
+		return fmt.Errorf("-role %s: want go-static, go-raw or go-proxy", role)
 	}
 	srv := &http.Server{Addr: args[0], Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	return srv.ListenAndServeTLS(args[1], args[2])
