@@ -795,10 +795,13 @@ func serveFloor(role string, args []string) error {
 		}
 		rp := httputil.NewSingleHostReverseProxy(u)
 		rp.Transport = &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
+		rp.ErrorLog = log.New(io.Discard, "", 0)
 		h = rp
 	default:
 		return fmt.Errorf("-role %s: want go-static, go-raw or go-proxy", role)
 	}
-	srv := &http.Server{Addr: args[0], Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// wrk cuts connections at the end of a run: the errors that makes
+	// are not the benchmark's.
+	srv := &http.Server{Addr: args[0], Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	return srv.ListenAndServeTLS(args[1], args[2])
 }
