@@ -59,7 +59,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -107,6 +109,30 @@ func main() {
 	}
 }
 
+// withIdentity counts the upstream's requests with the bench user's
+// identity.
+var withIdentity atomic.Int64
+
+// checkIdentity runs a measurement with run and, for a sluis target (one
+// with a session cookie), fails unless the upstream received the bench
+// user's identity on at least as many requests as were answered: so every
+// answer measured came from the upstream, through authentication, with the
+// identity set.
+func checkIdentity(run wrk.Runner) wrk.Runner {
+	return func(t wrk.Target, dur time.Duration, conns int) (wrk.Result, error) {
+		sluis := slices.ContainsFunc(t.Headers, func(h string) bool { return strings.HasPrefix(h, "Cookie: __Host-sluis=") })
+		before := withIdentity.Load()
+		res, err := run(t, dur, conns)
+		if err != nil || !sluis {
+			return res, err
+		}
+		if got := withIdentity.Load() - before; got < int64(res.Requests) || res.Requests == 0 {
+			return res, fmt.Errorf("%s answered %d requests but the upstream saw the identity on %d", t.Name, res.Requests, got)
+		}
+		return res, nil
+	}
+}
+
 // hold: set up, then wait instead of measuring (-hold).
 var hold bool
 
@@ -136,7 +162,14 @@ func run(dur time.Duration, conns, rounds int, profile, baseline string, nodes b
 	if err != nil {
 		return err
 	}
+	// It counts the requests that came with the bench user's identity
+	// (the user header and an assertion), which only sluis sets: each
+	// measurement of sluis must have sent the upstream at least as many
+	// as it answered (see checkIdentity).
 	go http.Serve(up, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := r.Header; len(h["X-Sluis-User"]) == 1 && h["X-Sluis-User"][0] == "bench" && len(h["X-Sluis-Assertion"]) == 1 && h["X-Sluis-Assertion"][0] != "" {
+			withIdentity.Add(1)
+		}
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(body)
 	}))
@@ -302,7 +335,7 @@ http {
 		}
 		fmt.Printf("bench/proxy %s: authenticated 1 KB GET, %s, %d connections, %s per measurement, %d interleaved rounds, %d cores, load %s\n",
 			mode, about, c, dur, rounds, runtime.NumCPU(), loadavg())
-		runs, err := wrk.InterleaveWith(run, ts, rounds, dur, c)
+		runs, err := wrk.InterleaveWith(checkIdentity(run), ts, rounds, dur, c)
 		if err != nil {
 			return err
 		}

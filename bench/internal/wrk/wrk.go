@@ -34,6 +34,9 @@ type Result struct {
 	RPS      float64
 	P50, P99 time.Duration
 	Errors   int
+	// Requests is the number of requests answered (wrk's count; h2load's
+	// succeeded).
+	Requests int
 	// CPU is the CPU time (user and system) the target's processes spent
 	// per request, or 0 when it has no Procs.
 	CPU time.Duration
@@ -47,6 +50,7 @@ func Median(rs []Result) Result {
 
 var (
 	rpsRE    = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	countRE  = regexp.MustCompile(`(\d+) requests in `)
 	pctRE    = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)`)
 	errorsRE = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)|Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
@@ -72,6 +76,9 @@ func Run(t Target, dur time.Duration, conns int) (Result, error) {
 		return r, fmt.Errorf("no Requests/sec in wrk output:\n%s", s)
 	}
 	r.RPS, _ = strconv.ParseFloat(m[1], 64)
+	if m := countRE.FindStringSubmatch(s); m != nil {
+		r.Requests, _ = strconv.Atoi(m[1])
+	}
 	for _, pm := range pctRE.FindAllStringSubmatch(s, -1) {
 		v, _ := strconv.ParseFloat(pm[2], 64)
 		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[pm[3]]
@@ -195,6 +202,7 @@ func RunH2(t Target, dur time.Duration, conns int) (Result, error) {
 	}
 	r.RPS, _ = strconv.ParseFloat(m[1], 64)
 	if m := h2reqsRE.FindStringSubmatch(s); m != nil {
+		r.Requests, _ = strconv.Atoi(m[3])
 		for _, n := range m[4:] {
 			v, _ := strconv.Atoi(n)
 			r.Errors += v
