@@ -1,55 +1,12 @@
 package admin
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"net"
 	"net/http"
-	"net/netip"
-	"strings"
 
 	"github.com/sluis-gateway/sluis/errpage"
+	"github.com/sluis-gateway/sluis/metrics"
 )
-
-// MetricsAccess decides who may read /metrics: a client that sends the
-// bearer token (compared in constant time, as hashes, so neither its
-// length nor its bytes show in the time of the answer), or one whose
-// address is in the networks. It answers nil when the client may, else
-// the status to refuse with: 401 (with WWW-Authenticate) when a token
-// would do, 403 when only the networks could.
-type MetricsAccess struct {
-	Token    string
-	Networks []netip.Prefix
-}
-
-// Allows returns 0 when r may read the metrics, else the status to refuse
-// it with.
-func (m MetricsAccess) Allows(r *http.Request) int {
-	if m.Token != "" {
-		if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-			a, b := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(m.Token))
-			if subtle.ConstantTimeCompare(a[:], b[:]) == 1 {
-				return 0
-			}
-			return http.StatusUnauthorized // a wrong token is not made good by the address
-		}
-	}
-	if src, err := netip.ParseAddr(peerAddr(r)); err == nil {
-		src = src.Unmap()
-		for _, n := range m.Networks {
-			if n.Contains(src) {
-				return 0
-			}
-		}
-	}
-	if m.Token != "" {
-		return http.StatusUnauthorized
-	}
-	return http.StatusForbidden
-}
-
-// configured reports whether anybody may read the metrics.
-func (m MetricsAccess) configured() bool { return m.Token != "" || len(m.Networks) > 0 }
 
 // peerAddr is the address of r's peer: the admin listener believes no
 // forwarding header.
@@ -61,13 +18,17 @@ func peerAddr(r *http.Request) string {
 	return host
 }
 
-// metricsGuard serves h to the clients admin.metrics lets through: no
+// metricsGuard serves h to the clients admin.metrics lets through
+// (metrics.Access.Decide, the one decision of who reads the metrics): no
 // login, a token or an address instead. Without h, or with neither a
 // token nor networks, /metrics is not there (404).
 func (s *Server) metricsGuard(h http.Handler) http.Handler {
-	access := MetricsAccess{Token: s.o.MetricsToken, Networks: s.o.MetricsNetworks}
+	access := metrics.Access{Networks: s.o.MetricsNetworks}
+	if s.o.MetricsToken != "" {
+		access.TokenHash = metrics.HashToken(s.o.MetricsToken)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h == nil || !access.configured() || r.URL.Path != "/metrics" {
+		if h == nil || !access.Configured() || r.URL.Path != "/metrics" {
 			s.notFound(w, r)
 			return
 		}
@@ -76,9 +37,9 @@ func (s *Server) metricsGuard(h http.Handler) http.Handler {
 			errpage.Refuse(w, r, s.o.Log, errpage.Refusal{Status: http.StatusMethodNotAllowed, Cause: "admin: /metrics is read with GET"})
 			return
 		}
-		if status := access.Allows(r); status != 0 {
+		if status := access.Decide(r); status != 0 {
 			if status == http.StatusUnauthorized {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="sluis metrics"`)
+				w.Header().Set("WWW-Authenticate", metrics.Challenge)
 			}
 			errpage.Refuse(w, r, s.o.Log, errpage.Refusal{Status: status, Cause: "admin: /metrics without its token or from outside admin.metrics.networks"})
 			return

@@ -94,7 +94,7 @@ type Options struct {
 	// system's.
 	Zone *time.Location
 
-	// Metrics, if set, answers /metrics to the clients MetricsAccess
+	// Metrics, if set, answers /metrics to the clients metrics.Access
 	// lets through; nil (or neither a token nor networks) makes /metrics
 	// a 404.
 	Metrics http.Handler

@@ -129,6 +129,7 @@ func TestAdminMetricsAccess(t *testing.T) {
 	}{
 		{"token", Options{Metrics: metrics, MetricsToken: token}, "Bearer " + token, 200, false},
 		{"wrong token", Options{Metrics: metrics, MetricsToken: token}, "Bearer " + token + "x", 401, true},
+		{"scheme in lower case (RFC 6750)", Options{Metrics: metrics, MetricsToken: token}, "bearer " + token, 200, false},
 		{"no token", Options{Metrics: metrics, MetricsToken: token}, "", 401, true},
 		{"basic", Options{Metrics: metrics, MetricsToken: token}, "Basic " + token, 401, true},
 		{"network", Options{Metrics: metrics, MetricsNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, "", 200, false},
@@ -140,7 +141,11 @@ func TestAdminMetricsAccess(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, c, port := tlsServer(t, tc.o)
-			resp, body := get(t, c, fmt.Sprintf("https://admin.login.test:%d/metrics", port), "Authorization", tc.auth)
+			var hdr []string
+			if tc.auth != "" {
+				hdr = []string{"Authorization", tc.auth}
+			}
+			resp, body := get(t, c, fmt.Sprintf("https://admin.login.test:%d/metrics", port), hdr...)
 			if resp.StatusCode != tc.want {
 				t.Fatalf("%d %q, want %d", resp.StatusCode, body, tc.want)
 			}

@@ -73,8 +73,8 @@ type AdminMetrics struct {
 var RoleNames = []string{"viewer", "helpdesk", "operator"}
 
 // MinMetricsToken is the shortest bearer token admin.metrics.token_file may
-// hold, as package metrics takes it (metrics.MinTokenLen): a token nobody
-// types can be long enough that guessing it is hopeless.
+// hold: a token nobody types can be long enough that guessing it is
+// hopeless.
 const MinMetricsToken = 32
 
 // MetricsNetworks returns admin.metrics.networks as prefixes.

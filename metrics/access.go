@@ -3,11 +3,9 @@ package metrics
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
@@ -24,45 +22,6 @@ type Access struct {
 	// Networks are the source addresses (of the connection: the admin
 	// listener trusts no forwarding header) that need no token.
 	Networks []netip.Prefix
-}
-
-// MinTokenLen is the shortest token LoadAccess takes: a token is a
-// password that nobody types, so it can be long enough that guessing it is
-// hopeless (`openssl rand -hex 32` makes one of 64).
-const MinTokenLen = 32
-
-// LoadAccess returns the Access of admin.metrics: the token read from
-// tokenFile ("" for none; one line, its line end not part of it, at least
-// MinTokenLen bytes) and the networks, CIDRs or single addresses. The
-// error names what is wrong, never the token.
-func LoadAccess(tokenFile string, networks []string) (Access, error) {
-	var a Access
-	if tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return Access{}, fmt.Errorf("metrics token file: %w", err)
-		}
-		tok := strings.TrimRight(string(b), "\r\n")
-		switch {
-		case len(tok) < MinTokenLen:
-			return Access{}, fmt.Errorf("metrics token file %s: the token has %d bytes, fewer than %d", tokenFile, len(tok), MinTokenLen)
-		case strings.ContainsAny(tok, " \t\r\n"):
-			return Access{}, fmt.Errorf("metrics token file %s: the token is one line without spaces", tokenFile)
-		}
-		a.TokenHash = HashToken(tok)
-	}
-	for _, n := range networks {
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			addr, aerr := netip.ParseAddr(n)
-			if aerr != nil {
-				return Access{}, fmt.Errorf("metrics network %q: not a CIDR or an address", n)
-			}
-			p = netip.PrefixFrom(addr, addr.BitLen())
-		}
-		a.Networks = append(a.Networks, p.Masked())
-	}
-	return a, nil
 }
 
 // HashToken returns the TokenHash of token.
@@ -99,11 +58,11 @@ func (m *Metrics) Handler(a Access) http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		switch a.allows(r) {
-		case allowed:
+		switch a.Decide(r) {
+		case 0:
 			prom.ServeHTTP(w, r)
-		case needToken:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sluis metrics"`)
+		case http.StatusUnauthorized:
+			w.Header().Set("WWW-Authenticate", Challenge)
 			http.Error(w, "a bearer token is needed", http.StatusUnauthorized)
 		default:
 			http.Error(w, "forbidden", http.StatusForbidden)
@@ -128,40 +87,46 @@ func (m *Metrics) Exposition() http.Handler {
 	})
 }
 
-type verdict int
+// Challenge is the WWW-Authenticate value of a 401 from Decide.
+const Challenge = `Bearer realm="sluis metrics"`
 
-const (
-	forbidden verdict = iota
-	needToken
-	allowed
-)
+// Configured reports whether anybody at all may read the metrics.
+func (a Access) Configured() bool { return len(a.TokenHash) == sha256.Size || len(a.Networks) > 0 }
 
-func (a Access) allows(r *http.Request) verdict {
+// Decide returns 0 when r may read the metrics, else the status to refuse
+// it with: 401 (answer with Challenge) when a token would do, 403 when only
+// the networks could. A request with an Authorization header is judged by
+// its token alone, even from an allowed network: a wrong token is an error
+// to see, not to hide. The token (RFC 6750 section 2.1, the scheme in any
+// case) is compared in constant time, on its hash, so neither its length
+// nor its bytes show in the time of the answer. Package admin's guard of
+// /metrics and Handler both decide here.
+func (a Access) Decide(r *http.Request) int {
 	if h, ok := r.Header["Authorization"]; ok {
 		if len(a.TokenHash) != sha256.Size || len(h) != 1 {
-			return needToken
+			return http.StatusUnauthorized
 		}
 		scheme, tok, ok := strings.Cut(h[0], " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			return needToken
+			return http.StatusUnauthorized
 		}
 		if subtle.ConstantTimeCompare(HashToken(tok), a.TokenHash) == 1 {
-			return allowed
+			return 0
 		}
-		return needToken
+		return http.StatusUnauthorized
 	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		if ip, err := netip.ParseAddr(host); err == nil {
 			ip = ip.Unmap()
 			for _, n := range a.Networks {
 				if n.Contains(ip) {
-					return allowed
+					return 0
 				}
 			}
 		}
 	}
 	if len(a.TokenHash) == sha256.Size {
-		return needToken
+		return http.StatusUnauthorized
 	}
-	return forbidden
+	return http.StatusForbidden
 }

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -73,62 +71,6 @@ func TestHandlerAccess(t *testing.T) {
 				if strings.Contains(got, "sluis_") || strings.Contains(got, token) {
 					t.Fatalf("refusal says too much: %s", got)
 				}
-			}
-		})
-	}
-}
-
-func TestLoadAccess(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	long := strings.Repeat("ab", MinTokenLen/2)
-	for _, tc := range []struct {
-		name     string
-		file     string
-		networks []string
-		hash     []byte
-		nets     []string
-		err      string
-	}{
-		{"token with a line end", write("a", long+"\n"), nil, HashToken(long), nil, ""},
-		{"token with CRLF", write("b", long+"\r\n"), nil, HashToken(long), nil, ""},
-		{"networks only", "", []string{"10.1.0.0/16", "192.0.2.7", "2001:db8::/32", "10.2.3.4/8"}, nil,
-			[]string{"10.1.0.0/16", "192.0.2.7/32", "2001:db8::/32", "10.0.0.0/8"}, ""},
-		{"short token", write("c", "short\n"), nil, nil, nil, "fewer than"},
-		{"empty file", write("d", ""), nil, nil, nil, "fewer than"},
-		{"two lines", write("e", long+"\n"+long+"\n"), nil, nil, nil, "one line"},
-		{"missing file", filepath.Join(dir, "none"), nil, nil, nil, "no such file"},
-		{"bad network", "", []string{"10.0.0.0/33"}, nil, nil, "not a CIDR"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			a, err := LoadAccess(tc.file, tc.networks)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want %q", err, tc.err)
-				}
-				if strings.Contains(err.Error(), "short") || strings.Contains(err.Error(), long) {
-					t.Fatalf("the error names the token: %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(a.TokenHash) != string(tc.hash) {
-				t.Fatalf("token hash %x, want %x", a.TokenHash, tc.hash)
-			}
-			var nets []string
-			for _, n := range a.Networks {
-				nets = append(nets, n.String())
-			}
-			if strings.Join(nets, " ") != strings.Join(tc.nets, " ") {
-				t.Fatalf("networks %v, want %v", nets, tc.nets)
 			}
 		})
 	}
