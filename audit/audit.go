@@ -38,6 +38,9 @@ type Recorder struct {
 	Forward func(sluis.Event)
 	// Metrics, if set, times each batch's write.
 	Metrics *metrics.Metrics
+	// SoonWithin bounds how long an event of RecordSoon waits for a
+	// batch to ride with; zero means SoonWithin.
+	SoonWithin time.Duration
 
 	mu         sync.Mutex // guards queue, committing and soonTimer
 	queue      []*pendingEvent
@@ -63,6 +66,7 @@ const EventLost = "audit.lost"
 type pendingEvent struct {
 	e        sluis.Event
 	required bool // the caller does not act without it: not counted as lost
+	soon     bool // of RecordSoon: nobody waits for it
 	err      error
 	done     chan struct{}
 }
@@ -119,13 +123,13 @@ const SoonWithin = 50 * time.Millisecond
 // An event that cannot be stored is counted and logged as Record does.
 // Flush stores what is waiting; the gateway calls it before it exits.
 func (r *Recorder) RecordSoon(ctx context.Context, e sluis.Event) {
-	p := &pendingEvent{done: make(chan struct{})}
+	p := &pendingEvent{soon: true, done: make(chan struct{})}
 	r.mu.Lock()
 	p.e = e
 	p.e.Time = r.now().UTC()
 	r.queue = append(r.queue, p)
 	if !r.committing && r.soonTimer == nil {
-		r.soonTimer = time.AfterFunc(SoonWithin, func() { r.flush(context.WithoutCancel(ctx)) })
+		r.soonTimer = time.AfterFunc(r.soonWithin(), func() { r.flush(context.WithoutCancel(ctx)) })
 	}
 	r.soon.Add(1)
 	r.mu.Unlock()
@@ -157,10 +161,13 @@ func (r *Recorder) flush(ctx context.Context) {
 }
 
 // commitLocked writes the queue as one batch; r.mu is held, and is
-// released while the batch is written. Events queued meanwhile are written
-// by a goroutine of their own, which takes over committing: the caller's
-// event is stored, and it goes on without waiting for a flush of events
-// that came after it.
+// released while the batch is written. Events queued meanwhile that a
+// caller waits for are written by a goroutine of their own, which takes
+// over committing: the caller's event is stored, and it goes on without
+// waiting for a flush of events that came after it. Events of RecordSoon
+// alone are not written at once: a flush of their own would be one that
+// the next Record (a tunnel's open) waits behind, so they wait for that
+// Record, or SoonWithin.
 func (r *Recorder) commitLocked(ctx context.Context) {
 	r.committing = true
 	if len(r.queue) == 0 {
@@ -177,7 +184,7 @@ func (r *Recorder) commitLocked(ctx context.Context) {
 	r.mu.Unlock()
 	r.write(context.WithoutCancel(ctx), batch)
 	r.mu.Lock()
-	if len(r.queue) > 0 {
+	if len(r.queue) > 0 && !r.onlySoonLocked() {
 		go func() {
 			r.mu.Lock()
 			defer r.mu.Unlock()
@@ -186,6 +193,19 @@ func (r *Recorder) commitLocked(ctx context.Context) {
 		return
 	}
 	r.committing = false
+	if len(r.queue) > 0 && r.soonTimer == nil {
+		r.soonTimer = time.AfterFunc(r.soonWithin(), func() { r.flush(context.WithoutCancel(ctx)) })
+	}
+}
+
+// onlySoonLocked reports whether every queued event is of RecordSoon.
+func (r *Recorder) onlySoonLocked() bool {
+	for _, p := range r.queue {
+		if !p.soon {
+			return false
+		}
+	}
+	return true
 }
 
 // finish logs and forwards a stored event, or logs why it was not.
@@ -209,6 +229,13 @@ func (r *Recorder) finish(p *pendingEvent) error {
 	}
 	log.Info("audit", "type", stored.Type, "user", stored.User, "source", stored.Source, "app", stored.App, "outcome", stored.Outcome, "detail", stored.Detail)
 	return nil
+}
+
+func (r *Recorder) soonWithin() time.Duration {
+	if r.SoonWithin > 0 {
+		return r.SoonWithin
+	}
+	return SoonWithin
 }
 
 func (r *Recorder) now() time.Time {

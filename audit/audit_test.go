@@ -379,6 +379,81 @@ func TestRecordSoon(t *testing.T) {
 	}
 }
 
+// gatedStore names each batch as its write begins, and holds the write
+// until the test lets it through.
+type gatedStore struct {
+	sluis.AuditStore
+	entered chan []string // the details of a batch whose write began
+	gate    chan struct{} // a write may go on
+}
+
+func (g *gatedStore) AppendEvents(ctx context.Context, es []sluis.Event) ([]sluis.Event, error) {
+	var b []string
+	for _, e := range es {
+		b = append(b, e.Detail)
+	}
+	g.entered <- b
+	<-g.gate
+	return g.AuditStore.AppendEvents(ctx, es)
+}
+
+// An event of RecordSoon that comes while a batch is being written is
+// not written in a flush of its own as soon as that batch is done (the
+// next Record, a tunnel's open, would wait behind that flush): it rides
+// with the next Record's batch. A Record that comes during a write is
+// still written as soon as that write is done.
+func TestRecordSoonDuringAWriteWaitsForTheNextRecord(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "sluis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st := &gatedStore{AuditStore: db, entered: make(chan []string, 8), gate: make(chan struct{}, 8)}
+	// Long enough that only the next Record can take the event along.
+	r := &audit.Recorder{Store: st, Log: slog.New(slog.DiscardHandler), SoonWithin: time.Hour}
+	done := make(chan error, 2)
+	batch := func(want ...string) {
+		t.Helper()
+		if got := <-st.entered; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("batch %q, want %q", got, want)
+		}
+		st.gate <- struct{}{}
+	}
+	go func() { done <- r.Require(ctx, sluis.Event{Type: "test", Detail: "open 1"}) }()
+	got := <-st.entered // "open 1" is being written
+	r.RecordSoon(ctx, sluis.Event{Type: "test", Detail: "close 1"})
+	if fmt.Sprint(got) != "[open 1]" {
+		t.Fatalf("batch %q", got)
+	}
+	st.gate <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- r.Require(ctx, sluis.Event{Type: "test", Detail: "open 2"}) }()
+	batch("close 1", "open 2")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	go func() { done <- r.Record(ctx, sluis.Event{Type: "test", Detail: "a"}) }()
+	if got = <-st.entered; fmt.Sprint(got) != "[a]" {
+		t.Fatalf("batch %q", got)
+	}
+	go func() { done <- r.Record(ctx, sluis.Event{Type: "test", Detail: "b"}) }()
+	st.gate <- struct{}{}
+	batch("b")
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, err := db.Events(ctx, time.Time{})
+	if err != nil || audit.Verify(events) != nil || len(events) != 5 {
+		t.Fatalf("the chain: %d events, %v %v", len(events), err, audit.Verify(events))
+	}
+}
+
 // A trail handed over in batches is judged as the whole: the same
 // event named for each kind of tampering, whatever the batch size.
 func TestTrailVerifierInBatches(t *testing.T) {

@@ -203,10 +203,11 @@ func pause(ctx context.Context, d time.Duration) (time.Duration, bool) {
 	return min(2*d, maxRetry), true
 }
 
-// open opens a tunnel stream, waiting for a gateway that cannot be
-// reached now for up to RetryFor. Nothing has been read from the local
-// side yet, so an attempt that failed can be made again as it was.
-func (c *Client) open(ctx context.Context) (*http.Response, *io.PipeReader, *io.PipeWriter, error) {
+// open opens a tunnel stream whose body is what u reads from the local
+// side, waiting for a gateway that cannot be reached now for up to
+// RetryFor. What was read before the answer is kept (see upload), so an
+// attempt that failed is made again as it was.
+func (c *Client) open(ctx context.Context, u *upload) (*http.Response, *attempt, error) {
 	retryFor := c.RetryFor
 	if retryFor == 0 {
 		retryFor = DefaultRetryFor
@@ -214,39 +215,40 @@ func (c *Client) open(ctx context.Context) (*http.Response, *io.PipeReader, *io.
 	give := time.Now().Add(retryFor)
 	wait := firstRetry
 	for {
-		pr, pw := io.Pipe()
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tunnelURL(), pr)
+		body := u.attempt()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tunnelURL(), body)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 		req.Header.Set("Content-Type", "application/octet-stream")
 		resp, err := c.HTTP.Do(req)
 		if err == nil && resp.StatusCode == http.StatusOK {
+			u.answer(body)
 			c.found()
-			return resp, pr, pw, nil
+			return resp, body, nil
 		}
-		pr.CloseWithError(errors.New("not opened"))
+		body.Close()
 		if err == nil {
 			err = answerError(resp)
 			resp.Body.Close()
 		}
 		if ctx.Err() != nil {
-			return nil, nil, nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		if !transient(err) {
 			if !errors.Is(err, ErrLogin) {
 				c.found() // it answered
 			}
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		c.lost(err)
 		if time.Now().After(give) {
-			return nil, nil, nil, fmt.Errorf("the gateway could not be reached for %s: %w", retryFor, err)
+			return nil, nil, fmt.Errorf("the gateway could not be reached for %s: %w", retryFor, err)
 		}
 		var ok bool
 		if wait, ok = pause(ctx, wait); !ok {
-			return nil, nil, nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
 }
@@ -329,24 +331,16 @@ func Logout(ctx context.Context, hc *http.Client, gateway *url.URL, token string
 func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, down int64, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	resp, pr, pw, err := c.open(ctx)
+	// The local side is read at once, and its first bytes go out with the
+	// stream's headers (see upload).
+	u := newUpload(in)
+	resp, body, err := c.open(ctx, u)
 	if err != nil {
+		// Its reader ends when the caller closes in.
+		u.stop()
 		return 0, 0, err
 	}
 	defer resp.Body.Close()
-	// The local side is read only once the stream is open: until then an
-	// attempt can be repeated.
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		n, err := copyAdaptive(pw, in)
-		up = n
-		if localClosed(err) {
-			err = nil // the local side reset its connection: its end, not a failure
-		}
-		pw.CloseWithError(err) // nil: a clean end of the stream
-	}()
 	lw := &localWriter{w: out}
 	down, err = copyAdaptive(lw, resp.Body)
 	if err != nil && err == lw.err && localClosed(err) {
@@ -366,12 +360,13 @@ func (c *Client) Pipe(ctx context.Context, in io.Reader, out io.Writer) (up, dow
 	if cl, ok := in.(io.Closer); ok {
 		cl.Close()
 	}
-	pr.Close()
-	wg.Wait()
+	body.Close()
+	u.stop()
+	<-u.done
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	return up, down, err
+	return u.n, down, err
 }
 
 // CutError means that an open tunnel was cut on the gateway's side: the

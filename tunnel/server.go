@@ -283,55 +283,74 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Setup, and why it is ordered so. The tunnel.open event must be
 	// durable (a disk flush, most of a tunnel's setup) before any byte
-	// flows either way. Three things overlap that flush: the dial, and,
-	// once the dial succeeded, the answer's headers to the client, which
-	// then starts sending. Bytes are copied only once the event is stored:
-	// what the client sends meanwhile waits in the stream's window here.
-	// The target may see the connection (its TCP handshake) up to one
-	// flush before the event is durable; nothing is sent on it before. An
-	// event that cannot be stored refuses the tunnel (503), or, once the
-	// headers are out, resets the stream before any byte was copied. When
-	// the app cannot be reached, the tunnel.close that follows says so.
-	opened := make(chan error, 1)
+	// flows either way. Two things overlap that flush: the dial, and, once
+	// the dial succeeded, the answer's headers to the client. The client
+	// does not wait for them: it sends what it reads from its side at once
+	// (early data), and that waits in the stream's window here. Bytes are
+	// copied only once the event is stored and the dial is done. The
+	// handler writes the event itself, the longest step, so that it waits
+	// for no goroutine to be scheduled; a goroutine dials and sends the
+	// headers, and the handler touches w again only once that goroutine
+	// is done. The target may see the connection (its TCP handshake) up
+	// to one flush before the event is durable; nothing is sent on it
+	// before. An event that cannot be stored refuses the tunnel (503), or,
+	// once the headers are out, resets the stream before any byte was
+	// copied: the client's early data never reaches the target. When the
+	// app cannot be reached, the tunnel.close that follows says so.
+	rc := http.NewResponseController(w)
+	type dialled struct {
+		target        net.Conn
+		err, flushErr error
+	}
+	dialc := make(chan dialled, 1)
 	go func() {
-		opened <- s.Audit.Require(r.Context(), sluis.Event{Type: sluis.EventTunnelOpen, User: a.User.Name, Source: src, App: app.Name,
-			Outcome: sluis.OutcomeSuccess, Detail: "to " + app.TCP})
+		target, err := s.Dial(ctx, app.TCP)
+		var flushErr error
+		if err == nil {
+			// The stream lives as long as the tunnel: the server's read and
+			// write time limits, meant for requests, do not apply; the idle
+			// timeout does.
+			rc.SetReadDeadline(time.Time{})
+			rc.SetWriteDeadline(time.Time{})
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusOK)
+			flushErr = rc.Flush()
+		}
+		dialc <- dialled{target, err, flushErr}
 	}()
-	notStored := func(err error) string {
+	openErr := s.Audit.Require(r.Context(), sluis.Event{Type: sluis.EventTunnelOpen, User: a.User.Name, Source: src, App: app.Name,
+		Outcome: sluis.OutcomeSuccess, Detail: "to " + app.TCP})
+	if openErr != nil {
+		cancel(openErr) // a dial still under way gives up
+	}
+	d := <-dialc
+	notStored := func() string {
 		id := errpage.NewID()
-		s.Log.Error("tunnel: the tunnel.open event was not stored; refused", "app", app.Name, "error_id", id, "err", err)
+		s.Log.Error("tunnel: the tunnel.open event was not stored; refused", "app", app.Name, "error_id", id, "err", openErr)
 		return id
 	}
-	target, err := s.Dial(ctx, app.TCP)
-	if err != nil {
-		if openErr := <-opened; openErr != nil {
-			plain(w, http.StatusServiceUnavailable, "the gateway cannot record the tunnel now (error "+notStored(openErr)+")")
+	if d.err != nil {
+		if openErr != nil {
+			plain(w, http.StatusServiceUnavailable, "the gateway cannot record the tunnel now (error "+notStored()+")")
 			return
 		}
 		id := errpage.NewID()
-		s.Log.Error("tunnel: dial", "app", app.Name, "target", app.TCP, "error_id", id, "err", err)
+		s.Log.Error("tunnel: dial", "app", app.Name, "target", app.TCP, "error_id", id, "err", d.err)
 		s.Audit.RecordSoon(r.Context(), sluis.Event{Type: sluis.EventTunnelClose, User: a.User.Name, Source: src, App: app.Name,
 			Outcome: sluis.OutcomeFailure, Detail: "to " + app.TCP + ": cannot connect (error " + id + ")"})
 		plain(w, http.StatusBadGateway, "the app cannot be reached (error "+id+")")
 		return
 	}
+	target := d.target
 	defer target.Close()
-	// The stream lives as long as the tunnel: the server's read and write
-	// time limits, meant for requests, do not apply; the idle timeout does.
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Time{})
-	rc.SetWriteDeadline(time.Time{})
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	flushErr := rc.Flush()
-	if openErr := <-opened; openErr != nil {
-		notStored(openErr)
+	if openErr != nil {
+		notStored()
 		// Reset the stream: the client sees the tunnel cut, and not one
 		// byte went through it.
 		panic(http.ErrAbortHandler)
 	}
-	if flushErr != nil {
+	if d.flushErr != nil {
 		return
 	}
 	start := s.now()

@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/sluis-gateway/sluis"
 	"github.com/sluis-gateway/sluis/store/sqlite"
 	"github.com/sluis-gateway/sluis/store/storetest"
+	driver "modernc.org/sqlite"
 )
 
 func open(t testing.TB, path string) *sqlite.DB {
@@ -103,4 +105,15 @@ func TestReady(t *testing.T) {
 // storetest.BenchAudit; run with -benchtime=20x).
 func BenchmarkAuditSearch(b *testing.B) {
 	storetest.BenchAudit(b, open(b, filepath.Join(b.TempDir(), "sluis.db")))
+}
+
+// Commits are synced with fdatasync on Linux (see the package's init): a
+// tunnel's setup waits for one.
+func TestCommitsSyncWithFdatasync(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("fdatasync is chosen where the driver offers it; checked on Linux")
+	}
+	if !driver.FdatasyncEnabled() {
+		t.Fatal("the store syncs its commits with fsync, not fdatasync")
+	}
 }
