@@ -129,6 +129,10 @@ func checkIdentity(run wrk.Runner) wrk.Runner {
 		if got := withIdentity.Load() - before; got < int64(res.Requests) || res.Requests == 0 {
 			return res, fmt.Errorf("%s answered %d requests but the upstream saw the identity on %d", t.Name, res.Requests, got)
 		}
+		if res.Non2xx > 0 {
+			// A redirect to the login would count as answered.
+			return res, fmt.Errorf("%s answered %d requests with something else than 2xx", t.Name, res.Non2xx)
+		}
 		return res, nil
 	}
 }
@@ -195,7 +199,10 @@ func run(dur time.Duration, conns, rounds int, profile, baseline string, nodes b
 		if !ok || name == "" {
 			return fmt.Errorf("-variant %q: want NAME:KEY=VALUE[,KEY=VALUE]", v)
 		}
-		vs, err := startSluis(dir, sluisSpec{name: name, upstream: upURL, env: strings.Split(env, ",")})
+		if slices.Contains([]string{"direct", "nginx", "sluis", "baseline", "go-static", "go-raw", "go-proxy", "pg-node", "2-nodes"}, name) {
+			return fmt.Errorf("-variant %q: %s is the name of another target", v, name)
+		}
+		vs, err := startSluis(dir, sluisSpec{name: name, upstream: upURL, env: splitEnv(env)})
 		if err != nil {
 			return fmt.Errorf("variant %s: %w", name, err)
 		}
@@ -798,8 +805,9 @@ func serveFloor(role string, args []string) error {
 		})
 	case "go-raw":
 		// The leanest relay on net/http: sluis's own upstream transport,
-		// the client's header map passed on as it is, the answer's copied
-		// back; no ReverseProxy, no header rewrite, no authentication.
+		// the client's header passed on without its hop-by-hop fields, the
+		// answer's copied back; no ReverseProxy, no other header rewrite,
+		// no authentication.
 		tr := proxy.NewTransport()
 		up := strings.TrimSuffix(args[3], "/")
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -808,7 +816,17 @@ func serveFloor(role string, args []string) error {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			out.Header = r.Header
+			// The client's header less the hop-by-hop fields (RFC 9110
+			// section 7.6.1), as every proxy sends it on.
+			out.Header = r.Header.Clone()
+			for _, f := range r.Header["Connection"] {
+				for _, name := range strings.Split(f, ",") {
+					out.Header.Del(strings.TrimSpace(name))
+				}
+			}
+			for _, name := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
+				out.Header.Del(name)
+			}
 			resp, err := tr.RoundTrip(out)
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadGateway)
@@ -837,4 +855,20 @@ func serveFloor(role string, args []string) error {
 	// are not the benchmark's.
 	srv := &http.Server{Addr: args[0], Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	return srv.ListenAndServeTLS(args[1], args[2])
+}
+
+// splitEnv splits KEY=VALUE[,KEY=VALUE] at the commas that come before a
+// KEY= (an upper-case name), so that a value may hold commas itself
+// (GODEBUG=a=1,b=2).
+func splitEnv(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		key, _, ok := strings.Cut(part, "=")
+		if len(out) > 0 && (!ok || key == "" || strings.ToUpper(key) != key) {
+			out[len(out)-1] += "," + part
+			continue
+		}
+		out = append(out, part)
+	}
+	return out
 }

@@ -322,16 +322,30 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	// Allocation and blocking profiles, written when the gateway stops;
 	// like the CPU profile, for the benchmarks (bench/proxy), named by the
 	// operator, never served.
+	// The files are made now, so that a wrong path fails at the start.
 	if path := e.getenv("SLUIS_MEMPROFILE"); path != "" {
-		defer writeProfile(log, "allocs", path)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return fmt.Errorf("SLUIS_MEMPROFILE: %w", err)
+		}
+		defer writeProfile(log, "allocs", f)
 	}
 	if path := e.getenv("SLUIS_BLOCKPROFILE"); path != "" {
+		bf, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return fmt.Errorf("SLUIS_BLOCKPROFILE: %w", err)
+		}
+		mf, err := os.OpenFile(path+".mutex", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			bf.Close()
+			return fmt.Errorf("SLUIS_BLOCKPROFILE: %w", err)
+		}
 		// Every blocking event and every contended lock, at a cost: only
 		// while measuring.
 		runtime.SetBlockProfileRate(1)
 		runtime.SetMutexProfileFraction(1)
-		defer writeProfile(log, "block", path)
-		defer writeProfile(log, "mutex", path+".mutex")
+		defer writeProfile(log, "block", bf)
+		defer writeProfile(log, "mutex", mf)
 	}
 	// One gateway per data directory (the CLI's commands may run beside
 	// it).
@@ -808,16 +822,16 @@ func (e *env) initDataDir(args []string) error {
 }
 
 // writeProfile writes the runtime profile name (allocs, block, mutex) to
-// path; a failure is logged, the gateway is stopping anyway.
-func writeProfile(log *slog.Logger, name, path string) {
-	f, err := os.Create(path)
-	if err == nil {
-		err = pprof.Lookup(name).WriteTo(f, 0)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
+// f and closes it; a failure is logged, the gateway is stopping anyway.
+func writeProfile(log *slog.Logger, name string, f *os.File) {
+	if name == "allocs" {
+		runtime.GC() // the profile is as of the last collection
+	}
+	err := pprof.Lookup(name).WriteTo(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
-		log.Error("sluis: writing the "+name+" profile", "path", path, "err", err)
+		log.Error("sluis: writing the "+name+" profile", "path", f.Name(), "err", err)
 	}
 }

@@ -37,6 +37,9 @@ type Result struct {
 	// Requests is the number of requests answered (wrk's count; h2load's
 	// succeeded).
 	Requests int
+	// Non2xx counts the answers that were not 2xx (wrk's "Non-2xx or 3xx
+	// responses"; h2load's 3xx, 4xx and 5xx).
+	Non2xx int
 	// CPU is the CPU time (user and system) the target's processes spent
 	// per request, or 0 when it has no Procs.
 	CPU time.Duration
@@ -94,8 +97,15 @@ func Run(t Target, dur time.Duration, conns int) (Result, error) {
 			v, _ := strconv.Atoi(n)
 			r.Errors += v
 		}
+		if em[1] != "" {
+			r.Non2xx, _ = strconv.Atoi(em[1])
+		}
 	}
-	if n := r.RPS * dur.Seconds(); t.Procs != nil && n > 0 {
+	n := float64(r.Requests)
+	if n == 0 {
+		n = r.RPS * dur.Seconds()
+	}
+	if t.Procs != nil && n > 0 {
 		r.CPU = time.Duration(float64(cpu) / n)
 	}
 	return r, nil
@@ -162,6 +172,7 @@ var (
 	h2rpsRE   = regexp.MustCompile(`finished in [\d.]+m?s, ([\d.]+) req/s`)
 	h2reqsRE  = regexp.MustCompile(`requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`)
 	h2protoRE = regexp.MustCompile(`Application protocol: (\S+)`)
+	h2codesRE = regexp.MustCompile(`status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx`)
 )
 
 // RunH2 loads t over HTTP/2 with h2load: conns connections (two
@@ -203,9 +214,11 @@ func RunH2(t Target, dur time.Duration, conns int) (Result, error) {
 	r.RPS, _ = strconv.ParseFloat(m[1], 64)
 	if m := h2reqsRE.FindStringSubmatch(s); m != nil {
 		r.Requests, _ = strconv.Atoi(m[3])
-		for _, n := range m[4:] {
+	}
+	if m := h2codesRE.FindStringSubmatch(s); m != nil {
+		for _, n := range m[1:] {
 			v, _ := strconv.Atoi(n)
-			r.Errors += v
+			r.Non2xx += v
 		}
 	}
 	b, err := os.ReadFile(logf.Name())
@@ -218,8 +231,11 @@ func RunH2(t Target, dur time.Duration, conns int) (Result, error) {
 		if len(f) < 3 {
 			continue
 		}
+		// Errors come from the log alone: a failed stream is -1, another
+		// answer its status; 0 is a request still under way when the time
+		// was up.
 		if f[1] == "0" {
-			continue // still under way when the time was up
+			continue
 		}
 		if f[1] != "200" {
 			r.Errors++
@@ -232,8 +248,9 @@ func RunH2(t Target, dur time.Duration, conns int) (Result, error) {
 		return r, fmt.Errorf("h2load logged no answered request:\n%s", s)
 	}
 	r.P50, r.P99 = Pct(lat, 50), Pct(lat, 99)
-	// The CPU time includes the warm-up second: count its requests too,
-	// at the measured rate.
+	// The CPU time includes h2load's warm-up second, whose requests it
+	// does not count: they are counted at the measured rate (an
+	// approximation).
 	if n := r.RPS * (dur.Seconds() + 1); t.Procs != nil && n > 0 {
 		r.CPU = time.Duration(float64(cpu) / n)
 	}
