@@ -72,6 +72,7 @@ func main() {
 	touch := flag.Int("touch", 5_000, "sessions each used by one request after start")
 	logins := flag.Int("logins", 1_000, "logins arriving together")
 	only := flag.String("only", "conns,sessions,logins", "which parts to run")
+	profile := flag.String("profile", "", "directory for the login burst gateway's CPU and heap profiles and GC trace")
 	flag.Parse()
 	raiseFileLimit()
 	dir, err := os.MkdirTemp("", "sluis-bench-gateway-")
@@ -135,7 +136,7 @@ func main() {
 			float64(took[1]/time.Duration(min(*sessions, *touch)))/float64(took[0]/100))
 	}
 	if strings.Contains(*only, "logins") {
-		g, err := start(bin, filepath.Join(dir, "logins"), 0, *logins+1)
+		g, err := startEnv(bin, filepath.Join(dir, "logins"), 0, *logins+1, *profile)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -147,6 +148,8 @@ func main() {
 		fmt.Printf("%d logins arriving together (password + TOTP over TLS, one source each), load %s:\n", *logins, loadavg())
 		fmt.Printf("  one login alone: %s; all in after %s (%d in, %d still busy after 3 min of retries, %d other failures; %d busy answers retried after 2 s)\n",
 			r.alone.Round(time.Millisecond), r.last.Round(time.Millisecond), r.ok, r.busy, r.failed, g.retries.Load())
+		fmt.Printf("  TLS handshakes: %d full, %d resumed; answers: %d busy (503), %d throttled (429)\n",
+			g.fullHS.Load(), g.resumedHS.Load(), g.status503.Load(), g.status429.Load())
 		fmt.Printf("  time each took: min %s p50 %s p90 %s p99 %s max %s\n", pct(r.each, 0), pct(r.each, 50), pct(r.each, 90), pct(r.each, 99), pct(r.each, 100))
 		fmt.Printf("  gateway RSS idle %s, peak during the burst %s\n", mib(r.idleRSS), mib(r.peakRSS))
 		verdict := func(d time.Duration, err error) string {
@@ -177,6 +180,9 @@ type gateway struct {
 	tokens  []string          // sessions' tokens, on appHost
 	secrets map[string]string // user -> TOTP secret
 	retries atomic.Int64      // logins told busy and tried again
+	// TLS handshakes the browsers made, full and resumed; answers 503
+	// and 429 they got.
+	fullHS, resumedHS, status503, status429 atomic.Int64
 	tls     sync.Map          // source address -> tls.ClientSessionCache
 }
 
@@ -184,6 +190,12 @@ type gateway struct {
 // with the same password and a TOTP secret of its own), and starts the
 // gateway on it.
 func start(bin, dir string, sessions, users int) (*gateway, error) {
+	return startEnv(bin, dir, sessions, users, "")
+}
+
+// startEnv is start, with the gateway's CPU and heap profiles and its GC
+// trace written to profile if set.
+func startEnv(bin, dir string, sessions, users int, profile string) (*gateway, error) {
 	ctx := context.Background()
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -228,6 +240,18 @@ apps:
 		return nil, err
 	}
 	g.cmd.Stderr = io.Discard
+	if profile != "" {
+		if err := os.MkdirAll(profile, 0o700); err != nil {
+			return nil, err
+		}
+		g.cmd.Env = append(os.Environ(), "SLUIS_CPUPROFILE="+filepath.Join(profile, "cpu.pprof"),
+			"SLUIS_HEAPPROFILE="+filepath.Join(profile, "heap.pprof"), "GODEBUG=gctrace=1")
+		f, err := os.Create(filepath.Join(profile, "stderr.txt"))
+		if err != nil {
+			return nil, err
+		}
+		g.cmd.Stderr = f
+	}
 	if err := g.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -635,7 +659,15 @@ func (g *gateway) browser(src string, jar http.CookieJar) *http.Client {
 		},
 		// A browser resumes its TLS sessions (tickets), as a returning
 		// one does: each simulated browser has an address of its own.
-		TLSClientConfig: &tls.Config{RootCAs: g.ca, ClientSessionCache: g.tlsSessions(src)},
+		TLSClientConfig: &tls.Config{RootCAs: g.ca, ClientSessionCache: g.tlsSessions(src),
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if cs.DidResume {
+					g.resumedHS.Add(1)
+				} else {
+					g.fullHS.Add(1)
+				}
+				return nil
+			}},
 	}
 	return &http.Client{Jar: jar, Transport: tr, Timeout: 120 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -658,6 +690,12 @@ func (g *gateway) loginFlow(c *http.Client, user string, codeAt time.Time, lap f
 			return 0, "", err
 		}
 		defer resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusServiceUnavailable:
+			g.status503.Add(1)
+		case http.StatusTooManyRequests:
+			g.status429.Add(1)
+		}
 		b, err := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b), err
 	}

@@ -318,6 +318,16 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
+	if path := e.getenv("SLUIS_HEAPPROFILE"); path != "" {
+		// What was allocated, by whom, written when the gateway stops
+		// (bench/gateway's login burst reads where the memory went).
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("SLUIS_HEAPPROFILE: %w", err)
+		}
+		defer f.Close()
+		defer pprof.Lookup("allocs").WriteTo(f, 0)
+	}
 	// One gateway per data directory (the CLI's commands may run beside
 	// it).
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
