@@ -938,7 +938,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	if g.browser != "" {
 		lane = authn.LaneKnown
 	}
-	good, err := authn.VerifyIn(lane, password, u.PasswordHash)
+	good, err := authn.VerifyContext(r.Context(), lane, password, u.PasswordHash)
 	if errors.Is(err, authn.ErrBusy) {
 		p.retract(r.Context(), g) // not checked: not counted
 		d.Error = p.t(r, "busy")
