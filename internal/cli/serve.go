@@ -278,6 +278,22 @@ func fileNames(files []datadir.File) string {
 	return strings.Join(names, ", ")
 }
 
+// setMemoryLimit sets the runtime's soft memory limit as c says (a fixed
+// memory_limit, or one that follows the live heap), unless GOMEMLIMIT is
+// set: the runtime has read it already, and the operator's word wins.
+// The returned func restores the limit from before.
+func setMemoryLimit(c *config.Config, getenv func(string) string) (restore func()) {
+	switch {
+	case getenv("GOMEMLIMIT") != "":
+		return func() {}
+	case c.MemoryLimit > 0:
+		before := memlimit.Fixed(int64(c.MemoryLimit))
+		return func() { memlimit.Fixed(before) }
+	default:
+		return memlimit.Follow(0)
+	}
+}
+
 func (e *env) serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	if _, err := parseFlags(fs, args, e.stderr); err != nil {
@@ -308,13 +324,7 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	// burst of logins (argon2id allocates 19 MiB a check) that was 467
 	// MiB resident for 60 MiB live. A soft limit bounds it; GOMEMLIMIT,
 	// when set, wins (the runtime has read it already).
-	if e.getenv("GOMEMLIMIT") == "" {
-		if c.MemoryLimit > 0 {
-			defer memlimit.Fixed(memlimit.Fixed(int64(c.MemoryLimit)))
-		} else {
-			defer memlimit.Follow(0)()
-		}
-	}
+	defer setMemoryLimit(c, e.getenv)()
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if path := e.getenv("SLUIS_CPUPROFILE"); path != "" {
 		// For profile-guided builds (cmd/sluis/default.pgo): the operator
