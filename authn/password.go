@@ -42,12 +42,13 @@ const (
 // it, shared among the slots, at the average time a check takes) is told
 // ErrBusy at once instead: it is not worth keeping someone waiting who
 // will be turned away, and those let in are served in order of arrival.
-// 30 s holds a burst of about 1,200 logins on 2 cores (48 ms a check):
-// a Monday morning of real staff waits in order rather than being told
-// busy and retrying (a lottery: bench/gateway measured 7,516 busy answers
-// for 999 logins with 5 s), and a browser does not give up on a request
-// that long.
-const SlotWait = 30 * time.Second
+// 45 s holds a burst of about 1,800 logins on 2 cores (48 ms a check),
+// so a Monday morning of real staff waits in order rather than being
+// told busy and retrying (a lottery: bench/gateway measured 7,516 busy
+// answers for 999 logins with 5 s); it stays below the 60 s a balancer
+// in front commonly allows for a response (HAProxy's timeout server,
+// nginx's proxy_read_timeout).
+const SlotWait = 45 * time.Second
 
 // MaxWaiting bounds the password checks waiting in each lane; one more is
 // told ErrBusy at once. A waiting check holds a goroutine and its request
