@@ -146,7 +146,7 @@ func TestVerifyGivesUpWhenTheClientGoes(t *testing.T) {
 	h, _ := Hash("correct horse", DefaultParams)
 	n := slots.slots
 	for range n {
-		slots.acquire(bg, LaneNew, 0)
+		slots.acquire(bg, LaneNew, time.Time{}, 0)
 	}
 	defer func() {
 		for range n {
@@ -184,10 +184,10 @@ func TestVerifyGivesUpWhenTheClientGoes(t *testing.T) {
 // counts only the known browsers ahead of it.
 func TestSlotQueueRefusesWhatItCannotServeInTime(t *testing.T) {
 	q := newSlotQueue(2)
-	q.acquire(bg, LaneNew, 0)
-	q.acquire(bg, LaneNew, 0)
+	q.acquire(bg, LaneNew, time.Time{}, 0)
+	q.acquire(bg, LaneNew, time.Time{}, 0)
 	q.release(10 * time.Minute) // pace 10 min
-	q.acquire(bg, LaneNew, 0)
+	q.acquire(bg, LaneNew, time.Time{}, 0)
 	const wait = 30 * time.Minute
 	// With 2 slots at 10 min a check, the checks waiting at 0..3 ahead
 	// expect 10, 10, 20, 20 min; 4 and 5 ahead 30 min (still in); 6
@@ -195,7 +195,7 @@ func TestSlotQueueRefusesWhatItCannotServeInTime(t *testing.T) {
 	// would return at once: the test would see it in served).
 	served := make(chan bool, 16)
 	for i := range 6 {
-		go func() { served <- q.acquire(bg, LaneNew, wait) }()
+		go func() { served <- q.acquire(bg, LaneNew, time.Time{}, wait) }()
 		for {
 			q.mu.Lock()
 			w := len(q.waiting[LaneNew])
@@ -211,11 +211,11 @@ func TestSlotQueueRefusesWhatItCannotServeInTime(t *testing.T) {
 			runtime.Gosched()
 		}
 	}
-	if q.acquire(bg, LaneNew, wait) {
+	if q.acquire(bg, LaneNew, time.Time{}, wait) {
 		t.Fatal("a check 40 min away by the pace got a slot")
 	}
 	// A known browser has nobody ahead of it in its lane.
-	go func() { served <- q.acquire(bg, LaneKnown, wait) }()
+	go func() { served <- q.acquire(bg, LaneKnown, time.Time{}, wait) }()
 	for {
 		q.mu.Lock()
 		w := len(q.waiting[LaneKnown])
@@ -255,7 +255,7 @@ func TestSlotQueueRefusesWhatItCannotServeInTime(t *testing.T) {
 // once; a waiter that gives up leaves the queue.
 func TestSlotQueueIsFairAndBounded(t *testing.T) {
 	q := newSlotQueue(1)
-	if !q.acquire(bg, LaneNew, time.Second) {
+	if !q.acquire(bg, LaneNew, time.Time{}, time.Second) {
 		t.Fatal("a free slot was not taken")
 	}
 	waiting := func(lane Lane, n int) {
@@ -276,7 +276,7 @@ func TestSlotQueueIsFairAndBounded(t *testing.T) {
 	served := make(chan string, 8)
 	enqueue := func(name string, lane Lane) {
 		go func() {
-			if q.acquire(bg, lane, time.Minute) {
+			if q.acquire(bg, lane, time.Time{}, time.Minute) {
 				served <- name
 			} else {
 				served <- name + " busy"
@@ -306,11 +306,11 @@ func TestSlotQueueIsFairAndBounded(t *testing.T) {
 	// A full lane: the next check is refused at once; the other lane
 	// still queues.
 	for range MaxWaiting {
-		go q.acquire(bg, LaneNew, time.Minute)
+		go q.acquire(bg, LaneNew, time.Time{}, time.Minute)
 	}
 	waiting(LaneNew, MaxWaiting)
 	start := time.Now()
-	if q.acquire(bg, LaneNew, time.Minute) {
+	if q.acquire(bg, LaneNew, time.Time{}, time.Minute) {
 		t.Fatal("a check past MaxWaiting got a slot")
 	}
 	if d := time.Since(start); d > time.Second {
@@ -328,12 +328,12 @@ func TestSlotQueueIsFairAndBounded(t *testing.T) {
 	waiting(LaneNew, 0)
 
 	// A waiter that gives up leaves its place; the slot goes to the next.
-	if q.acquire(bg, LaneNew, 10*time.Millisecond) {
+	if q.acquire(bg, LaneNew, time.Time{}, 10*time.Millisecond) {
 		t.Fatal("got a slot none was free for")
 	}
 	waiting(LaneNew, 0)
 	q.release(0)
-	if !q.acquire(bg, LaneNew, time.Second) {
+	if !q.acquire(bg, LaneNew, time.Time{}, time.Second) {
 		t.Fatal("the freed slot was not taken")
 	}
 }
@@ -438,5 +438,100 @@ func TestStoredThrottleFailsClosed(t *testing.T) {
 	}
 	if _, err := th.Check(bg, "anna"); !errors.Is(err, ErrThrottleUnavailable) {
 		t.Fatalf("Check: %v", err)
+	}
+}
+
+// A login told busy that asks again waits behind only those that arrived
+// before its first try, and by the pace is let in where a newcomer is
+// refused.
+func TestSlotQueueKeepsTheFirstArrivalsPlace(t *testing.T) {
+	q := newSlotQueue(1)
+	q.acquire(bg, LaneNew, time.Time{}, 0)
+	q.release(time.Minute) // pace 1 min
+	q.acquire(bg, LaneNew, time.Time{}, 0)
+	t0 := time.Now()
+	served := make(chan string, 8)
+	enqueue := func(name string, arrived time.Time) {
+		go func() {
+			if q.acquire(bg, LaneNew, arrived, 3*time.Minute) {
+				served <- name
+			} else {
+				served <- name + " busy"
+			}
+		}()
+	}
+	waiting := func(n int) {
+		t.Helper()
+		for {
+			q.mu.Lock()
+			w := len(q.waiting[LaneNew])
+			q.mu.Unlock()
+			if w == n {
+				return
+			}
+			select {
+			case s := <-served:
+				t.Fatalf("%s answered at once", s)
+			default:
+			}
+			runtime.Gosched()
+		}
+	}
+	enqueue("a", t0.Add(time.Second))
+	waiting(1)
+	enqueue("b", t0.Add(2*time.Second))
+	waiting(2)
+	enqueue("c", t0.Add(3*time.Second))
+	waiting(3)
+	// 3 ahead at 1 min: a newcomer is refused at once.
+	if q.acquire(bg, LaneNew, t0.Add(4*time.Second), 3*time.Minute) {
+		t.Fatal("a newcomer 4 min away got a slot")
+	}
+	// One that first came before b keeps its place: 1 ahead, 2 min.
+	enqueue("early", t0.Add(1500*time.Millisecond))
+	waiting(4)
+	var order []string
+	for range 4 {
+		q.release(0)
+		order = append(order, <-served)
+	}
+	if want := "[a early b c]"; fmt.Sprint(order) != want {
+		t.Fatalf("served %v, want %v", order, want)
+	}
+}
+
+func TestPlaces(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	p := &Places{After: time.Minute, Max: 2, Now: func() time.Time { return now }}
+	if got := p.Arrived("anna@192.0.2.1"); !got.Equal(now) {
+		t.Fatalf("no place: %v, want now", got)
+	}
+	first := now
+	p.Busy("anna@192.0.2.1", first)
+	now = now.Add(10 * time.Second)
+	p.Busy("anna@192.0.2.1", now) // told busy again: the first place stays
+	if got := p.Arrived("anna@192.0.2.1"); !got.Equal(first) {
+		t.Fatalf("place %v, want the first arrival %v", got, first)
+	}
+	if got := p.Arrived("anna@198.51.100.9"); !got.Equal(now) {
+		t.Fatal("another source took anna's place")
+	}
+	// Full (Max 2): a third is not remembered until one lapses.
+	p.Busy("bob@192.0.2.2", now)
+	p.Busy("carol@192.0.2.3", now)
+	if got := p.Arrived("carol@192.0.2.3"); !got.Equal(now) || len(p.places) != 2 {
+		t.Fatalf("a full table took a place (%d)", len(p.places))
+	}
+	now = first.Add(time.Minute)
+	if got := p.Arrived("anna@192.0.2.1"); !got.Equal(now) {
+		t.Fatal("a lapsed place was kept")
+	}
+	p.Busy("carol@192.0.2.3", now.Add(-time.Second))
+	if got := p.Arrived("carol@192.0.2.3"); !got.Equal(now.Add(-time.Second)) {
+		t.Fatal("the lapsed place was not swept for a new one")
+	}
+	p.Done("carol@192.0.2.3")
+	if got := p.Arrived("carol@192.0.2.3"); !got.Equal(now) {
+		t.Fatal("Done kept the place")
 	}
 }

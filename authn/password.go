@@ -81,37 +81,53 @@ const (
 // cores add memory and latency, not throughput. Waiting checks are served
 // in order of arrival, LaneKnown's first (a channel used as a semaphore
 // lets a newcomer take a slot that frees before a waiter wakes, and has no
-// lanes).
+// lanes); a login told busy that asks again keeps the place of its first
+// arrival (see Places).
 var slots = newSlotQueue(min(4, max(1, runtime.GOMAXPROCS(0))))
 
 type slotQueue struct {
 	mu      sync.Mutex // guards the fields below
 	slots   int
 	free    int
-	waiting [2][]chan struct{} // by Lane, oldest first; a slot is handed over by closing
+	waiting [2][]waiter // by Lane, by arrival (oldest first)
 	// pace is the time a check takes in a slot, a moving average (each
 	// new one weighs 1/8); zero until the first.
 	pace time.Duration
 }
 
+// waiter is a check waiting for a slot.
+type waiter struct {
+	arrived time.Time     // its place: when its login first asked
+	ready   chan struct{} // a slot is handed over by closing it
+}
+
 func newSlotQueue(n int) *slotQueue { return &slotQueue{slots: n, free: n} }
 
 // acquire takes a slot, waiting in lane up to wait (forever when wait is
-// 0) or until ctx ends; false when none came. A wait that by the queue's
-// pace would last longer than wait, or a full lane, is refused at once.
-func (q *slotQueue) acquire(ctx context.Context, lane Lane, wait time.Duration) bool {
+// 0) or until ctx ends; false when none came. It waits behind those of
+// its lane that arrived before arrived (zero: now). A wait that by the
+// queue's pace would last longer than wait, or a full lane, is refused
+// at once.
+func (q *slotQueue) acquire(ctx context.Context, lane Lane, arrived time.Time, wait time.Duration) bool {
+	if arrived.IsZero() {
+		arrived = time.Now()
+	}
 	q.mu.Lock()
 	if q.free > 0 && len(q.waiting[LaneNew])+len(q.waiting[LaneKnown]) == 0 {
 		q.free--
 		q.mu.Unlock()
 		return true
 	}
-	if wait > 0 && (len(q.waiting[lane]) >= MaxWaiting || q.expectedLocked(lane) > wait) {
+	at := len(q.waiting[lane])
+	for at > 0 && q.waiting[lane][at-1].arrived.After(arrived) {
+		at--
+	}
+	if wait > 0 && (len(q.waiting[lane]) >= MaxWaiting || q.expectedLocked(lane, at) > wait) {
 		q.mu.Unlock()
 		return false
 	}
 	ready := make(chan struct{})
-	q.waiting[lane] = append(q.waiting[lane], ready)
+	q.waiting[lane] = slices.Insert(q.waiting[lane], at, waiter{arrived, ready})
 	q.mu.Unlock()
 	if wait == 0 {
 		<-ready
@@ -127,20 +143,21 @@ func (q *slotQueue) acquire(ctx context.Context, lane Lane, wait time.Duration) 
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if i := slices.Index(q.waiting[lane], ready); i >= 0 {
+	if i := slices.IndexFunc(q.waiting[lane], func(w waiter) bool { return w.ready == ready }); i >= 0 {
 		q.waiting[lane] = slices.Delete(q.waiting[lane], i, i+1)
 		return false
 	}
 	return true // handed over while the timer fired: the slot is ours
 }
 
-// expectedLocked is how long a check joining lane now would wait: the
-// checks served before it (every one in LaneKnown; in LaneNew, its own
-// too), shared among the slots, at the queue's pace.
-func (q *slotQueue) expectedLocked(lane Lane) time.Duration {
-	ahead := len(q.waiting[LaneKnown])
+// expectedLocked is how long a check joining lane at index at would
+// wait: the checks served before it (those ahead in its lane, and in
+// LaneNew every one in LaneKnown too), shared among the slots, at the
+// queue's pace.
+func (q *slotQueue) expectedLocked(lane Lane, at int) time.Duration {
+	ahead := at
 	if lane == LaneNew {
-		ahead += len(q.waiting[LaneNew])
+		ahead += len(q.waiting[LaneKnown])
 	}
 	return time.Duration(ahead/q.slots+1) * q.pace
 }
@@ -159,8 +176,8 @@ func (q *slotQueue) release(took time.Duration) {
 	}
 	for _, lane := range []Lane{LaneKnown, LaneNew} {
 		if w := q.waiting[lane]; len(w) > 0 {
-			close(w[0])
-			w[0] = nil
+			close(w[0].ready)
+			w[0] = waiter{}
 			q.waiting[lane] = w[1:]
 			return
 		}
@@ -175,7 +192,7 @@ func Hash(password string, p Params) (string, error) {
 	}
 	salt := make([]byte, saltLen)
 	rand.Read(salt)
-	slots.acquire(context.Background(), LaneNew, 0)
+	slots.acquire(context.Background(), LaneNew, time.Time{}, 0)
 	start := time.Now()
 	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, keyLen)
 	slots.release(time.Since(start))
@@ -233,6 +250,13 @@ func VerifyIn(lane Lane, password, hash string) (bool, error) {
 // client went away: its place goes to the next); the error is then
 // ErrBusy too, with ctx's error.
 func VerifyContext(ctx context.Context, lane Lane, password, hash string) (bool, error) {
+	return VerifyPlace(ctx, lane, time.Time{}, password, hash)
+}
+
+// VerifyPlace is VerifyContext for a login that first asked at arrived
+// (zero: now), told busy since: it waits behind only those of its lane
+// that arrived before it. Places remembers arrivals.
+func VerifyPlace(ctx context.Context, lane Lane, arrived time.Time, password, hash string) (bool, error) {
 	if len(password) > MaxPasswordLen {
 		return false, nil
 	}
@@ -241,7 +265,7 @@ func VerifyContext(ctx context.Context, lane Lane, password, hash string) (bool,
 	if !valid {
 		p, salt, key, _ = parse(dummyHash)
 	}
-	if !slots.acquire(ctx, lane, SlotWait) {
+	if !slots.acquire(ctx, lane, arrived, SlotWait) {
 		if err := ctx.Err(); err != nil {
 			return false, fmt.Errorf("%w: %w", ErrBusy, err)
 		}
@@ -251,4 +275,76 @@ func VerifyContext(ctx context.Context, lane Lane, password, hash string) (bool,
 	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
 	slots.release(time.Since(start))
 	return subtle.ConstantTimeCompare(got, key) == 1 && valid, nil
+}
+
+// Places remembers when a login told ErrBusy first asked, so that asking
+// again (the busy page says: in a few seconds) it keeps its place in the
+// queue instead of joining at the end: who gets in is who came first, not
+// who retried at the right moment. A place is a login's by a key the
+// caller picks (the account and the source address: nobody else's retry
+// can take it) and lapses After its arrival. The table holds at most Max
+// places; when full, a new one is not remembered (that login joins at the
+// end when it asks again, as without Places), so filling it costs an
+// attacker what being told busy costs, and wins nothing but its own
+// logins' places.
+type Places struct {
+	// After is how long a place is kept; 0 means 2 × SlotWait.
+	After time.Duration
+	// Max bounds the table; 0 means 4 × MaxWaiting.
+	Max int
+	Now func() time.Time
+
+	mu     sync.Mutex
+	places map[string]time.Time // key -> first arrival
+}
+
+func (p *Places) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// Arrived returns key's first arrival if it holds a place, else now.
+func (p *Places) Arrived(key string) time.Time {
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok := p.places[key]; ok && now.Sub(t) < orDefault(p.After, 2*SlotWait) {
+		return t
+	}
+	return now
+}
+
+// Busy keeps arrived as key's place (its login was told busy), unless it
+// holds one already.
+func (p *Places) Busy(key string, arrived time.Time) {
+	now := p.now()
+	after := orDefault(p.After, 2*SlotWait)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok := p.places[key]; ok && now.Sub(t) < after {
+		return
+	}
+	if p.places == nil {
+		p.places = map[string]time.Time{}
+	}
+	if len(p.places) >= orDefault(p.Max, 4*MaxWaiting) {
+		for k, t := range p.places {
+			if now.Sub(t) >= after {
+				delete(p.places, k)
+			}
+		}
+		if len(p.places) >= orDefault(p.Max, 4*MaxWaiting) {
+			return
+		}
+	}
+	p.places[key] = arrived
+}
+
+// Done forgets key's place: its check ran.
+func (p *Places) Done(key string) {
+	p.mu.Lock()
+	delete(p.places, key)
+	p.mu.Unlock()
 }
