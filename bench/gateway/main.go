@@ -11,20 +11,42 @@
 //   - 1,000 logins arriving together (password, then TOTP code, through
 //     the login forms over TLS, one client and one source address each):
 //     time to the last one in, the spread of the times each took, how many
-//     were told the service is busy, the gateway's peak memory, and the
-//     time two more users, each from an address of its own and started
-//     when half of the burst has been sent, take to get in (goal: within
-//     5 s): one returning on a browser known from an earlier login (the
+//     were told the service is busy, TLS handshakes, the gateway's peak
+//     memory and CPU, and the time two more users, each from an address of
+//     its own and started when half of the burst has been sent, take to
+//     get in: one returning on a browser known from an earlier login (the
 //     password check's first lane) and one on a new browser.
+//
+// What the burst models, and what is judged: 999 staff on new browsers,
+// each from an address of its own, all at once: a Monday morning after
+// the cookies were cleared, or an attacker with 999 addresses (a wrong
+// password costs the gateway the same argon2id check). It is the worst
+// case for the password queue: no known browser to put first, and no
+// source with more than one login for the per-source throttle to slow.
+// The goal "a legitimate user in the middle gets in within 5 s" is judged
+// for the returning user: known browsers wait in a lane of their own, so
+// the burst does not keep them out. A new browser in the middle cannot
+// get in within 5 s on 2 cores, and no queue can change that: the
+// password work ahead of it is n/2 argon2id checks shared by the slots
+// (500 x 48 ms / 2 = 12 s; within 5 s at most about 200 checks may be
+// ahead), which the program measures and prints before the bursts. For
+// it the figure judged is fairness: in a fair queue it gets in about
+// halfway through the burst ("in before them"), not last, and nobody is
+// told busy who would have been served within the wait.
+//
+// With -baseline REV the bursts run alternately on sluis built at REV
+// and on this tree, and a table puts them side by side.
 //
 // Run it with nice on a shared machine; the load is printed with the
 // figures.
 //
 //	GOTOOLCHAIN=go1.27.3 go run ./bench/gateway [-conns 10000] [-sessions 100000] [-logins 1000] [-only conns,sessions,logins]
+//		[-baseline main] [-rounds 2] [-profile DIR]
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -72,7 +94,9 @@ func main() {
 	touch := flag.Int("touch", 5_000, "sessions each used by one request after start")
 	logins := flag.Int("logins", 1_000, "logins arriving together")
 	only := flag.String("only", "conns,sessions,logins", "which parts to run")
-	profile := flag.String("profile", "", "directory for the login burst gateway's CPU and heap profiles and GC trace")
+	profile := flag.String("profile", "", "directory for the login burst gateways' CPU and allocation profiles and GC traces")
+	baseline := flag.String("baseline", "", "a git revision whose sluis runs the login burst too, alternating with this one (old against new)")
+	rounds := flag.Int("rounds", 1, "login bursts of each binary, alternating")
 	flag.Parse()
 	raiseFileLimit()
 	dir, err := os.MkdirTemp("", "sluis-bench-gateway-")
@@ -136,32 +160,137 @@ func main() {
 			float64(took[1]/time.Duration(min(*sessions, *touch)))/float64(took[0]/100))
 	}
 	if strings.Contains(*only, "logins") {
-		g, err := startEnv(bin, filepath.Join(dir, "logins"), 0, *logins+1, *profile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		r, err := g.burst(*logins)
-		g.stop()
-		if err != nil {
-			log.Fatal(err)
-		}
-		fmt.Printf("%d logins arriving together (password + TOTP over TLS, one source each), load %s:\n", *logins, loadavg())
-		fmt.Printf("  one login alone: %s; all in after %s (%d in, %d still busy after 3 min of retries, %d other failures; %d busy answers retried after 2 s)\n",
-			r.alone.Round(time.Millisecond), r.last.Round(time.Millisecond), r.ok, r.busy, r.failed, g.retries.Load())
-		fmt.Printf("  TLS handshakes: %d full, %d resumed; answers: %d busy (503), %d throttled (429)\n",
-			g.fullHS.Load(), g.resumedHS.Load(), g.status503.Load(), g.status429.Load())
-		fmt.Printf("  time each took: min %s p50 %s p90 %s p99 %s max %s\n", pct(r.each, 0), pct(r.each, 50), pct(r.each, 90), pct(r.each, 99), pct(r.each, 100))
-		fmt.Printf("  gateway RSS idle %s, peak during the burst %s\n", mib(r.idleRSS), mib(r.peakRSS))
-		verdict := func(d time.Duration, err error) string {
-			if err != nil || d > 5*time.Second {
-				return "goal within 5 s: NOT met"
+		// The binary under test, and with -baseline the one built from
+		// that revision, one burst each, alternating, in the same run.
+		runs := []struct{ name, bin string }{{"new", bin}}
+		if *baseline != "" {
+			old, rev, err := buildAt(*baseline, dir)
+			if err != nil {
+				log.Fatal(err)
 			}
-			return "goal within 5 s: met"
+			runs = append([]struct{ name, bin string }{{"old " + rev, old}}, runs...)
 		}
-		fmt.Printf("  started halfway through, from another address:\n")
-		fmt.Printf("    a returning user (a known browser): %s %v (%s); steps (form, password, code form, code) %v\n", r.known.Round(time.Millisecond), errOr(r.knownErr), verdict(r.known, r.knownErr), r.knownSteps)
-		fmt.Printf("    a user on a new browser: %s %v (%s); steps %v\n", r.legit.Round(time.Millisecond), errOr(r.legitErr), verdict(r.legit, r.legitErr), r.legitSteps)
+		// Whether the goal is in reach for a new browser: the password
+		// work ahead of a user who arrives halfway, on every core.
+		c := argon2Cost()
+		slots := min(4, runtime.NumCPU())
+		fmt.Printf("one argon2id check (%d KiB, t=%d) on one core now: %s; the burst's password work: %d x %s / %d slots = %s;\n",
+			authn.DefaultParams.Memory, authn.DefaultParams.Time, c.Round(100*time.Microsecond), *logins, c.Round(100*time.Microsecond), slots,
+			(time.Duration(*logins) * c / time.Duration(slots)).Round(10*time.Millisecond))
+		fmt.Printf("  a new browser arriving halfway waits for at least %d x %s / %d = %s; within 5 s at most %d checks may be ahead of it\n",
+			*logins/2, c.Round(100*time.Microsecond), slots, (time.Duration(*logins/2) * c / time.Duration(slots)).Round(10*time.Millisecond),
+			int(5*time.Second/c)*slots)
+		var results [][]burstResult
+		for round := range *rounds {
+			results = append(results, nil)
+			for i, rn := range runs {
+				prof := ""
+				if *profile != "" {
+					prof = filepath.Join(*profile, fmt.Sprintf("%s-%d", strings.Fields(rn.name)[0], round))
+				}
+				g, err := startEnv(rn.bin, filepath.Join(dir, fmt.Sprintf("logins-%d-%d", round, i)), 0, *logins+1, prof)
+				if err != nil {
+					log.Fatal(err)
+				}
+				r, err := g.burst(*logins)
+				g.stop()
+				if err != nil {
+					log.Fatal(err)
+				}
+				r.retries, r.fullHS, r.resumedHS, r.status503, r.status429 = g.retries.Load(), g.fullHS.Load(), g.resumedHS.Load(), g.status503.Load(), g.status429.Load()
+				r.load = loadavg()
+				results[round] = append(results[round], r)
+				printBurst(rn.name, *logins, r)
+			}
+		}
+		if len(runs) == 2 {
+			fmt.Printf("%-52s %14s %14s %8s\n", fmt.Sprintf("%d logins together, by round", *logins), runs[0].name, runs[1].name, "new/old")
+			for round, rs := range results {
+				o, n := rs[0], rs[1]
+				row := func(what string, a, b float64, f func(float64) string) {
+					ratio := "-"
+					if a > 0 {
+						ratio = fmt.Sprintf("%.2f", b/a)
+					}
+					fmt.Printf("  %-50s %14s %14s %8s\n", fmt.Sprintf("%d: %s", round+1, what), f(a), f(b), ratio)
+				}
+				sec := func(v float64) string { return time.Duration(v).Round(10 * time.Millisecond).String() }
+				num := func(v float64) string { return fmt.Sprint(int64(v)) }
+				mb := func(v float64) string { return mib(int64(v)) }
+				row("all in after", float64(o.last), float64(n.last), sec)
+				row("time each took, p50", float64(pctD(o.each, 50)), float64(pctD(n.each, 50)), sec)
+				row("time each took, p90", float64(pctD(o.each, 90)), float64(pctD(n.each, 90)), sec)
+				row("time each took, max", float64(pctD(o.each, 100)), float64(pctD(n.each, 100)), sec)
+				row("in (of the burst)", float64(o.ok), float64(n.ok), num)
+				row("busy answers (503)", float64(o.status503), float64(n.status503), num)
+				row("full TLS handshakes", float64(o.fullHS), float64(n.fullHS), num)
+				row("gateway RSS peak", float64(o.peakRSS), float64(n.peakRSS), mb)
+				row("returning user (known browser), halfway", float64(o.known), float64(n.known), sec)
+				row("user on a new browser, halfway", float64(o.legit), float64(n.legit), sec)
+				row("gateway CPU (cores used)", o.cpu.Seconds()/o.wall.Seconds(), n.cpu.Seconds()/n.wall.Seconds(), func(v float64) string { return fmt.Sprintf("%.2f", v) })
+			}
+		}
 	}
+}
+
+// printBurst prints one burst's figures.
+func printBurst(name string, n int, r burstResult) {
+	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+	fmt.Printf("%s: %d logins arriving together (password + TOTP over TLS, one source each), load %s:\n", name, n, r.load)
+	fmt.Printf("  one login alone: %s; all in after %s (%d in, %d still busy after 3 min of retries, %d other failures; %d busy answers retried after 2 s)\n",
+		r.alone.Round(time.Millisecond), r.last.Round(time.Millisecond), r.ok, r.busy, r.failed, r.retries)
+	fmt.Printf("  TLS handshakes: %d full, %d resumed; answers: %d busy (503), %d throttled (429)\n",
+		r.fullHS, r.resumedHS, r.status503, r.status429)
+	fmt.Printf("  time each took: min %s p50 %s p90 %s p99 %s max %s\n", pct(r.each, 0), pct(r.each, 50), pct(r.each, 90), pct(r.each, 99), pct(r.each, 100))
+	fmt.Printf("  gateway RSS idle %s, peak during the burst %s\n", mib(r.idleRSS), mib(r.peakRSS))
+	fmt.Printf("  gateway CPU during the burst: %s in %s (%.2f cores of %d); the browsers' (this program): %s\n", r.cpu.Round(10*time.Millisecond), r.wall.Round(10*time.Millisecond),
+		r.cpu.Seconds()/r.wall.Seconds(), runtime.NumCPU(), r.clientCPU.Round(10*time.Millisecond))
+	verdict := func(d time.Duration, err error) string {
+		if err != nil || d > 5*time.Second {
+			return "goal within 5 s: NOT met"
+		}
+		return "goal within 5 s: met"
+	}
+	fmt.Printf("  started halfway through, from another address:\n")
+	fmt.Printf("    a returning user (a known browser): %s %v (%s); steps (form, password, code form, code) %v\n", r.known.Round(time.Millisecond), errOr(r.knownErr), verdict(r.known, r.knownErr), r.knownSteps)
+	fmt.Printf("    a user on a new browser: %s %v (%s); steps %v\n", r.legit.Round(time.Millisecond), errOr(r.legitErr), verdict(r.legit, r.legitErr), r.legitSteps)
+	// In a fair queue a user who arrives halfway gets in about halfway.
+	rank := func(d time.Duration) int {
+		n := 0
+		for _, e := range r.each {
+			if e < d {
+				n++
+			}
+		}
+		return n
+	}
+	fmt.Printf("    of the burst, in before them: %d (returning), %d (new browser); arrived after %d\n", rank(r.known), rank(r.legit), len(r.each)/2)
+}
+
+// buildAt builds cmd/sluis as it was at rev (git archive, so the
+// repository and its worktrees are untouched) into dir, and returns the
+// binary and rev's short hash.
+func buildAt(rev, dir string) (bin, short string, err error) {
+	out, err := exec.Command("git", "rev-parse", "--short", rev).Output()
+	if err != nil {
+		return "", "", fmt.Errorf("-baseline %s: %w", rev, err)
+	}
+	short = strings.TrimSpace(string(out))
+	src := filepath.Join(dir, "src-"+short)
+	if err := os.MkdirAll(src, 0o700); err != nil {
+		return "", "", err
+	}
+	arch := exec.Command("sh", "-c", "git archive \"$0\" | tar -x -C \"$1\"", short, src)
+	if out, err := arch.CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("git archive %s: %v\n%s", short, err, out)
+	}
+	bin = filepath.Join(dir, "sluis-"+short)
+	build := exec.Command("go", "build", "-o", bin, "./cmd/sluis")
+	build.Dir = src
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("go build at %s: %v\n%s", short, err, out)
+	}
+	return bin, short, nil
 }
 
 func errOr(err error) string {
@@ -183,7 +312,7 @@ type gateway struct {
 	// TLS handshakes the browsers made, full and resumed; answers 503
 	// and 429 they got.
 	fullHS, resumedHS, status503, status429 atomic.Int64
-	tls     sync.Map          // source address -> tls.ClientSessionCache
+	tls                                     sync.Map // source address -> tls.ClientSessionCache
 }
 
 // start prepares dir with sessions live sessions and users users (each
@@ -473,6 +602,16 @@ type burstResult struct {
 	each                      []time.Duration
 	ok, busy, failed          int
 	idleRSS, peakRSS          int64
+	// What the browsers counted: busy answers retried, TLS handshakes,
+	// 503 and 429 answers; and the load at the end.
+	retries, fullHS, resumedHS, status503, status429 int64
+	load                                             string
+	// The gateway's CPU time during the burst (user and system), and
+	// the burst's wall time it is measured over.
+	cpu, wall time.Duration
+	// The benchmark's own (the browsers') CPU time then: it shares the
+	// machine with the gateway.
+	clientCPU time.Duration
 }
 
 var errBusy = errors.New("told the service is busy")
@@ -491,7 +630,7 @@ func (g *gateway) retrying(user, src string, jar http.CookieJar, codeAt time.Tim
 	for {
 		var steps [4]time.Duration
 		t := time.Now()
-		err := g.loginFlow(c, user, time.Now().Add(ahead), func(i int) { steps[i] = time.Since(t); t = time.Now() })
+		err := g.loginFlow(c, user, ahead, func(i int) { steps[i] = time.Since(t); t = time.Now() })
 		if !errors.Is(err, errBusy) || time.Now().After(deadline) {
 			return steps, err
 		}
@@ -567,6 +706,7 @@ func (g *gateway) burst(n int) (burstResult, error) {
 		wg.Wait()
 	}()
 	gate := make(chan struct{})
+	cpu0, self0 := cpuTime(g.cmd.Process.Pid), cpuTime(os.Getpid())
 	start := time.Now()
 	var last atomic.Int64
 	for i := range n - 1 {
@@ -595,6 +735,7 @@ func (g *gateway) burst(n int) (burstResult, error) {
 	close(gate)
 	wg.Wait()
 	<-legitDone
+	r.cpu, r.wall, r.clientCPU = cpuTime(g.cmd.Process.Pid)-cpu0, time.Since(start), cpuTime(os.Getpid())-self0
 	close(stop)
 	r.peakRSS = <-peak
 	r.last = time.Duration(last.Load())
@@ -637,7 +778,7 @@ func (g *gateway) loginSteps(user, src string, jar http.CookieJar, codeAt time.T
 	}()
 	c := g.browser(src, jar)
 	defer c.Transport.(*http.Transport).CloseIdleConnections()
-	err = g.loginFlow(c, user, codeAt, lap)
+	err = g.loginFlow(c, user, time.Until(codeAt), lap)
 	return steps, err
 }
 
@@ -673,7 +814,10 @@ func (g *gateway) browser(src string, jar http.CookieJar) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-func (g *gateway) loginFlow(c *http.Client, user string, codeAt time.Time, lap func(int)) error {
+// loginFlow logs in on c; the code is read when the code form is there,
+// as a user reads it off the phone then (a password check may wait its
+// turn longer than a code lives), at that moment plus codeAhead.
+func (g *gateway) loginFlow(c *http.Client, user string, codeAhead time.Duration, lap func(int)) error {
 	do := func(method, path string, form url.Values) (int, string, error) {
 		var body io.Reader
 		if form != nil {
@@ -725,7 +869,7 @@ func (g *gateway) loginFlow(c *http.Client, user string, codeAt time.Time, lap f
 		return fmt.Errorf("code form: %d %v", code, err)
 	}
 	lap(2)
-	totp, err := mfa.Code(g.secrets[user], codeAt)
+	totp, err := mfa.Code(g.secrets[user], time.Now().Add(codeAhead))
 	if err != nil {
 		return err
 	}
@@ -735,6 +879,39 @@ func (g *gateway) loginFlow(c *http.Client, user string, codeAt time.Time, lap f
 	}
 	lap(3)
 	return nil
+}
+
+// cpuTime is the CPU time process pid has used (user and system).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces): utime and
+	// stime are the 12th and 13th, in clock ticks (100 a second).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
+
+// argon2Cost is the time one password check takes on one core of this
+// machine now (the least of three).
+func argon2Cost() time.Duration {
+	h, err := authn.Hash(password, authn.DefaultParams)
+	if err != nil {
+		log.Fatal(err)
+	}
+	best := time.Hour
+	for range 3 {
+		t := time.Now()
+		authn.Verify(password, h)
+		best = min(best, time.Since(t))
+	}
+	return best
 }
 
 func rss(pid int) int64 {
@@ -760,13 +937,15 @@ func raiseFileLimit() {
 	}
 }
 
-func pct(d []time.Duration, p int) time.Duration {
+func pct(d []time.Duration, p int) time.Duration { return pctD(d, p).Round(time.Millisecond) }
+
+func pctD(d []time.Duration, p int) time.Duration {
 	if len(d) == 0 {
 		return 0
 	}
 	s := slices.Clone(d)
 	slices.Sort(s)
-	return s[min(len(s)-1, p*len(s)/100)].Round(time.Millisecond)
+	return s[min(len(s)-1, p*len(s)/100)]
 }
 
 func loadavg() string {
