@@ -321,9 +321,9 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 		debug.SetGCPercent(400)
 	}
 	// GOGC=400 lets the heap grow to five times what is live: under a
-	// burst of logins (argon2id allocates 19 MiB a check) that was 467
-	// MiB resident for 60 MiB live. A soft limit bounds it; GOMEMLIMIT,
-	// when set, wins (the runtime has read it already).
+	// burst of logins (argon2id allocates 19 MiB a check) that was 420-510
+	// MiB resident for 40-100 MiB live. A soft limit bounds it (250 MiB);
+	// GOMEMLIMIT, when set, wins (the runtime has read it already).
 	defer setMemoryLimit(c, e.getenv)()
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if path := e.getenv("SLUIS_CPUPROFILE"); path != "" {
