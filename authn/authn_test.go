@@ -442,8 +442,8 @@ func TestStoredThrottleFailsClosed(t *testing.T) {
 }
 
 // A login told busy that asks again waits behind only those that arrived
-// before its first try, and by the pace is let in where a newcomer is
-// refused.
+// before its first try, and is not refused by the pace, which refuses a
+// newcomer.
 func TestSlotQueueKeepsTheFirstArrivalsPlace(t *testing.T) {
 	q := newSlotQueue(1)
 	q.acquire(bg, LaneNew, time.Time{}, 0)
@@ -477,25 +477,28 @@ func TestSlotQueueKeepsTheFirstArrivalsPlace(t *testing.T) {
 			runtime.Gosched()
 		}
 	}
-	enqueue("a", t0.Add(time.Second))
+	enqueue("a", t0.Add(-10*time.Second))
 	waiting(1)
-	enqueue("b", t0.Add(2*time.Second))
+	enqueue("b", t0.Add(-9*time.Second))
 	waiting(2)
-	enqueue("c", t0.Add(3*time.Second))
+	enqueue("c", t0.Add(-8*time.Second))
 	waiting(3)
 	// 3 ahead at 1 min: a newcomer is refused at once.
-	if q.acquire(bg, LaneNew, t0.Add(4*time.Second), 3*time.Minute) {
+	if q.acquire(bg, LaneNew, time.Time{}, 3*time.Minute) {
 		t.Fatal("a newcomer 4 min away got a slot")
 	}
-	// One that first came before b keeps its place: 1 ahead, 2 min.
-	enqueue("early", t0.Add(1500*time.Millisecond))
+	// One that first came before b keeps its place; one that came after
+	// c, 4 ahead, waits too: it holds a place.
+	enqueue("early", t0.Add(-9500*time.Millisecond))
 	waiting(4)
+	enqueue("late", t0.Add(-time.Second))
+	waiting(5)
 	var order []string
-	for range 4 {
+	for range 5 {
 		q.release(0)
 		order = append(order, <-served)
 	}
-	if want := "[a early b c]"; fmt.Sprint(order) != want {
+	if want := "[a early b c late]"; fmt.Sprint(order) != want {
 		t.Fatalf("served %v, want %v", order, want)
 	}
 }
@@ -503,8 +506,8 @@ func TestSlotQueueKeepsTheFirstArrivalsPlace(t *testing.T) {
 func TestPlaces(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	p := &Places{After: time.Minute, Max: 2, Now: func() time.Time { return now }}
-	if got := p.Arrived("anna@192.0.2.1"); !got.Equal(now) {
-		t.Fatalf("no place: %v, want now", got)
+	if got := p.Arrived("anna@192.0.2.1"); !got.IsZero() {
+		t.Fatalf("no place: %v, want none", got)
 	}
 	first := now
 	p.Busy("anna@192.0.2.1", first)
@@ -513,17 +516,17 @@ func TestPlaces(t *testing.T) {
 	if got := p.Arrived("anna@192.0.2.1"); !got.Equal(first) {
 		t.Fatalf("place %v, want the first arrival %v", got, first)
 	}
-	if got := p.Arrived("anna@198.51.100.9"); !got.Equal(now) {
+	if got := p.Arrived("anna@198.51.100.9"); !got.IsZero() {
 		t.Fatal("another source took anna's place")
 	}
 	// Full (Max 2): a third is not remembered until one lapses.
 	p.Busy("bob@192.0.2.2", now)
 	p.Busy("carol@192.0.2.3", now)
-	if got := p.Arrived("carol@192.0.2.3"); !got.Equal(now) || len(p.places) != 2 {
+	if got := p.Arrived("carol@192.0.2.3"); !got.IsZero() || len(p.places) != 2 {
 		t.Fatalf("a full table took a place (%d)", len(p.places))
 	}
 	now = first.Add(time.Minute)
-	if got := p.Arrived("anna@192.0.2.1"); !got.Equal(now) {
+	if got := p.Arrived("anna@192.0.2.1"); !got.IsZero() {
 		t.Fatal("a lapsed place was kept")
 	}
 	p.Busy("carol@192.0.2.3", now.Add(-time.Second))
@@ -531,7 +534,7 @@ func TestPlaces(t *testing.T) {
 		t.Fatal("the lapsed place was not swept for a new one")
 	}
 	p.Done("carol@192.0.2.3")
-	if got := p.Arrived("carol@192.0.2.3"); !got.Equal(now) {
+	if got := p.Arrived("carol@192.0.2.3"); !got.IsZero() {
 		t.Fatal("Done kept the place")
 	}
 }

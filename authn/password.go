@@ -105,11 +105,15 @@ func newSlotQueue(n int) *slotQueue { return &slotQueue{slots: n, free: n} }
 
 // acquire takes a slot, waiting in lane up to wait (forever when wait is
 // 0) or until ctx ends; false when none came. It waits behind those of
-// its lane that arrived before arrived (zero: now). A wait that by the
-// queue's pace would last longer than wait, or a full lane, is refused
-// at once.
+// its lane that arrived before arrived (zero: now). A full lane is
+// refused at once, and so is a newcomer (arrived zero) whose wait by the
+// queue's pace would last longer than wait; a login that holds a place
+// (told busy before) waits in it: refused again by a pace that changes
+// from moment to moment, it would be let in only if it asked at a
+// moment that suits, which is the lottery the place is there to end.
 func (q *slotQueue) acquire(ctx context.Context, lane Lane, arrived time.Time, wait time.Duration) bool {
-	if arrived.IsZero() {
+	placed := !arrived.IsZero()
+	if !placed {
 		arrived = time.Now()
 	}
 	q.mu.Lock()
@@ -122,7 +126,7 @@ func (q *slotQueue) acquire(ctx context.Context, lane Lane, arrived time.Time, w
 	for at > 0 && q.waiting[lane][at-1].arrived.After(arrived) {
 		at--
 	}
-	if wait > 0 && (len(q.waiting[lane]) >= MaxWaiting || q.expectedLocked(lane, at) > wait) {
+	if wait > 0 && (len(q.waiting[lane]) >= MaxWaiting || !placed && q.expectedLocked(lane, at) > wait) {
 		q.mu.Unlock()
 		return false
 	}
@@ -253,9 +257,11 @@ func VerifyContext(ctx context.Context, lane Lane, password, hash string) (bool,
 	return VerifyPlace(ctx, lane, time.Time{}, password, hash)
 }
 
-// VerifyPlace is VerifyContext for a login that first asked at arrived
-// (zero: now), told busy since: it waits behind only those of its lane
-// that arrived before it. Places remembers arrivals.
+// VerifyPlace is VerifyContext for a login that first asked at arrived,
+// told busy since: it waits behind only those of its lane that arrived
+// before it, and is not refused by the queue's pace (only by a full
+// lane, or after SlotWait). Zero arrived is a newcomer, as VerifyContext.
+// Places remembers arrivals.
 func VerifyPlace(ctx context.Context, lane Lane, arrived time.Time, password, hash string) (bool, error) {
 	if len(password) > MaxPasswordLen {
 		return false, nil
@@ -305,7 +311,7 @@ func (p *Places) now() time.Time {
 	return time.Now()
 }
 
-// Arrived returns key's first arrival if it holds a place, else now.
+// Arrived returns key's first arrival if it holds a place, else zero.
 func (p *Places) Arrived(key string) time.Time {
 	now := p.now()
 	p.mu.Lock()
@@ -313,7 +319,7 @@ func (p *Places) Arrived(key string) time.Time {
 	if t, ok := p.places[key]; ok && now.Sub(t) < orDefault(p.After, 2*SlotWait) {
 		return t
 	}
-	return now
+	return time.Time{}
 }
 
 // Busy keeps arrived as key's place (its login was told busy), unless it

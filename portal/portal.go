@@ -946,11 +946,14 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	// A login told busy before keeps its place when it asks again.
 	place := name + "@" + throttleKey(src)
-	arrived := p.places.Arrived(place)
+	arrived, start := p.places.Arrived(place), time.Now()
 	good, err := authn.VerifyPlace(r.Context(), lane, arrived, password, u.PasswordHash)
 	if errors.Is(err, authn.ErrBusy) {
 		p.retract(r.Context(), g) // not checked: not counted
 		if r.Context().Err() == nil {
+			if arrived.IsZero() {
+				arrived = start
+			}
 			p.places.Busy(place, arrived)
 		}
 		d.Error = p.t(r, "busy")
