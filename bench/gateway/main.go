@@ -266,8 +266,16 @@ func printBurst(name string, n int, r burstResult) {
 		}
 		return n
 	}
+	before := 0
+	for _, p := range r.postedAt {
+		if p > 0 && p < r.legitPostedAt {
+			before++
+		}
+	}
 	fmt.Printf("    started %s after the burst, when %d of it had sent the password; of the burst, in before them: %d (returning), %d (new browser)\n",
 		r.halfAt.Round(time.Millisecond), len(r.each)/2, rank(r.known), rank(r.legit))
+	fmt.Printf("    the new browser sent its password %s after the burst began, after %d of the burst had (a queue in order of arrival lets those in first)\n",
+		r.legitPostedAt.Round(time.Millisecond), before)
 }
 
 // buildAt builds cmd/sluis as it was at rev (git archive, so the
@@ -615,6 +623,10 @@ type burstResult struct {
 	// halfAt is when half of the burst had sent its password, from the
 	// burst's start: the two users started then.
 	halfAt time.Duration
+	// When each of the burst, and the new-browser user, first sent its
+	// password, from the burst's start: the order a fair queue follows.
+	postedAt      []time.Duration
+	legitPostedAt time.Duration
 	// The benchmark's own (the browsers') CPU time then: it shares the
 	// machine with the gateway.
 	clientCPU time.Duration
@@ -685,6 +697,8 @@ func (g *gateway) burst(n int) (burstResult, error) {
 		}
 	}()
 	r.each = make([]time.Duration, n)
+	r.postedAt = make([]time.Duration, n)
+	var start time.Time // set before the gate opens
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	var sent atomic.Int64
@@ -698,7 +712,7 @@ func (g *gateway) burst(n int) (burstResult, error) {
 		go func() {
 			defer wg.Done()
 			t := time.Now()
-			r.legitSteps, r.legitErr = g.retrying(fmt.Sprint("user", n-1), "127.4.0.1", nil, time.Now(), nil)
+			r.legitSteps, r.legitErr = g.retrying(fmt.Sprint("user", n-1), "127.4.0.1", nil, time.Now(), func() { r.legitPostedAt = time.Since(start) })
 			r.legit = time.Since(t)
 		}()
 		go func() {
@@ -722,7 +736,7 @@ func (g *gateway) burst(n int) (burstResult, error) {
 	}()
 	gate := make(chan struct{})
 	cpu0, self0 := cpuTime(g.cmd.Process.Pid), cpuTime(os.Getpid())
-	start := time.Now()
+	start = time.Now()
 	halfway := sync.OnceFunc(func() {
 		r.halfAt = time.Since(start)
 		close(half)
@@ -739,6 +753,7 @@ func (g *gateway) burst(n int) (burstResult, error) {
 			// reach the password check in the order their connections
 			// and forms are served).
 			_, errs[i] = g.retrying(fmt.Sprint("user", i), fmt.Sprintf("127.1.%d.%d", i/250, i%250+1), nil, time.Now(), func() {
+				r.postedAt[i] = time.Since(start)
 				if sent.Add(1) == int64(n/2) {
 					halfway()
 				}
