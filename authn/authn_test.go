@@ -140,24 +140,113 @@ func TestFullTableKeepsTheKeyUnderAttack(t *testing.T) {
 	}
 }
 
-func TestVerifyGivesUpWhenEverySlotIsTaken(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits SlotWait")
-	}
+// A check whose client goes away leaves the queue: ErrBusy, with the
+// context's error, and no place kept.
+func TestVerifyGivesUpWhenTheClientGoes(t *testing.T) {
 	h, _ := Hash("correct horse", DefaultParams)
-	n := runtime.GOMAXPROCS(0)
-	for range min(4, n) {
-		slots.acquire(LaneNew, 0)
+	n := slots.slots
+	for range n {
+		slots.acquire(bg, LaneNew, time.Time{}, 0)
 	}
 	defer func() {
-		for range min(4, n) {
-			slots.release()
+		for range n {
+			slots.release(0)
 		}
 	}()
-	start := time.Now()
-	ok, err := Verify("correct horse", h)
-	if ok || err != ErrBusy || time.Since(start) < SlotWait {
-		t.Fatalf("ok %v err %v after %v", ok, err, time.Since(start))
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error)
+	go func() {
+		_, err := VerifyContext(ctx, LaneKnown, "correct horse", h)
+		done <- err
+	}()
+	for {
+		slots.mu.Lock()
+		w := len(slots.waiting[LaneKnown])
+		slots.mu.Unlock()
+		if w == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, ErrBusy) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want ErrBusy and context.Canceled", err)
+	}
+	slots.mu.Lock()
+	defer slots.mu.Unlock()
+	if w := len(slots.waiting[LaneKnown]); w != 0 {
+		t.Fatalf("%d still waiting", w)
+	}
+}
+
+// A check that would wait longer than it may, by the queue's pace, is
+// told busy at once; the pace follows the checks' times; a known browser
+// counts only the known browsers ahead of it.
+func TestSlotQueueRefusesWhatItCannotServeInTime(t *testing.T) {
+	q := newSlotQueue(2)
+	q.acquire(bg, LaneNew, time.Time{}, 0)
+	q.acquire(bg, LaneNew, time.Time{}, 0)
+	q.release(10 * time.Minute) // pace 10 min
+	q.acquire(bg, LaneNew, time.Time{}, 0)
+	const wait = 30 * time.Minute
+	// With 2 slots at 10 min a check, the checks waiting at 0..3 ahead
+	// expect 10, 10, 20, 20 min; 4 and 5 ahead 30 min (still in); 6
+	// ahead, 40 min: refused. Each that is let in waits (a refusal
+	// would return at once: the test would see it in served).
+	served := make(chan bool, 16)
+	for i := range 6 {
+		go func() { served <- q.acquire(bg, LaneNew, time.Time{}, wait) }()
+		for {
+			q.mu.Lock()
+			w := len(q.waiting[LaneNew])
+			q.mu.Unlock()
+			if w == i+1 {
+				break
+			}
+			select {
+			case ok := <-served:
+				t.Fatalf("check %d answered %v at once", i, ok)
+			default:
+			}
+			runtime.Gosched()
+		}
+	}
+	if q.acquire(bg, LaneNew, time.Time{}, wait) {
+		t.Fatal("a check 40 min away by the pace got a slot")
+	}
+	// A known browser has nobody ahead of it in its lane.
+	go func() { served <- q.acquire(bg, LaneKnown, time.Time{}, wait) }()
+	for {
+		q.mu.Lock()
+		w := len(q.waiting[LaneKnown])
+		q.mu.Unlock()
+		if w == 1 {
+			break
+		}
+		select {
+		case <-served:
+			t.Fatal("a known browser was answered at once")
+		default:
+		}
+		runtime.Gosched()
+	}
+	// The pace follows: checks of 1 min bring it down (1/8 each).
+	for range 2 {
+		q.release(time.Minute)
+		if !<-served {
+			t.Fatal("a waiter was refused")
+		}
+	}
+	q.mu.Lock()
+	pace := q.pace
+	q.mu.Unlock()
+	// 10 min, then 10 - 9/8 = 8.875, then 8.875 - 7.875/8 = 7.89.
+	if pace < 7*time.Minute || pace > 9*time.Minute {
+		t.Fatalf("pace %v after two 1-min checks, want about 7.9 min", pace)
+	}
+	for range 5 {
+		q.release(0)
+		<-served
 	}
 }
 
@@ -166,7 +255,7 @@ func TestVerifyGivesUpWhenEverySlotIsTaken(t *testing.T) {
 // once; a waiter that gives up leaves the queue.
 func TestSlotQueueIsFairAndBounded(t *testing.T) {
 	q := newSlotQueue(1)
-	if !q.acquire(LaneNew, time.Second) {
+	if !q.acquire(bg, LaneNew, time.Time{}, time.Second) {
 		t.Fatal("a free slot was not taken")
 	}
 	waiting := func(lane Lane, n int) {
@@ -187,7 +276,7 @@ func TestSlotQueueIsFairAndBounded(t *testing.T) {
 	served := make(chan string, 8)
 	enqueue := func(name string, lane Lane) {
 		go func() {
-			if q.acquire(lane, time.Minute) {
+			if q.acquire(bg, lane, time.Time{}, time.Minute) {
 				served <- name
 			} else {
 				served <- name + " busy"
@@ -207,7 +296,7 @@ func TestSlotQueueIsFairAndBounded(t *testing.T) {
 	waiting(LaneKnown, 2)
 	var order []string
 	for range 5 {
-		q.release()
+		q.release(0)
 		order = append(order, <-served)
 	}
 	if want := "[known1 known2 new1 new2 new3]"; fmt.Sprint(order) != want {
@@ -217,11 +306,11 @@ func TestSlotQueueIsFairAndBounded(t *testing.T) {
 	// A full lane: the next check is refused at once; the other lane
 	// still queues.
 	for range MaxWaiting {
-		go q.acquire(LaneNew, time.Minute)
+		go q.acquire(bg, LaneNew, time.Time{}, time.Minute)
 	}
 	waiting(LaneNew, MaxWaiting)
 	start := time.Now()
-	if q.acquire(LaneNew, time.Minute) {
+	if q.acquire(bg, LaneNew, time.Time{}, time.Minute) {
 		t.Fatal("a check past MaxWaiting got a slot")
 	}
 	if d := time.Since(start); d > time.Second {
@@ -229,22 +318,22 @@ func TestSlotQueueIsFairAndBounded(t *testing.T) {
 	}
 	enqueue("known3", LaneKnown)
 	waiting(LaneKnown, 1)
-	q.release()
+	q.release(0)
 	if got := <-served; got != "known3" {
 		t.Fatalf("served %s, want known3", got)
 	}
 	for range MaxWaiting {
-		q.release()
+		q.release(0)
 	}
 	waiting(LaneNew, 0)
 
 	// A waiter that gives up leaves its place; the slot goes to the next.
-	if q.acquire(LaneNew, 10*time.Millisecond) {
+	if q.acquire(bg, LaneNew, time.Time{}, 10*time.Millisecond) {
 		t.Fatal("got a slot none was free for")
 	}
 	waiting(LaneNew, 0)
-	q.release()
-	if !q.acquire(LaneNew, time.Second) {
+	q.release(0)
+	if !q.acquire(bg, LaneNew, time.Time{}, time.Second) {
 		t.Fatal("the freed slot was not taken")
 	}
 }
@@ -349,5 +438,103 @@ func TestStoredThrottleFailsClosed(t *testing.T) {
 	}
 	if _, err := th.Check(bg, "anna"); !errors.Is(err, ErrThrottleUnavailable) {
 		t.Fatalf("Check: %v", err)
+	}
+}
+
+// A login told busy that asks again waits behind only those that arrived
+// before its first try, and is not refused by the pace, which refuses a
+// newcomer.
+func TestSlotQueueKeepsTheFirstArrivalsPlace(t *testing.T) {
+	q := newSlotQueue(1)
+	q.acquire(bg, LaneNew, time.Time{}, 0)
+	q.release(time.Minute) // pace 1 min
+	q.acquire(bg, LaneNew, time.Time{}, 0)
+	t0 := time.Now()
+	served := make(chan string, 8)
+	enqueue := func(name string, arrived time.Time) {
+		go func() {
+			if q.acquire(bg, LaneNew, arrived, 3*time.Minute) {
+				served <- name
+			} else {
+				served <- name + " busy"
+			}
+		}()
+	}
+	waiting := func(n int) {
+		t.Helper()
+		for {
+			q.mu.Lock()
+			w := len(q.waiting[LaneNew])
+			q.mu.Unlock()
+			if w == n {
+				return
+			}
+			select {
+			case s := <-served:
+				t.Fatalf("%s answered at once", s)
+			default:
+			}
+			runtime.Gosched()
+		}
+	}
+	enqueue("a", t0.Add(-10*time.Second))
+	waiting(1)
+	enqueue("b", t0.Add(-9*time.Second))
+	waiting(2)
+	enqueue("c", t0.Add(-8*time.Second))
+	waiting(3)
+	// 3 ahead at 1 min: a newcomer is refused at once.
+	if q.acquire(bg, LaneNew, time.Time{}, 3*time.Minute) {
+		t.Fatal("a newcomer 4 min away got a slot")
+	}
+	// One that first came before b keeps its place; one that came after
+	// c, 4 ahead, waits too: it holds a place.
+	enqueue("early", t0.Add(-9500*time.Millisecond))
+	waiting(4)
+	enqueue("late", t0.Add(-time.Second))
+	waiting(5)
+	var order []string
+	for range 5 {
+		q.release(0)
+		order = append(order, <-served)
+	}
+	if want := "[a early b c late]"; fmt.Sprint(order) != want {
+		t.Fatalf("served %v, want %v", order, want)
+	}
+}
+
+func TestPlaces(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	p := &Places{After: time.Minute, Max: 2, Now: func() time.Time { return now }}
+	if got := p.Arrived("anna@192.0.2.1"); !got.IsZero() {
+		t.Fatalf("no place: %v, want none", got)
+	}
+	first := now
+	p.Busy("anna@192.0.2.1", first)
+	now = now.Add(10 * time.Second)
+	p.Busy("anna@192.0.2.1", now) // told busy again: the first place stays
+	if got := p.Arrived("anna@192.0.2.1"); !got.Equal(first) {
+		t.Fatalf("place %v, want the first arrival %v", got, first)
+	}
+	if got := p.Arrived("anna@198.51.100.9"); !got.IsZero() {
+		t.Fatal("another source took anna's place")
+	}
+	// Full (Max 2): a third is not remembered until one lapses.
+	p.Busy("bob@192.0.2.2", now)
+	p.Busy("carol@192.0.2.3", now)
+	if got := p.Arrived("carol@192.0.2.3"); !got.IsZero() || len(p.places) != 2 {
+		t.Fatalf("a full table took a place (%d)", len(p.places))
+	}
+	now = first.Add(time.Minute)
+	if got := p.Arrived("anna@192.0.2.1"); !got.IsZero() {
+		t.Fatal("a lapsed place was kept")
+	}
+	p.Busy("carol@192.0.2.3", now.Add(-time.Second))
+	if got := p.Arrived("carol@192.0.2.3"); !got.Equal(now.Add(-time.Second)) {
+		t.Fatal("the lapsed place was not swept for a new one")
+	}
+	p.Done("carol@192.0.2.3")
+	if got := p.Arrived("carol@192.0.2.3"); !got.IsZero() {
+		t.Fatal("Done kept the place")
 	}
 }

@@ -57,6 +57,12 @@ type Config struct {
 	Tunnels Tunnels `yaml:"tunnels"`
 	// Connections sets the limits of the public listener's connections.
 	Connections Connections `yaml:"connections"`
+	// MemoryLimit is the gateway's soft memory limit (see package
+	// memlimit): past it the runtime collects garbage more often; no
+	// allocation ever fails because of it. Zero means a limit that
+	// follows what the gateway holds live, plus max(128 MiB, that). The
+	// environment variable GOMEMLIMIT, when set, wins over both.
+	MemoryLimit Size `yaml:"memory_limit"`
 	// LDAP, if set, is a directory (LDAP or Active Directory) whose users
 	// log in with their directory password and a second factor held by
 	// sluis. Local users are looked up first and always work.
@@ -1240,6 +1246,9 @@ func (p *parser) validate(c *Config) {
 		p.problem("connections.drain_delay", "between 0s and 5m")
 	case c.Connections.ShutdownGrace < Duration(100*time.Millisecond) || c.Connections.ShutdownGrace > Duration(time.Hour):
 		p.problem("connections.shutdown_grace", "between 100ms and 1h")
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < 64<<20 {
+		p.problem("memory_limit", "at least 64MiB (or leave it out for one that follows the live heap)")
 	}
 	if c.Probes.BlockWindow == 0 {
 		c.Probes.BlockWindow = Duration(time.Minute)

@@ -530,3 +530,33 @@ func TestCheckListsEveryProblem(t *testing.T) {
 		t.Errorf("tab after a key: %v", err)
 	}
 }
+
+func TestMemoryLimit(t *testing.T) {
+	for _, c := range []struct {
+		add  string
+		want Size
+		err  string
+	}{
+		{"", 0, ""},
+		{"memory_limit: 512MiB\n", 512 << 20, ""},
+		{"memory_limit: 1GiB\n", 1 << 30, ""},
+		{"memory_limit: 10MiB\n", 0, "memory_limit: at least 64MiB"},
+		{"memory_limit: lots\n", 0, "not a size"},
+	} {
+		t.Run(c.add, func(t *testing.T) {
+			cfg, err := Parse("sluis.yaml", []byte(minimal+c.add))
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err %v, want one with %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.MemoryLimit != c.want {
+				t.Fatalf("memory_limit %d, want %d", cfg.MemoryLimit, c.want)
+			}
+		})
+	}
+}

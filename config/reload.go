@@ -54,6 +54,7 @@ var fixedSettings = []fixedSetting{
 	}},
 	{"proxy_protocol", func(a, b *Config) bool { return a.ProxyProtocol == b.ProxyProtocol }},
 	{"connections", func(a, b *Config) bool { return a.Connections == b.Connections }},
+	{"memory_limit", func(a, b *Config) bool { return a.MemoryLimit == b.MemoryLimit }},
 	{"audit", func(a, b *Config) bool { return reflect.DeepEqual(a.Audit, b.Audit) }},
 	{"admin", func(a, b *Config) bool { return reflect.DeepEqual(a.Admin, b.Admin) }},
 }

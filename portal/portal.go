@@ -144,7 +144,11 @@ type Portal struct {
 
 	deviceThrottle  *authn.Throttle // device-login starts and unknown polls, by source
 	browserThrottle *authn.Throttle // guesses from a known browser, by browser
-	directorySlots  chan struct{}   // directory logins in flight
+	// places are the queue places of logins told busy, by account and
+	// source: asking again they wait behind those who came before them,
+	// not behind everyone who came since (authn.Places).
+	places         *authn.Places
+	directorySlots chan struct{} // directory logins in flight
 
 	brandCSS []byte // /assets/brand.css: the accent colour
 	pages    map[string]*template.Template
@@ -218,6 +222,8 @@ func (p *Portal) Init() error {
 	p.browserThrottle = &authn.Throttle{Free: 5, Base: time.Second, Max: 5 * time.Minute, Now: p.Now}
 	p.deviceThrottle = &authn.Throttle{Free: 30, Base: time.Second, Max: 15 * time.Minute, Now: p.Now}
 	p.directorySlots = make(chan struct{}, 8)
+	// Real time, as the password queue's arrivals are.
+	p.places = &authn.Places{}
 	if p.SourceThrottle == nil {
 		p.SourceThrottle = &authn.Throttle{Free: 20, Base: time.Second, Max: 15 * time.Minute, Now: p.Now}
 	}
@@ -938,12 +944,22 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	if g.browser != "" {
 		lane = authn.LaneKnown
 	}
-	good, err := authn.VerifyIn(lane, password, u.PasswordHash)
+	// A login told busy before keeps its place when it asks again.
+	place := name + "@" + throttleKey(src)
+	arrived, start := p.places.Arrived(place), time.Now()
+	good, err := authn.VerifyPlace(r.Context(), lane, arrived, password, u.PasswordHash)
 	if errors.Is(err, authn.ErrBusy) {
 		p.retract(r.Context(), g) // not checked: not counted
+		if r.Context().Err() == nil {
+			if arrived.IsZero() {
+				arrived = start
+			}
+			p.places.Busy(place, arrived)
+		}
 		d.Error = p.t(r, "busy")
 		return p.render(w, r, http.StatusServiceUnavailable, "login", d)
 	}
+	p.places.Done(place)
 	good = good && known
 	reason := ""
 	switch {

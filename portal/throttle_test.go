@@ -90,6 +90,30 @@ func TestParallelGuessesAreCountedBeforeTheyAreChecked(t *testing.T) {
 	}
 }
 
+// A flood from one address, over as many user names, puts few checks in
+// the password queue at once: the source's budget is counted before a
+// check waits there, so the flood delays the logins of others by a few
+// checks (about 21 x 48 ms / 2 slots = 0.5 s on 2 cores), however long
+// the queue lets each wait.
+func TestOneSourceFloodsThePasswordQueueLittle(t *testing.T) {
+	p := newReturnPortal(t)
+	var wg sync.WaitGroup
+	var through atomic.Int64
+	for i := 0; i < 500; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if tryGuess(p, guess{kind: "login", user: fmt.Sprintf("user%d", i), src: "198.51.100.9"}) == 0 {
+				through.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := through.Load(); n > 21 {
+		t.Fatalf("%d of 500 parallel logins from one address reached the password check", n)
+	}
+}
+
 // Guesses from many addresses lock the user from anywhere, but not from a
 // known browser, which has a budget of its own: as strict as a source's.
 func TestKnownBrowserIsExemptFromThePerUserLock(t *testing.T) {
