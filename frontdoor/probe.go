@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluis-gateway/sluis"
@@ -58,11 +59,29 @@ type Detector struct {
 	// Metrics, if set, counts probes by rule and the blocks stored.
 	Metrics *metrics.Metrics
 
-	mu      sync.RWMutex // guards sources
-	sources map[string]*sourceState
+	// tab holds what is remembered of each source. It is its own object
+	// so that a detector replacing this one at a reload shares it (see
+	// Inherit): a probe counted by either is counted once, in one place.
+	tab atomic.Pointer[sourceTable]
 
 	sharedOnce  sync.Once
 	sharedSlots chan struct{} // probes being counted in the store
+}
+
+// sourceTable is what a detector (and those that replace it at reloads)
+// remembers of the sources that probed.
+type sourceTable struct {
+	mu      sync.RWMutex // guards sources
+	sources map[string]*sourceState
+}
+
+// table returns d's source table, made at first use.
+func (d *Detector) table() *sourceTable {
+	if t := d.tab.Load(); t != nil {
+		return t
+	}
+	d.tab.CompareAndSwap(nil, &sourceTable{sources: map[string]*sourceState{}})
+	return d.tab.Load()
 }
 
 // MaxSharedInFlight is how many probes a node counts in the store at once
@@ -123,17 +142,15 @@ func (d *Detector) probe(ctx context.Context, src, app, rule, what string) {
 	window := orDefault(d.BlockWindow, time.Minute)
 	var events []sluis.Event
 	var block *sluis.Block
-	d.mu.Lock()
-	if d.sources == nil {
-		d.sources = map[string]*sourceState{}
-	}
-	s := d.sources[key]
+	t := d.table()
+	t.mu.Lock()
+	s := t.sources[key]
 	if s == nil {
-		if len(d.sources) >= orDefault(d.MaxSources, 100000) {
-			d.sweepLocked(now)
+		if len(t.sources) >= orDefault(d.MaxSources, 100000) {
+			d.sweepLocked(t, now)
 		}
 		s = &sourceState{rules: map[string]*ruleState{}}
-		d.sources[key] = s
+		t.sources[key] = s
 	}
 	s.last, s.addr = now, src
 	rs := s.rules[rule]
@@ -167,7 +184,7 @@ func (d *Detector) probe(ctx context.Context, src, app, rule, what string) {
 		s.hits = s.hits[:0]
 		crossed = true
 	}
-	d.mu.Unlock()
+	t.mu.Unlock()
 	if d.Persist != nil && d.Counters != nil && d.takeSlot() {
 		shared, err := d.countShared(ctx, key, now, window)
 		<-d.sharedSlots
@@ -239,19 +256,19 @@ func (d *Detector) countShared(ctx context.Context, key string, now time.Time, w
 
 // sweepLocked drops sources with nothing pending, then, if still full, the
 // least recently seen of a random sample.
-func (d *Detector) sweepLocked(now time.Time) {
+func (d *Detector) sweepLocked(t *sourceTable, now time.Time) {
 	window := orDefault(d.BlockWindow, time.Minute)
-	for k, s := range d.sources {
+	for k, s := range t.sources {
 		if now.Sub(s.last) > max(window, orDefault(d.EventEvery, time.Minute)) {
-			delete(d.sources, k)
+			delete(t.sources, k)
 		}
 	}
-	if len(d.sources) < orDefault(d.MaxSources, 100000) {
+	if len(t.sources) < orDefault(d.MaxSources, 100000) {
 		return
 	}
 	victim, n := "", 0
 	var at time.Time
-	for k, s := range d.sources {
+	for k, s := range t.sources {
 		if victim == "" || s.last.Before(at) {
 			victim, at = k, s.last
 		}
@@ -259,7 +276,7 @@ func (d *Detector) sweepLocked(now time.Time) {
 			break
 		}
 	}
-	delete(d.sources, victim)
+	delete(t.sources, victim)
 }
 
 // quoteTarget returns the request target escaped for the audit trail and
@@ -286,8 +303,9 @@ func (d *Detector) Flush(ctx context.Context) {
 	now := d.now()
 	every := orDefault(d.EventEvery, time.Minute)
 	var events []sluis.Event
-	d.mu.Lock()
-	for _, s := range d.sources {
+	t := d.table()
+	t.mu.Lock()
+	for _, s := range t.sources {
 		src := s.addr
 		for rule, rs := range s.rules {
 			if rs.suppressed > 0 && now.Sub(rs.lastEvent) >= every {
@@ -297,7 +315,7 @@ func (d *Detector) Flush(ctx context.Context) {
 			}
 		}
 	}
-	d.mu.Unlock()
+	t.mu.Unlock()
 	if d.Record != nil {
 		for _, e := range events {
 			d.Record(ctx, e)

@@ -259,8 +259,8 @@ func TestDetectorBoundsMemory(t *testing.T) {
 		r.RemoteAddr = "src" + strings.Repeat("a", i) + ":1"
 		d.Probe(r, "x")
 	}
-	if len(d.sources) > 100 {
-		t.Fatalf("%d sources kept, limit 100", len(d.sources))
+	if n := len(d.table().sources); n > 100 {
+		t.Fatalf("%d sources kept, limit 100", n)
 	}
 }
 
