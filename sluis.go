@@ -351,6 +351,11 @@ type SessionFilter struct {
 	User  string
 	Group string
 	Host  string
+	// KeepConsole leaves the admin console's sessions (IsConsoleSession)
+	// alone: a lockdown ends everyone's sessions on the public listener
+	// but not the operators' on the admin listener, whose login does not
+	// depend on the level either.
+	KeepConsole bool
 }
 
 // KnownBrowser is a browser that completed a login (both factors) for a

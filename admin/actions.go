@@ -462,7 +462,11 @@ func (a *Actions) SetLevel(ctx context.Context, op Operator, ch LevelChange) (Le
 		if live[u.Name] == 0 || bg.Allows(sluis.Identity{User: u.Name, Groups: u.Groups}) {
 			continue
 		}
-		ids, err := a.Store.RevokeSessions(a.with(ctx, op, EventSessionsRevoke, u.Name, "every session of "+u.Name+"; lockdown"), sluis.SessionFilter{User: u.Name}, now)
+		// Not their console sessions: the operator who sets lockdown must
+		// be able to lift it, and the console's login does not depend on
+		// the level anyway.
+		ids, err := a.Store.RevokeSessions(a.with(ctx, op, EventSessionsRevoke, u.Name, "every session of "+u.Name+" but the console's; lockdown"),
+			sluis.SessionFilter{User: u.Name, KeepConsole: true}, now)
 		if err != nil {
 			return r, fmt.Errorf("level %s is set, but revoking the sessions of %s failed: %w", ch.Level, u.Name, err)
 		}
@@ -476,7 +480,8 @@ func (a *Actions) SetLevel(ctx context.Context, op Operator, ch LevelChange) (Le
 }
 
 // liveUsers returns the users and, by name, how many sessions each has
-// that still count (not revoked, not expired at now).
+// that still count (not revoked, not expired at now), the console's not
+// counted.
 func (a *Actions) liveUsers(ctx context.Context, now time.Time) ([]sluis.User, map[string]int, error) {
 	users, err := a.Store.Users(ctx)
 	if err != nil {
@@ -488,7 +493,9 @@ func (a *Actions) liveUsers(ctx context.Context, now time.Time) ([]sluis.User, m
 	}
 	live := map[string]int{}
 	for _, x := range sessions {
-		if !x.Revoked() && now.Before(x.ExpiresAt) {
+		// The console's own sessions are not the public listener's: no
+		// level touches them (see sluis.SessionFilter.KeepConsole).
+		if !x.Revoked() && now.Before(x.ExpiresAt) && !IsConsoleSession(x.ID) {
 			live[x.User]++
 		}
 	}

@@ -868,7 +868,11 @@ func (s *DB) RevokeSessions(ctx context.Context, f sluis.SessionFilter, at time.
 	var ids []string
 	err := s.changeTx(ctx, func(tx pgx.Tx) error {
 		ids = nil
-		rows, err := tx.Query(ctx, `UPDATE sessions SET revoked_at = $1 WHERE revoked_at = 0 AND `+where(2)+` RETURNING id, created_at`, unixNano(at), arg)
+		keep := ""
+		if f.KeepConsole {
+			keep = fmt.Sprintf(" AND left(id, %d) <> '%s'", len(sluis.ConsoleSessionPrefix), sluis.ConsoleSessionPrefix)
+		}
+		rows, err := tx.Query(ctx, `UPDATE sessions SET revoked_at = $1 WHERE revoked_at = 0 AND `+where(2)+keep+` RETURNING id, created_at`, unixNano(at), arg)
 		if err != nil {
 			return err
 		}

@@ -854,7 +854,11 @@ func (s *DB) RevokeSessions(ctx context.Context, f sluis.SessionFilter, at time.
 	}
 	var ids []string
 	err := s.changeTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE revoked_at = 0 AND `+where+` ORDER BY created_at, id`, arg)
+		keep := ""
+		if f.KeepConsole {
+			keep = fmt.Sprintf(" AND substr(id, 1, %d) <> '%s'", len(sluis.ConsoleSessionPrefix), sluis.ConsoleSessionPrefix)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE revoked_at = 0 AND `+where+keep+` ORDER BY created_at, id`, arg)
 		if err != nil {
 			return err
 		}
