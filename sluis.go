@@ -351,11 +351,10 @@ type SessionFilter struct {
 	User  string
 	Group string
 	Host  string
-	// KeepConsole leaves the admin console's sessions (IsConsoleSession)
-	// alone: a lockdown ends everyone's sessions on the public listener
-	// but not the operators' on the admin listener, whose login does not
-	// depend on the level either.
-	KeepConsole bool
+	// Keep, if set, is the ID of one session not to end: at lockdown, the
+	// console session of the operator who sets it, so that they can lift
+	// it again.
+	Keep string
 }
 
 // KnownBrowser is a browser that completed a login (both factors) for a

@@ -453,7 +453,7 @@ func (a *Actions) SetLevel(ctx context.Context, op Operator, ch LevelChange) (Le
 	}
 	// Everyone but the break-glass users and groups loses their session,
 	// not only their next request.
-	users, live, err := a.liveUsers(ctx, now)
+	users, live, err := a.liveUsers(ctx, now, op.SessionID)
 	if err != nil {
 		return r, fmt.Errorf("level %s is set, but its sessions could not be read: %w", ch.Level, err)
 	}
@@ -462,11 +462,11 @@ func (a *Actions) SetLevel(ctx context.Context, op Operator, ch LevelChange) (Le
 		if live[u.Name] == 0 || bg.Allows(sluis.Identity{User: u.Name, Groups: u.Groups}) {
 			continue
 		}
-		// Not their console sessions: the operator who sets lockdown must
-		// be able to lift it, and the console's login does not depend on
-		// the level anyway.
-		ids, err := a.Store.RevokeSessions(a.with(ctx, op, EventSessionsRevoke, u.Name, "every session of "+u.Name+" but the console's; lockdown"),
-			sluis.SessionFilter{User: u.Name, KeepConsole: true}, now)
+		// All their sessions, console sessions too (lockdown is for when
+		// accounts may be in the wrong hands), but the one the operator
+		// acts in: they must be able to lift it again.
+		ids, err := a.Store.RevokeSessions(a.with(ctx, op, EventSessionsRevoke, u.Name, "every session of "+u.Name+"; lockdown"),
+			sluis.SessionFilter{User: u.Name, Keep: op.SessionID}, now)
 		if err != nil {
 			return r, fmt.Errorf("level %s is set, but revoking the sessions of %s failed: %w", ch.Level, u.Name, err)
 		}
@@ -480,9 +480,9 @@ func (a *Actions) SetLevel(ctx context.Context, op Operator, ch LevelChange) (Le
 }
 
 // liveUsers returns the users and, by name, how many sessions each has
-// that still count (not revoked, not expired at now), the console's not
-// counted.
-func (a *Actions) liveUsers(ctx context.Context, now time.Time) ([]sluis.User, map[string]int, error) {
+// that still count (not revoked, not expired at now), but for the session
+// keep.
+func (a *Actions) liveUsers(ctx context.Context, now time.Time, keep string) ([]sluis.User, map[string]int, error) {
 	users, err := a.Store.Users(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -493,9 +493,9 @@ func (a *Actions) liveUsers(ctx context.Context, now time.Time) ([]sluis.User, m
 	}
 	live := map[string]int{}
 	for _, x := range sessions {
-		// The console's own sessions are not the public listener's: no
-		// level touches them (see sluis.SessionFilter.KeepConsole).
-		if !x.Revoked() && now.Before(x.ExpiresAt) && !IsConsoleSession(x.ID) {
+		// keep is the acting operator's console session, which a
+		// lockdown does not end (see sluis.SessionFilter.Keep).
+		if !x.Revoked() && now.Before(x.ExpiresAt) && x.ID != keep {
 			live[x.User]++
 		}
 	}
@@ -552,7 +552,7 @@ func (a *Actions) Preview(ctx context.Context, op Operator, level, why string) (
 	}
 	why = strings.TrimSpace(why)
 	now := a.now()
-	users, live, err := a.liveUsers(ctx, now)
+	users, live, err := a.liveUsers(ctx, now, op.SessionID)
 	if err != nil {
 		return LevelPreview{}, err
 	}

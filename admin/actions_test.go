@@ -253,21 +253,25 @@ func TestActionsEffects(t *testing.T) {
 			t.Fatal("anna keeps her session")
 		}
 	})
-	t.Run("lockdown ends every session outside break_glass but the console's", func(t *testing.T) {
+	t.Run("lockdown ends every session outside break_glass but the acting operator's", func(t *testing.T) {
 		f := newFixture(t)
-		// anna, outside break_glass, is also at the console: that session
-		// is not the public listener's, and neither counted nor ended.
+		// anna and bert, outside break_glass, are at the console too: bert
+		// sets the lockdown and keeps the session he acts in; anna's
+		// console session ends with her others.
 		f.session(t, admin.SessionPrefix+"anna", "anna", "admin.corp.test")
-		p, err := f.act.Preview(ctx, viewer, sluis.LevelLockdown, "intrusion")
-		if err != nil || p.Live != 3 || p.Revoked != 2 || p.Notice != "Access is limited to emergency staff: intrusion" {
+		f.session(t, admin.SessionPrefix+"bert", "bert", "admin.corp.test")
+		operator := operator
+		operator.SessionID = admin.SessionPrefix + "bert"
+		p, err := f.act.Preview(ctx, operator, sluis.LevelLockdown, "intrusion")
+		if err != nil || p.Live != 4 || p.Revoked != 3 || p.Notice != "Access is limited to emergency staff: intrusion" {
 			t.Fatalf("preview %+v %v", p, err)
 		}
 		r, err := f.act.SetLevel(ctx, operator, admin.LevelChange{Level: sluis.LevelLockdown, Reason: "intrusion"})
-		if err != nil || r.Revoked != 2 || r.Emergency.SetBy != "olga" || r.Until != "until changed" {
+		if err != nil || r.Revoked != 3 || r.Emergency.SetBy != "olga" || r.Until != "until changed" {
 			t.Fatalf("%+v %v", r, err)
 		}
 		live := f.live(t)
-		if live["s-anna"] || live["s-bert"] || !live["s-olga"] || !live[admin.SessionPrefix+"anna"] {
+		if live["s-anna"] || live["s-bert"] || !live["s-olga"] || live[admin.SessionPrefix+"anna"] || !live[admin.SessionPrefix+"bert"] {
 			t.Fatalf("live: %v", live)
 		}
 		em, _ := f.st.Emergency(ctx)

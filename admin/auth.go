@@ -153,7 +153,7 @@ func (s *Server) current(r *http.Request) (*console, error) {
 	if !IsConsoleSession(a.Session.ID) || a.Session.Stage != sluis.StageComplete || !s.factorOK(a.Session.MFAMethod) {
 		return nil, nil
 	}
-	return &console{op: Operator{Name: a.User.Name, Role: s.o.Roles(a.User.Groups), Source: peerAddr(r)},
+	return &console{op: Operator{Name: a.User.Name, Role: s.o.Roles(a.User.Groups), Source: peerAddr(r), SessionID: a.Session.ID},
 		user: a.User, sess: a.Session, token: tok, csrf: csrfFor(tok)}, nil
 }
 

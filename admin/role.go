@@ -51,6 +51,9 @@ type Operator struct {
 	Name   string
 	Role   Role
 	Source string
+	// SessionID is the console session the operator acts in ("" for the
+	// CLI): the one session a lockdown it sets does not end.
+	SessionID string
 }
 
 // ErrForbidden is returned (wrapped) when an operator's role does not

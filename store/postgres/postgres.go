@@ -868,11 +868,8 @@ func (s *DB) RevokeSessions(ctx context.Context, f sluis.SessionFilter, at time.
 	var ids []string
 	err := s.changeTx(ctx, func(tx pgx.Tx) error {
 		ids = nil
-		keep := ""
-		if f.KeepConsole {
-			keep = fmt.Sprintf(" AND left(id, %d) <> '%s'", len(sluis.ConsoleSessionPrefix), sluis.ConsoleSessionPrefix)
-		}
-		rows, err := tx.Query(ctx, `UPDATE sessions SET revoked_at = $1 WHERE revoked_at = 0 AND `+where(2)+keep+` RETURNING id, created_at`, unixNano(at), arg)
+		// f.Keep "" matches no session (IDs are never empty).
+		rows, err := tx.Query(ctx, `UPDATE sessions SET revoked_at = $1 WHERE revoked_at = 0 AND `+where(2)+` AND id <> $3 RETURNING id, created_at`, unixNano(at), arg, f.Keep)
 		if err != nil {
 			return err
 		}

@@ -854,11 +854,8 @@ func (s *DB) RevokeSessions(ctx context.Context, f sluis.SessionFilter, at time.
 	}
 	var ids []string
 	err := s.changeTx(ctx, func(tx *sql.Tx) error {
-		keep := ""
-		if f.KeepConsole {
-			keep = fmt.Sprintf(" AND substr(id, 1, %d) <> '%s'", len(sluis.ConsoleSessionPrefix), sluis.ConsoleSessionPrefix)
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE revoked_at = 0 AND `+where+keep+` ORDER BY created_at, id`, arg)
+		// f.Keep "" matches no session (IDs are never empty).
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM sessions WHERE revoked_at = 0 AND `+where+` AND id <> ? ORDER BY created_at, id`, arg, f.Keep)
 		if err != nil {
 			return err
 		}
