@@ -40,11 +40,21 @@ func Fixed(bytes int64) int64 { return debug.SetMemoryLimit(bytes) }
 // and the runtime's other memory) plus max(headroom, live heap), set anew
 // after each collection. headroom 0 means DefaultHeadroom. stop ends it
 // and restores the limit from before.
+//
+// The limit is the process's: with several Follows at once (tests that run
+// several gateways in one process), the limit from before the first is
+// restored when the last stops, whatever the order they stop in.
 func Follow(headroom int64) (stop func()) {
 	if headroom <= 0 {
 		headroom = DefaultHeadroom
 	}
-	f := &follower{headroom: headroom, before: debug.SetMemoryLimit(-1)}
+	following.Lock()
+	if following.n == 0 {
+		following.before = debug.SetMemoryLimit(-1)
+	}
+	following.n++
+	following.Unlock()
+	f := &follower{headroom: headroom}
 	f.samples = make([]metrics.Sample, len(sampleNames))
 	for i, n := range sampleNames {
 		f.samples[i].Name = n
@@ -54,10 +64,23 @@ func Follow(headroom int64) (stop func()) {
 	return func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if f.stopped.CompareAndSwap(false, true) {
-			debug.SetMemoryLimit(f.before)
+		if !f.stopped.CompareAndSwap(false, true) {
+			return
+		}
+		following.Lock()
+		defer following.Unlock()
+		if following.n--; following.n == 0 {
+			debug.SetMemoryLimit(following.before)
 		}
 	}
+}
+
+// following counts the Follows in force, and keeps the limit from before
+// the first.
+var following struct {
+	sync.Mutex
+	n      int
+	before int64
 }
 
 var sampleNames = []string{
@@ -71,7 +94,6 @@ var sampleNames = []string{
 
 type follower struct {
 	headroom int64
-	before   int64
 	mu       sync.Mutex // held while the limit is set, so that stop's restoring is last
 	stopped  atomic.Bool
 	samples  []metrics.Sample // used by adjust only (the finalizer goroutine, or Follow before arm)

@@ -65,3 +65,24 @@ func waitLimit(t *testing.T, ok func(int64) bool) int64 {
 	t.Fatalf("the limit stayed %d", l)
 	return 0
 }
+
+// Several Follows at once, stopped in the order they began (not the
+// reverse): the limit from before the first comes back when the last
+// stops, not one that a follower had set.
+func TestFollowsStoppedInAnyOrder(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	a := Follow(64 << 20)
+	b := Follow(64 << 20)
+	a()
+	if l := debug.SetMemoryLimit(-1); l == before {
+		t.Fatal("the limit was restored while a Follow is still in force")
+	}
+	b()
+	if l := debug.SetMemoryLimit(-1); l != before {
+		t.Fatalf("limit %d after both stopped, want %d from before", l, before)
+	}
+	b() // stopping twice changes nothing
+	if l := debug.SetMemoryLimit(-1); l != before {
+		t.Fatalf("limit %d after a second stop, want %d", l, before)
+	}
+}
