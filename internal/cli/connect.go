@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -27,19 +26,12 @@ const connectUsage = `usage: sluis connect APP [--gateway URL] [--listen 127.0.0
 
 // connectCmd is `sluis connect`: the client of TCP apps.
 func (e *env) connectCmd(args []string) error {
-	if path := e.getenv("SLUIS_CPUPROFILE"); path != "" {
-		// For bench/tunnel, as for `sluis serve`: the user names the file.
-		f, err := os.Create(path)
-		if err != nil {
-			return fmt.Errorf("SLUIS_CPUPROFILE: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return fmt.Errorf("SLUIS_CPUPROFILE: %w", err)
-		}
-		defer f.Close()
-		defer pprof.StopCPUProfile()
+	// For bench/tunnel, as for `sluis serve`.
+	stopProfile, err := startCPUProfile(e.getenv("SLUIS_CPUPROFILE"))
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
 	gateway := fs.String("gateway", "", "the gateway's portal `URL` (default: $SLUIS_GATEWAY, or the one gateway logged in to)")
 	listen := fs.String("listen", "127.0.0.1:0", "the local `address` to accept connections on (loopback only)")

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -327,20 +326,13 @@ func (e *env) serveConfig(c *config.Config, ready func(port int, signer *asserti
 	// GOMEMLIMIT, when set, wins (the runtime has read it already).
 	defer setMemoryLimit(c, e.getenv)()
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if path := e.getenv("SLUIS_CPUPROFILE"); path != "" {
-		// For profile-guided builds (cmd/sluis/default.pgo): the operator
-		// names the file; nothing is ever served over HTTP.
-		f, err := os.Create(path)
-		if err != nil {
-			return fmt.Errorf("SLUIS_CPUPROFILE: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return fmt.Errorf("SLUIS_CPUPROFILE: %w", err)
-		}
-		defer f.Close()
-		defer pprof.StopCPUProfile()
+	// For profile-guided builds (cmd/sluis/default.pgo) and the
+	// benchmarks.
+	stopProfile, err := startCPUProfile(e.getenv("SLUIS_CPUPROFILE"))
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	// Allocation and blocking profiles, written when the gateway stops;
 	// like the CPU profile, for the benchmarks (bench/proxy, bench/gateway),
 	// named by the operator, never served.
@@ -841,19 +833,4 @@ func (e *env) initDataDir(args []string) error {
 		}
 	}
 	return nil
-}
-
-// writeProfile writes the runtime profile name (allocs, block, mutex) to
-// f and closes it; a failure is logged, the gateway is stopping anyway.
-func writeProfile(log *slog.Logger, name string, f *os.File) {
-	if name == "allocs" {
-		runtime.GC() // the profile is as of the last collection
-	}
-	err := pprof.Lookup(name).WriteTo(f, 0)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		log.Error("sluis: writing the "+name+" profile", "path", f.Name(), "err", err)
-	}
 }
